@@ -77,7 +77,11 @@ fn default_true() -> bool {
 
 impl ProviderConfig {
     /// The API key: `api_key` if set, else the variable `api_key_env` (or `default_env`) names.
-    pub fn resolve_api_key(&self, provider: &'static str, default_env: &str) -> Result<SecretString> {
+    pub fn resolve_api_key(
+        &self,
+        provider: &'static str,
+        default_env: &str,
+    ) -> Result<SecretString> {
         if let Some(key) = &self.api_key {
             return Ok(key.clone());
         }
@@ -137,7 +141,10 @@ mod tests {
         };
         let err = cfg.resolve_api_key("gemini", "GEMINI_API_KEY").unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::Config);
-        assert!(err.to_string().contains("GW_TEST_SURELY_UNSET_KEY"), "{err}");
+        assert!(
+            err.to_string().contains("GW_TEST_SURELY_UNSET_KEY"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -147,6 +154,9 @@ mod tests {
             ..ProviderConfig::default()
         };
         assert_eq!(cfg.base_url_or("https://x"), "http://127.0.0.1:9");
-        assert_eq!(ProviderConfig::default().base_url_or("https://x/"), "https://x");
+        assert_eq!(
+            ProviderConfig::default().base_url_or("https://x/"),
+            "https://x"
+        );
     }
 }

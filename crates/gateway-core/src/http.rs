@@ -97,7 +97,10 @@ pub fn transport_error(provider: &'static str, e: reqwest::Error) -> Error {
     } else if e.is_connect() {
         (ErrorKind::Connect, "cannot connect to the provider")
     } else if e.is_decode() || e.is_body() {
-        (ErrorKind::Connect, "the connection broke while reading the response")
+        (
+            ErrorKind::Connect,
+            "the connection broke while reading the response",
+        )
     } else {
         (ErrorKind::Connect, "the request to the provider failed")
     };
@@ -156,10 +159,19 @@ mod tests {
     #[test]
     fn retry_after_seconds() {
         assert_eq!(retry_after(&with_retry_after("0")), Some(Duration::ZERO));
-        assert_eq!(retry_after(&with_retry_after(" 2 ")), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&with_retry_after("1.5")), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(&with_retry_after(" 2 ")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&with_retry_after("1.5")),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(retry_after(&with_retry_after("-1")), None);
-        assert_eq!(retry_after(&with_retry_after("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            retry_after(&with_retry_after("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 

@@ -29,7 +29,11 @@ impl Registry {
     }
 
     /// Announces `models` (provider-local ids) of `provider` for listing.
-    pub fn announce_models(&mut self, provider: &'static str, models: impl IntoIterator<Item = String>) {
+    pub fn announce_models(
+        &mut self,
+        provider: &'static str,
+        models: impl IntoIterator<Item = String>,
+    ) {
         self.models.entry(provider).or_default().extend(models);
     }
 

@@ -298,7 +298,11 @@ mod tests {
     fn same_events_whatever_the_single_split() {
         let input = SAMPLE.as_bytes();
         for cut in 0..=input.len() {
-            assert_eq!(parse_in_pieces(input, &[cut]), sample_events(), "cut at {cut}");
+            assert_eq!(
+                parse_in_pieces(input, &[cut]),
+                sample_events(),
+                "cut at {cut}"
+            );
         }
     }
 
