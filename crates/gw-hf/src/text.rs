@@ -1,0 +1,43 @@
+//! [`TextModel`] for the router's chat completions: IO only, mapping lives in `convert`.
+
+use gateway_core::http;
+use gateway_core::sse::text_stream;
+use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
+
+use crate::convert::{self, StreamDecoder};
+use crate::{HfClient, PROVIDER, wire};
+
+/// The OpenAI-compatible chat route of the router.
+const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+
+impl TextModel for HfClient {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    /// Streaming and both JSON modes. Whether the backend provider honours `response_format`
+    /// is up to it: an unsupported combination comes back as a 4xx (`InvalidRequest`).
+    fn capabilities(&self) -> TextCaps {
+        TextCaps {
+            streaming: true,
+            json_object: true,
+            json_schema: true,
+        }
+    }
+
+    async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
+        let body = convert::chat_request(&req, false)?;
+        tracing::debug!(model = %req.model, "Hugging Face chat completion");
+        let response = self.post_json(CHAT_COMPLETIONS, &body).await?;
+        let completion: wire::ChatCompletion = http::read_json(PROVIDER, response).await?;
+        convert::text_response(completion, &req.model)
+    }
+
+    async fn stream(&self, req: TextRequest) -> Result<TextStream> {
+        let body = convert::chat_request(&req, true)?;
+        tracing::debug!(model = %req.model, "Hugging Face chat completion stream");
+        let response = self.post_json(CHAT_COMPLETIONS, &body).await?;
+        let decoder = StreamDecoder::new(response.status().as_u16());
+        Ok(text_stream(http::byte_stream(PROVIDER, response), decoder))
+    }
+}

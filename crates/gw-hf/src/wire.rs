@@ -1,0 +1,262 @@
+//! The JSON of the Hugging Face router's OpenAI-compatible chat completions, field for field.
+//!
+//! Outbound types leave out what is not set; inbound types accept fields they do not name, and
+//! their enums map values they do not know to `Other`, because the router passes through whatever
+//! the chosen backend provider answers.
+//!
+//! Reference: `shared/providers/huggingface.md` and
+//! <https://platform.openai.com/docs/api-reference/chat>.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The body of `POST /v1/chat/completions`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create>,
+/// <https://huggingface.co/docs/inference-providers/tasks/chat-completion>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ChatCompletionRequest {
+    /// First, so the router can pick the provider from a prefix of the body (the SDK's
+    /// `BaseConversationalTask` does the same). Kept verbatim, `:provider` suffix included.
+    pub(crate) model: String,
+    pub(crate) messages: Vec<ChatMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) stop: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) response_format: Option<ResponseFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stream_options: Option<StreamOptions>,
+}
+
+/// One message of `messages`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ChatMessage {
+    pub(crate) role: Role,
+    pub(crate) content: String,
+}
+
+/// A message's `role`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// `response_format`: `{"type":"json_object"}` or `{"type":"json_schema","json_schema":{..}}`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-response_format>,
+/// <https://huggingface.co/docs/inference-providers/guides/structured-output>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ResponseFormat {
+    JsonObject,
+    JsonSchema { json_schema: JsonSchema },
+}
+
+/// The `json_schema` of a `json_schema` response format.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-response_format>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct JsonSchema {
+    pub(crate) name: String,
+    pub(crate) schema: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) strict: Option<bool>,
+}
+
+/// `stream_options`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct StreamOptions {
+    pub(crate) include_usage: bool,
+}
+
+/// A blocking answer (`object: "chat.completion"`).
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ChatCompletion {
+    #[serde(default)]
+    pub(crate) id: Option<String>,
+    #[serde(default)]
+    pub(crate) model: Option<String>,
+    #[serde(default)]
+    pub(crate) choices: Vec<Choice>,
+    #[serde(default)]
+    pub(crate) usage: Option<Usage>,
+}
+
+/// One of `choices` of a blocking answer.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Choice {
+    #[serde(default)]
+    pub(crate) message: Option<ResponseMessage>,
+    #[serde(default)]
+    pub(crate) finish_reason: Option<FinishReason>,
+}
+
+/// `choices[].message` of a blocking answer; `content` is `null` e.g. when the model only called
+/// a tool.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ResponseMessage {
+    #[serde(default)]
+    pub(crate) content: Option<String>,
+}
+
+/// `finish_reason`. `function_call` is the deprecated name of `tool_calls`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum FinishReason {
+    Stop,
+    Length,
+    ContentFilter,
+    ToolCalls,
+    FunctionCall,
+    #[serde(other)]
+    Other,
+}
+
+/// `usage`: every count is optional, because the router passes on whatever the backend
+/// provider reports.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub(crate) prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(default)]
+    pub(crate) completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct PromptTokensDetails {
+    #[serde(default)]
+    pub(crate) cached_tokens: Option<u64>,
+}
+
+/// `usage.completion_tokens_details`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct CompletionTokensDetails {
+    #[serde(default)]
+    pub(crate) reasoning_tokens: Option<u64>,
+}
+
+/// One `data:` event of a stream (`object: "chat.completion.chunk"`), or an error event
+/// `{"error": ...}` that some backends send mid-stream.
+///
+/// <https://platform.openai.com/docs/api-reference/chat-streaming/streaming>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ChatCompletionChunk {
+    #[serde(default)]
+    pub(crate) choices: Vec<ChunkChoice>,
+    /// With `stream_options.include_usage`, on a last chunk whose `choices` is empty.
+    #[serde(default)]
+    pub(crate) usage: Option<Usage>,
+    #[serde(default)]
+    pub(crate) error: Option<ErrorField>,
+}
+
+/// One of `choices` of a stream chunk.
+///
+/// <https://platform.openai.com/docs/api-reference/chat-streaming/streaming#chat-streaming/streaming-choices>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ChunkChoice {
+    #[serde(default)]
+    pub(crate) delta: Option<Delta>,
+    #[serde(default)]
+    pub(crate) finish_reason: Option<FinishReason>,
+}
+
+/// `choices[].delta` of a stream chunk.
+///
+/// <https://platform.openai.com/docs/api-reference/chat-streaming/streaming#chat-streaming/streaming-choices>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Delta {
+    #[serde(default)]
+    pub(crate) content: Option<String>,
+}
+
+/// An error body. The router's and the backend providers' shapes differ; these are the ones the
+/// official SDK parses (`huggingface_hub/utils/_http.py::_format`), plus OAuth's
+/// `error_description` and hf-inference's `estimated_time` (a 503 while a model loads).
+///
+/// Reference: `shared/providers/huggingface.md` section 5.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub(crate) error: Option<ErrorField>,
+    #[serde(default)]
+    pub(crate) error_description: Option<String>,
+    #[serde(default)]
+    pub(crate) errors: Option<Vec<ErrorItem>>,
+    #[serde(default)]
+    pub(crate) estimated_time: Option<f64>,
+}
+
+/// The `error` member: `"msg"`, `["msg1","msg2"]` or an OpenAI error object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorField {
+    Message(String),
+    Messages(Vec<String>),
+    Object(ErrorObject),
+    /// Any other JSON: kept so one odd value does not hide the rest of the body.
+    Other(Value),
+}
+
+/// An OpenAI-style error object `{"message","type","code"}`.
+///
+/// <https://platform.openai.com/docs/guides/error-codes>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ErrorObject {
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub(crate) kind: Option<String>,
+    /// A string in OpenAI's API; some OpenAI-compatible servers send the HTTP status as a number.
+    #[serde(default)]
+    pub(crate) code: Option<Value>,
+}
+
+/// One of `errors`: `{"message": ...}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ErrorItem {
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
