@@ -44,7 +44,7 @@ impl From<&str> for SecretString {
 }
 
 /// The configuration of one provider, as it appears under `[providers.<name>]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// The API key itself. Prefer `api_key_env`, which keeps keys out of files.
@@ -73,6 +73,21 @@ pub struct ProviderConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// Enabled, with every other field unset (the provider's defaults apply).
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            api_key_env: None,
+            base_url: None,
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+            models: Vec::new(),
+            enabled: true,
+        }
+    }
 }
 
 impl ProviderConfig {
@@ -131,6 +146,13 @@ mod tests {
         };
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
+    }
+
+    #[test]
+    fn default_is_enabled_like_an_empty_table() {
+        let from_toml: ProviderConfig = serde_json::from_str("{}").unwrap();
+        assert!(ProviderConfig::default().enabled);
+        assert!(from_toml.enabled);
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 mod config;
 mod error;
+mod pricing;
 mod registry;
 pub mod sse;
 mod text;
@@ -35,6 +36,7 @@ pub mod http;
 
 pub use config::{ProviderConfig, ProvidersConfig, SecretString};
 pub use error::{Error, ErrorKind, Result};
+pub use pricing::{BUILTIN_CATALOG, PriceCatalog, TextPrice};
 pub use registry::Registry;
 pub use text::{
     DynTextModel, FinishReason, Message, ResponseFormat, Role, TextCaps, TextChunk, TextModel,
