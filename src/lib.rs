@@ -1,1 +1,87 @@
-//! placeholder
+//! `llm-gateway`: one typed API for chat, structured JSON and (as providers grow) images, audio,
+//! video and web search across many providers. Switching provider is a change of model name.
+//!
+//! This crate re-exports [`gateway_core`] and each provider crate behind a cargo feature named
+//! after the provider, so an application compiles only the providers it uses, and it holds the
+//! [`Gateway`]: the registry of configured providers, routing by model name
+//! (`<provider>/<model id>`), retries with exponential backoff and jitter that honour the
+//! provider's `Retry-After`, and a tracing span per request.
+//!
+//! # Features
+//! - `gemini`: Google Gemini ([`gemini`]).
+//! - `hf`: Hugging Face Inference Providers ([`hf`]).
+//! - `all-providers`: all of the above.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> llm_gateway::Result<()> {
+//! use llm_gateway::{Gateway, ProviderConfig, ProvidersConfig, Registry, TextRequest};
+//!
+//! let mut providers = ProvidersConfig::new();
+//! providers.insert("gemini".into(), ProviderConfig::default()); // key from GEMINI_API_KEY
+//! let mut registry = Registry::new();
+//! llm_gateway::register_enabled(&mut registry, &providers)?;
+//! let gateway = Gateway::new(registry);
+//!
+//! let answer = gateway
+//!     .generate(TextRequest::new("gemini/gemini-2.5-flash").user("Say hi"))
+//!     .await?;
+//! println!("{} ({} tokens)", answer.content, answer.usage.total_tokens());
+//! # Ok(()) }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+mod router;
+
+pub use gateway_core::*;
+pub use router::{Gateway, RetryPolicy, Route};
+
+#[cfg(feature = "gemini")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]
+pub use gw_gemini as gemini;
+#[cfg(feature = "hf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hf")))]
+pub use gw_hf as hf;
+
+/// The providers this build was compiled with, by id.
+pub const COMPILED_PROVIDERS: &[&str] = &[
+    #[cfg(feature = "gemini")]
+    "gemini",
+    #[cfg(feature = "hf")]
+    "hf",
+];
+
+/// Registers every provider of `cfg` that is enabled and compiled in.
+///
+/// Fails on a provider this build does not know (a typo, or a missing cargo feature). A known
+/// provider that cannot be set up (most often: its API key is not set) is left out, and its error
+/// is returned in the list so the caller can decide: a server logs it and serves the others.
+pub fn register_enabled(reg: &mut Registry, cfg: &ProvidersConfig) -> Result<Vec<Error>> {
+    if let Some(unknown) = cfg
+        .keys()
+        .find(|p| !COMPILED_PROVIDERS.contains(&p.as_str()))
+    {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "providers.{unknown}: unknown provider; this build has: {}",
+                COMPILED_PROVIDERS.join(", ")
+            ),
+        ));
+    }
+    let mut skipped = Vec::new();
+    #[allow(unused_mut, unused_variables)]
+    let mut add = |name: &str, register: fn(&mut Registry, &ProviderConfig) -> Result<()>| {
+        if let Some(c) = cfg.get(name).filter(|c| c.enabled)
+            && let Err(e) = register(reg, c)
+        {
+            skipped.push(e);
+        }
+    };
+    #[cfg(feature = "gemini")]
+    add("gemini", gw_gemini::register);
+    #[cfg(feature = "hf")]
+    add("hf", gw_hf::register);
+    Ok(skipped)
+}
