@@ -1,0 +1,144 @@
+//! A mock upstream with canned answers in the providers' real formats, for trying the gateway
+//! by hand (`cargo xtask mock-upstream`) without provider keys:
+//!
+//! - Gemini: `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+//! - OpenAI-compatible chat (the Hugging Face router's shape): `POST /v1/chat/completions`,
+//!   with `stream: true` as server-sent events ending in `data: [DONE]`.
+//!
+//! The answer echoes the last user message, so a round trip is easy to see.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+/// Serves the canned mock on `addr` until the process ends.
+pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "mock upstream listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, router()).await
+}
+
+/// The canned mock's routes.
+pub fn router() -> Router {
+    Router::new()
+        .route("/v1beta/models/{model_action}", post(gemini))
+        .route("/v1/chat/completions", post(openai_chat))
+}
+
+fn reply_to(prompt: &str) -> String {
+    format!("Mock answer to: {prompt}")
+}
+
+async fn gemini(Path(model_action): Path<String>, body: axum::Json<Value>) -> Response {
+    let Some((model, action)) = model_action.split_once(':') else {
+        return (StatusCode::NOT_FOUND, "expected models/{model}:{action}").into_response();
+    };
+    let prompt = body
+        .pointer("/contents")
+        .and_then(Value::as_array)
+        .and_then(|c| c.last())
+        .and_then(|c| c.pointer("/parts/0/text"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let words: Vec<String> = reply_to(&prompt)
+        .split_inclusive(' ')
+        .map(str::to_owned)
+        .collect();
+    let usage = |out: usize| json!({"promptTokenCount": 8, "candidatesTokenCount": out, "totalTokenCount": 8 + out});
+    match action {
+        "generateContent" => axum::Json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": words.concat()}]},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage(words.len()),
+            "modelVersion": model,
+            "responseId": "mock-response",
+        }))
+        .into_response(),
+        "streamGenerateContent" => {
+            let n = words.len();
+            let events = words.iter().enumerate().map(|(i, w)| {
+                let mut candidate = json!({"content": {"role": "model", "parts": [{"text": w}]}, "index": 0});
+                if i + 1 == n {
+                    candidate["finishReason"] = json!("STOP");
+                }
+                json!({"candidates": [candidate], "usageMetadata": usage(i + 1), "modelVersion": model})
+            });
+            sse(events.map(|e| e.to_string()).collect())
+        }
+        _ => (StatusCode::NOT_FOUND, "unknown action").into_response(),
+    }
+}
+
+async fn openai_chat(body: axum::Json<Value>) -> Response {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_owned();
+    let prompt = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let words: Vec<String> = reply_to(&prompt)
+        .split_inclusive(' ')
+        .map(str::to_owned)
+        .collect();
+    let usage = json!({"prompt_tokens": 8, "completion_tokens": words.len(), "total_tokens": 8 + words.len()});
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        return axum::Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_760_000_000u64, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
+               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        words
+            .iter()
+            .map(|w| chunk(json!({"content": w}), Value::Null)),
+    );
+    events.push(chunk(json!({}), json!("stop")));
+    events.push(
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
+               "model": model, "choices": [], "usage": usage})
+        .to_string(),
+    );
+    events.push("[DONE]".into());
+    sse(events)
+}
+
+fn sse(events: Vec<String>) -> Response {
+    let frames = events
+        .into_iter()
+        .map(|e| Ok::<_, std::convert::Infallible>(Bytes::from(format!("data: {e}\n\n"))));
+    let mut response = Body::from_stream(futures_util::stream::iter(frames)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}

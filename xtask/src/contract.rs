@@ -1,0 +1,516 @@
+//! The contract-fixture runner (format: `shared/contract-fixtures.md`).
+//!
+//! Each fixture gets a fresh mock upstream playing its `upstream` steps and a fresh gateway (the
+//! real server, router, retries, pricing and provider crates) whose every provider points at the
+//! mock. The runner sends the fixture's requests over HTTP and compares what comes back, then
+//! asks the mock what it received.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use gw_mock::MockUpstream;
+use gw_mock::fixture::{ClientExpect, ClientRequest, Fixture};
+use gw_mock::matcher::{differences, scalar_matches};
+use gw_server::{AppState, Config, app};
+use llm_gateway::sse::SseDecoder;
+use serde_json::Value;
+
+/// The gateway key the runner authenticates with.
+const CONTRACT_KEY: &str = "sk-contract-runner";
+
+/// Counts of one run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) passed: usize,
+    pub(crate) failed: usize,
+}
+
+/// Runs every fixture under `dirs` whose path contains `filter`, printing one line per fixture
+/// and the closing `N passed, N failed`.
+pub(crate) async fn run(dirs: &[PathBuf], filter: Option<&str>, out: &mut impl Write) -> Summary {
+    let mut files = Vec::new();
+    for dir in dirs {
+        collect(dir, &mut files);
+    }
+    files.sort();
+    files.retain(|f| filter.is_none_or(|text| f.to_string_lossy().contains(text)));
+    let mut summary = Summary::default();
+    for file in &files {
+        let (name, result) = run_file(file).await;
+        match result {
+            Ok(()) => {
+                summary.passed += 1;
+                let _ = writeln!(out, "ok   {name} ({})", file.display());
+            }
+            Err(diffs) => {
+                summary.failed += 1;
+                let _ = writeln!(out, "FAIL {name} ({})", file.display());
+                for d in diffs {
+                    let _ = writeln!(out, "       {d}");
+                }
+            }
+        }
+    }
+    if files.is_empty() {
+        let _ = writeln!(out, "no fixtures found under {dirs:?}");
+    }
+    let _ = writeln!(out, "{} passed, {} failed", summary.passed, summary.failed);
+    summary
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        files.push(path.to_owned());
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            collect(&p, files);
+        } else if p.extension().is_some_and(|e| e == "json") {
+            files.push(p);
+        }
+    }
+}
+
+async fn run_file(file: &Path) -> (String, Result<(), Vec<String>>) {
+    let fallback_name = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                fallback_name,
+                Err(vec![format!("cannot read the file: {e}")]),
+            );
+        }
+    };
+    let fixture: Fixture = match serde_json::from_str(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                fallback_name,
+                Err(vec![format!("not a valid fixture: {e}")]),
+            );
+        }
+    };
+    let name = fixture.name.clone();
+    (name, run_fixture(fixture).await)
+}
+
+/// Runs one fixture; `Err` holds every difference found.
+pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
+    let exchanges = fixture.all_exchanges().map_err(|e| vec![e])?;
+    if !fixture.prior_usage.is_empty() {
+        return Err(vec![
+            "prior_usage needs plan enforcement and the usage store, which this gateway does not have yet".into(),
+        ]);
+    }
+    let mock = MockUpstream::start(fixture.upstream.clone())
+        .await
+        .map_err(|e| vec![format!("cannot start the mock upstream: {e}")])?;
+    let plan = fixture.plan.as_deref().unwrap_or("enterprise");
+    let gateway = start_gateway(mock.url(), plan).await.map_err(|e| vec![e])?;
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
+    let mut diffs = Vec::new();
+    let mut responses: Vec<Value> = Vec::new();
+    for (i, exchange) in exchanges.iter().enumerate() {
+        let prefix = if exchanges.len() > 1 {
+            format!("exchange {i}: ")
+        } else {
+            String::new()
+        };
+        match send(&client, &gateway.url, &exchange.request, &responses).await {
+            Ok(got) => {
+                diffs.extend(
+                    compare(&exchange.expect, &got)
+                        .into_iter()
+                        .map(|d| format!("{prefix}response mismatch: {d}")),
+                );
+                responses
+                    .push(serde_json::json!({ "json": got.json.clone().unwrap_or(Value::Null) }));
+            }
+            Err(e) => {
+                diffs.push(format!("{prefix}{e}"));
+                responses.push(Value::Null);
+            }
+        }
+    }
+    diffs.extend(mock.verify());
+    if diffs.is_empty() { Ok(()) } else { Err(diffs) }
+}
+
+struct RunningGateway {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_gateway(upstream: &str, plan: &str) -> Result<RunningGateway, String> {
+    let mut config = format!(
+        "[[auth.keys]]\nname = \"contract\"\nkey = \"{CONTRACT_KEY}\"\nplan = \"{plan}\"\n\n\
+         [retry]\nmax_retries = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\nmax_retry_after_ms = 60000\n"
+    );
+    for provider in llm_gateway::COMPILED_PROVIDERS {
+        config.push_str(&format!(
+            "\n[providers.{provider}]\nbase_url = \"{upstream}\"\napi_key = \"contract-provider-key\"\n"
+        ));
+    }
+    let config = Config::from_toml(&config, "contract runner config", std::iter::empty())
+        .map_err(|e| e.to_string())?;
+    let state = AppState::from_config(&config).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot bind the gateway: {e}"))?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app(state)).await;
+    });
+    Ok(RunningGateway { url, task })
+}
+
+/// What the gateway answered.
+struct Got {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    json: Option<Value>,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    req: &ClientRequest,
+    earlier: &[Value],
+) -> Result<Got, String> {
+    let path = substitute_str(&req.path, earlier)?;
+    let method = reqwest::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| format!("request.method `{}` is not an HTTP method", req.method))?;
+    let mut builder = client.request(method, format!("{base}{path}"));
+    let mut has_auth = false;
+    for (name, value) in &req.headers {
+        has_auth |= name.eq_ignore_ascii_case("authorization");
+        builder = builder.header(name, value);
+    }
+    if !has_auth {
+        builder = builder.bearer_auth(CONTRACT_KEY);
+    }
+    if let Some(json) = &req.json {
+        builder = builder.json(&substitute(json, earlier)?);
+    } else if let Some(fields) = &req.multipart {
+        builder = builder.multipart(multipart(fields)?);
+    }
+    let response = builder
+        .send()
+        .await
+        .map_err(|e| format!("request to the gateway failed: {e}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the gateway's answer failed: {e}"))?
+        .to_vec();
+    let json = serde_json::from_slice(&body).ok();
+    Ok(Got {
+        status,
+        headers,
+        body,
+        json,
+    })
+}
+
+fn multipart(
+    fields: &std::collections::BTreeMap<String, Value>,
+) -> Result<reqwest::multipart::Form, String> {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in fields {
+        form = match value {
+            Value::String(s) => form.text(name.clone(), s.clone()),
+            Value::Object(file) => {
+                let b64 = file
+                    .get("base64")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| format!("request.multipart.{name}.base64: {e}"))?;
+                let mut part = reqwest::multipart::Part::bytes(bytes);
+                if let Some(f) = file.get("filename").and_then(Value::as_str) {
+                    part = part.file_name(f.to_owned());
+                }
+                if let Some(ct) = file.get("content_type").and_then(Value::as_str) {
+                    part = part
+                        .mime_str(ct)
+                        .map_err(|e| format!("request.multipart.{name}.content_type: {e}"))?;
+                }
+                form.part(name.clone(), part)
+            }
+            other => form.text(name.clone(), other.to_string()),
+        };
+    }
+    Ok(form)
+}
+
+fn compare(expect: &ClientExpect, got: &Got) -> Vec<String> {
+    let mut out = Vec::new();
+    if expect.status != got.status {
+        let body = String::from_utf8_lossy(&got.body);
+        let body: String = body.chars().take(400).collect();
+        out.push(format!(
+            "status: expected {}, got {} (body: {body})",
+            expect.status, got.status
+        ));
+    }
+    for (name, want) in &expect.headers {
+        match got
+            .headers
+            .get(name.as_str())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        {
+            Some(v) if scalar_matches(want, &v) => {}
+            Some(v) => out.push(format!("header {name}: expected {want}, got {v:?}")),
+            None => out.push(format!("header {name}: missing")),
+        }
+    }
+    if let Some(want) = &expect.json {
+        match &got.json {
+            Some(actual) => out.extend(
+                differences(want, actual)
+                    .into_iter()
+                    .map(|d| format!("body {d}")),
+            ),
+            None => out.push(format!(
+                "body: expected JSON, got {:?}",
+                String::from_utf8_lossy(&got.body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
+        }
+    }
+    let wants_sse = expect.sse_text.is_some()
+        || expect.sse_last_usage.is_some()
+        || expect.sse_done.is_some()
+        || expect.sse_error.is_some();
+    if wants_sse {
+        out.extend(compare_sse(expect, &got.body));
+    }
+    if let Some(b64) = &expect.body_base64 {
+        match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(want) if want == got.body => {}
+            Ok(want) => out.push(format!(
+                "body: expected {} exact bytes, got {} different bytes",
+                want.len(),
+                got.body.len()
+            )),
+            Err(e) => out.push(format!("expect.body_base64 is not base64: {e}")),
+        }
+    }
+    if let Some(min) = expect.body_min_len
+        && got.body.len() < min
+    {
+        out.push(format!(
+            "body: expected at least {min} bytes, got {}",
+            got.body.len()
+        ));
+    }
+    out
+}
+
+fn compare_sse(expect: &ClientExpect, body: &[u8]) -> Vec<String> {
+    let mut decoder = SseDecoder::new();
+    decoder.push(body);
+    decoder.push(b"\n\n");
+    let mut events = Vec::new();
+    while let Some(e) = decoder.next_event() {
+        events.push(e.data);
+    }
+    let mut out = Vec::new();
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    if let Some(want) = &expect.sse_text {
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| {
+                c.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+            })
+            .collect();
+        if *want != text {
+            out.push(format!("sse_text: expected {want:?}, got {text:?}"));
+        }
+    }
+    if let Some(want) = &expect.sse_last_usage {
+        match chunks
+            .iter()
+            .rev()
+            .find_map(|c| c.get("usage").filter(|u| !u.is_null()))
+        {
+            Some(usage) => out.extend(
+                differences(want, usage)
+                    .into_iter()
+                    .map(|d| format!("sse_last_usage {d}")),
+            ),
+            None => out.push("sse_last_usage: no chunk carried usage".into()),
+        }
+    }
+    if let Some(want) = expect.sse_done {
+        let done = events.last().is_some_and(|d| d == "[DONE]");
+        if want != done {
+            out.push(format!(
+                "sse_done: expected {want}, got {done} (last event: {:?})",
+                events.last()
+            ));
+        }
+    }
+    if let Some(want) = &expect.sse_error {
+        match chunks.iter().find_map(|c| c.get("error")) {
+            Some(error) => out.extend(
+                differences(want, error)
+                    .into_iter()
+                    .map(|d| format!("sse_error {d}")),
+            ),
+            None => out.push("sse_error: the stream carried no error event".into()),
+        }
+    }
+    out
+}
+
+/// Replaces `{{N.json.a.b}}` in the string values of `value` by what exchange N answered.
+fn substitute(value: &Value, earlier: &[Value]) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => {
+            let t = s.trim();
+            if t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1 {
+                lookup(&t[2..t.len() - 2], earlier)?
+            } else {
+                Value::String(substitute_str(s, earlier)?)
+            }
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| substitute(v, earlier))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), substitute(v, earlier)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn substitute_str(s: &str, earlier: &[Value]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let value = lookup(&rest[start + 2..start + len], earlier)?;
+        match value {
+            Value::String(v) => out.push_str(&v),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn lookup(path: &str, earlier: &[Value]) -> Result<Value, String> {
+    let mut parts = path.trim().split('.');
+    let index: usize = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("`{{{{{path}}}}}` must start with an exchange number"))?;
+    let mut here = earlier
+        .get(index)
+        .ok_or_else(|| format!("`{{{{{path}}}}}` names exchange {index}, which has not run"))?;
+    for part in parts {
+        here = match (here, part.parse::<usize>()) {
+            (Value::Array(items), Ok(i)) => items.get(i),
+            (Value::Object(map), _) => map.get(part),
+            _ => None,
+        }
+        .ok_or_else(|| format!("`{{{{{path}}}}}`: exchange {index}'s answer has no `{part}`"))?;
+    }
+    Ok(here.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn substitutes_earlier_answers() {
+        let earlier = vec![json!({"json": {"id": "job-1", "n": [5]}})];
+        assert_eq!(
+            substitute_str("/v1/videos/{{0.json.id}}/content", &earlier).unwrap(),
+            "/v1/videos/job-1/content"
+        );
+        assert_eq!(
+            substitute(&json!({"x": "{{0.json.n.0}}"}), &earlier).unwrap(),
+            json!({"x": 5})
+        );
+        assert!(substitute_str("{{1.json.id}}", &earlier).is_err());
+    }
+
+    /// Every fixture in the repository passes (the same run as `cargo xtask contract`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repository_fixtures_pass() {
+        let mut out = Vec::new();
+        let summary = run(
+            &[crate::workspace_root().join("tests/contract")],
+            None,
+            &mut out,
+        )
+        .await;
+        let report = String::from_utf8_lossy(&out);
+        assert!(summary.passed > 0, "no fixtures ran:\n{report}");
+        assert_eq!(summary.failed, 0, "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_fixture_file_is_a_failure_not_a_crash() {
+        let dir = std::env::temp_dir().join(format!("gw-contract-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("broken.json"), "{ not json").unwrap();
+        let mut out = Vec::new();
+        let summary = run(&[dir.clone()], None, &mut out).await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            summary,
+            Summary {
+                passed: 0,
+                failed: 1
+            }
+        );
+        let report = String::from_utf8_lossy(&out);
+        assert!(report.contains("not a valid fixture"), "{report}");
+        assert!(report.ends_with("0 passed, 1 failed\n"), "{report}");
+    }
+}
