@@ -1,0 +1,43 @@
+//! [`TextModel`] for [`GeminiClient`]: the IO only; mapping lives in `convert`.
+
+use gateway_core::http::{byte_stream, read_json, send};
+use gateway_core::sse::text_stream;
+use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
+
+use crate::convert::{self, StreamDecoder};
+use crate::error::classify;
+use crate::{GeminiClient, PROVIDER, wire};
+
+impl TextModel for GeminiClient {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn capabilities(&self) -> TextCaps {
+        TextCaps {
+            streaming: true,
+            json_object: true,
+            json_schema: true,
+        }
+    }
+
+    async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
+        let body = convert::text_request(&req)?;
+        let url = self.endpoint(&req.model, "generateContent")?;
+        tracing::debug!(provider = PROVIDER, model = %req.model, "generateContent");
+        let response = send(PROVIDER, self.post_json(&url, &body), classify).await?;
+        let answer: wire::GenerateContentResponse = read_json(PROVIDER, response).await?;
+        convert::text_response(answer, &req.model)
+    }
+
+    async fn stream(&self, req: TextRequest) -> Result<TextStream> {
+        let body = convert::text_request(&req)?;
+        let url = self.endpoint(&req.model, "streamGenerateContent?alt=sse")?;
+        tracing::debug!(provider = PROVIDER, model = %req.model, "streamGenerateContent");
+        let response = send(PROVIDER, self.post_json(&url, &body), classify).await?;
+        Ok(text_stream(
+            byte_stream(PROVIDER, response),
+            StreamDecoder::new(),
+        ))
+    }
+}

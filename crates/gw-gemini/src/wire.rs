@@ -1,0 +1,316 @@
+//! Gemini's JSON, field for field (Generative Language API `v1beta`). No logic lives here.
+//!
+//! Outbound types leave out `None`s; inbound types accept unknown fields and tolerate missing
+//! ones, because Google adds fields without notice. Names follow `shared/providers/gemini.md`,
+//! which cites the official Python SDK (`googleapis/python-genai`, `models.py` and `types.py`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The body of `models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+///
+/// Source: <https://ai.google.dev/api/generate-content#request-body>; SDK `models.py`
+/// `_GenerateContentParameters_to_mldev`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GenerateContentRequest {
+    /// The conversation turns (`user` / `model`).
+    pub(crate) contents: Vec<Content>,
+    /// The system prompt; its `role` is ignored by the API, so none is sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) system_instruction: Option<Content>,
+    /// Sampling and output options; left out when nothing is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) generation_config: Option<GenerationConfig>,
+}
+
+/// One turn: `{"role": "user" | "model", "parts": [...]}`.
+///
+/// Source: <https://ai.google.dev/api/caching#Content>. `parts` may be missing on an answer
+/// (e.g. `MAX_TOKENS` reached while thinking, or a safety block), hence the default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Content {
+    /// Who said it; absent on `systemInstruction`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) role: Option<Role>,
+    /// The pieces of the turn.
+    #[serde(default)]
+    pub(crate) parts: Vec<Part>,
+}
+
+/// The author of a [`Content`].
+///
+/// Source: <https://ai.google.dev/api/caching#Content> (`role`: `user` or `model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    /// The end user (also tool results).
+    User,
+    /// The model.
+    Model,
+    /// Any other value the API may answer with; never sent.
+    #[serde(other)]
+    Other,
+}
+
+/// One part of a turn. The wire type is a union; only the members the gateway reads or writes
+/// are spelled out, and unknown members (`inlineData`, `thoughtSignature`, ...) are ignored.
+///
+/// Source: <https://ai.google.dev/api/caching#Part>; `thought` marks a thought summary
+/// (SDK `types.py` `Part.thought`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Part {
+    /// Text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) text: Option<String>,
+    /// `true` when the part is a thought summary rather than answer text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) thought: Option<bool>,
+    /// A function call the model made; only its presence matters to the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) function_call: Option<Value>,
+}
+
+/// `generationConfig`.
+///
+/// Source: <https://ai.google.dev/api/generate-content#generationconfig>; every key is in the
+/// SDK's `_GenerateContentConfig_to_mldev`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GenerationConfig {
+    /// Sampling temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) top_p: Option<f64>,
+    /// Output token limit (thoughts included on thinking models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_output_tokens: Option<u32>,
+    /// Stop sequences; left out when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) stop_sequences: Vec<String>,
+    /// Sampling seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) seed: Option<i64>,
+    /// Presence penalty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) presence_penalty: Option<f64>,
+    /// Frequency penalty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) frequency_penalty: Option<f64>,
+    /// `application/json` for JSON output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) response_mime_type: Option<String>,
+    /// A standard JSON Schema (not the OpenAPI-subset `responseSchema`), passed as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) response_json_schema: Option<Value>,
+}
+
+/// The answer of `generateContent`, and every event of `streamGenerateContent?alt=sse`.
+///
+/// Source: <https://ai.google.dev/api/generate-content#generatecontentresponse>. When the prompt
+/// is blocked, `candidates` is absent and `promptFeedback.blockReason` says why.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GenerateContentResponse {
+    /// Answers; the gateway asks for one and reads the first.
+    #[serde(default)]
+    pub(crate) candidates: Option<Vec<Candidate>>,
+    /// Present when the prompt itself was blocked.
+    #[serde(default)]
+    pub(crate) prompt_feedback: Option<PromptFeedback>,
+    /// Token counts (cumulative while streaming).
+    #[serde(default)]
+    pub(crate) usage_metadata: Option<UsageMetadata>,
+    /// The model that answered, e.g. `gemini-2.5-flash`.
+    #[serde(default)]
+    pub(crate) model_version: Option<String>,
+    /// The response id.
+    #[serde(default)]
+    pub(crate) response_id: Option<String>,
+}
+
+/// One event of `streamGenerateContent?alt=sse`: a [`GenerateContentResponse`], or an error
+/// object sent after the stream started.
+///
+/// Source: `shared/providers/gemini.md` §3 (SDK `_api_client.py::_iter_response_stream` treats
+/// any JSON object with `error` in a stream as a terminal error).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub(crate) struct StreamEvent {
+    /// Present on an error event; its shape is that of [`ErrorBody`] but it is classified from
+    /// the raw event text, so it is only tested for presence here.
+    #[serde(default)]
+    pub(crate) error: Option<Value>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub(crate) response: GenerateContentResponse,
+}
+
+/// One answer.
+///
+/// Source: <https://ai.google.dev/api/generate-content#candidate>.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Candidate {
+    /// The generated parts (new parts only, while streaming).
+    #[serde(default)]
+    pub(crate) content: Option<Content>,
+    /// Why generation ended; set on the last event of a stream.
+    #[serde(default)]
+    pub(crate) finish_reason: Option<FinishReason>,
+}
+
+/// `Candidate.finishReason`.
+///
+/// Source: SDK `types.py` `class FinishReason`. The enum is open: unknown values become
+/// `Unknown` rather than failing the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum FinishReason {
+    #[serde(rename = "FINISH_REASON_UNSPECIFIED")]
+    Unspecified,
+    Stop,
+    MaxTokens,
+    Safety,
+    Recitation,
+    Language,
+    Other,
+    Blocklist,
+    ProhibitedContent,
+    Spii,
+    MalformedFunctionCall,
+    ImageSafety,
+    UnexpectedToolCall,
+    TooManyToolCalls,
+    ImageProhibitedContent,
+    NoImage,
+    ImageRecitation,
+    ImageOther,
+    #[serde(other)]
+    Unknown,
+}
+
+/// `promptFeedback`.
+///
+/// Source: <https://ai.google.dev/api/generate-content#PromptFeedback>.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PromptFeedback {
+    /// Why the prompt was blocked; absent when it was not.
+    #[serde(default)]
+    pub(crate) block_reason: Option<BlockReason>,
+}
+
+/// `promptFeedback.blockReason`.
+///
+/// Source: SDK `types.py` `class BlockedReason` (`MODEL_ARMOR` and `JAILBREAK` are Vertex-only and
+/// land in `Unknown`, like any future value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum BlockReason {
+    #[serde(rename = "BLOCKED_REASON_UNSPECIFIED")]
+    Unspecified,
+    Safety,
+    Other,
+    Blocklist,
+    ProhibitedContent,
+    ImageSafety,
+    #[serde(other)]
+    Unknown,
+}
+
+/// `usageMetadata`. Every count may be absent (e.g. `candidatesTokenCount` on the first stream
+/// events, `cachedContentTokenCount` without a cache hit).
+///
+/// Source: SDK `types.py` `GenerateContentResponseUsageMetadata`;
+/// <https://firebase.google.com/docs/reference/js/ai.usagemetadata>.
+/// `promptTokenCount` includes `cachedContentTokenCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UsageMetadata {
+    /// Prompt tokens, cached ones included.
+    #[serde(default)]
+    pub(crate) prompt_token_count: Option<u64>,
+    /// The part of the prompt served from the context cache.
+    #[serde(default)]
+    pub(crate) cached_content_token_count: Option<u64>,
+    /// Visible output tokens (thoughts excluded).
+    #[serde(default)]
+    pub(crate) candidates_token_count: Option<u64>,
+    /// Thinking tokens, billed as output.
+    #[serde(default)]
+    pub(crate) thoughts_token_count: Option<u64>,
+    /// Tokens of tool-use prompts (e.g. search grounding results).
+    #[serde(default)]
+    pub(crate) tool_use_prompt_token_count: Option<u64>,
+}
+
+/// The error body of every endpoint: `{"error": {...}}`.
+///
+/// Source: `shared/providers/gemini.md` §13; SDK `errors.py` `APIError` (reads `code`, `message`,
+/// `status`); <https://ai.google.dev/gemini-api/docs/troubleshooting>.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct ErrorEnvelope {
+    /// The error.
+    pub(crate) error: ErrorBody,
+}
+
+/// `error`: a `google.rpc.Status` in its JSON form.
+///
+/// Source: <https://github.com/googleapis/googleapis/blob/master/google/rpc/status.proto>.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    /// The HTTP status again; the only status an error event inside a 200 stream carries.
+    #[serde(default)]
+    pub(crate) code: Option<u16>,
+    /// Human-readable message.
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    /// The canonical code name, e.g. `RESOURCE_EXHAUSTED`.
+    #[serde(default)]
+    pub(crate) status: Option<Status>,
+    /// `google.rpc.*` detail messages, told apart by `@type`; parsed defensively.
+    #[serde(default)]
+    pub(crate) details: Option<Vec<ErrorDetail>>,
+}
+
+/// `error.status`: the canonical gRPC code name.
+///
+/// Source: `shared/providers/gemini.md` §13 (table of statuses the Gemini API answers with);
+/// <https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto>.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum Status {
+    InvalidArgument,
+    FailedPrecondition,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    ResourceExhausted,
+    Internal,
+    Unavailable,
+    DeadlineExceeded,
+    #[serde(other)]
+    Unknown,
+}
+
+/// One entry of `error.details`. The union of the two detail messages the gateway reads:
+/// `google.rpc.ErrorInfo` (`reason`, e.g. `API_KEY_INVALID`) and `google.rpc.RetryInfo`
+/// (`retryDelay`, a protobuf Duration string such as `"34s"`).
+///
+/// Source: <https://github.com/googleapis/googleapis/blob/master/google/rpc/error_details.proto>;
+/// the `RetryInfo` sample in `shared/providers/gemini.md` §13; a real bad-key body in
+/// <https://github.com/cequence-io/openai-scala-client/issues/109>.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ErrorDetail {
+    /// `ErrorInfo.reason`.
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+    /// `RetryInfo.retryDelay`.
+    #[serde(default)]
+    pub(crate) retry_delay: Option<String>,
+}
