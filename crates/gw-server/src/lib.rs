@@ -1,1 +1,18 @@
+//! The `gateway` server: an OpenAI-compatible HTTP API over [`llm_gateway`].
+//!
+//! Any OpenAI client works against it unchanged: point its base URL at the gateway, use a gateway
+//! key as the API key, and name models `<provider>/<model id>`.
+//!
+//! - [`config`]: the TOML configuration, with `GATEWAY__SECTION__FIELD` environment overrides.
+//! - [`app`]: the router and its layers, for embedding and for tests.
+#![deny(missing_docs)]
 
+pub mod app;
+pub mod config;
+mod error;
+mod openai;
+mod routes;
+
+pub use app::{AppState, app};
+pub use config::Config;
+pub use error::ApiError;

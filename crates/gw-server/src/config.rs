@@ -1,0 +1,389 @@
+//! The server configuration: one TOML file, every value overridable by environment variable.
+//!
+//! An environment variable `GATEWAY__<SECTION>__<FIELD>` (double underscores between levels,
+//! case-insensitive) overrides the value at `section.field`, e.g.
+//! `GATEWAY__SERVER__LISTEN=0.0.0.0:8080` or `GATEWAY__PROVIDERS__GEMINI__BASE_URL=http://...`.
+//! Values are read as TOML scalars where they parse as one (`8080`, `true`), else as strings.
+//! API keys are never written in the file: `api_key_env` and `key_env` name the variables that
+//! hold them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use llm_gateway::{ProvidersConfig, RetryPolicy, SecretString};
+use serde::Deserialize;
+
+/// The prefix of override variables.
+pub const ENV_PREFIX: &str = "GATEWAY__";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: where to listen.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[auth]`: the gateway keys clients use.
+    #[serde(default)]
+    pub auth: AuthSection,
+    /// `[retry]`: how provider calls are retried.
+    #[serde(default)]
+    pub retry: RetrySection,
+    /// `[pricing]`: operator price overrides.
+    #[serde(default)]
+    pub pricing: PricingSection,
+    /// `[providers.<id>]`: each provider's key, base URL and models.
+    #[serde(default)]
+    pub providers: ProvidersConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// `[[auth.keys]]`: the keys clients send as `Authorization: Bearer <key>`.
+    #[serde(default)]
+    pub keys: Vec<KeyEntry>,
+}
+
+/// One gateway key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// Who the key belongs to; shown in logs instead of the key.
+    pub name: String,
+    /// The key itself (only for local development; prefer `key_env`).
+    #[serde(default)]
+    pub key: Option<SecretString>,
+    /// The environment variable that holds the key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// The plan of the key's user (`free`, `basic`, `pro`, `enterprise`).
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySection {
+    /// Retries after the first attempt.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Backoff before the first retry, in milliseconds.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// A provider asking to wait longer than this (milliseconds) is not retried.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after_ms: u64,
+}
+
+fn default_retries() -> u32 {
+    RetryPolicy::default().max_retries
+}
+fn default_initial_backoff() -> u64 {
+    RetryPolicy::default().initial_backoff.as_millis() as u64
+}
+fn default_max_backoff() -> u64 {
+    RetryPolicy::default().max_backoff.as_millis() as u64
+}
+fn default_max_retry_after() -> u64 {
+    RetryPolicy::default().max_retry_after.as_millis() as u64
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        Self {
+            max_retries: default_retries(),
+            initial_backoff_ms: default_initial_backoff(),
+            max_backoff_ms: default_max_backoff(),
+            max_retry_after_ms: default_max_retry_after(),
+        }
+    }
+}
+
+impl RetrySection {
+    /// As the router's policy.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            initial_backoff: Duration::from_millis(self.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+            max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+        }
+    }
+}
+
+/// `[pricing]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingSection {
+    /// A catalog file in the format of the built-in `pricing.toml` whose prices override it
+    /// (relative paths are relative to the config file).
+    #[serde(default)]
+    pub overrides: Option<PathBuf>,
+}
+
+/// A configuration problem, naming the file, variable or field at fault.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `path`, then applies the `GATEWAY__*` variables of the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{}: cannot read the config file: {e}",
+                path.display()
+            ))
+        })?;
+        let mut config = Self::from_toml(&text, &path.display().to_string(), std::env::vars())?;
+        if let Some(overrides) = &config.pricing.overrides
+            && overrides.is_relative()
+        {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.pricing.overrides = Some(base.join(overrides));
+        }
+        Ok(config)
+    }
+
+    /// Parses `text` (from `origin`), then applies the `GATEWAY__*` variables among `env`.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        // Parse the file alone first, so its errors carry line, column and field.
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        let config = if overrides.is_empty() {
+            config
+        } else {
+            overrides.sort();
+            let mut table: toml::Table =
+                toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+            for (name, value) in &overrides {
+                apply_override(&mut table, name, value)?;
+            }
+            let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+            toml::Value::Table(table).try_into().map_err(|e| {
+                ConfigError(format!(
+                    "{origin} with the environment overrides {}: {e}",
+                    names.join(", ")
+                ))
+            })?
+        };
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        for (i, key) in self.auth.keys.iter().enumerate() {
+            if key.key.is_some() == key.key_env.is_some() {
+                return Err(ConfigError(format!(
+                    "{origin}: auth.keys[{i}] (`{}`): set exactly one of `key` and `key_env`",
+                    key.name
+                )));
+            }
+        }
+        if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
+            return Err(ConfigError(format!(
+                "{origin}: retry.initial_backoff_ms ({}) is larger than retry.max_backoff_ms ({})",
+                self.retry.initial_backoff_ms, self.retry.max_backoff_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// The gateway keys with their secrets resolved from the environment.
+    pub fn resolve_keys(&self) -> Result<Vec<(KeyEntry, SecretString)>, ConfigError> {
+        self.auth
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let secret = match (&entry.key, &entry.key_env) {
+                    (Some(key), _) => key.clone(),
+                    (None, Some(var)) => match std::env::var(var) {
+                        Ok(v) if !v.trim().is_empty() => SecretString::new(v.trim()),
+                        _ => {
+                            return Err(ConfigError(format!(
+                                "auth.keys[{i}] (`{}`): the environment variable {var} named by key_env is not set",
+                                entry.name
+                            )));
+                        }
+                    },
+                    (None, None) => {
+                        return Err(ConfigError(format!(
+                            "auth.keys[{i}] (`{}`): set `key` or `key_env`",
+                            entry.name
+                        )));
+                    }
+                };
+                Ok((entry.clone(), secret))
+            })
+            .collect()
+    }
+}
+
+fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = name[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError(format!(
+            "{name}: an override names a path such as GATEWAY__SERVER__LISTEN"
+        )));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let (last, parents) = path.split_last().expect("split yields at least one part");
+    let mut here = table;
+    for part in parents {
+        let next = here
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = next.as_table_mut().ok_or_else(|| {
+            ConfigError(format!(
+                "{name}: `{part}` is not a section, so it has no fields to override"
+            ))
+        })?;
+    }
+    here.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:9000"
+
+[[auth.keys]]
+name = "dev"
+key = "sk-dev"
+
+[providers.gemini]
+api_key_env = "GEMINI_API_KEY"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_file() {
+        let c = Config::from_toml(SAMPLE, "g.toml", env(&[])).unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.retry.max_retries, 2);
+        assert!(c.providers.contains_key("gemini"));
+    }
+
+    #[test]
+    fn env_overrides_any_value() {
+        let c = Config::from_toml(
+            SAMPLE,
+            "g.toml",
+            env(&[
+                ("GATEWAY__SERVER__LISTEN", "0.0.0.0:7000"),
+                ("GATEWAY__PROVIDERS__GEMINI__BASE_URL", "http://127.0.0.1:1"),
+                ("GATEWAY__PROVIDERS__HF__API_KEY_ENV", "MY_HF"),
+                ("GATEWAY__RETRY__MAX_RETRIES", "5"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(
+            c.providers["gemini"].base_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert_eq!(c.providers["hf"].api_key_env.as_deref(), Some("MY_HF"));
+        assert_eq!(c.retry.max_retries, 5);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let err = Config::from_toml("[server]\nlisen = 1\n", "g.toml", env(&[])).unwrap_err();
+        assert!(err.0.starts_with("g.toml"), "{err}");
+        assert!(err.0.contains("lisen"), "{err}");
+
+        let err = Config::from_toml(
+            SAMPLE,
+            "g.toml",
+            env(&[("GATEWAY__RETRY__MAX_RETRIES", "-1")]),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("GATEWAY__RETRY__MAX_RETRIES"), "{err}");
+
+        let err =
+            Config::from_toml("[[auth.keys]]\nname = \"x\"\n", "g.toml", env(&[])).unwrap_err();
+        assert!(err.0.contains("auth.keys[0]"), "{err}");
+    }
+
+    #[test]
+    fn unset_key_env_is_named() {
+        let c = Config::from_toml(
+            "[[auth.keys]]\nname = \"ci\"\nkey_env = \"GW_TEST_SURELY_UNSET\"\n",
+            "g.toml",
+            env(&[]),
+        )
+        .unwrap();
+        let err = c.resolve_keys().unwrap_err();
+        assert!(err.0.contains("GW_TEST_SURELY_UNSET"), "{err}");
+    }
+}

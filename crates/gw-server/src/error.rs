@@ -1,0 +1,253 @@
+//! The one error response: OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use llm_gateway::{Error, ErrorKind};
+use serde_json::json;
+
+/// An error as the client sees it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI's `error.type`.
+    pub kind: &'static str,
+    /// OpenAI's `error.code`.
+    pub code: Option<&'static str>,
+    /// A message for people.
+    pub message: String,
+    /// The request field at fault, where known.
+    pub param: Option<String>,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<Duration>,
+}
+
+/// Put on error responses so the request middleware logs each error once.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedError {
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request_error`, naming the field at fault.
+    pub fn invalid(param: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        Self {
+            param: param.into(),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                message,
+            )
+        }
+    }
+
+    /// 401 `authentication_error`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            Some("invalid_api_key"),
+            message,
+        )
+    }
+
+    /// 404 `not_found_error`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            Some("model_not_found"),
+            message,
+        )
+    }
+
+    /// 503 for a provider that is configured but could not be set up.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            Some("provider_unavailable"),
+            message,
+        )
+    }
+
+    /// 500 for a failure of the gateway itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            Some("internal_error"),
+            message,
+        )
+    }
+
+    /// The envelope's `error` object (also used for error events inside a stream).
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "message": self.message,
+            "type": self.kind,
+            "param": self.param,
+            "code": self.code,
+        })
+    }
+}
+
+/// Maps a gateway error to what the client gets. The one place that decides HTTP statuses.
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let provider = e.provider();
+        let upstream = |code| {
+            Self::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some(code),
+                e.to_string(),
+            )
+        };
+        match e.kind() {
+            ErrorKind::RateLimited { retry_after } => Self {
+                retry_after: *retry_after,
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some("rate_limit_exceeded"),
+                    e.to_string(),
+                )
+            },
+            ErrorKind::QuotaExceeded => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                e.to_string(),
+            ),
+            ErrorKind::Timeout => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                Some("upstream_timeout"),
+                e.to_string(),
+            ),
+            // The provider rejected the gateway's own key: the client's key was fine, so this is
+            // never a 401 to the client (and the provider's words about keys are not passed on).
+            ErrorKind::Auth => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some("upstream_auth"),
+                format!(
+                    "provider `{provider}` rejected the gateway's credentials; the operator must check its API key"
+                ),
+            ),
+            ErrorKind::InvalidRequest => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                e.to_string(),
+            ),
+            ErrorKind::Unsupported => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("unsupported"),
+                e.to_string(),
+            ),
+            ErrorKind::ContentFiltered => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("content_policy_violation"),
+                e.to_string(),
+            ),
+            ErrorKind::NotFound => Self::not_found(e.to_string()),
+            ErrorKind::Connect => upstream("upstream_unreachable"),
+            ErrorKind::Decode => upstream("upstream_bad_response"),
+            ErrorKind::StreamInterrupted => upstream("stream_interrupted"),
+            ErrorKind::Config => Self::unavailable(e.to_string()),
+            _ => upstream("upstream_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, axum::Json(json!({ "error": self.body() }))).into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert("retry-after", v);
+            }
+        }
+        response.extensions_mut().insert(LoggedError {
+            kind: self.kind,
+            message: self.message,
+        });
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_per_kind() {
+        let cases = [
+            (
+                ErrorKind::RateLimited { retry_after: None },
+                429,
+                "rate_limit_error",
+            ),
+            (ErrorKind::QuotaExceeded, 429, "insufficient_quota"),
+            (ErrorKind::Timeout, 504, "timeout_error"),
+            (ErrorKind::Connect, 502, "upstream_error"),
+            (ErrorKind::Auth, 502, "upstream_error"),
+            (ErrorKind::InvalidRequest, 400, "invalid_request_error"),
+            (ErrorKind::NotFound, 404, "not_found_error"),
+            (ErrorKind::Unsupported, 400, "invalid_request_error"),
+            (ErrorKind::ContentFiltered, 400, "invalid_request_error"),
+            (ErrorKind::Upstream { status: 503 }, 502, "upstream_error"),
+            (ErrorKind::Decode, 502, "upstream_error"),
+            (ErrorKind::StreamInterrupted, 502, "upstream_error"),
+        ];
+        for (kind, status, ty) in cases {
+            let api = ApiError::from(Error::new(kind.clone(), "x"));
+            assert_eq!((api.status.as_u16(), api.kind), (status, ty), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_auth_message_does_not_leak_the_provider_text() {
+        let e = Error::new(ErrorKind::Auth, "API key not valid: AIza...").with_provider("gemini");
+        let api = ApiError::from(e);
+        assert!(!api.message.contains("AIza"), "{}", api.message);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let api = ApiError::from(Error::new(
+            ErrorKind::RateLimited {
+                retry_after: Some(Duration::from_millis(1500)),
+            },
+            "slow",
+        ));
+        let response = api.into_response();
+        assert_eq!(response.headers()["retry-after"], "2");
+    }
+}

@@ -1,0 +1,320 @@
+//! The server end to end over real HTTP: authentication, the error envelope, routing errors,
+//! model listing, and that the library and the server give the same answer.
+
+use futures_util::StreamExt;
+use gw_mock::MockUpstream;
+use gw_mock::fixture::{Respond, UpstreamStep};
+use gw_server::{AppState, Config, app};
+use llm_gateway::{Gateway, ProviderConfig, ProvidersConfig, Registry, TextChunk, TextRequest};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-test-key";
+
+struct Server {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start(config: &str) -> Server {
+    let config = Config::from_toml(config, "test config", std::iter::empty()).unwrap();
+    let state = AppState::from_config(&config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app(state)).await.unwrap();
+    });
+    Server { url, task }
+}
+
+fn config_for(upstream: &str) -> String {
+    format!(
+        "[[auth.keys]]\nname = \"test\"\nkey = \"{KEY}\"\n\
+         [retry]\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
+         [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\nmodels = [\"gemini-2.5-flash\"]\n\
+         [providers.hf]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n"
+    )
+}
+
+fn chat_body(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hi"}], "stream": stream,
+           "stream_options": {"include_usage": true}})
+}
+
+async fn post(url: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .json(body);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap()
+}
+
+fn assert_envelope(body: &Value, ty: &str) {
+    assert_eq!(body["error"]["type"], ty, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_object().unwrap().contains_key("param"),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_object().unwrap().contains_key("code"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_keys_are_required_and_never_echoed() {
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let server = start(&config_for(mock.url())).await;
+
+    let missing = post(
+        &server.url,
+        None,
+        &chat_body("gemini/gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(missing.status(), 401);
+    assert!(missing.headers().contains_key("x-gateway-request-id"));
+    assert_envelope(&missing.json().await.unwrap(), "authentication_error");
+
+    let wrong = post(
+        &server.url,
+        Some("sk-wrong-secret"),
+        &chat_body("gemini/gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    let text = wrong.text().await.unwrap();
+    assert!(!text.contains("sk-wrong-secret"), "{text}");
+
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(mock.verify().is_empty(), "{:?}", mock.verify());
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let server = start(&config_for(mock.url())).await;
+
+    let not_json = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.url))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{ nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    assert_envelope(&not_json.json().await.unwrap(), "invalid_request_error");
+
+    let missing_field = post(&server.url, Some(KEY), &json!({"model": "gemini/x"})).await;
+    assert_eq!(missing_field.status(), 400);
+    let body: Value = missing_field.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages"),
+        "{body}"
+    );
+
+    let unknown_provider = post(&server.url, Some(KEY), &chat_body("nope/model", false)).await;
+    assert_eq!(unknown_provider.status(), 404);
+    assert_envelope(&unknown_provider.json().await.unwrap(), "not_found_error");
+
+    let no_slash = post(
+        &server.url,
+        Some(KEY),
+        &chat_body("gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(no_slash.status(), 400);
+
+    let unknown_route = reqwest::Client::new()
+        .get(format!("{}/v1/nothing", server.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_route.status(), 404);
+    assert!(mock.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_without_a_key_answers_503_saying_why() {
+    let config = format!(
+        "[[auth.keys]]\nname = \"test\"\nkey = \"{KEY}\"\n\
+         [providers.gemini]\napi_key_env = \"GW_TEST_GEMINI_KEY_SURELY_UNSET\"\n"
+    );
+    let server = start(&config).await;
+    let response = post(
+        &server.url,
+        Some(KEY),
+        &chat_body("gemini/gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GW_TEST_GEMINI_KEY_SURELY_UNSET"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn models_lists_announced_models() {
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let server = start(&config_for(mock.url())).await;
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/v1/models", server.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["data"][0]["id"], "gemini/gemini-2.5-flash");
+    assert_eq!(body["data"][0]["owned_by"], "gemini");
+}
+
+fn gemini_stream_step() -> UpstreamStep {
+    UpstreamStep {
+        respond: Respond::sse([
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hél"}]},"index":0}],"usageMetadata":{"promptTokenCount":3,"totalTokenCount":3}}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"lo 👋"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"totalTokenCount":5}}"#,
+        ]),
+        ..UpstreamStep::default()
+    }
+}
+
+fn gemini_generate_step() -> UpstreamStep {
+    UpstreamStep {
+        respond: Respond::json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "Héllo 👋"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}
+        })),
+        ..UpstreamStep::default()
+    }
+}
+
+/// The library (no server) and the server stream and return the same content and usage.
+#[tokio::test]
+async fn library_and_server_agree() {
+    let mock = MockUpstream::start(vec![
+        gemini_stream_step(),
+        gemini_stream_step(),
+        gemini_generate_step(),
+        gemini_generate_step(),
+    ])
+    .await
+    .unwrap();
+
+    // The library, configured by hand.
+    let mut providers = ProvidersConfig::new();
+    providers.insert(
+        "gemini".into(),
+        ProviderConfig {
+            base_url: Some(mock.url().to_owned()),
+            api_key: Some("provider-key".into()),
+            ..ProviderConfig::default()
+        },
+    );
+    let mut registry = Registry::new();
+    assert!(
+        llm_gateway::register_enabled(&mut registry, &providers)
+            .unwrap()
+            .is_empty()
+    );
+    let gateway = Gateway::new(registry);
+    let request = TextRequest::new("gemini/gemini-2.5-flash").user("Say hi");
+
+    let mut lib_text = String::new();
+    let mut lib_usage = None;
+    let mut stream = gateway.stream(request.clone()).await.unwrap();
+    while let Some(chunk) = stream.next().await {
+        match chunk.unwrap() {
+            TextChunk::Delta(t) => lib_text.push_str(&t),
+            TextChunk::Usage(u) => lib_usage = Some(u),
+            TextChunk::Finish(_) => {}
+        }
+    }
+    let lib_usage = lib_usage.unwrap();
+
+    // The server.
+    let server = start(&config_for(mock.url())).await;
+    let sse = post(
+        &server.url,
+        Some(KEY),
+        &chat_body("gemini/gemini-2.5-flash", true),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events: Vec<&str> = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect();
+    let server_text: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    let server_usage = chunks.iter().rev().find_map(|c| c.get("usage")).unwrap();
+
+    assert_eq!(lib_text, "Héllo 👋");
+    assert_eq!(server_text, lib_text);
+    assert_eq!(server_usage["prompt_tokens"], lib_usage.input_tokens);
+    assert_eq!(server_usage["completion_tokens"], lib_usage.output_tokens);
+    assert_eq!(
+        server_usage["cost_usd"], "0.0000059",
+        "gemini-2.5-flash: 3 × $0.30 + 2 × $2.50 per 1M"
+    );
+
+    // And the blocking answers.
+    let lib_answer = gateway.generate(request).await.unwrap();
+    let server_answer = post(
+        &server.url,
+        Some(KEY),
+        &chat_body("gemini/gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(server_answer.headers()["x-gateway-cost-usd"], "0.0000059");
+    let server_answer: Value = server_answer.json().await.unwrap();
+    assert_eq!(
+        server_answer["choices"][0]["message"]["content"],
+        lib_answer.content
+    );
+    assert_eq!(
+        server_answer["usage"]["total_tokens"],
+        lib_answer.usage.total_tokens()
+    );
+    assert!(mock.verify().is_empty(), "{:?}", mock.verify());
+}
