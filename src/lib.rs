@@ -20,7 +20,9 @@
 //! let mut providers = ProvidersConfig::new();
 //! providers.insert("gemini".into(), ProviderConfig::default()); // key from GEMINI_API_KEY
 //! let mut registry = Registry::new();
-//! llm_gateway::register_enabled(&mut registry, &providers)?;
+//! for left_out in llm_gateway::register_enabled(&mut registry, &providers)? {
+//!     eprintln!("provider left out: {left_out}"); // e.g. its API key is not set
+//! }
 //! let gateway = Gateway::new(registry);
 //!
 //! let answer = gateway
@@ -57,6 +59,7 @@ pub const COMPILED_PROVIDERS: &[&str] = &[
 /// Fails on a provider this build does not know (a typo, or a missing cargo feature). A known
 /// provider that cannot be set up (most often: its API key is not set) is left out, and its error
 /// is returned in the list so the caller can decide: a server logs it and serves the others.
+#[must_use = "providers that could not be set up are reported only in the returned list"]
 pub fn register_enabled(reg: &mut Registry, cfg: &ProvidersConfig) -> Result<Vec<Error>> {
     if let Some(unknown) = cfg
         .keys()

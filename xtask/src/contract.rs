@@ -500,7 +500,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("broken.json"), "{ not json").unwrap();
         let mut out = Vec::new();
-        let summary = run(&[dir.clone()], None, &mut out).await;
+        let summary = run(std::slice::from_ref(&dir), None, &mut out).await;
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             summary,
