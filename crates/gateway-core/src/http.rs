@@ -8,7 +8,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, ErrorKind, ProviderConfig, Result};
+use crate::{Error, ErrorKind, ProviderConfig, Result, SecretString};
 
 pub use reqwest;
 
@@ -176,6 +176,49 @@ mod tests {
     }
 
     #[test]
+    fn upstream_settings_are_checked_without_leaking() {
+        for (key, base) in [
+            (None, None),
+            (Some("  "), None),
+            (Some("k\nsecret"), None),
+            (Some("k"), Some("not a url")),
+            (Some("k"), Some("ftp://x")),
+            (Some("k"), Some("http://x/?key=1")),
+        ] {
+            let mut b = UpstreamBuilder::default();
+            if let Some(key) = key {
+                b.api_key(key.into());
+            }
+            if let Some(base) = base {
+                b.base_url(base.into());
+            }
+            let err = b
+                .build("p", "https://example.test", Auth::Bearer)
+                .unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::Config);
+            assert!(
+                !err.to_string().contains("secret") && !err.to_string().contains("key=1"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn upstream_hides_its_key_and_trims_the_base() {
+        let mut b = UpstreamBuilder::default();
+        b.api_key("supersecret".into());
+        b.base_url("http://127.0.0.1:9/".into());
+        let up = b
+            .build("p", "https://example.test", Auth::Header("x-api-key"))
+            .unwrap();
+        assert_eq!(up.base_url(), "http://127.0.0.1:9");
+        assert!(!format!("{up:?}").contains("supersecret"));
+        let req = up.post("/v1/x").build().unwrap();
+        assert_eq!(req.url().as_str(), "http://127.0.0.1:9/v1/x");
+        assert!(req.headers()["x-api-key"].is_sensitive());
+    }
+
+    #[test]
     fn status_table() {
         let h = HeaderMap::new();
         for (status, kind) in [
@@ -193,5 +236,166 @@ mod tests {
         ] {
             assert_eq!(kind_for_status(status, &h), kind, "{status}");
         }
+    }
+}
+
+/// How a provider wants its API key sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key alone in the named header (e.g. `x-goog-api-key`).
+    Header(&'static str),
+}
+
+/// What every provider client holds: one HTTP client (one connection pool), the base URL, and
+/// the key as a header value marked sensitive, so neither `Debug` nor reqwest ever shows it.
+/// Keys are never put in URLs.
+#[derive(Clone)]
+pub struct Upstream {
+    provider: &'static str,
+    http: reqwest::Client,
+    base_url: String,
+    auth_header: reqwest::header::HeaderName,
+    auth_value: reqwest::header::HeaderValue,
+}
+
+impl Upstream {
+    /// The provider id.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A POST to `{base}{path}` with the key header.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base_url))
+            .header(self.auth_header.clone(), self.auth_value.clone())
+    }
+
+    /// POSTs `body` as JSON to `{base}{path}`; a non-2xx answer becomes the error `classify`
+    /// makes of it.
+    pub async fn post_json<T: serde::Serialize + Sync + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
+        // Encoded here so a failure is an invalid request, not a transport error.
+        let body = serde_json::to_vec(body).map_err(|e| {
+            Error::invalid_request(format!("cannot encode the request: {e}"))
+                .with_provider(self.provider)
+        })?;
+        let request = self
+            .post(path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        send(self.provider, request, classify).await
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("api_key", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings every provider's client builder takes: key, base URL, HTTP client.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamBuilder {
+    api_key: Option<SecretString>,
+    base_url: Option<String>,
+    http: Option<reqwest::Client>,
+}
+
+impl UpstreamBuilder {
+    /// The settings of a provider's configuration section: its key (or key variable, else
+    /// `default_env`), base URL, and a client with its timeouts.
+    pub fn from_config(
+        cfg: &ProviderConfig,
+        provider: &'static str,
+        default_env: &str,
+    ) -> Result<Self> {
+        Ok(Self {
+            api_key: Some(cfg.resolve_api_key(provider, default_env)?),
+            base_url: cfg.base_url.clone(),
+            http: Some(client(cfg).map_err(|e| e.with_provider(provider))?),
+        })
+    }
+
+    /// Sets the API key.
+    pub fn api_key(&mut self, api_key: SecretString) {
+        self.api_key = Some(api_key);
+    }
+
+    /// Overrides the base URL (a mock server, a proxy).
+    pub fn base_url(&mut self, base_url: String) {
+        self.base_url = Some(base_url);
+    }
+
+    /// Shares an HTTP client (its pool and timeouts).
+    pub fn http(&mut self, http: reqwest::Client) {
+        self.http = Some(http);
+    }
+
+    /// Checks the settings. Errors are [`ErrorKind::Config`] and never repeat the key or the URL,
+    /// since configuration errors end up in logs.
+    pub fn build(self, provider: &'static str, default_base: &str, auth: Auth) -> Result<Upstream> {
+        let config_error =
+            |message: &str| Error::new(ErrorKind::Config, message).with_provider(provider);
+        let api_key = self
+            .api_key
+            .filter(|k| !k.expose().trim().is_empty())
+            .ok_or_else(|| config_error("no API key was given"))?;
+        let (auth_header, value) = match auth {
+            Auth::Bearer => (
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", api_key.expose().trim()),
+            ),
+            Auth::Header(name) => (
+                reqwest::header::HeaderName::from_static(name),
+                api_key.expose().trim().to_owned(),
+            ),
+        };
+        let mut auth_value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| config_error("the API key has characters an HTTP header cannot carry"))?;
+        auth_value.set_sensitive(true);
+
+        let base_url = self
+            .base_url
+            .as_deref()
+            .unwrap_or(default_base)
+            .trim_end_matches('/')
+            .to_owned();
+        let parsed = reqwest::Url::parse(&base_url)
+            .map_err(|_| config_error("the base URL is not a valid URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https")
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(config_error(
+                "the base URL must be http(s), without a query or fragment",
+            ));
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => client(&ProviderConfig::default()).map_err(|e| e.with_provider(provider))?,
+        };
+        Ok(Upstream {
+            provider,
+            http,
+            base_url,
+            auth_header,
+            auth_value,
+        })
     }
 }

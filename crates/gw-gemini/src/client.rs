@@ -1,11 +1,10 @@
-//! The Gemini client: configuration, one shared HTTP client, and request building.
+//! The Gemini client: configuration and request paths, over the shared [`Upstream`].
 
-use std::fmt;
 use std::sync::Arc;
 
-use gateway_core::http::reqwest::header::HeaderValue;
-use gateway_core::http::reqwest::{self, Url};
-use gateway_core::{Error, ErrorKind, ProviderConfig, Result, SecretString};
+use gateway_core::http::reqwest;
+use gateway_core::http::{Auth, Classify, Upstream, UpstreamBuilder};
+use gateway_core::{ProviderConfig, Result, SecretString};
 
 use crate::PROVIDER;
 use crate::convert::model_path;
@@ -16,21 +15,14 @@ pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 /// The environment variable [`GeminiClient::from_env`] reads the API key from.
 pub const DEFAULT_API_KEY_ENV: &str = "GEMINI_API_KEY";
 
-/// The header that carries the key. The `?key=` query form is never used: URLs end up in logs.
-const API_KEY_HEADER: &str = "x-goog-api-key";
+/// The key travels in this header; the `?key=` query form is never used, since URLs end up in
+/// logs (shared/providers/gemini.md §1).
+const AUTH: Auth = Auth::Header("x-goog-api-key");
 
 #[doc = include_str!("docs.md")]
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct GeminiClient {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    http: reqwest::Client,
-    /// Without a trailing slash.
-    base_url: String,
-    /// The key as a header value marked sensitive, so even reqwest's own `Debug` hides it.
-    api_key: HeaderValue,
+    upstream: Arc<Upstream>,
 }
 
 impl GeminiClient {
@@ -47,123 +39,64 @@ impl GeminiClient {
     /// A client from the `[providers.gemini]` configuration: its key (or key variable, default
     /// `GEMINI_API_KEY`), base URL and timeouts.
     pub fn from_config(cfg: &ProviderConfig) -> Result<Self> {
-        let api_key = cfg.resolve_api_key(PROVIDER, DEFAULT_API_KEY_ENV)?;
-        let http = gateway_core::http::client(cfg).map_err(|e| e.with_provider(PROVIDER))?;
-        Self::builder()
-            .api_key(api_key)
-            .base_url(cfg.base_url_or(DEFAULT_BASE_URL))
-            .http(http)
-            .build()
+        GeminiClientBuilder {
+            settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_API_KEY_ENV)?,
+        }
+        .build()
     }
 
     /// The base URL requests go to, without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        self.upstream.base_url()
     }
 
-    /// `{base}/v1beta/models/{model}:{method}`; `method` may carry a query (`?alt=sse`).
-    pub(crate) fn endpoint(&self, model: &str, method: &str) -> Result<String> {
-        let model = model_path(model)?;
-        Ok(format!(
-            "{}/v1beta/models/{model}:{method}",
-            self.inner.base_url
-        ))
+    /// `/v1beta/models/{model}:{method}`; `method` may carry a query (`?alt=sse`).
+    pub(crate) fn endpoint(model: &str, method: &str) -> Result<String> {
+        Ok(format!("/v1beta/models/{}:{method}", model_path(model)?))
     }
 
-    /// A POST of `body` as JSON to `url`, with the key header.
-    pub(crate) fn post_json<T: serde::Serialize + ?Sized>(
+    /// POSTs `body` as JSON to `path` with the key header; non-2xx answers are classified.
+    pub(crate) async fn post_json<T: serde::Serialize + Sync + ?Sized>(
         &self,
-        url: &str,
+        path: &str,
         body: &T,
-    ) -> reqwest::RequestBuilder {
-        self.inner
-            .http
-            .post(url)
-            .header(API_KEY_HEADER, self.inner.api_key.clone())
-            .json(body)
-    }
-}
-
-impl fmt::Debug for GeminiClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeminiClient")
-            .field("base_url", &self.inner.base_url)
-            .field("api_key", &"***")
-            .finish_non_exhaustive()
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
+        self.upstream.post_json(path, body, classify).await
     }
 }
 
 /// Builds a [`GeminiClient`].
 #[derive(Debug, Default, Clone)]
 pub struct GeminiClientBuilder {
-    api_key: Option<SecretString>,
-    base_url: Option<String>,
-    http: Option<reqwest::Client>,
+    settings: UpstreamBuilder,
 }
 
 impl GeminiClientBuilder {
     /// The API key (required). Sent only in the `x-goog-api-key` header.
     pub fn api_key(mut self, api_key: impl Into<SecretString>) -> Self {
-        self.api_key = Some(api_key.into());
+        self.settings.api_key(api_key.into());
         self
     }
 
     /// Overrides the base URL (default [`DEFAULT_BASE_URL`]): a mock server, a proxy.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
+        self.settings.base_url(base_url.into());
         self
     }
 
     /// Shares an existing HTTP client (its connection pool and timeouts). The default has the
     /// gateway's default connect and read timeouts, and no total timeout, so long streams last.
     pub fn http(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+        self.settings.http(http);
         self
     }
 
-    /// The client; a [`ErrorKind::Config`] error if the key is missing or unusable, or the base
-    /// URL is not a URL.
+    /// The client; an [`ErrorKind::Config`](gateway_core::ErrorKind::Config) error if the key is
+    /// missing or unusable, or the base URL is not an http(s) URL.
     pub fn build(self) -> Result<GeminiClient> {
-        let config_error =
-            |message: &str| Error::new(ErrorKind::Config, message).with_provider(PROVIDER);
-        let api_key = self
-            .api_key
-            .filter(|k| !k.expose().trim().is_empty())
-            .ok_or_else(|| config_error("no Gemini API key was given"))?;
-        let mut api_key = HeaderValue::from_str(api_key.expose().trim()).map_err(|_| {
-            config_error("the Gemini API key has characters an HTTP header cannot carry")
-        })?;
-        api_key.set_sensitive(true);
-
-        let base_url = self
-            .base_url
-            .as_deref()
-            .unwrap_or(DEFAULT_BASE_URL)
-            .trim_end_matches('/')
-            .to_owned();
-        // The message does not repeat the URL: configuration errors end up in logs.
-        let parsed = Url::parse(&base_url)
-            .map_err(|_| config_error("the Gemini base URL is not a valid URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https")
-            || parsed.query().is_some()
-            || parsed.fragment().is_some()
-        {
-            return Err(config_error(
-                "the Gemini base URL must be http(s), without a query or fragment",
-            ));
-        }
-
-        let http = match self.http {
-            Some(http) => http,
-            None => gateway_core::http::client(&ProviderConfig::default())
-                .map_err(|e| e.with_provider(PROVIDER))?,
-        };
         Ok(GeminiClient {
-            inner: Arc::new(Inner {
-                http,
-                base_url,
-                api_key,
-            }),
+            upstream: Arc::new(self.settings.build(PROVIDER, DEFAULT_BASE_URL, AUTH)?),
         })
     }
 }
@@ -171,6 +104,7 @@ impl GeminiClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_core::ErrorKind;
 
     #[test]
     fn endpoints() {
@@ -181,16 +115,18 @@ mod tests {
             .unwrap();
         assert_eq!(c.base_url(), "http://127.0.0.1:9");
         assert_eq!(
-            c.endpoint("gemini-2.5-flash", "generateContent").unwrap(),
-            "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash:generateContent"
+            GeminiClient::endpoint("gemini-2.5-flash", "generateContent").unwrap(),
+            "/v1beta/models/gemini-2.5-flash:generateContent"
         );
         assert_eq!(
-            c.endpoint("models/gemini-2.5-flash", "streamGenerateContent?alt=sse")
+            GeminiClient::endpoint("models/gemini-2.5-flash", "streamGenerateContent?alt=sse")
                 .unwrap(),
-            "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
         );
         assert_eq!(
-            c.endpoint("a/b", "generateContent").unwrap_err().kind(),
+            GeminiClient::endpoint("a/b", "generateContent")
+                .unwrap_err()
+                .kind(),
             &ErrorKind::InvalidRequest
         );
         let default = GeminiClient::builder().api_key("k").build().unwrap();

@@ -1,6 +1,6 @@
 //! [`TextModel`] for [`GeminiClient`]: the IO only; mapping lives in `convert`.
 
-use gateway_core::http::{byte_stream, read_json, send};
+use gateway_core::http::{byte_stream, read_json};
 use gateway_core::sse::text_stream;
 use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
 
@@ -23,18 +23,18 @@ impl TextModel for GeminiClient {
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
         let body = convert::text_request(&req)?;
-        let url = self.endpoint(&req.model, "generateContent")?;
+        let path = GeminiClient::endpoint(&req.model, "generateContent")?;
         tracing::debug!(provider = PROVIDER, model = %req.model, "generateContent");
-        let response = send(PROVIDER, self.post_json(&url, &body), classify).await?;
+        let response = self.post_json(&path, &body, classify).await?;
         let answer: wire::GenerateContentResponse = read_json(PROVIDER, response).await?;
         convert::text_response(answer, &req.model)
     }
 
     async fn stream(&self, req: TextRequest) -> Result<TextStream> {
         let body = convert::text_request(&req)?;
-        let url = self.endpoint(&req.model, "streamGenerateContent?alt=sse")?;
+        let path = GeminiClient::endpoint(&req.model, "streamGenerateContent?alt=sse")?;
         tracing::debug!(provider = PROVIDER, model = %req.model, "streamGenerateContent");
-        let response = send(PROVIDER, self.post_json(&url, &body), classify).await?;
+        let response = self.post_json(&path, &body, classify).await?;
         Ok(text_stream(
             byte_stream(PROVIDER, response),
             StreamDecoder::new(),

@@ -1,26 +1,18 @@
-//! The Hugging Face router client: configuration, one HTTP client, one authenticated POST.
+//! The Hugging Face router client: configuration and one authenticated POST, over the shared
+//! [`Upstream`].
 
-use std::fmt;
 use std::sync::Arc;
 
-use gateway_core::http::reqwest::header::{AUTHORIZATION, HeaderValue};
-use gateway_core::http::{self, reqwest};
-use gateway_core::{Error, ErrorKind, ProviderConfig, Result, SecretString};
+use gateway_core::http::{Auth, Upstream, UpstreamBuilder, reqwest};
+use gateway_core::{ProviderConfig, Result, SecretString};
 use serde::Serialize;
 
 use crate::{DEFAULT_BASE, DEFAULT_ENV, PROVIDER, error};
 
 #[doc = include_str!("docs.md")]
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HfClient {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    http: reqwest::Client,
-    base_url: String,
-    /// `Bearer <token>`, marked sensitive so reqwest and `Debug` never show it.
-    authorization: HeaderValue,
+    upstream: Arc<Upstream>,
 }
 
 impl HfClient {
@@ -31,7 +23,8 @@ impl HfClient {
 
     /// A client with the token from the `HF_TOKEN` environment variable and default settings.
     ///
-    /// Fails with [`ErrorKind::Config`] when the variable is unset or empty.
+    /// Fails with [`ErrorKind::Config`](gateway_core::ErrorKind::Config) when the variable is
+    /// unset or empty.
     pub fn from_env() -> Result<Self> {
         Self::from_config(&ProviderConfig::default())
     }
@@ -40,16 +33,15 @@ impl HfClient {
     /// variable `api_key_env` names (default `HF_TOKEN`); `base_url` (default
     /// `https://router.huggingface.co`); connect and read timeouts.
     pub fn from_config(cfg: &ProviderConfig) -> Result<Self> {
-        Self::builder()
-            .api_key(cfg.resolve_api_key(PROVIDER, DEFAULT_ENV)?)
-            .base_url(cfg.base_url_or(DEFAULT_BASE))
-            .http(http::client(cfg)?)
-            .build()
+        HfClientBuilder {
+            settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_ENV)?,
+        }
+        .build()
     }
 
     /// The base URL requests go to, without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        self.upstream.base_url()
     }
 
     /// POSTs `body` as JSON to `{base}{path}` with the token; a non-2xx answer is classified.
@@ -58,91 +50,42 @@ impl HfClient {
         path: &str,
         body: &T,
     ) -> Result<reqwest::Response> {
-        // Serialized here so a failure is a plain error rather than a transport error.
-        let body = serde_json::to_vec(body).map_err(|e| {
-            Error::invalid_request(format!("cannot encode the request: {e}"))
-                .with_provider(PROVIDER)
-        })?;
-        let request = self
-            .inner
-            .http
-            .post(format!("{}{path}", self.inner.base_url))
-            .header(AUTHORIZATION, self.inner.authorization.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        http::send(PROVIDER, request, error::classify).await
-    }
-}
-
-impl fmt::Debug for HfClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HfClient")
-            .field("base_url", &self.inner.base_url)
-            .field("api_key", &"***")
-            .finish_non_exhaustive()
+        self.upstream.post_json(path, body, error::classify).await
     }
 }
 
 /// Builds an [`HfClient`]. See [`HfClient::builder`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HfClientBuilder {
-    api_key: Option<SecretString>,
-    base_url: Option<String>,
-    http: Option<reqwest::Client>,
+    settings: UpstreamBuilder,
 }
 
 impl HfClientBuilder {
     /// The Hugging Face token (`hf_...`, with the "Make calls to Inference Providers"
-    /// permission). Required.
+    /// permission). Required. Sent as `Authorization: Bearer <token>`.
     pub fn api_key(mut self, api_key: impl Into<SecretString>) -> Self {
-        self.api_key = Some(api_key.into());
+        self.settings.api_key(api_key.into());
         self
     }
 
     /// The base URL (default `https://router.huggingface.co`): a proxy, or a mock in tests.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
+        self.settings.base_url(base_url.into());
         self
     }
 
     /// The HTTP client to use, e.g. one shared by several providers. Its timeouts apply; the
     /// default has the connect and read timeouts of [`ProviderConfig`]'s defaults.
     pub fn http(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+        self.settings.http(http);
         self
     }
 
-    /// The client. Fails with [`ErrorKind::Config`] without a usable token.
+    /// The client. Fails with [`ErrorKind::Config`](gateway_core::ErrorKind::Config) without a
+    /// usable token or with a base URL that is not http(s).
     pub fn build(self) -> Result<HfClient> {
-        let config_error = |message: &str| {
-            Error::new(ErrorKind::Config, message.to_owned()).with_provider(PROVIDER)
-        };
-        let api_key = self
-            .api_key
-            .filter(|k| !k.expose().trim().is_empty())
-            .ok_or_else(|| config_error("no API key: set HF_TOKEN or call api_key()"))?;
-        // The error deliberately leaves out the value: it is the token.
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", api_key.expose().trim())).map_err(
-                |_| config_error("the API key has characters an HTTP header cannot carry"),
-            )?;
-        authorization.set_sensitive(true);
-        let http = match self.http {
-            Some(http) => http,
-            None => http::client(&ProviderConfig::default())?,
-        };
-        let base_url = self
-            .base_url
-            .as_deref()
-            .unwrap_or(DEFAULT_BASE)
-            .trim_end_matches('/')
-            .to_owned();
         Ok(HfClient {
-            inner: Arc::new(Inner {
-                http,
-                base_url,
-                authorization,
-            }),
+            upstream: Arc::new(self.settings.build(PROVIDER, DEFAULT_BASE, Auth::Bearer)?),
         })
     }
 }
@@ -150,6 +93,7 @@ impl HfClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_core::ErrorKind;
 
     #[test]
     fn debug_never_shows_the_key() {
