@@ -27,6 +27,10 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Unknown model, provider or job id.
     NotFound,
+    /// The caller's plan does not include this model or modality.
+    PermissionDenied,
+    /// Something the gateway needs (its database) cannot be reached; nothing was sent upstream.
+    Unavailable,
     /// The provider cannot do what was asked; detected before any IO.
     Unsupported,
     /// The provider's safety system refused to produce the output.
@@ -42,6 +46,29 @@ pub enum ErrorKind {
     StreamInterrupted,
     /// The gateway itself is misconfigured (e.g. a provider without an API key).
     Config,
+}
+
+impl ErrorKind {
+    /// The kind in snake case, as usage logs and metrics name it (`rate_limited`, `upstream`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Auth => "auth",
+            Self::InvalidRequest => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::PermissionDenied => "permission_denied",
+            Self::Unavailable => "unavailable",
+            Self::Unsupported => "unsupported",
+            Self::ContentFiltered => "content_filtered",
+            Self::Upstream { .. } => "upstream",
+            Self::Decode => "decode",
+            Self::StreamInterrupted => "stream_interrupted",
+            Self::Config => "config",
+        }
+    }
 }
 
 /// An error from the gateway or one of its providers.
@@ -238,6 +265,8 @@ mod tests {
             ErrorKind::Auth,
             ErrorKind::InvalidRequest,
             ErrorKind::NotFound,
+            ErrorKind::PermissionDenied,
+            ErrorKind::Unavailable,
             ErrorKind::Unsupported,
             ErrorKind::ContentFiltered,
             ErrorKind::Decode,

@@ -22,6 +22,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+pub mod accounting;
 mod config;
 mod error;
 mod pricing;
@@ -34,6 +35,7 @@ mod usage;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 
+pub use accounting::{Accounting, Admission, Amount, Modality, Outcome, Reservation, UsageRecord};
 pub use config::{ProviderConfig, ProvidersConfig, SecretString};
 pub use error::{Error, ErrorKind, Result};
 pub use pricing::{BUILTIN_CATALOG, PriceCatalog, TextPrice};

@@ -1,0 +1,240 @@
+//! Admission and accounting: the small trait through which the router checks a request against
+//! the caller's plan before any provider is called, and records what the call cost afterwards.
+//!
+//! The router calls [`Accounting::admit`] with an estimate before the first upstream attempt: the
+//! implementation checks the plan and reserves the estimate in one atomic step, so concurrent
+//! requests can never overshoot a limit. After the call (or when a stream ends, breaks off or is
+//! dropped by its client) the router calls [`Accounting::settle`] with the real usage, which
+//! replaces the reservation. `gw-store` implements this on SQLite and PostgreSQL; an application
+//! embedding the library can plug in its own.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::{Cost, Result, TokenUsage};
+
+/// What kind of output a request asks for; plans limit each on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Modality {
+    /// Chat and structured JSON.
+    Text,
+    /// Image generation and editing.
+    Image,
+    /// Video generation.
+    Video,
+    /// Speech synthesis and transcription.
+    Audio,
+    /// Web search.
+    Search,
+}
+
+impl Modality {
+    /// Every modality.
+    pub const ALL: [Modality; 5] = [Self::Text, Self::Image, Self::Video, Self::Audio, Self::Search];
+
+    /// The lower-case name used in plans, counters and logs (`text`, `image`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Search => "search",
+        }
+    }
+
+    /// The modality named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+impl fmt::Display for Modality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An amount of usage: what a request is expected to use, or what it used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Amount {
+    /// Requests (1 for one call).
+    pub requests: u64,
+    /// Tokens, prompt and output together (text).
+    pub tokens: u64,
+    /// Media units: images, seconds of video or audio, characters of speech.
+    pub units: u64,
+    /// Cost, when the price is known.
+    pub cost: Option<Cost>,
+}
+
+/// A request about to reach a provider, for the plan check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The gateway's request id.
+    pub request_id: String,
+    /// The calling user.
+    pub user_id: String,
+    /// The provider id (`gemini`).
+    pub provider: &'static str,
+    /// The provider-local model id.
+    pub model: String,
+    /// What kind of output.
+    pub modality: Modality,
+    /// The operation (`chat`, `chat.stream`, ...).
+    pub operation: &'static str,
+    /// What the request is expected to use at most.
+    pub estimate: Amount,
+    /// Whether the price of the model is known (plans may refuse unpriced models).
+    pub priced: bool,
+}
+
+/// Reserved allowance, to be settled by [`Accounting::settle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The reservation's id in the store.
+    pub id: String,
+    /// The calling user.
+    pub user_id: String,
+    /// The billing period it was counted in (e.g. `2026-11`).
+    pub period: String,
+    /// What was reserved.
+    pub estimate: Amount,
+}
+
+/// How a metered call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The provider answered.
+    Ok,
+    /// The call failed; `kind` is the error kind in snake case (`rate_limited`, `upstream`, ...).
+    Failed {
+        /// The error kind.
+        kind: String,
+        /// The message (never a secret: errors carry no keys or URLs).
+        message: String,
+    },
+}
+
+/// What one request (one group of upstream attempts) used: one usage-log row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The gateway's request id.
+    pub request_id: String,
+    /// The calling user.
+    pub user_id: String,
+    /// The provider id.
+    pub provider: &'static str,
+    /// The provider-local model id.
+    pub model: String,
+    /// What kind of output.
+    pub modality: Modality,
+    /// The operation (`chat`, `chat.stream`, ...).
+    pub operation: &'static str,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Tokens used (text).
+    pub tokens: TokenUsage,
+    /// Media units used.
+    pub units: u64,
+    /// The cost, or `None` when the catalog has no price for the model.
+    pub cost: Option<Cost>,
+    /// The pricing-catalog version that priced it.
+    pub pricing_version: String,
+    /// Whether the usage was counted locally (the provider never reported it, or the stream was
+    /// cut) rather than reported by the provider.
+    pub estimated: bool,
+    /// Whether anything was billable: false when every attempt failed before the provider did
+    /// any work, in which case the reservation is released.
+    pub billable: bool,
+    /// From admission to the last byte.
+    pub latency: Duration,
+    /// From admission to the first streamed byte.
+    pub time_to_first_token: Option<Duration>,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Whether the answer came from a cache.
+    pub cached: bool,
+}
+
+impl UsageRecord {
+    /// The amount this record charges.
+    pub fn amount(&self) -> Amount {
+        if !self.billable {
+            return Amount::default();
+        }
+        Amount {
+            requests: 1,
+            tokens: self.tokens.total_tokens(),
+            units: self.units,
+            cost: self.cost,
+        }
+    }
+}
+
+/// Plan checks and usage accounting, before and after every metered call.
+pub trait Accounting: Send + Sync + 'static {
+    /// Checks `admission` against the user's plan and reserves its estimate, in one atomic step.
+    ///
+    /// Fails with [`ErrorKind::PermissionDenied`](crate::ErrorKind::PermissionDenied) for a model
+    /// or modality the plan does not include, [`ErrorKind::QuotaExceeded`](crate::ErrorKind::QuotaExceeded)
+    /// when the estimate would go over a limit, and [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)
+    /// when the store cannot be reached (the request must then not go ahead).
+    fn admit(&self, admission: Admission) -> BoxFuture<'_, Result<Reservation>>;
+
+    /// Replaces `reservation` with what the call really used, and logs it.
+    fn settle(&self, reservation: Reservation, record: UsageRecord) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A rough token count for text the provider has not counted (a prompt before the call, the
+/// output of a stream cut short): one token per four bytes, rounded up, the rule of thumb of
+/// BPE tokenizers on English text.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modality_names_round_trip() {
+        for m in Modality::ALL {
+            assert_eq!(Modality::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(Modality::parse("smell"), None);
+    }
+
+    #[test]
+    fn unbillable_records_charge_nothing() {
+        let record = UsageRecord {
+            request_id: "r".into(),
+            user_id: "u".into(),
+            provider: "gemini",
+            model: "m".into(),
+            modality: Modality::Text,
+            operation: "chat",
+            outcome: Outcome::Failed { kind: "upstream".into(), message: "down".into() },
+            tokens: TokenUsage::default(),
+            units: 0,
+            cost: None,
+            pricing_version: "v".into(),
+            estimated: false,
+            billable: false,
+            latency: Duration::ZERO,
+            time_to_first_token: None,
+            retries: 2,
+            cached: false,
+        };
+        assert_eq!(record.amount(), Amount::default());
+    }
+
+    #[test]
+    fn token_estimate_rounds_up() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abc"), 1);
+        assert_eq!(estimate_tokens("abcde"), 2);
+    }
+}
