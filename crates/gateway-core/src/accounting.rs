@@ -85,8 +85,15 @@ pub struct Admission {
     pub modality: Modality,
     /// The operation (`chat`, `chat.stream`, ...).
     pub operation: &'static str,
-    /// What the request is expected to use at most.
+    /// What the request is expected to use at most. For text: the estimated prompt tokens plus
+    /// `max_tokens` when the request set one (and their cost, when priced).
     pub estimate: Amount,
+    /// The text request's own `max_tokens`. When `None`, the output is open-ended and the
+    /// implementation adds its default (e.g. the plan's `default_max_tokens`) to the estimate,
+    /// priced at `output_price`.
+    pub max_tokens: Option<u32>,
+    /// The price per million output tokens, for pricing an open-ended output's default.
+    pub output_price: Option<Cost>,
     /// Whether the price of the model is known (plans may refuse unpriced models).
     pub priced: bool,
 }
