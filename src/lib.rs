@@ -34,9 +34,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod metering;
 mod router;
 
 pub use gateway_core::*;
+pub use metering::{CallContext, Metered};
 pub use router::{Gateway, RetryPolicy, Route};
 
 #[cfg(feature = "gemini")]

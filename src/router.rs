@@ -4,10 +4,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use gateway_core::{
-    DynTextModel, Error, ErrorKind, Registry, Result, TextRequest, TextResponse, TextStream,
+    Accounting, DynTextModel, Error, ErrorKind, PriceCatalog, Registry, Result, TextRequest,
+    TextResponse, TextStream, TokenUsage,
 };
 use tracing::Instrument;
+
+use crate::metering::{
+    CallContext, Metered, MeteredStream, TextMeter, prompt_estimate, text_admission,
+};
 
 /// When and how long to wait before retrying a failed provider call.
 ///
@@ -75,19 +81,36 @@ pub struct Route {
     pub text: Arc<dyn DynTextModel>,
 }
 
-/// The router: configured providers, model-name routing, retries.
-#[derive(Debug, Clone)]
+/// The router: configured providers, model-name routing, retries, and (with an
+/// [`Accounting`]) plan admission before every call and usage settlement after it.
+#[derive(Clone)]
 pub struct Gateway {
     registry: Arc<Registry>,
     retry: RetryPolicy,
+    pricing: Arc<PriceCatalog>,
+    accounting: Option<Arc<dyn Accounting>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("registry", &self.registry)
+            .field("retry", &self.retry)
+            .field("pricing", &self.pricing.version())
+            .field("accounting", &self.accounting.is_some())
+            .finish()
+    }
 }
 
 impl Gateway {
-    /// A gateway over `registry` with the default [`RetryPolicy`].
+    /// A gateway over `registry` with the default [`RetryPolicy`], the built-in pricing catalog,
+    /// and no accounting.
     pub fn new(registry: Registry) -> Self {
         Self {
             registry: Arc::new(registry),
             retry: RetryPolicy::default(),
+            pricing: Arc::new(PriceCatalog::builtin()),
+            accounting: None,
         }
     }
 
@@ -95,6 +118,24 @@ impl Gateway {
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// Replaces the pricing catalog.
+    pub fn with_pricing(mut self, pricing: PriceCatalog) -> Self {
+        self.pricing = Arc::new(pricing);
+        self
+    }
+
+    /// Checks every call against the caller's plan before it reaches a provider, and records
+    /// its usage after. Calls must then name their user ([`CallContext::user_id`]).
+    pub fn with_accounting(mut self, accounting: Arc<dyn Accounting>) -> Self {
+        self.accounting = Some(accounting);
+        self
+    }
+
+    /// The prices in force.
+    pub fn pricing(&self) -> &PriceCatalog {
+        &self.pricing
     }
 
     /// The providers.
@@ -137,21 +178,87 @@ impl Gateway {
     }
 
     /// Generates a complete answer; `req.model` is `<provider>/<model id>`.
-    pub async fn generate(&self, mut req: TextRequest) -> Result<TextResponse> {
-        let route = self.route_text(&req.model)?;
-        route.text.capabilities_dyn().check(route.provider, &req)?;
-        req.model = route.model.clone();
-        let span = tracing::info_span!("gateway.generate", provider = route.provider, model = %route.model);
-        self.with_retries(|| route.text.generate_dyn(req.clone()))
-            .instrument(span)
-            .await
+    ///
+    /// Without accounting this needs no caller; with it, use [`Gateway::generate_with`].
+    pub async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
+        Ok(self
+            .generate_with(&CallContext::default(), req)
+            .await?
+            .value)
     }
 
     /// Streams an answer; `req.model` is `<provider>/<model id>`.
+    pub async fn stream(&self, req: TextRequest) -> Result<TextStream> {
+        self.stream_with(&CallContext::default(), req).await
+    }
+
+    /// Generates a complete answer for `ctx`'s caller: the plan is checked and the estimate
+    /// reserved before any provider is called, and the real usage settled after.
+    pub async fn generate_with(
+        &self,
+        ctx: &CallContext,
+        mut req: TextRequest,
+    ) -> Result<Metered<TextResponse>> {
+        let route = self.route_text(&req.model)?;
+        route.text.capabilities_dyn().check(route.provider, &req)?;
+        req.model = route.model.clone();
+        let span = tracing::info_span!("gateway.generate", request_id = %ctx.request_id, provider = route.provider, model = %route.model);
+        async {
+            let meter = self.admit(ctx, route.provider, &req, "chat").await?;
+            let (result, retries) = self
+                .with_retries(|| route.text.generate_dyn(req.clone()))
+                .await;
+            match result {
+                Ok(answer) => {
+                    let (usage, estimated) = if answer.usage == TokenUsage::default() {
+                        // The provider reported nothing: count locally, and say so.
+                        let local = TokenUsage {
+                            input_tokens: meter.prompt_tokens,
+                            output_tokens: gateway_core::accounting::estimate_tokens(
+                                &answer.content,
+                            ),
+                            ..TokenUsage::default()
+                        };
+                        (local, true)
+                    } else {
+                        (answer.usage, false)
+                    };
+                    let cost = meter.cost(&usage);
+                    meter
+                        .settle(meter.record(usage, estimated, None, true, retries, None))
+                        .await;
+                    Ok(Metered {
+                        value: answer,
+                        cost,
+                        retries,
+                    })
+                }
+                Err(error) => {
+                    meter
+                        .settle(meter.record(
+                            TokenUsage::default(),
+                            false,
+                            Some(&error),
+                            false,
+                            retries,
+                            None,
+                        ))
+                        .await;
+                    Err(error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Streams an answer for `ctx`'s caller, checked against the plan before the provider is
+    /// called. The usage is settled when the stream ends, breaks off, or is dropped (a client
+    /// that disconnects is charged for what was produced).
     ///
     /// Only the start of the stream is retried (up to the first byte); an error item in the
     /// stream is final.
-    pub async fn stream(&self, mut req: TextRequest) -> Result<TextStream> {
+    pub async fn stream_with(&self, ctx: &CallContext, mut req: TextRequest) -> Result<TextStream> {
         let route = self.route_text(&req.model)?;
         let caps = route.text.capabilities_dyn();
         if !caps.streaming {
@@ -162,14 +269,84 @@ impl Gateway {
         }
         caps.check(route.provider, &req)?;
         req.model = route.model.clone();
-        let span =
-            tracing::info_span!("gateway.stream", provider = route.provider, model = %route.model);
-        self.with_retries(|| route.text.stream_dyn(req.clone()))
-            .instrument(span)
-            .await
+        let span = tracing::info_span!("gateway.stream", request_id = %ctx.request_id, provider = route.provider, model = %route.model);
+        async {
+            let meter = self.admit(ctx, route.provider, &req, "chat.stream").await?;
+            let (result, retries) = self
+                .with_retries(|| route.text.stream_dyn(req.clone()))
+                .await;
+            match result {
+                Ok(stream) => Ok(MeteredStream::new(stream, meter, retries).boxed()),
+                Err(error) => {
+                    meter
+                        .settle(meter.record(
+                            TokenUsage::default(),
+                            false,
+                            Some(&error),
+                            false,
+                            retries,
+                            None,
+                        ))
+                        .await;
+                    Err(error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
     }
 
-    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    /// The cost of `usage` on `provider`'s text model `model`, if priced.
+    pub fn text_cost(
+        &self,
+        provider: &str,
+        model: &str,
+        usage: &TokenUsage,
+    ) -> Option<gateway_core::Cost> {
+        self.pricing.text_cost(provider, model, usage)
+    }
+
+    /// Admits the call (when there is an accounting) and returns what settling it needs.
+    async fn admit(
+        &self,
+        ctx: &CallContext,
+        provider: &'static str,
+        req: &TextRequest,
+        operation: &'static str,
+    ) -> Result<TextMeter> {
+        let price = self.pricing.text_price(provider, &req.model).copied();
+        let user_id = ctx.user_id.clone().unwrap_or_default();
+        let reservation = match &self.accounting {
+            Some(accounting) => {
+                if user_id.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        "this gateway checks plans: the call must name its user",
+                    ));
+                }
+                let admission =
+                    text_admission(ctx, &user_id, provider, req, operation, price.as_ref());
+                Some(accounting.admit(admission).await?)
+            }
+            None => None,
+        };
+        Ok(TextMeter {
+            accounting: self.accounting.clone(),
+            reservation,
+            request_id: ctx.request_id.clone(),
+            user_id,
+            provider,
+            model: req.model.clone(),
+            operation,
+            prompt_tokens: prompt_estimate(req),
+            price,
+            pricing_version: self.pricing.version().to_owned(),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Runs `attempt` until it succeeds or the policy gives up; also returns the retries made.
+    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> (Result<T>, u32)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -177,7 +354,7 @@ impl Gateway {
         let mut retry = 0;
         loop {
             match attempt().await {
-                Ok(value) => return Ok(value),
+                Ok(value) => return (Ok(value), retry),
                 Err(error) => match self.retry.delay(retry, &error) {
                     Some(wait) => {
                         tracing::warn!(
@@ -190,7 +367,7 @@ impl Gateway {
                         tokio::time::sleep(wait).await;
                         retry += 1;
                     }
-                    None => return Err(error),
+                    None => return (Err(error), retry),
                 },
             }
         }
