@@ -163,6 +163,9 @@ pub struct Respond {
     /// Wait this long before answering.
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Wait this long between two `sse` events (an extension of the format: optional).
+    #[serde(default)]
+    pub sse_interval_ms: Option<u64>,
 }
 
 fn ok() -> u16 {
@@ -179,6 +182,7 @@ impl Default for Respond {
             base64: None,
             sse: None,
             delay_ms: None,
+            sse_interval_ms: None,
         }
     }
 }

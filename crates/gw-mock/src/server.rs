@@ -11,6 +11,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -183,14 +184,20 @@ fn build_response(respond: &Respond) -> Response {
     let (content_type, body) = if let Some(json) = &respond.json {
         ("application/json", Body::from(json.to_string()))
     } else if let Some(events) = &respond.sse {
-        let frames: Vec<Result<Bytes, std::io::Error>> = events
+        let frames: Vec<Bytes> = events
             .iter()
-            .map(|e| Ok(Bytes::from(format!("data: {e}\n\n"))))
+            .map(|e| Bytes::from(format!("data: {e}\n\n")))
             .collect();
-        (
-            "text/event-stream",
-            Body::from_stream(futures_util::stream::iter(frames)),
-        )
+        let interval = respond.sse_interval_ms.map(Duration::from_millis);
+        let paced = futures_util::stream::iter(frames.into_iter().enumerate()).then(
+            move |(i, frame)| async move {
+                if let (Some(wait), true) = (interval, i > 0) {
+                    tokio::time::sleep(wait).await;
+                }
+                Ok::<_, std::io::Error>(frame)
+            },
+        );
+        ("text/event-stream", Body::from_stream(paced))
     } else if let Some(b64) = &respond.base64 {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
