@@ -38,7 +38,9 @@ pub mod http;
 pub use accounting::{Accounting, Admission, Amount, Modality, Outcome, Reservation, UsageRecord};
 pub use config::{ProviderConfig, ProvidersConfig, SecretString};
 pub use error::{Error, ErrorKind, Result};
-pub use pricing::{BUILTIN_CATALOG, PriceCatalog, TextPrice};
+pub use pricing::{
+    BUILTIN_CATALOG, ModalityTokens, PriceCatalog, PriceQualifiers, PriceUnit, TextPrice,
+};
 pub use registry::Registry;
 pub use text::{
     DynTextModel, FinishReason, Message, ResponseFormat, Role, TextCaps, TextChunk, TextModel,

@@ -1,19 +1,39 @@
 //! The pricing catalog: prices per provider, model and unit, read from data (`pricing.toml`).
+//!
+//! A catalog file has a required `version` and three kinds of entry (the header of
+//! `pricing.toml` is the reference for the format):
+//! - `[[text]]`: a token-billed model's input, output and cached-input rates per 1M tokens, with an
+//!   optional long-context tier. Priced by [`PriceCatalog::text_cost`].
+//! - `[[unit]]`: a price per [`PriceUnit`] (an image, a second of video, a search, ...), in USD or
+//!   in the provider's credits, optionally only for requests with given [`PriceQualifiers`]
+//!   (image size, video resolution, search depth, token modality). Priced by
+//!   [`PriceCatalog::unit_cost`]; token rates by modality also feed [`PriceCatalog::token_cost`].
+//! - `[[credit]]`: USD per credit, for providers that bill in their own credits.
+//!
+//! Look-ups never guess: a price the catalog does not state is `None`, and the caller logs the
+//! cost as unknown.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Cost, Error, ErrorKind, Result, TokenPrice, TokenUsage};
 
 /// The catalog that ships with this version of the gateway.
 pub const BUILTIN_CATALOG: &str = include_str!("../pricing.toml");
 
+const NANOS_PER_USD: u128 = 1_000_000_000;
+const TOKENS_PER_PRICE: u64 = 1_000_000;
+
 /// Prices by provider and model. Look-ups are exact on the provider-local model id.
 #[derive(Debug, Clone, Default)]
 pub struct PriceCatalog {
     version: String,
     text: HashMap<(String, String), TextPrice>,
+    units: HashMap<(String, String, PriceUnit), Vec<UnitRate>>,
+    credits: HashMap<String, Cost>,
 }
 
 /// The price of a token-billed text model.
@@ -28,10 +48,216 @@ pub struct TextPrice {
 impl TextPrice {
     /// What `usage` costs.
     pub fn cost(&self, usage: &TokenUsage) -> Cost {
+        self.tier(usage.input_tokens).cost(usage)
+    }
+
+    /// The rates that apply to a request with `input_tokens` prompt tokens.
+    fn tier(&self, input_tokens: u64) -> TokenPrice {
         match self.long_context {
-            Some((above, price)) if usage.input_tokens > above => price.cost(usage),
-            _ => self.base.cost(usage),
+            Some((above, price)) if input_tokens > above => price,
+            _ => self.base,
         }
+    }
+}
+
+/// What a `[[unit]]` price is per. The catalog file names each kind by [`PriceUnit::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum PriceUnit {
+    /// Uncached prompt tokens, priced per 1M (`input_token`).
+    InputToken,
+    /// Prompt tokens served from the provider's cache, priced per 1M (`cached_input_token`).
+    CachedInputToken,
+    /// Generated tokens, priced per 1M (`output_token`).
+    OutputToken,
+    /// One generated or edited image (`image`).
+    Image,
+    /// One second of generated video (`video_second`).
+    VideoSecond,
+    /// One second of audio, generated or transcribed (`audio_second`).
+    AudioSecond,
+    /// One character of input text, as speech synthesis bills it (`character`).
+    Character,
+    /// One search query (`search`).
+    Search,
+    /// One search result beyond those a query includes (`search_result`).
+    SearchResult,
+    /// One page (URL) of content fetched (`page`).
+    Page,
+    /// One call or run, whatever it returns (`request`).
+    Request,
+    /// One of the provider's own credits (`credit`); its price is the provider's `[[credit]]`
+    /// entry, not a `[[unit]]`.
+    Credit,
+}
+
+impl PriceUnit {
+    /// Every unit kind.
+    pub const ALL: [PriceUnit; 12] = [
+        Self::InputToken,
+        Self::CachedInputToken,
+        Self::OutputToken,
+        Self::Image,
+        Self::VideoSecond,
+        Self::AudioSecond,
+        Self::Character,
+        Self::Search,
+        Self::SearchResult,
+        Self::Page,
+        Self::Request,
+        Self::Credit,
+    ];
+
+    /// The name the catalog file uses (`image`, `video_second`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InputToken => "input_token",
+            Self::CachedInputToken => "cached_input_token",
+            Self::OutputToken => "output_token",
+            Self::Image => "image",
+            Self::VideoSecond => "video_second",
+            Self::AudioSecond => "audio_second",
+            Self::Character => "character",
+            Self::Search => "search",
+            Self::SearchResult => "search_result",
+            Self::Page => "page",
+            Self::Request => "request",
+            Self::Credit => "credit",
+        }
+    }
+
+    /// The unit named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.as_str() == name)
+    }
+
+    /// Whether prices of this unit are per 1M units (the token units), not per unit.
+    pub fn per_million(self) -> bool {
+        matches!(
+            self,
+            Self::InputToken | Self::CachedInputToken | Self::OutputToken
+        )
+    }
+}
+
+impl fmt::Display for PriceUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the qualifiers, in the order of [`PriceQualifiers`]' values.
+const QUALIFIERS: [&str; 5] = ["size", "quality", "resolution", "modality", "depth"];
+const SIZE: usize = 0;
+const QUALITY: usize = 1;
+const RESOLUTION: usize = 2;
+const MODALITY: usize = 3;
+const DEPTH: usize = 4;
+
+/// What a request asks for that a price may depend on: the values a `[[unit]]` entry's qualifiers
+/// are matched against (ignoring ASCII case).
+///
+/// An entry applies to a request when every qualifier the entry sets has the same value here; the
+/// applicable entry that sets the most qualifiers wins, so a qualified price wins over an
+/// unqualified one. A value the request sets but no entry mentions does not matter.
+///
+/// ```
+/// use gateway_core::{PriceCatalog, PriceQualifiers, PriceUnit};
+///
+/// let catalog = PriceCatalog::builtin();
+/// let q = PriceQualifiers::new().resolution("720p");
+/// let model = "wavespeed-ai/hunyuan-video-1.5/text-to-video";
+/// let cost = catalog.unit_cost("wavespeed", model, PriceUnit::VideoSecond, &q, 5);
+/// assert_eq!(cost.unwrap().to_string(), "0.2");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriceQualifiers<'a> {
+    values: [Option<&'a str>; QUALIFIERS.len()],
+}
+
+impl<'a> PriceQualifiers<'a> {
+    /// No qualifiers: only unqualified prices apply.
+    pub const fn new() -> Self {
+        Self {
+            values: [None; QUALIFIERS.len()],
+        }
+    }
+
+    /// The output size (`size`), e.g. `1024x1024`.
+    pub const fn size(mut self, size: &'a str) -> Self {
+        self.values[SIZE] = Some(size);
+        self
+    }
+
+    /// The output quality (`quality`), e.g. `hd`.
+    pub const fn quality(mut self, quality: &'a str) -> Self {
+        self.values[QUALITY] = Some(quality);
+        self
+    }
+
+    /// The video resolution (`resolution`), e.g. `720p`.
+    pub const fn resolution(mut self, resolution: &'a str) -> Self {
+        self.values[RESOLUTION] = Some(resolution);
+        self
+    }
+
+    /// The modality of the tokens priced (`modality`): `text`, `image`, `audio` or `video`.
+    pub const fn modality(mut self, modality: &'a str) -> Self {
+        self.values[MODALITY] = Some(modality);
+        self
+    }
+
+    /// The search depth or type (`depth`): Tavily's `search_depth`, Exa's `type`.
+    pub const fn depth(mut self, depth: &'a str) -> Self {
+        self.values[DEPTH] = Some(depth);
+        self
+    }
+}
+
+/// The part of a request's tokens in one modality, for models whose token rates differ by
+/// modality (Gemini reports them in `promptTokensDetails` and `candidatesTokensDetails`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModalityTokens<'a> {
+    /// The modality as the catalog's `modality` qualifier names it (`text`, `image`, `audio`,
+    /// `video`), matched ignoring ASCII case, so Gemini's `AUDIO` works as it is.
+    pub modality: &'a str,
+    /// Prompt tokens in this modality, cached ones included.
+    pub input_tokens: u64,
+    /// The part of `input_tokens` served from the provider's cache.
+    pub cached_input_tokens: u64,
+    /// Generated tokens in this modality.
+    pub output_tokens: u64,
+}
+
+/// One `[[unit]]` price, under the key (provider, model, unit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnitRate {
+    /// Qualifier values (ASCII lower case), indexed like [`QUALIFIERS`].
+    qualifiers: [Option<String>; QUALIFIERS.len()],
+    rate: Rate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rate {
+    /// USD per unit (per 1M for token units).
+    Usd(Cost),
+    /// The provider's credits per unit (per 1M for token units), in billionths of a credit.
+    Credits(u64),
+}
+
+impl UnitRate {
+    fn specificity(&self) -> usize {
+        self.qualifiers.iter().flatten().count()
+    }
+
+    fn applies_to(&self, request: &PriceQualifiers<'_>) -> bool {
+        self.qualifiers
+            .iter()
+            .zip(request.values)
+            .all(|(wanted, given)| match wanted {
+                None => true,
+                Some(w) => given.is_some_and(|g| g.eq_ignore_ascii_case(w)),
+            })
     }
 }
 
@@ -39,8 +265,13 @@ impl TextPrice {
 #[serde(deny_unknown_fields)]
 struct File {
     version: String,
+    // Entries are read one by one (see `read_entry`), so that an error names the entry.
     #[serde(default)]
-    text: Vec<TextEntry>,
+    text: Vec<toml::Table>,
+    #[serde(default)]
+    unit: Vec<toml::Table>,
+    #[serde(default)]
+    credit: Vec<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +300,109 @@ struct LongContext {
     cached_input: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitEntry {
+    provider: String,
+    model: String,
+    unit: String,
+    #[serde(default)]
+    price: Option<String>,
+    #[serde(default)]
+    credits: Option<String>,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default)]
+    quality: Option<String>,
+    #[serde(default)]
+    resolution: Option<String>,
+    #[serde(default)]
+    modality: Option<String>,
+    #[serde(default)]
+    depth: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // provenance for readers of the file
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreditEntry {
+    provider: String,
+    price: String,
+    #[serde(default)]
+    #[allow(dead_code)] // provenance for readers of the file
+    source: Option<String>,
+}
+
+fn config_error(message: String) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+/// Fields of the entry tables that hold amounts of money (or credits).
+const AMOUNT_FIELDS: [&str; 5] = ["input", "output", "cached_input", "price", "credits"];
+/// Fields of the entry tables that hold other strings.
+const STRING_FIELDS: [&str; 9] = [
+    "provider",
+    "model",
+    "unit",
+    "size",
+    "quality",
+    "resolution",
+    "modality",
+    "depth",
+    "source",
+];
+
+/// Reads the entry `raw` at `at` (`ops.toml: unit[3]`), so that every error names the entry, and
+/// a value of the wrong type also its field: serde's own messages name neither.
+fn read_entry<T: DeserializeOwned>(at: &str, raw: toml::Table) -> Result<T> {
+    fn check(at: &str, table: &toml::Table) -> Result<()> {
+        for (key, value) in table {
+            let amount = AMOUNT_FIELDS.contains(&key.as_str());
+            if (amount || STRING_FIELDS.contains(&key.as_str())) && !value.is_str() {
+                let hint = if amount {
+                    " (amounts are decimal strings such as \"0.04\", never floating point)"
+                } else {
+                    ""
+                };
+                return Err(config_error(format!(
+                    "{at}.{key}: expected a string, found {}{hint}",
+                    value.type_str()
+                )));
+            }
+            if key == "long_context"
+                && let Some(nested) = value.as_table()
+            {
+                check(&format!("{at}.{key}"), nested)?;
+            }
+        }
+        Ok(())
+    }
+    check(at, &raw)?;
+    T::deserialize(raw).map_err(|e| config_error(format!("{at}: {}", e.message())))
+}
+
+fn parse_usd(at: &str, value: &str) -> Result<Cost> {
+    value
+        .parse()
+        .map_err(|e| config_error(format!("{at}: {e}")))
+}
+
+fn non_empty(at: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(config_error(format!("{at}: must not be empty")));
+    }
+    Ok(())
+}
+
+/// `numerator × quantity / denominator` nano-dollars, rounded half up, saturating.
+fn scaled(numerator: u128, quantity: u64, denominator: u128) -> Cost {
+    let exact = numerator.saturating_mul(u128::from(quantity));
+    let rounded = exact.saturating_add(denominator / 2) / denominator;
+    Cost::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
+}
+
 impl PriceCatalog {
     /// The catalog shipped with the gateway ([`BUILTIN_CATALOG`]).
     pub fn builtin() -> Self {
@@ -77,58 +411,186 @@ impl PriceCatalog {
     }
 
     /// Reads a catalog in the format of `pricing.toml`; `origin` names the file in errors.
+    ///
+    /// Fails with [`ErrorKind::Config`] and a message naming `origin` and the entry and field at
+    /// fault (`ops.toml: unit[3].price: ...`) for a missing or empty `version`, an unknown or
+    /// missing field, a value of the wrong type (amounts are strings, never floats), an amount
+    /// that is not an exact non-negative decimal, an unknown unit, a `[[unit]]` with both or
+    /// neither of `price` and `credits`, an empty provider, model or qualifier, or two entries of
+    /// one table for the same prices. Syntax errors name the file and the line.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let file: File = toml::from_str(text)
-            .map_err(|e| Error::new(ErrorKind::Config, format!("{origin}: {e}")))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| config_error(format!("{origin}: {e}")))?;
+        non_empty(&format!("{origin}: version"), &file.version)?;
         let mut catalog = Self {
             version: file.version,
-            text: HashMap::new(),
+            ..Self::default()
         };
-        for (i, entry) in file.text.into_iter().enumerate() {
+        let mut text_at = HashMap::new();
+        for (i, raw) in file.text.into_iter().enumerate() {
+            let entry: TextEntry = read_entry(&format!("{origin}: text[{i}]"), raw)?;
             let at = |field: &str| format!("{origin}: text[{i}].{field}");
-            let cost = |field: &str, value: &str| -> Result<Cost> {
-                value
-                    .parse()
-                    .map_err(|e| Error::new(ErrorKind::Config, format!("{}: {e}", at(field))))
+            let token_price = |prefix: &str,
+                               input: &str,
+                               output: &str,
+                               cached_input: Option<&str>|
+             -> Result<TokenPrice> {
+                Ok(TokenPrice {
+                    input: parse_usd(&at(&format!("{prefix}input")), input)?,
+                    output: parse_usd(&at(&format!("{prefix}output")), output)?,
+                    cached_input: cached_input
+                        .map(|c| parse_usd(&at(&format!("{prefix}cached_input")), c))
+                        .transpose()?,
+                })
             };
-            let base = TokenPrice {
-                input: cost("input", &entry.input)?,
-                output: cost("output", &entry.output)?,
-                cached_input: entry
-                    .cached_input
-                    .as_deref()
-                    .map(|c| cost("cached_input", c))
-                    .transpose()?,
-            };
+            let base = token_price(
+                "",
+                &entry.input,
+                &entry.output,
+                entry.cached_input.as_deref(),
+            )?;
             let long_context = match entry.long_context {
                 Some(lc) => Some((
                     lc.above_tokens,
-                    TokenPrice {
-                        input: cost("long_context.input", &lc.input)?,
-                        output: cost("long_context.output", &lc.output)?,
-                        cached_input: lc
-                            .cached_input
-                            .as_deref()
-                            .map(|c| cost("long_context.cached_input", c))
-                            .transpose()?,
-                    },
+                    token_price(
+                        "long_context.",
+                        &lc.input,
+                        &lc.output,
+                        lc.cached_input.as_deref(),
+                    )?,
                 )),
                 None => None,
             };
-            catalog.text.insert(
-                (entry.provider, entry.model),
-                TextPrice { base, long_context },
-            );
+            let key = (entry.provider, entry.model);
+            if let Some(first) = text_at.insert(key.clone(), i) {
+                return Err(config_error(format!(
+                    "{origin}: text[{i}]: same provider and model as text[{first}]"
+                )));
+            }
+            catalog.text.insert(key, TextPrice { base, long_context });
+        }
+        let mut unit_at = HashMap::new();
+        for (i, raw) in file.unit.into_iter().enumerate() {
+            let unit = read_entry(&format!("{origin}: unit[{i}]"), raw)?;
+            let (key, rate) = Self::unit_entry(origin, i, unit)?;
+            if let Some(first) = unit_at.insert((key.clone(), rate.qualifiers.clone()), i) {
+                return Err(config_error(format!(
+                    "{origin}: unit[{i}]: same provider, model, unit and qualifiers as unit[{first}]"
+                )));
+            }
+            catalog.units.entry(key).or_default().push(rate);
+        }
+        let mut credit_at = HashMap::new();
+        for (i, raw) in file.credit.into_iter().enumerate() {
+            let entry: CreditEntry = read_entry(&format!("{origin}: credit[{i}]"), raw)?;
+            non_empty(&format!("{origin}: credit[{i}].provider"), &entry.provider)?;
+            let price = parse_usd(&format!("{origin}: credit[{i}].price"), &entry.price)?;
+            if let Some(first) = credit_at.insert(entry.provider.clone(), i) {
+                return Err(config_error(format!(
+                    "{origin}: credit[{i}]: same provider as credit[{first}]"
+                )));
+            }
+            catalog.credits.insert(entry.provider, price);
         }
         Ok(catalog)
     }
 
+    /// Checks and converts the `[[unit]]` entry at index `i`.
+    fn unit_entry(
+        origin: &str,
+        i: usize,
+        entry: UnitEntry,
+    ) -> Result<((String, String, PriceUnit), UnitRate)> {
+        let at = |field: &str| format!("{origin}: unit[{i}].{field}");
+        non_empty(&at("provider"), &entry.provider)?;
+        non_empty(&at("model"), &entry.model)?;
+        let unit = match PriceUnit::parse(&entry.unit) {
+            Some(PriceUnit::Credit) => {
+                return Err(config_error(format!(
+                    "{}: the price of a credit goes in a [[credit]] entry",
+                    at("unit")
+                )));
+            }
+            Some(unit) => unit,
+            None => {
+                let known: Vec<_> = PriceUnit::ALL
+                    .iter()
+                    .filter(|u| **u != PriceUnit::Credit)
+                    .map(|u| u.as_str())
+                    .collect();
+                return Err(config_error(format!(
+                    "{}: unknown unit `{}`; expected one of {}",
+                    at("unit"),
+                    entry.unit,
+                    known.join(", ")
+                )));
+            }
+        };
+        let rate = match (entry.price, entry.credits) {
+            (Some(price), None) => Rate::Usd(parse_usd(&at("price"), &price)?),
+            (None, Some(credits)) => {
+                let nanos = credits.parse::<Cost>().map_err(|_| {
+                    config_error(format!(
+                        "{}: `{credits}` is not a non-negative decimal number of credits \
+                         with at most 9 decimals",
+                        at("credits")
+                    ))
+                })?;
+                Rate::Credits(nanos.nanos())
+            }
+            (Some(_), Some(_)) => {
+                return Err(config_error(format!(
+                    "{}: give either `price` (USD) or `credits`, not both",
+                    at("price")
+                )));
+            }
+            (None, None) => {
+                return Err(config_error(format!(
+                    "{}: missing; give `price` (USD) or `credits`",
+                    at("price")
+                )));
+            }
+        };
+        let given = [
+            entry.size,
+            entry.quality,
+            entry.resolution,
+            entry.modality,
+            entry.depth,
+        ];
+        let mut qualifiers: [Option<String>; QUALIFIERS.len()] = Default::default();
+        for ((slot, value), name) in qualifiers.iter_mut().zip(given).zip(QUALIFIERS) {
+            if let Some(value) = value {
+                non_empty(&at(name), &value)?;
+                *slot = Some(value.to_ascii_lowercase());
+            }
+        }
+        Ok((
+            (entry.provider, entry.model, unit),
+            UnitRate { qualifiers, rate },
+        ))
+    }
+
     /// Adds `other`'s prices over these (an operator's overrides); its version, if set, wins.
+    ///
+    /// A text price or a provider's credit price replaces the one for the same provider (and
+    /// model); a unit price replaces the one with the same provider, model, unit and qualifiers,
+    /// and leaves the others of that model and unit in place.
     pub fn merge(&mut self, other: PriceCatalog) {
         if !other.version.is_empty() {
             self.version = other.version;
         }
         self.text.extend(other.text);
+        for (key, rates) in other.units {
+            let mine = self.units.entry(key).or_default();
+            for rate in rates {
+                match mine.iter_mut().find(|r| r.qualifiers == rate.qualifiers) {
+                    Some(slot) => *slot = rate,
+                    None => mine.push(rate),
+                }
+            }
+        }
+        self.credits.extend(other.credits);
     }
 
     /// The catalog version that priced a usage row.
@@ -145,11 +607,232 @@ impl PriceCatalog {
     pub fn text_cost(&self, provider: &str, model: &str, usage: &TokenUsage) -> Option<Cost> {
         self.text_price(provider, model).map(|p| p.cost(usage))
     }
+
+    /// USD per credit of `provider`, if the catalog has a `[[credit]]` entry for it.
+    pub fn credit_price(&self, provider: &str) -> Option<Cost> {
+        self.credits.get(provider).copied()
+    }
+
+    /// USD per `unit` of `provider`'s `model` for a request with `qualifiers` (per 1M for the
+    /// token units; see [`PriceUnit::per_million`]), or `None` when the catalog does not state it.
+    ///
+    /// A price given in credits is converted at the provider's credit price and rounded to the
+    /// nano-dollar; [`PriceCatalog::unit_cost`] converts the whole quantity at once instead.
+    pub fn unit_price(
+        &self,
+        provider: &str,
+        model: &str,
+        unit: PriceUnit,
+        qualifiers: &PriceQualifiers<'_>,
+    ) -> Option<Cost> {
+        let per = if unit.per_million() {
+            TOKENS_PER_PRICE
+        } else {
+            1
+        };
+        self.unit_cost(provider, model, unit, qualifiers, per)
+    }
+
+    /// What `quantity` of `unit` of `provider`'s `model` costs for a request with `qualifiers`,
+    /// or `None` when the price is unknown.
+    ///
+    /// The price is that of the most specific `[[unit]]` entry for (`provider`, `model`, `unit`)
+    /// whose qualifiers all match (see [`PriceQualifiers`]). It is unknown when no entry matches,
+    /// when two equally specific matching entries disagree, and when the entry is priced in
+    /// credits and the catalog has no `[[credit]]` price for the provider. Token units are priced
+    /// per 1M, rounded half up to the nano-dollar like [`Cost::per_million`]; other units exactly.
+    /// [`PriceUnit::Credit`] is priced by the provider's `[[credit]]` entry, whatever the model.
+    /// Token rates of `[[text]]` entries are not consulted here: see [`PriceCatalog::token_cost`].
+    pub fn unit_cost(
+        &self,
+        provider: &str,
+        model: &str,
+        unit: PriceUnit,
+        qualifiers: &PriceQualifiers<'_>,
+        quantity: u64,
+    ) -> Option<Cost> {
+        if unit == PriceUnit::Credit {
+            return self.credit_price(provider).map(|p| p.times(quantity));
+        }
+        let rate = self.unit_rate(provider, model, unit, qualifiers)?;
+        self.rate_cost(provider, rate.rate, unit, quantity)
+    }
+
+    /// What `usage` of `provider`'s token-billed `model` costs when its rates may differ by
+    /// modality, or `None` when any non-zero part of it has no known rate.
+    ///
+    /// `by_modality` splits some of `usage`'s tokens by modality; the tokens it leaves out are
+    /// priced without a modality. With an empty `by_modality` and only a `[[text]]` entry for the
+    /// model this is [`PriceCatalog::text_cost`]. Each group of tokens takes its rate from, in
+    /// order:
+    /// 1. the most specific token `[[unit]]` entry of the model (`input_token`,
+    ///    `cached_input_token` or `output_token`) whose `modality` matches or is unset;
+    /// 2. the model's `[[text]]` rates, in the tier the whole prompt falls into (cached tokens
+    ///    at the cached rate, else the input rate).
+    ///
+    /// A group of cached tokens whose input rate comes from a `[[unit]]` entry needs a
+    /// `cached_input_token` entry at least as specific: a modality billed at its own input rate
+    /// has its own cache rate, so the text cache rate is never assumed for it.
+    pub fn token_cost(
+        &self,
+        provider: &str,
+        model: &str,
+        usage: &TokenUsage,
+        by_modality: &[ModalityTokens<'_>],
+    ) -> Option<Cost> {
+        let tier = self
+            .text_price(provider, model)
+            .map(|p| p.tier(usage.input_tokens));
+        let mut rest_input = usage.input_tokens;
+        let mut rest_cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let mut rest_output = usage.output_tokens;
+        let mut total = Cost::ZERO;
+        for part in by_modality {
+            let cached = part.cached_input_tokens.min(part.input_tokens);
+            let counts = [
+                (PriceUnit::InputToken, part.input_tokens - cached),
+                (PriceUnit::CachedInputToken, cached),
+                (PriceUnit::OutputToken, part.output_tokens),
+            ];
+            total = total + self.tokens_cost(provider, model, tier, Some(part.modality), counts)?;
+            rest_input = rest_input.saturating_sub(part.input_tokens);
+            rest_cached = rest_cached.saturating_sub(cached);
+            rest_output = rest_output.saturating_sub(part.output_tokens);
+        }
+        let rest_cached = rest_cached.min(rest_input);
+        let counts = [
+            (PriceUnit::InputToken, rest_input - rest_cached),
+            (PriceUnit::CachedInputToken, rest_cached),
+            (PriceUnit::OutputToken, rest_output),
+        ];
+        Some(total + self.tokens_cost(provider, model, tier, None, counts)?)
+    }
+
+    /// The cost of token counts of one modality (or none), `None` if a non-zero count is unpriced.
+    fn tokens_cost(
+        &self,
+        provider: &str,
+        model: &str,
+        tier: Option<TokenPrice>,
+        modality: Option<&str>,
+        counts: [(PriceUnit, u64); 3],
+    ) -> Option<Cost> {
+        let mut total = Cost::ZERO;
+        for (unit, count) in counts {
+            if count == 0 {
+                continue;
+            }
+            let rate = self.token_rate(provider, model, tier, unit, modality)?;
+            total = total + self.rate_cost(provider, rate, unit, count)?;
+        }
+        Some(total)
+    }
+
+    /// The rate of one token unit, by the rules of [`PriceCatalog::token_cost`].
+    fn token_rate(
+        &self,
+        provider: &str,
+        model: &str,
+        tier: Option<TokenPrice>,
+        unit: PriceUnit,
+        modality: Option<&str>,
+    ) -> Option<Rate> {
+        let qualifiers = match modality {
+            Some(m) => PriceQualifiers::new().modality(m),
+            None => PriceQualifiers::new(),
+        };
+        let find = |u| self.unit_rate(provider, model, u, &qualifiers);
+        match unit {
+            PriceUnit::CachedInputToken => {
+                match (
+                    find(PriceUnit::CachedInputToken),
+                    find(PriceUnit::InputToken),
+                ) {
+                    (Some(cached), Some(input)) if cached.specificity() >= input.specificity() => {
+                        Some(cached.rate)
+                    }
+                    (Some(cached), None) => Some(cached.rate),
+                    // The input rate is this modality's own (or overrides the text rate); its
+                    // cache rate is not stated.
+                    (_, Some(_)) => None,
+                    (None, None) => tier.map(|t| Rate::Usd(t.cached_input.unwrap_or(t.input))),
+                }
+            }
+            _ => find(unit).map(|r| r.rate).or_else(|| {
+                tier.map(|t| {
+                    Rate::Usd(if unit == PriceUnit::InputToken {
+                        t.input
+                    } else {
+                        t.output
+                    })
+                })
+            }),
+        }
+    }
+
+    /// The most specific `[[unit]]` entry that applies, `None` if none does or two tie.
+    fn unit_rate(
+        &self,
+        provider: &str,
+        model: &str,
+        unit: PriceUnit,
+        qualifiers: &PriceQualifiers<'_>,
+    ) -> Option<&UnitRate> {
+        let rates = self
+            .units
+            .get(&(provider.to_owned(), model.to_owned(), unit))?;
+        let mut best: Option<&UnitRate> = None;
+        let mut tied = false;
+        for rate in rates.iter().filter(|r| r.applies_to(qualifiers)) {
+            match best {
+                Some(b) if b.specificity() > rate.specificity() => {}
+                Some(b) if b.specificity() == rate.specificity() => tied |= b.rate != rate.rate,
+                _ => {
+                    best = Some(rate);
+                    tied = false;
+                }
+            }
+        }
+        if tied { None } else { best }
+    }
+
+    /// What `quantity` units at `rate` cost, `None` for credits without a known credit price.
+    fn rate_cost(
+        &self,
+        provider: &str,
+        rate: Rate,
+        unit: PriceUnit,
+        quantity: u64,
+    ) -> Option<Cost> {
+        let (numerator, mut denominator) = match rate {
+            Rate::Usd(price) => (u128::from(price.nanos()), 1),
+            Rate::Credits(nano_credits) => (
+                u128::from(nano_credits) * u128::from(self.credit_price(provider)?.nanos()),
+                NANOS_PER_USD,
+            ),
+        };
+        if unit.per_million() {
+            denominator *= u128::from(TOKENS_PER_PRICE);
+        }
+        Some(scaled(numerator, quantity, denominator))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> PriceCatalog {
+        PriceCatalog::from_toml(text, "ops.toml").unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        PriceCatalog::from_toml(text, "ops.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    const NONE: PriceQualifiers<'static> = PriceQualifiers::new();
 
     #[test]
     fn builtin_catalog_reads() {
@@ -157,6 +840,43 @@ mod tests {
         assert_eq!(catalog.version(), "2026-11-26");
         assert!(catalog.text_price("gemini", "gemini-2.5-flash").is_some());
         assert!(catalog.text_price("gemini", "no-such-model").is_none());
+        assert_eq!(PriceCatalog::builtin().version(), "2026-11-26");
+    }
+
+    #[test]
+    fn every_shipped_entry_names_its_source_and_date() {
+        let file: File = toml::from_str(BUILTIN_CATALOG).unwrap();
+        let tables = [
+            ("text", file.text),
+            ("unit", file.unit),
+            ("credit", file.credit),
+        ];
+        let mut n = 0;
+        for (table, entries) in tables {
+            for (i, entry) in entries.iter().enumerate() {
+                let source = entry.get("source").and_then(toml::Value::as_str);
+                let source = source.unwrap_or_default();
+                assert!(
+                    source.contains("read 2026-11-26"),
+                    "{table}[{i}]: {source:?}"
+                );
+                assert!(
+                    source.contains("shared/providers/"),
+                    "{table}[{i}]: {source:?}"
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 30, "{n} entries");
+    }
+
+    #[test]
+    fn unit_names_round_trip() {
+        for unit in PriceUnit::ALL {
+            assert_eq!(PriceUnit::parse(unit.as_str()), Some(unit));
+            assert_eq!(unit.to_string(), unit.as_str());
+        }
+        assert_eq!(PriceUnit::parse("Image"), None);
     }
 
     #[test]
@@ -176,6 +896,341 @@ mod tests {
             .text_cost("gemini", "gemini-2.5-pro", &usage(400_000))
             .unwrap();
         assert_eq!(large.to_string(), "16");
+        // token_cost without a split is text_cost, tiers included.
+        for input in [200_000, 400_000] {
+            assert_eq!(
+                catalog.token_cost("gemini", "gemini-2.5-pro", &usage(input), &[]),
+                catalog.text_cost("gemini", "gemini-2.5-pro", &usage(input)),
+            );
+        }
+    }
+
+    #[test]
+    fn each_unit_kind_prices_a_quantity_exactly() {
+        let mut text = String::from("version = \"t\"\n");
+        let units = [
+            ("input_token", "0.10", 3_000_000, "0.3"),
+            ("cached_input_token", "0.025", 1_000, "0.000025"),
+            ("output_token", "30", 1_290, "0.0387"),
+            ("image", "0.039", 3, "0.117"),
+            ("video_second", "0.02", 8, "0.16"),
+            ("audio_second", "0.0015", 61, "0.0915"),
+            ("character", "0.000015", 1_234, "0.01851"),
+            ("search", "0.007", 3, "0.021"),
+            ("search_result", "0.001", 7, "0.007"),
+            ("page", "0.001", 12, "0.012"),
+            ("request", "0.005", 1, "0.005"),
+        ];
+        for (unit, price, _, _) in units {
+            text.push_str(&format!(
+                "[[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"{unit}\"\nprice = \"{price}\"\n"
+            ));
+        }
+        text.push_str("[[credit]]\nprovider = \"p\"\nprice = \"0.008\"\n");
+        let catalog = parse(&text);
+        for (name, _, quantity, expected) in units {
+            let unit = PriceUnit::parse(name).unwrap();
+            let cost = catalog.unit_cost("p", "m", unit, &NONE, quantity).unwrap();
+            assert_eq!(cost.to_string(), expected, "{name}");
+        }
+        let credits = catalog
+            .unit_cost("p", "any-model", PriceUnit::Credit, &NONE, 3)
+            .unwrap();
+        assert_eq!(credits.to_string(), "0.024");
+        // Every kind is covered above.
+        assert_eq!(units.len() + 1, PriceUnit::ALL.len());
+        // unit_price is per unit, or per 1M tokens.
+        assert_eq!(
+            catalog
+                .unit_price("p", "m", PriceUnit::OutputToken, &NONE)
+                .unwrap()
+                .to_string(),
+            "30"
+        );
+        assert_eq!(
+            catalog
+                .unit_price("p", "m", PriceUnit::Image, &NONE)
+                .unwrap()
+                .to_string(),
+            "0.039"
+        );
+    }
+
+    #[test]
+    fn credit_prices_convert_exactly() {
+        let catalog = parse(
+            "version = \"t\"\n\
+             [[credit]]\nprovider = \"stability\"\nprice = \"0.01\"\n\
+             [[unit]]\nprovider = \"stability\"\nmodel = \"sd3.5-large\"\nunit = \"image\"\ncredits = \"6.5\"\n\
+             [[unit]]\nprovider = \"serper\"\nmodel = \"search\"\nunit = \"search\"\ncredits = \"1\"\n",
+        );
+        let cost = |p, m, n| catalog.unit_cost(p, m, PriceUnit::Image, &NONE, n);
+        assert_eq!(
+            cost("stability", "sd3.5-large", 3).unwrap().to_string(),
+            "0.195"
+        );
+        assert_eq!(
+            catalog
+                .unit_price("stability", "sd3.5-large", PriceUnit::Image, &NONE)
+                .unwrap()
+                .to_string(),
+            "0.065"
+        );
+        // Credits without a credit price are a known count of an unknown amount: unknown.
+        assert_eq!(
+            catalog.unit_cost("serper", "search", PriceUnit::Search, &NONE, 1),
+            None
+        );
+        assert_eq!(
+            catalog.unit_cost("serper", "search", PriceUnit::Credit, &NONE, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn shipped_unit_prices() {
+        let catalog = PriceCatalog::builtin();
+        let cost = |provider, model, unit, q: PriceQualifiers<'_>, n| {
+            catalog
+                .unit_cost(provider, model, unit, &q, n)
+                .map(|c| c.to_string())
+        };
+        let image = PriceUnit::Image;
+        assert_eq!(
+            cost("gemini", "imagen-4.0-fast-generate-001", image, NONE, 3).as_deref(),
+            Some("0.06")
+        );
+        assert_eq!(
+            cost("stability", "ultra", image, NONE, 1).as_deref(),
+            Some("0.08")
+        );
+        assert_eq!(
+            cost("stability", "sd3.5-large", image, NONE, 2).as_deref(),
+            Some("0.13")
+        );
+        let video = "wavespeed-ai/hunyuan-video-1.5/text-to-video";
+        let p720 = PriceQualifiers::new().resolution("720p");
+        let p480 = PriceQualifiers::new().resolution("480P");
+        let second = PriceUnit::VideoSecond;
+        assert_eq!(
+            cost("wavespeed", video, second, p720, 8).as_deref(),
+            Some("0.32")
+        );
+        assert_eq!(
+            cost("wavespeed", video, second, p480, 10).as_deref(),
+            Some("0.2")
+        );
+        // No price is stated for 1080p, nor without a resolution.
+        let p1080 = PriceQualifiers::new().resolution("1080p");
+        assert_eq!(cost("wavespeed", video, second, p1080, 5), None);
+        assert_eq!(cost("wavespeed", video, second, NONE, 5), None);
+        let advanced = PriceQualifiers::new().depth("advanced");
+        let basic = PriceQualifiers::new().depth("basic");
+        let search = PriceUnit::Search;
+        assert_eq!(
+            cost("tavily", "search", search, advanced, 2).as_deref(),
+            Some("0.032")
+        );
+        assert_eq!(
+            cost("tavily", "search", search, basic, 2).as_deref(),
+            Some("0.016")
+        );
+        let fast = PriceQualifiers::new().depth("fast");
+        assert_eq!(
+            cost("exa", "search", search, fast, 1).as_deref(),
+            Some("0.007")
+        );
+        assert_eq!(
+            cost("exa", "search", PriceUnit::SearchResult, fast, 5).as_deref(),
+            Some("0.005")
+        );
+        assert_eq!(
+            cost("exa", "answer", PriceUnit::Request, NONE, 2).as_deref(),
+            Some("0.01")
+        );
+        assert_eq!(
+            cost("exa", "contents", PriceUnit::Page, NONE, 10).as_deref(),
+            Some("0.01")
+        );
+    }
+
+    #[test]
+    fn token_rates_by_modality() {
+        let catalog = PriceCatalog::builtin();
+        // gemini-2.0-flash: $0.10 text/image/video input, $0.70 audio input, $0.40 output.
+        let usage = TokenUsage {
+            input_tokens: 2_000_000,
+            output_tokens: 1_000_000,
+            ..TokenUsage::default()
+        };
+        let audio = ModalityTokens {
+            modality: "AUDIO",
+            input_tokens: 1_000_000,
+            ..ModalityTokens::default()
+        };
+        let cost = catalog
+            .token_cost("gemini", "gemini-2.0-flash", &usage, &[audio])
+            .unwrap();
+        assert_eq!(cost.to_string(), "1.2"); // 0.70 + 0.10 + 0.40
+        let text = ModalityTokens {
+            modality: "text",
+            input_tokens: 1_000_000,
+            ..ModalityTokens::default()
+        };
+        let cost = catalog
+            .token_cost("gemini", "gemini-2.0-flash", &usage, &[audio, text])
+            .unwrap();
+        assert_eq!(cost.to_string(), "1.2");
+        // Cached text tokens take the text cache rate; cached audio has no stated rate.
+        let cached = TokenUsage {
+            input_tokens: 1_000_000,
+            cached_input_tokens: 1_000_000,
+            ..TokenUsage::default()
+        };
+        let cost = catalog.token_cost("gemini", "gemini-2.5-flash", &cached, &[]);
+        assert_eq!(cost.unwrap().to_string(), "0.03");
+        let cached_audio = ModalityTokens {
+            modality: "audio",
+            input_tokens: 1_000_000,
+            cached_input_tokens: 1_000_000,
+            ..ModalityTokens::default()
+        };
+        assert_eq!(
+            catalog.token_cost("gemini", "gemini-2.5-flash", &cached, &[cached_audio]),
+            None
+        );
+
+        // gemini-2.5-flash-image: $0.30 input, $30 per 1M output image tokens.
+        let image_call = TokenUsage {
+            input_tokens: 9,
+            output_tokens: 1290,
+            ..TokenUsage::default()
+        };
+        let image = ModalityTokens {
+            modality: "IMAGE",
+            output_tokens: 1290,
+            ..ModalityTokens::default()
+        };
+        let cost = catalog
+            .token_cost("gemini", "gemini-2.5-flash-image", &image_call, &[image])
+            .unwrap();
+        assert_eq!(cost.to_string(), "0.0387027"); // 1290 × 30e-6 + 9 × 0.3e-6
+        // Its text output rate is not stated: unknown, not the image rate.
+        let mixed = TokenUsage {
+            output_tokens: 1300,
+            ..image_call
+        };
+        assert_eq!(
+            catalog.token_cost("gemini", "gemini-2.5-flash-image", &mixed, &[image]),
+            None
+        );
+
+        // TTS: text in, audio out, each at its own rate.
+        let tts = TokenUsage {
+            input_tokens: 1_000_000,
+            output_tokens: 1_000_000,
+            ..TokenUsage::default()
+        };
+        let parts = [
+            ModalityTokens {
+                modality: "text",
+                input_tokens: 1_000_000,
+                ..ModalityTokens::default()
+            },
+            ModalityTokens {
+                modality: "audio",
+                output_tokens: 1_000_000,
+                ..ModalityTokens::default()
+            },
+        ];
+        let cost = catalog.token_cost("gemini", "gemini-2.5-flash-preview-tts", &tts, &parts);
+        assert_eq!(cost.unwrap().to_string(), "10.5");
+        assert_eq!(
+            catalog.token_cost("gemini", "gemini-2.5-flash-preview-tts", &tts, &[]),
+            None
+        );
+
+        // An embedding model priced only by an input_token entry.
+        let embed = TokenUsage {
+            input_tokens: 2_000_000,
+            ..TokenUsage::default()
+        };
+        let cost = catalog.token_cost("gemini", "gemini-embedding-001", &embed, &[]);
+        assert_eq!(cost.unwrap().to_string(), "0.3");
+        assert_eq!(
+            catalog.token_cost("gemini", "no-such-model", &embed, &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn qualified_price_wins_over_unqualified() {
+        let catalog = parse(
+            "version = \"t\"\n\
+             [[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"image\"\nprice = \"0.04\"\n\
+             [[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"image\"\nsize = \"1024x1024\"\nprice = \"0.05\"\n\
+             [[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"image\"\nsize = \"1024x1024\"\nquality = \"hd\"\nprice = \"0.08\"\n\
+             [[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"image\"\nsize = \"1024x1792\"\nprice = \"0.07\"\n\
+             [[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"image\"\nquality = \"hd\"\nprice = \"0.09\"\n",
+        );
+        let price = |q: PriceQualifiers<'_>| {
+            catalog
+                .unit_cost("p", "m", PriceUnit::Image, &q, 1)
+                .map(|c| c.to_string())
+        };
+        let q = PriceQualifiers::new;
+        assert_eq!(price(q()).as_deref(), Some("0.04"));
+        assert_eq!(price(q().size("1024x1024")).as_deref(), Some("0.05"));
+        assert_eq!(
+            price(q().size("1024X1024").quality("HD")).as_deref(),
+            Some("0.08")
+        );
+        assert_eq!(price(q().size("1024x1792")).as_deref(), Some("0.07"));
+        assert_eq!(price(q().size("512x512")).as_deref(), Some("0.04"));
+        assert_eq!(price(q().quality("hd")).as_deref(), Some("0.09"));
+        // A qualifier no entry mentions does not matter.
+        assert_eq!(price(q().depth("deep")).as_deref(), Some("0.04"));
+        // 1024x1792 and hd are equally specific and disagree: the price is unknown.
+        assert_eq!(price(q().size("1024x1792").quality("hd")), None);
+
+        // Without an unqualified entry, a request lacking the qualifier is unknown.
+        let only_qualified = parse(
+            "version = \"t\"\n\
+             [[unit]]\nprovider = \"p\"\nmodel = \"m\"\nunit = \"search\"\ndepth = \"basic\"\nprice = \"0.008\"\n",
+        );
+        let search =
+            |q: PriceQualifiers<'_>| only_qualified.unit_cost("p", "m", PriceUnit::Search, &q, 1);
+        assert_eq!(search(q().depth("basic")).unwrap().to_string(), "0.008");
+        assert_eq!(search(q()), None);
+        assert_eq!(search(q().depth("advanced")), None);
+    }
+
+    #[test]
+    fn unknown_model_or_unit_is_none() {
+        let catalog = PriceCatalog::builtin();
+        let cost = |provider, model, unit| catalog.unit_cost(provider, model, unit, &NONE, 1);
+        assert_eq!(cost("gemini", "no-such-model", PriceUnit::Image), None);
+        assert_eq!(cost("no-such-provider", "search", PriceUnit::Search), None);
+        assert_eq!(
+            cost("gemini", "imagen-4.0-generate-001", PriceUnit::VideoSecond),
+            None
+        );
+        assert_eq!(cost("gemini", "gemini-2.0-flash", PriceUnit::Image), None);
+        // Text rates are not unit prices.
+        assert_eq!(
+            cost("gemini", "gemini-2.0-flash", PriceUnit::InputToken),
+            None
+        );
+        // Exa deep search has a price range, not a price; Serper has no USD per credit.
+        let deep = PriceQualifiers::new().depth("deep");
+        assert_eq!(
+            catalog.unit_cost("exa", "search", PriceUnit::Search, &deep, 1),
+            None
+        );
+        assert_eq!(cost("exa", "search", PriceUnit::Search), None);
+        assert_eq!(cost("serper", "search", PriceUnit::Search), None);
+        assert_eq!(cost("serper", "search", PriceUnit::Credit), None);
+        assert_eq!(cost("huggingface", "anything", PriceUnit::Image), None);
     }
 
     #[test]
@@ -186,6 +1241,99 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("ops.toml: text[0].input"), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Config);
+    }
+
+    #[test]
+    fn bad_entries_name_file_and_field() {
+        let unit = |body: &str| {
+            format!(
+                "version = \"x\"\n\
+                 [[unit]]\nprovider = \"p\"\nmodel = \"ok\"\nunit = \"image\"\nprice = \"1\"\n\
+                 [[unit]]\nprovider = \"p\"\nmodel = \"m\"\n{body}\n"
+            )
+        };
+        let cases = [
+            (unit("unit = \"image\"\nprice = \"0.0x\""), "ops.toml: unit[1].price: `0.0x`"),
+            (unit("unit = \"image\"\nprice = \"1.0000000001\""), "ops.toml: unit[1].price"),
+            (unit("unit = \"imagez\"\nprice = \"1\""), "ops.toml: unit[1].unit: unknown unit `imagez`"),
+            (unit("unit = \"credit\"\nprice = \"1\""), "ops.toml: unit[1].unit: the price of a credit"),
+            (unit("unit = \"image\"\nprice = \"1\"\ncredits = \"2\""), "ops.toml: unit[1].price: give either"),
+            (unit("unit = \"image\""), "ops.toml: unit[1].price: missing"),
+            (unit("unit = \"image\"\ncredits = \"-2\""), "ops.toml: unit[1].credits: `-2`"),
+            (unit("unit = \"image\"\nprice = \"1\"\nsize = \" \""), "ops.toml: unit[1].size: must not be empty"),
+            (
+                "version = \"x\"\n[[unit]]\nprovider = \"\"\nmodel = \"m\"\nunit = \"image\"\nprice = \"1\"\n".into(),
+                "ops.toml: unit[0].provider: must not be empty",
+            ),
+            (
+                "version = \"x\"\n[[unit]]\nprovider = \"p\"\nmodel = \"ok\"\nunit = \"image\"\nprice = \"1\"\nsize = \"A\"\n\
+                 [[unit]]\nprovider = \"p\"\nmodel = \"ok\"\nunit = \"image\"\nprice = \"2\"\nsize = \"a\"\n".into(),
+                "ops.toml: unit[1]: same provider, model, unit and qualifiers as unit[0]",
+            ),
+            (
+                "version = \"x\"\n[[credit]]\nprovider = \"p\"\nprice = \"$1\"\n".into(),
+                "ops.toml: credit[0].price",
+            ),
+            (
+                "version = \"x\"\n[[credit]]\nprovider = \"p\"\nprice = \"1\"\n[[credit]]\nprovider = \"p\"\nprice = \"2\"\n".into(),
+                "ops.toml: credit[1]: same provider as credit[0]",
+            ),
+            (
+                "version = \"x\"\n[[text]]\nprovider = \"p\"\nmodel = \"m\"\ninput = \"1\"\noutput = \"1\"\n\
+                 [[text]]\nprovider = \"p\"\nmodel = \"m\"\ninput = \"2\"\noutput = \"2\"\n".into(),
+                "ops.toml: text[1]: same provider and model as text[0]",
+            ),
+            (
+                "version = \"x\"\n[[text]]\nprovider = \"p\"\nmodel = \"m\"\ninput = \"1\"\noutput = \"1\"\n\
+                 long_context = { above_tokens = 5, input = \"2\", output = \"x\" }\n".into(),
+                "ops.toml: text[0].long_context.output",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse_err(&text);
+            assert!(err.contains(expected), "{expected:?} not in {err:?}");
+        }
+        // Errors of structure also name the entry, and a value of the wrong type its field.
+        let structural = [
+            (unit("unit = \"image\"\nprice = \"1\"\nqualty = \"hd\""), "ops.toml: unit[1]: unknown field `qualty`, expected one of"),
+            (unit("price = \"1\""), "ops.toml: unit[1]: missing field `unit`"),
+            (unit("unit = \"image\"\nprice = 0.04"), "ops.toml: unit[1].price: expected a string, found float (amounts are decimal strings"),
+            (unit("unit = \"image\"\nprice = \"1\"\nsize = 1024"), "ops.toml: unit[1].size: expected a string, found integer"),
+            (
+                "version = \"x\"\n[[text]]\nprovider = \"p\"\nmodel = \"m\"\ninput = \"1\"\noutput = \"1\"\n\
+                 long_context = { above_tokens = 5, input = 2.5, output = \"3\" }\n".into(),
+                "ops.toml: text[0].long_context.input: expected a string, found float",
+            ),
+            (
+                "version = \"x\"\n[[credit]]\nprovider = \"p\"\nprice = \"1\"\nmodel = \"m\"\n".into(),
+                "ops.toml: credit[0]: unknown field `model`",
+            ),
+        ];
+        for (text, expected) in structural {
+            let err = parse_err(&text);
+            assert!(err.contains(expected), "{expected:?} not in {err:?}");
+        }
+        // And a mistyped table name, with its line.
+        let err = parse_err("version = \"x\"\n[[units]]\nprovider = \"p\"\n");
+        assert!(
+            err.starts_with("ops.toml: ") && err.contains("units"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn version_is_required() {
+        let err = parse_err("[[credit]]\nprovider = \"p\"\nprice = \"1\"\n");
+        assert!(
+            err.starts_with("ops.toml: ") && err.contains("version"),
+            "{err}"
+        );
+        let err = parse_err("version = \" \"\n");
+        assert!(
+            err.contains("ops.toml: version: must not be empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -209,5 +1357,58 @@ mod tests {
                 .to_string(),
             "1"
         );
+    }
+
+    #[test]
+    fn overrides_win_for_unit_and_credit_prices() {
+        let mut catalog = PriceCatalog::builtin();
+        catalog.merge(parse(
+            "version = \"ops-2\"\n\
+             [[unit]]\nprovider = \"wavespeed\"\nmodel = \"wavespeed-ai/hunyuan-video-1.5/text-to-video\"\n\
+             unit = \"video_second\"\nresolution = \"720p\"\nprice = \"0.05\"\n\
+             [[unit]]\nprovider = \"wavespeed\"\nmodel = \"wavespeed-ai/flux-dev\"\nunit = \"image\"\nprice = \"0.025\"\n\
+             [[credit]]\nprovider = \"tavily\"\nprice = \"0.005\"\n\
+             [[credit]]\nprovider = \"serper\"\nprice = \"0.001\"\n",
+        ));
+        assert_eq!(catalog.version(), "ops-2");
+        let cost = |provider, model, unit, q: PriceQualifiers<'_>, n| {
+            catalog
+                .unit_cost(provider, model, unit, &q, n)
+                .map(|c| c.to_string())
+        };
+        let video = "wavespeed-ai/hunyuan-video-1.5/text-to-video";
+        let q = PriceQualifiers::new;
+        let second = PriceUnit::VideoSecond;
+        // The overridden resolution changes; the other keeps its shipped price.
+        assert_eq!(
+            cost("wavespeed", video, second, q().resolution("720p"), 2).as_deref(),
+            Some("0.1")
+        );
+        assert_eq!(
+            cost("wavespeed", video, second, q().resolution("480p"), 2).as_deref(),
+            Some("0.04")
+        );
+        // New models are added.
+        let image = PriceUnit::Image;
+        assert_eq!(
+            cost("wavespeed", "wavespeed-ai/flux-dev", image, NONE, 2).as_deref(),
+            Some("0.05")
+        );
+        // A new credit price reprices every entry given in credits.
+        let search = PriceUnit::Search;
+        assert_eq!(
+            cost("tavily", "search", search, q().depth("advanced"), 1).as_deref(),
+            Some("0.01")
+        );
+        assert_eq!(
+            cost("serper", "search", search, NONE, 3).as_deref(),
+            Some("0.003")
+        );
+        // Shipped prices nobody overrode stay.
+        assert_eq!(
+            cost("stability", "core", image, NONE, 1).as_deref(),
+            Some("0.03")
+        );
+        assert!(catalog.text_price("gemini", "gemini-2.5-pro").is_some());
     }
 }
