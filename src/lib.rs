@@ -34,11 +34,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+pub mod breaker;
 mod metering;
+pub mod ratelimit;
 mod router;
 
+pub use breaker::{BreakerConfig, Breakers, CircuitBreaker};
 pub use gateway_core::*;
 pub use metering::{CallContext, Metered};
+pub use ratelimit::{Decision, LimiterBackend, Quota, RateLimitConfig, RateLimiter, RateLimiters};
 pub use router::{Gateway, RetryPolicy, Route};
 
 #[cfg(feature = "gemini")]
