@@ -32,7 +32,13 @@ pub enum Modality {
 
 impl Modality {
     /// Every modality.
-    pub const ALL: [Modality; 5] = [Self::Text, Self::Image, Self::Video, Self::Audio, Self::Search];
+    pub const ALL: [Modality; 5] = [
+        Self::Text,
+        Self::Image,
+        Self::Video,
+        Self::Audio,
+        Self::Search,
+    ];
 
     /// The lower-case name used in plans, counters and logs (`text`, `image`, ...).
     pub fn as_str(self) -> &'static str {
@@ -223,7 +229,10 @@ mod tests {
             model: "m".into(),
             modality: Modality::Text,
             operation: "chat",
-            outcome: Outcome::Failed { kind: "upstream".into(), message: "down".into() },
+            outcome: Outcome::Failed {
+                kind: "upstream".into(),
+                message: "down".into(),
+            },
             tokens: TokenUsage::default(),
             units: 0,
             cost: None,
