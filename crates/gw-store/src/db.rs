@@ -1,0 +1,348 @@
+//! Connecting, the schema migrations, and turning database errors into gateway errors.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gateway_core::{Error, ErrorKind, Result};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
+
+use crate::Backend;
+
+/// Where to connect, worked out from the URL without echoing it anywhere.
+pub(crate) struct Target {
+    pub(crate) backend: Backend,
+    /// The URL handed to sqlx (for a SQLite file, with `mode=rwc` so the file gets created).
+    pub(crate) url: String,
+    pub(crate) in_memory: bool,
+}
+
+const URL_FORMS: &str = "expected sqlite://PATH, sqlite::memory: or postgres://USER@HOST/DATABASE";
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> Result<Target> {
+        let config = |msg: String| Error::new(ErrorKind::Config, msg);
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(Target {
+                backend: Backend::Sqlite,
+                url: "sqlite::memory:".into(),
+                in_memory: true,
+            });
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if path.is_empty() {
+                return Err(config(format!(
+                    "the SQLite database URL names no file ({URL_FORMS})"
+                )));
+            }
+            // The file is created on first start, but not the directories above it: say so
+            // rather than pass on SQLite's "unable to open database file".
+            if let Some(dir) = Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+                && !dir.is_dir()
+            {
+                return Err(config(format!(
+                    "the directory `{}` for the SQLite database does not exist: create it first \
+                     (the database file itself is created on first start)",
+                    dir.display()
+                )));
+            }
+            let query = if query.split('&').any(|p| p.starts_with("mode=")) {
+                query.to_owned()
+            } else if query.is_empty() {
+                "mode=rwc".to_owned()
+            } else {
+                format!("{query}&mode=rwc")
+            };
+            return Ok(Target {
+                backend: Backend::Sqlite,
+                url: format!("sqlite://{path}?{query}"),
+                in_memory: false,
+            });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target {
+                backend: Backend::Postgres,
+                url: url.to_owned(),
+                in_memory: false,
+            });
+        }
+        let scheme = url.split_once(':').map_or("", |(s, _)| s);
+        let scheme = if scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
+            scheme
+        } else {
+            ""
+        };
+        Err(config(format!(
+            "unsupported database URL scheme `{scheme}` ({URL_FORMS})"
+        )))
+    }
+
+    /// Opens the pool: one connection that never closes for an in-memory database (each
+    /// connection would otherwise get a database of its own), WAL and a busy timeout for a
+    /// SQLite file.
+    pub(crate) async fn open(
+        &self,
+        max_connections: Option<u32>,
+        acquire_timeout: Duration,
+        busy_timeout: Duration,
+    ) -> sqlx::Result<AnyPool> {
+        let options = AnyPoolOptions::new().acquire_timeout(acquire_timeout);
+        let options = match (self.backend, self.in_memory) {
+            (Backend::Sqlite, true) => options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            (Backend::Sqlite, false) => {
+                let busy_ms = busy_timeout.as_millis();
+                options
+                    .max_connections(max_connections.unwrap_or(8).max(1))
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            // WAL is synced at checkpoints with NORMAL: a crash of the process
+                            // loses nothing, a power cut may lose the last commits.
+                            let sql = format!(
+                                "PRAGMA busy_timeout = {busy_ms}; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON"
+                            );
+                            sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+                            Ok(())
+                        })
+                    })
+            }
+            (Backend::Postgres, _) => options.max_connections(max_connections.unwrap_or(10).max(1)),
+        };
+        let pool = options.connect(&self.url).await?;
+        if self.backend == Backend::Sqlite && !self.in_memory {
+            // Persistent in the file; set once here, before any concurrent use, because
+            // switching needs an exclusive lock that the busy timeout does not wait for.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        Ok(pool)
+    }
+}
+
+/// A failure to connect: never carries the URL or its password.
+pub(crate) fn connect_error(
+    e: sqlx::Error,
+    backend: Backend,
+    url: &str,
+    acquire_timeout: Duration,
+) -> Error {
+    let kind = match e {
+        sqlx::Error::Configuration(_) => ErrorKind::Config,
+        _ => ErrorKind::Unavailable,
+    };
+    let why = match e {
+        // sqlx keeps retrying a refused connection until the timeout, then says only that.
+        sqlx::Error::PoolTimedOut => format!(
+            "no connection within {acquire_timeout:?} (is the server running, and are the host \
+             and port right?)"
+        ),
+        e => e.to_string(),
+    };
+    let message = redact(
+        format!("cannot open the {} database: {why}", backend.as_str()),
+        url,
+    );
+    Error::new(kind, message)
+}
+
+/// `message` with the URL and its password taken out.
+fn redact(mut message: String, url: &str) -> String {
+    if !url.is_empty() {
+        message = message.replace(url, "<database URL>");
+    }
+    if let Some(password) = url_password(url)
+        && !password.is_empty()
+    {
+        message = message.replace(password, "<password>");
+    }
+    message
+}
+
+/// The password of `scheme://user:password@host/...`, if there is one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    Some(userinfo.split_once(':')?.1)
+}
+
+/// A database failure while serving: the store is unusable, so the request must not go ahead.
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    let message = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => format!("the database cannot be reached: {e}"),
+        _ => format!("the database failed: {e}"),
+    };
+    Error::new(ErrorKind::Unavailable, message).with_source(e)
+}
+
+/// A value read from the database that this code cannot make sense of.
+pub(crate) fn corrupt(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("the database holds {what}, which this version of the gateway does not know"),
+    )
+}
+
+pub(crate) type Tx = Transaction<'static, Any>;
+
+/// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a
+/// deferred transaction that read first could not upgrade under WAL without failing at once.
+pub(crate) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Tx> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+    .map_err(db_error)
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    /// DDL both databases take as is.
+    common: &'static str,
+    /// DDL that must differ (generated keys), one file per dialect.
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    common: include_str!("../migrations/0001_init.sql"),
+    sqlite: include_str!("../migrations/0001_init.sqlite.sql"),
+    postgres: include_str!("../migrations/0001_init.postgres.sql"),
+}];
+
+/// The schema version this code creates and expects.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
+/// replicas starting at once.
+const MIGRATION_LOCK: i64 = 0x6777_5f73_746f_7265; // "gw_store"
+
+/// Applies the migrations not applied yet, each once, in one transaction.
+pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
+    let mut tx = begin(pool, backend).await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version     BIGINT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            applied_at  BIGINT NOT NULL
+        )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    if let Some(newer) = applied.iter().find(|&&v| v > SCHEMA_VERSION) {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "the database schema is at version {newer}, newer than this gateway knows \
+                 ({SCHEMA_VERSION}): upgrade the gateway"
+            ),
+        ));
+    }
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let dialect = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        for sql in [m.common, dialect] {
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(crate::time::now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied database migration"
+        );
+    }
+    tx.commit().await.map_err(db_error)
+}
+
+/// Saturating conversions between the API's `u64` and the database's `BIGINT`.
+pub(crate) fn to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_db(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = "postgres://app:s3cret@db.internal:5432/gw";
+        assert_eq!(url_password(url), Some("s3cret"));
+        let msg = redact(format!("failed for {url}: auth s3cret"), url);
+        assert!(!msg.contains("s3cret"), "{msg}");
+        assert_eq!(url_password("postgres://app@db/gw"), None);
+        assert_eq!(url_password("sqlite://data/gw.db"), None);
+    }
+
+    fn refused(url: &str) -> Error {
+        match Target::parse(url) {
+            Ok(_) => panic!("accepted a bad URL"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("sqlite::memory:").unwrap();
+        assert!(t.in_memory);
+        let t = Target::parse("sqlite://gw.db").unwrap();
+        assert_eq!(t.url, "sqlite://gw.db?mode=rwc");
+        let t = Target::parse("sqlite:gw.db?mode=ro").unwrap();
+        assert_eq!(t.url, "sqlite://gw.db?mode=ro");
+        let t = Target::parse("postgres://u:p@h/db").unwrap();
+        assert_eq!(t.backend, Backend::Postgres);
+        let e = refused("mysql://u:p@h/db");
+        assert_eq!(e.kind(), &ErrorKind::Config);
+        assert!(!e.message().contains("u:p"), "{e}");
+        let e = refused("sqlite:///no/such/dir/gw.db");
+        assert!(e.message().contains("/no/such/dir"), "{e}");
+        assert!(e.message().contains("create it first"), "{e}");
+    }
+}

@@ -1,0 +1,311 @@
+//! Storage for `llm-gateway`: users and their gateway keys, subscription plans enforced before
+//! every provider call, and exact usage accounting, on SQLite or PostgreSQL.
+//!
+//! A [`Store`] implements [`gateway_core::Accounting`]: [`Accounting::admit`] checks a request
+//! against the caller's [`Plan`] and reserves its estimate in one transaction (a conditional
+//! `UPDATE` of the user's counters for the period), so concurrent requests can never overshoot a
+//! limit; [`Accounting::settle`] replaces the reservation with what the call used, writes one
+//! usage-log row and upserts the per-period summary. Reservations live in the database: if a
+//! gateway process dies before settling, another one settles them at their estimate
+//! ([`Store::recover_stale`], run by [`Store::spawn_maintenance`]).
+//!
+//! For a text request without `max_tokens`, admission adds the plan's `default_max_tokens` to
+//! the estimate (priced at the admission's output price).
+//!
+//! - **Backends**: `sqlite://PATH` (created on first start, WAL), `sqlite::memory:`,
+//!   `postgres://...`; one SQL text per query through sqlx's `Any` driver, migrations applied
+//!   on connect.
+//! - **Plans**: TOML, [`BUILTIN_PLANS`] ships Free, Basic, Pro and Enterprise; operators replace
+//!   it with their own file ([`Plans::load`]).
+//! - **Keys**: `gw_` + 40 random base62 characters from the OS, shown once, stored as SHA-256.
+//! - **Errors**: plan refusals are [`ErrorKind::PermissionDenied`] (403) or
+//!   [`ErrorKind::QuotaExceeded`] (429 `insufficient_quota`); an unreachable database is
+//!   [`ErrorKind::Unavailable`], never a silent pass. No error carries the database URL.
+//!
+//! # Example
+//! ```
+//! use gateway_core::{Accounting, Admission, Amount, Modality, Outcome, TokenUsage, UsageRecord};
+//! use gw_store::{Counter, Store};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> gateway_core::Result<()> {
+//! let store = Store::connect("sqlite::memory:").await?;
+//! let user = store.create_user("alice", "free").await?;
+//! let (key, plaintext) = store.create_key(&user.id, "laptop").await?;
+//! // `plaintext` is shown once; the store keeps only its hash.
+//! let who = store.authenticate(plaintext.expose()).await?.expect("a valid key");
+//! assert_eq!((who.user_id.as_str(), who.key_id.as_str()), (user.id.as_str(), key.id.as_str()));
+//!
+//! let reservation = store
+//!     .admit(Admission {
+//!         request_id: "req-1".into(),
+//!         user_id: user.id.clone(),
+//!         provider: "gemini",
+//!         model: "gemini-2.5-flash".into(),
+//!         modality: Modality::Text,
+//!         operation: "chat",
+//!         estimate: Amount { requests: 1, tokens: 1_000, units: 0, cost: None },
+//!         max_tokens: Some(900),
+//!         output_price: None,
+//!         priced: true,
+//!     })
+//!     .await?;
+//! store
+//!     .settle(
+//!         reservation,
+//!         UsageRecord {
+//!             request_id: "req-1".into(),
+//!             user_id: user.id.clone(),
+//!             provider: "gemini",
+//!             model: "gemini-2.5-flash".into(),
+//!             modality: Modality::Text,
+//!             operation: "chat",
+//!             outcome: Outcome::Ok,
+//!             tokens: TokenUsage { input_tokens: 12, output_tokens: 30, ..Default::default() },
+//!             units: 0,
+//!             cost: Some("0.000081".parse().unwrap()),
+//!             pricing_version: "2026-11-01".into(),
+//!             estimated: false,
+//!             billable: true,
+//!             latency: Duration::from_millis(420),
+//!             time_to_first_token: None,
+//!             retries: 0,
+//!             cached: false,
+//!         },
+//!     )
+//!     .await?;
+//!
+//! let period = store.plans().require("free")?.current_period();
+//! let used = store.counters(&user.id, &period).await?;
+//! assert_eq!(used.get(Counter::TextTokens), 42);
+//! assert_eq!(used.cost().to_string(), "0.000081");
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+mod accounting;
+mod counters;
+mod db;
+mod plans;
+mod reads;
+mod time;
+mod users;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_core::{Error, ErrorKind, Result};
+use sqlx::AnyPool;
+
+pub use accounting::{Maintenance, RECOVERED};
+pub use counters::{Counter, Counters};
+pub use db::SCHEMA_VERSION;
+pub use plans::{BUILTIN_PLANS, Limits, Period, Plan, Plans};
+pub use reads::{Allowance, Remaining, SummaryRow, UsageLogRow};
+pub use time::format_utc;
+pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key};
+
+#[doc(no_inline)]
+pub use gateway_core::Accounting;
+
+/// The database behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, a file or in memory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// How [`Store::connect_with`] sets up its connection pool.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    max_connections: Option<u32>,
+    acquire_timeout: Duration,
+    busy_timeout: Duration,
+    plans: Option<Plans>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+            plans: None,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The defaults: 8 connections to a SQLite file (1 in memory), 10 to PostgreSQL, 10 s to
+    /// get a connection, a 5 s SQLite busy timeout, the built-in plans.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most connections the pool opens (an in-memory SQLite database always has one).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// How long a query waits for a connection, including connecting, before the store
+    /// answers [`ErrorKind::Unavailable`].
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// How long SQLite waits for another connection's write lock.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The plans users are checked against (default: [`Plans::builtin`]).
+    pub fn plans(mut self, plans: Plans) -> Self {
+        self.plans = Some(plans);
+        self
+    }
+}
+
+/// Users, keys, plans and usage in a SQLite or PostgreSQL database. Cheap to clone: clones
+/// share one connection pool and one instance id.
+///
+/// A long-running gateway calls [`Store::spawn_maintenance`] once after connecting: its
+/// heartbeat tells other processes on the same database that this one is alive, and its
+/// recovery settles what dead ones left open. Without heartbeats, another process's
+/// [`Store::recover_stale`] takes this one for dead once `stale_after` has passed.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    instance_id: Arc<str>,
+    plans: Arc<Plans>,
+}
+
+impl fmt::Debug for Store {
+    // No URL: it may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("instance_id", &self.instance_id)
+            .field("plans", &self.plans.names().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connects with the default [`StoreOptions`]; see [`Store::connect_with`].
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects to `sqlite://PATH` (the file is created if missing; its directory must exist),
+    /// `sqlite::memory:` or `postgres://...`, applies the migrations not applied yet and
+    /// registers this process as a new instance for [`Store::recover_stale`].
+    ///
+    /// Errors: [`ErrorKind::Config`] for a URL of another kind or a missing directory,
+    /// [`ErrorKind::Unavailable`] when the database cannot be reached. No error includes the URL.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let target = db::Target::parse(url)?;
+        let pool = target
+            .open(
+                options.max_connections,
+                options.acquire_timeout,
+                options.busy_timeout,
+            )
+            .await
+            .map_err(|e| db::connect_error(e, target.backend, url, options.acquire_timeout))?;
+        db::migrate(&pool, target.backend).await?;
+        let store = Store {
+            pool,
+            backend: target.backend,
+            instance_id: format!("ins_{}", users::random_base62(16)?).into(),
+            plans: Arc::new(options.plans.unwrap_or_default()),
+        };
+        store.register_instance().await?;
+        tracing::info!(
+            backend = store.backend.as_str(),
+            instance = %store.instance_id,
+            "usage store ready"
+        );
+        Ok(store)
+    }
+
+    /// This store with other plans (e.g. a reloaded plans file); the pool is shared.
+    pub fn with_plans(mut self, plans: Plans) -> Store {
+        self.plans = Arc::new(plans);
+        self
+    }
+
+    /// The plans users are checked against.
+    pub fn plans(&self) -> &Plans {
+        &self.plans
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The id this process registered under; its reservations carry it.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Applies any migration not applied yet. [`Store::connect`] already did; running it again
+    /// changes nothing.
+    pub async fn migrate(&self) -> Result<()> {
+        db::migrate(&self.pool, self.backend).await
+    }
+
+    /// The newest migration applied to the database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db::db_error)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Closes the pool: later calls fail with [`ErrorKind::Unavailable`]. The instance stays
+    /// registered, so another process recovers its open reservations once it goes stale.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<db::Tx> {
+        db::begin(&self.pool, self.backend).await
+    }
+
+    /// The plan the user `plan_name` names, or a configuration error when the plans file no
+    /// longer defines it.
+    fn plan_named(&self, user_id: &str, plan_name: &str) -> Result<&Plan> {
+        self.plans.get(plan_name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "user `{user_id}` is on plan `{plan_name}`, which the plans file does not \
+                     define"
+                ),
+            )
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! Wall-clock helpers: unix milliseconds for the database, UTC calendar months for periods.
+//!
+//! The calendar arithmetic is Howard Hinnant's `civil_from_days`
+//! (<https://howardhinnant.github.io/date_algorithms.html#civil_from_days>), so the crate needs
+//! no date library for the one thing it does with dates.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `t` as unix milliseconds; times before 1970 count as 0.
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+    let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// Now, as unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
+}
+
+/// Unix milliseconds from the database as a [`SystemTime`].
+pub(crate) fn from_unix_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// The UTC date of `t` as (year, month 1-12, day 1-31) and the seconds into that day.
+fn civil(t: SystemTime) -> (i64, u32, u32, u64) {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, secs % 86_400)
+}
+
+/// The UTC calendar month of `t` as a period key: `2026-11`.
+pub(crate) fn month_key(t: SystemTime) -> String {
+    let (year, month, _, _) = civil(t);
+    format!("{year:04}-{month:02}")
+}
+
+/// Whether `key` has the shape of a period key (`YYYY-MM`, month 01-12).
+pub(crate) fn is_month_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() == 7
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..].iter().all(u8::is_ascii_digit)
+        && matches!(key[5..].parse::<u32>(), Ok(1..=12))
+}
+
+/// `t` in UTC as RFC 3339 to the second: `2026-11-26T08:02:22Z`. For tables and logs.
+pub fn format_utc(t: SystemTime) -> String {
+    let (year, month, day, secs) = civil(t);
+    let (h, m, s) = (secs / 3_600, secs / 60 % 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn months_and_timestamps() {
+        let cases = [
+            (0, "1970-01", "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02", "2000-02-29T00:00:00Z"), // leap day of a /400 year
+            (1_709_251_199, "2024-02", "2024-02-29T23:59:59Z"),
+            (1_709_251_200, "2024-03", "2024-03-01T00:00:00Z"),
+            (1_798_761_599, "2026-12", "2026-12-31T23:59:59Z"),
+            (1_798_761_600, "2027-01", "2027-01-01T00:00:00Z"),
+            (1_795_680_142, "2026-11", "2026-11-26T08:02:22Z"),
+        ];
+        for (secs, month, stamp) in cases {
+            assert_eq!(month_key(at(secs)), month, "{secs}");
+            assert_eq!(format_utc(at(secs)), stamp, "{secs}");
+        }
+    }
+
+    #[test]
+    fn month_key_shape() {
+        for good in ["2026-11", "1999-01", "2030-12"] {
+            assert!(is_month_key(good), "{good}");
+        }
+        for bad in [
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "26-11",
+            "2026/11",
+            "",
+            "2026-11-01",
+        ] {
+            assert!(!is_month_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unix_ms_round_trips() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_680_142_123);
+        assert_eq!(unix_ms(t), 1_795_680_142_123);
+        assert_eq!(from_unix_ms(unix_ms(t)), t);
+    }
+}

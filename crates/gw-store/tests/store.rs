@@ -1,0 +1,1015 @@
+//! The gw-store suite: every test runs on SQLite and, with `GATEWAY_TEST_POSTGRES_URL`, on
+//! PostgreSQL (see `common`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use gateway_core::{Accounting, Amount, ErrorKind, Modality, Outcome, Reservation};
+use gw_store::{
+    Backend, Counter, Counters, Maintenance, Plans, RECOVERED, SCHEMA_VERSION, Store, StoreOptions,
+    is_well_formed_key,
+};
+use sqlx::Row;
+
+async fn user(store: &Store, plan: &str) -> String {
+    store.create_user(&unique("user"), plan).await.unwrap().id
+}
+
+#[tokio::test]
+async fn placeholders_work_on_sqlite_through_any() {
+    // The whole crate writes `$1` placeholders for both databases; SQLite takes `$NNN` as a
+    // parameter named by its number, which sqlx maps to the N-th bound value.
+    let db = TestDb::sqlite();
+    let _store = db.store().await; // creates the file
+    let pool = db.raw().await;
+    let row = sqlx::query("SELECT $2 AS b, $1 AS a, $2 + $1 AS sum")
+        .bind(40i64)
+        .bind(2i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (b, a, sum): (i64, i64, i64) = (row.get("b"), row.get("a"), row.get("sum"));
+    assert_eq!((b, a, sum), (2, 40, 42));
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    on_each_backend(|db| async move {
+        let first = db.store().await;
+        let second = db.store().await; // connecting again applies nothing
+        second.migrate().await.unwrap();
+        first.migrate().await.unwrap();
+        assert_eq!(first.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let pool = db.raw().await;
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(applied, SCHEMA_VERSION, "{:?}", db.backend);
+        if db.backend == Backend::Sqlite {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+        // Data survives reconnecting.
+        let id = user(&first, "free").await;
+        let third = db.store().await;
+        assert!(third.get_user(&id).await.unwrap().is_some());
+    })
+    .await;
+}
+
+#[test]
+fn plan_file_errors_name_file_and_field() {
+    let base = "[plans.p]\nallow = [\"*\"]\n";
+    let cases = [
+        (
+            "[plans.p.text]\nrequests = -1",
+            "plans.p.text.requests",
+            "-1",
+        ),
+        ("[plans.p.text]\ntokens = 1.5", "plans.p.text.tokens", "1.5"),
+        (
+            "[plans.p.image]\nunits = \"ten\"",
+            "plans.p.image.units",
+            "ten",
+        ),
+        (
+            "[plans.p.image]\ntokens = 10",
+            "plans.p.image.tokens",
+            "only text",
+        ),
+        ("[plans.p.text]\nunits = 10", "plans.p.text.units", "tokens"),
+        (
+            "default_max_tokens = -5",
+            "plans.p.default_max_tokens",
+            "-5",
+        ),
+        ("cost_usd = \"-1\"", "plans.p.cost_usd", "-1"),
+        ("cost_usd = 2.5", "plans.p.cost_usd", "decimal string"),
+        ("period = \"week\"", "plans.p.period", "week"),
+    ];
+    for (extra, field, detail) in cases {
+        let text = format!("{base}{extra}\n");
+        let err = Plans::parse("plans.toml", &text).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Config, "{text}");
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("plans.toml: {field}: ")), "{msg}");
+        assert!(msg.contains(detail), "{msg}");
+    }
+    // Unknown fields and modalities are refused by name.
+    for (text, name) in [
+        ("[plans.p]\nallow = [\"*\"]\nrequests = 5\n", "requests"),
+        (
+            "[plans.p]\nallow = [\"*\"]\n[plans.p.smell]\nrequests = 5\n",
+            "smell",
+        ),
+        (
+            "[plans.p]\nallow = [\"*\"]\n[plans.p.text]\nrequest = 5\n",
+            "request",
+        ),
+    ] {
+        let msg = Plans::parse("custom.toml", text).unwrap_err().to_string();
+        assert!(msg.starts_with("custom.toml: "), "{msg}");
+        assert!(msg.contains(name), "{msg}");
+    }
+    assert!(Plans::parse("plans.toml", "").is_err());
+
+    // Loading a file names its path.
+    let dir = std::env::temp_dir().join(unique("gw-store-plans"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("my-plans.toml");
+    std::fs::write(
+        &path,
+        "[plans.x]\nallow = []\n[plans.x.search]\nrequests = -3\n",
+    )
+    .unwrap();
+    let msg = Plans::load(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("my-plans.toml: plans.x.search.requests"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn users_and_keys() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let name = unique("alice");
+        let alice = store.create_user(&name, "free").await.unwrap();
+        assert!(alice.id.starts_with("usr_"));
+
+        // Bad input: a clear error, and nothing changes.
+        let err = store.create_user(&unique("bob"), "gold").await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+        assert!(err.message().contains("unknown plan `gold`"), "{err}");
+        assert!(
+            err.message().contains("enterprise, free, metered, pro"),
+            "{err}"
+        );
+        let err = store.create_user(&name, "pro").await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+        assert!(err.message().contains("already exists"), "{err}");
+        assert!(store.create_user("", "pro").await.is_err());
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        assert_eq!(
+            store.set_plan(&alice.id, "gold").await.unwrap_err().kind(),
+            &ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            store
+                .set_plan("usr_nobody", "pro")
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::NotFound
+        );
+        assert_eq!(store.set_plan(&alice.id, "pro").await.unwrap().plan, "pro");
+        assert_eq!(
+            store.get_user_by_name(&name).await.unwrap().unwrap().plan,
+            "pro"
+        );
+
+        let (info, plaintext) = store.create_key(&alice.id, "laptop").await.unwrap();
+        let plaintext = plaintext.expose().to_owned();
+        assert!(is_well_formed_key(&plaintext), "{plaintext}");
+        assert_eq!(plaintext.len(), 43);
+        assert!(plaintext.starts_with(&info.prefix) && info.prefix.len() < 12);
+        assert!(!info.is_revoked());
+        let who = store.authenticate(&plaintext).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                who.user_id.as_str(),
+                who.name.as_str(),
+                who.plan.as_str(),
+                who.key_id.as_str()
+            ),
+            (alice.id.as_str(), name.as_str(), "pro", info.id.as_str())
+        );
+
+        // Only the hash is stored: the key is nowhere in the table.
+        let pool = db.raw().await;
+        let rows = sqlx::query("SELECT id, user_id, name, prefix, key_hash FROM api_keys")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let secret = &plaintext[3..];
+        for row in &rows {
+            for col in 0..5 {
+                let value: String = row.get(col);
+                assert!(!value.contains(secret), "column {col} holds the key");
+            }
+            assert_eq!(row.get::<String, _>("key_hash").len(), 64);
+        }
+
+        // A second key; revoking the first leaves the second working.
+        let (_, other) = store.create_key(&alice.id, "ci").await.unwrap();
+        store.revoke_key(&info.id).await.unwrap();
+        store.revoke_key(&info.id).await.unwrap(); // again: no change, no error
+        assert_eq!(store.authenticate(&plaintext).await.unwrap(), None);
+        assert!(store.authenticate(other.expose()).await.unwrap().is_some());
+        let keys = store.list_keys(&alice.id).await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().find(|k| k.id == info.id).unwrap().is_revoked());
+        assert_eq!(
+            store.revoke_key("key_unknown").await.unwrap_err().kind(),
+            &ErrorKind::NotFound
+        );
+        assert_eq!(
+            store
+                .create_key("usr_nobody", "x")
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::NotFound
+        );
+
+        // Unknown and malformed keys fail; a malformed one without touching the database,
+        // which a closed pool proves.
+        let mut unknown = plaintext.clone();
+        unknown.replace_range(10..11, if &plaintext[10..11] == "a" { "b" } else { "a" });
+        assert_eq!(store.authenticate(&unknown).await.unwrap(), None);
+        store.close().await;
+        for malformed in [
+            "",
+            "gw_short",
+            "Bearer gw_x",
+            &format!("{plaintext}x"),
+            "sk-abc",
+        ] {
+            assert_eq!(
+                store.authenticate(malformed).await.unwrap(),
+                None,
+                "{malformed}"
+            );
+        }
+        assert_eq!(
+            store.authenticate(&unknown).await.unwrap_err().kind(),
+            &ErrorKind::Unavailable
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn admit_settle_and_release_arithmetic() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+
+        // Admission reserves the estimate.
+        let a = text(&u, "gemini", "gemini-2.5-flash", 300, Some("0.003"));
+        let r = store.admit(a.clone()).await.unwrap();
+        let period = period_of(&r);
+        assert_eq!(r.estimate, a.estimate);
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 1);
+        assert_eq!(c.get(Counter::TextTokens), 300);
+        assert_eq!(c.cost(), cost("0.003"));
+        assert_eq!(store.open_reservations().await.unwrap(), 1);
+
+        // Settling replaces it with the real usage.
+        store
+            .settle(r, record(&a, 40, 80, Some("0.0012")))
+            .await
+            .unwrap();
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 1);
+        assert_eq!(c.get(Counter::TextTokens), 120);
+        assert_eq!(c.cost(), cost("0.0012"));
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+
+        // Usage above the estimate is charged in full.
+        let a2 = text(&u, "gemini", "gemini-2.5-flash", 10, Some("0.0001"));
+        let r2 = store.admit(a2.clone()).await.unwrap();
+        store
+            .settle(r2, record(&a2, 30, 20, Some("0.0005")))
+            .await
+            .unwrap();
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 2);
+        assert_eq!(c.get(Counter::TextTokens), 170);
+        assert_eq!(c.cost(), cost("0.0017"));
+
+        // A call that failed before the provider did any work releases everything.
+        let a3 = text(&u, "gemini", "gemini-2.5-flash", 500, Some("0.01"));
+        let r3 = store.admit(a3.clone()).await.unwrap();
+        assert_eq!(
+            store
+                .counters(&u, &period)
+                .await
+                .unwrap()
+                .get(Counter::TextRequests),
+            3
+        );
+        store.settle(r3.clone(), failed(&a3)).await.unwrap();
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 2);
+        assert_eq!(c.get(Counter::TextTokens), 170);
+        assert_eq!(c.cost(), cost("0.0017"));
+
+        // Settling twice changes nothing the second time.
+        store
+            .settle(r3, record(&a3, 999, 999, Some("1")))
+            .await
+            .unwrap();
+        assert_eq!(store.counters(&u, &period).await.unwrap(), c);
+
+        let log = store.usage_log(Some(&u), 10).await.unwrap();
+        assert_eq!(log.len(), 3);
+        let newest = &log[0];
+        assert_eq!(newest.request_id, a3.request_id);
+        assert_eq!(newest.status, "upstream");
+        assert_eq!(
+            newest.error_message.as_deref(),
+            Some("503 from the provider")
+        );
+        assert!(!newest.billable);
+        assert_eq!(newest.retries, 2);
+        let first = &log[2];
+        assert_eq!(first.request_id, a.request_id);
+        assert_eq!(first.status, "ok");
+        assert_eq!(first.tokens.input_tokens, 40);
+        assert_eq!(first.tokens.output_tokens, 80);
+        assert_eq!(first.tokens.reasoning_tokens, 20);
+        assert_eq!(first.tokens.cached_input_tokens, 20);
+        assert_eq!(first.cost, Some(cost("0.0012")));
+        assert_eq!(first.pricing_version.as_deref(), Some("test-catalog-1"));
+        assert_eq!(first.latency, Some(Duration::from_millis(250)));
+        assert_eq!(first.time_to_first_token, Some(Duration::from_millis(40)));
+        assert_eq!(first.period, period);
+
+        // Media counts units, not tokens.
+        let m = media(&u, "gemini", "imagen", Modality::Image, 2);
+        let rm = store.admit(m.clone()).await.unwrap();
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::ImageRequests), 1);
+        assert_eq!(c.get(Counter::ImageUnits), 2);
+        let mut done = record(&m, 0, 0, Some("0.02"));
+        done.units = 1;
+        store.settle(rm, done).await.unwrap();
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::ImageUnits), 1);
+        assert_eq!(c.cost(), cost("0.0217"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn open_ended_text_reserves_the_plan_default() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await; // default_max_tokens = 500
+        let mut a = text(&u, "gemini", "gemini-2.5-flash", 20, Some("0.00002"));
+        a.max_tokens = None;
+        a.output_price = Some(cost("2")); // $2 per million output tokens
+        let r = store.admit(a.clone()).await.unwrap();
+        assert_eq!(r.estimate.tokens, 520);
+        // 500 tokens at $2/M = $0.001, on top of the prompt's estimate.
+        assert_eq!(r.estimate.cost, Some(cost("0.00102")));
+        let c = store.counters(&u, &r.period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 520);
+        assert_eq!(c.cost(), cost("0.00102"));
+        store
+            .settle(r.clone(), record(&a, 20, 30, Some("0.00008")))
+            .await
+            .unwrap();
+        let c = store.counters(&u, &r.period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 50);
+        assert_eq!(c.cost(), cost("0.00008"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quota_exceeded_names_the_counter_and_changes_nothing() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+        let period = store.plans().require("metered").unwrap().current_period();
+
+        // Tokens: 9 900 of 10 000 used, the request needs 200.
+        store
+            .add_counters(
+                &u,
+                &period,
+                &Counters::new().with(Counter::TextTokens, 9_900),
+            )
+            .await
+            .unwrap();
+        let before = store.counters(&u, &period).await.unwrap();
+        let err = store
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 200, Some("0.001")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        let msg = err.message();
+        assert!(msg.contains("text_tokens"), "{msg}");
+        assert!(msg.contains("10000"), "{msg}");
+        assert!(msg.contains(&period), "{msg}");
+        assert_eq!(store.counters(&u, &period).await.unwrap(), before);
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+        // What still fits is admitted.
+        store
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 100, Some("0.001")))
+            .await
+            .unwrap();
+
+        // Requests.
+        let v = user(&store, "metered").await;
+        store
+            .add_counters(
+                &v,
+                &period,
+                &Counters::new().with(Counter::TextRequests, 100),
+            )
+            .await
+            .unwrap();
+        let err = store
+            .admit(text(&v, "gemini", "gemini-2.5-flash", 1, Some("0")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("text_requests"), "{err}");
+        // Another modality's limits are not touched by text being used up.
+        store
+            .admit(media(&v, "gemini", "imagen", Modality::Image, 1))
+            .await
+            .unwrap();
+
+        // The cost cap, shown as exact dollars.
+        let w = user(&store, "metered").await;
+        let spent = Counters::parse_named([("cost_usd", "0.9995")]).unwrap();
+        store.add_counters(&w, &period, &spent).await.unwrap();
+        let err = store
+            .admit(text(&w, "gemini", "gemini-2.5-pro", 10, Some("0.001")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("cost_usd"), "{err}");
+        assert!(err.message().contains("0.9995"), "{err}");
+
+        // Media units.
+        let x = user(&store, "metered").await;
+        let err = store
+            .admit(media(&x, "gemini", "imagen", Modality::Image, 7))
+            .await
+            .unwrap_err();
+        assert!(err.message().contains("image_units"), "{err}");
+
+        // Bad corrections are refused.
+        assert_eq!(
+            store
+                .add_counters(&x, "November", &Counters::new())
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            store
+                .add_counters("usr_nobody", &period, &Counters::new())
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::NotFound
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn plan_refusals_are_permission_denied() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let free = user(&store, "free").await;
+
+        let err = store
+            .admit(media(&free, "wavespeed", "kling-v2", Modality::Video, 5))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::PermissionDenied);
+        assert!(err.message().contains("does not include video"), "{err}");
+
+        let err = store
+            .admit(text(&free, "gemini", "gemini-2.5-pro", 10, Some("0.001")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::PermissionDenied);
+        assert!(
+            err.message()
+                .contains("does not allow model `gemini/gemini-2.5-pro`"),
+            "{err}"
+        );
+
+        // The allowed model goes through.
+        store
+            .admit(text(&free, "gemini", "gemini-2.5-flash", 10, Some("0.001")))
+            .await
+            .unwrap();
+
+        let err = store
+            .admit(text(
+                "usr_nobody",
+                "gemini",
+                "gemini-2.5-flash",
+                1,
+                Some("0"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::PermissionDenied);
+
+        // Nothing was counted for the refusals.
+        let period = store.plans().require("free").unwrap().current_period();
+        let c = store.counters(&free, &period).await.unwrap();
+        assert_eq!(c.get(Counter::VideoRequests), 0);
+        assert_eq!(c.get(Counter::TextRequests), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unpriced_models() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+
+        // A capped plan that does not allow unpriced models refuses them, saying why.
+        let pro = user(&store, "pro").await;
+        let err = store
+            .admit(text(&pro, "hf", "some/new-model", 10, None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::PermissionDenied);
+        assert!(err.message().contains("has no price"), "{err}");
+        assert!(err.message().contains("hf/some/new-model"), "{err}");
+
+        // Enterprise serves them, logged with an unknown cost.
+        let ent = user(&store, "enterprise").await;
+        let a = text(&ent, "hf", "some/new-model", 10, None);
+        let r = store.admit(a.clone()).await.unwrap();
+        let period = period_of(&r);
+        store.settle(r, record(&a, 5, 7, None)).await.unwrap();
+        let row = &store.usage_log(Some(&ent), 1).await.unwrap()[0];
+        assert_eq!(row.cost, None);
+        let summary = store.usage_summary(&ent, &period).await.unwrap();
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].unpriced, 1);
+        assert_eq!(summary[0].cost, cost("0"));
+        let c = store.counters(&ent, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 12);
+        assert_eq!(c.cost(), cost("0"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn recovery_settles_a_dead_instances_reservations() {
+    on_each_backend(|db| async move {
+        let survivor = db.store().await;
+        let u = user(&survivor, "metered").await;
+
+        // A process admits two requests and dies without settling.
+        let dead = db.store().await;
+        let a = text(&u, "gemini", "gemini-2.5-flash", 400, Some("0.004"));
+        let r = dead.admit(a.clone()).await.unwrap();
+        let b = media(&u, "gemini", "imagen", Modality::Image, 2);
+        dead.admit(b.clone()).await.unwrap();
+        dead.close().await;
+        drop(dead);
+
+        // A live process's reservation must survive recovery.
+        let live = db.store().await;
+        let l = text(&u, "gemini", "gemini-2.5-flash", 50, Some("0.0005"));
+        let lr = live.admit(l.clone()).await.unwrap();
+        // And so must the survivor's own.
+        let own = survivor
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 60, Some("0.0006")))
+            .await
+            .unwrap();
+
+        let period = period_of(&r);
+        let before = survivor.counters(&u, &period).await.unwrap();
+        // The dead instance's last heartbeat is 400 ms old, the live one's fresh.
+        let stale_after = Duration::from_millis(300);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        live.heartbeat().await.unwrap();
+        let recovered = survivor.recover_stale(stale_after).await.unwrap();
+        assert_eq!(recovered, 2);
+        assert_eq!(survivor.open_reservations().await.unwrap(), 2);
+        // The estimates stay counted.
+        assert_eq!(survivor.counters(&u, &period).await.unwrap(), before);
+
+        let log = survivor.usage_log(Some(&u), 10).await.unwrap();
+        assert_eq!(log.len(), 2);
+        let text_row = log
+            .iter()
+            .find(|row| row.request_id == a.request_id)
+            .unwrap();
+        assert_eq!(text_row.status, RECOVERED);
+        assert!(text_row.estimated);
+        assert_eq!(text_row.reservation_id.as_deref(), Some(r.id.as_str()));
+        assert_eq!(text_row.tokens.input_tokens, 400);
+        assert_eq!(text_row.cost, Some(cost("0.004")));
+        assert!(
+            text_row
+                .error_message
+                .as_deref()
+                .unwrap()
+                .contains("stopped")
+        );
+        let image_row = log
+            .iter()
+            .find(|row| row.request_id == b.request_id)
+            .unwrap();
+        assert_eq!((image_row.modality, image_row.units), (Modality::Image, 2));
+
+        // Nothing left to recover; a late settle of a recovered reservation changes nothing.
+        live.heartbeat().await.unwrap();
+        assert_eq!(survivor.recover_stale(stale_after).await.unwrap(), 0);
+        survivor
+            .settle(r, record(&a, 1, 1, Some("0")))
+            .await
+            .unwrap();
+        assert_eq!(survivor.counters(&u, &period).await.unwrap(), before);
+        assert_eq!(survivor.usage_log(Some(&u), 10).await.unwrap().len(), 2);
+
+        // The live instance settles normally.
+        live.settle(lr, record(&l, 10, 10, Some("0.0001")))
+            .await
+            .unwrap();
+
+        // Abandoned reservations (a failed settle in a live process) are recovered too, own
+        // ones included.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            survivor
+                .recover_abandoned(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            survivor
+                .recover_abandoned(Duration::from_millis(20))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(survivor.open_reservations().await.unwrap(), 0);
+        let row = &survivor.usage_log(Some(&u), 1).await.unwrap()[0];
+        assert_eq!(row.reservation_id.as_deref(), Some(own.id.as_str()));
+        assert_eq!(row.status, RECOVERED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn maintenance_runs_recovery() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+        let dead = db.store().await;
+        dead.admit(text(&u, "gemini", "gemini-2.5-flash", 10, Some("0")))
+            .await
+            .unwrap();
+        dead.close().await;
+
+        let bad = Maintenance {
+            every: Duration::from_secs(10),
+            stale_after: Duration::from_secs(15),
+            ..Maintenance::default()
+        };
+        assert_eq!(
+            store.spawn_maintenance(bad).unwrap_err().kind(),
+            &ErrorKind::InvalidRequest
+        );
+        let task = store
+            .spawn_maintenance(Maintenance {
+                every: Duration::from_millis(20),
+                stale_after: Duration::from_millis(50),
+                ..Maintenance::default()
+            })
+            .unwrap();
+        let mut waited = Duration::ZERO;
+        while store.open_reservations().await.unwrap() > 0 {
+            assert!(
+                waited < Duration::from_secs(10),
+                "maintenance never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        task.abort();
+        assert_eq!(
+            store.usage_log(Some(&u), 5).await.unwrap()[0].status,
+            RECOVERED
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn summary_matches_the_log() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "enterprise").await;
+        let v = user(&store, "enterprise").await;
+        let mut period = String::new();
+        let models = [
+            ("gemini", "gemini-2.5-flash"),
+            ("gemini", "gemini-2.5-pro"),
+            ("hf", "x/y"),
+        ];
+        for i in 0..12u64 {
+            let who = if i % 3 == 0 { &v } else { &u };
+            let (provider, model) = models[(i % 3) as usize];
+            let price = (i % 4 != 0).then_some("0.000123");
+            let a = if i % 5 == 0 {
+                media(who, provider, model, Modality::Image, 2)
+            } else {
+                text(who, provider, model, 100, price)
+            };
+            let r = store.admit(a.clone()).await.unwrap();
+            period = period_of(&r);
+            let mut rec = match i % 6 {
+                1 => failed(&a),
+                2 => {
+                    let mut rec = record(&a, 30, 20, price);
+                    rec.estimated = true;
+                    rec.outcome = Outcome::Failed {
+                        kind: "stream_interrupted".into(),
+                        message: "client went away".into(),
+                    };
+                    rec
+                }
+                _ => record(&a, 10 + i, 5 * i, price),
+            };
+            if a.modality == Modality::Image {
+                rec.units = 2;
+            }
+            store.settle(r, rec).await.unwrap();
+        }
+        // One recovered row as well.
+        let dead = db.store().await;
+        dead.admit(text(&u, "gemini", "gemini-2.5-flash", 77, Some("0.5")))
+            .await
+            .unwrap();
+        dead.close().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .recover_stale(Duration::from_millis(10))
+                .await
+                .unwrap(),
+            1
+        );
+
+        // Sum the log by hand and compare with the summary kept by the upserts.
+        type Key = (String, String, String, Modality);
+        let mut sums: BTreeMap<Key, [u64; 10]> = BTreeMap::new();
+        for row in store.usage_log(None, 1000).await.unwrap() {
+            let s = sums
+                .entry((
+                    row.user_id.clone(),
+                    row.provider.clone(),
+                    row.model.clone(),
+                    row.modality,
+                ))
+                .or_default();
+            let error = row.status != "ok" && row.status != RECOVERED;
+            for (slot, v) in s.iter_mut().zip([
+                1,
+                u64::from(error),
+                row.tokens.input_tokens,
+                row.tokens.output_tokens,
+                row.tokens.cached_input_tokens,
+                row.tokens.reasoning_tokens,
+                row.units,
+                row.cost.map_or(0, |c| c.nanos()),
+                u64::from(row.cost.is_none()),
+                u64::from(row.estimated),
+            ]) {
+                *slot += v;
+            }
+        }
+        let mut summary = store.usage_summary_all(&period).await.unwrap();
+        let mut mine = store.usage_summary(&u, &period).await.unwrap();
+        mine.extend(store.usage_summary(&v, &period).await.unwrap());
+        summary.sort_by(|a, b| {
+            (&a.user_id, &a.provider, &a.model).cmp(&(&b.user_id, &b.provider, &b.model))
+        });
+        mine.sort_by(|a, b| {
+            (&a.user_id, &a.provider, &a.model).cmp(&(&b.user_id, &b.provider, &b.model))
+        });
+        assert_eq!(summary, mine);
+        let kept: BTreeMap<Key, [u64; 10]> = summary
+            .iter()
+            .map(|s| {
+                (
+                    (
+                        s.user_id.clone(),
+                        s.provider.clone(),
+                        s.model.clone(),
+                        s.modality,
+                    ),
+                    [
+                        s.requests,
+                        s.errors,
+                        s.input_tokens,
+                        s.output_tokens,
+                        s.cached_input_tokens,
+                        s.reasoning_tokens,
+                        s.units,
+                        s.cost.nanos(),
+                        s.unpriced,
+                        s.estimated,
+                    ],
+                )
+            })
+            .collect();
+        assert_eq!(kept, sums);
+        assert_eq!(kept.values().map(|s| s[0]).sum::<u64>(), 13);
+        assert!(kept.values().any(|s| s[1] > 0 && s[8] > 0 && s[9] > 0));
+
+        // The log reads newest first and honours the limit.
+        let log = store.usage_log(None, 5).await.unwrap();
+        assert_eq!(log.len(), 5);
+        assert!(
+            log.windows(2)
+                .all(|w| (w[0].created_at, w[0].id) >= (w[1].created_at, w[1].id))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn remaining_allowance() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "free").await;
+        let a = text(&u, "gemini", "gemini-2.5-flash", 1000, Some("0.25"));
+        let r = store.admit(a.clone()).await.unwrap();
+        store
+            .settle(r, record(&a, 100, 50, Some("0.1")))
+            .await
+            .unwrap();
+
+        let left = store.remaining(&u).await.unwrap();
+        assert_eq!(left.plan, "free");
+        let get = |c: Counter| *left.counters.iter().find(|e| e.counter == c).unwrap();
+        let requests = get(Counter::TextRequests);
+        assert_eq!(
+            (requests.used, requests.limit, requests.remaining),
+            (1, Some(200), Some(199))
+        );
+        let tokens = get(Counter::TextTokens);
+        assert_eq!(tokens.remaining, Some(500_000 - 150));
+        let money = get(Counter::CostUsd);
+        assert_eq!(
+            Counter::CostUsd.format_value(money.remaining.unwrap()),
+            "0.9"
+        );
+        assert!(
+            left.counters
+                .iter()
+                .all(|e| e.counter.modality() != Some(Modality::Video))
+        );
+
+        let e = user(&store, "enterprise").await;
+        let left = store.remaining(&e).await.unwrap();
+        assert_eq!(left.counters.len(), 11);
+        assert!(
+            left.counters
+                .iter()
+                .all(|e| e.limit.is_none() && e.remaining.is_none())
+        );
+        assert_eq!(
+            store.remaining("usr_nobody").await.unwrap_err().kind(),
+            &ErrorKind::NotFound
+        );
+    })
+    .await;
+}
+
+/// THE concurrency test: a user with 50 text requests left, 200 admissions at once on a
+/// multi-connection pool: exactly 50 go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_admissions_never_overshoot() {
+    on_each_backend(|db| async move {
+        let store = Store::connect_with(&db.url, db.options().max_connections(8))
+            .await
+            .unwrap();
+        let u = user(&store, "metered").await; // 100 text requests per period
+        let period = store.plans().require("metered").unwrap().current_period();
+        store
+            .add_counters(
+                &u,
+                &period,
+                &Counters::new().with(Counter::TextRequests, 50),
+            )
+            .await
+            .unwrap();
+
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let store = store.clone();
+                let a = text(&u, "gemini", "gemini-2.5-flash", 1, Some("0"));
+                tokio::spawn(async move { store.admit(a).await })
+            })
+            .collect();
+        let (mut admitted, mut refused) = (Vec::<Reservation>::new(), 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(r) => admitted.push(r),
+                Err(e) if e.kind() == &ErrorKind::QuotaExceeded => refused += 1,
+                Err(e) => panic!("unexpected error on {:?}: {e}", db.backend),
+            }
+        }
+        assert_eq!((admitted.len(), refused), (50, 150), "{:?}", db.backend);
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 100);
+        assert_eq!(c.get(Counter::TextTokens), 50);
+        assert_eq!(store.open_reservations().await.unwrap(), 50);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unreachable_database_is_unavailable() {
+    // Nothing listens on port 1; the password must not show up in the error.
+    let options = StoreOptions::new().acquire_timeout(Duration::from_millis(500));
+    let err = Store::connect_with("postgres://gw:hunter2@127.0.0.1:1/gateway", options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unavailable);
+    assert!(
+        err.message().contains("cannot open the postgres database"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+
+    // A SQLite file whose directory is missing: say so.
+    let err = Store::connect("sqlite:///definitely/not/here/gw.db")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Config);
+    assert!(err.message().contains("/definitely/not/here"), "{err}");
+    assert!(err.message().contains("create it first"), "{err}");
+
+    let err = Store::connect("mysql://root:hunter2@localhost/gw")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Config);
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+
+    // A store whose database goes away refuses admissions rather than letting them through.
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "enterprise").await;
+        store.close().await;
+        let err = store
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 1, Some("0")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err}");
+        let pending = Reservation {
+            id: "res_x".into(),
+            user_id: u.clone(),
+            period: "2026-11".into(),
+            estimate: Amount::default(),
+        };
+        let a = text(&u, "gemini", "gemini-2.5-flash", 1, Some("0"));
+        assert_eq!(
+            store
+                .settle(pending, record(&a, 1, 1, None))
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::Unavailable
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_memory_database() {
+    let store = Store::connect_with("sqlite::memory:", StoreOptions::new().plans(test_plans()))
+        .await
+        .unwrap();
+    let u = user(&store, "metered").await;
+    let a = text(&u, "gemini", "gemini-2.5-flash", 10, Some("0.001"));
+    let r = store.admit(a.clone()).await.unwrap();
+    store
+        .settle(r, record(&a, 3, 4, Some("0.0005")))
+        .await
+        .unwrap();
+    assert_eq!(store.usage_log(Some(&u), 10).await.unwrap().len(), 1);
+}
