@@ -5,6 +5,7 @@
 //! mock. The runner sends the fixture's requests over HTTP and compares what comes back, then
 //! asks the mock what it received.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,11 +15,9 @@ use gw_mock::MockUpstream;
 use gw_mock::fixture::{ClientExpect, ClientRequest, Fixture};
 use gw_mock::matcher::{differences, scalar_matches};
 use gw_server::{AppState, Config, app};
+use gw_store::{Counters, Store};
 use llm_gateway::sse::SseDecoder;
 use serde_json::Value;
-
-/// The gateway key the runner authenticates with.
-const CONTRACT_KEY: &str = "sk-contract-runner";
 
 /// Counts of one run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -105,16 +104,13 @@ async fn run_file(file: &Path) -> (String, Result<(), Vec<String>>) {
 /// Runs one fixture; `Err` holds every difference found.
 pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
     let exchanges = fixture.all_exchanges().map_err(|e| vec![e])?;
-    if !fixture.prior_usage.is_empty() {
-        return Err(vec![
-            "prior_usage needs plan enforcement and the usage store, which this gateway does not have yet".into(),
-        ]);
-    }
     let mock = MockUpstream::start(fixture.upstream.clone())
         .await
         .map_err(|e| vec![format!("cannot start the mock upstream: {e}")])?;
     let plan = fixture.plan.as_deref().unwrap_or("enterprise");
-    let gateway = start_gateway(mock.url(), plan).await.map_err(|e| vec![e])?;
+    let gateway = start_gateway(mock.url(), plan, &fixture.prior_usage)
+        .await
+        .map_err(|e| vec![e])?;
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -128,7 +124,7 @@ pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
         } else {
             String::new()
         };
-        match send(&client, &gateway.url, &exchange.request, &responses).await {
+        match send(&client, &gateway, &exchange.request, &responses).await {
             Ok(got) => {
                 diffs.extend(
                     compare(&exchange.expect, &got)
@@ -150,6 +146,8 @@ pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
 
 struct RunningGateway {
     url: String,
+    /// The fixture user's gateway key.
+    key: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -159,10 +157,15 @@ impl Drop for RunningGateway {
     }
 }
 
-async fn start_gateway(upstream: &str, plan: &str) -> Result<RunningGateway, String> {
-    let mut config = format!(
-        "[[auth.keys]]\nname = \"contract\"\nkey = \"{CONTRACT_KEY}\"\nplan = \"{plan}\"\n\n\
-         [retry]\nmax_retries = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\nmax_retry_after_ms = 60000\n"
+/// A gateway over a fresh in-memory store holding one user on `plan` with `prior_usage`
+/// already counted in the current period, and every provider pointed at `upstream`.
+async fn start_gateway(
+    upstream: &str,
+    plan: &str,
+    prior_usage: &BTreeMap<String, Value>,
+) -> Result<RunningGateway, String> {
+    let mut config = String::from(
+        "[retry]\nmax_retries = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\nmax_retry_after_ms = 60000\n",
     );
     for provider in llm_gateway::COMPILED_PROVIDERS {
         config.push_str(&format!(
@@ -171,7 +174,41 @@ async fn start_gateway(upstream: &str, plan: &str) -> Result<RunningGateway, Str
     }
     let config = Config::from_toml(&config, "contract runner config", std::iter::empty())
         .map_err(|e| e.to_string())?;
-    let state = AppState::from_config(&config).map_err(|e| e.to_string())?;
+
+    let store = Store::connect("sqlite::memory:")
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let user = store
+        .create_user("contract", plan)
+        .await
+        .map_err(|e| format!("plan: {e}"))?;
+    let (_, key) = store
+        .create_key(&user.id, "contract")
+        .await
+        .map_err(|e| format!("cannot create the user's key: {e}"))?;
+    if !prior_usage.is_empty() {
+        let values: Vec<(String, String)> = prior_usage
+            .iter()
+            .map(|(name, v)| match v {
+                Value::String(s) => (name.clone(), s.clone()),
+                other => (name.clone(), other.to_string()),
+            })
+            .collect();
+        let counters = Counters::parse_named(values.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| format!("prior_usage: {e}"))?;
+        let period = store
+            .plans()
+            .require(plan)
+            .map_err(|e| format!("plan: {e}"))?
+            .current_period();
+        store
+            .add_counters(&user.id, &period, &counters)
+            .await
+            .map_err(|e| format!("prior_usage: {e}"))?;
+    }
+
+    let state =
+        AppState::from_config_with_store(&config, Some(store)).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot bind the gateway: {e}"))?;
@@ -182,7 +219,11 @@ async fn start_gateway(upstream: &str, plan: &str) -> Result<RunningGateway, Str
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app(state)).await;
     });
-    Ok(RunningGateway { url, task })
+    Ok(RunningGateway {
+        url,
+        key: key.expose().to_owned(),
+        task,
+    })
 }
 
 /// What the gateway answered.
@@ -195,10 +236,11 @@ struct Got {
 
 async fn send(
     client: &reqwest::Client,
-    base: &str,
+    gateway: &RunningGateway,
     req: &ClientRequest,
     earlier: &[Value],
 ) -> Result<Got, String> {
+    let base = &gateway.url;
     let path = substitute_str(&req.path, earlier)?;
     let method = reqwest::Method::from_bytes(req.method.as_bytes())
         .map_err(|_| format!("request.method `{}` is not an HTTP method", req.method))?;
@@ -209,7 +251,7 @@ async fn send(
         builder = builder.header(name, value);
     }
     if !has_auth {
-        builder = builder.bearer_auth(CONTRACT_KEY);
+        builder = builder.bearer_auth(&gateway.key);
     }
     if let Some(json) = &req.json {
         builder = builder.json(&substitute(json, earlier)?);

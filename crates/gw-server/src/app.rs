@@ -4,7 +4,8 @@
 //! 1. `CatchPanicLayer`: a panic in a handler becomes a 500 in OpenAI's error envelope.
 //! 2. `DefaultBodyLimit`: bodies over `server.max_body_bytes` get 413.
 //! 3. [`request_context`]: gives every request an id (`x-gateway-request-id` on every response),
-//!    authenticates `/v1/*` with a gateway key, and logs each request once (errors included).
+//!    authenticates `/v1/*` with a user's gateway key and `/admin/*` with the admin key, and logs
+//!    each request once (errors included).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use gw_store::Store;
 use llm_gateway::{Gateway, PriceCatalog, Registry, SecretString};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -37,20 +39,35 @@ pub struct AppState {
 
 struct Inner {
     gateway: Gateway,
-    keys: HashMap<String, Caller>,
-    pricing: PriceCatalog,
+    keys: Keys,
+    store: Option<Store>,
+    admin_key: Option<SecretString>,
     unavailable: BTreeMap<String, String>,
     max_body_bytes: usize,
+}
+
+/// Where gateway keys are checked.
+enum Keys {
+    /// Static keys from the config (a gateway without a store: no plans, no accounting).
+    Static(HashMap<String, Caller>),
+    /// Users' keys in the store.
+    Store(Store),
 }
 
 /// Who is calling: the owner of the gateway key.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The key's name from the config.
+    /// The user's id (for static keys: the key's name).
+    pub user_id: String,
+    /// The user's (or static key's) name.
     pub name: String,
-    /// The plan of the key's user.
+    /// The user's plan.
     pub plan: String,
 }
+
+/// The operator, authenticated with the admin key (marks `/admin/*` requests).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admin;
 
 /// The per-request context the middleware puts in the request's extensions.
 #[derive(Debug, Clone)]
@@ -68,26 +85,51 @@ impl RequestContext {
 }
 
 impl AppState {
-    /// State over a ready `gateway`.
+    /// State over a ready `gateway`, authenticating with static `keys` (no plans, no accounting).
     ///
     /// `unavailable` lists providers that are configured but could not be set up (e.g. no API
     /// key), so their requests get a 503 that says why instead of a 404.
-    pub fn new(
+    pub fn with_static_keys(
         gateway: Gateway,
         keys: Vec<(KeyEntry, SecretString)>,
-        pricing: PriceCatalog,
         unavailable: Vec<llm_gateway::Error>,
     ) -> Self {
         let keys = keys
             .into_iter()
             .map(|(entry, secret)| {
                 let caller = Caller {
+                    user_id: entry.name.clone(),
                     name: entry.name,
                     plan: entry.plan.unwrap_or_else(|| "enterprise".into()),
                 };
                 (secret.expose().to_owned(), caller)
             })
             .collect();
+        Self::assemble(gateway, Keys::Static(keys), None, unavailable)
+    }
+
+    /// State over a ready `gateway` whose users, keys, plans and usage live in `store`: every call
+    /// is admitted against the caller's plan before it reaches a provider, and accounted after.
+    pub fn with_store(
+        gateway: Gateway,
+        store: Store,
+        unavailable: Vec<llm_gateway::Error>,
+    ) -> Self {
+        let gateway = gateway.with_accounting(Arc::new(store.clone()));
+        Self::assemble(
+            gateway,
+            Keys::Store(store.clone()),
+            Some(store),
+            unavailable,
+        )
+    }
+
+    fn assemble(
+        gateway: Gateway,
+        keys: Keys,
+        store: Option<Store>,
+        unavailable: Vec<llm_gateway::Error>,
+    ) -> Self {
         let unavailable = unavailable
             .into_iter()
             .map(|e| (e.provider().to_owned(), e.to_string()))
@@ -96,48 +138,85 @@ impl AppState {
             inner: Arc::new(Inner {
                 gateway,
                 keys,
-                pricing,
+                store,
+                admin_key: None,
                 unavailable,
                 max_body_bytes: crate::config::ServerSection::default().max_body_bytes,
             }),
         }
     }
 
-    /// Builds the whole state from a configuration: providers, keys, retry policy and prices.
+    /// Builds the whole state from a configuration: providers, retry policy, prices, and the
+    /// store (connected, migrated, maintenance started) or the static keys.
     ///
     /// Providers that cannot be set up are logged and left out; anything else wrong is an error
     /// that names the field.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let mut registry = Registry::new();
-        let skipped = llm_gateway::register_enabled(&mut registry, &config.providers)
-            .map_err(|e| ConfigError(e.to_string()))?;
-        for e in &skipped {
-            tracing::warn!(provider = e.provider(), "provider left out: {e}");
-        }
-        let gateway = Gateway::new(registry).with_retry(config.retry.policy());
-        let mut pricing = PriceCatalog::builtin();
-        if let Some(path) = &config.pricing.overrides {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!(
-                    "pricing.overrides: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let overrides = PriceCatalog::from_toml(&text, &path.display().to_string())
-                .map_err(|e| ConfigError(e.to_string()))?;
-            pricing.merge(overrides);
-        }
-        let keys = config.resolve_keys()?;
-        if keys.is_empty() {
-            tracing::warn!(
-                "no gateway keys configured ([[auth.keys]]): every /v1 request will get 401"
-            );
-        }
-        let mut state = Self::new(gateway, keys, pricing, skipped);
+    pub async fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let store = if config.store.enabled {
+            let store = open_store(config).await?;
+            store
+                .spawn_maintenance(config.store.maintenance())
+                .map_err(|e| ConfigError(format!("store: {e}")))?;
+            Some(store)
+        } else {
+            None
+        };
+        Self::from_config_with_store(config, store)
+    }
+
+    /// As [`AppState::from_config`], with an already opened store (tests and the contract
+    /// runner prepare users and usage in it first).
+    pub fn from_config_with_store(
+        config: &Config,
+        store: Option<Store>,
+    ) -> Result<Self, ConfigError> {
+        let (gateway, skipped) = build_gateway(config)?;
+        let mut state = match store {
+            Some(store) => Self::with_store(gateway, store, skipped),
+            None => {
+                let keys = config.resolve_keys()?;
+                if keys.is_empty() {
+                    tracing::warn!(
+                        "no gateway keys configured ([[auth.keys]]): every /v1 request will get 401"
+                    );
+                }
+                Self::with_static_keys(gateway, keys, skipped)
+            }
+        };
+        let admin_key = match &config.admin.key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(key) if key.trim().len() >= 16 => Some(SecretString::new(key.trim())),
+                Ok(_) => {
+                    return Err(ConfigError(format!(
+                        "admin.key_env: the admin key in {var} must be at least 16 characters"
+                    )));
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "admin.key_env names {var}, which is not set: the admin routes are off"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         if let Some(inner) = Arc::get_mut(&mut state.inner) {
             inner.max_body_bytes = config.server.max_body_bytes;
+            inner.admin_key = admin_key;
         }
         Ok(state)
+    }
+
+    /// Turns the admin routes on with `key` (the server reads it from `[admin] key_env`). Call
+    /// it on a new state, before the state is cloned into a router.
+    pub fn with_admin_key(mut self, key: SecretString) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.admin_key = Some(key),
+            None => tracing::error!(
+                "with_admin_key on a state already in use: the admin key was not set"
+            ),
+        }
+        self
     }
 
     /// The router.
@@ -147,17 +226,60 @@ impl AppState {
 
     /// The prices in force.
     pub fn pricing(&self) -> &PriceCatalog {
-        &self.inner.pricing
+        self.inner.gateway.pricing()
+    }
+
+    /// The store, when the gateway runs with one.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.store.as_ref()
     }
 
     /// Why `provider` is configured but unavailable, if it is.
     pub(crate) fn unavailable(&self, provider: &str) -> Option<&str> {
         self.inner.unavailable.get(provider).map(String::as_str)
     }
+}
 
-    fn caller(&self, key: &str) -> Option<&Caller> {
-        self.inner.keys.get(key)
+/// Opens (and migrates) the store the configuration names, with its plans.
+pub async fn open_store(config: &Config) -> Result<Store, ConfigError> {
+    let mut options = gw_store::StoreOptions::new();
+    if let Some(path) = &config.store.plans {
+        let plans =
+            gw_store::Plans::load(path).map_err(|e| ConfigError(format!("store.plans: {e}")))?;
+        options = options.plans(plans);
     }
+    if let Some(max) = config.store.max_connections {
+        options = options.max_connections(max);
+    }
+    Store::connect_with(&config.store.url, options)
+        .await
+        .map_err(|e| ConfigError(format!("store.url: {e}")))
+}
+
+/// The router from the configuration: providers, retries and prices; and the providers left out.
+fn build_gateway(config: &Config) -> Result<(Gateway, Vec<llm_gateway::Error>), ConfigError> {
+    let mut registry = Registry::new();
+    let skipped = llm_gateway::register_enabled(&mut registry, &config.providers)
+        .map_err(|e| ConfigError(e.to_string()))?;
+    for e in &skipped {
+        tracing::warn!(provider = e.provider(), "provider left out: {e}");
+    }
+    let mut pricing = PriceCatalog::builtin();
+    if let Some(path) = &config.pricing.overrides {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "pricing.overrides: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        let overrides = PriceCatalog::from_toml(&text, &path.display().to_string())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        pricing.merge(overrides);
+    }
+    let gateway = Gateway::new(registry)
+        .with_retry(config.retry.policy())
+        .with_pricing(pricing);
+    Ok((gateway, skipped))
 }
 
 /// The application with all routes and layers.
@@ -166,6 +288,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::chat::router())
         .merge(routes::models::router())
+        .merge(routes::usage::router())
+        .merge(routes::admin::router())
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
@@ -205,10 +329,19 @@ async fn request_context(
 
     let mut response = async {
         if path.starts_with("/v1/") {
-            match authenticate(&state, &request) {
+            let key = bearer(&request).map(str::to_owned);
+            match authenticate(&state, key).await {
                 Ok(caller) => {
                     tracing::Span::current().record("caller", caller.name.as_str());
                     request.extensions_mut().insert(caller);
+                }
+                Err(e) => return e.into_response(),
+            }
+        } else if path.starts_with("/admin/") {
+            match authenticate_admin(&state, &request) {
+                Ok(admin) => {
+                    tracing::Span::current().record("caller", "admin");
+                    request.extensions_mut().insert(admin);
                 }
                 Err(e) => return e.into_response(),
             }
@@ -236,13 +369,14 @@ async fn request_context(
     response
 }
 
-fn authenticate(state: &AppState, request: &Request) -> Result<Caller, ApiError> {
+/// The bearer token of a request, or a 401 saying what is wrong with it.
+fn bearer(request: &Request) -> Result<&str, ApiError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthenticated(
             "missing gateway key: send `Authorization: Bearer <gateway key>`",
         ));
     };
-    let key = value
+    value
         .to_str()
         .ok()
         .and_then(|v| {
@@ -255,11 +389,53 @@ fn authenticate(state: &AppState, request: &Request) -> Result<Caller, ApiError>
             ApiError::unauthenticated(
                 "malformed Authorization header: expected `Bearer <gateway key>`",
             )
-        })?;
-    state
-        .caller(key)
-        .cloned()
-        .ok_or_else(|| ApiError::unauthenticated("invalid gateway key"))
+        })
+}
+
+async fn authenticate(state: &AppState, key: Result<String, ApiError>) -> Result<Caller, ApiError> {
+    let key = key?;
+    let key = key.as_str();
+    match &state.inner.keys {
+        Keys::Static(keys) => keys
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::unauthenticated("invalid gateway key")),
+        Keys::Store(store) => {
+            if !gw_store::is_well_formed_key(key) {
+                return Err(ApiError::unauthenticated(
+                    "malformed gateway key: expected `gw_` followed by 40 letters and digits",
+                ));
+            }
+            match store.authenticate(key).await {
+                Ok(Some(user)) => Ok(Caller {
+                    user_id: user.user_id,
+                    name: user.name,
+                    plan: user.plan,
+                }),
+                Ok(None) => Err(ApiError::unauthenticated("invalid or revoked gateway key")),
+                Err(e) => Err(ApiError::from(e)),
+            }
+        }
+    }
+}
+
+fn authenticate_admin(state: &AppState, request: &Request) -> Result<Admin, ApiError> {
+    let Some(admin_key) = &state.inner.admin_key else {
+        return Err(ApiError::not_found(
+            "the admin routes are off: set [admin] key_env and that variable to enable them",
+        ));
+    };
+    let key = bearer(request)?;
+    if constant_time_eq(key.as_bytes(), admin_key.expose().as_bytes()) {
+        Ok(Admin)
+    } else {
+        Err(ApiError::unauthenticated("invalid admin key"))
+    }
+}
+
+/// Compares without an early exit, so the time taken says nothing about how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn new_request_id() -> String {

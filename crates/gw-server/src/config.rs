@@ -33,6 +33,12 @@ pub struct Config {
     /// `[pricing]`: operator price overrides.
     #[serde(default)]
     pub pricing: PricingSection,
+    /// `[store]`: users, keys, plans and usage.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// `[admin]`: the operator's key for the admin routes.
+    #[serde(default)]
+    pub admin: AdminSection,
     /// `[providers.<id>]`: each provider's key, base URL and models.
     #[serde(default)]
     pub providers: ProvidersConfig,
@@ -67,11 +73,88 @@ fn default_max_body() -> usize {
     32 * 1024 * 1024
 }
 
+/// `[store]`: where users, keys, plans and usage live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// With `false` the gateway runs without plans or usage accounting (a plain proxy), and
+    /// clients authenticate with the static `[[auth.keys]]`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `sqlite://PATH` (created on first start), `sqlite::memory:`, or `postgres://...` for
+    /// several replicas sharing one database. Prefer `GATEWAY__STORE__URL` for a URL with a
+    /// password.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// A plans file replacing the built-in table (relative paths are relative to the config file).
+    #[serde(default)]
+    pub plans: Option<PathBuf>,
+    /// The most database connections.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// How often this process records its heartbeat and recovers what dead ones left open.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// After how long without a heartbeat another gateway process counts as dead, and its open
+    /// reservations are settled at their estimate.
+    #[serde(default = "default_stale_after_ms")]
+    pub stale_after_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_store_url() -> String {
+    "sqlite://gateway.db".into()
+}
+fn default_heartbeat_ms() -> u64 {
+    gw_store::Maintenance::default().every.as_millis() as u64
+}
+fn default_stale_after_ms() -> u64 {
+    gw_store::Maintenance::default().stale_after.as_millis() as u64
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: default_store_url(),
+            plans: None,
+            max_connections: None,
+            heartbeat_ms: default_heartbeat_ms(),
+            stale_after_ms: default_stale_after_ms(),
+        }
+    }
+}
+
+impl StoreSection {
+    /// The maintenance schedule of the store.
+    pub fn maintenance(&self) -> gw_store::Maintenance {
+        gw_store::Maintenance {
+            every: Duration::from_millis(self.heartbeat_ms),
+            stale_after: Duration::from_millis(self.stale_after_ms),
+            ..gw_store::Maintenance::default()
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// The environment variable holding the admin key that guards `/admin/*`; the admin routes
+    /// are off when unset.
+    #[serde(default)]
+    pub key_env: Option<String>,
+}
+
 /// `[auth]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
-    /// `[[auth.keys]]`: the keys clients send as `Authorization: Bearer <key>`.
+    /// `[[auth.keys]]`: static keys clients send as `Authorization: Bearer <key>`, for a gateway
+    /// running without a store (`[store] enabled = false`). With a store, keys are created with
+    /// `gateway admin key create`.
     #[serde(default)]
     pub keys: Vec<KeyEntry>,
 }
@@ -179,11 +262,14 @@ impl Config {
             ))
         })?;
         let mut config = Self::from_toml(&text, &path.display().to_string(), std::env::vars())?;
-        if let Some(overrides) = &config.pricing.overrides
-            && overrides.is_relative()
+        let base = path.parent().unwrap_or(Path::new("."));
+        for file in [&mut config.pricing.overrides, &mut config.store.plans]
+            .into_iter()
+            .flatten()
         {
-            let base = path.parent().unwrap_or(Path::new("."));
-            config.pricing.overrides = Some(base.join(overrides));
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
         }
         Ok(config)
     }
@@ -230,6 +316,12 @@ impl Config {
                     key.name
                 )));
             }
+        }
+        if self.store.enabled && !self.auth.keys.is_empty() {
+            return Err(ConfigError(format!(
+                "{origin}: auth.keys: static keys are for a gateway without a store ([store] enabled = false); \
+                 with a store, create keys with `gateway admin key create`"
+            )));
         }
         if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
             return Err(ConfigError(format!(
@@ -310,6 +402,9 @@ mod tests {
 [server]
 listen = "127.0.0.1:9000"
 
+[store]
+enabled = false
+
 [[auth.keys]]
 name = "dev"
 key = "sk-dev"
@@ -328,6 +423,7 @@ api_key_env = "GEMINI_API_KEY"
     #[test]
     fn reads_the_file() {
         let c = Config::from_toml(SAMPLE, "g.toml", env(&[])).unwrap();
+        assert!(!c.store.enabled);
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.retry.max_retries, 2);
         assert!(c.providers.contains_key("gemini"));
@@ -378,7 +474,7 @@ api_key_env = "GEMINI_API_KEY"
     #[test]
     fn unset_key_env_is_named() {
         let c = Config::from_toml(
-            "[[auth.keys]]\nname = \"ci\"\nkey_env = \"GW_TEST_SURELY_UNSET\"\n",
+            "[store]\nenabled = false\n[[auth.keys]]\nname = \"ci\"\nkey_env = \"GW_TEST_SURELY_UNSET\"\n",
             "g.toml",
             env(&[]),
         )

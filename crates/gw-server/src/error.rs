@@ -81,6 +81,16 @@ impl ApiError {
         )
     }
 
+    /// 404 for a feature that is switched off.
+    pub fn off(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            Some("not_enabled"),
+            message,
+        )
+    }
+
     /// 503 for a provider that is configured but could not be set up.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
@@ -99,6 +109,12 @@ impl ApiError {
             Some("internal_error"),
             message,
         )
+    }
+
+    /// Replaces the `code`.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     /// The envelope's `error` object (also used for error events inside a stream).
@@ -175,6 +191,18 @@ impl From<Error> for ApiError {
                 e.to_string(),
             ),
             ErrorKind::NotFound => Self::not_found(e.to_string()),
+            ErrorKind::PermissionDenied => Self::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                Some("not_in_plan"),
+                e.to_string(),
+            ),
+            ErrorKind::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                Some("service_unavailable"),
+                e.to_string(),
+            ),
             ErrorKind::Connect => upstream("upstream_unreachable"),
             ErrorKind::Decode => upstream("upstream_bad_response"),
             ErrorKind::StreamInterrupted => upstream("stream_interrupted"),
@@ -220,6 +248,8 @@ mod tests {
             (ErrorKind::Auth, 502, "upstream_error"),
             (ErrorKind::InvalidRequest, 400, "invalid_request_error"),
             (ErrorKind::NotFound, 404, "not_found_error"),
+            (ErrorKind::PermissionDenied, 403, "permission_error"),
+            (ErrorKind::Unavailable, 503, "api_error"),
             (ErrorKind::Unsupported, 400, "invalid_request_error"),
             (ErrorKind::ContentFiltered, 400, "invalid_request_error"),
             (ErrorKind::Upstream { status: 503 }, 502, "upstream_error"),

@@ -1,9 +1,12 @@
-//! The `gateway` binary.
+//! The `gateway` binary: `gateway serve` (the default) runs the server; `gateway admin ...`
+//! manages users, plans, keys and usage in the store directly.
+
+mod admin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use gw_server::{AppState, Config, app};
 use tracing_subscriber::EnvFilter;
 
@@ -17,18 +20,36 @@ struct Cli {
         long,
         short,
         env = "GATEWAY_CONFIG",
-        default_value = "crates/gw-server/gateway.toml"
+        default_value = "crates/gw-server/gateway.toml",
+        global = true
     )]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage users, plans, keys and usage in the store.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let admin = matches!(cli.command, Some(Command::Admin { .. }));
+    // The admin commands print tables; their logs stay quiet unless asked for.
+    let default_filter = if admin { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
+        .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -36,7 +57,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cli)) {
+    let result = runtime.block_on(async {
+        let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
+        match cli.command {
+            None | Some(Command::Serve) => serve(config).await,
+            Some(Command::Admin { command }) => admin::run(&config, command).await,
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("gateway: {message}");
@@ -45,9 +73,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(cli: Cli) -> Result<(), String> {
-    let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
-    let state = AppState::from_config(&config).map_err(|e| e.to_string())?;
+async fn serve(config: Config) -> Result<(), String> {
+    let state = AppState::from_config(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     let providers = state.gateway().registry().providers();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -61,6 +90,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         listen = %config.server.listen,
         providers = ?providers,
         pricing = state.pricing().version(),
+        store = state.store().map(|s| s.backend().as_str()).unwrap_or("off"),
         "gateway ready"
     );
     axum::serve(listener, app(state))

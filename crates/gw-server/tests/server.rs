@@ -1,49 +1,21 @@
 //! The server end to end over real HTTP: authentication, the error envelope, routing errors,
 //! model listing, and that the library and the server give the same answer.
 
+mod support;
+
 use futures_util::StreamExt;
 use gw_mock::MockUpstream;
 use gw_mock::fixture::{Respond, UpstreamStep};
-use gw_server::{AppState, Config, app};
+use gw_server::Config;
 use llm_gateway::{Gateway, ProviderConfig, ProvidersConfig, Registry, TextChunk, TextRequest};
 use serde_json::{Value, json};
+use support::{chat_body, config_for, open_store, start, user};
 
-const KEY: &str = "sk-test-key";
-
-struct Server {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn start(config: &str) -> Server {
-    let config = Config::from_toml(config, "test config", std::iter::empty()).unwrap();
-    let state = AppState::from_config(&config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app(state)).await.unwrap();
-    });
-    Server { url, task }
-}
-
-fn config_for(upstream: &str) -> String {
-    format!(
-        "[[auth.keys]]\nname = \"test\"\nkey = \"{KEY}\"\n\
-         [retry]\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
-         [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\nmodels = [\"gemini-2.5-flash\"]\n\
-         [providers.hf]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n"
-    )
-}
-
-fn chat_body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "Say hi"}], "stream": stream,
-           "stream_options": {"include_usage": true}})
+/// A server over a fresh in-memory store, and an enterprise user's key.
+async fn server_with_user(upstream: &str) -> (support::Server, String) {
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "enterprise").await;
+    (start(&config_for(upstream), Some(store)).await, key)
 }
 
 async fn post(url: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
@@ -77,7 +49,8 @@ fn assert_envelope(body: &Value, ty: &str) {
 #[tokio::test]
 async fn gateway_keys_are_required_and_never_echoed() {
     let mock = MockUpstream::start(vec![]).await.unwrap();
-    let server = start(&config_for(mock.url())).await;
+    let (server, key) = server_with_user(mock.url()).await;
+    let key = key.as_str();
 
     let missing = post(
         &server.url,
@@ -89,15 +62,28 @@ async fn gateway_keys_are_required_and_never_echoed() {
     assert!(missing.headers().contains_key("x-gateway-request-id"));
     assert_envelope(&missing.json().await.unwrap(), "authentication_error");
 
-    let wrong = post(
-        &server.url,
-        Some("sk-wrong-secret"),
-        &chat_body("gemini/gemini-2.5-flash", false),
-    )
-    .await;
-    assert_eq!(wrong.status(), 401);
-    let text = wrong.text().await.unwrap();
-    assert!(!text.contains("sk-wrong-secret"), "{text}");
+    // A malformed key, a well-formed unknown one, and a revoked one.
+    let store = server.state.store().unwrap().clone();
+    let owner = store.authenticate(key).await.unwrap().unwrap();
+    let (revoked, revoked_key) = store.create_key(&owner.user_id, "old").await.unwrap();
+    store.revoke_key(&revoked.id).await.unwrap();
+    for wrong in [
+        "sk-wrong-secret",
+        "gw_0123456789abcdefghijABCDEFGHIJ0123456789",
+        revoked_key.expose(),
+    ] {
+        let response = post(
+            &server.url,
+            Some(wrong),
+            &chat_body("gemini/gemini-2.5-flash", false),
+        )
+        .await;
+        assert_eq!(response.status(), 401, "{wrong}");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(wrong), "{text}");
+    }
+    let ok = post(&server.url, Some(key), &json!({"model": "gemini/x"})).await;
+    assert_eq!(ok.status(), 400, "a valid key gets past authentication");
 
     let health = reqwest::get(format!("{}/healthz", server.url))
         .await
@@ -109,11 +95,12 @@ async fn gateway_keys_are_required_and_never_echoed() {
 #[tokio::test]
 async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
     let mock = MockUpstream::start(vec![]).await.unwrap();
-    let server = start(&config_for(mock.url())).await;
+    let (server, key) = server_with_user(mock.url()).await;
+    let key = key.as_str();
 
     let not_json = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.url))
-        .bearer_auth(KEY)
+        .bearer_auth(key)
         .header("content-type", "application/json")
         .body("{ nope")
         .send()
@@ -122,7 +109,7 @@ async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
     assert_eq!(not_json.status(), 400);
     assert_envelope(&not_json.json().await.unwrap(), "invalid_request_error");
 
-    let missing_field = post(&server.url, Some(KEY), &json!({"model": "gemini/x"})).await;
+    let missing_field = post(&server.url, Some(key), &json!({"model": "gemini/x"})).await;
     assert_eq!(missing_field.status(), 400);
     let body: Value = missing_field.json().await.unwrap();
     assert!(
@@ -133,13 +120,13 @@ async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
         "{body}"
     );
 
-    let unknown_provider = post(&server.url, Some(KEY), &chat_body("nope/model", false)).await;
+    let unknown_provider = post(&server.url, Some(key), &chat_body("nope/model", false)).await;
     assert_eq!(unknown_provider.status(), 404);
     assert_envelope(&unknown_provider.json().await.unwrap(), "not_found_error");
 
     let no_slash = post(
         &server.url,
-        Some(KEY),
+        Some(key),
         &chat_body("gemini-2.5-flash", false),
     )
     .await;
@@ -147,7 +134,7 @@ async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
 
     let unknown_route = reqwest::Client::new()
         .get(format!("{}/v1/nothing", server.url))
-        .bearer_auth(KEY)
+        .bearer_auth(key)
         .send()
         .await
         .unwrap();
@@ -157,14 +144,19 @@ async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
 
 #[tokio::test]
 async fn a_provider_without_a_key_answers_503_saying_why() {
+    let key = "sk-static-test-key";
     let config = format!(
-        "[[auth.keys]]\nname = \"test\"\nkey = \"{KEY}\"\n\
+        "[store]\nenabled = false\n[[auth.keys]]\nname = \"test\"\nkey = \"{key}\"\n\
          [providers.gemini]\napi_key_env = \"GW_TEST_GEMINI_KEY_SURELY_UNSET\"\n"
     );
-    let server = start(&config).await;
+    let server = start(
+        &Config::from_toml(&config, "test", std::iter::empty()).unwrap(),
+        None,
+    )
+    .await;
     let response = post(
         &server.url,
-        Some(KEY),
+        Some(key),
         &chat_body("gemini/gemini-2.5-flash", false),
     )
     .await;
@@ -182,10 +174,10 @@ async fn a_provider_without_a_key_answers_503_saying_why() {
 #[tokio::test]
 async fn models_lists_announced_models() {
     let mock = MockUpstream::start(vec![]).await.unwrap();
-    let server = start(&config_for(mock.url())).await;
+    let (server, key) = server_with_user(mock.url()).await;
     let body: Value = reqwest::Client::new()
         .get(format!("{}/v1/models", server.url))
-        .bearer_auth(KEY)
+        .bearer_auth(&key)
         .send()
         .await
         .unwrap()
@@ -261,10 +253,11 @@ async fn library_and_server_agree() {
     let lib_usage = lib_usage.unwrap();
 
     // The server.
-    let server = start(&config_for(mock.url())).await;
+    let (server, key) = server_with_user(mock.url()).await;
+    let key = key.as_str();
     let sse = post(
         &server.url,
-        Some(KEY),
+        Some(key),
         &chat_body("gemini/gemini-2.5-flash", true),
     )
     .await
@@ -302,7 +295,7 @@ async fn library_and_server_agree() {
     let lib_answer = gateway.generate(request).await.unwrap();
     let server_answer = post(
         &server.url,
-        Some(KEY),
+        Some(key),
         &chat_body("gemini/gemini-2.5-flash", false),
     )
     .await;

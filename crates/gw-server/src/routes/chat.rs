@@ -12,7 +12,9 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use llm_gateway::{ErrorKind, TextChunk, TextStream, TokenUsage};
 
-use crate::app::{AppState, COST_HEADER, RequestContext};
+use llm_gateway::{CallContext, Metered};
+
+use crate::app::{AppState, COST_HEADER, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatCompletionRequest, Choice, ChunkChoice, Delta,
@@ -26,8 +28,10 @@ pub(crate) fn router() -> Router<AppState> {
 async fn chat(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let call = CallContext::new(ctx.id.clone(), caller.user_id);
     let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
     let req = body.to_core()?;
     let route = state.gateway().route_text(&body.model).map_err(|e| {
@@ -43,7 +47,7 @@ async fn chat(
         model: route.model.clone(),
     };
     if body.wants_stream() {
-        let stream = state.gateway().stream(req).await?;
+        let stream = state.gateway().stream_with(&call, req).await?;
         let include_usage = body.wants_stream_usage();
         return Ok(sse_response(
             stream,
@@ -53,8 +57,12 @@ async fn chat(
             pricing,
         ));
     }
-    let answer = state.gateway().generate(req).await?;
-    let cost = pricing.cost(&answer.usage);
+    let Metered {
+        value: answer,
+        cost,
+        ..
+    } = state.gateway().generate_with(&call, req).await?;
+    let cost = cost.map(|c| c.to_string());
     let completion = ChatCompletion {
         id: &format!("chatcmpl-{}", ctx.id),
         object: "chat.completion",

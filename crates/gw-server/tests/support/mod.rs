@@ -1,0 +1,140 @@
+//! Shared test harness: a gateway over a store on a mock upstream.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gw_mock::fixture::{Respond, UpstreamStep};
+use gw_server::{AppState, Config, app};
+use gw_store::{Store, StoreOptions};
+use serde_json::{Value, json};
+
+pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+
+pub struct Server {
+    pub url: String,
+    pub state: AppState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other test or run uses (the Postgres database is shared between runs).
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The databases to run a test on: a fresh SQLite file always, and PostgreSQL when
+/// `GATEWAY_TEST_POSTGRES_URL` is set (saying so when it is not).
+pub fn databases(test: &str) -> Vec<(String, Option<tempfile_dir::TempDir>)> {
+    let dir = tempfile_dir::TempDir::new(test);
+    let mut out = vec![(
+        format!("sqlite://{}", dir.path().join("gateway.db").display()),
+        Some(dir),
+    )];
+    match std::env::var("GATEWAY_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => out.push((url, None)),
+        _ => println!("{test}: PostgreSQL part skipped: GATEWAY_TEST_POSTGRES_URL is not set"),
+    }
+    out
+}
+
+/// A minimal temporary directory, removed on drop.
+pub mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(super::unique(&format!("gw-server-{name}")));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub async fn open_store(url: &str) -> Store {
+    Store::connect_with(url, StoreOptions::new().max_connections(8))
+        .await
+        .unwrap()
+}
+
+pub fn config_for(upstream: &str) -> Config {
+    let text = format!(
+        "[retry]\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
+         [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\nmodels = [\"gemini-2.5-flash\"]\n\
+         [providers.hf]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n"
+    );
+    Config::from_toml(&text, "test config", std::iter::empty()).unwrap()
+}
+
+/// Starts the app over `store` with the admin routes on.
+pub async fn start(config: &Config, store: Option<Store>) -> Server {
+    let state = AppState::from_config_with_store(config, store)
+        .unwrap()
+        .with_admin_key(ADMIN_KEY.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = state.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app(served)).await.unwrap();
+    });
+    Server { url, state, task }
+}
+
+/// A user on `plan` with a key.
+pub async fn user(store: &Store, plan: &str) -> (gw_store::User, String) {
+    let user = store.create_user(&unique("user"), plan).await.unwrap();
+    let (_, key) = store.create_key(&user.id, "test").await.unwrap();
+    (user, key.expose().to_owned())
+}
+
+pub fn gemini_ok(text: &str) -> UpstreamStep {
+    UpstreamStep {
+        respond: Respond::json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}
+        })),
+        ..UpstreamStep::default()
+    }
+}
+
+pub fn chat_body(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hi"}], "stream": stream,
+           "stream_options": {"include_usage": true}})
+}
+
+pub async fn post_chat(url: &str, key: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
