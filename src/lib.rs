@@ -11,6 +11,10 @@
 //! - `gemini`: Google Gemini ([`gemini`]).
 //! - `hf`: Hugging Face Inference Providers ([`hf`]).
 //! - `all-providers`: all of the above.
+//! - `store`: users, keys, plans and usage accounting on SQLite or PostgreSQL ([`store`]), an
+//!   [`Accounting`] for [`Gateway::with_accounting`]. Without it, no database is compiled in.
+//! - `redis`: rate limits shared by every gateway replica through Redis
+//!   ([`ratelimit::RedisStore`]).
 //!
 //! # Example
 //! ```no_run
@@ -51,6 +55,9 @@ pub use gw_gemini as gemini;
 #[cfg(feature = "hf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hf")))]
 pub use gw_hf as hf;
+#[cfg(feature = "store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store")))]
+pub use gw_store as store;
 
 /// The providers this build was compiled with, by id.
 pub const COMPILED_PROVIDERS: &[&str] = &[

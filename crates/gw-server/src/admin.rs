@@ -211,12 +211,11 @@ async fn dispatch(store: &Store, command: AdminCommand) -> Result<(), String> {
                         .map(|(m, l)| {
                             let show =
                                 |v: Option<u64>| v.map_or("∞".to_owned(), |v| v.to_string());
-                            format!(
-                                "{m}: {} req / {} tok / {} units",
-                                show(l.requests),
-                                show(l.tokens),
-                                show(l.units)
-                            )
+                            if *m == llm_gateway::Modality::Text {
+                                format!("text: {} req, {} tokens", show(l.requests), show(l.tokens))
+                            } else {
+                                format!("{m}: {} req, {} units", show(l.requests), show(l.units))
+                            }
                         })
                         .collect();
                     vec![
