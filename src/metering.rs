@@ -102,8 +102,23 @@ pub(crate) fn text_admission(
     }
 }
 
+/// Warns once per process and model that a model has no price, so its usage is logged with
+/// cost unknown (never a guessed cost).
+fn warn_unpriced(provider: &'static str, model: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let name = format!("{provider}/{model}");
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.contains(&name) {
+        tracing::warn!(model = %name, "no price in the pricing catalog: usage is logged with cost unknown");
+        warned.push(name);
+    }
+}
+
 impl TextMeter {
     pub(crate) fn cost(&self, usage: &TokenUsage) -> Option<Cost> {
+        if self.price.is_none() {
+            warn_unpriced(self.provider, &self.model);
+        }
         self.price.map(|p| p.cost(usage))
     }
 
