@@ -140,6 +140,14 @@ pub struct UpstreamExpect {
 }
 
 /// What the mock answers.
+///
+/// The fields after `delay_ms` extend the format with fault injection (all optional). The mock
+/// plays a step in this order: read the whole request and record it; wait `delay_ms`; with
+/// `never`, hold the request open and stop there; with `reset` and no `stall_after`, reset the
+/// connection and stop there; otherwise send the status and headers, then the body (`json`,
+/// `text`, `base64`, `sse` or `body_bytes`), pausing `sse_interval_ms` between events and
+/// `stall_ms` after the first `stall_after` units, and end it cleanly, or with `reset`, by
+/// resetting the connection at `stall_after`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Respond {
     /// Status (default 200).
@@ -166,6 +174,40 @@ pub struct Respond {
     /// Wait this long between two `sse` events (an extension of the format: optional).
     #[serde(default)]
     pub sse_interval_ms: Option<u64>,
+    /// Fault injection (an extension of the format: optional, default `false`): after reading the
+    /// request (and `delay_ms`), close the TCP connection abruptly, with `SO_LINGER` 0 so the peer
+    /// sees a reset, without sending a single byte of response.
+    ///
+    /// With `stall_after`, the status, the headers and the first `stall_after` units of the body
+    /// (see there) are sent first, then `stall_ms` of silence if given, and the connection is
+    /// reset in place of the rest of the body: a connection that breaks mid-stream. Such a body
+    /// is sent in chunks (no `content-length`), so the client sees it break off.
+    #[serde(default)]
+    pub reset: bool,
+    /// Fault injection (an extension of the format: optional): after the first `stall_after`
+    /// units of the body, send nothing for this long while keeping the connection open, then go
+    /// on with the rest of the body (or reset, with `reset`). A stall mid-stream. A body other
+    /// than `sse` is then streamed with its `content-length`, so a stall after its last byte
+    /// goes unnoticed by a client, which has the whole body by then.
+    #[serde(default)]
+    pub stall_ms: Option<u64>,
+    /// Where the body stalls (`stall_ms`) or breaks (`reset`) (an extension of the format:
+    /// optional): a number of events for `sse`, of bytes for every other body form. Without it,
+    /// `stall_ms` stalls after the whole body, and `reset` sends no response at all.
+    #[serde(default)]
+    pub stall_after: Option<usize>,
+    /// Fault injection (an extension of the format: optional, default `false`): read the request
+    /// and never answer, holding the connection open until the client gives up. Every other
+    /// `respond` field is ignored. Nothing is left running once the client has gone.
+    #[serde(default)]
+    pub never: bool,
+    /// Fault injection (an extension of the format: optional): make the body exactly this many
+    /// bytes, sent with a `content-length` and generated in chunks as it is sent (the mock never
+    /// holds it). The body given by `json`, `text` or `base64` is padded with ASCII spaces (so a
+    /// JSON body stays the same JSON document) or cut to that length; without one, the body is a
+    /// JSON string `"xxx…"`. Ignored with `sse`.
+    #[serde(default)]
+    pub body_bytes: Option<u64>,
 }
 
 fn ok() -> u16 {
@@ -183,6 +225,11 @@ impl Default for Respond {
             sse: None,
             delay_ms: None,
             sse_interval_ms: None,
+            reset: false,
+            stall_ms: None,
+            stall_after: None,
+            never: false,
+            body_bytes: None,
         }
     }
 }
@@ -202,6 +249,70 @@ impl Respond {
             sse: Some(events.into_iter().map(Into::into).collect()),
             ..Self::default()
         }
+    }
+
+    /// A 200 with a raw text body (`text/plain`).
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// A 200 that says `application/json` but whose body is `body` as is: malformed JSON, e.g.
+    /// `{"candidates": [` (a document cut short) or `<html>` (a proxy's error page).
+    pub fn malformed_json(body: impl Into<String>) -> Self {
+        Self::text(body).header("content-type", "application/json")
+    }
+
+    /// A 200 event stream of `events` that breaks off in the middle of the next one: `partial` is
+    /// sent as the start of an event with no blank line after it, and the body ends there. (A
+    /// stream that ends cleanly but early, without the provider's closing event, is just
+    /// [`Respond::sse`] of the events before the cut.) Built as `text` with the content type
+    /// `text/event-stream`, so a fixture file can say the same.
+    pub fn sse_broken_off<S: Into<String>>(
+        events: impl IntoIterator<Item = S>,
+        partial: &str,
+    ) -> Self {
+        let mut body: String = events
+            .into_iter()
+            .map(|e| {
+                let e: String = e.into();
+                format!("data: {e}\n\n")
+            })
+            .collect();
+        body.push_str("data: ");
+        body.push_str(partial);
+        Self::text(body).header("content-type", "text/event-stream")
+    }
+
+    /// A connection reset instead of an answer (see the field `reset`).
+    pub fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::default()
+        }
+    }
+
+    /// No answer at all until the client gives up (see the field `never`).
+    pub fn never() -> Self {
+        Self {
+            never: true,
+            ..Self::default()
+        }
+    }
+
+    /// Stalls for `ms` after the first `after` units of the body (see the field `stall_ms`).
+    pub fn stall(mut self, after: usize, ms: u64) -> Self {
+        self.stall_after = Some(after);
+        self.stall_ms = Some(ms);
+        self
+    }
+
+    /// Makes the body exactly `len` bytes (see the field `body_bytes`).
+    pub fn body_bytes(mut self, len: u64) -> Self {
+        self.body_bytes = Some(len);
+        self
     }
 
     /// Sets the status.

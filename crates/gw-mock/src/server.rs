@@ -1,21 +1,33 @@
 //! The mock upstream server.
+//!
+//! It serves with `axum::serve` over its own listener, whose connections count themselves while
+//! open and can be ended by the mock: reset on purpose (`respond.reset`), or closed when the mock
+//! is dropped.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::serve::{IncomingStream, Listener};
 use base64::Engine;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::body::{self, Breaker};
 use crate::fixture::{Respond, UpstreamStep};
 use crate::matcher::{differences, scalar_matches};
 
@@ -50,19 +62,124 @@ impl Received {
     }
 }
 
-#[derive(Default)]
-struct Shared {
+/// What became of the mock's answer to one request: one per request received, in the order of
+/// [`MockUpstream::received`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseRecord {
+    /// When the whole request had been read and the mock started on its step.
+    pub received_at: Instant,
+    /// When the status and headers were handed to the connection and the body began. `None` if
+    /// the answer never got that far (`never`, `reset` without `stall_after`, a client that left
+    /// during `delay_ms`).
+    pub body_started_at: Option<Instant>,
+    /// How and when the answer ended; `None` while the mock is still at it.
+    pub ended: Option<(ResponseEnd, Instant)>,
+}
+
+impl ResponseRecord {
+    /// How long the answer lasted: from the start of the body (or, without one, from the
+    /// request) to its end. `None` while it is still going.
+    pub fn duration(&self) -> Option<Duration> {
+        let (_, end) = self.ended?;
+        Some(end.saturating_duration_since(self.body_started_at.unwrap_or(self.received_at)))
+    }
+}
+
+/// How the mock's answer to a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseEnd {
+    /// The whole body was handed to the connection (which does not prove the peer read it).
+    Complete,
+    /// The answer was dropped before it was complete: the client disconnected or gave up (or
+    /// the mock itself was dropped).
+    Dropped,
+    /// The step's `reset` closed the connection.
+    Reset,
+}
+
+struct Log {
     steps: Vec<UpstreamStep>,
     received: Vec<Received>,
+    responses: Vec<ResponseRecord>,
+}
+
+/// What the server, its connections and the [`MockUpstream`] handle share.
+pub(crate) struct Inner {
+    state: Mutex<Log>,
+    open_connections: AtomicUsize,
+    /// The connections that may still be open, to close them when the mock is dropped.
+    connections: Mutex<Vec<Weak<ConnCtl>>>,
+    /// Bumped on every change a test may wait for (a request, an answer's end, a connection).
+    changed: watch::Sender<()>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|()| ());
+    }
+
+    /// Records a request; returns its index and the step that answers it.
+    fn record_request(&self, received: Received) -> (usize, Option<Respond>) {
+        let out = {
+            let mut state = self.lock();
+            let index = state.received.len();
+            state.received.push(received);
+            state.responses.push(ResponseRecord {
+                received_at: Instant::now(),
+                body_started_at: None,
+                ended: None,
+            });
+            (index, state.steps.get(index).map(|s| s.respond.clone()))
+        };
+        self.bump();
+        out
+    }
+
+    fn record_body_started(&self, index: usize) {
+        if let Some(record) = self.lock().responses.get_mut(index) {
+            record.body_started_at = Some(Instant::now());
+        }
+    }
+
+    /// Records how the answer to request `index` ended; only the first end counts.
+    pub(crate) fn record_end(&self, index: usize, how: ResponseEnd) {
+        let first = match self.lock().responses.get_mut(index) {
+            Some(record) if record.ended.is_none() => {
+                record.ended = Some((how, Instant::now()));
+                true
+            }
+            _ => false,
+        };
+        if first {
+            self.bump();
+        }
+    }
 }
 
 /// A local HTTP server that answers the `i`-th request with the `i`-th step's `respond`.
 ///
 /// A request beyond the last step gets a 500 and is reported by [`MockUpstream::verify`] as an
-/// unexpected extra call. The server stops when the value is dropped.
+/// unexpected extra call. The server, and every connection to it, stops when the value is
+/// dropped.
+///
+/// Besides the fixture format's answers it plays the fault-injection fields of
+/// [`Respond`](crate::fixture::Respond) (`reset`, `stall_ms`, `never`, `body_bytes`), and it can
+/// be watched to prove a client leaks nothing and cancels promptly: [`open_connections`],
+/// [`active_responses`], [`responses`], [`wait_response_closed`] and [`wait_for`].
+///
+/// [`open_connections`]: MockUpstream::open_connections
+/// [`active_responses`]: MockUpstream::active_responses
+/// [`responses`]: MockUpstream::responses
+/// [`wait_response_closed`]: MockUpstream::wait_response_closed
+/// [`wait_for`]: MockUpstream::wait_for
 pub struct MockUpstream {
     url: String,
-    shared: Arc<Mutex<Shared>>,
+    inner: Arc<Inner>,
     task: JoinHandle<()>,
 }
 
@@ -71,18 +188,29 @@ impl MockUpstream {
     pub async fn start(steps: Vec<UpstreamStep>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let shared = Arc::new(Mutex::new(Shared {
-            steps,
-            received: Vec::new(),
-        }));
+        let inner = Arc::new(Inner {
+            state: Mutex::new(Log {
+                steps,
+                received: Vec::new(),
+                responses: Vec::new(),
+            }),
+            open_connections: AtomicUsize::new(0),
+            connections: Mutex::new(Vec::new()),
+            changed: watch::channel(()).0,
+        });
         let app = axum::Router::new()
             .fallback(handle)
-            .with_state(shared.clone());
+            .with_state(inner.clone())
+            .into_make_service_with_connect_info::<Conn>();
+        let listener = Counted {
+            listener,
+            inner: inner.clone(),
+        };
         let task = tokio::spawn(async move {
-            // Serving ends only when the task is aborted on drop; an accept error ends the mock.
+            // Serving ends only when the task is aborted on drop.
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { url, shared, task })
+        Ok(Self { url, inner, task })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
@@ -92,13 +220,79 @@ impl MockUpstream {
 
     /// Everything received so far, in order.
     pub fn received(&self) -> Vec<Received> {
-        self.lock().received.clone()
+        self.inner.lock().received.clone()
+    }
+
+    /// TCP connections currently open to the mock, idle keep-alive ones included. A connection
+    /// counts until the mock has closed its end, which it does as soon as it sees the peer's
+    /// close (or error), or when it resets one.
+    pub fn open_connections(&self) -> usize {
+        self.inner.open_connections.load(Ordering::SeqCst)
+    }
+
+    /// Answers still in progress: requests being delayed or held (`delay_ms`, `never`) and
+    /// bodies still being sent. Zero once every answer has completed or been dropped.
+    pub fn active_responses(&self) -> usize {
+        self.inner
+            .lock()
+            .responses
+            .iter()
+            .filter(|r| r.ended.is_none())
+            .count()
+    }
+
+    /// What became of the answer to each request so far, in the order of [`received`].
+    ///
+    /// [`received`]: MockUpstream::received
+    pub fn responses(&self) -> Vec<ResponseRecord> {
+        self.inner.lock().responses.clone()
+    }
+
+    /// Waits until the answer to request `index` (counting from 0 across the mock's life) has
+    /// ended, in whatever way ([`ResponseRecord::ended`] says which), and returns how long it
+    /// lasted ([`ResponseRecord::duration`]). `None` if it has not ended within `timeout`,
+    /// including when that request has not even arrived.
+    ///
+    /// A client that drops a streaming body shows here as [`ResponseEnd::Dropped`] as soon as the
+    /// mock sees the connection close, typically within milliseconds.
+    pub async fn wait_response_closed(&self, index: usize, timeout: Duration) -> Option<Duration> {
+        let mut duration = None;
+        self.wait_for(timeout, |mock| {
+            duration = mock
+                .inner
+                .lock()
+                .responses
+                .get(index)
+                .and_then(ResponseRecord::duration);
+            duration.is_some()
+        })
+        .await;
+        duration
+    }
+
+    /// Waits until `check` holds, re-checking whenever the mock's state changes (a request, the
+    /// end of an answer, a connection opened or closed). `false` if it still does not hold after
+    /// `timeout`. E.g. `mock.wait_for(Duration::from_secs(1), |m| m.open_connections() == 0)`.
+    pub async fn wait_for(&self, timeout: Duration, mut check: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribing before checking: a change between the check and the wait is not lost.
+        let mut changes = self.inner.changed.subscribe();
+        loop {
+            if check(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // The sender lives as long as `self`; a timeout is the only way out.
+                Ok(Err(_)) | Err(_) => return check(self),
+            }
+        }
     }
 
     /// Every difference between the steps and what was received: request mismatches, missing
     /// calls and unexpected extra calls. Empty when everything matched.
     pub fn verify(&self) -> Vec<String> {
-        let shared = self.lock();
+        let shared = self.inner.lock();
         let mut out = Vec::new();
         for (i, step) in shared.steps.iter().enumerate() {
             match shared.received.get(i) {
@@ -122,19 +316,259 @@ impl MockUpstream {
         }
         out
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 impl Drop for MockUpstream {
     fn drop(&mut self) {
+        // Stop accepting, then end every connection: `axum::serve` runs each one in a task of its
+        // own, which aborting the server task would not stop.
         self.task.abort();
+        let connections = std::mem::take(
+            &mut *self
+                .inner
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for ctl in connections.iter().filter_map(Weak::upgrade) {
+            ctl.end(CLOSE);
+        }
     }
 }
 
-async fn handle(State(shared): State<Arc<Mutex<Shared>>>, request: Request) -> Response {
+/// The mock's listener: a TCP listener whose connections count themselves while open and can
+/// be ended from outside.
+struct Counted {
+    listener: TcpListener,
+    inner: Arc<Inner>,
+}
+
+impl Listener for Counted {
+    type Io = Socket;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Socket, SocketAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (Socket::new(stream, &self.inner), addr);
+                }
+                // Out of file descriptors and the like: wait a little instead of spinning, as
+                // axum's own listener does.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The handle of the connection a request came on, given to the handler as its connect info.
+#[derive(Clone)]
+struct Conn(Arc<ConnCtl>);
+
+impl Connected<IncomingStream<'_, Counted>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, Counted>) -> Self {
+        Self(stream.io().ctl.clone())
+    }
+}
+
+const OPEN: u8 = 0;
+const RESET: u8 = 1;
+const CLOSE: u8 = 2;
+
+/// Ends one connection from outside hyper: once ended, every read, write and flush on the
+/// socket fails, so hyper drops the connection (and whatever handler or body it was running)
+/// the next time it touches it, which the stored waker makes happen at once.
+pub(crate) struct ConnCtl {
+    ending: AtomicU8,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl ConnCtl {
+    /// Resets the connection: it is closed with `SO_LINGER` 0, so the peer sees a reset.
+    pub(crate) fn reset(&self) {
+        self.end(RESET);
+    }
+
+    fn end(&self, how: u8) {
+        if self
+            .ending
+            .compare_exchange(OPEN, how, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let waker = self
+                .waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// An error once the connection has been ended; until then, remembers who to wake.
+    fn check(&self, cx: &Context<'_>) -> Option<io::Error> {
+        {
+            let mut waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+        }
+        // Checked after storing the waker: an `end` in between finds the waker and wakes it.
+        match self.ending.load(Ordering::SeqCst) {
+            OPEN => None,
+            RESET => Some(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "mock upstream: connection reset on purpose",
+            )),
+            _ => Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "mock upstream: the mock was dropped",
+            )),
+        }
+    }
+}
+
+/// Counts an open connection while alive.
+struct OpenConnection(Arc<Inner>);
+
+impl OpenConnection {
+    fn new(inner: Arc<Inner>) -> Self {
+        inner.open_connections.fetch_add(1, Ordering::SeqCst);
+        inner.bump();
+        Self(inner)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
+        self.0.bump();
+    }
+}
+
+/// An accepted connection. It counts as open until dropped (when hyper is done with it), and
+/// fails every operation once its [`ConnCtl`] has ended it.
+struct Socket {
+    stream: TcpStream,
+    ctl: Arc<ConnCtl>,
+    _open: OpenConnection,
+}
+
+impl Socket {
+    fn new(stream: TcpStream, inner: &Arc<Inner>) -> Self {
+        let ctl = Arc::new(ConnCtl {
+            ending: AtomicU8::new(OPEN),
+            waker: Mutex::new(None),
+        });
+        {
+            let mut connections = inner
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            connections.retain(|c| c.strong_count() > 0);
+            connections.push(Arc::downgrade(&ctl));
+        }
+        Self {
+            stream,
+            ctl,
+            _open: OpenConnection::new(inner.clone()),
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if self.ctl.ending.load(Ordering::SeqCst) == RESET {
+            // Linger 0: the close that follows (when `stream` drops, right after this) sends
+            // RST at once and discards unsent data. A zero linger never blocks on close.
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(e) = this.ctl.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(e) = this.ctl.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(e) = this.ctl.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // hyper flushes on every turn of its loop, so an ended connection is noticed here even
+        // when hyper is neither reading nor writing.
+        let this = self.get_mut();
+        if let Some(e) = this.ctl.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The answer to one request while it is alive: dropped before the answer ended, it records
+/// [`ResponseEnd::Dropped`].
+pub(crate) struct Answer {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) index: usize,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.inner.record_end(self.index, ResponseEnd::Dropped);
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    ConnectInfo(Conn(ctl)): ConnectInfo<Conn>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -159,59 +593,52 @@ async fn handle(State(shared): State<Arc<Mutex<Shared>>>, request: Request) -> R
             .collect(),
         body,
     };
-    let step = {
-        let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let index = shared.received.len();
-        shared.received.push(received);
-        shared.steps.get(index).map(|s| s.respond.clone())
+    let (index, step) = inner.record_request(received);
+    // From here on, however this answer ends (completed, or dropped with its connection while
+    // waiting or streaming), its end is recorded.
+    let answer = Answer {
+        inner: inner.clone(),
+        index,
     };
-    match step {
-        Some(respond) => {
-            if let Some(ms) = respond.delay_ms {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            build_response(&respond)
-        }
-        None => plain(
+    let Some(respond) = step else {
+        inner.record_body_started(index);
+        inner.record_end(index, ResponseEnd::Complete);
+        return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "application/json",
             Body::from(r#"{"error":"mock upstream: unexpected extra upstream call"}"#),
-        ),
-    }
-}
-
-fn build_response(respond: &Respond) -> Response {
-    let (content_type, body) = if let Some(json) = &respond.json {
-        ("application/json", Body::from(json.to_string()))
-    } else if let Some(events) = &respond.sse {
-        let frames: Vec<Bytes> = events
-            .iter()
-            .map(|e| Bytes::from(format!("data: {e}\n\n")))
-            .collect();
-        let interval = respond.sse_interval_ms.map(Duration::from_millis);
-        let paced = futures_util::stream::iter(frames.into_iter().enumerate()).then(
-            move |(i, frame)| async move {
-                if let (Some(wait), true) = (interval, i > 0) {
-                    tokio::time::sleep(wait).await;
-                }
-                Ok::<_, std::io::Error>(frame)
-            },
         );
-        ("text/event-stream", Body::from_stream(paced))
-    } else if let Some(b64) = &respond.base64 {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap_or_else(|e| {
-                format!("mock upstream: respond.base64 is not base64: {e}").into_bytes()
-            });
-        ("application/octet-stream", Body::from(bytes))
-    } else if let Some(text) = &respond.text {
-        ("text/plain; charset=utf-8", Body::from(text.clone()))
-    } else {
-        ("application/json", Body::empty())
     };
+    if let Some(ms) = respond.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if respond.never {
+        // hyper drops this future, and the answer with it, once the client has gone.
+        std::future::pending::<()>().await;
+    }
+    if respond.reset && respond.stall_after.is_none() {
+        inner.record_end(index, ResponseEnd::Reset);
+        ctl.reset();
+        // hyper drops this future with the connection.
+        std::future::pending::<()>().await;
+    }
+    inner.record_body_started(index);
+    let (content_type, body) = body::build(
+        &respond,
+        answer,
+        Breaker {
+            ctl,
+            inner: inner.clone(),
+            index,
+        },
+    );
     let status = StatusCode::from_u16(respond.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = plain(status, content_type, body);
+    let mut response = plain(status, content_type, body.body);
+    if let Some(len) = body.streamed_len {
+        response
+            .headers_mut()
+            .insert("content-length", HeaderValue::from(len));
+    }
     for (name, value) in &respond.headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name.as_str()),
