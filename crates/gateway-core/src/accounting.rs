@@ -131,6 +131,19 @@ pub enum Outcome {
     },
 }
 
+/// One upstream attempt of a request: which route, how it ended, how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The route tried, `<provider>/<model id>`.
+    pub route: String,
+    /// `ok`, an error kind in snake case (`rate_limited`, `timeout`, ...), or why the route was
+    /// skipped without a call (`circuit_open`, `rate_limited_locally`, `not_in_plan`,
+    /// `unsupported`).
+    pub outcome: String,
+    /// From the start of the attempt to its end (zero for a skipped route).
+    pub latency: Duration,
+}
+
 /// What one request (one group of upstream attempts) used: one usage-log row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
@@ -170,6 +183,9 @@ pub struct UsageRecord {
     pub retries: u32,
     /// Whether the answer came from a cache.
     pub cached: bool,
+    /// Every attempt, in order, across retries and fallback routes; `provider` and `model` name
+    /// the route that finally served (or last failed).
+    pub attempts: Vec<Attempt>,
 }
 
 impl UsageRecord {
@@ -199,6 +215,11 @@ pub trait Accounting: Send + Sync + 'static {
 
     /// Replaces `reservation` with what the call really used, and logs it.
     fn settle(&self, reservation: Reservation, record: UsageRecord) -> BoxFuture<'_, Result<()>>;
+
+    /// Whether the user's plan allows `admission`'s model and modality at all, without
+    /// reserving anything: the router asks it before falling back to another route of a request
+    /// already admitted, so a fallback can never reach a model the plan excludes.
+    fn permits(&self, admission: Admission) -> BoxFuture<'_, Result<()>>;
 }
 
 /// A rough token count for text the provider has not counted (a prompt before the call, the
@@ -243,6 +264,7 @@ mod tests {
             time_to_first_token: None,
             retries: 2,
             cached: false,
+            attempts: Vec::new(),
         };
         assert_eq!(record.amount(), Amount::default());
     }

@@ -35,7 +35,9 @@ mod usage;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 
-pub use accounting::{Accounting, Admission, Amount, Modality, Outcome, Reservation, UsageRecord};
+pub use accounting::{
+    Accounting, Admission, Amount, Attempt, Modality, Outcome, Reservation, UsageRecord,
+};
 pub use config::{ProviderConfig, ProvidersConfig, SecretString};
 pub use error::{Error, ErrorKind, Result};
 pub use pricing::{

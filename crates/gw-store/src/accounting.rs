@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Accounting, Admission, Amount, Cost, Error, ErrorKind, Modality, Outcome, Reservation, Result,
-    UsageRecord,
+    Accounting, Admission, Amount, Attempt, Cost, Error, ErrorKind, Modality, Outcome, Reservation,
+    Result, UsageRecord,
 };
 use sqlx::Row;
 use tokio::task::JoinHandle;
@@ -87,9 +87,10 @@ const TAKE_RESERVATION: &str = "DELETE FROM reservations WHERE id = $1
 const INSERT_LOG: &str = "INSERT INTO usage_log (request_id, reservation_id, user_id, period,
         provider, model, modality, operation, status, error_message, input_tokens,
         output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
-        pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at)
+        pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at,
+        attempts)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23, $24)";
+        $19, $20, $21, $22, $23, $24, $25)";
 
 const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provider, model,
         modality, requests, errors, input_tokens, output_tokens, cached_input_tokens,
@@ -136,6 +137,8 @@ struct LogEntry<'a> {
     time_to_first_token: Option<Duration>,
     retries: u32,
     cached: bool,
+    /// The attempts as a JSON array (see [`attempts_json`]).
+    attempts: Option<String>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -170,6 +173,7 @@ impl LogEntry<'_> {
             .bind(i64::from(self.retries))
             .bind(i64::from(self.cached))
             .bind(now)
+            .bind(self.attempts.as_deref())
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
@@ -444,6 +448,7 @@ impl Store {
             time_to_first_token: record.time_to_first_token,
             retries: record.retries,
             cached: record.cached,
+            attempts: Some(attempts_json(&record.attempts)),
         }
         .write(&mut tx, now_ms())
         .await?;
@@ -596,6 +601,7 @@ impl Store {
                 time_to_first_token: None,
                 retries: 0,
                 cached: false,
+                attempts: None,
             }
             .write(&mut tx, now_ms())
             .await?;
@@ -701,9 +707,53 @@ fn stored_reservation(row: &sqlx::any::AnyRow) -> Result<StoredReservation> {
     })
 }
 
+/// `[{"route": "gemini/gemini-2.5-flash", "outcome": "ok", "latency_ms": 412}, ...]`.
+pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
+    let list: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| serde_json::json!({"route": a.route, "outcome": a.outcome, "latency_ms": ms(a.latency)}))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// The attempts of a usage-log row, from [`attempts_json`]'s form.
+pub(crate) fn attempts_from_json(text: &str) -> Result<Vec<Attempt>> {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| corrupt("the attempts of a usage-log row"))?;
+    list.iter()
+        .map(|a| {
+            Some(Attempt {
+                route: a.get("route")?.as_str()?.to_owned(),
+                outcome: a.get("outcome")?.as_str()?.to_owned(),
+                latency: Duration::from_millis(a.get("latency_ms")?.as_u64()?),
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| corrupt("the attempts of a usage-log row"))
+}
+
 impl Accounting for Store {
     fn admit(&self, admission: Admission) -> BoxFuture<'_, Result<Reservation>> {
         Box::pin(self.admit_request(admission))
+    }
+
+    fn permits(&self, admission: Admission) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let plan_name: Option<String> =
+                sqlx::query_scalar("SELECT plan FROM users WHERE id = $1")
+                    .bind(&admission.user_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+            let Some(plan_name) = plan_name else {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!("unknown user `{}`", admission.user_id),
+                ));
+            };
+            self.plan_named(&admission.user_id, &plan_name)?
+                .check(&admission)
+        })
     }
 
     fn settle(&self, reservation: Reservation, record: UsageRecord) -> BoxFuture<'_, Result<()>> {

@@ -72,6 +72,7 @@
 //!             time_to_first_token: None,
 //!             retries: 0,
 //!             cached: false,
+//!             attempts: Vec::new(),
 //!         },
 //!     )
 //!     .await?;

@@ -94,6 +94,8 @@ pub struct UsageLogRow {
     pub cached: bool,
     /// When it was written.
     pub created_at: SystemTime,
+    /// Every upstream attempt, in order (empty for a recovered row).
+    pub attempts: Vec<gateway_core::Attempt>,
 }
 
 /// What a user has left of the plan in the current period.
@@ -130,7 +132,7 @@ const SUMMARY_COLUMNS: &str = "user_id, period, provider, model, modality, reque
 const LOG_COLUMNS: &str = "id, request_id, reservation_id, user_id, period, provider, model,
     modality, operation, status, error_message, input_tokens, output_tokens,
     cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version, estimated,
-    billable, latency_ms, ttft_ms, retries, cached, created_at";
+    billable, latency_ms, ttft_ms, retries, cached, created_at, attempts";
 
 fn modality_of(row: &AnyRow) -> Result<Modality> {
     let name: String = row.try_get("modality").map_err(db_error)?;
@@ -193,6 +195,10 @@ fn log_from_row(row: &AnyRow) -> Result<UsageLogRow> {
         retries: u32::try_from(n("retries")?).unwrap_or(u32::MAX),
         cached: n("cached")? != 0,
         created_at: from_unix_ms(row.try_get("created_at").map_err(db_error)?),
+        attempts: match os("attempts")? {
+            Some(text) => crate::accounting::attempts_from_json(&text)?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -267,6 +267,7 @@ pub fn record(admission: &Admission, input: u64, output: u64, price: Option<&str
         time_to_first_token: Some(Duration::from_millis(40)),
         retries: 0,
         cached: false,
+        attempts: Vec::new(),
     }
 }
 
