@@ -42,12 +42,14 @@ pub mod breaker;
 mod metering;
 pub mod ratelimit;
 mod router;
+pub mod routing;
 
 pub use breaker::{BreakerConfig, Breakers, CircuitBreaker};
 pub use gateway_core::*;
 pub use metering::{CallContext, Metered};
 pub use ratelimit::{Decision, LimiterBackend, Quota, RateLimitConfig, RateLimiter, RateLimiters};
-pub use router::{Gateway, RetryPolicy, Route};
+pub use router::{Gateway, ProviderLimits, RetryPolicy, Route};
+pub use routing::{Alias, RouteEntry, RoutingConfig};
 
 #[cfg(feature = "gemini")]
 #[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]

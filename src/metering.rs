@@ -20,6 +20,10 @@ pub struct CallContext {
     pub request_id: String,
     /// The calling user; required when the gateway has an [`Accounting`].
     pub user_id: Option<String>,
+    /// The total time the request may take (default: the routing configuration's deadline).
+    pub deadline: Option<Duration>,
+    /// Routes (or aliases) to try after the model's own, in order.
+    pub fallbacks: Vec<String>,
 }
 
 impl CallContext {
@@ -28,18 +32,22 @@ impl CallContext {
         Self {
             request_id: request_id.into(),
             user_id: Some(user_id.into()),
+            ..Self::default()
         }
     }
 }
 
-/// An answer and what it cost.
+/// An answer, the route that served it, and what it cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metered<T> {
     /// The answer.
     pub value: T,
-    /// Its exact cost, or `None` when the pricing catalog has no price for the model.
+    /// The route that served it, `<provider>/<model id>` (after any fallback).
+    pub route: String,
+    /// Its exact cost, or `None` when the pricing catalog has no price for the model (and for
+    /// a stream, whose cost is known only at its end: see its last usage chunk).
     pub cost: Option<Cost>,
-    /// Retries it took.
+    /// Retries it took, across fallback routes.
     pub retries: u32,
 }
 
@@ -57,6 +65,7 @@ pub(crate) struct TextMeter {
     pub(crate) price: Option<TextPrice>,
     pub(crate) pricing_version: String,
     pub(crate) started: Instant,
+    pub(crate) attempts: Vec<gateway_core::Attempt>,
 }
 
 /// The estimated prompt size of `req`: its text plus a few tokens of framing per message.
@@ -107,7 +116,9 @@ pub(crate) fn text_admission(
 fn warn_unpriced(provider: &'static str, model: &str) {
     static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let name = format!("{provider}/{model}");
-    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !warned.contains(&name) {
         tracing::warn!(model = %name, "no price in the pricing catalog: usage is logged with cost unknown");
         warned.push(name);
@@ -115,6 +126,23 @@ fn warn_unpriced(provider: &'static str, model: &str) {
 }
 
 impl TextMeter {
+    /// The meter of a fallback route: the reservation stays, the usage is that route's.
+    pub(crate) fn retarget(
+        &mut self,
+        provider: &'static str,
+        model: &str,
+        price: Option<TextPrice>,
+    ) {
+        self.provider = provider;
+        self.model = model.to_owned();
+        self.price = price;
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: Vec<gateway_core::Attempt>) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
     pub(crate) fn cost(&self, usage: &TokenUsage) -> Option<Cost> {
         if self.price.is_none() {
             warn_unpriced(self.provider, &self.model);
@@ -161,6 +189,7 @@ impl TextMeter {
             time_to_first_token: ttft,
             retries,
             cached: false,
+            attempts: self.attempts.clone(),
         }
     }
 

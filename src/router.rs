@@ -1,19 +1,23 @@
 //! Routing by model name, retries with backoff, and per-request tracing.
 
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use gateway_core::{
-    Accounting, DynTextModel, Error, ErrorKind, PriceCatalog, Registry, Result, TextRequest,
-    TextResponse, TextStream, TokenUsage,
+    Accounting, Attempt, DynTextModel, Error, ErrorKind, PriceCatalog, Registry, Result,
+    TextRequest, TextResponse, TextStream, TokenUsage,
 };
 use tracing::Instrument;
 
+use crate::breaker::Breakers;
 use crate::metering::{
     CallContext, Metered, MeteredStream, TextMeter, prompt_estimate, text_admission,
 };
+use crate::ratelimit::RateLimiter;
+use crate::routing::{RoutingConfig, chain};
 
 /// When and how long to wait before retrying a failed provider call.
 ///
@@ -89,6 +93,22 @@ pub struct Gateway {
     retry: RetryPolicy,
     pricing: Arc<PriceCatalog>,
     accounting: Option<Arc<dyn Accounting>>,
+    routing: Arc<RoutingConfig>,
+    breakers: Arc<Breakers>,
+    /// Routes named in the configuration (announced models, alias routes): each has its own
+    /// circuit breaker; any other model shares its provider's, so clients cannot grow the
+    /// breaker table without bound.
+    known_routes: Arc<HashSet<String>>,
+    limits: Arc<BTreeMap<String, ProviderLimits>>,
+}
+
+/// Outgoing rate limits of one provider key.
+#[derive(Clone, Default)]
+pub struct ProviderLimits {
+    /// Requests (checked with cost 1).
+    pub requests: Option<Arc<dyn RateLimiter>>,
+    /// Tokens (checked with the request's estimate: prompt plus `max_tokens`).
+    pub tokens: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -98,6 +118,8 @@ impl std::fmt::Debug for Gateway {
             .field("retry", &self.retry)
             .field("pricing", &self.pricing.version())
             .field("accounting", &self.accounting.is_some())
+            .field("aliases", &self.routing.aliases.keys().collect::<Vec<_>>())
+            .field("limited_providers", &self.limits.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -106,12 +128,50 @@ impl Gateway {
     /// A gateway over `registry` with the default [`RetryPolicy`], the built-in pricing catalog,
     /// and no accounting.
     pub fn new(registry: Registry) -> Self {
+        let known_routes = registry.model_names().into_iter().collect();
+        let routing = RoutingConfig::default();
         Self {
             registry: Arc::new(registry),
             retry: RetryPolicy::default(),
             pricing: Arc::new(PriceCatalog::builtin()),
             accounting: None,
+            breakers: Arc::new(Breakers::new(routing.breaker)),
+            routing: Arc::new(routing),
+            known_routes: Arc::new(known_routes),
+            limits: Arc::new(BTreeMap::new()),
         }
+    }
+
+    /// Sets deadlines, aliases (fallback chains) and circuit-breaker rules. Fails, naming the
+    /// field, on an alias route whose provider is not registered.
+    pub fn with_routing(mut self, routing: RoutingConfig) -> Result<Self> {
+        routing
+            .validate(|p| self.registry.text(p).is_some())
+            .map_err(|e| Error::new(ErrorKind::Config, e))?;
+        let mut known: HashSet<String> = (*self.known_routes).clone();
+        for alias in routing.aliases.values() {
+            known.extend(alias.routes.iter().map(|r| r.model().to_owned()));
+        }
+        self.known_routes = Arc::new(known);
+        self.breakers = Arc::new(Breakers::new(routing.breaker));
+        self.routing = Arc::new(routing);
+        Ok(self)
+    }
+
+    /// Limits the calls made to `provider` (with the gateway's key), per minute.
+    pub fn with_provider_limits(mut self, provider: &str, limits: ProviderLimits) -> Self {
+        Arc::make_mut(&mut self.limits).insert(provider.to_owned(), limits);
+        self
+    }
+
+    /// The circuit breakers, for a status endpoint.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// The routing configuration in force.
+    pub fn routing(&self) -> &RoutingConfig {
+        &self.routing
     }
 
     /// Replaces the retry policy.
@@ -189,107 +249,104 @@ impl Gateway {
 
     /// Streams an answer; `req.model` is `<provider>/<model id>`.
     pub async fn stream(&self, req: TextRequest) -> Result<TextStream> {
-        self.stream_with(&CallContext::default(), req).await
+        Ok(self.stream_with(&CallContext::default(), req).await?.value)
     }
 
     /// Generates a complete answer for `ctx`'s caller: the plan is checked and the estimate
-    /// reserved before any provider is called, and the real usage settled after.
+    /// reserved before any provider is called, the routes of the model's fallback chain are
+    /// tried in order (each with its retries) within the request's deadline, and the real usage
+    /// is settled after, with every attempt.
     pub async fn generate_with(
         &self,
         ctx: &CallContext,
-        mut req: TextRequest,
+        req: TextRequest,
     ) -> Result<Metered<TextResponse>> {
-        let route = self.route_text(&req.model)?;
-        route.text.capabilities_dyn().check(route.provider, &req)?;
-        req.model = route.model.clone();
-        let span = tracing::info_span!("gateway.generate", request_id = %ctx.request_id, provider = route.provider, model = %route.model);
+        let span = tracing::info_span!("gateway.generate", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
         async {
-            let meter = self.admit(ctx, route.provider, &req, "chat").await?;
-            let (result, retries) = self
-                .with_retries(|| route.text.generate_dyn(req.clone()))
+            let served = self
+                .attempt_chain(ctx, &req, "chat", |text, req| async move {
+                    text.generate_dyn(req).await
+                })
                 .await;
-            match result {
-                Ok(answer) => {
-                    let (usage, estimated) = if answer.usage == TokenUsage::default() {
-                        // The provider reported nothing: count locally, and say so.
-                        let local = TokenUsage {
-                            input_tokens: meter.prompt_tokens,
-                            output_tokens: gateway_core::accounting::estimate_tokens(
-                                &answer.content,
-                            ),
-                            ..TokenUsage::default()
-                        };
-                        (local, true)
-                    } else {
-                        (answer.usage, false)
-                    };
-                    let cost = meter.cost(&usage);
-                    meter
-                        .settle(meter.record(usage, estimated, None, true, retries, None))
-                        .await;
-                    Ok(Metered {
-                        value: answer,
-                        cost,
-                        retries,
-                    })
-                }
-                Err(error) => {
-                    meter
-                        .settle(meter.record(
-                            TokenUsage::default(),
-                            false,
-                            Some(&error),
-                            false,
-                            retries,
-                            None,
-                        ))
-                        .await;
-                    Err(error)
-                }
-            }
+            let Served {
+                value: answer,
+                meter,
+                retries,
+            } = match served {
+                Ok(served) => served,
+                Err(failed) => return Err(failed.settle().await),
+            };
+            tracing::Span::current().record("route", format!("{}/{}", meter.provider, meter.model));
+            let (usage, estimated) = if answer.usage == TokenUsage::default() {
+                // The provider reported nothing: count locally, and say so.
+                let local = TokenUsage {
+                    input_tokens: meter.prompt_tokens,
+                    output_tokens: gateway_core::accounting::estimate_tokens(&answer.content),
+                    ..TokenUsage::default()
+                };
+                (local, true)
+            } else {
+                (answer.usage, false)
+            };
+            let cost = meter.cost(&usage);
+            meter
+                .settle(meter.record(usage, estimated, None, true, retries, None))
+                .await;
+            let route = format!("{}/{}", meter.provider, meter.model);
+            Ok(Metered {
+                value: answer,
+                route,
+                cost,
+                retries,
+            })
         }
         .instrument(span)
         .await
     }
 
     /// Streams an answer for `ctx`'s caller, checked against the plan before the provider is
-    /// called. The usage is settled when the stream ends, breaks off, or is dropped (a client
-    /// that disconnects is charged for what was produced).
-    ///
-    /// Only the start of the stream is retried (up to the first byte); an error item in the
-    /// stream is final.
-    pub async fn stream_with(&self, ctx: &CallContext, mut req: TextRequest) -> Result<TextStream> {
-        let route = self.route_text(&req.model)?;
-        let caps = route.text.capabilities_dyn();
-        if !caps.streaming {
-            return Err(Error::unsupported(format!(
-                "provider `{}` does not stream",
-                route.provider
-            )));
-        }
-        caps.check(route.provider, &req)?;
-        req.model = route.model.clone();
-        let span = tracing::info_span!("gateway.stream", request_id = %ctx.request_id, provider = route.provider, model = %route.model);
+    /// called. Routes of the fallback chain are tried only until a stream is open: once the
+    /// client may have received a byte, an error is final. The usage is settled when the stream
+    /// ends, breaks off, or is dropped (a client that disconnects is charged for what was
+    /// produced); a stream silent for longer than the idle timeout is cut as timed out.
+    pub async fn stream_with(
+        &self,
+        ctx: &CallContext,
+        req: TextRequest,
+    ) -> Result<Metered<TextStream>> {
+        let span = tracing::info_span!("gateway.stream", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
         async {
-            let meter = self.admit(ctx, route.provider, &req, "chat.stream").await?;
-            let (result, retries) = self
-                .with_retries(|| route.text.stream_dyn(req.clone()))
+            let served = self
+                .attempt_chain(ctx, &req, "chat.stream", |text, req| async move {
+                    if !text.capabilities_dyn().streaming {
+                        return Err(Error::unsupported(format!(
+                            "provider `{}` does not stream",
+                            text.provider_dyn()
+                        )));
+                    }
+                    text.stream_dyn(req).await
+                })
                 .await;
-            match result {
-                Ok(stream) => Ok(MeteredStream::new(stream, meter, retries).boxed()),
-                Err(error) => {
-                    meter
-                        .settle(meter.record(
-                            TokenUsage::default(),
-                            false,
-                            Some(&error),
-                            false,
-                            retries,
-                            None,
-                        ))
-                        .await;
-                    Err(error)
+            match served {
+                Ok(Served {
+                    value,
+                    meter,
+                    retries,
+                }) => {
+                    tracing::Span::current()
+                        .record("route", format!("{}/{}", meter.provider, meter.model));
+                    let idle = self.routing.stream_idle_timeout();
+                    let route = format!("{}/{}", meter.provider, meter.model);
+                    let stream =
+                        MeteredStream::new(idle_timeout(value, idle), meter, retries).boxed();
+                    Ok(Metered {
+                        value: stream,
+                        route,
+                        cost: None,
+                        retries,
+                    })
                 }
+                Err(failed) => Err(failed.settle().await),
             }
         }
         .instrument(span)
@@ -304,6 +361,242 @@ impl Gateway {
         usage: &TokenUsage,
     ) -> Option<gateway_core::Cost> {
         self.pricing.text_cost(provider, model, usage)
+    }
+
+    /// Tries the routes of `req.model`'s chain in order, each with its retries, within the
+    /// deadline. The plan is checked (and the estimate reserved) once, on the first route that
+    /// can be tried; a fallback route must also be allowed by the plan.
+    async fn attempt_chain<T, F, Fut>(
+        &self,
+        ctx: &CallContext,
+        req: &TextRequest,
+        operation: &'static str,
+        call: F,
+    ) -> std::result::Result<Served<T>, Failed>
+    where
+        F: Fn(Arc<dyn DynTextModel>, TextRequest) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let fail = |error: Error| Failed {
+            error,
+            meter: None,
+            retries: 0,
+        };
+        let deadline = ctx.deadline.unwrap_or_else(|| self.routing.deadline());
+        let deadline_at = Instant::now() + deadline;
+        let names = chain(&self.routing, &req.model, &ctx.fallbacks);
+        let routes = names
+            .iter()
+            .map(|name| self.route_text(name))
+            .collect::<Result<Vec<_>>>()
+            .map_err(fail)?;
+
+        let mut meter: Option<TextMeter> = None;
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut calls: u32 = 0;
+        let mut last_error: Option<Error> = None;
+        let skip = |attempts: &mut Vec<Attempt>, route: &Route, outcome: &str| {
+            attempts.push(Attempt {
+                route: format!("{}/{}", route.provider, route.model),
+                outcome: outcome.to_owned(),
+                latency: Duration::ZERO,
+            });
+        };
+        for (index, route) in routes.iter().enumerate() {
+            let only = routes.len() == 1;
+            let mut route_req = req.clone();
+            route_req.model = route.model.clone();
+            let route_name = format!("{}/{}", route.provider, route.model);
+
+            // Structured output only on routes that support it.
+            if let Err(e) = route
+                .text
+                .capabilities_dyn()
+                .check(route.provider, &route_req)
+            {
+                if only {
+                    return Err(fail(e));
+                }
+                skip(&mut attempts, route, "unsupported");
+                last_error.get_or_insert(e);
+                continue;
+            }
+
+            // The plan: admitted once, on the first route tried; later routes must be allowed.
+            match &mut meter {
+                None => match self.admit(ctx, route.provider, &route_req, operation).await {
+                    Ok(m) => meter = Some(m),
+                    Err(e) => return Err(fail(e)),
+                },
+                Some(m) => {
+                    if let Some(accounting) = &self.accounting {
+                        let price = self.pricing.text_price(route.provider, &route.model);
+                        let admission = text_admission(
+                            ctx,
+                            &m.user_id,
+                            route.provider,
+                            &route_req,
+                            operation,
+                            price,
+                        );
+                        match accounting.permits(admission).await {
+                            Ok(()) => {}
+                            Err(e) if *e.kind() == ErrorKind::PermissionDenied => {
+                                skip(&mut attempts, route, "not_in_plan");
+                                last_error.get_or_insert(e);
+                                continue;
+                            }
+                            Err(e) => {
+                                return Err(Failed {
+                                    error: e,
+                                    meter: meter.take().map(|m| m.with_attempts(attempts)),
+                                    retries: calls.saturating_sub(1),
+                                });
+                            }
+                        }
+                    }
+                    m.retarget(
+                        route.provider,
+                        &route.model,
+                        self.pricing
+                            .text_price(route.provider, &route.model)
+                            .copied(),
+                    );
+                }
+            }
+
+            // Outgoing rate limits of the provider's key.
+            if let Some(limits) = self.limits.get(route.provider) {
+                match check_limits(limits, route.provider, &route_req).await {
+                    Ok(None) => {}
+                    Ok(Some(e)) => {
+                        skip(&mut attempts, route, "rate_limited_locally");
+                        last_error = Some(e);
+                        continue;
+                    }
+                    Err(e) => {
+                        let meter = meter.take().map(|m| m.with_attempts(attempts));
+                        return Err(Failed {
+                            error: e,
+                            meter,
+                            retries: calls.saturating_sub(1),
+                        });
+                    }
+                }
+            }
+
+            let breaker_key = if self.known_routes.contains(&route_name) {
+                route_name.clone()
+            } else {
+                route.provider.to_owned()
+            };
+            let breaker = self.breakers.get(&breaker_key);
+            let mut retry = 0;
+            loop {
+                let permit = match breaker.try_acquire() {
+                    Ok(permit) => permit,
+                    Err(open) => {
+                        skip(&mut attempts, route, "circuit_open");
+                        last_error = Some(open.into());
+                        break;
+                    }
+                };
+                let Some(remaining) = deadline_at
+                    .checked_duration_since(Instant::now())
+                    .filter(|d| !d.is_zero())
+                else {
+                    drop(permit);
+                    let error = deadline_error(deadline);
+                    let meter = meter.take().map(|m| m.with_attempts(attempts));
+                    return Err(Failed {
+                        error,
+                        meter,
+                        retries: calls.saturating_sub(1),
+                    });
+                };
+                let started = Instant::now();
+                calls += 1;
+                let result = match tokio::time::timeout(
+                    remaining,
+                    call(route.text.clone(), route_req.clone()),
+                )
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(deadline_error(deadline).with_provider(route.provider)),
+                };
+                permit.record(&result);
+                attempts.push(Attempt {
+                    route: route_name.clone(),
+                    outcome: match &result {
+                        Ok(_) => "ok".to_owned(),
+                        Err(e) => e.kind().as_str().to_owned(),
+                    },
+                    latency: started.elapsed(),
+                });
+                let error = match result {
+                    Ok(value) => {
+                        let meter = meter
+                            .take()
+                            .map(|m| m.with_attempts(attempts))
+                            .expect("admitted before the first call");
+                        return Ok(Served {
+                            value,
+                            meter,
+                            retries: calls - 1,
+                        });
+                    }
+                    Err(e) => e,
+                };
+                let past_deadline = Instant::now() >= deadline_at;
+                if past_deadline || !self.falls_back_on(&error) {
+                    let meter = meter.take().map(|m| m.with_attempts(attempts));
+                    let error = if past_deadline {
+                        deadline_error(deadline)
+                    } else {
+                        error
+                    };
+                    return Err(Failed {
+                        error,
+                        meter,
+                        retries: calls - 1,
+                    });
+                }
+                match self.retry.delay(retry, &error) {
+                    Some(wait) if Instant::now() + wait < deadline_at => {
+                        tracing::warn!(route = %route_name, error = %error, retry = retry + 1, wait_ms = wait.as_millis() as u64, "retrying provider call");
+                        tokio::time::sleep(wait).await;
+                        retry += 1;
+                    }
+                    _ => {
+                        if index + 1 < routes.len() {
+                            tracing::warn!(route = %route_name, error = %error, "falling back to the next route");
+                        }
+                        last_error = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        let error = last_error.unwrap_or_else(|| {
+            Error::new(ErrorKind::Unavailable, "no route could serve the request")
+        });
+        let meter = meter.map(|m| m.with_attempts(attempts));
+        Err(Failed {
+            error,
+            meter,
+            retries: calls.saturating_sub(1),
+        })
+    }
+
+    /// Whether `error` on one route is worth trying the next: provider trouble is; the caller's
+    /// own mistakes and plan refusals are not, and a content-filter refusal only if configured.
+    fn falls_back_on(&self, error: &Error) -> bool {
+        match error.kind() {
+            ErrorKind::InvalidRequest | ErrorKind::PermissionDenied => false,
+            ErrorKind::ContentFiltered => self.routing.fallback_on_content_filter,
+            _ => true,
+        }
     }
 
     /// Admits the call (when there is an accounting) and returns what settling it needs.
@@ -342,36 +635,100 @@ impl Gateway {
             price,
             pricing_version: self.pricing.version().to_owned(),
             started: std::time::Instant::now(),
+            attempts: Vec::new(),
         })
     }
+}
 
-    /// Runs `attempt` until it succeeds or the policy gives up; also returns the retries made.
-    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> (Result<T>, u32)
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let mut retry = 0;
-        loop {
-            match attempt().await {
-                Ok(value) => return (Ok(value), retry),
-                Err(error) => match self.retry.delay(retry, &error) {
-                    Some(wait) => {
-                        tracing::warn!(
-                            provider = error.provider(),
-                            error = %error,
-                            retry = retry + 1,
-                            wait_ms = wait.as_millis() as u64,
-                            "retrying provider call"
-                        );
-                        tokio::time::sleep(wait).await;
-                        retry += 1;
-                    }
-                    None => return (Err(error), retry),
+/// A route that answered, with what settling its request needs.
+struct Served<T> {
+    value: T,
+    meter: TextMeter,
+    retries: u32,
+}
+
+/// A request that failed, with its meter when it had been admitted.
+struct Failed {
+    error: Error,
+    meter: Option<TextMeter>,
+    retries: u32,
+}
+
+impl Failed {
+    /// Releases the reservation (nothing billable), logging every attempt, and returns the error.
+    async fn settle(self) -> Error {
+        if let Some(meter) = &self.meter {
+            meter
+                .settle(meter.record(
+                    TokenUsage::default(),
+                    false,
+                    Some(&self.error),
+                    false,
+                    self.retries,
+                    None,
+                ))
+                .await;
+        }
+        self.error
+    }
+}
+
+fn deadline_error(deadline: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("the request deadline of {} ms passed", deadline.as_millis()),
+    )
+}
+
+/// `Ok(None)` when `provider`'s limits allow `req`, `Ok(Some(error))` when they do not (try
+/// another route), `Err` when the limiter itself failed (its store is down: never allow blindly).
+async fn check_limits(
+    limits: &ProviderLimits,
+    provider: &str,
+    req: &TextRequest,
+) -> Result<Option<Error>> {
+    let tokens = prompt_estimate(req) + u64::from(req.max_tokens.unwrap_or(0));
+    let checks = [
+        (limits.requests.as_ref(), 1u64),
+        (limits.tokens.as_ref(), tokens),
+    ];
+    for (limiter, cost) in checks {
+        let Some(limiter) = limiter else { continue };
+        let cost = u32::try_from(cost)
+            .unwrap_or(u32::MAX)
+            .min(limiter.quota().burst());
+        let decision = limiter.check(provider, cost).await?;
+        if let Some(wait) = decision.retry_after() {
+            return Ok(Some(Error::new(
+                ErrorKind::RateLimited {
+                    retry_after: Some(wait),
                 },
-            }
+                format!("the gateway's own rate limit for provider `{provider}` is reached"),
+            )));
         }
     }
+    Ok(None)
+}
+
+/// Cuts `stream` with a timeout error when no item arrives for `idle`.
+fn idle_timeout(stream: TextStream, idle: Duration) -> TextStream {
+    futures_util::stream::unfold((stream, false), move |(mut stream, done)| async move {
+        if done {
+            return None;
+        }
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(item)) => Some((item, (stream, false))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the provider sent nothing for {} ms", idle.as_millis()),
+                )),
+                (stream, true),
+            )),
+        }
+    })
+    .boxed()
 }
 
 #[cfg(test)]

@@ -207,8 +207,9 @@ async fn start_gateway(
             .map_err(|e| format!("prior_usage: {e}"))?;
     }
 
-    let state =
-        AppState::from_config_with_store(&config, Some(store)).map_err(|e| e.to_string())?;
+    let state = AppState::from_config_with_store(&config, Some(store))
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot bind the gateway: {e}"))?;

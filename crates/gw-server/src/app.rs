@@ -18,7 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gw_store::Store;
-use llm_gateway::{Gateway, PriceCatalog, Registry, SecretString};
+use llm_gateway::ratelimit::{RateLimiter, RateLimiters};
+use llm_gateway::{Gateway, PriceCatalog, ProviderLimits, Registry, SecretString};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -40,6 +41,9 @@ pub struct AppState {
 struct Inner {
     gateway: Gateway,
     keys: Keys,
+    /// Incoming limits: per user, per gateway key.
+    user_limit: Option<Arc<dyn RateLimiter>>,
+    key_limit: Option<Arc<dyn RateLimiter>>,
     store: Option<Store>,
     admin_key: Option<SecretString>,
     unavailable: BTreeMap<String, String>,
@@ -63,6 +67,8 @@ pub struct Caller {
     pub name: String,
     /// The user's plan.
     pub plan: String,
+    /// The gateway key used (for static keys: the key's name).
+    pub key_id: String,
 }
 
 /// The operator, authenticated with the admin key (marks `/admin/*` requests).
@@ -99,6 +105,7 @@ impl AppState {
             .map(|(entry, secret)| {
                 let caller = Caller {
                     user_id: entry.name.clone(),
+                    key_id: entry.name.clone(),
                     name: entry.name,
                     plan: entry.plan.unwrap_or_else(|| "enterprise".into()),
                 };
@@ -138,6 +145,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 gateway,
                 keys,
+                user_limit: None,
+                key_limit: None,
                 store,
                 admin_key: None,
                 unavailable,
@@ -161,16 +170,19 @@ impl AppState {
         } else {
             None
         };
-        Self::from_config_with_store(config, store)
+        Self::from_config_with_store(config, store).await
     }
 
     /// As [`AppState::from_config`], with an already opened store (tests and the contract
     /// runner prepare users and usage in it first).
-    pub fn from_config_with_store(
+    pub async fn from_config_with_store(
         config: &Config,
         store: Option<Store>,
     ) -> Result<Self, ConfigError> {
-        let (gateway, skipped) = build_gateway(config)?;
+        let limiters = RateLimiters::from_config(&config.rate_limits.store)
+            .await
+            .map_err(|e| ConfigError(format!("rate_limits.store: {e}")))?;
+        let (gateway, skipped) = build_gateway(config, &limiters)?;
         let mut state = match store {
             Some(store) => Self::with_store(gateway, store, skipped),
             None => {
@@ -200,9 +212,16 @@ impl AppState {
             },
             None => None,
         };
+        let incoming = |name: &str, limits: &Option<llm_gateway::ratelimit::RateLimitConfig>| {
+            limits
+                .and_then(|l| l.requests())
+                .map(|quota| limiters.limiter(name, quota))
+        };
         if let Some(inner) = Arc::get_mut(&mut state.inner) {
             inner.max_body_bytes = config.server.max_body_bytes;
             inner.admin_key = admin_key;
+            inner.user_limit = incoming("in-user-requests", &config.rate_limits.users);
+            inner.key_limit = incoming("in-key-requests", &config.rate_limits.keys);
         }
         Ok(state)
     }
@@ -256,8 +275,12 @@ pub async fn open_store(config: &Config) -> Result<Store, ConfigError> {
         .map_err(|e| ConfigError(format!("store.url: {e}")))
 }
 
-/// The router from the configuration: providers, retries and prices; and the providers left out.
-fn build_gateway(config: &Config) -> Result<(Gateway, Vec<llm_gateway::Error>), ConfigError> {
+/// The router from the configuration: providers, retries, prices, routing and outgoing rate
+/// limits; and the providers left out.
+fn build_gateway(
+    config: &Config,
+    limiters: &RateLimiters,
+) -> Result<(Gateway, Vec<llm_gateway::Error>), ConfigError> {
     let mut registry = Registry::new();
     let skipped = llm_gateway::register_enabled(&mut registry, &config.providers)
         .map_err(|e| ConfigError(e.to_string()))?;
@@ -276,9 +299,29 @@ fn build_gateway(config: &Config) -> Result<(Gateway, Vec<llm_gateway::Error>), 
             .map_err(|e| ConfigError(e.to_string()))?;
         pricing.merge(overrides);
     }
-    let gateway = Gateway::new(registry)
+    let mut gateway = Gateway::new(registry)
         .with_retry(config.retry.policy())
-        .with_pricing(pricing);
+        .with_pricing(pricing)
+        .with_routing(config.routing.clone())
+        .map_err(|e| ConfigError(e.to_string()))?;
+    for (provider, limits) in &config.rate_limits.providers {
+        if !config.providers.contains_key(provider) {
+            return Err(ConfigError(format!(
+                "rate_limits.providers.{provider}: no such provider under [providers]"
+            )));
+        }
+        gateway = gateway.with_provider_limits(
+            provider,
+            ProviderLimits {
+                requests: limits
+                    .requests()
+                    .map(|q| limiters.limiter(&format!("out-{provider}-requests"), q)),
+                tokens: limits
+                    .tokens()
+                    .map(|q| limiters.limiter(&format!("out-{provider}-tokens"), q)),
+            },
+        );
+    }
     Ok((gateway, skipped))
 }
 
@@ -330,13 +373,15 @@ async fn request_context(
     let mut response = async {
         if path.starts_with("/v1/") {
             let key = bearer(&request).map(str::to_owned);
-            match authenticate(&state, key).await {
-                Ok(caller) => {
-                    tracing::Span::current().record("caller", caller.name.as_str());
-                    request.extensions_mut().insert(caller);
-                }
+            let caller = match authenticate(&state, key).await {
+                Ok(caller) => caller,
                 Err(e) => return e.into_response(),
+            };
+            tracing::Span::current().record("caller", caller.name.as_str());
+            if let Err(e) = check_incoming(&state, &caller).await {
+                return e.into_response();
             }
+            request.extensions_mut().insert(caller);
         } else if path.starts_with("/admin/") {
             match authenticate_admin(&state, &request) {
                 Ok(admin) => {
@@ -411,12 +456,47 @@ async fn authenticate(state: &AppState, key: Result<String, ApiError>) -> Result
                     user_id: user.user_id,
                     name: user.name,
                     plan: user.plan,
+                    key_id: user.key_id,
                 }),
                 Ok(None) => Err(ApiError::unauthenticated("invalid or revoked gateway key")),
                 Err(e) => Err(ApiError::from(e)),
             }
         }
     }
+}
+
+/// The caller's own rate limits (per user, per key): 429 with `Retry-After` when reached; 503
+/// when a shared limiter cannot be reached (never an unchecked pass).
+async fn check_incoming(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let checks = [
+        (
+            state.inner.user_limit.as_ref(),
+            caller.user_id.as_str(),
+            "user",
+        ),
+        (
+            state.inner.key_limit.as_ref(),
+            caller.key_id.as_str(),
+            "gateway key",
+        ),
+    ];
+    for (limiter, key, what) in checks {
+        let Some(limiter) = limiter else { continue };
+        if let Some(wait) = limiter.check(key, 1).await?.retry_after() {
+            let mut e = ApiError::from(llm_gateway::Error::new(
+                llm_gateway::ErrorKind::RateLimited {
+                    retry_after: Some(wait),
+                },
+                format!(
+                    "rate limit of this {what} reached; retry after {} ms",
+                    wait.as_millis()
+                ),
+            ));
+            e.code = Some("rate_limit_exceeded");
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn authenticate_admin(state: &AppState, request: &Request) -> Result<Admin, ApiError> {

@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use llm_gateway::{ProvidersConfig, RetryPolicy, SecretString};
+use std::collections::BTreeMap;
+
+use llm_gateway::ratelimit::{LimiterBackend, RateLimitConfig};
+use llm_gateway::{ProvidersConfig, RetryPolicy, RoutingConfig, SecretString};
 use serde::Deserialize;
 
 /// The prefix of override variables.
@@ -39,6 +42,12 @@ pub struct Config {
     /// `[admin]`: the operator's key for the admin routes.
     #[serde(default)]
     pub admin: AdminSection,
+    /// `[routing]`: deadlines, fallback chains (aliases) and circuit breakers.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// `[rate_limits]`: per provider key (outgoing), per user and per gateway key (incoming).
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
     /// `[providers.<id>]`: each provider's key, base URL and models.
     #[serde(default)]
     pub providers: ProvidersConfig,
@@ -136,6 +145,27 @@ impl StoreSection {
             ..gw_store::Maintenance::default()
         }
     }
+}
+
+/// `[rate_limits]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSection {
+    /// `[rate_limits.store]`: `backend = "local"` (each process on its own, the default) or
+    /// `backend = "redis"` with `url` (one limit across every replica). Prefer
+    /// `GATEWAY__RATE_LIMITS__STORE__URL` for a URL with a password.
+    #[serde(default)]
+    pub store: LimiterBackend,
+    /// `[rate_limits.providers.<id>]`: calls made with the gateway's key of that provider:
+    /// `requests_per_minute`, `tokens_per_minute` (prompt estimate plus `max_tokens`), bursts.
+    #[serde(default)]
+    pub providers: BTreeMap<String, RateLimitConfig>,
+    /// `[rate_limits.users]`: requests per minute of each user (all their keys together).
+    #[serde(default)]
+    pub users: Option<RateLimitConfig>,
+    /// `[rate_limits.keys]`: requests per minute of each gateway key.
+    #[serde(default)]
+    pub keys: Option<RateLimitConfig>,
 }
 
 /// `[admin]`.
@@ -323,6 +353,30 @@ impl Config {
                  with a store, create keys with `gateway admin key create`"
             )));
         }
+        for (name, limits) in [
+            ("users", &self.rate_limits.users),
+            ("keys", &self.rate_limits.keys),
+        ] {
+            if let Some(limits) = limits {
+                if limits.tokens_per_minute.is_some() || limits.token_burst.is_some() {
+                    return Err(ConfigError(format!(
+                        "{origin}: rate_limits.{name}: incoming limits count requests; tokens_per_minute applies to rate_limits.providers"
+                    )));
+                }
+                limits
+                    .validate()
+                    .map_err(|e| ConfigError(format!("{origin}: rate_limits.{name}: {e}")))?;
+            }
+        }
+        for (provider, limits) in &self.rate_limits.providers {
+            limits.validate().map_err(|e| {
+                ConfigError(format!("{origin}: rate_limits.providers.{provider}: {e}"))
+            })?;
+        }
+        self.routing
+            .breaker
+            .validate()
+            .map_err(|e| ConfigError(format!("{origin}: routing.breaker: {e}")))?;
         if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
             return Err(ConfigError(format!(
                 "{origin}: retry.initial_backoff_ms ({}) is larger than retry.max_backoff_ms ({})",

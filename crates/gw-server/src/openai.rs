@@ -43,6 +43,9 @@ pub(crate) struct ChatCompletionRequest {
     functions: Option<Vec<Value>>,
     #[serde(default)]
     logprobs: Option<bool>,
+    /// A gateway extension: routes (or aliases) to try, in order, when `model`'s fail.
+    #[serde(default)]
+    pub(crate) fallbacks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +131,18 @@ impl ChatCompletionRequest {
             return Err(ApiError::invalid(
                 Some("functions".into()),
                 "function calling is not supported",
+            ));
+        }
+        if self.fallbacks.len() > 8 {
+            return Err(ApiError::invalid(
+                Some("fallbacks".into()),
+                "at most 8 fallbacks",
+            ));
+        }
+        if let Some(i) = self.fallbacks.iter().position(|f| f.trim().is_empty()) {
+            return Err(ApiError::invalid(
+                Some(format!("fallbacks[{i}]")),
+                "a fallback must name a model",
             ));
         }
         if self.logprobs == Some(true) {

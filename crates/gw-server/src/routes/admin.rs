@@ -23,6 +23,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/keys/{key}", delete(revoke_key))
         .route("/admin/usage", get(usage))
         .route("/admin/plans", get(plans))
+        .route("/admin/routes", get(routes))
 }
 
 fn store(state: &AppState) -> Result<&Store, ApiError> {
@@ -220,4 +221,24 @@ async fn plans(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
         })
         .collect();
     Ok(Json(json!({"object": "list", "data": plans})))
+}
+
+/// Every route's circuit breaker (closed, open until when, half-open), and the aliases.
+async fn routes(State(state): State<AppState>) -> Json<Value> {
+    let breakers = state.gateway().breakers().snapshots();
+    let aliases: serde_json::Map<String, Value> = state
+        .gateway()
+        .routing()
+        .aliases
+        .iter()
+        .map(|(name, alias)| {
+            let routes: Vec<&str> = alias.routes.iter().map(|r| r.model()).collect();
+            (name.clone(), json!(routes))
+        })
+        .collect();
+    Json(json!({
+        "breakers": serde_json::to_value(breakers).unwrap_or(Value::Null),
+        "aliases": aliases,
+        "deadline_ms": state.gateway().routing().deadline_ms,
+    }))
 }

@@ -4,7 +4,9 @@ use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, header};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -25,43 +27,57 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/chat/completions", post(chat))
 }
 
+/// The header a client uses to shorten (or lengthen) the request's total deadline.
+const DEADLINE_HEADER: &str = "x-gateway-deadline-ms";
+/// The longest deadline a request may ask for.
+const MAX_DEADLINE: Duration = Duration::from_secs(600);
+/// The header naming the route that served a request.
+const ROUTE_HEADER: &str = "x-gateway-route";
+
 async fn chat(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let call = CallContext::new(ctx.id.clone(), caller.user_id);
     let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
     let req = body.to_core()?;
-    let route = state.gateway().route_text(&body.model).map_err(|e| {
+    let call = CallContext {
+        request_id: ctx.id.clone(),
+        user_id: Some(caller.user_id),
+        deadline: deadline(&headers)?,
+        fallbacks: body.fallbacks.clone(),
+    };
+    let unavailable = |e: llm_gateway::Error| {
         let provider = body.model.split('/').next().unwrap_or_default();
         match (e.kind(), state.unavailable(provider)) {
             (ErrorKind::NotFound, Some(why)) => ApiError::unavailable(why.to_owned()),
             _ => ApiError::from(e),
         }
-    })?;
-    let pricing = PriceFor {
-        state: state.clone(),
-        provider: route.provider,
-        model: route.model.clone(),
     };
     if body.wants_stream() {
-        let stream = state.gateway().stream_with(&call, req).await?;
         let include_usage = body.wants_stream_usage();
-        return Ok(sse_response(
-            stream,
-            ctx,
-            body.model,
-            include_usage,
-            pricing,
-        ));
+        let served = state
+            .gateway()
+            .stream_with(&call, req)
+            .await
+            .map_err(unavailable)?;
+        let pricing = PriceFor::new(&state, &served.route);
+        let mut response = sse_response(served.value, ctx, body.model, include_usage, pricing);
+        set_route(&mut response, &served.route);
+        return Ok(response);
     }
     let Metered {
         value: answer,
+        route,
         cost,
         ..
-    } = state.gateway().generate_with(&call, req).await?;
+    } = state
+        .gateway()
+        .generate_with(&call, req)
+        .await
+        .map_err(unavailable)?;
     let cost = cost.map(|c| c.to_string());
     let completion = ChatCompletion {
         id: &format!("chatcmpl-{}", ctx.id),
@@ -80,21 +96,61 @@ async fn chat(
     };
     let mut response = Json(completion).into_response();
     set_cost(&mut response, cost.as_deref());
+    set_route(&mut response, &route);
     Ok(response)
+}
+
+/// The request's deadline from `x-gateway-deadline-ms`, if it set one.
+fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(value) = headers.get(DEADLINE_HEADER) else {
+        return Ok(None);
+    };
+    let ms = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .filter(|d| !d.is_zero() && *d <= MAX_DEADLINE);
+    match ms {
+        Some(d) => Ok(Some(d)),
+        None => Err(ApiError::invalid(
+            Some(DEADLINE_HEADER.into()),
+            format!(
+                "{DEADLINE_HEADER} must be a whole number of milliseconds from 1 to {}",
+                MAX_DEADLINE.as_millis()
+            ),
+        )),
+    }
+}
+
+fn set_route(response: &mut Response, route: &str) {
+    if let Ok(v) = HeaderValue::from_str(route) {
+        response.headers_mut().insert(ROUTE_HEADER, v);
+    }
 }
 
 /// Prices usage of one provider model.
 struct PriceFor {
     state: AppState,
-    provider: &'static str,
+    provider: String,
     model: String,
 }
 
 impl PriceFor {
+    /// For the route `<provider>/<model id>`.
+    fn new(state: &AppState, route: &str) -> Self {
+        let (provider, model) = route.split_once('/').unwrap_or((route, ""));
+        Self {
+            state: state.clone(),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        }
+    }
+
     fn cost(&self, usage: &TokenUsage) -> Option<String> {
         self.state
             .pricing()
-            .text_cost(self.provider, &self.model, usage)
+            .text_cost(&self.provider, &self.model, usage)
             .map(|c| c.to_string())
     }
 }

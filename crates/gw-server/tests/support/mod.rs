@@ -96,6 +96,7 @@ pub fn config_for(upstream: &str) -> Config {
 /// Starts the app over `store` with the admin routes on.
 pub async fn start(config: &Config, store: Option<Store>) -> Server {
     let state = AppState::from_config_with_store(config, store)
+        .await
         .unwrap()
         .with_admin_key(ADMIN_KEY.into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
