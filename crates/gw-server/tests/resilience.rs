@@ -303,3 +303,67 @@ async fn outgoing_limits_move_to_the_next_route() {
         ]
     );
 }
+
+/// A client that disconnects mid-stream cancels the upstream request: the provider's connection
+/// is closed within a second, and the partial usage is logged.
+#[tokio::test]
+async fn a_disconnecting_client_cancels_the_upstream_stream_promptly() {
+    use gw_mock::MockUpstream;
+    use gw_mock::fixture::{Respond, UpstreamStep};
+
+    let slow = Respond {
+        sse_interval_ms: Some(30_000),
+        ..Respond::sse([
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"First words "}]},"index":0}]}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"too late"}]},"finishReason":"STOP","index":0}]}"#,
+        ])
+    };
+    let mock = MockUpstream::start(vec![UpstreamStep {
+        respond: slow,
+        ..UpstreamStep::default()
+    }])
+    .await
+    .unwrap();
+    let cfg = config(&format!(
+        "[providers.gemini]\nbase_url = \"{}\"\napi_key = \"k\"\n",
+        mock.url()
+    ));
+    let store = open_store("sqlite::memory:").await;
+    let (alice, key) = user(&store, "free").await;
+    let server = start(&cfg, Some(store.clone())).await;
+
+    let response = post_chat(
+        &server.url,
+        &key,
+        &chat_body("gemini/gemini-2.5-flash", true),
+    )
+    .await;
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("First words") {
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    drop(body);
+    assert!(
+        mock.wait_for(Duration::from_secs(1), |m| m.active_responses() == 0)
+            .await,
+        "the upstream stream must be closed within a second of the client leaving"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let log = store.usage_log(Some(&alice.id), 10).await.unwrap();
+        if let Some(row) = log.first() {
+            assert_eq!(row.status, "stream_interrupted");
+            assert!(row.estimated && row.billable && row.tokens.output_tokens > 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partial usage was never logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
