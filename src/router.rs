@@ -143,11 +143,21 @@ impl Gateway {
     }
 
     /// Sets deadlines, aliases (fallback chains) and circuit-breaker rules. Fails, naming the
-    /// field, on an alias route whose provider is not registered.
+    /// field, on a malformed alias. An alias route whose provider is not registered (e.g. its
+    /// API key is not set) is skipped at request time, so one missing provider does not take a
+    /// whole chain down.
     pub fn with_routing(mut self, routing: RoutingConfig) -> Result<Self> {
         routing
-            .validate(|p| self.registry.text(p).is_some())
+            .validate(|_| true)
             .map_err(|e| Error::new(ErrorKind::Config, e))?;
+        for (name, alias) in &routing.aliases {
+            for route in &alias.routes {
+                let provider = route.model().split('/').next().unwrap_or_default();
+                if self.registry.text(provider).is_none() {
+                    tracing::warn!(alias = %name, route = route.model(), "alias route of a provider that is not available: it will be skipped");
+                }
+            }
+        }
         let mut known: HashSet<String> = (*self.known_routes).clone();
         for alias in routing.aliases.values() {
             known.extend(alias.routes.iter().map(|r| r.model().to_owned()));
@@ -385,16 +395,38 @@ impl Gateway {
         let deadline = ctx.deadline.unwrap_or_else(|| self.routing.deadline());
         let deadline_at = Instant::now() + deadline;
         let names = chain(&self.routing, &req.model, &ctx.fallbacks);
-        let routes = names
-            .iter()
-            .map(|name| self.route_text(name))
-            .collect::<Result<Vec<_>>>()
-            .map_err(fail)?;
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut last_error: Option<Error> = None;
+        // The model the caller named must resolve; a later route that does not (its provider is
+        // not available) is skipped.
+        let mut routes = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            match self.route_text(name) {
+                Ok(route) => routes.push(route),
+                Err(e) if i == 0 && !self.routing.aliases.contains_key(&req.model) => {
+                    return Err(fail(e));
+                }
+                Err(e) => {
+                    attempts.push(Attempt {
+                        route: name.clone(),
+                        outcome: "not_available".into(),
+                        latency: Duration::ZERO,
+                    });
+                    last_error.get_or_insert(e);
+                }
+            }
+        }
+        if routes.is_empty() {
+            return Err(fail(last_error.unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("model `{}` has no route", req.model),
+                )
+            })));
+        }
 
         let mut meter: Option<TextMeter> = None;
-        let mut attempts: Vec<Attempt> = Vec::new();
         let mut calls: u32 = 0;
-        let mut last_error: Option<Error> = None;
         let skip = |attempts: &mut Vec<Attempt>, route: &Route, outcome: &str| {
             attempts.push(Attempt {
                 route: format!("{}/{}", route.provider, route.model),

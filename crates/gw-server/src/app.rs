@@ -299,6 +299,10 @@ fn build_gateway(
             .map_err(|e| ConfigError(e.to_string()))?;
         pricing.merge(overrides);
     }
+    config
+        .routing
+        .validate(|p| config.providers.contains_key(p))
+        .map_err(ConfigError)?;
     let mut gateway = Gateway::new(registry)
         .with_retry(config.retry.policy())
         .with_pricing(pricing)

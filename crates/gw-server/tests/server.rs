@@ -311,3 +311,33 @@ async fn library_and_server_agree() {
     );
     assert!(mock.verify().is_empty(), "{:?}", mock.verify());
 }
+
+/// The checked-in configuration starts on a fresh machine: no provider keys, no admin key.
+#[tokio::test]
+async fn the_checked_in_config_starts_without_any_keys() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let dir = support::tempfile_dir::TempDir::new("checked-in");
+    let db = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let env = [
+        ("GATEWAY__STORE__URL".to_owned(), db),
+        (
+            "GATEWAY__PROVIDERS__GEMINI__API_KEY_ENV".to_owned(),
+            "GW_TEST_SURELY_UNSET_1".to_owned(),
+        ),
+        (
+            "GATEWAY__PROVIDERS__HF__API_KEY_ENV".to_owned(),
+            "GW_TEST_SURELY_UNSET_2".to_owned(),
+        ),
+    ];
+    let config = Config::from_toml(&text, path, env).unwrap();
+    let state = gw_server::AppState::from_config(&config).await.unwrap();
+    assert!(state.gateway().registry().providers().is_empty());
+    assert!(
+        state
+            .gateway()
+            .routing()
+            .aliases
+            .contains_key("chat-default")
+    );
+}
