@@ -52,20 +52,45 @@ pub async fn send(
         .with_body(&body))
 }
 
-/// Reads the whole body and decodes it as `T`.
+/// The largest successful response body read into memory (32 MiB): far above any JSON answer,
+/// inline images included, and a bound on what a faulty upstream can make one request allocate.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads the whole body (at most [`MAX_RESPONSE_BYTES`]) and decodes it as `T`.
 pub async fn read_json<T: DeserializeOwned>(
     provider: &'static str,
-    response: reqwest::Response,
+    mut response: reqwest::Response,
 ) -> Result<T> {
-    let body = response
-        .bytes()
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large(provider));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| transport_error(provider, e))?;
+        .map_err(|e| transport_error(provider, e))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large(provider));
+        }
+        body.extend_from_slice(&chunk);
+    }
     serde_json::from_slice(&body).map_err(|e| {
         Error::decode(format!("unexpected response body: {e}"))
             .with_provider(provider)
             .with_body(&String::from_utf8_lossy(&body))
     })
+}
+
+fn too_large(provider: &'static str) -> Error {
+    Error::decode(format!(
+        "the response is larger than {} MiB",
+        MAX_RESPONSE_BYTES / (1024 * 1024)
+    ))
+    .with_provider(provider)
 }
 
 /// The body as a byte stream whose errors say the stream broke off (or timed out).
