@@ -185,9 +185,6 @@ impl Case {
 struct Expect {
     /// The status; for a stream, 200 means the stream opened.
     status: u16,
-    /// Other statuses accepted, for a fault whose right answer the suite leaves open (only
-    /// the time bound and the leak checks are then asserted; the outcome is reported).
-    open: &'static [u16],
     /// `error.type` and `error.code` of an error answer.
     error: Option<(&'static str, Option<&'static str>)>,
     /// The `Retry-After` header passed on to the client.
@@ -216,7 +213,6 @@ impl Expect {
     fn served(route: &'static str, content: &'static str) -> Self {
         Self {
             status: 200,
-            open: &[],
             error: None,
             retry_after: None,
             content: Some(content),
@@ -291,16 +287,8 @@ impl Expect {
         self.within_ms(ms * 9 / 10, ms * 11 / 10)
     }
 
-    fn open(mut self, statuses: &'static [u16]) -> Self {
-        self.open = statuses;
-        self
-    }
-
     fn summary(&self) -> String {
         let mut s = self.status.to_string();
-        for other in self.open {
-            let _ = write!(s, "|{other}");
-        }
         if let Some((kind, _)) = self.error {
             let _ = write!(s, " {kind}");
         }
@@ -863,7 +851,6 @@ async fn run(case: &Case, store: &Store) -> Row {
     );
 
     // The usage log: one complete row.
-    let open = case.expect.open.contains(&answer.status);
     let until = Instant::now() + SETTLE;
     let mut rows = store.usage_log(Some(&alice.id), 10).await.unwrap();
     while rows.is_empty() && Instant::now() < until {
@@ -871,7 +858,7 @@ async fn run(case: &Case, store: &Store) -> Row {
         rows = store.usage_log(Some(&alice.id), 10).await.unwrap();
     }
     match rows.as_slice() {
-        [row] if !open => {
+        [row] => {
             let attempts: Vec<(&str, &str)> = row
                 .attempts
                 .iter()
@@ -917,14 +904,6 @@ async fn run(case: &Case, store: &Store) -> Row {
                 ));
             }
         }
-        [row] => notes.push(format!(
-            "usage row: status {}, attempts {:?}",
-            row.status,
-            row.attempts
-                .iter()
-                .map(|a| format!("{}:{}", a.route, a.outcome))
-                .collect::<Vec<_>>()
-        )),
         rows => problems.push(format!("usage log: expected 1 row, got {}", rows.len())),
     }
 
@@ -1030,9 +1009,6 @@ fn check_answer(case: &Case, got: &Answer, elapsed: Duration, problems: &mut Vec
             min.as_millis(),
             max.as_millis()
         ));
-    }
-    if expect.open.contains(&got.status) {
-        return;
     }
     if got.status != expect.status {
         problems.push(format!(
