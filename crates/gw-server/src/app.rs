@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -54,8 +55,61 @@ struct Inner {
 enum Keys {
     /// Static keys from the config (a gateway without a store: no plans, no accounting).
     Static(HashMap<String, Caller>),
-    /// Users' keys in the store.
-    Store(Store),
+    /// Users' keys in the store, with recently checked ones remembered.
+    Store(Store, KeyCache),
+}
+
+/// Recently checked gateway keys, by SHA-256 (the keys themselves are not kept), so most
+/// requests need no store lookup. Entries expire after `ttl`; revoking a key through this
+/// process forgets it at once.
+pub(crate) struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+/// More entries than this and the cache starts over: a bound on memory, whatever the traffic.
+const KEY_CACHE_MAX: usize = 100_000;
+
+impl KeyCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn digest(key: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(key.as_bytes()).into()
+    }
+
+    fn get(&self, key: &str) -> Option<Caller> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&Self::digest(key))
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn put(&self, key: &str, caller: &Caller) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(Self::digest(key), (caller.clone(), Instant::now()));
+    }
+
+    /// Forgets every entry `matches` (a revoked key, a user whose plan changed).
+    pub(crate) fn forget(&self, matches: impl Fn(&Caller) -> bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|_, (caller, _)| !matches(caller));
+    }
 }
 
 /// Who is calling: the owner of the gateway key.
@@ -123,12 +177,33 @@ impl AppState {
         unavailable: Vec<llm_gateway::Error>,
     ) -> Self {
         let gateway = gateway.with_accounting(Arc::new(store.clone()));
+        let cache = KeyCache::new(Duration::from_millis(
+            crate::config::StoreSection::default().key_cache_ms,
+        ));
         Self::assemble(
             gateway,
-            Keys::Store(store.clone()),
+            Keys::Store(store.clone(), cache),
             Some(store),
             unavailable,
         )
+    }
+
+    /// How long checked keys are remembered (0: not at all). Call it on a new state.
+    pub fn with_key_cache(mut self, ttl: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Keys::Store(_, cache) = &mut inner.keys
+        {
+            cache.ttl = ttl;
+        }
+        self
+    }
+
+    /// The key cache, to forget revoked keys.
+    pub(crate) fn key_cache(&self) -> Option<&KeyCache> {
+        match &self.inner.keys {
+            Keys::Store(_, cache) => Some(cache),
+            Keys::Static(_) => None,
+        }
     }
 
     fn assemble(
@@ -184,7 +259,8 @@ impl AppState {
             .map_err(|e| ConfigError(format!("rate_limits.store: {e}")))?;
         let (gateway, skipped) = build_gateway(config, &limiters)?;
         let mut state = match store {
-            Some(store) => Self::with_store(gateway, store, skipped),
+            Some(store) => Self::with_store(gateway, store, skipped)
+                .with_key_cache(Duration::from_millis(config.store.key_cache_ms)),
             None => {
                 let keys = config.resolve_keys()?;
                 if keys.is_empty() {
@@ -449,19 +525,26 @@ async fn authenticate(state: &AppState, key: Result<String, ApiError>) -> Result
             .get(key)
             .cloned()
             .ok_or_else(|| ApiError::unauthenticated("invalid gateway key")),
-        Keys::Store(store) => {
+        Keys::Store(store, cache) => {
             if !gw_store::is_well_formed_key(key) {
                 return Err(ApiError::unauthenticated(
                     "malformed gateway key: expected `gw_` followed by 40 letters and digits",
                 ));
             }
+            if let Some(caller) = cache.get(key) {
+                return Ok(caller);
+            }
             match store.authenticate(key).await {
-                Ok(Some(user)) => Ok(Caller {
-                    user_id: user.user_id,
-                    name: user.name,
-                    plan: user.plan,
-                    key_id: user.key_id,
-                }),
+                Ok(Some(user)) => {
+                    let caller = Caller {
+                        user_id: user.user_id,
+                        name: user.name,
+                        plan: user.plan,
+                        key_id: user.key_id,
+                    };
+                    cache.put(key, &caller);
+                    Ok(caller)
+                }
                 Ok(None) => Err(ApiError::unauthenticated("invalid or revoked gateway key")),
                 Err(e) => Err(ApiError::from(e)),
             }
@@ -524,4 +607,53 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn new_request_id() -> String {
     format!("gw-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(user: &str, key: &str) -> Caller {
+        Caller {
+            user_id: user.into(),
+            name: user.into(),
+            plan: "free".into(),
+            key_id: key.into(),
+        }
+    }
+
+    #[test]
+    fn the_key_cache_expires_forgets_and_can_be_off() {
+        let cache = KeyCache::new(Duration::from_secs(60));
+        cache.put("gw_secret", &caller("u1", "k1"));
+        assert_eq!(cache.get("gw_secret").unwrap().key_id, "k1");
+        assert!(cache.get("gw_other").is_none());
+        cache.forget(|c| c.key_id == "k1");
+        assert!(cache.get("gw_secret").is_none());
+
+        let expired = KeyCache::new(Duration::from_nanos(1));
+        expired.put("gw_secret", &caller("u1", "k1"));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(expired.get("gw_secret").is_none());
+
+        let off = KeyCache::new(Duration::ZERO);
+        off.put("gw_secret", &caller("u1", "k1"));
+        assert!(off.get("gw_secret").is_none());
+    }
+
+    #[test]
+    fn the_key_cache_holds_digests_not_keys() {
+        let cache = KeyCache::new(Duration::from_secs(60));
+        cache.put("gw_supersecret", &caller("u1", "k1"));
+        let entries = cache.entries.lock().unwrap();
+        let shown = format!("{:?}", entries.keys().collect::<Vec<_>>());
+        assert!(!shown.contains("supersecret"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 }

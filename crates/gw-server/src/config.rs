@@ -108,6 +108,15 @@ pub struct StoreSection {
     /// reservations are settled at their estimate.
     #[serde(default = "default_stale_after_ms")]
     pub stale_after_ms: u64,
+    /// How long a checked gateway key is remembered, so most requests need no key lookup
+    /// (default 10 000 ms; 0 turns the cache off). A key revoked on this replica stops working at
+    /// once; on another replica, within this time.
+    #[serde(default = "default_key_cache_ms")]
+    pub key_cache_ms: u64,
+}
+
+fn default_key_cache_ms() -> u64 {
+    10_000
 }
 
 fn default_true() -> bool {
@@ -132,6 +141,7 @@ impl Default for StoreSection {
             max_connections: None,
             heartbeat_ms: default_heartbeat_ms(),
             stale_after_ms: default_stale_after_ms(),
+            key_cache_ms: default_key_cache_ms(),
         }
     }
 }

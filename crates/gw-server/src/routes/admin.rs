@@ -112,7 +112,11 @@ async fn update_user(
     let b = body(b)?;
     let store = store(&state)?;
     let user = find_user(store, &user).await?;
-    Ok(Json(user_json(&store.set_plan(&user.id, &b.plan).await?)))
+    let updated = store.set_plan(&user.id, &b.plan).await?;
+    if let Some(cache) = state.key_cache() {
+        cache.forget(|caller| caller.user_id == user.id);
+    }
+    Ok(Json(user_json(&updated)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +160,9 @@ async fn revoke_key(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     store(&state)?.revoke_key(&key).await?;
+    if let Some(cache) = state.key_cache() {
+        cache.forget(|caller| caller.key_id == key);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
