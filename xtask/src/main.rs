@@ -6,7 +6,9 @@
 //!   `#[cfg]` or a provider leaking into another's build is caught.
 //! - `mock-upstream [--listen ADDR]`: serves canned Gemini and OpenAI-style answers, to try the
 //!   gateway by hand without provider keys.
+//! - `bench [--quick] [--scenario NAME]... [--out FILE]`: the benchmark suite (see `bench/mod.rs`).
 
+mod bench;
 mod contract;
 mod features;
 
@@ -41,6 +43,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: std::net::SocketAddr,
     },
+    /// Benchmark the gateway against a mock upstream and nginx; write BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Features => features::run(),
+        Command::Bench(args) => bench::run(args),
         Command::MockUpstream { listen } => {
             let runtime = runtime();
             match runtime.block_on(gw_mock::canned::serve(listen)) {

@@ -4,6 +4,7 @@
 //!   contract: fields are only ever added, optional).
 //! - [`matcher`]: the format's subset match, with readable differences.
 //! - [`canned`]: a mock with canned answers in the providers' formats, for trying things by hand.
+//! - [`bench`]: a fast mock upstream for benchmarks, with optional latency and paced streams.
 //! - [`MockUpstream`]: a local HTTP server that plays a list of upstream steps in order,
 //!   records what it received, and reports mismatches, missing and extra calls. It also plays
 //!   upstream faults (connection resets, stalls mid-stream, requests never answered, enormous
@@ -12,6 +13,7 @@
 //!   ([`MockUpstream::open_connections`], [`MockUpstream::active_responses`],
 //!   [`MockUpstream::wait_response_closed`]).
 
+pub mod bench;
 mod body;
 pub mod canned;
 pub mod fixture;
