@@ -271,7 +271,7 @@ impl Gateway {
         ctx: &CallContext,
         req: TextRequest,
     ) -> Result<Metered<TextResponse>> {
-        let span = tracing::info_span!("gateway.generate", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
+        let span = tracing::debug_span!("gateway.generate", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
         async {
             let served = self
                 .attempt_chain(ctx, &req, "chat", |text, req| async move {
@@ -324,7 +324,7 @@ impl Gateway {
         ctx: &CallContext,
         req: TextRequest,
     ) -> Result<Metered<TextStream>> {
-        let span = tracing::info_span!("gateway.stream", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
+        let span = tracing::debug_span!("gateway.stream", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
         async {
             let served = self
                 .attempt_chain(ctx, &req, "chat.stream", |text, req| async move {

@@ -6,6 +6,9 @@ mod admin;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use gw_server::{AppState, Config, app};
 use tracing_subscriber::EnvFilter;
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -93,10 +97,23 @@ async fn serve(config: Config) -> Result<(), String> {
         store = state.store().map(|s| s.backend().as_str()).unwrap_or("off"),
         "gateway ready"
     );
+    // Each SSE event is its own small write: without TCP_NODELAY the kernel holds the second
+    // until the client's delayed ACK (about 40 ms), stalling every stream.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    let store = state.store().cloned();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown())
         .await
-        .map_err(|e| format!("server error: {e}"))
+        .map_err(|e| format!("server error: {e}"))?;
+    if let Some(store) = store {
+        // Write the usage rows still queued before the process ends.
+        store.close().await;
+    }
+    Ok(())
 }
 
 async fn shutdown() {

@@ -121,6 +121,7 @@ async fn no_overshoot_under_concurrency() {
             50,
             "{url}: exactly 50 upstream calls"
         );
+        store.flush().await;
         let used = store
             .counters(&free.id, &plan.current_period())
             .await
@@ -157,6 +158,8 @@ async fn every_call_is_logged_and_summarised_and_users_see_only_their_own() {
         .to_owned();
     // gemini-2.5-flash: 3 prompt tokens at $0.30 and 2 output tokens at $2.50 per 1M.
     assert_eq!(cost, "0.0000059");
+
+    store.flush().await;
 
     let log = store.usage_log(Some(&alice.id), 10).await.unwrap();
     assert_eq!(log.len(), 1);
@@ -287,6 +290,7 @@ async fn a_client_that_disconnects_mid_stream_is_still_charged() {
         row.cost.unwrap() > llm_gateway::Cost::ZERO,
         "never logged at zero cost"
     );
+    store.flush().await;
     assert_eq!(store.open_reservations().await.unwrap(), 0);
 }
 
@@ -315,6 +319,7 @@ async fn a_stream_is_settled_with_the_providers_usage() {
     .unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     // The log is written before [DONE] is sent.
+    store.flush().await;
     let log = store.usage_log(Some(&alice.id), 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(

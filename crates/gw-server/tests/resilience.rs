@@ -123,6 +123,8 @@ async fn a_fallback_chain_serves_every_request_when_the_primary_is_down() {
             .all(|(_, r)| r.as_deref() == Some("hf/meta-llama/Llama-3.1-8B-Instruct"))
     );
 
+    store.flush().await;
+
     let log = store.usage_log(Some(&alice.id), 2000).await.unwrap();
     assert_eq!(log.len(), 1000);
     for row in &log {
@@ -195,12 +197,14 @@ async fn a_deadline_is_kept_against_a_silent_provider() {
             "{elapsed:?}"
         );
     }
+    store.flush().await;
     let log = store.usage_log(Some(&alice.id), 10).await.unwrap();
     assert_eq!(log.len(), 2);
     assert!(
         log.iter().all(|r| r.status == "timeout" && !r.billable),
         "{log:?}"
     );
+    store.flush().await;
     assert_eq!(store.open_reservations().await.unwrap(), 0);
 
     let bad = reqwest::Client::new()
@@ -354,6 +358,7 @@ async fn a_disconnecting_client_cancels_the_upstream_stream_promptly() {
 
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
+        store.flush().await;
         let log = store.usage_log(Some(&alice.id), 10).await.unwrap();
         if let Some(row) = log.first() {
             assert_eq!(row.status, "stream_interrupted");

@@ -312,11 +312,7 @@ fn quota_error(
 
 impl Store {
     async fn admit_request(&self, admission: Admission) -> Result<Reservation> {
-        let plan_name: Option<String> = sqlx::query_scalar("SELECT plan FROM users WHERE id = $1")
-            .bind(&admission.user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let plan_name = self.plan_of(&admission.user_id).await?;
         let Some(plan_name) = plan_name else {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -334,7 +330,7 @@ impl Store {
         let limits = limits_for(plan, admission.modality);
         let user = admission.user_id.as_str();
 
-        let mut tx = self.begin().await?;
+        let (_writing, mut tx) = self.begin().await?;
         sqlx::query(ENSURE_COUNTERS)
             .bind(user)
             .bind(&period)
@@ -389,17 +385,48 @@ impl Store {
         })
     }
 
-    async fn settle_request(&self, reservation: Reservation, record: UsageRecord) -> Result<()> {
-        let mut tx = self.begin().await?;
+    /// Writes settlements in one transaction; if the batch fails, each on its own, so one bad
+    /// record cannot lose the others. A record that still fails leaves its reservation for
+    /// recovery at the estimate.
+    pub(crate) async fn settle_batch(&self, batch: &[(Reservation, UsageRecord)]) {
+        if batch.is_empty() {
+            return;
+        }
+        let all = async {
+            let (_writing, mut tx) = self.begin().await?;
+            for (reservation, record) in batch {
+                self.settle_in(&mut tx, reservation, record).await?;
+            }
+            tx.commit().await.map_err(db_error)
+        };
+        match all.await {
+            Ok(()) => {}
+            Err(e) if batch.len() == 1 => {
+                tracing::error!(request_id = %batch[0].1.request_id, error = %e, "usage not settled; recovery will settle the reservation at its estimate");
+            }
+            Err(_) => {
+                for one in batch {
+                    Box::pin(self.settle_batch(std::slice::from_ref(one))).await;
+                }
+            }
+        }
+    }
+
+    /// One settlement inside `tx`.
+    async fn settle_in(
+        &self,
+        tx: &mut Tx,
+        reservation: &Reservation,
+        record: &UsageRecord,
+    ) -> Result<()> {
         let row = sqlx::query(TAKE_RESERVATION)
             .bind(&reservation.id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(db_error)?;
         let Some(row) = row else {
             // Settled already, or recovered at its estimate by another instance that took this
             // one for dead: that row stands, so counters, log and summary stay consistent.
-            tx.rollback().await.map_err(db_error)?;
             tracing::warn!(
                 reservation = %reservation.id,
                 request_id = %record.request_id,
@@ -413,7 +440,7 @@ impl Store {
         let estimate = amount_deltas(stored.modality, &stored.amount);
         let deltas: [i64; COUNTERS] = std::array::from_fn(|i| actual[i] - estimate[i]);
         if deltas.iter().any(|&d| d != 0) {
-            adjust_counters(&mut tx, &stored.user_id, &stored.period, &deltas).await?;
+            adjust_counters(tx, &stored.user_id, &stored.period, &deltas).await?;
         }
         let (status, error_message) = match &record.outcome {
             Outcome::Ok => ("ok", None),
@@ -450,9 +477,8 @@ impl Store {
             cached: record.cached,
             attempts: Some(attempts_json(&record.attempts)),
         }
-        .write(&mut tx, now_ms())
-        .await?;
-        tx.commit().await.map_err(db_error)
+        .write(tx, now_ms())
+        .await
     }
 
     pub(crate) async fn register_instance(&self) -> Result<()> {
@@ -555,7 +581,7 @@ impl Store {
         for row in rows {
             let get = |col: &str| row.try_get::<String, _>(col).map_err(db_error);
             let (id, instance) = (get("id")?, get("instance_id")?);
-            let mut tx = self.begin().await?;
+            let (_writing, mut tx) = self.begin().await?;
             let taken = sqlx::query("DELETE FROM reservations WHERE id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
@@ -707,6 +733,51 @@ fn stored_reservation(row: &sqlx::any::AnyRow) -> Result<StoredReservation> {
     })
 }
 
+/// What the writer task is asked to do.
+pub(crate) enum Queued {
+    /// Write this settlement.
+    Settle(Box<(Reservation, UsageRecord)>),
+    /// Answer once everything queued before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// How many settlements the writer commits in one transaction at most.
+const BATCH: usize = 256;
+
+/// Starts the task that writes queued settlements: it takes whatever has queued up (up to
+/// [`BATCH`]) and commits it as one transaction, so under load N settlements cost one commit,
+/// and when idle a settlement is written at once. It ends when the last handle to the store is
+/// dropped, after writing what is queued.
+pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(16 * BATCH);
+    let writer = Store {
+        settler: None,
+        ..store
+    };
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut flushes = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Queued::Settle(one) => batch.push(*one),
+                    Queued::Flush(done) => flushes.push(done),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            writer.settle_batch(&batch).await;
+            batch.clear();
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    });
+    tx
+}
+
 /// `[{"route": "gemini/gemini-2.5-flash", "outcome": "ok", "latency_ms": 412}, ...]`.
 pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
     let list: Vec<serde_json::Value> = attempts
@@ -756,7 +827,29 @@ impl Accounting for Store {
         })
     }
 
+    /// Queues the settlement for the writer task, which commits queued settlements in batches:
+    /// the caller never waits for the usage row. If the process dies before the batch is written,
+    /// the reservation is still in the database and is recovered at its estimate.
     fn settle(&self, reservation: Reservation, record: UsageRecord) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.settle_request(reservation, record))
+        Box::pin(async move {
+            if self.pool.is_closed() {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the usage store is closed",
+                ));
+            }
+            match &self.settler {
+                Some(settler) => settler
+                    .send(Queued::Settle(Box::new((reservation, record))))
+                    .await
+                    .map_err(|_| {
+                        Error::new(ErrorKind::Unavailable, "the usage writer has stopped")
+                    }),
+                None => {
+                    self.settle_batch(&[(reservation, record)]).await;
+                    Ok(())
+                }
+            }
+        })
     }
 }

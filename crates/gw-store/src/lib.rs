@@ -5,7 +5,8 @@
 //! against the caller's [`Plan`] and reserves its estimate in one transaction (a conditional
 //! `UPDATE` of the user's counters for the period), so concurrent requests can never overshoot a
 //! limit; [`Accounting::settle`] replaces the reservation with what the call used, writes one
-//! usage-log row and upserts the per-period summary. Reservations live in the database: if a
+//! usage-log row and upserts the per-period summary, in batches written by a background task
+//! (so no response waits for its usage row; [`Store::flush`] waits for them). Reservations live in the database: if a
 //! gateway process dies before settling, another one settles them at their estimate
 //! ([`Store::recover_stale`], run by [`Store::spawn_maintenance`]).
 //!
@@ -77,6 +78,7 @@
 //!     )
 //!     .await?;
 //!
+//! store.flush().await; // usage rows are written in batches, off the request path
 //! let period = store.plans().require("free")?.current_period();
 //! let used = store.counters(&user.id, &period).await?;
 //! assert_eq!(used.get(Counter::TextTokens), 42);
@@ -95,12 +97,14 @@ mod reads;
 mod time;
 mod users;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use gateway_core::{Error, ErrorKind, Result};
 use sqlx::AnyPool;
+use tokio::sync::{OwnedMutexGuard, mpsc};
 
 pub use accounting::{Maintenance, RECOVERED};
 pub use counters::{Counter, Counters};
@@ -198,7 +202,18 @@ pub struct Store {
     backend: Backend,
     instance_id: Arc<str>,
     plans: Arc<Plans>,
+    /// Serialises this process's write transactions on SQLite, so writers queue here instead of
+    /// sleep-polling in SQLite's busy handler (1, 2, 5, 10 ms ...).
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Users' plans looked up recently, so most admissions need no `SELECT plan`.
+    plan_cache: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// Settlements queued for the writer task (see [`Store::flush`]); `None` in the writer's
+    /// own copy, so the queue closes when the last handle goes.
+    settler: Option<mpsc::Sender<accounting::Queued>>,
 }
+
+/// How long a user's plan is remembered: a plan changed on another replica applies within it.
+const PLAN_CACHE_TTL: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for Store {
     // No URL: it may hold a password.
@@ -235,13 +250,17 @@ impl Store {
             .await
             .map_err(|e| db::connect_error(e, target.backend, url, options.acquire_timeout))?;
         db::migrate(&pool, target.backend).await?;
-        let store = Store {
+        let mut store = Store {
             pool,
             backend: target.backend,
             instance_id: format!("ins_{}", users::random_base62(16)?).into(),
             plans: Arc::new(options.plans.unwrap_or_default()),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            plan_cache: Arc::new(Mutex::new(HashMap::new())),
+            settler: None,
         };
         store.register_instance().await?;
+        store.settler = Some(accounting::spawn_writer(store.clone()));
         tracing::info!(
             backend = store.backend.as_str(),
             instance = %store.instance_id,
@@ -286,14 +305,71 @@ impl Store {
         Ok(version.unwrap_or(0))
     }
 
-    /// Closes the pool: later calls fail with [`ErrorKind::Unavailable`]. The instance stays
-    /// registered, so another process recovers its open reservations once it goes stale.
+    /// Writes every settlement queued so far, then closes the pool: later calls fail with
+    /// [`ErrorKind::Unavailable`]. The instance stays registered, so another process recovers its
+    /// open reservations once it goes stale.
     pub async fn close(&self) {
+        self.flush().await;
         self.pool.close().await;
     }
 
-    async fn begin(&self) -> Result<db::Tx> {
-        db::begin(&self.pool, self.backend).await
+    /// Waits until every settlement queued before this call is written (or has failed and left
+    /// its reservation for recovery). Settlements are written in batches by a background task, so
+    /// a response never waits for its usage row; read-your-own-usage callers flush first.
+    pub async fn flush(&self) {
+        let Some(settler) = &self.settler else { return };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if settler.send(accounting::Queued::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// A write transaction; on SQLite, taken only after this process's other writers finished.
+    async fn begin(&self) -> Result<(Option<OwnedMutexGuard<()>>, db::Tx)> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        Ok((guard, db::begin(&self.pool, self.backend).await?))
+    }
+
+    /// The plan name of `user_id`, from the cache or the database.
+    async fn plan_of(&self, user_id: &str) -> Result<Option<String>> {
+        {
+            let cache = self
+                .plan_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((plan, at)) = cache.get(user_id)
+                && at.elapsed() < PLAN_CACHE_TTL
+            {
+                return Ok(Some(plan.clone()));
+            }
+        }
+        let plan: Option<String> = sqlx::query_scalar("SELECT plan FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db::db_error)?;
+        if let Some(plan) = &plan {
+            let mut cache = self
+                .plan_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= 100_000 {
+                cache.clear();
+            }
+            cache.insert(user_id.to_owned(), (plan.clone(), Instant::now()));
+        }
+        Ok(plan)
+    }
+
+    /// Forgets the cached plan of `user_id` (its plan just changed).
+    fn forget_plan(&self, user_id: &str) {
+        self.plan_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(user_id);
     }
 
     /// The plan the user `plan_name` names, or a configuration error when the plans file no

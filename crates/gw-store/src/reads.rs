@@ -256,7 +256,7 @@ impl Store {
             ));
         }
         let deltas: [i64; COUNTERS] = std::array::from_fn(|i| to_db(counters.get(Counter::ALL[i])));
-        let mut tx = self.begin().await?;
+        let (_writing, mut tx) = self.begin().await?;
         adjust_counters(&mut tx, user_id, period, &deltas).await?;
         tx.commit().await.map_err(db_error)
     }

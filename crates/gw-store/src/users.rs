@@ -190,6 +190,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
+        self.forget_plan(user_id);
         match row {
             Some(row) => user_from_row(&row).map_err(db_error),
             None => Err(no_user(user_id)),

@@ -279,6 +279,7 @@ async fn admit_settle_and_release_arithmetic() {
             .settle(r, record(&a, 40, 80, Some("0.0012")))
             .await
             .unwrap();
+        store.flush().await;
         let c = store.counters(&u, &period).await.unwrap();
         assert_eq!(c.get(Counter::TextRequests), 1);
         assert_eq!(c.get(Counter::TextTokens), 120);
@@ -292,6 +293,7 @@ async fn admit_settle_and_release_arithmetic() {
             .settle(r2, record(&a2, 30, 20, Some("0.0005")))
             .await
             .unwrap();
+        store.flush().await;
         let c = store.counters(&u, &period).await.unwrap();
         assert_eq!(c.get(Counter::TextRequests), 2);
         assert_eq!(c.get(Counter::TextTokens), 170);
@@ -309,6 +311,7 @@ async fn admit_settle_and_release_arithmetic() {
             3
         );
         store.settle(r3.clone(), failed(&a3)).await.unwrap();
+        store.flush().await;
         let c = store.counters(&u, &period).await.unwrap();
         assert_eq!(c.get(Counter::TextRequests), 2);
         assert_eq!(c.get(Counter::TextTokens), 170);
@@ -319,6 +322,7 @@ async fn admit_settle_and_release_arithmetic() {
             .settle(r3, record(&a3, 999, 999, Some("1")))
             .await
             .unwrap();
+        store.flush().await;
         assert_eq!(store.counters(&u, &period).await.unwrap(), c);
 
         let log = store.usage_log(Some(&u), 10).await.unwrap();
@@ -354,6 +358,7 @@ async fn admit_settle_and_release_arithmetic() {
         let mut done = record(&m, 0, 0, Some("0.02"));
         done.units = 1;
         store.settle(rm, done).await.unwrap();
+        store.flush().await;
         let c = store.counters(&u, &period).await.unwrap();
         assert_eq!(c.get(Counter::ImageUnits), 1);
         assert_eq!(c.cost(), cost("0.0217"));
@@ -380,6 +385,7 @@ async fn open_ended_text_reserves_the_plan_default() {
             .settle(r.clone(), record(&a, 20, 30, Some("0.00008")))
             .await
             .unwrap();
+        store.flush().await;
         let c = store.counters(&u, &r.period).await.unwrap();
         assert_eq!(c.get(Counter::TextTokens), 50);
         assert_eq!(c.cost(), cost("0.00008"));
@@ -556,6 +562,7 @@ async fn unpriced_models() {
         let r = store.admit(a.clone()).await.unwrap();
         let period = period_of(&r);
         store.settle(r, record(&a, 5, 7, None)).await.unwrap();
+        store.flush().await;
         let row = &store.usage_log(Some(&ent), 1).await.unwrap()[0];
         assert_eq!(row.cost, None);
         let summary = store.usage_summary(&ent, &period).await.unwrap();
@@ -637,6 +644,7 @@ async fn recovery_settles_a_dead_instances_reservations() {
             .settle(r, record(&a, 1, 1, Some("0")))
             .await
             .unwrap();
+        survivor.flush().await;
         assert_eq!(survivor.counters(&u, &period).await.unwrap(), before);
         assert_eq!(survivor.usage_log(Some(&u), 10).await.unwrap().len(), 2);
 
@@ -644,6 +652,7 @@ async fn recovery_settles_a_dead_instances_reservations() {
         live.settle(lr, record(&l, 10, 10, Some("0.0001")))
             .await
             .unwrap();
+        live.flush().await;
 
         // Abandoned reservations (a failed settle in a live process) are recovered too, own
         // ones included.
@@ -755,6 +764,7 @@ async fn summary_matches_the_log() {
                 rec.units = 2;
             }
             store.settle(r, rec).await.unwrap();
+            store.flush().await;
         }
         // One recovered row as well.
         let dead = db.store().await;
@@ -860,6 +870,7 @@ async fn remaining_allowance() {
             .settle(r, record(&a, 100, 50, Some("0.1")))
             .await
             .unwrap();
+        store.flush().await;
 
         let left = store.remaining(&u).await.unwrap();
         assert_eq!(left.plan, "free");
@@ -995,6 +1006,7 @@ async fn unreachable_database_is_unavailable() {
                 .kind(),
             &ErrorKind::Unavailable
         );
+        store.flush().await;
     })
     .await;
 }
@@ -1011,5 +1023,6 @@ async fn in_memory_database() {
         .settle(r, record(&a, 3, 4, Some("0.0005")))
         .await
         .unwrap();
+    store.flush().await;
     assert_eq!(store.usage_log(Some(&u), 10).await.unwrap().len(), 1);
 }

@@ -181,6 +181,7 @@ async fn usage(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|r| ApiError::invalid(None, r.body_text()))?;
     let store = store(&state)?;
+    store.flush().await;
     let period = match q.period {
         Some(p) if is_period(&p) => p,
         Some(p) => {

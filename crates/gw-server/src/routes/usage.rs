@@ -33,6 +33,8 @@ async fn usage(
     let store = state.store().ok_or_else(|| {
         ApiError::off("usage accounting is off: this gateway runs without a store")
     })?;
+    // Usage rows are written in batches off the request path: include the caller's latest.
+    store.flush().await;
     let allowance = store.remaining(&caller.user_id).await?;
     let period = match query.period {
         Some(p) if is_period(&p) => p,
