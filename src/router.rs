@@ -554,10 +554,17 @@ impl Gateway {
                 )
                 .await
                 {
-                    Ok(result) => result,
-                    Err(_) => Err(deadline_error(deadline).with_provider(route.provider)),
+                    Ok(result) => {
+                        permit.record(&result);
+                        result
+                    }
+                    // The caller's deadline, not the provider's health: a short deadline must
+                    // not open the circuit for everyone, so the permit counts as neither.
+                    Err(_) => {
+                        drop(permit);
+                        Err(deadline_error(deadline).with_provider(route.provider))
+                    }
                 };
-                permit.record(&result);
                 attempts.push(Attempt {
                     route: route_name.clone(),
                     outcome: match &result {

@@ -372,3 +372,42 @@ async fn a_disconnecting_client_cancels_the_upstream_stream_promptly() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A caller's short deadline says nothing about the provider's health: it never opens the circuit.
+#[tokio::test]
+async fn a_callers_deadline_does_not_open_the_circuit() {
+    let (silent, _t) = silent_upstream().await;
+    let cfg = config(&format!(
+        "[routing.breaker]\nconsecutive_failures = 1\n\
+         [providers.gemini]\nbase_url = \"{silent}\"\napi_key = \"k\"\nmodels = [\"gemini-2.5-flash\"]\n"
+    ));
+    let store = open_store("sqlite::memory:").await;
+    let (_alice, key) = user(&store, "free").await;
+    let server = start(&cfg, Some(store.clone())).await;
+    for _ in 0..3 {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(&key)
+            .header("x-gateway-deadline-ms", "100")
+            .json(&chat_body("gemini/gemini-2.5-flash", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            504,
+            "a timeout, not an open circuit (503)"
+        );
+    }
+    let routes: Value = reqwest::Client::new()
+        .get(format!("{}/admin/routes", server.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let breakers = routes["breakers"].as_array().unwrap();
+    assert!(breakers.iter().all(|b| b["state"] == "closed"), "{routes}");
+}
