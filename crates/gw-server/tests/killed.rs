@@ -3,53 +3,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use gw_mock::MockUpstream;
 use gw_mock::fixture::{Respond, UpstreamStep};
+use support::process::{free_port, spawn_gateway};
 use support::{chat_body, open_store, user};
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn_gateway(config: &std::path::Path, url: &str) -> Gateway {
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let gateway = Gateway(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{url}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not start");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_by_a_killed_process_is_recovered_and_logged() {

@@ -1,49 +1,12 @@
 //! A limit configured once holds across replicas: two gateway processes sharing Redis admit
 //! together no more than the limit.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn(config: &std::path::Path, url: &str) -> Gateway {
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let gateway = Gateway(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{url}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not start");
-}
+use support::process::{free_port, spawn_gateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
@@ -59,18 +22,13 @@ async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
         let _ = axum::serve(listener, gw_mock::canned::router()).await;
     });
 
-    let dir = std::env::temp_dir().join(format!(
-        "gw-replicas-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::tempfile_dir::TempDir::new("replicas");
     let prefix = format!("llm-gateway-test:{}", fastrand::u64(..));
     let mut replicas = Vec::new();
     let mut urls = Vec::new();
     for i in 0..2 {
         let port = free_port();
-        let config = dir.join(format!("replica{i}.toml"));
+        let config = dir.path().join(format!("replica{i}.toml"));
         std::fs::write(
             &config,
             format!(
@@ -84,7 +42,7 @@ async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
         )
         .unwrap();
         let url = format!("http://127.0.0.1:{port}");
-        replicas.push(spawn(&config, &url).await);
+        replicas.push(spawn_gateway(&config, &url).await);
         urls.push(url);
     }
 
@@ -118,5 +76,4 @@ async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
     );
     assert_eq!(ok + limited, 40);
     drop(replicas);
-    let _ = std::fs::remove_dir_all(&dir);
 }

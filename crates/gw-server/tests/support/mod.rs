@@ -139,3 +139,50 @@ pub async fn post_chat(url: &str, key: &str, body: &Value) -> reqwest::Response 
         .await
         .unwrap()
 }
+
+/// The `gateway` binary as a child process, for tests that kill it or run several replicas.
+pub mod process {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A running gateway process, killed when dropped.
+    pub struct Gateway(Child);
+
+    impl Drop for Gateway {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    pub async fn spawn_gateway(config: &std::path::Path, url: &str) -> Gateway {
+        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let gateway = Gateway(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if reqwest::get(format!("{url}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return gateway;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not start");
+    }
+}
