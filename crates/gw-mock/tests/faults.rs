@@ -508,9 +508,16 @@ fn every_contract_fixture_still_deserializes() {
                 let text = std::fs::read_to_string(&path).unwrap();
                 let fixture: Fixture = serde_json::from_str(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                for step in &fixture.upstream {
+                // Only the fault fixtures use the fault extensions; every other fixture keeps its
+                // meaning with them unset.
+                let faults = path.components().any(|c| c.as_os_str() == "faults");
+                for step in fixture.upstream.iter().filter(|_| !faults) {
                     let r = &step.respond;
-                    assert!(!r.reset && !r.never && r.stall_ms.is_none() && r.body_bytes.is_none());
+                    assert!(
+                        !r.reset && !r.never && r.stall_ms.is_none() && r.body_bytes.is_none(),
+                        "{}",
+                        path.display()
+                    );
                 }
                 seen += 1;
             }
