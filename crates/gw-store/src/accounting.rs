@@ -311,7 +311,8 @@ fn quota_error(
 }
 
 impl Store {
-    async fn admit_request(&self, admission: Admission) -> Result<Reservation> {
+    /// Checks `admission` against the user's plan (no write yet) and works out what to reserve.
+    async fn prepare_admission(&self, admission: Admission) -> Result<Prepared> {
         let plan_name = self.plan_of(&admission.user_id).await?;
         let Some(plan_name) = plan_name else {
             return Err(Error::new(
@@ -321,27 +322,100 @@ impl Store {
         };
         let plan = self.plan_named(&admission.user_id, &plan_name)?;
         plan.check(&admission)?;
-
         let estimate = full_estimate(plan, &admission);
         let now = SystemTime::now();
-        let now_ms = unix_ms(now);
-        let period = plan.period.key(now);
-        let deltas = amount_deltas(admission.modality, &estimate);
-        let limits = limits_for(plan, admission.modality);
-        let user = admission.user_id.as_str();
+        Ok(Prepared {
+            period: plan.period.key(now),
+            now_ms: unix_ms(now),
+            deltas: amount_deltas(admission.modality, &estimate),
+            limits: limits_for(plan, admission.modality),
+            plan: plan_name,
+            estimate,
+            admission,
+        })
+    }
 
-        let (_writing, mut tx) = self.begin().await?;
+    async fn admit_request(&self, admission: Admission) -> Result<Reservation> {
+        let prepared = self.prepare_admission(admission).await?;
+        match &self.admitter {
+            Some(admitter) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                admitter
+                    .send(PendingAdmission { prepared, reply })
+                    .await
+                    .map_err(|_| {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            "the usage store's admission task has stopped",
+                        )
+                    })?;
+                answer.await.map_err(|_| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        "the usage store's admission task has stopped",
+                    )
+                })?
+            }
+            None => self
+                .admit_batch(vec![prepared])
+                .await
+                .pop()
+                .unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "admission produced no answer",
+                    ))
+                }),
+        }
+    }
+
+    /// Admits `batch` in one transaction (one commit for all), in order; each gets its own answer.
+    /// A database failure fails the batch, which is then retried one by one so a single bad
+    /// admission cannot refuse the others.
+    pub(crate) async fn admit_batch(&self, batch: Vec<Prepared>) -> Vec<Result<Reservation>> {
+        let all = async {
+            let (_writing, mut tx) = self.begin().await?;
+            let mut answers = Vec::with_capacity(batch.len());
+            for p in &batch {
+                answers.push(self.admit_in(&mut tx, p).await?);
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok::<_, Error>(answers)
+        };
+        match all.await {
+            Ok(answers) => answers,
+            Err(e) if batch.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut answers = Vec::with_capacity(batch.len());
+                for p in batch {
+                    let mut one = Box::pin(self.admit_batch(vec![p])).await;
+                    answers.push(one.pop().unwrap_or_else(|| {
+                        Err(Error::new(
+                            ErrorKind::Unavailable,
+                            "admission produced no answer",
+                        ))
+                    }));
+                }
+                answers
+            }
+        }
+    }
+
+    /// One admission inside `tx`: the outer `Err` is a database failure (the transaction is
+    /// lost), the inner one a refusal (nothing was written).
+    async fn admit_in(&self, tx: &mut Tx, p: &Prepared) -> Result<Result<Reservation>> {
+        let user = p.admission.user_id.as_str();
         sqlx::query(ENSURE_COUNTERS)
             .bind(user)
-            .bind(&period)
-            .bind(now_ms)
-            .execute(&mut *tx)
+            .bind(&p.period)
+            .bind(p.now_ms)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-        let q = bind_counters(sqlx::query(ADMIT).bind(user).bind(&period), &deltas);
-        let admitted = bind_counters(q, &limits)
-            .bind(now_ms)
-            .execute(&mut *tx)
+        let q = bind_counters(sqlx::query(ADMIT).bind(user).bind(&p.period), &p.deltas);
+        let admitted = bind_counters(q, &p.limits)
+            .bind(p.now_ms)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?
             .rows_affected()
@@ -349,40 +423,41 @@ impl Store {
         if !admitted {
             let row = sqlx::query(SELECT_COUNTERS)
                 .bind(user)
-                .bind(&period)
-                .fetch_one(&mut *tx)
+                .bind(&p.period)
+                .fetch_one(&mut **tx)
                 .await
                 .map_err(db_error)?;
             let used = counters_from_row(&row)?;
-            tx.rollback().await.map_err(db_error)?;
-            return Err(quota_error(plan, &period, &used, &deltas, &limits));
+            let plan = self.plan_named(user, &p.plan)?;
+            return Ok(Err(quota_error(
+                plan, &p.period, &used, &p.deltas, &p.limits,
+            )));
         }
         let id = format!("res_{}", random_base62(20)?);
         sqlx::query(INSERT_RESERVATION)
             .bind(&id)
-            .bind(&admission.request_id)
+            .bind(&p.admission.request_id)
             .bind(user)
-            .bind(&period)
-            .bind(admission.provider)
-            .bind(&admission.model)
-            .bind(admission.modality.as_str())
-            .bind(admission.operation)
-            .bind(to_db(estimate.requests))
-            .bind(to_db(estimate.tokens))
-            .bind(to_db(estimate.units))
-            .bind(estimate.cost.map(|c| to_db(c.nanos())))
+            .bind(&p.period)
+            .bind(p.admission.provider)
+            .bind(&p.admission.model)
+            .bind(p.admission.modality.as_str())
+            .bind(p.admission.operation)
+            .bind(to_db(p.estimate.requests))
+            .bind(to_db(p.estimate.tokens))
+            .bind(to_db(p.estimate.units))
+            .bind(p.estimate.cost.map(|c| to_db(c.nanos())))
             .bind(&*self.instance_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
+            .bind(p.now_ms)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Reservation {
+        Ok(Ok(Reservation {
             id,
-            user_id: admission.user_id,
-            period,
-            estimate,
-        })
+            user_id: p.admission.user_id.clone(),
+            period: p.period.clone(),
+            estimate: p.estimate,
+        }))
     }
 
     /// Writes settlements in one transaction; if the batch fails, each on its own, so one bad
@@ -731,6 +806,58 @@ fn stored_reservation(row: &sqlx::any::AnyRow) -> Result<StoredReservation> {
                 .map(|n| Cost::from_nanos(from_db(n))),
         },
     })
+}
+
+/// An admission checked against the plan, ready to be counted.
+pub(crate) struct Prepared {
+    admission: Admission,
+    plan: String,
+    estimate: Amount,
+    period: String,
+    now_ms: i64,
+    deltas: [i64; COUNTERS],
+    limits: [i64; COUNTERS],
+}
+
+/// An admission waiting for the admission task, and where its answer goes.
+pub(crate) struct PendingAdmission {
+    prepared: Prepared,
+    reply: tokio::sync::oneshot::Sender<Result<Reservation>>,
+}
+
+/// How many admissions share one transaction at most.
+const ADMIT_BATCH: usize = 64;
+
+/// Starts the task that counts admissions: it takes whatever has queued up (up to
+/// [`ADMIT_BATCH`]) and admits it in one transaction, in arrival order, so concurrent requests
+/// share a commit instead of each waiting for its own. Each admission is still one conditional
+/// update of its user's counters, so limits hold exactly. When idle, an admission is counted at
+/// once.
+pub(crate) fn spawn_admitter(store: Store) -> tokio::sync::mpsc::Sender<PendingAdmission> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<PendingAdmission>(16 * ADMIT_BATCH);
+    let admitter = Store {
+        admitter: None,
+        settler: None,
+        ..store
+    };
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut pending = vec![first];
+            while pending.len() < ADMIT_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => pending.push(more),
+                    Err(_) => break,
+                }
+            }
+            let (prepared, replies): (Vec<_>, Vec<_>) =
+                pending.into_iter().map(|p| (p.prepared, p.reply)).unzip();
+            let answers = admitter.admit_batch(prepared).await;
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+    });
+    tx
 }
 
 /// What the writer task is asked to do.

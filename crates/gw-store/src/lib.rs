@@ -210,6 +210,9 @@ pub struct Store {
     /// Settlements queued for the writer task (see [`Store::flush`]); `None` in the writer's
     /// own copy, so the queue closes when the last handle goes.
     settler: Option<mpsc::Sender<accounting::Queued>>,
+    /// Admissions queued for the admission task, which counts them a batch per transaction;
+    /// `None` in the tasks' own copies.
+    admitter: Option<mpsc::Sender<accounting::PendingAdmission>>,
 }
 
 /// How long a user's plan is remembered: a plan changed on another replica applies within it.
@@ -258,9 +261,14 @@ impl Store {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             plan_cache: Arc::new(Mutex::new(HashMap::new())),
             settler: None,
+            admitter: None,
         };
         store.register_instance().await?;
         store.settler = Some(accounting::spawn_writer(store.clone()));
+        store.admitter = Some(accounting::spawn_admitter(Store {
+            settler: None,
+            ..store.clone()
+        }));
         tracing::info!(
             backend = store.backend.as_str(),
             instance = %store.instance_id,
