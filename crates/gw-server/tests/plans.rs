@@ -11,7 +11,8 @@ use gw_mock::fixture::{Respond, UpstreamStep};
 use gw_store::{Counter, Counters};
 use serde_json::{Value, json};
 use support::{
-    ADMIN_KEY, chat_body, config_for, databases, gemini_ok, open_store, post_chat, start, user,
+    ADMIN_KEY, chat_body, config_for, databases, gemini_ok, get_json, open_store, post_chat, start,
+    user,
 };
 
 #[tokio::test]
@@ -181,15 +182,7 @@ async fn every_call_is_logged_and_summarised_and_users_see_only_their_own() {
     );
     assert!(!row.estimated);
 
-    let usage: Value = reqwest::Client::new()
-        .get(format!("{}/v1/usage", server.url))
-        .bearer_auth(&alice_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = get_json(&server.url, &alice_key, "/v1/usage").await;
     assert_eq!(usage["user"]["id"], alice.id.as_str(), "{usage}");
     assert_eq!(usage["totals"]["requests"], 1, "{usage}");
     assert_eq!(usage["totals"]["cost_usd"], "0.0000059", "{usage}");
@@ -213,15 +206,7 @@ async fn every_call_is_logged_and_summarised_and_users_see_only_their_own() {
     );
 
     // Bob sees nothing of Alice's.
-    let bobs: Value = reqwest::Client::new()
-        .get(format!("{}/v1/usage", server.url))
-        .bearer_auth(&bob_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs: Value = get_json(&server.url, &bob_key, "/v1/usage").await;
     assert_eq!(bobs["totals"]["requests"], 0, "{bobs}");
     assert!(!bobs.to_string().contains(&alice.id), "{bobs}");
 

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use futures_util::StreamExt;
 use gw_server::Config;
 use serde_json::Value;
-use support::{ADMIN_KEY, chat_body, open_store, post_chat, start, user};
+use support::{ADMIN_KEY, chat_body, get_json, open_store, post_chat, start, user};
 
 /// A provider that always answers `status` (Gemini's error shape) and counts its calls.
 async fn failing_upstream(status: u16) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
@@ -149,15 +149,7 @@ async fn a_fallback_chain_serves_every_request_when_the_primary_is_down() {
         .count();
     assert!(opened > 900, "{opened}");
 
-    let routes: Value = client
-        .get(format!("{}/admin/routes", server.url))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let routes: Value = get_json(&server.url, ADMIN_KEY, "/admin/routes").await;
     let gemini = routes["breakers"]
         .as_array()
         .unwrap()
@@ -399,15 +391,7 @@ async fn a_callers_deadline_does_not_open_the_circuit() {
             "a timeout, not an open circuit (503)"
         );
     }
-    let routes: Value = reqwest::Client::new()
-        .get(format!("{}/admin/routes", server.url))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let routes: Value = get_json(&server.url, ADMIN_KEY, "/admin/routes").await;
     let breakers = routes["breakers"].as_array().unwrap();
     assert!(breakers.iter().all(|b| b["state"] == "closed"), "{routes}");
 }

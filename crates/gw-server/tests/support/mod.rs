@@ -130,6 +130,19 @@ pub fn chat_body(model: &str, stream: bool) -> Value {
            "stream_options": {"include_usage": true}})
 }
 
+/// `GET {url}{path}` with `key`, decoded as JSON.
+pub async fn get_json(url: &str, key: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn post_chat(url: &str, key: &str, body: &Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
