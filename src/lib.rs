@@ -48,26 +48,46 @@ pub use breaker::{BreakerConfig, Breakers, CircuitBreaker};
 pub use gateway_core::*;
 pub use metering::{CallContext, Metered};
 pub use ratelimit::{Decision, LimiterBackend, Quota, RateLimitConfig, RateLimiter, RateLimiters};
-pub use router::{Gateway, ProviderLimits, RetryPolicy, Route};
+pub use router::{Gateway, ProviderLimits, RetryPolicy};
 pub use routing::{Alias, RouteEntry, RoutingConfig};
 
-#[cfg(feature = "gemini")]
-#[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]
-pub use gw_gemini as gemini;
-#[cfg(feature = "hf")]
-#[cfg_attr(docsrs, doc(cfg(feature = "hf")))]
-pub use gw_hf as hf;
 #[cfg(feature = "store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store")))]
 pub use gw_store as store;
 
-/// The providers this build was compiled with, by id.
-pub const COMPILED_PROVIDERS: &[&str] = &[
-    #[cfg(feature = "gemini")]
-    "gemini",
-    #[cfg(feature = "hf")]
-    "hf",
-];
+/// Declares the provider crates: for each, behind its feature, the re-export, its entry in
+/// [`COMPILED_PROVIDERS`] and its registration in [`register_enabled`]. Adding a provider is
+/// its crate (with `PROVIDER` and `register`) and one line in the table below.
+macro_rules! providers {
+    ($( $feature:literal => $krate:ident as $module:ident, )*) => {
+        $(
+            #[cfg(feature = $feature)]
+            #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
+            pub use $krate as $module;
+        )*
+
+        /// The providers this build was compiled with, by id.
+        pub const COMPILED_PROVIDERS: &[&str] = &[$(
+            #[cfg(feature = $feature)]
+            $krate::PROVIDER,
+        )*];
+
+        /// Each compiled provider's id and `register` function.
+        const REGISTRATIONS: &[(&str, Register)] = &[$(
+            #[cfg(feature = $feature)]
+            ($krate::PROVIDER, $krate::register),
+        )*];
+    };
+}
+
+/// A provider crate's `register`: builds its clients from its configuration section and adds
+/// them, with its models and prices, to the registry.
+type Register = fn(&mut Registry, &ProviderConfig) -> Result<()>;
+
+providers! {
+    "gemini" => gw_gemini as gemini,
+    "hf" => gw_hf as hf,
+}
 
 /// Registers every provider of `cfg` that is enabled and compiled in.
 ///
@@ -89,17 +109,17 @@ pub fn register_enabled(reg: &mut Registry, cfg: &ProvidersConfig) -> Result<Vec
         ));
     }
     let mut skipped = Vec::new();
-    #[allow(unused_mut, unused_variables)]
-    let mut add = |name: &str, register: fn(&mut Registry, &ProviderConfig) -> Result<()>| {
-        if let Some(c) = cfg.get(name).filter(|c| c.enabled)
+    for (name, register) in REGISTRATIONS {
+        if let Some(c) = cfg.get(*name).filter(|c| c.enabled)
             && let Err(e) = register(reg, c)
         {
+            // A provider without its key is left out; any other mistake (an unknown field, a
+            // bad base URL, a model announced for a service the provider lacks) stops the start.
+            if e.kind() != &ErrorKind::Unavailable {
+                return Err(e);
+            }
             skipped.push(e);
         }
-    };
-    #[cfg(feature = "gemini")]
-    add("gemini", gw_gemini::register);
-    #[cfg(feature = "hf")]
-    add("hf", gw_hf::register);
+    }
     Ok(skipped)
 }

@@ -1,4 +1,5 @@
-//! Plan admission before a call and usage settlement after it, for blocking answers and streams.
+//! Plan admission before a call and usage settlement after it, for any modality: blocking
+//! answers through [`Meter::settle`], streams through [`MeteredStream`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -6,11 +7,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use futures_util::stream::Stream;
-use gateway_core::accounting::estimate_tokens;
+use futures_util::stream::{BoxStream, Stream};
 use gateway_core::{
-    Accounting, Admission, Amount, Cost, Error, Modality, Outcome, Reservation, TextChunk,
-    TextPrice, TextRequest, TextStream, TokenUsage, UsageRecord,
+    Accounting, Attempt, Cost, Error, ErrorKind, Modality, Outcome, PriceCatalog, Reservation,
+    RouteId, Usage, UsageRecord,
 };
 
 /// Who is calling and under which request id, for plan checks and the usage log.
@@ -42,125 +42,77 @@ impl CallContext {
 pub struct Metered<T> {
     /// The answer.
     pub value: T,
-    /// The route that served it, `<provider>/<model id>` (after any fallback).
-    pub route: String,
+    /// The route that served it (after any fallback).
+    pub route: RouteId,
     /// Its exact cost, or `None` when the pricing catalog has no price for the model (and for
     /// a stream, whose cost is known only at its end: see its last usage chunk).
     pub cost: Option<Cost>,
+    /// The usage charged: the provider's, or the gateway's own count when the provider reported
+    /// none (then `estimated`). `None` for a stream, whose usage is known only at its end.
+    pub usage: Option<Usage>,
+    /// Whether `usage` was counted by the gateway rather than reported by the provider.
+    pub estimated: bool,
     /// Retries it took, across fallback routes.
     pub retries: u32,
 }
 
-/// Everything needed to write one usage record for a text call.
+/// Prices a call's usage on a route; each operation brings its own.
+pub(crate) type Pricer = fn(&PriceCatalog, &RouteId, &Usage) -> Option<Cost>;
+
+/// Everything needed to write one usage record for a call.
 #[derive(Clone)]
-pub(crate) struct TextMeter {
+pub(crate) struct Meter {
     pub(crate) accounting: Option<Arc<dyn Accounting>>,
     pub(crate) reservation: Option<Reservation>,
     pub(crate) request_id: String,
     pub(crate) user_id: String,
-    pub(crate) provider: &'static str,
-    pub(crate) model: String,
+    pub(crate) route: RouteId,
+    pub(crate) modality: Modality,
     pub(crate) operation: &'static str,
+    /// The estimated prompt, for a usage counted locally.
     pub(crate) prompt_tokens: u64,
-    pub(crate) price: Option<TextPrice>,
-    pub(crate) pricing_version: String,
+    pub(crate) pricing: Arc<PriceCatalog>,
+    pub(crate) pricer: Pricer,
     pub(crate) started: Instant,
-    pub(crate) attempts: Vec<gateway_core::Attempt>,
-}
-
-/// The estimated prompt size of `req`: its text plus a few tokens of framing per message.
-pub(crate) fn prompt_estimate(req: &TextRequest) -> u64 {
-    req.messages
-        .iter()
-        .map(|m| estimate_tokens(&m.content) + 4)
-        .sum()
-}
-
-/// The admission for a text request routed to `provider`'s `model`.
-pub(crate) fn text_admission(
-    ctx: &CallContext,
-    user_id: &str,
-    provider: &'static str,
-    req: &TextRequest,
-    operation: &'static str,
-    price: Option<&TextPrice>,
-) -> Admission {
-    let prompt = prompt_estimate(req);
-    let output = u64::from(req.max_tokens.unwrap_or(0));
-    let usage = TokenUsage {
-        input_tokens: prompt,
-        output_tokens: output,
-        ..TokenUsage::default()
-    };
-    Admission {
-        request_id: ctx.request_id.clone(),
-        user_id: user_id.to_owned(),
-        provider,
-        model: req.model.clone(),
-        modality: Modality::Text,
-        operation,
-        estimate: Amount {
-            requests: 1,
-            tokens: prompt + output,
-            units: 0,
-            cost: price.map(|p| p.cost(&usage)),
-        },
-        max_tokens: req.max_tokens,
-        output_price: price.map(|p| p.base.output),
-        priced: price.is_some(),
-    }
+    pub(crate) attempts: Vec<Attempt>,
 }
 
 /// Warns once per process and model that a model has no price, so its usage is logged with
 /// cost unknown (never a guessed cost).
-fn warn_unpriced(provider: &'static str, model: &str) {
-    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let name = format!("{provider}/{model}");
+fn warn_unpriced(route: &RouteId) {
+    static WARNED: std::sync::Mutex<Vec<RouteId>> = std::sync::Mutex::new(Vec::new());
     let mut warned = WARNED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !warned.contains(&name) {
-        tracing::warn!(model = %name, "no price in the pricing catalog: usage is logged with cost unknown");
-        warned.push(name);
+    if !warned.contains(route) {
+        tracing::warn!(model = %route, "no price in the pricing catalog: usage is logged with cost unknown");
+        warned.push(route.clone());
     }
 }
 
-impl TextMeter {
+impl Meter {
     /// The meter of a fallback route: the reservation stays, the usage is that route's.
-    pub(crate) fn retarget(
-        &mut self,
-        provider: &'static str,
-        model: &str,
-        price: Option<TextPrice>,
-    ) {
-        self.provider = provider;
-        self.model = model.to_owned();
-        self.price = price;
+    pub(crate) fn retarget(&mut self, route: &RouteId) {
+        self.route = route.clone();
     }
 
-    pub(crate) fn with_attempts(mut self, attempts: Vec<gateway_core::Attempt>) -> Self {
+    pub(crate) fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
         self.attempts = attempts;
         self
     }
 
-    pub(crate) fn cost(&self, usage: &TokenUsage) -> Option<Cost> {
-        if self.price.is_none() {
-            warn_unpriced(self.provider, &self.model);
+    /// What `usage` costs on the serving route, or `None` when it has no price.
+    pub(crate) fn cost(&self, usage: &Usage) -> Option<Cost> {
+        let cost = (self.pricer)(&self.pricing, &self.route, usage);
+        if cost.is_none() {
+            warn_unpriced(&self.route);
         }
-        self.price.map(|p| p.cost(usage))
+        cost
     }
 
     /// The record of a call that ended with `usage` (or failed with `error`).
-    pub(crate) fn record(
-        &self,
-        usage: TokenUsage,
-        estimated: bool,
-        error: Option<&Error>,
-        billable: bool,
-        retries: u32,
-        ttft: Option<Duration>,
-    ) -> UsageRecord {
-        let outcome = match error {
+    pub(crate) fn record(&self, usage: Usage, end: End<'_>) -> UsageRecord {
+        let outcome = match end.error {
             None => Outcome::Ok,
             Some(e) => Outcome::Failed {
                 kind: e.kind().as_str().to_owned(),
@@ -170,24 +122,23 @@ impl TextMeter {
         UsageRecord {
             request_id: self.request_id.clone(),
             user_id: self.user_id.clone(),
-            provider: self.provider,
-            model: self.model.clone(),
-            modality: Modality::Text,
+            route: self.route.clone(),
+            modality: self.modality,
             operation: self.operation,
             outcome,
-            tokens: usage,
-            units: 0,
-            cost: if billable {
+            tokens: usage.tokens,
+            units: usage.units,
+            cost: if end.billable {
                 self.cost(&usage)
             } else {
                 Some(Cost::ZERO)
             },
-            pricing_version: self.pricing_version.clone(),
-            estimated,
-            billable,
+            pricing_version: self.pricing.version_of(self.route.provider).to_owned(),
+            estimated: end.estimated,
+            billable: end.billable,
             latency: self.started.elapsed(),
-            time_to_first_token: ttft,
-            retries,
+            time_to_first_token: end.ttft,
+            retries: end.retries,
             cached: false,
             attempts: self.attempts.clone(),
         }
@@ -210,60 +161,102 @@ impl TextMeter {
     }
 }
 
-/// A text stream that settles its usage when it ends, breaks off, or is dropped by its client.
-///
-/// When the provider never reported usage, the stream counts the output it saw (and the prompt
-/// estimate), yields that as a last [`TextChunk::Usage`], and marks the record as estimated: a
-/// streamed request is never logged at zero cost.
-pub(crate) struct MeteredStream {
-    inner: TextStream,
-    meter: TextMeter,
-    retries: u32,
-    output_bytes: usize,
-    usage: Option<TokenUsage>,
-    first_token: Option<Duration>,
-    state: State,
+/// How a metered call ended, beyond its usage.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct End<'a> {
+    /// The error it ended with, if any.
+    pub(crate) error: Option<&'a Error>,
+    /// Whether the usage was counted locally.
+    pub(crate) estimated: bool,
+    /// Whether the provider did any work (else the reservation is released).
+    pub(crate) billable: bool,
+    /// Retries it took.
+    pub(crate) retries: u32,
+    /// Time to the first streamed byte.
+    pub(crate) ttft: Option<Duration>,
 }
 
-enum State {
+/// What a [`MeteredStream`] needs to know of its items: which carry output, which carry the
+/// provider's usage.
+pub(crate) trait StreamUsage<T>: Send + 'static {
+    /// Looks at one item: returns the output bytes it carries (for a local count), and records
+    /// any usage the provider reported in it.
+    fn observe(&mut self, item: &T) -> usize;
+    /// The usage the provider reported, if it did.
+    fn reported(&self) -> Option<Usage>;
+    /// The item that carries a locally counted usage, yielded last when the provider reported none.
+    fn usage_item(&self, usage: Usage) -> Option<T>;
+}
+
+/// A stream that settles its usage when it ends, breaks off, or is dropped by its client.
+///
+/// When the provider never reported usage, the stream counts the output it saw (and the prompt
+/// estimate), yields that as a last usage item, and marks the record as estimated: a streamed
+/// request is never logged at zero cost.
+pub(crate) struct MeteredStream<T: Send + 'static, U: StreamUsage<T>> {
+    inner: BoxStream<'static, gateway_core::Result<T>>,
+    usage: U,
+    meter: Meter,
+    retries: u32,
+    output_bytes: usize,
+    first_output: Option<Duration>,
+    state: State<T>,
+}
+
+enum State<T> {
     Streaming,
-    /// The last usage chunk to yield before settling.
-    Closing(Option<TokenUsage>),
+    /// The last usage item to yield before settling.
+    Closing(Option<T>),
     Settling(BoxFuture<'static, ()>, Option<Error>),
     Done,
 }
 
-impl MeteredStream {
-    pub(crate) fn new(inner: TextStream, meter: TextMeter, retries: u32) -> Self {
+impl<T: Send + 'static, U: StreamUsage<T>> MeteredStream<T, U> {
+    pub(crate) fn new(
+        inner: BoxStream<'static, gateway_core::Result<T>>,
+        usage: U,
+        meter: Meter,
+        retries: u32,
+    ) -> Self {
         Self {
             inner,
+            usage,
             meter,
             retries,
             output_bytes: 0,
-            usage: None,
-            first_token: None,
+            first_output: None,
             state: State::Streaming,
         }
     }
 
     /// The usage to record: the provider's, or a local count marked as estimated.
-    fn final_usage(&self) -> (TokenUsage, bool) {
-        match self.usage {
+    fn final_usage(&self) -> (Usage, bool) {
+        match self.usage.reported() {
             Some(u) => (u, false),
-            None => (
-                TokenUsage {
-                    input_tokens: self.meter.prompt_tokens,
-                    output_tokens: (self.output_bytes as u64).div_ceil(4),
-                    ..TokenUsage::default()
-                },
-                true,
-            ),
+            None => {
+                let mut local = Usage::default();
+                local.tokens.input_tokens = self.meter.prompt_tokens;
+                local.tokens.output_tokens = (self.output_bytes as u64).div_ceil(4);
+                (local, true)
+            }
         }
+    }
+
+    fn settle(&self, error: Option<&Error>) -> BoxFuture<'static, ()> {
+        let (usage, estimated) = self.final_usage();
+        let end = End {
+            error,
+            estimated,
+            billable: true,
+            retries: self.retries,
+            ttft: self.first_output,
+        };
+        self.meter.settle(self.meter.record(usage, end))
     }
 }
 
-impl Stream for MeteredStream {
-    type Item = gateway_core::Result<TextChunk>;
+impl<T: Send + Unpin + 'static, U: StreamUsage<T> + Unpin> Stream for MeteredStream<T, U> {
+    type Item = gateway_core::Result<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -271,50 +264,30 @@ impl Stream for MeteredStream {
             match &mut this.state {
                 State::Streaming => match this.inner.as_mut().poll_next(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Some(Ok(chunk))) => {
-                        match &chunk {
-                            TextChunk::Delta(text) => {
-                                this.first_token
-                                    .get_or_insert_with(|| this.meter.started.elapsed());
-                                this.output_bytes += text.len();
-                            }
-                            TextChunk::Usage(u) => this.usage = Some(*u),
-                            TextChunk::Finish(_) => {}
+                    Poll::Ready(Some(Ok(item))) => {
+                        let bytes = this.usage.observe(&item);
+                        if bytes > 0 {
+                            this.first_output
+                                .get_or_insert_with(|| this.meter.started.elapsed());
+                            this.output_bytes += bytes;
                         }
-                        return Poll::Ready(Some(Ok(chunk)));
+                        return Poll::Ready(Some(Ok(item)));
                     }
                     Poll::Ready(Some(Err(error))) => {
                         // The provider did work before breaking off: charge what was produced.
-                        let (usage, estimated) = this.final_usage();
-                        let record = this.meter.record(
-                            usage,
-                            estimated,
-                            Some(&error),
-                            true,
-                            this.retries,
-                            this.first_token,
-                        );
-                        this.state = State::Settling(this.meter.settle(record), Some(error));
+                        this.state = State::Settling(this.settle(Some(&error)), Some(error));
                     }
                     Poll::Ready(None) => {
                         let (usage, estimated) = this.final_usage();
-                        this.state = State::Closing(estimated.then_some(usage));
+                        let last = estimated.then(|| this.usage.usage_item(usage)).flatten();
+                        this.state = State::Closing(last);
                     }
                 },
-                State::Closing(last_usage) => {
-                    if let Some(usage) = last_usage.take() {
-                        return Poll::Ready(Some(Ok(TextChunk::Usage(usage))));
+                State::Closing(last) => {
+                    if let Some(item) = last.take() {
+                        return Poll::Ready(Some(Ok(item)));
                     }
-                    let (usage, estimated) = this.final_usage();
-                    let record = this.meter.record(
-                        usage,
-                        estimated,
-                        None,
-                        true,
-                        this.retries,
-                        this.first_token,
-                    );
-                    this.state = State::Settling(this.meter.settle(record), None);
+                    this.state = State::Settling(this.settle(None), None);
                 }
                 State::Settling(settle, error) => {
                     if settle.as_mut().poll(cx).is_pending() {
@@ -332,33 +305,18 @@ impl Stream for MeteredStream {
     }
 }
 
-impl Drop for MeteredStream {
+impl<T: Send + 'static, U: StreamUsage<T>> Drop for MeteredStream<T, U> {
     fn drop(&mut self) {
         let pending = match std::mem::replace(&mut self.state, State::Done) {
-            State::Closing(_) => {
-                // The provider finished; only the last chunk went unread.
-                let (usage, estimated) = self.final_usage();
-                let record =
-                    self.meter
-                        .record(usage, estimated, None, true, self.retries, self.first_token);
-                Some(self.meter.settle(record))
-            }
+            // The provider finished; only the last item went unread.
+            State::Closing(_) => Some(self.settle(None)),
             State::Streaming => {
                 // The client went away mid-stream: charge what was produced so far.
-                let (usage, estimated) = self.final_usage();
                 let gone = Error::new(
-                    gateway_core::ErrorKind::StreamInterrupted,
+                    ErrorKind::StreamInterrupted,
                     "the client disconnected mid-stream",
                 );
-                let record = self.meter.record(
-                    usage,
-                    estimated,
-                    Some(&gone),
-                    true,
-                    self.retries,
-                    self.first_token,
-                );
-                Some(self.meter.settle(record))
+                Some(self.settle(Some(&gone)))
             }
             State::Settling(settle, _) => Some(settle),
             State::Done => None,

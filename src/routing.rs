@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use gateway_core::RouteId;
 use serde::Deserialize;
 
 use crate::breaker::BreakerConfig;
@@ -166,43 +167,106 @@ impl RouteEntry {
     }
 }
 
+/// The aliases, each route parsed once into a [`RouteId`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Aliases {
+    map: BTreeMap<String, Vec<Weighted>>,
+}
+
+#[derive(Debug, Clone)]
+struct Weighted {
+    route: RouteId,
+    weight: u32,
+    tier: u64,
+}
+
+impl Aliases {
+    /// Parses every alias route of `config` with `provider_id` (the static id of a provider
+    /// this build knows). Fails, naming the alias and entry, on a route it cannot parse.
+    pub(crate) fn compile(
+        config: &RoutingConfig,
+        provider_id: impl Fn(&str) -> Option<&'static str>,
+    ) -> gateway_core::Result<Self> {
+        let mut map = BTreeMap::new();
+        for (name, alias) in &config.aliases {
+            let mut routes = Vec::with_capacity(alias.routes.len());
+            for (i, entry) in alias.routes.iter().enumerate() {
+                let route = RouteId::parse(entry.model(), &provider_id).map_err(|e| {
+                    gateway_core::Error::new(
+                        gateway_core::ErrorKind::Config,
+                        format!("routing.aliases.{name}.routes[{i}]: {}", e.message()),
+                    )
+                })?;
+                routes.push(Weighted {
+                    route,
+                    weight: entry.weight(),
+                    tier: entry.tier(i),
+                });
+            }
+            map.insert(name.clone(), routes);
+        }
+        Ok(Self { map })
+    }
+
+    /// Whether `name` is an alias.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// Every route of every alias.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &RouteId> {
+        self.map.values().flatten().map(|w| &w.route)
+    }
+
+    /// `name`'s routes in the order to try them (each tier's equals in a weighted random order).
+    fn ordered(&self, name: &str) -> Option<Vec<RouteId>> {
+        self.map.get(name).map(|routes| ordered(routes))
+    }
+}
+
 /// The routes to try for `model`, in order: an alias's routes (each tier's equals in a
-/// weighted random order) or the model itself, then the request's own `fallbacks`. Routes
-/// already listed are not repeated.
-pub(crate) fn chain(config: &RoutingConfig, model: &str, fallbacks: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = match config.aliases.get(model) {
-        Some(alias) => ordered(&alias.routes),
-        None => vec![model.to_owned()],
+/// weighted random order) or the model itself, then the request's own `fallbacks` (routes or
+/// aliases). Routes already listed are not repeated. `parse` turns a route name into its id;
+/// its errors for a fallback are given the `param` `fallbacks[i]`.
+pub(crate) fn chain(
+    aliases: &Aliases,
+    model: &str,
+    fallbacks: &[String],
+    parse: impl Fn(&str) -> gateway_core::Result<RouteId>,
+) -> gateway_core::Result<Vec<RouteId>> {
+    let mut out = match aliases.ordered(model) {
+        Some(routes) => routes,
+        None => vec![parse(model)?],
     };
-    for f in fallbacks {
-        let more = match config.aliases.get(f.as_str()) {
-            Some(alias) => ordered(&alias.routes),
-            None => vec![f.clone()],
+    for (i, f) in fallbacks.iter().enumerate() {
+        let more = match aliases.ordered(f) {
+            Some(routes) => routes,
+            None => vec![parse(f).map_err(|e| e.with_param(format!("fallbacks[{i}]")))?],
         };
-        for m in more {
-            if !out.contains(&m) {
-                out.push(m);
+        for route in more {
+            if !out.contains(&route) {
+                out.push(route);
             }
         }
     }
-    out
+    Ok(out)
 }
 
-fn ordered(routes: &[RouteEntry]) -> Vec<String> {
-    let mut tiers: BTreeMap<u64, Vec<&RouteEntry>> = BTreeMap::new();
-    for (i, r) in routes.iter().enumerate() {
-        tiers.entry(r.tier(i)).or_default().push(r);
+fn ordered(routes: &[Weighted]) -> Vec<RouteId> {
+    let mut tiers: BTreeMap<u64, Vec<&Weighted>> = BTreeMap::new();
+    for r in routes {
+        tiers.entry(r.tier).or_default().push(r);
     }
     let mut out = Vec::with_capacity(routes.len());
     for (_, mut equals) in tiers {
         // Weighted order without replacement: draw one by weight, remove it, repeat.
         while !equals.is_empty() {
-            let total: u64 = equals.iter().map(|r| u64::from(r.weight())).sum();
+            let total: u64 = equals.iter().map(|r| u64::from(r.weight)).sum();
             let mut pick = fastrand::u64(0..total.max(1));
             let index = equals
                 .iter()
                 .position(|r| {
-                    let w = u64::from(r.weight());
+                    let w = u64::from(r.weight);
                     if pick < w {
                         true
                     } else {
@@ -211,7 +275,7 @@ fn ordered(routes: &[RouteEntry]) -> Vec<String> {
                     }
                 })
                 .unwrap_or(0);
-            out.push(equals.remove(index).model().to_owned());
+            out.push(equals.remove(index).route.clone());
         }
     }
     out
@@ -225,6 +289,20 @@ mod tests {
         toml::from_str(toml_text).unwrap()
     }
 
+    fn known(p: &str) -> Option<&'static str> {
+        ["gemini", "hf"].into_iter().find(|k| *k == p)
+    }
+
+    /// The chain of `model` under `c`, as route names.
+    fn names(c: &RoutingConfig, model: &str, fallbacks: &[String]) -> Vec<String> {
+        let aliases = Aliases::compile(c, known).unwrap();
+        chain(&aliases, model, fallbacks, |m| RouteId::parse(m, known))
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     #[test]
     fn an_alias_is_tried_in_order_then_the_requests_fallbacks() {
         let c = config(
@@ -234,7 +312,7 @@ mod tests {
             "#,
         );
         assert_eq!(
-            chain(
+            names(
                 &c,
                 "chat-default",
                 &["hf/Qwen/Qwen3-8B".into(), "gemini/gemini-2.0-flash".into()]
@@ -245,8 +323,18 @@ mod tests {
                 "hf/Qwen/Qwen3-8B"
             ]
         );
-        assert_eq!(chain(&c, "gemini/x", &[]), vec!["gemini/x"]);
-        assert_eq!(chain(&c, "gemini/x", &["chat-default".into()]).len(), 3);
+        assert_eq!(names(&c, "gemini/x", &[]), vec!["gemini/x"]);
+        assert_eq!(names(&c, "gemini/x", &["chat-default".into()]).len(), 3);
+        let aliases = Aliases::compile(&c, known).unwrap();
+        let parse = |m: &str| RouteId::parse(m, known);
+        let e = chain(
+            &aliases,
+            "gemini/x",
+            &["gemini/y".into(), "nope/z".into()],
+            parse,
+        )
+        .unwrap_err();
+        assert_eq!(e.param(), Some("fallbacks[1]"));
     }
 
     #[test]
@@ -263,7 +351,7 @@ mod tests {
         );
         let mut first_a = 0;
         for _ in 0..4000 {
-            let order = chain(&c, "balanced", &[]);
+            let order = names(&c, "balanced", &[]);
             assert_eq!(order.len(), 3);
             assert_eq!(order[2], "gemini/last");
             first_a += usize::from(order[0] == "gemini/a");

@@ -1,23 +1,28 @@
-//! Routing by model name, retries with backoff, and per-request tracing.
+//! The router: model names to routes, one attempt loop for every modality (retries, fallbacks,
+//! deadlines, breakers, rate limits, plan admission and settlement), and each modality's entry
+//! points on [`Gateway`].
+//!
+//! - `op.rs`: [`Operation`](op::Operation), the small per-modality adapter the loop is generic
+//!   over (look the model up, check capabilities, estimate the plan amount and price, call).
+//! - `attempt.rs`: the attempt loop, written once.
+//! - `text.rs`, `embed.rs`: the modalities' operations and their public methods.
 
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
+mod attempt;
+mod embed;
+mod op;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::StreamExt;
-use gateway_core::{
-    Accounting, Attempt, DynTextModel, Error, ErrorKind, PriceCatalog, Registry, Result,
-    TextRequest, TextResponse, TextStream, TokenUsage,
-};
-use tracing::Instrument;
+use gateway_core::{Error, ErrorKind, PriceCatalog, Registry, Result, RouteId};
 
-use crate::breaker::Breakers;
-use crate::metering::{
-    CallContext, Metered, MeteredStream, TextMeter, prompt_estimate, text_admission,
-};
+use crate::breaker::{Breakers, CircuitBreaker};
 use crate::ratelimit::RateLimiter;
-use crate::routing::{RoutingConfig, chain};
+use crate::routing::{Aliases, RoutingConfig};
 
 /// When and how long to wait before retrying a failed provider call.
 ///
@@ -74,34 +79,6 @@ impl RetryPolicy {
     }
 }
 
-/// A model name resolved to its provider.
-#[derive(Clone)]
-pub struct Route {
-    /// The provider id (`gemini`).
-    pub provider: &'static str,
-    /// The provider-local model id (`gemini-2.5-flash`).
-    pub model: String,
-    /// The provider.
-    pub text: Arc<dyn DynTextModel>,
-}
-
-/// The router: configured providers, model-name routing, retries, and (with an
-/// [`Accounting`]) plan admission before every call and usage settlement after it.
-#[derive(Clone)]
-pub struct Gateway {
-    registry: Arc<Registry>,
-    retry: RetryPolicy,
-    pricing: Arc<PriceCatalog>,
-    accounting: Option<Arc<dyn Accounting>>,
-    routing: Arc<RoutingConfig>,
-    breakers: Arc<Breakers>,
-    /// Routes named in the configuration (announced models, alias routes): each has its own
-    /// circuit breaker; any other model shares its provider's, so clients cannot grow the
-    /// breaker table without bound.
-    known_routes: Arc<HashSet<String>>,
-    limits: Arc<BTreeMap<String, ProviderLimits>>,
-}
-
 /// Outgoing rate limits of one provider key.
 #[derive(Clone, Default)]
 pub struct ProviderLimits {
@@ -109,6 +86,29 @@ pub struct ProviderLimits {
     pub requests: Option<Arc<dyn RateLimiter>>,
     /// Tokens (checked with the request's estimate: prompt plus `max_tokens`).
     pub tokens: Option<Arc<dyn RateLimiter>>,
+}
+
+/// The router: configured providers, model-name routing, retries, and (with an
+/// [`Accounting`](gateway_core::Accounting)) plan admission before every call and usage
+/// settlement after it.
+#[derive(Clone)]
+pub struct Gateway {
+    registry: Arc<Registry>,
+    /// Providers this build knows, registered or not (a compiled provider without its key is
+    /// known: its routes are skipped, not refused as unknown).
+    known_providers: Arc<[&'static str]>,
+    retry: RetryPolicy,
+    pricing: Arc<PriceCatalog>,
+    accounting: Option<Arc<dyn gateway_core::Accounting>>,
+    routing: Arc<RoutingConfig>,
+    aliases: Arc<Aliases>,
+    breakers: Arc<Breakers>,
+    /// Routes named in the configuration (announced models, alias routes): each has its own
+    /// circuit breaker; any other model shares its provider's (`<provider>/*`), so clients
+    /// cannot grow the breaker table without bound.
+    known_routes: Arc<HashSet<RouteId>>,
+    provider_wide: Arc<HashMap<&'static str, RouteId>>,
+    limits: Arc<BTreeMap<&'static str, ProviderLimits>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -125,21 +125,52 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `registry` with the default [`RetryPolicy`], the built-in pricing catalog,
-    /// and no accounting.
+    /// A gateway over `registry` with the default [`RetryPolicy`], the prices the registered
+    /// providers ship ([`Registry::prices`]), and no accounting.
     pub fn new(registry: Registry) -> Self {
-        let known_routes = registry.model_names().into_iter().collect();
+        let known_routes = registry.models().map(|(route, _)| route).collect();
         let routing = RoutingConfig::default();
+        let pricing = Arc::new(registry.prices().clone());
+        let mut known: Vec<&'static str> = registry.providers();
+        for p in crate::COMPILED_PROVIDERS {
+            if !known.contains(p) {
+                known.push(p);
+            }
+        }
+        let provider_wide = known.iter().map(|p| (*p, RouteId::new(p, "*"))).collect();
         Self {
             registry: Arc::new(registry),
+            known_providers: known.into(),
             retry: RetryPolicy::default(),
-            pricing: Arc::new(PriceCatalog::builtin()),
+            pricing,
             accounting: None,
             breakers: Arc::new(Breakers::new(routing.breaker)),
             routing: Arc::new(routing),
+            aliases: Arc::new(Aliases::default()),
             known_routes: Arc::new(known_routes),
+            provider_wide: Arc::new(provider_wide),
             limits: Arc::new(BTreeMap::new()),
         }
+    }
+
+    /// The static id of a provider this gateway knows (registered, or compiled in).
+    fn provider_id(&self, name: &str) -> Option<&'static str> {
+        self.known_providers.iter().copied().find(|p| *p == name)
+    }
+
+    /// Parses `<provider>/<model id>` into a route of a provider this gateway knows.
+    pub fn route(&self, name: &str) -> Result<RouteId> {
+        RouteId::parse(name, |p| self.provider_id(p)).map_err(|e| {
+            if e.kind() == &ErrorKind::NotFound {
+                let configured = self.registry.providers().join(", ");
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("{} (configured: {configured})", e.message()),
+                )
+            } else {
+                e
+            }
+        })
     }
 
     /// Sets deadlines, aliases (fallback chains) and circuit-breaker rules. Fails, naming the
@@ -148,35 +179,51 @@ impl Gateway {
     /// whole chain down.
     pub fn with_routing(mut self, routing: RoutingConfig) -> Result<Self> {
         routing
-            .validate(|_| true)
+            .validate(|p| self.provider_id(p).is_some())
             .map_err(|e| Error::new(ErrorKind::Config, e))?;
-        for (name, alias) in &routing.aliases {
-            for route in &alias.routes {
-                let provider = route.model().split('/').next().unwrap_or_default();
-                if self.registry.text(provider).is_none() {
-                    tracing::warn!(alias = %name, route = route.model(), "alias route of a provider that is not available: it will be skipped");
-                }
+        let aliases = Aliases::compile(&routing, |p| self.provider_id(p))?;
+        let registered = self.registry.providers();
+        let mut known: HashSet<RouteId> = (*self.known_routes).clone();
+        for route in aliases.routes() {
+            if !registered.contains(&route.provider) {
+                tracing::warn!(route = %route, "alias route of a provider that is not available: it will be skipped");
             }
-        }
-        let mut known: HashSet<String> = (*self.known_routes).clone();
-        for alias in routing.aliases.values() {
-            known.extend(alias.routes.iter().map(|r| r.model().to_owned()));
+            known.insert(route.clone());
         }
         self.known_routes = Arc::new(known);
+        self.aliases = Arc::new(aliases);
         self.breakers = Arc::new(Breakers::new(routing.breaker));
         self.routing = Arc::new(routing);
         Ok(self)
     }
 
-    /// Limits the calls made to `provider` (with the gateway's key), per minute.
-    pub fn with_provider_limits(mut self, provider: &str, limits: ProviderLimits) -> Self {
-        Arc::make_mut(&mut self.limits).insert(provider.to_owned(), limits);
-        self
+    /// Limits the calls made to `provider` (with the gateway's key), per minute. Fails on a
+    /// provider this gateway does not know.
+    pub fn with_provider_limits(mut self, provider: &str, limits: ProviderLimits) -> Result<Self> {
+        let id = self.provider_id(provider).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!("rate_limits.providers.{provider}: unknown provider"),
+            )
+        })?;
+        Arc::make_mut(&mut self.limits).insert(id, limits);
+        Ok(self)
     }
 
     /// The circuit breakers, for a status endpoint.
     pub fn breakers(&self) -> &Breakers {
         &self.breakers
+    }
+
+    /// The breaker of `route`: its own when the configuration names it, else its provider's.
+    fn breaker(&self, route: &RouteId) -> CircuitBreaker {
+        if self.known_routes.contains(route) {
+            return self.breakers.get(route);
+        }
+        match self.provider_wide.get(route.provider) {
+            Some(wide) => self.breakers.get(wide),
+            None => self.breakers.get(&RouteId::new(route.provider, "*")),
+        }
     }
 
     /// The routing configuration in force.
@@ -190,15 +237,21 @@ impl Gateway {
         self
     }
 
-    /// Replaces the pricing catalog.
+    /// Replaces the pricing catalog (the registered providers' prices are dropped).
     pub fn with_pricing(mut self, pricing: PriceCatalog) -> Self {
         self.pricing = Arc::new(pricing);
         self
     }
 
+    /// Adds an operator's price overrides over the prices in force.
+    pub fn with_price_overrides(mut self, overrides: PriceCatalog) -> Self {
+        Arc::make_mut(&mut self.pricing).merge(overrides);
+        self
+    }
+
     /// Checks every call against the caller's plan before it reaches a provider, and records
-    /// its usage after. Calls must then name their user ([`CallContext::user_id`]).
-    pub fn with_accounting(mut self, accounting: Arc<dyn Accounting>) -> Self {
+    /// its usage after. Calls must then name their user ([`CallContext::user_id`](crate::CallContext)).
+    pub fn with_accounting(mut self, accounting: Arc<dyn gateway_core::Accounting>) -> Self {
         self.accounting = Some(accounting);
         self
     }
@@ -217,561 +270,10 @@ impl Gateway {
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
     }
-
-    /// Resolves `<provider>/<model id>` to a text provider.
-    ///
-    /// Everything after the first `/` is the provider's model id, verbatim: Hugging Face ids keep
-    /// their own slash and an optional `:provider` suffix.
-    pub fn route_text(&self, model: &str) -> Result<Route> {
-        let Some((provider, id)) = model
-            .split_once('/')
-            .filter(|(p, id)| !p.is_empty() && !id.is_empty())
-        else {
-            return Err(Error::invalid_request(format!(
-                "model `{model}` must be named `<provider>/<model id>`, e.g. `gemini/gemini-2.5-flash`"
-            )));
-        };
-        let text = self.registry.text(provider).ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "model `{model}`: provider `{provider}` is not configured (configured: {})",
-                    self.registry.providers().join(", ")
-                ),
-            )
-        })?;
-        Ok(Route {
-            provider: text.provider_dyn(),
-            model: id.to_owned(),
-            text: text.clone(),
-        })
-    }
-
-    /// Generates a complete answer; `req.model` is `<provider>/<model id>`.
-    ///
-    /// Without accounting this needs no caller; with it, use [`Gateway::generate_with`].
-    pub async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
-        Ok(self
-            .generate_with(&CallContext::default(), req)
-            .await?
-            .value)
-    }
-
-    /// Streams an answer; `req.model` is `<provider>/<model id>`.
-    pub async fn stream(&self, req: TextRequest) -> Result<TextStream> {
-        Ok(self.stream_with(&CallContext::default(), req).await?.value)
-    }
-
-    /// Generates a complete answer for `ctx`'s caller: the plan is checked and the estimate
-    /// reserved before any provider is called, the routes of the model's fallback chain are
-    /// tried in order (each with its retries) within the request's deadline, and the real usage
-    /// is settled after, with every attempt.
-    pub async fn generate_with(
-        &self,
-        ctx: &CallContext,
-        req: TextRequest,
-    ) -> Result<Metered<TextResponse>> {
-        let span = tracing::debug_span!("gateway.generate", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
-        async {
-            let served = self
-                .attempt_chain(ctx, &req, "chat", |text, req| async move {
-                    text.generate_dyn(req).await
-                })
-                .await;
-            let Served {
-                value: answer,
-                meter,
-                retries,
-            } = match served {
-                Ok(served) => served,
-                Err(failed) => return Err(failed.settle().await),
-            };
-            tracing::Span::current().record("route", format!("{}/{}", meter.provider, meter.model));
-            let (usage, estimated) = if answer.usage == TokenUsage::default() {
-                // The provider reported nothing: count locally, and say so.
-                let local = TokenUsage {
-                    input_tokens: meter.prompt_tokens,
-                    output_tokens: gateway_core::accounting::estimate_tokens(&answer.content),
-                    ..TokenUsage::default()
-                };
-                (local, true)
-            } else {
-                (answer.usage, false)
-            };
-            let cost = meter.cost(&usage);
-            meter
-                .settle(meter.record(usage, estimated, None, true, retries, None))
-                .await;
-            let route = format!("{}/{}", meter.provider, meter.model);
-            Ok(Metered {
-                value: answer,
-                route,
-                cost,
-                retries,
-            })
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Streams an answer for `ctx`'s caller, checked against the plan before the provider is
-    /// called. Routes of the fallback chain are tried only until a stream is open: once the
-    /// client may have received a byte, an error is final. The usage is settled when the stream
-    /// ends, breaks off, or is dropped (a client that disconnects is charged for what was
-    /// produced); a stream silent for longer than the idle timeout is cut as timed out.
-    pub async fn stream_with(
-        &self,
-        ctx: &CallContext,
-        req: TextRequest,
-    ) -> Result<Metered<TextStream>> {
-        let span = tracing::debug_span!("gateway.stream", request_id = %ctx.request_id, model = %req.model, route = tracing::field::Empty);
-        async {
-            let served = self
-                .attempt_chain(ctx, &req, "chat.stream", |text, req| async move {
-                    if !text.capabilities_dyn().streaming {
-                        return Err(Error::unsupported(format!(
-                            "provider `{}` does not stream",
-                            text.provider_dyn()
-                        )));
-                    }
-                    text.stream_dyn(req).await
-                })
-                .await;
-            match served {
-                Ok(Served {
-                    value,
-                    meter,
-                    retries,
-                }) => {
-                    tracing::Span::current()
-                        .record("route", format!("{}/{}", meter.provider, meter.model));
-                    let idle = self.routing.stream_idle_timeout();
-                    let route = format!("{}/{}", meter.provider, meter.model);
-                    let stream =
-                        MeteredStream::new(idle_timeout(value, idle), meter, retries).boxed();
-                    Ok(Metered {
-                        value: stream,
-                        route,
-                        cost: None,
-                        retries,
-                    })
-                }
-                Err(failed) => Err(failed.settle().await),
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// The cost of `usage` on `provider`'s text model `model`, if priced.
-    pub fn text_cost(
-        &self,
-        provider: &str,
-        model: &str,
-        usage: &TokenUsage,
-    ) -> Option<gateway_core::Cost> {
-        self.pricing.text_cost(provider, model, usage)
-    }
-
-    /// Tries the routes of `req.model`'s chain in order, each with its retries, within the
-    /// deadline. The plan is checked (and the estimate reserved) once, on the first route that
-    /// can be tried; a fallback route must also be allowed by the plan.
-    async fn attempt_chain<T, F, Fut>(
-        &self,
-        ctx: &CallContext,
-        req: &TextRequest,
-        operation: &'static str,
-        call: F,
-    ) -> std::result::Result<Served<T>, Failed>
-    where
-        F: Fn(Arc<dyn DynTextModel>, TextRequest) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let fail = |error: Error| Failed {
-            error,
-            meter: None,
-            retries: 0,
-        };
-        let deadline = ctx.deadline.unwrap_or_else(|| self.routing.deadline());
-        let deadline_at = Instant::now() + deadline;
-        let names = chain(&self.routing, &req.model, &ctx.fallbacks);
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let mut last_error: Option<Error> = None;
-        // The model the caller named must resolve; a later route that does not (its provider is
-        // not available) is skipped.
-        let mut routes = Vec::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
-            match self.route_text(name) {
-                Ok(route) => routes.push(route),
-                Err(e) if i == 0 && !self.routing.aliases.contains_key(&req.model) => {
-                    return Err(fail(e));
-                }
-                Err(e) => {
-                    attempts.push(Attempt {
-                        route: name.clone(),
-                        outcome: "not_available".into(),
-                        latency: Duration::ZERO,
-                    });
-                    last_error.get_or_insert(e);
-                }
-            }
-        }
-        if routes.is_empty() {
-            return Err(fail(last_error.unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("model `{}` has no route", req.model),
-                )
-            })));
-        }
-
-        let mut meter: Option<TextMeter> = None;
-        let mut calls: u32 = 0;
-        let skip = |attempts: &mut Vec<Attempt>, route: &Route, outcome: &str| {
-            attempts.push(Attempt {
-                route: format!("{}/{}", route.provider, route.model),
-                outcome: outcome.to_owned(),
-                latency: Duration::ZERO,
-            });
-        };
-        for (index, route) in routes.iter().enumerate() {
-            let only = routes.len() == 1;
-            let mut route_req = req.clone();
-            route_req.model = route.model.clone();
-            let route_name = format!("{}/{}", route.provider, route.model);
-
-            // Structured output only on routes that support it.
-            if let Err(e) = route
-                .text
-                .capabilities_dyn()
-                .check(route.provider, &route_req)
-            {
-                if only {
-                    return Err(fail(e));
-                }
-                skip(&mut attempts, route, "unsupported");
-                last_error.get_or_insert(e);
-                continue;
-            }
-
-            // The plan: admitted once, on the first route tried; later routes must be allowed.
-            match &mut meter {
-                None => match self.admit(ctx, route.provider, &route_req, operation).await {
-                    Ok(m) => meter = Some(m),
-                    Err(e) => return Err(fail(e)),
-                },
-                Some(m) => {
-                    if let Some(accounting) = &self.accounting {
-                        let price = self.pricing.text_price(route.provider, &route.model);
-                        let admission = text_admission(
-                            ctx,
-                            &m.user_id,
-                            route.provider,
-                            &route_req,
-                            operation,
-                            price,
-                        );
-                        match accounting.permits(admission).await {
-                            Ok(()) => {}
-                            Err(e) if *e.kind() == ErrorKind::PermissionDenied => {
-                                skip(&mut attempts, route, "not_in_plan");
-                                last_error.get_or_insert(e);
-                                continue;
-                            }
-                            Err(e) => {
-                                return Err(Failed {
-                                    error: e,
-                                    meter: meter.take().map(|m| m.with_attempts(attempts)),
-                                    retries: calls.saturating_sub(1),
-                                });
-                            }
-                        }
-                    }
-                    m.retarget(
-                        route.provider,
-                        &route.model,
-                        self.pricing
-                            .text_price(route.provider, &route.model)
-                            .copied(),
-                    );
-                }
-            }
-
-            // Outgoing rate limits of the provider's key.
-            if let Some(limits) = self.limits.get(route.provider) {
-                match check_limits(limits, route.provider, &route_req).await {
-                    Ok(None) => {}
-                    Ok(Some(e)) => {
-                        skip(&mut attempts, route, "rate_limited_locally");
-                        last_error = Some(e);
-                        continue;
-                    }
-                    Err(e) => {
-                        let meter = meter.take().map(|m| m.with_attempts(attempts));
-                        return Err(Failed {
-                            error: e,
-                            meter,
-                            retries: calls.saturating_sub(1),
-                        });
-                    }
-                }
-            }
-
-            let breaker_key = if self.known_routes.contains(&route_name) {
-                route_name.clone()
-            } else {
-                route.provider.to_owned()
-            };
-            let breaker = self.breakers.get(&breaker_key);
-            let mut retry = 0;
-            loop {
-                let permit = match breaker.try_acquire() {
-                    Ok(permit) => permit,
-                    Err(open) => {
-                        skip(&mut attempts, route, "circuit_open");
-                        last_error = Some(open.into());
-                        break;
-                    }
-                };
-                let Some(remaining) = deadline_at
-                    .checked_duration_since(Instant::now())
-                    .filter(|d| !d.is_zero())
-                else {
-                    drop(permit);
-                    let error = deadline_error(deadline);
-                    let meter = meter.take().map(|m| m.with_attempts(attempts));
-                    return Err(Failed {
-                        error,
-                        meter,
-                        retries: calls.saturating_sub(1),
-                    });
-                };
-                let started = Instant::now();
-                calls += 1;
-                let result = match tokio::time::timeout(
-                    remaining,
-                    call(route.text.clone(), route_req.clone()),
-                )
-                .await
-                {
-                    Ok(result) => {
-                        permit.record(&result);
-                        result
-                    }
-                    // The caller's deadline, not the provider's health: a short deadline must
-                    // not open the circuit for everyone, so the permit counts as neither.
-                    Err(_) => {
-                        drop(permit);
-                        Err(deadline_error(deadline).with_provider(route.provider))
-                    }
-                };
-                attempts.push(Attempt {
-                    route: route_name.clone(),
-                    outcome: match &result {
-                        Ok(_) => "ok".to_owned(),
-                        Err(e) => e.kind().as_str().to_owned(),
-                    },
-                    latency: started.elapsed(),
-                });
-                let error = match result {
-                    Ok(value) => {
-                        let meter = meter
-                            .take()
-                            .map(|m| m.with_attempts(attempts))
-                            .expect("admitted before the first call");
-                        return Ok(Served {
-                            value,
-                            meter,
-                            retries: calls - 1,
-                        });
-                    }
-                    Err(e) => e,
-                };
-                let past_deadline = Instant::now() >= deadline_at;
-                if past_deadline || !self.falls_back_on(&error) {
-                    let meter = meter.take().map(|m| m.with_attempts(attempts));
-                    let error = if past_deadline {
-                        deadline_error(deadline)
-                    } else {
-                        error
-                    };
-                    return Err(Failed {
-                        error,
-                        meter,
-                        retries: calls - 1,
-                    });
-                }
-                match self.retry.delay(retry, &error) {
-                    Some(wait) if Instant::now() + wait < deadline_at => {
-                        tracing::warn!(route = %route_name, error = %error, retry = retry + 1, wait_ms = wait.as_millis() as u64, "retrying provider call");
-                        tokio::time::sleep(wait).await;
-                        retry += 1;
-                    }
-                    _ => {
-                        if index + 1 < routes.len() {
-                            tracing::warn!(route = %route_name, error = %error, "falling back to the next route");
-                        }
-                        last_error = Some(error);
-                        break;
-                    }
-                }
-            }
-        }
-        let error = last_error.unwrap_or_else(|| {
-            Error::new(ErrorKind::Unavailable, "no route could serve the request")
-        });
-        let meter = meter.map(|m| m.with_attempts(attempts));
-        Err(Failed {
-            error,
-            meter,
-            retries: calls.saturating_sub(1),
-        })
-    }
-
-    /// Whether `error` on one route is worth trying the next: provider trouble is; the caller's
-    /// own mistakes and plan refusals are not, and a content-filter refusal only if configured.
-    fn falls_back_on(&self, error: &Error) -> bool {
-        match error.kind() {
-            ErrorKind::InvalidRequest | ErrorKind::PermissionDenied => false,
-            ErrorKind::ContentFiltered => self.routing.fallback_on_content_filter,
-            _ => true,
-        }
-    }
-
-    /// Admits the call (when there is an accounting) and returns what settling it needs.
-    async fn admit(
-        &self,
-        ctx: &CallContext,
-        provider: &'static str,
-        req: &TextRequest,
-        operation: &'static str,
-    ) -> Result<TextMeter> {
-        let price = self.pricing.text_price(provider, &req.model).copied();
-        let user_id = ctx.user_id.clone().unwrap_or_default();
-        let reservation = match &self.accounting {
-            Some(accounting) => {
-                if user_id.is_empty() {
-                    return Err(Error::new(
-                        ErrorKind::PermissionDenied,
-                        "this gateway checks plans: the call must name its user",
-                    ));
-                }
-                let admission =
-                    text_admission(ctx, &user_id, provider, req, operation, price.as_ref());
-                Some(accounting.admit(admission).await?)
-            }
-            None => None,
-        };
-        Ok(TextMeter {
-            accounting: self.accounting.clone(),
-            reservation,
-            request_id: ctx.request_id.clone(),
-            user_id,
-            provider,
-            model: req.model.clone(),
-            operation,
-            prompt_tokens: prompt_estimate(req),
-            price,
-            pricing_version: self.pricing.version().to_owned(),
-            started: std::time::Instant::now(),
-            attempts: Vec::new(),
-        })
-    }
-}
-
-/// A route that answered, with what settling its request needs.
-struct Served<T> {
-    value: T,
-    meter: TextMeter,
-    retries: u32,
-}
-
-/// A request that failed, with its meter when it had been admitted.
-struct Failed {
-    error: Error,
-    meter: Option<TextMeter>,
-    retries: u32,
-}
-
-impl Failed {
-    /// Releases the reservation (nothing billable), logging every attempt, and returns the error.
-    async fn settle(self) -> Error {
-        if let Some(meter) = &self.meter {
-            meter
-                .settle(meter.record(
-                    TokenUsage::default(),
-                    false,
-                    Some(&self.error),
-                    false,
-                    self.retries,
-                    None,
-                ))
-                .await;
-        }
-        self.error
-    }
-}
-
-fn deadline_error(deadline: Duration) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!("the request deadline of {} ms passed", deadline.as_millis()),
-    )
-}
-
-/// `Ok(None)` when `provider`'s limits allow `req`, `Ok(Some(error))` when they do not (try
-/// another route), `Err` when the limiter itself failed (its store is down: never allow blindly).
-async fn check_limits(
-    limits: &ProviderLimits,
-    provider: &str,
-    req: &TextRequest,
-) -> Result<Option<Error>> {
-    let tokens = prompt_estimate(req) + u64::from(req.max_tokens.unwrap_or(0));
-    let checks = [
-        (limits.requests.as_ref(), 1u64),
-        (limits.tokens.as_ref(), tokens),
-    ];
-    for (limiter, cost) in checks {
-        let Some(limiter) = limiter else { continue };
-        let cost = u32::try_from(cost)
-            .unwrap_or(u32::MAX)
-            .min(limiter.quota().burst());
-        let decision = limiter.check(provider, cost).await?;
-        if let Some(wait) = decision.retry_after() {
-            return Ok(Some(Error::new(
-                ErrorKind::RateLimited {
-                    retry_after: Some(wait),
-                },
-                format!("the gateway's own rate limit for provider `{provider}` is reached"),
-            )));
-        }
-    }
-    Ok(None)
-}
-
-/// Cuts `stream` with a timeout error when no item arrives for `idle`.
-fn idle_timeout(stream: TextStream, idle: Duration) -> TextStream {
-    futures_util::stream::unfold((stream, false), move |(mut stream, done)| async move {
-        if done {
-            return None;
-        }
-        match tokio::time::timeout(idle, stream.next()).await {
-            Ok(Some(item)) => Some((item, (stream, false))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the provider sent nothing for {} ms", idle.as_millis()),
-                )),
-                (stream, true),
-            )),
-        }
-    })
-    .boxed()
 }
 
 #[cfg(test)]
-mod tests {
+mod retry_tests {
     use super::*;
 
     fn rate_limited(after: Option<Duration>) -> Error {

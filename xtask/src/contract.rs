@@ -1,4 +1,4 @@
-//! The contract-fixture runner (format: `shared/contract-fixtures.md`).
+//! The contract-fixture runner (format: `tests/contract/FORMAT.md`).
 //!
 //! Each fixture gets a fresh mock upstream playing its `upstream` steps and a fresh gateway (the
 //! real server, router, retries, pricing and provider crates) whose every provider points at the
@@ -379,13 +379,14 @@ fn compare(expect: &ClientExpect, got: &Got) -> Vec<String> {
 
 fn compare_sse(expect: &ClientExpect, body: &[u8]) -> Vec<String> {
     let mut decoder = SseDecoder::new();
-    decoder.push(body);
-    decoder.push(b"\n\n");
+    let mut out = Vec::new();
+    if let Err(e) = decoder.push(body).and_then(|()| decoder.push(b"\n\n")) {
+        out.push(format!("the event stream cannot be read: {e}"));
+    }
     let mut events = Vec::new();
     while let Some(e) = decoder.next_event() {
         events.push(e.data);
     }
-    let mut out = Vec::new();
     let chunks: Vec<Value> = events
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())

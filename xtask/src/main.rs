@@ -1,7 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `contract [--fixtures DIR]... [--filter TEXT]`: replays the contract fixtures of
-//!   `shared/contract-fixtures.md` through the whole gateway stack against a mock upstream.
+//!   `tests/contract/FORMAT.md` through the whole gateway stack against a mock upstream.
 //! - `features`: checks the umbrella crate with each provider feature alone, so a missing
 //!   `#[cfg]` or a provider leaking into another's build is caught.
 //! - `mock-upstream [--listen ADDR]`: serves canned Gemini and OpenAI-style answers, to try the

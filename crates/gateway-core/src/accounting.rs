@@ -13,10 +13,14 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use crate::{Cost, Result, TokenUsage};
+use crate::{Cost, Result, RouteId, TokenUsage};
 
-/// What kind of output a request asks for; plans limit each on its own.
+/// What kind of output a request asks for; plans limit each on its own, with a request counter
+/// and a volume counter each (tokens for text, units for the others).
+///
+/// Embeddings are planned as text: their input tokens count as text tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Modality {
     /// Chat and structured JSON.
     Text,
@@ -76,6 +80,34 @@ pub struct Amount {
     pub cost: Option<Cost>,
 }
 
+impl Amount {
+    /// One request of `tokens` tokens and `units` units, costing `cost`.
+    pub fn new(tokens: u64, units: u64, cost: Option<Cost>) -> Self {
+        Self {
+            requests: 1,
+            tokens,
+            units,
+            cost,
+        }
+    }
+
+    /// The volume counted for `modality`: tokens for text, units for the others.
+    pub fn volume(&self, modality: Modality) -> u64 {
+        match modality {
+            Modality::Text => self.tokens,
+            _ => self.units,
+        }
+    }
+}
+
+/// The output of a request that set no bound on it (a chat request without `max_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenOutput {
+    /// The price per million output tokens (or units), for pricing the default the
+    /// implementation reserves.
+    pub price_per_million: Option<Cost>,
+}
+
 /// A request about to reach a provider, for the plan check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
@@ -83,23 +115,18 @@ pub struct Admission {
     pub request_id: String,
     /// The calling user.
     pub user_id: String,
-    /// The provider id (`gemini`).
-    pub provider: &'static str,
-    /// The provider-local model id.
-    pub model: String,
-    /// What kind of output.
+    /// The route it is admitted on.
+    pub route: RouteId,
+    /// What kind of output, as plans count it.
     pub modality: Modality,
-    /// The operation (`chat`, `chat.stream`, ...).
+    /// The operation (`chat`, `chat.stream`, `embeddings`, ...).
     pub operation: &'static str,
-    /// What the request is expected to use at most. For text: the estimated prompt tokens plus
-    /// `max_tokens` when the request set one (and their cost, when priced).
+    /// What the request is expected to use at most, in plan amounts: for text the estimated
+    /// prompt tokens plus the output bound when the request set one, with their cost when priced.
     pub estimate: Amount,
-    /// The text request's own `max_tokens`. When `None`, the output is open-ended and the
-    /// implementation adds its default (e.g. the plan's `default_max_tokens`) to the estimate,
-    /// priced at `output_price`.
-    pub max_tokens: Option<u32>,
-    /// The price per million output tokens, for pricing an open-ended output's default.
-    pub output_price: Option<Cost>,
+    /// Set when the output is open-ended: the implementation adds its default output (e.g. the
+    /// plan's `default_max_tokens`) to `estimate`, priced as this says.
+    pub open_output: Option<OpenOutput>,
     /// Whether the price of the model is known (plans may refuse unpriced models).
     pub priced: bool,
 }
@@ -134,8 +161,8 @@ pub enum Outcome {
 /// One upstream attempt of a request: which route, how it ended, how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    /// The route tried, `<provider>/<model id>`.
-    pub route: String,
+    /// The route tried.
+    pub route: RouteId,
     /// `ok`, an error kind in snake case (`rate_limited`, `timeout`, ...), or why the route was
     /// skipped without a call (`circuit_open`, `rate_limited_locally`, `not_in_plan`,
     /// `unsupported`).
@@ -151,13 +178,11 @@ pub struct UsageRecord {
     pub request_id: String,
     /// The calling user.
     pub user_id: String,
-    /// The provider id.
-    pub provider: &'static str,
-    /// The provider-local model id.
-    pub model: String,
+    /// The route that finally served (or last failed).
+    pub route: RouteId,
     /// What kind of output.
     pub modality: Modality,
-    /// The operation (`chat`, `chat.stream`, ...).
+    /// The operation (`chat`, `chat.stream`, `embeddings`, ...).
     pub operation: &'static str,
     /// How it ended.
     pub outcome: Outcome,
@@ -183,8 +208,7 @@ pub struct UsageRecord {
     pub retries: u32,
     /// Whether the answer came from a cache.
     pub cached: bool,
-    /// Every attempt, in order, across retries and fallback routes; `provider` and `model` name
-    /// the route that finally served (or last failed).
+    /// Every attempt, in order, across retries and fallback routes.
     pub attempts: Vec<Attempt>,
 }
 
@@ -194,12 +218,7 @@ impl UsageRecord {
         if !self.billable {
             return Amount::default();
         }
-        Amount {
-            requests: 1,
-            tokens: self.tokens.total_tokens(),
-            units: self.units,
-            cost: self.cost,
-        }
+        Amount::new(self.tokens.total_tokens(), self.units, self.cost)
     }
 }
 
@@ -246,8 +265,7 @@ mod tests {
         let record = UsageRecord {
             request_id: "r".into(),
             user_id: "u".into(),
-            provider: "gemini",
-            model: "m".into(),
+            route: RouteId::new("gemini", "m"),
             modality: Modality::Text,
             operation: "chat",
             outcome: Outcome::Failed {

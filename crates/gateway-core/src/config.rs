@@ -5,8 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, Result, Service};
 
 /// A secret (an API key) that never shows in `Debug` or logs.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -43,9 +44,68 @@ impl From<&str> for SecretString {
     }
 }
 
-/// The configuration of one provider, as it appears under `[providers.<name>]`.
-#[derive(Debug, Clone, Deserialize)]
+/// A model a provider announces on `GET /v1/models`: its id, serving the provider's main
+/// service (`"gemini-2.5-flash"`), or a table naming what it serves
+/// (`{ id = "gemini-embedding-001", serves = ["embeddings"] }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ModelEntry {
+    /// Just the id.
+    Id(String),
+    /// The id and its services.
+    Serving(ServingModel),
+}
+
+/// A model and the services it is announced for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ServingModel {
+    /// The provider-local model id.
+    pub id: String,
+    /// What it serves (`chat`, `embeddings`, `images`, `speech`, `transcription`, `video`,
+    /// `search`).
+    pub serves: Vec<Service>,
+}
+
+impl ModelEntry {
+    /// The provider-local model id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Id(id) | Self::Serving(ServingModel { id, .. }) => id,
+        }
+    }
+
+    /// The services it is announced for; `default` for a plain id.
+    pub fn services(&self, default: Service) -> Vec<Service> {
+        match self {
+            Self::Id(_) => vec![default],
+            Self::Serving(s) => s.serves.clone(),
+        }
+    }
+}
+
+impl From<&str> for ModelEntry {
+    fn from(id: &str) -> Self {
+        Self::Id(id.to_owned())
+    }
+}
+
+/// The fields every provider section has; anything else is the provider's own (see
+/// [`ProviderConfig::extra`]).
+const COMMON_FIELDS: [&str; 7] = [
+    "api_key",
+    "api_key_env",
+    "base_url",
+    "connect_timeout_ms",
+    "read_timeout_ms",
+    "models",
+    "enabled",
+];
+
+/// The configuration of one provider, as it appears under `[providers.<name>]`: the fields every
+/// provider has, and in [`ProviderConfig::extra`] the provider's own, which its crate reads into
+/// its typed section.
+#[derive(Debug, Clone, Deserialize)]
 pub struct ProviderConfig {
     /// The API key itself. Prefer `api_key_env`, which keeps keys out of files.
     #[serde(default)]
@@ -65,10 +125,14 @@ pub struct ProviderConfig {
     pub read_timeout_ms: Option<u64>,
     /// Models announced on `GET /v1/models`. Any model id is routed, listed or not.
     #[serde(default)]
-    pub models: Vec<String>,
+    pub models: Vec<ModelEntry>,
     /// Set to `false` to keep a configured provider switched off.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// The provider's own settings (every field not listed above), read by its crate with
+    /// [`ProviderConfig::extra`]; a field no one reads is refused there.
+    #[serde(flatten)]
+    pub extra: toml::Table,
 }
 
 fn default_true() -> bool {
@@ -86,12 +150,16 @@ impl Default for ProviderConfig {
             read_timeout_ms: None,
             models: Vec::new(),
             enabled: true,
+            extra: toml::Table::new(),
         }
     }
 }
 
 impl ProviderConfig {
     /// The API key: `api_key` if set, else the variable `api_key_env` (or `default_env`) names.
+    ///
+    /// A key that is not set is [`ErrorKind::Unavailable`]: the provider is configured but
+    /// cannot be used until its variable is set (the server serves the other providers).
     pub fn resolve_api_key(
         &self,
         provider: &'static str,
@@ -104,11 +172,43 @@ impl ProviderConfig {
         match std::env::var(var) {
             Ok(key) if !key.trim().is_empty() => Ok(SecretString::new(key.trim())),
             _ => Err(Error::new(
-                ErrorKind::Config,
+                ErrorKind::Unavailable,
                 format!("no API key: set the environment variable {var} (providers.{provider}.api_key_env)"),
             )
             .with_provider(provider)),
         }
+    }
+
+    /// Reads the provider's own settings (the fields beyond the common ones) into its typed
+    /// section `E`, which should deny unknown fields. Errors are [`ErrorKind::Config`] and name
+    /// `providers.<provider>` and the field, listing the common fields too, so a misspelt common
+    /// field is reported rather than ignored.
+    pub fn extra<E: DeserializeOwned>(&self, provider: &'static str) -> Result<E> {
+        let parse = |table: toml::Table| E::deserialize(toml::Value::Table(table));
+        parse(self.extra.clone()).map_err(|e| {
+            // serde's message names an unknown field but not a mistyped one: find the field
+            // that fails on its own.
+            let field = self.extra.iter().find_map(|(key, value)| {
+                let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+                parse(alone)
+                    .err()
+                    .filter(|e| !e.message().contains("missing field"))
+                    .map(|_| key.clone())
+            });
+            let at = match field {
+                Some(key) => format!("providers.{provider}.{key}"),
+                None => format!("providers.{provider}"),
+            };
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{at}: {} (every provider also takes: {})",
+                    e.message(),
+                    COMMON_FIELDS.join(", ")
+                ),
+            )
+            .with_provider(provider)
+        })
     }
 
     /// The base URL without a trailing slash: the configured one, else `default`.
@@ -162,11 +262,43 @@ mod tests {
             ..ProviderConfig::default()
         };
         let err = cfg.resolve_api_key("gemini", "GEMINI_API_KEY").unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Config);
+        assert_eq!(err.kind(), &ErrorKind::Unavailable);
         assert!(
             err.to_string().contains("GW_TEST_SURELY_UNSET_KEY"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn models_are_ids_or_tables_and_extra_fields_reach_the_provider() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Extra {
+            #[serde(default)]
+            bill_to: Option<String>,
+        }
+        let cfg: ProviderConfig = toml::from_str(
+            r#"
+            models = ["a", { id = "e", serves = ["embeddings", "chat"] }]
+            bill_to = "my-org"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.models[0].services(Service::Chat), [Service::Chat]);
+        assert_eq!(cfg.models[1].id(), "e");
+        assert_eq!(
+            cfg.models[1].services(Service::Chat),
+            [Service::Embeddings, Service::Chat]
+        );
+        let extra: Extra = cfg.extra("hf").unwrap();
+        assert_eq!(extra.bill_to.as_deref(), Some("my-org"));
+
+        let typo: ProviderConfig = toml::from_str("base_ulr = \"http://x\"").unwrap();
+        let err = typo.extra::<Extra>("hf").unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Config);
+        assert!(err.message().contains("providers.hf"), "{err}");
+        assert!(err.message().contains("base_ulr"), "{err}");
+        assert!(err.message().contains("base_url"), "{err}");
     }
 
     #[test]

@@ -85,6 +85,7 @@ struct Inner {
     provider: &'static str,
     status: Option<u16>,
     message: String,
+    param: Option<String>,
     body: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -98,6 +99,7 @@ impl Error {
                 provider: "",
                 status: None,
                 message: message.into(),
+                param: None,
                 body: None,
                 source: None,
             }),
@@ -131,6 +133,13 @@ impl Error {
         self
     }
 
+    /// Names the request field at fault (`messages[1].content[0]`, `input`), for a client to
+    /// see where its request went wrong (OpenAI's `error.param`).
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.inner.param = Some(param.into());
+        self
+    }
+
     /// Keeps a truncated copy of the upstream body for diagnosis.
     pub fn with_body(mut self, body: &str) -> Self {
         self.inner.body = Some(truncate(body, BODY_LIMIT).to_owned());
@@ -161,6 +170,11 @@ impl Error {
     /// The message, without the provider prefix.
     pub fn message(&self) -> &str {
         &self.inner.message
+    }
+
+    /// The request field at fault, when the error names one.
+    pub fn param(&self) -> Option<&str> {
+        self.inner.param.as_deref()
     }
 
     /// The truncated upstream body, when one was kept.
@@ -202,6 +216,9 @@ impl fmt::Debug for Error {
             d.field("status", &status);
         }
         d.field("message", &self.inner.message);
+        if let Some(param) = &self.inner.param {
+            d.field("param", param);
+        }
         if let Some(body) = &self.inner.body {
             d.field("body", body);
         }

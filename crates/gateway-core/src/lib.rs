@@ -2,11 +2,17 @@
 //! take, the one [`Error`] type whose [`ErrorKind`] says whether a failure is worth retrying, and
 //! exact usage and [`Cost`] types.
 //!
-//! Provider crates implement the traits ([`TextModel`] for chat and structured JSON); the router
-//! in `llm-gateway` stores them as their object-safe twins ([`DynTextModel`]) in a [`Registry`].
+//! One trait per modality, each with an object-safe twin the [`Registry`] stores:
+//! [`TextModel`] (chat and structured JSON), [`EmbeddingModel`], [`ImageModel`] (generation and
+//! editing), [`SpeechModel`], [`TranscriptionModel`], [`VideoModel`] and [`SearchProvider`].
+//! Long jobs share one contract ([`job`]: submit, poll, an optional cancel, and [`job::poll_job`],
+//! which waits to a deadline with backoff). Provider crates implement the traits; the router in
+//! `llm-gateway` runs every modality through one attempt loop.
 //!
 //! # Features
-//! - `http`: HTTP plumbing shared by provider crates ([`http`]).
+//! - `http`: HTTP plumbing shared by provider crates, and bounded downloads of URLs from callers
+//!   or providers ([`http`]).
+//! - `testing`: the behaviour suite every provider crate runs against its mock ([`testing`]).
 //!
 //! # Example
 //! ```
@@ -24,28 +30,56 @@
 
 pub mod accounting;
 mod config;
+pub mod embedding;
 mod error;
+pub mod image;
+pub mod job;
+mod media;
 mod pricing;
 mod registry;
+mod route;
+pub mod search;
+pub mod speech;
 pub mod sse;
 mod text;
+pub mod transcription;
 mod usage;
+pub mod video;
 
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
 pub use accounting::{
-    Accounting, Admission, Amount, Attempt, Modality, Outcome, Reservation, UsageRecord,
+    Accounting, Admission, Amount, Attempt, Modality, OpenOutput, Outcome, Reservation, UsageRecord,
 };
-pub use config::{ProviderConfig, ProvidersConfig, SecretString};
+pub use config::{ModelEntry, ProviderConfig, ProvidersConfig, SecretString, ServingModel};
+pub use embedding::{
+    DynEmbeddingModel, EmbeddingCaps, EmbeddingModel, EmbeddingRequest, EmbeddingResponse,
+};
 pub use error::{Error, ErrorKind, Result};
-pub use pricing::{
-    BUILTIN_CATALOG, ModalityTokens, PriceCatalog, PriceQualifiers, PriceUnit, TextPrice,
+pub use image::{
+    DynImageModel, EditKind, ImageCaps, ImageEditRequest, ImageModel, ImageRequest, ImageResponse,
 };
-pub use registry::Registry;
+pub use job::{JobId, JobStatus, PollPolicy};
+pub use media::{DataUrl, MediaInput, MediaOutput, decode_base64, encode_base64};
+pub use pricing::{ModalityTokens, PriceCatalog, PriceQualifiers, PriceUnit, TextPrice};
+pub use registry::{Registry, Service};
+pub use route::RouteId;
+pub use search::{
+    DynSearchProvider, SearchProvider, SearchRequest, SearchResponse, SearchResult, TimeRange,
+};
+pub use speech::{DynSpeechModel, SpeechModel, SpeechRequest, SpeechResponse};
 pub use text::{
-    DynTextModel, FinishReason, Message, ResponseFormat, Role, TextCaps, TextChunk, TextModel,
-    TextRequest, TextResponse, TextStream,
+    DynTextModel, FinishReason, Message, Part, ResponseFormat, Role, TextCaps, TextChunk,
+    TextModel, TextRequest, TextResponse, TextStream,
 };
-pub use usage::{Cost, ParseCostError, TokenPrice, TokenUsage};
+pub use transcription::{
+    DynTranscriptionModel, Segment, TranscriptionModel, TranscriptionRequest, TranscriptionResponse,
+};
+pub use usage::{Cost, ParseCostError, TokenPrice, TokenUsage, Usage};
+pub use video::{DynVideoModel, VideoModel, VideoOutput, VideoRequest};

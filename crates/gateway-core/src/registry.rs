@@ -1,15 +1,136 @@
-//! The registry of configured providers, per modality.
+//! The registry of configured providers: one map per modality, the models they announce, and
+//! the prices their crates ship.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 
-use crate::text::DynTextModel;
+use serde::Deserialize;
 
-/// Configured providers by id, per modality. Providers add themselves with their `register` fn.
-#[derive(Default, Clone)]
-pub struct Registry {
-    text: BTreeMap<&'static str, Arc<dyn DynTextModel>>,
-    models: BTreeMap<&'static str, Vec<String>>,
+use crate::embedding::DynEmbeddingModel;
+use crate::image::DynImageModel;
+use crate::search::DynSearchProvider;
+use crate::speech::DynSpeechModel;
+use crate::text::DynTextModel;
+use crate::transcription::DynTranscriptionModel;
+use crate::video::DynVideoModel;
+use crate::{Error, ErrorKind, Modality, ModelEntry, PriceCatalog, Result, RouteId};
+
+/// What a model serves: one per modality trait, as `/v1/models` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Service {
+    /// Chat and structured JSON ([`TextModel`](crate::TextModel)).
+    Chat,
+    /// Embeddings ([`EmbeddingModel`](crate::EmbeddingModel)).
+    Embeddings,
+    /// Image generation and editing ([`ImageModel`](crate::ImageModel)).
+    Images,
+    /// Text to speech ([`SpeechModel`](crate::SpeechModel)).
+    Speech,
+    /// Speech to text ([`TranscriptionModel`](crate::TranscriptionModel)).
+    Transcription,
+    /// Video ([`VideoModel`](crate::VideoModel)).
+    Video,
+    /// Web search ([`SearchProvider`](crate::SearchProvider)).
+    Search,
+}
+
+impl Service {
+    /// Every service.
+    pub const ALL: [Service; 7] = [
+        Self::Chat,
+        Self::Embeddings,
+        Self::Images,
+        Self::Speech,
+        Self::Transcription,
+        Self::Video,
+        Self::Search,
+    ];
+
+    /// The name configuration and `/v1/models` use (`chat`, `embeddings`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embeddings => "embeddings",
+            Self::Images => "images",
+            Self::Speech => "speech",
+            Self::Transcription => "transcription",
+            Self::Video => "video",
+            Self::Search => "search",
+        }
+    }
+
+    /// The modality plans count this service's usage in: embeddings are planned as text.
+    pub fn modality(self) -> Modality {
+        match self {
+            Self::Chat | Self::Embeddings => Modality::Text,
+            Self::Images => Modality::Image,
+            Self::Speech | Self::Transcription => Modality::Audio,
+            Self::Video => Modality::Video,
+            Self::Search => Modality::Search,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Declares the registry's per-service maps and their `add_*` / getter methods, so the seven
+/// modalities are written once.
+macro_rules! services {
+    ($( $field:ident : $service:ident => $dyn:ident, $add:ident, $doc:literal; )*) => {
+        /// Configured providers by id, one map per service, plus the models they announce and the
+        /// prices their crates ship. Providers add themselves with their crate's `register`.
+        #[derive(Default, Clone)]
+        pub struct Registry {
+            $( $field: BTreeMap<&'static str, Arc<dyn $dyn>>, )*
+            models: BTreeMap<&'static str, BTreeMap<String, BTreeSet<Service>>>,
+            prices: PriceCatalog,
+        }
+
+        impl Registry {
+            $(
+                #[doc = concat!("Adds (or replaces) `model.provider_dyn()` as a provider of ", $doc, ".")]
+                pub fn $add(&mut self, model: Arc<dyn $dyn>) {
+                    self.$field.insert(model.provider_dyn(), model);
+                }
+
+                #[doc = concat!("The provider of ", $doc, " with id `provider`.")]
+                pub fn $field(&self, provider: &str) -> Option<&Arc<dyn $dyn>> {
+                    self.$field.get(provider)
+                }
+            )*
+
+            /// The services `provider` is registered for.
+            pub fn services_of(&self, provider: &str) -> Vec<Service> {
+                let mut out = Vec::new();
+                $( if self.$field.contains_key(provider) { out.push(Service::$service); } )*
+                out
+            }
+
+            /// The ids of every registered provider, sorted.
+            pub fn providers(&self) -> Vec<&'static str> {
+                let mut ids = BTreeSet::new();
+                $( ids.extend(self.$field.keys().copied()); )*
+                ids.into_iter().collect()
+            }
+        }
+    };
+}
+
+services! {
+    text: Chat => DynTextModel, add_text, "chat";
+    embedding: Embeddings => DynEmbeddingModel, add_embedding, "embeddings";
+    image: Images => DynImageModel, add_image, "images";
+    speech: Speech => DynSpeechModel, add_speech, "speech";
+    transcription: Transcription => DynTranscriptionModel, add_transcription, "transcription";
+    video: Video => DynVideoModel, add_video, "video";
+    search: Search => DynSearchProvider, add_search, "search";
 }
 
 impl Registry {
@@ -18,43 +139,90 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds (or replaces) the text provider `model.provider_dyn()`.
-    pub fn add_text(&mut self, model: Arc<dyn DynTextModel>) {
-        self.text.insert(model.provider_dyn(), model);
+    /// The static id of the registered provider named `name`.
+    pub fn provider_id(&self, name: &str) -> Option<&'static str> {
+        self.providers().into_iter().find(|p| *p == name)
     }
 
-    /// The text provider with id `provider`.
-    pub fn text(&self, provider: &str) -> Option<&Arc<dyn DynTextModel>> {
-        self.text.get(provider)
-    }
-
-    /// Announces `models` (provider-local ids) of `provider` for listing.
-    pub fn announce_models(
+    /// Announces `model` (a provider-local id) of `provider` as serving `services`, for listing.
+    pub fn announce(
         &mut self,
         provider: &'static str,
-        models: impl IntoIterator<Item = String>,
+        model: impl Into<String>,
+        services: &[Service],
     ) {
-        self.models.entry(provider).or_default().extend(models);
+        self.models
+            .entry(provider)
+            .or_default()
+            .entry(model.into())
+            .or_default()
+            .extend(services.iter().copied());
+    }
+
+    /// Announces the models of `provider`'s configuration (`[providers.<id>] models`): a plain id
+    /// serves `default`, a table names its services. Fails, naming the entry, on a service the
+    /// provider is not registered for.
+    pub fn announce_configured(
+        &mut self,
+        provider: &'static str,
+        default: Service,
+        entries: &[ModelEntry],
+    ) -> Result<()> {
+        let offered = self.services_of(provider);
+        for (i, entry) in entries.iter().enumerate() {
+            let services = entry.services(default);
+            if let Some(missing) = services.iter().find(|s| !offered.contains(s)) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "providers.{provider}.models[{i}]: `{}` is announced for {missing}, which \
+                         provider `{provider}` does not serve (it serves: {})",
+                        entry.id(),
+                        offered
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            self.announce(provider, entry.id(), &services);
+        }
+        Ok(())
+    }
+
+    /// Every announced model with the services it serves, sorted by route.
+    pub fn models(&self) -> impl Iterator<Item = (RouteId, &BTreeSet<Service>)> + '_ {
+        self.models.iter().flat_map(|(provider, models)| {
+            models
+                .iter()
+                .map(move |(model, services)| (RouteId::new(provider, model.as_str()), services))
+        })
     }
 
     /// Every announced model as `<provider>/<model id>`, sorted.
     pub fn model_names(&self) -> Vec<String> {
-        self.models
-            .iter()
-            .flat_map(|(p, ms)| ms.iter().map(move |m| format!("{p}/{m}")))
-            .collect()
+        self.models().map(|(route, _)| route.to_string()).collect()
     }
 
-    /// The ids of all registered providers, sorted.
-    pub fn providers(&self) -> Vec<&'static str> {
-        self.text.keys().copied().collect()
+    /// Adds a provider crate's price list (or an operator's overrides) to the prices this
+    /// registry's gateway starts from.
+    pub fn add_prices(&mut self, prices: PriceCatalog) {
+        self.prices.merge(prices);
+    }
+
+    /// The prices the registered providers ship, merged.
+    pub fn prices(&self) -> &PriceCatalog {
+        &self.prices
     }
 }
 
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
-            .field("text", &self.text.keys().collect::<Vec<_>>())
-            .finish()
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Registry");
+        for provider in self.providers() {
+            d.field(provider, &self.services_of(provider));
+        }
+        d.finish()
     }
 }

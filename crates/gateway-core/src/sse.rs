@@ -5,13 +5,19 @@
 //! the event; `data` lines of one event are joined with `\n`; a leading byte-order mark is
 //! skipped; an event not closed by a blank line when the stream ends is dropped. Bytes are buffered
 //! until a line is complete, so a UTF-8 character split across reads decodes intact.
+//!
+//! Both buffers are bounded ([`SseLimits`]): a provider that sends an endless line or event gets
+//! an error, not unbounded memory.
+//!
+//! [`decode_stream`] turns a provider's byte stream into a stream of any item type through the
+//! provider's [`SseDecode`]: text chunks for chat, audio chunks for streamed speech, and so on.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use bytes::Bytes;
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 
-use crate::text::{TextChunk, TextStream};
 use crate::{Error, ErrorKind, Result};
 
 /// One dispatched server-sent event.
@@ -25,9 +31,58 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
+/// The most an [`SseDecoder`] buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseLimits {
+    /// The longest line, in bytes.
+    pub max_line: usize,
+    /// The most `data` one event may carry, in bytes.
+    pub max_event: usize,
+}
+
+impl Default for SseLimits {
+    /// 16 MiB per line and 32 MiB per event: room for an inline image or audio clip in one
+    /// event (Gemini streams those base64-encoded), a bound on what one stream can allocate.
+    fn default() -> Self {
+        Self {
+            max_line: 16 * 1024 * 1024,
+            max_event: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// A stream passed one of its [`SseLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseOverflow {
+    /// `line` or `event`.
+    pub what: &'static str,
+    /// The limit, in bytes.
+    pub limit: usize,
+}
+
+impl fmt::Display for SseOverflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the event stream sent an {} longer than {} bytes",
+            self.what, self.limit
+        )
+    }
+}
+
+impl std::error::Error for SseOverflow {}
+
+impl From<SseOverflow> for Error {
+    fn from(e: SseOverflow) -> Self {
+        Error::decode(e.to_string())
+    }
+}
+
 /// An incremental event-stream parser: feed it bytes as they arrive, take events as they complete.
 #[derive(Debug, Default)]
 pub struct SseDecoder {
+    limits: SseLimits,
+    overflow: Option<SseOverflow>,
     line: Vec<u8>,
     after_cr: bool,
     started: bool,
@@ -39,13 +94,33 @@ pub struct SseDecoder {
 }
 
 impl SseDecoder {
-    /// A parser at the start of a stream.
+    /// A parser at the start of a stream, with the default [`SseLimits`].
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Feeds the next bytes of the stream.
-    pub fn push(&mut self, mut bytes: &[u8]) {
+    /// A parser with `limits`.
+    pub fn with_limits(limits: SseLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Feeds the next bytes of the stream. Fails once a line or an event passes its limit; the
+    /// parser then refuses everything after (the stream cannot be resynchronised).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), SseOverflow> {
+        if let Some(overflow) = self.overflow {
+            return Err(overflow);
+        }
+        self.feed(bytes);
+        match self.overflow {
+            Some(overflow) => Err(overflow),
+            None => Ok(()),
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
         if !self.started {
             // The BOM may itself arrive split; wait until three bytes (or a line end) are there.
             self.line.extend_from_slice(bytes);
@@ -57,9 +132,9 @@ impl SseDecoder {
             if buffered.starts_with(b"\xEF\xBB\xBF") {
                 buffered.drain(..3);
             }
-            return self.push(&buffered);
+            return self.feed(&buffered);
         }
-        while !bytes.is_empty() {
+        while !bytes.is_empty() && self.overflow.is_none() {
             if self.after_cr {
                 self.after_cr = false;
                 if bytes[0] == b'\n' {
@@ -80,7 +155,23 @@ impl SseDecoder {
                     break;
                 }
             }
+            self.check_line();
         }
+        self.check_line();
+    }
+
+    fn check_line(&mut self) {
+        if self.line.len() > self.limits.max_line {
+            self.fail("line", self.limits.max_line);
+        }
+    }
+
+    fn fail(&mut self, what: &'static str, limit: usize) {
+        self.overflow.get_or_insert(SseOverflow { what, limit });
+        // What was buffered will never be used: give the memory back now.
+        self.line = Vec::new();
+        self.data = String::new();
+        self.ready.clear();
     }
 
     /// The next complete event, if one is ready.
@@ -105,6 +196,9 @@ impl SseDecoder {
                 if self.has_data {
                     self.data.push('\n');
                 }
+                if self.data.len() + value.len() > self.limits.max_event {
+                    return self.fail("event", self.limits.max_event);
+                }
                 self.data.push_str(value);
                 self.has_data = true;
             }
@@ -128,11 +222,12 @@ impl SseDecoder {
     }
 }
 
-/// Turns a byte stream into a stream of events. Errors of the byte stream pass through.
+/// Turns a byte stream into a stream of events. Errors of the byte stream pass through; a
+/// stream that passes the default [`SseLimits`] ends with that error.
 pub fn sse_events<S, E>(bytes: S) -> impl Stream<Item = Result<SseEvent, E>> + Send
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-    E: Send,
+    E: From<SseOverflow> + Send,
 {
     stream::unfold(
         (bytes, SseDecoder::new(), false),
@@ -145,7 +240,12 @@ where
                     return None;
                 }
                 match bytes.next().await {
-                    Some(Ok(chunk)) => decoder.push(&chunk),
+                    Some(Ok(chunk)) => {
+                        if let Err(overflow) = decoder.push(&chunk) {
+                            ended = true;
+                            return Some((Err(overflow.into()), (bytes, decoder, ended)));
+                        }
+                    }
                     Some(Err(e)) => {
                         ended = true;
                         return Some((Err(e), (bytes, decoder, ended)));
@@ -166,28 +266,32 @@ pub enum SseStep {
     Done,
 }
 
-/// Maps one provider's events onto [`TextChunk`]s.
-pub trait SseTextDecoder: Send + 'static {
-    /// Handles one event, appending chunks to `out`.
-    fn on_event(&mut self, event: SseEvent, out: &mut Vec<TextChunk>) -> Result<SseStep>;
+/// Maps one provider's events onto items of the stream it serves ([`TextChunk`](crate::TextChunk)s
+/// for chat).
+pub trait SseDecode: Send + 'static {
+    /// What the stream yields.
+    type Item: Send + 'static;
 
-    /// The byte stream ended without [`SseStep::Done`]. Appends any last chunks, or fails with
+    /// Handles one event, appending items to `out`.
+    fn on_event(&mut self, event: SseEvent, out: &mut Vec<Self::Item>) -> Result<SseStep>;
+
+    /// The byte stream ended without [`SseStep::Done`]. Appends any last items, or fails with
     /// [`ErrorKind::StreamInterrupted`] if the provider's stream was not complete.
-    fn on_eof(&mut self, out: &mut Vec<TextChunk>) -> Result<()>;
+    fn on_eof(&mut self, out: &mut Vec<Self::Item>) -> Result<()>;
 }
 
-/// Builds a [`TextStream`] from a provider's byte stream and its event decoder.
+/// Builds a stream of `D::Item`s from a provider's byte stream and its event decoder.
 ///
 /// The first error ends the stream; a stream that ends early yields the decoder's error.
-pub fn text_stream<S, D>(bytes: S, decoder: D) -> TextStream
+pub fn decode_stream<S, D>(bytes: S, decoder: D) -> BoxStream<'static, Result<D::Item>>
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
-    D: SseTextDecoder,
+    D: SseDecode,
 {
-    struct State<E, D> {
+    struct State<E, D, I> {
         events: E,
         decoder: D,
-        pending: VecDeque<Result<TextChunk>>,
+        pending: VecDeque<Result<I>>,
         finished: bool,
     }
     let state = State {
@@ -250,7 +354,7 @@ mod tests {
         let mut start = 0;
         for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
             let cut = cut.clamp(start, input.len());
-            decoder.push(&input[start..cut]);
+            decoder.push(&input[start..cut]).unwrap();
             start = cut;
             while let Some(e) = decoder.next_event() {
                 events.push(e);
@@ -340,12 +444,66 @@ mod tests {
 
     #[tokio::test]
     async fn the_stream_adapter_yields_events_and_errors() {
-        let parts: Vec<Result<Bytes, &str>> = vec![
+        let parts: Vec<Result<Bytes>> = vec![
             Ok(Bytes::from_static(b"data: a\n")),
             Ok(Bytes::from_static(b"\ndata: b")),
-            Err("reset"),
+            Err(Error::new(ErrorKind::StreamInterrupted, "reset")),
         ];
         let events: Vec<_> = sse_events(stream::iter(parts)).collect().await;
-        assert_eq!(events, vec![Ok(data("a")), Err("reset")]);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].as_ref().unwrap(), &data("a"));
+        assert_eq!(
+            events[1].as_ref().unwrap_err().kind(),
+            &ErrorKind::StreamInterrupted
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_not_buffered() {
+        let limits = SseLimits {
+            max_line: 64,
+            max_event: 1024,
+        };
+        let mut decoder = SseDecoder::with_limits(limits);
+        decoder.push(b"data: ok\n\n").unwrap();
+        let mut failed = None;
+        for _ in 0..100 {
+            if let Err(e) = decoder.push(&[b'x'; 10]) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("the limit was passed");
+        assert_eq!(e.what, "line");
+        assert!(decoder.line.capacity() <= 64, "the buffer was released");
+        // Everything after is refused, and nothing half-parsed comes out.
+        assert_eq!(decoder.push(b"\n\ndata: more\n\n").unwrap_err(), e);
+        assert_eq!(decoder.next_event(), None);
+    }
+
+    #[test]
+    fn an_endless_event_is_refused_even_in_short_lines() {
+        let limits = SseLimits {
+            max_line: 64,
+            max_event: 100,
+        };
+        let mut decoder = SseDecoder::with_limits(limits);
+        let mut result = Ok(());
+        for _ in 0..20 {
+            result = decoder.push(b"data: 0123456789\n");
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result.unwrap_err().what, "event");
+    }
+
+    #[tokio::test]
+    async fn the_stream_adapter_ends_with_an_overflow_error() {
+        let big = Bytes::from(vec![b'x'; SseLimits::default().max_line + 1]);
+        let parts: Vec<Result<Bytes>> = vec![Ok(Bytes::from_static(b"data: a\n\n")), Ok(big)];
+        let events: Vec<_> = sse_events(stream::iter(parts)).collect().await;
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].as_ref().unwrap_err().kind(), &ErrorKind::Decode);
     }
 }

@@ -10,6 +10,7 @@ use crate::{Result, TokenUsage};
 
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Role {
     /// Instructions for the model; providers without a system role receive them their own way.
     System,
@@ -19,27 +20,129 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The OpenAI role name (`system`, `user`, `assistant`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
+/// One part of a message's content, as OpenAI's chat format has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Part {
+    /// Text.
+    Text(String),
+    /// An image, by `https://` URL or `data:` URL (`image_url` in OpenAI's format).
+    Image {
+        /// The URL.
+        url: String,
+        /// OpenAI's `detail` hint (`auto`, `low`, `high`), passed on where a provider takes it.
+        detail: Option<String>,
+    },
+    /// Audio the model listens to (`input_audio` in OpenAI's format).
+    Audio {
+        /// The audio, base64-encoded.
+        data: String,
+        /// Its format as OpenAI names it (`wav`, `mp3`).
+        format: String,
+    },
+}
+
+impl Part {
+    /// A text part.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// An image part.
+    pub fn image_url(url: impl Into<String>) -> Self {
+        Self::Image {
+            url: url.into(),
+            detail: None,
+        }
+    }
+
+    /// The part's kind as OpenAI names it (`text`, `image_url`, `input_audio`), for errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text(_) => "text",
+            Self::Image { .. } => "image_url",
+            Self::Audio { .. } => "input_audio",
+        }
+    }
+
+    /// A prompt-token estimate that does not undercount: text by its bytes, an image as the
+    /// most any of our providers bills one at (a high-detail image tiles to at most ~1,600
+    /// tokens), audio at 32 tokens per second (Gemini's documented rate) assuming a bit rate
+    /// as low as 16 kbit/s, so compressed audio is not undercounted.
+    pub fn estimate_tokens(&self) -> u64 {
+        match self {
+            Self::Text(text) => crate::accounting::estimate_tokens(text),
+            Self::Image { .. } => IMAGE_TOKENS,
+            Self::Audio { data, .. } => {
+                let bytes = (data.len() as u64) * 3 / 4;
+                (bytes * 32).div_ceil(2_000)
+            }
+        }
+    }
+}
+
+/// The prompt-token estimate of one image part (see [`Part::estimate_tokens`]).
+const IMAGE_TOKENS: u64 = 1_600;
+
 /// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Who said it.
     pub role: Role,
-    /// The text.
-    pub content: String,
+    /// What was said, in parts (usually one text part).
+    pub content: Vec<Part>,
 }
 
 impl Message {
-    /// A message with `role` and `content`.
+    /// A message with `role` and the text `content`.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Self {
             role,
-            content: content.into(),
+            content: vec![Part::Text(content.into())],
         }
+    }
+
+    /// A message with `role` and `parts`.
+    pub fn with_parts(role: Role, parts: Vec<Part>) -> Self {
+        Self {
+            role,
+            content: parts,
+        }
+    }
+
+    /// The text parts, joined (what a text-only provider receives).
+    pub fn text(&self) -> String {
+        let mut texts = self.content.iter().filter_map(|p| match p {
+            Part::Text(t) => Some(t.as_str()),
+            _ => None,
+        });
+        let first = texts.next().unwrap_or_default().to_owned();
+        texts.fold(first, |mut all, t| {
+            all.push_str(t);
+            all
+        })
+    }
+
+    /// Whether every part is text.
+    pub fn is_text_only(&self) -> bool {
+        self.content.iter().all(|p| matches!(p, Part::Text(_)))
     }
 }
 
 /// The shape the model must answer in.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ResponseFormat {
     /// Free text (the default).
     Text,
@@ -89,6 +192,12 @@ impl TextRequest {
             model: model.into(),
             ..Self::default()
         }
+    }
+
+    /// Appends `message` (e.g. one with image or audio parts).
+    pub fn message(mut self, message: Message) -> Self {
+        self.messages.push(message);
+        self
     }
 
     /// Appends a system message.
@@ -144,6 +253,7 @@ impl TextRequest {
 
 /// Why generation ended, in OpenAI's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FinishReason {
     /// A natural end or a stop sequence.
     Stop,
@@ -188,6 +298,7 @@ pub struct TextResponse {
 /// provider reports it (the last one is final). A provider stream that ends without its normal
 /// end yields an [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted) error.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum TextChunk {
     /// New text.
     Delta(String),
@@ -201,7 +312,10 @@ pub enum TextChunk {
 pub type TextStream = BoxStream<'static, Result<TextChunk>>;
 
 /// What a text provider can do, checked before any IO.
+///
+/// Start from [`TextCaps::default`] (streaming, text only) and set what the provider adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TextCaps {
     /// `stream` is implemented.
     pub streaming: bool,
@@ -209,6 +323,10 @@ pub struct TextCaps {
     pub json_object: bool,
     /// `ResponseFormat::JsonSchema` is honoured.
     pub json_schema: bool,
+    /// Image parts ([`Part::Image`]) are taken.
+    pub image_input: bool,
+    /// Audio parts ([`Part::Audio`]) are taken.
+    pub audio_input: bool,
 }
 
 impl Default for TextCaps {
@@ -217,24 +335,44 @@ impl Default for TextCaps {
             streaming: true,
             json_object: false,
             json_schema: false,
+            image_input: false,
+            audio_input: false,
         }
     }
 }
 
 impl TextCaps {
-    /// `Err(Unsupported)` if `req` needs something these capabilities lack.
+    /// `Err(Unsupported)` if `req` needs something these capabilities lack; the error names
+    /// the request field (`response_format`, `messages[1].content[0]`) in its `param`.
     pub fn check(&self, provider: &str, req: &TextRequest) -> Result<()> {
         let missing = match req.response_format {
             Some(ResponseFormat::JsonObject) if !self.json_object => Some("json_object"),
             Some(ResponseFormat::JsonSchema { .. }) if !self.json_schema => Some("json_schema"),
             _ => None,
         };
-        match missing {
-            Some(what) => Err(crate::Error::unsupported(format!(
+        if let Some(what) = missing {
+            return Err(crate::Error::unsupported(format!(
                 "provider `{provider}` does not support response_format `{what}`"
-            ))),
-            None => Ok(()),
+            ))
+            .with_param("response_format"));
         }
+        for (i, message) in req.messages.iter().enumerate() {
+            for (j, part) in message.content.iter().enumerate() {
+                let taken = match part {
+                    Part::Text(_) => true,
+                    Part::Image { .. } => self.image_input,
+                    Part::Audio { .. } => self.audio_input,
+                };
+                if !taken {
+                    return Err(crate::Error::unsupported(format!(
+                        "provider `{provider}` does not take `{}` parts (messages[{i}].content[{j}])",
+                        part.kind()
+                    ))
+                    .with_param(format!("messages[{i}].content[{j}]")));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

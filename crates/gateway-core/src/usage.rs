@@ -28,6 +28,37 @@ impl TokenUsage {
     }
 }
 
+/// What one call used, in the terms plans count and prices apply to: tokens for text and
+/// embeddings, units for media and search (images; seconds of video or audio; characters of
+/// speech; searches or credits), whichever the modality bills by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tokens (text, embeddings, token-billed media models).
+    pub tokens: TokenUsage,
+    /// Media or search units.
+    pub units: u64,
+}
+
+impl Usage {
+    /// Token usage alone.
+    pub fn tokens(tokens: TokenUsage) -> Self {
+        Self { tokens, units: 0 }
+    }
+
+    /// Units alone.
+    pub fn units(units: u64) -> Self {
+        Self {
+            tokens: TokenUsage::default(),
+            units,
+        }
+    }
+
+    /// Whether nothing at all was counted (the provider reported no usage).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// An exact amount of US dollars, held as an integer count of nano-dollars (10⁻⁹ USD).
 ///
 /// A token of a cheap model costs about a tenth of a micro-dollar, so floating point would lose

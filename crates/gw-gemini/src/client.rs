@@ -16,7 +16,7 @@ pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 pub const DEFAULT_API_KEY_ENV: &str = "GEMINI_API_KEY";
 
 /// The key travels in this header; the `?key=` query form is never used, since URLs end up in
-/// logs (shared/providers/gemini.md §1).
+/// logs (<https://ai.google.dev/gemini-api/docs/api-key>: both forms are accepted).
 const AUTH: Auth = Auth::Header("x-goog-api-key");
 
 #[doc = include_str!("docs.md")]
@@ -181,6 +181,6 @@ mod tests {
             ..ProviderConfig::default()
         };
         let err = GeminiClient::from_config(&missing).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Config);
+        assert_eq!(err.kind(), &ErrorKind::Unavailable);
     }
 }

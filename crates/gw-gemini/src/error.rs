@@ -23,7 +23,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(86_400);
 /// - `UNAUTHENTICATED` / `PERMISSION_DENIED` → `Auth`; `NOT_FOUND` → `NotFound`.
 /// - `RESOURCE_EXHAUSTED` → `RateLimited`, waiting for the `Retry-After` header if there is one,
 ///   else the `google.rpc.RetryInfo` `retryDelay` (the signal Gemini documents in practice,
-///   `shared/providers/gemini.md` §13).
+///   <https://ai.google.dev/gemini-api/docs/troubleshooting>).
 /// - `INTERNAL` / `UNAVAILABLE` → `Upstream`; `DEADLINE_EXCEEDED` → `Timeout`.
 /// - Anything else, or a body that is not Gemini's envelope → the generic status mapping.
 pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
@@ -314,6 +314,21 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(parse_retry_delay(s), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn recorded_embedding_errors() {
+        for (name, kind) in [
+            ("embed/404.json", ErrorKind::NotFound),
+            ("embed/400_batch_limit.json", ErrorKind::InvalidRequest),
+        ] {
+            let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+            let fixture: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let status = fixture["status"].as_u64().unwrap() as u16;
+            let e = classify(status, &HeaderMap::new(), &fixture["json"].to_string());
+            assert_eq!(e.kind(), &kind, "{name}");
         }
     }
 }

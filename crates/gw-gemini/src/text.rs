@@ -1,7 +1,7 @@
 //! [`TextModel`] for [`GeminiClient`]: the IO only; mapping lives in `convert`.
 
 use gateway_core::http::{byte_stream, read_json};
-use gateway_core::sse::text_stream;
+use gateway_core::sse::decode_stream;
 use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
 
 use crate::convert::{self, StreamDecoder};
@@ -13,12 +13,14 @@ impl TextModel for GeminiClient {
         PROVIDER
     }
 
+    /// Streaming, both JSON modes, and image and audio parts (sent inline).
     fn capabilities(&self) -> TextCaps {
-        TextCaps {
-            streaming: true,
-            json_object: true,
-            json_schema: true,
-        }
+        let mut caps = TextCaps::default();
+        caps.json_object = true;
+        caps.json_schema = true;
+        caps.image_input = true;
+        caps.audio_input = true;
+        caps
     }
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
@@ -35,7 +37,7 @@ impl TextModel for GeminiClient {
         let path = GeminiClient::endpoint(&req.model, "streamGenerateContent?alt=sse")?;
         tracing::debug!(provider = PROVIDER, model = %req.model, "streamGenerateContent");
         let response = self.post_json(&path, &body, classify).await?;
-        Ok(text_stream(
+        Ok(decode_stream(
             byte_stream(PROVIDER, response),
             StreamDecoder::new(),
         ))

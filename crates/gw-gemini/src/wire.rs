@@ -1,8 +1,9 @@
 //! Gemini's JSON, field for field (Generative Language API `v1beta`). No logic lives here.
 //!
 //! Outbound types leave out `None`s; inbound types accept unknown fields and tolerate missing
-//! ones, because Google adds fields without notice. Names follow `shared/providers/gemini.md`,
-//! which cites the official Python SDK (`googleapis/python-genai`, `models.py` and `types.py`).
+//! ones, because Google adds fields without notice. Names follow the API reference
+//! (<https://ai.google.dev/api>) and the official Python SDK (`googleapis/python-genai`,
+//! `models.py` and `types.py`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -55,7 +56,7 @@ pub(crate) enum Role {
 }
 
 /// One part of a turn. The wire type is a union; only the members the gateway reads or writes
-/// are spelled out, and unknown members (`inlineData`, `thoughtSignature`, ...) are ignored.
+/// are spelled out, and unknown members (`thoughtSignature`, ...) are ignored.
 ///
 /// Source: <https://ai.google.dev/api/caching#Part>; `thought` marks a thought summary
 /// (SDK `types.py` `Part.thought`).
@@ -65,12 +66,29 @@ pub(crate) struct Part {
     /// Text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) text: Option<String>,
+    /// Media sent inline (an image or audio of the prompt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) inline_data: Option<Blob>,
     /// `true` when the part is a thought summary rather than answer text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) thought: Option<bool>,
     /// A function call the model made; only its presence matters to the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) function_call: Option<Value>,
+}
+
+/// Inline media: `{"mimeType": "image/png", "data": "<base64>"}`.
+///
+/// Source: <https://ai.google.dev/api/caching#Blob>; image and audio prompts:
+/// <https://ai.google.dev/gemini-api/docs/image-understanding>,
+/// <https://ai.google.dev/gemini-api/docs/audio>.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Blob {
+    /// The IANA media type.
+    pub(crate) mime_type: String,
+    /// The bytes, base64-encoded.
+    pub(crate) data: String,
 }
 
 /// `generationConfig`.
@@ -136,7 +154,8 @@ pub(crate) struct GenerateContentResponse {
 /// One event of `streamGenerateContent?alt=sse`: a [`GenerateContentResponse`], or an error
 /// object sent after the stream started.
 ///
-/// Source: `shared/providers/gemini.md` §3 (SDK `_api_client.py::_iter_response_stream` treats
+/// Source: <https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent>
+/// (SDK `_api_client.py::_iter_response_stream` treats
 /// any JSON object with `error` in a stream as a terminal error).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub(crate) struct StreamEvent {
@@ -250,7 +269,7 @@ pub(crate) struct UsageMetadata {
 
 /// The error body of every endpoint: `{"error": {...}}`.
 ///
-/// Source: `shared/providers/gemini.md` §13; SDK `errors.py` `APIError` (reads `code`, `message`,
+/// Source: <https://ai.google.dev/gemini-api/docs/troubleshooting>; SDK `errors.py` `APIError` (reads `code`, `message`,
 /// `status`); <https://ai.google.dev/gemini-api/docs/troubleshooting>.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct ErrorEnvelope {
@@ -279,7 +298,8 @@ pub(crate) struct ErrorBody {
 
 /// `error.status`: the canonical gRPC code name.
 ///
-/// Source: `shared/providers/gemini.md` §13 (table of statuses the Gemini API answers with);
+/// Source: <https://ai.google.dev/gemini-api/docs/troubleshooting> (the statuses the Gemini API
+/// answers with);
 /// <https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto>.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -302,7 +322,7 @@ pub(crate) enum Status {
 /// (`retryDelay`, a protobuf Duration string such as `"34s"`).
 ///
 /// Source: <https://github.com/googleapis/googleapis/blob/master/google/rpc/error_details.proto>;
-/// the `RetryInfo` sample in `shared/providers/gemini.md` §13; a real bad-key body in
+/// the `RetryInfo` of <https://ai.google.dev/gemini-api/docs/rate-limits>; a real bad-key body in
 /// <https://github.com/cequence-io/openai-scala-client/issues/109>.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -313,4 +333,76 @@ pub(crate) struct ErrorDetail {
     /// `RetryInfo.retryDelay`.
     #[serde(default)]
     pub(crate) retry_delay: Option<String>,
+}
+
+/// The body of `models/{model}:batchEmbedContents`, which the official SDK uses for every
+/// embedding call to the Developer API (one input or many).
+///
+/// Source: <https://ai.google.dev/api/embeddings#method:-models.batchembedcontents>;
+/// SDK `models.py` `_EmbedContentParametersPrivate_to_mldev` (googleapis/python-genai).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct BatchEmbedContentsRequest {
+    /// One request per input; each names the model again (it must match the URL's).
+    pub(crate) requests: Vec<EmbedContentRequest>,
+}
+
+/// One `EmbedContentRequest`.
+///
+/// Source: <https://ai.google.dev/api/embeddings#EmbedContentRequest>. `taskType`, `title` and
+/// `outputDimensionality` are sent at the top level, as the official SDK sends them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmbedContentRequest {
+    /// `models/{model}`.
+    pub(crate) model: String,
+    /// The text, as one part.
+    pub(crate) content: Content,
+    /// What the embedding is for (`RETRIEVAL_QUERY`, `SEMANTIC_SIMILARITY`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) task_type: Option<String>,
+    /// The document's title, with `RETRIEVAL_DOCUMENT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) title: Option<String>,
+    /// Truncates the vector to this many dimensions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) output_dimensionality: Option<u32>,
+}
+
+/// The answer of `batchEmbedContents`: one embedding per request, in order.
+///
+/// Source: <https://ai.google.dev/api/embeddings#response-body_1>. `usageMetadata` is newer
+/// (2026) and missing from many answers, so it is optional.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BatchEmbedContentsResponse {
+    /// The vectors.
+    #[serde(default)]
+    pub(crate) embeddings: Vec<ContentEmbedding>,
+    /// Token counts, when given.
+    #[serde(default)]
+    pub(crate) usage_metadata: Option<EmbeddingUsageMetadata>,
+}
+
+/// `ContentEmbedding`: `{"values": [...]}`.
+///
+/// Source: <https://ai.google.dev/api/embeddings#contentembedding>.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub(crate) struct ContentEmbedding {
+    /// The vector.
+    #[serde(default)]
+    pub(crate) values: Vec<f32>,
+}
+
+/// `EmbeddingUsageMetadata`. Note `promptTokenDetails`, not generateContent's
+/// `promptTokensDetails`; only the total is read.
+///
+/// Source: the Generative Language API discovery document (`EmbeddingUsageMetadata`), and
+/// answers recorded in June 2026 in pydantic-ai's test cassettes
+/// (<https://github.com/pydantic/pydantic-ai/blob/4fda38988f2939fa6ea9cdefcf120693e10ef491/tests/cassettes/test_embeddings/test_google_task_prefix%5Btask-ignored-on-other-model%5D.yaml>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmbeddingUsageMetadata {
+    /// Input tokens of every request together.
+    #[serde(default)]
+    pub(crate) prompt_token_count: Option<u64>,
 }

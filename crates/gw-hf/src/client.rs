@@ -13,7 +13,13 @@ use crate::{DEFAULT_BASE, DEFAULT_ENV, PROVIDER, error};
 #[derive(Clone, Debug)]
 pub struct HfClient {
     upstream: Arc<Upstream>,
+    /// `X-HF-Bill-To`, when an organisation pays.
+    bill_to: Option<reqwest::header::HeaderValue>,
 }
+
+/// The header that bills an organisation rather than the token's owner
+/// (<https://huggingface.co/docs/inference-providers/pricing#billing-for-team-and-enterprise-organizations>).
+const BILL_TO: &str = "x-hf-bill-to";
 
 impl HfClient {
     /// A builder; only the token is required.
@@ -33,10 +39,7 @@ impl HfClient {
     /// variable `api_key_env` names (default `HF_TOKEN`); `base_url` (default
     /// `https://router.huggingface.co`); connect and read timeouts.
     pub fn from_config(cfg: &ProviderConfig) -> Result<Self> {
-        HfClientBuilder {
-            settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_ENV)?,
-        }
-        .build()
+        HfClientBuilder::from_config(cfg)?.build()
     }
 
     /// The base URL requests go to, without a trailing slash.
@@ -44,13 +47,27 @@ impl HfClient {
         self.upstream.base_url()
     }
 
-    /// POSTs `body` as JSON to `{base}{path}` with the token; a non-2xx answer is classified.
+    /// POSTs `body` as JSON to `{base}{path}` with the token (and the billed organisation);
+    /// a non-2xx answer is classified.
     pub(crate) async fn post_json<T: Serialize + Sync>(
         &self,
         path: &str,
         body: &T,
     ) -> Result<reqwest::Response> {
-        self.upstream.post_json(path, body, error::classify).await
+        let Some(bill_to) = &self.bill_to else {
+            return self.upstream.post_json(path, body, error::classify).await;
+        };
+        let body = serde_json::to_vec(body).map_err(|e| {
+            gateway_core::Error::invalid_request(format!("cannot encode the request: {e}"))
+                .with_provider(PROVIDER)
+        })?;
+        let request = self
+            .upstream
+            .post(path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(BILL_TO, bill_to.clone())
+            .body(body);
+        gateway_core::http::send(PROVIDER, request, error::classify).await
     }
 }
 
@@ -58,9 +75,25 @@ impl HfClient {
 #[derive(Debug, Default, Clone)]
 pub struct HfClientBuilder {
     settings: UpstreamBuilder,
+    bill_to: Option<String>,
 }
 
 impl HfClientBuilder {
+    /// A builder with the settings of a `[providers.hf]` section: its token (or token variable,
+    /// default `HF_TOKEN`), base URL and timeouts.
+    pub fn from_config(cfg: &ProviderConfig) -> Result<Self> {
+        Ok(Self {
+            settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_ENV)?,
+            bill_to: None,
+        })
+    }
+
+    /// Bills the organisation `org` instead of the token's owner (`X-HF-Bill-To`).
+    pub fn bill_to(mut self, org: impl Into<String>) -> Self {
+        self.bill_to = Some(org.into());
+        self
+    }
+
     /// The Hugging Face token (`hf_...`, with the "Make calls to Inference Providers"
     /// permission). Required. Sent as `Authorization: Bearer <token>`.
     pub fn api_key(mut self, api_key: impl Into<SecretString>) -> Self {
@@ -84,8 +117,24 @@ impl HfClientBuilder {
     /// The client. Fails with [`ErrorKind::Config`](gateway_core::ErrorKind::Config) without a
     /// usable token or with a base URL that is not http(s).
     pub fn build(self) -> Result<HfClient> {
+        let bill_to = match self.bill_to {
+            Some(org) => Some(
+                reqwest::header::HeaderValue::from_str(org.trim())
+                    .ok()
+                    .filter(|_| !org.trim().is_empty())
+                    .ok_or_else(|| {
+                        gateway_core::Error::new(
+                            gateway_core::ErrorKind::Config,
+                            "providers.hf.bill_to: not an organisation name an HTTP header can carry",
+                        )
+                        .with_provider(PROVIDER)
+                    })?,
+            ),
+            None => None,
+        };
         Ok(HfClient {
             upstream: Arc::new(self.settings.build(PROVIDER, DEFAULT_BASE, Auth::Bearer)?),
+            bill_to,
         })
     }
 }
@@ -150,6 +199,6 @@ mod tests {
             ..ProviderConfig::default()
         };
         let err = HfClient::from_config(&missing).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Config);
+        assert_eq!(err.kind(), &ErrorKind::Unavailable);
     }
 }

@@ -1,10 +1,11 @@
 //! Pure mapping between the core types and the router's OpenAI-compatible JSON: no IO here.
 
-use gateway_core::sse::{SseEvent, SseStep, SseTextDecoder, interrupted};
+use gateway_core::sse::{SseDecode, SseEvent, SseStep, interrupted};
 use gateway_core::{
-    Error, FinishReason, ResponseFormat, Result, Role, TextChunk, TextRequest, TextResponse,
-    TokenUsage,
+    EmbeddingRequest, EmbeddingResponse, Error, FinishReason, Message, Part, ResponseFormat,
+    Result, Role, TextChunk, TextRequest, TextResponse, TokenUsage,
 };
+use serde_json::Value;
 
 use crate::PROVIDER;
 use crate::error::stream_error;
@@ -33,20 +34,15 @@ pub(crate) fn chat_request(req: &TextRequest, stream: bool) -> Result<wire::Chat
             return Err(invalid(format!("`{name}` must be a finite number")));
         }
     }
+    let messages = req
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| chat_message(m, i))
+        .collect::<Result<Vec<_>>>()?;
     Ok(wire::ChatCompletionRequest {
         model: req.model.clone(),
-        messages: req
-            .messages
-            .iter()
-            .map(|m| wire::ChatMessage {
-                role: match m.role {
-                    Role::System => wire::Role::System,
-                    Role::User => wire::Role::User,
-                    Role::Assistant => wire::Role::Assistant,
-                },
-                content: m.content.clone(),
-            })
-            .collect(),
+        messages,
         max_tokens: req.max_tokens,
         temperature: req.temperature,
         top_p: req.top_p,
@@ -54,7 +50,10 @@ pub(crate) fn chat_request(req: &TextRequest, stream: bool) -> Result<wire::Chat
         seed: req.seed,
         presence_penalty: req.presence_penalty,
         frequency_penalty: req.frequency_penalty,
-        response_format: req.response_format.as_ref().and_then(response_format),
+        response_format: match &req.response_format {
+            Some(format) => response_format(format)?,
+            None => None,
+        },
         stream: stream.then_some(true),
         stream_options: stream.then_some(wire::StreamOptions {
             include_usage: true,
@@ -62,10 +61,190 @@ pub(crate) fn chat_request(req: &TextRequest, stream: bool) -> Result<wire::Chat
     })
 }
 
+/// `messages[i]` on the wire: its text as a string when it has only text, else OpenAI's parts
+/// (images by `https://` or `data:` URL, which the router passes to vision models).
+fn chat_message(m: &Message, i: usize) -> Result<wire::ChatMessage> {
+    let role = match m.role {
+        Role::System => wire::Role::System,
+        Role::User => wire::Role::User,
+        Role::Assistant => wire::Role::Assistant,
+        other => {
+            return Err(invalid(format!(
+                "messages[{i}]: role `{}` is not supported here",
+                other.as_str()
+            ))
+            .with_param(format!("messages[{i}].role")));
+        }
+    };
+    if m.is_text_only() {
+        return Ok(wire::ChatMessage {
+            role,
+            content: wire::MessageContent::Text(m.text()),
+        });
+    }
+    let mut parts = Vec::with_capacity(m.content.len());
+    for (j, part) in m.content.iter().enumerate() {
+        parts.push(match part {
+            Part::Text(text) => wire::ContentPart::Text { text: text.clone() },
+            Part::Image { url, detail } => wire::ContentPart::ImageUrl {
+                image_url: wire::ImageUrl {
+                    url: url.clone(),
+                    detail: detail.clone(),
+                },
+            },
+            other => {
+                return Err(Error::unsupported(format!(
+                    "messages[{i}].content[{j}]: Hugging Face chat takes no `{}` parts",
+                    other.kind()
+                ))
+                .with_provider(PROVIDER)
+                .with_param(format!("messages[{i}].content[{j}]")));
+            }
+        });
+    }
+    Ok(wire::ChatMessage {
+        role,
+        content: wire::MessageContent::Parts(parts),
+    })
+}
+
+/// The `hf-inference` backend, the one that serves feature extraction by Hub model id.
+const HF_INFERENCE: &str = "hf-inference";
+
+/// The parameters feature extraction takes, as `options`.
+///
+/// Source: <https://huggingface.co/docs/inference-providers/tasks/feature-extraction>.
+const EMBED_OPTIONS: [&str; 4] = [
+    "normalize",
+    "prompt_name",
+    "truncate",
+    "truncation_direction",
+];
+
+/// The route and body of a feature-extraction (embeddings) request.
+///
+/// Embeddings run on `hf-inference`, the backend that serves feature extraction by Hub model
+/// id: `hf/<model>` or `hf/<model>:hf-inference`. Other backends need the Hub's provider-model
+/// mapping, which this crate does not look up, so their suffix is refused as unsupported (a
+/// fallback route may serve the request). A single input goes as a string, several as an array.
+pub(crate) fn embed_request(
+    req: &EmbeddingRequest,
+) -> Result<(String, wire::FeatureExtractionRequest)> {
+    let (model, backend) = match req.model.rsplit_once(':') {
+        Some((model, backend)) => (model, backend),
+        None => (req.model.as_str(), HF_INFERENCE),
+    };
+    if backend != HF_INFERENCE {
+        return Err(Error::unsupported(format!(
+            "Hugging Face embeddings run on `{HF_INFERENCE}`; backend `{backend}` is not supported"
+        ))
+        .with_provider(PROVIDER)
+        .with_param("model"));
+    }
+    let valid = !model.is_empty()
+        && model.split('/').count() <= 2
+        && model.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    if !valid {
+        return Err(
+            invalid(format!("`{model}` is not a valid Hugging Face model id")).with_param("model"),
+        );
+    }
+    for name in req.options.keys() {
+        if !EMBED_OPTIONS.contains(&name.as_str()) {
+            return Err(invalid(format!(
+                "Hugging Face feature extraction takes no option `{name}` (it takes: {})",
+                EMBED_OPTIONS.join(", ")
+            ))
+            .with_param(format!("options.{name}")));
+        }
+    }
+    let inputs = match req.inputs.as_slice() {
+        [one] => wire::Inputs::One(one.clone()),
+        many => wire::Inputs::Many(many.to_vec()),
+    };
+    let path = format!("/{HF_INFERENCE}/models/{model}/pipeline/feature-extraction");
+    Ok((
+        path,
+        wire::FeatureExtractionRequest {
+            inputs,
+            parameters: req.options.clone(),
+        },
+    ))
+}
+
+/// The vectors of a feature-extraction answer to `inputs` inputs.
+///
+/// The answer's shape depends on the model: a sentence-embedding model answers one vector for
+/// one input (`[f32]`) and one per input for several (`[[f32]]`); a plain transformer answers
+/// one vector per token (`[[[f32]]]` and deeper), which is not an embedding of the text and is
+/// refused as such rather than pooled by a rule the caller did not choose.
+pub(crate) fn embed_response(body: Value, inputs: usize, model: &str) -> Result<EmbeddingResponse> {
+    let broken = |why: String| Error::decode(why).with_provider(PROVIDER);
+    let Value::Array(outer) = body else {
+        return Err(broken("the answer is not an array of vectors".into()));
+    };
+    let depth = nesting(&outer);
+    let rows: Vec<Value> = match depth {
+        1 if inputs == 1 => vec![Value::Array(outer)],
+        2 => outer,
+        d if d >= 3 => {
+            return Err(invalid(format!(
+                "model `{model}` answers one vector per token (no pooling), not one per text: use \
+                 a sentence-embedding model"
+            ))
+            .with_param("model"));
+        }
+        _ => {
+            return Err(broken(format!(
+                "an answer of depth {depth} for {inputs} inputs"
+            )));
+        }
+    };
+    if rows.len() != inputs {
+        return Err(broken(format!(
+            "{} vectors came back for {inputs} inputs",
+            rows.len()
+        )));
+    }
+    let mut vectors = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        let vector: Vec<f32> = serde_json::from_value(row)
+            .map_err(|e| broken(format!("vector {i} is not a list of numbers: {e}")))?;
+        if vector.is_empty() {
+            return Err(broken(format!("vector {i} is empty")));
+        }
+        vectors.push(vector);
+    }
+    // Feature extraction reports no token counts: the router estimates them.
+    Ok(EmbeddingResponse::new(
+        model,
+        vectors,
+        TokenUsage::default(),
+    ))
+}
+
+/// How deeply arrays nest in `outer` (1 for a flat list of numbers), following first elements.
+fn nesting(outer: &[Value]) -> usize {
+    let mut depth = 1;
+    let mut first = outer.first();
+    while let Some(Value::Array(inner)) = first {
+        depth += 1;
+        first = inner.first();
+    }
+    depth
+}
+
 /// `Text` is every provider's default, so it is left out rather than sent as `{"type":"text"}`,
 /// which some backends behind the router do not accept.
-fn response_format(format: &ResponseFormat) -> Option<wire::ResponseFormat> {
-    match format {
+fn response_format(format: &ResponseFormat) -> Result<Option<wire::ResponseFormat>> {
+    Ok(match format {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(wire::ResponseFormat::JsonObject),
         ResponseFormat::JsonSchema {
@@ -79,7 +258,14 @@ fn response_format(format: &ResponseFormat) -> Option<wire::ResponseFormat> {
                 strict: *strict,
             },
         }),
-    }
+        _ => {
+            return Err(
+                Error::unsupported("this response_format is not supported here")
+                    .with_provider(PROVIDER)
+                    .with_param("response_format"),
+            );
+        }
+    })
 }
 
 /// The core answer for a blocking response; `requested_model` names the model when the
@@ -164,7 +350,9 @@ impl StreamDecoder {
     }
 }
 
-impl SseTextDecoder for StreamDecoder {
+impl SseDecode for StreamDecoder {
+    type Item = TextChunk;
+
     fn on_event(&mut self, event: SseEvent, out: &mut Vec<TextChunk>) -> Result<SseStep> {
         let data = event.data.trim();
         if data == "[DONE]" {
@@ -207,433 +395,4 @@ impl SseTextDecoder for StreamDecoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use gateway_core::ErrorKind;
-    use serde_json::{Value, json};
-
-    use super::*;
-
-    fn request_json(req: &TextRequest, stream: bool) -> Value {
-        serde_json::to_value(chat_request(req, stream).unwrap()).unwrap()
-    }
-
-    fn response(body: Value) -> TextResponse {
-        let wire: wire::ChatCompletion = serde_json::from_value(body).unwrap();
-        text_response(wire, "requested/model").unwrap()
-    }
-
-    fn completion(message: Value, finish_reason: Value) -> Value {
-        json!({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1_760_000_000,
-            "model": "meta-llama/Llama-3.1-8B-Instruct",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-            "usage": {"prompt_tokens": 31, "completion_tokens": 12, "total_tokens": 43}
-        })
-    }
-
-    // ---- request shape ----
-
-    #[test]
-    fn plain_request() {
-        let req = TextRequest::new("meta-llama/Llama-3.1-8B-Instruct").user("hi");
-        assert_eq!(
-            request_json(&req, false),
-            json!({
-                "model": "meta-llama/Llama-3.1-8B-Instruct",
-                "messages": [{"role": "user", "content": "hi"}]
-            })
-        );
-    }
-
-    #[test]
-    fn system_and_multi_turn_keep_order_and_roles() {
-        let req = TextRequest::new("Qwen/Qwen3-8B")
-            .system("You are terse.")
-            .user("Hi")
-            .assistant("Hello.")
-            .system("Answer in French.")
-            .user("Colours?");
-        assert_eq!(
-            request_json(&req, false),
-            json!({
-                "model": "Qwen/Qwen3-8B",
-                "messages": [
-                    {"role": "system", "content": "You are terse."},
-                    {"role": "user", "content": "Hi"},
-                    {"role": "assistant", "content": "Hello."},
-                    {"role": "system", "content": "Answer in French."},
-                    {"role": "user", "content": "Colours?"}
-                ]
-            })
-        );
-    }
-
-    #[test]
-    fn every_option() {
-        let mut req = TextRequest::new("openai/gpt-oss-120b:cerebras")
-            .user("hi")
-            .max_tokens(128)
-            .temperature(0.2)
-            .stop("END")
-            .stop("\n\n");
-        req.top_p = Some(0.9);
-        req.seed = Some(42);
-        req.presence_penalty = Some(0.5);
-        req.frequency_penalty = Some(-0.5);
-        req.response_format = Some(ResponseFormat::Text);
-        assert_eq!(
-            request_json(&req, false),
-            json!({
-                "model": "openai/gpt-oss-120b:cerebras",
-                "messages": [{"role": "user", "content": "hi"}],
-                "max_tokens": 128,
-                "temperature": 0.2,
-                "top_p": 0.9,
-                "stop": ["END", "\n\n"],
-                "seed": 42,
-                "presence_penalty": 0.5,
-                "frequency_penalty": -0.5
-            })
-        );
-    }
-
-    #[test]
-    fn json_object() {
-        let req = TextRequest::new("m")
-            .user("Give me 2 colors as JSON.")
-            .response_format(ResponseFormat::JsonObject);
-        assert_eq!(
-            request_json(&req, false),
-            json!({
-                "model": "m",
-                "messages": [{"role": "user", "content": "Give me 2 colors as JSON."}],
-                "response_format": {"type": "json_object"}
-            })
-        );
-    }
-
-    fn colors_schema() -> Value {
-        json!({
-            "type": "object",
-            "properties": {"colors": {"type": "array", "items": {"type": "string"}}},
-            "required": ["colors"]
-        })
-    }
-
-    #[test]
-    fn json_schema_strict() {
-        let req =
-            TextRequest::new("m")
-                .user("colors")
-                .response_format(ResponseFormat::JsonSchema {
-                    name: "colors".into(),
-                    schema: colors_schema(),
-                    strict: Some(true),
-                });
-        assert_eq!(
-            request_json(&req, false)["response_format"],
-            json!({
-                "type": "json_schema",
-                "json_schema": {"name": "colors", "schema": colors_schema(), "strict": true}
-            })
-        );
-    }
-
-    #[test]
-    fn json_schema_without_strict_leaves_it_out() {
-        let req =
-            TextRequest::new("m")
-                .user("colors")
-                .response_format(ResponseFormat::JsonSchema {
-                    name: "colors".into(),
-                    schema: colors_schema(),
-                    strict: None,
-                });
-        assert_eq!(
-            request_json(&req, false)["response_format"],
-            json!({
-                "type": "json_schema",
-                "json_schema": {"name": "colors", "schema": colors_schema()}
-            })
-        );
-    }
-
-    #[test]
-    fn stream_request_asks_for_usage() {
-        let req = TextRequest::new("meta-llama/Llama-3.1-8B-Instruct:cerebras").user("hi");
-        assert_eq!(
-            request_json(&req, true),
-            json!({
-                "model": "meta-llama/Llama-3.1-8B-Instruct:cerebras",
-                "messages": [{"role": "user", "content": "hi"}],
-                "stream": true,
-                "stream_options": {"include_usage": true}
-            })
-        );
-    }
-
-    #[test]
-    fn model_is_serialized_first() {
-        let req = TextRequest::new("m:groq").user("hi").max_tokens(1);
-        let body = serde_json::to_string(&chat_request(&req, true).unwrap()).unwrap();
-        assert!(body.starts_with(r#"{"model":"m:groq","#), "{body}");
-    }
-
-    #[test]
-    fn requests_the_router_cannot_take() {
-        let no_messages = TextRequest::new("m");
-        let no_model = TextRequest::new(" ").user("hi");
-        let nan = TextRequest::new("m").user("hi").temperature(f64::NAN);
-        for req in [no_messages, no_model, nan] {
-            let err = chat_request(&req, false).unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{req:?}");
-            assert_eq!(err.provider(), PROVIDER);
-        }
-    }
-
-    // ---- response mapping ----
-
-    #[test]
-    fn response_fields() {
-        let r = response(completion(
-            json!({"role": "assistant", "content": "{\"colors\":[\"red\",\"blue\"]}"}),
-            json!("stop"),
-        ));
-        assert_eq!(
-            r,
-            TextResponse {
-                id: Some("chatcmpl-1".into()),
-                model: "meta-llama/Llama-3.1-8B-Instruct".into(),
-                content: "{\"colors\":[\"red\",\"blue\"]}".into(),
-                finish_reason: FinishReason::Stop,
-                usage: TokenUsage {
-                    input_tokens: 31,
-                    output_tokens: 12,
-                    reasoning_tokens: 0,
-                    cached_input_tokens: 0,
-                },
-            }
-        );
-    }
-
-    #[test]
-    fn every_finish_reason() {
-        for (wire, core) in [
-            (json!("stop"), FinishReason::Stop),
-            (json!("length"), FinishReason::Length),
-            (json!("content_filter"), FinishReason::ContentFilter),
-            (json!("tool_calls"), FinishReason::ToolCalls),
-            (json!("function_call"), FinishReason::ToolCalls),
-            (json!("eos_token"), FinishReason::Stop),
-            (json!(null), FinishReason::Stop),
-        ] {
-            let r = response(completion(json!({"content": "x"}), wire.clone()));
-            assert_eq!(r.finish_reason, core, "{wire}");
-        }
-    }
-
-    #[test]
-    fn usage_with_reasoning_and_cached_tokens() {
-        let mut body = completion(json!({"content": "x"}), json!("stop"));
-        body["usage"] = json!({
-            "prompt_tokens": 100,
-            "completion_tokens": 40,
-            "total_tokens": 140,
-            "prompt_tokens_details": {"cached_tokens": 64},
-            "completion_tokens_details": {"reasoning_tokens": 25}
-        });
-        assert_eq!(
-            response(body).usage,
-            TokenUsage {
-                input_tokens: 100,
-                output_tokens: 40,
-                reasoning_tokens: 25,
-                cached_input_tokens: 64,
-            }
-        );
-    }
-
-    #[test]
-    fn missing_or_partial_usage_counts_zero() {
-        let mut body = completion(json!({"content": "x"}), json!("stop"));
-        body.as_object_mut().unwrap().remove("usage");
-        assert_eq!(response(body).usage, TokenUsage::default());
-
-        let mut body = completion(json!({"content": "x"}), json!("stop"));
-        body["usage"] = json!({"prompt_tokens": 5, "prompt_tokens_details": null});
-        assert_eq!(
-            response(body).usage,
-            TokenUsage {
-                input_tokens: 5,
-                ..TokenUsage::default()
-            }
-        );
-    }
-
-    #[test]
-    fn null_content_is_empty_text() {
-        let r = response(completion(
-            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1"}]}),
-            json!("tool_calls"),
-        ));
-        assert_eq!(r.content, "");
-        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-    }
-
-    #[test]
-    fn missing_model_and_id_fall_back() {
-        let r =
-            response(json!({"choices": [{"message": {"content": "x"}, "finish_reason": "stop"}]}));
-        assert_eq!(r.model, "requested/model");
-        assert_eq!(r.id, None);
-    }
-
-    #[test]
-    fn no_choices_is_a_decode_error() {
-        let wire: wire::ChatCompletion =
-            serde_json::from_value(json!({"id": "x", "choices": []})).unwrap();
-        let err = text_response(wire, "m").unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Decode);
-    }
-
-    // ---- stream decoder ----
-
-    fn feed(events: &[&str]) -> (Vec<TextChunk>, Vec<Result<SseStep>>) {
-        let mut decoder = StreamDecoder::new(200);
-        let mut out = Vec::new();
-        let steps = events
-            .iter()
-            .map(|data| {
-                decoder.on_event(
-                    SseEvent {
-                        data: (*data).to_owned(),
-                        ..SseEvent::default()
-                    },
-                    &mut out,
-                )
-            })
-            .collect();
-        (out, steps)
-    }
-
-    #[test]
-    fn stream_deltas_finish_usage_and_done() {
-        let (chunks, steps) = feed(&[
-            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1760000000,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
-            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}],"usage":null}"#,
-            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}"#,
-            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":1}}}"#,
-            "[DONE]",
-        ]);
-        assert_eq!(
-            chunks,
-            vec![
-                TextChunk::Delta("Hel".into()),
-                TextChunk::Delta("lo".into()),
-                TextChunk::Finish(FinishReason::Stop),
-                TextChunk::Usage(TokenUsage {
-                    input_tokens: 9,
-                    output_tokens: 2,
-                    reasoning_tokens: 1,
-                    cached_input_tokens: 4,
-                }),
-            ]
-        );
-        let steps: Vec<SseStep> = steps.into_iter().map(Result::unwrap).collect();
-        assert_eq!(
-            steps,
-            [
-                SseStep::Continue,
-                SseStep::Continue,
-                SseStep::Continue,
-                SseStep::Continue,
-                SseStep::Done
-            ]
-        );
-    }
-
-    #[test]
-    fn stream_usage_on_the_finishing_chunk() {
-        // The HF reference's example: content, finish_reason and usage on one chunk.
-        let (chunks, _) = feed(&[
-            r#"{"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"length"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
-        ]);
-        assert_eq!(
-            chunks,
-            vec![
-                TextChunk::Delta("lo".into()),
-                TextChunk::Finish(FinishReason::Length),
-                TextChunk::Usage(TokenUsage {
-                    input_tokens: 9,
-                    output_tokens: 2,
-                    ..TokenUsage::default()
-                }),
-            ]
-        );
-    }
-
-    #[test]
-    fn stream_finish_is_reported_once() {
-        let (chunks, _) = feed(&[
-            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
-            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
-        ]);
-        assert_eq!(
-            chunks,
-            vec![
-                TextChunk::Finish(FinishReason::Stop),
-                TextChunk::Usage(TokenUsage {
-                    input_tokens: 1,
-                    output_tokens: 1,
-                    ..TokenUsage::default()
-                }),
-            ]
-        );
-    }
-
-    #[test]
-    fn stream_error_event() {
-        let (chunks, steps) = feed(&[
-            r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
-            r#"{"error":{"message":"Input validation error","type":"invalid_request_error","code":null}}"#,
-        ]);
-        assert_eq!(chunks, vec![TextChunk::Delta("Hi".into())]);
-        let err = steps.into_iter().nth(1).unwrap().unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Upstream { status: 200 });
-        assert_eq!(err.message(), "Input validation error");
-        assert_eq!(err.provider(), PROVIDER);
-
-        let (_, steps) = feed(&[r#"{"error":"Model is overloaded","error_type":"overloaded"}"#]);
-        let err = steps.into_iter().next().unwrap().unwrap_err();
-        assert_eq!(err.message(), "Model is overloaded");
-    }
-
-    #[test]
-    fn stream_event_that_is_not_json() {
-        let (_, steps) = feed(&["{not json"]);
-        let err = steps.into_iter().next().unwrap().unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Decode);
-        assert_eq!(err.body(), Some("{not json"));
-    }
-
-    #[test]
-    fn eof_without_done_is_interrupted_even_after_finish() {
-        let mut decoder = StreamDecoder::new(200);
-        let mut out = Vec::new();
-        decoder
-            .on_event(
-                SseEvent {
-                    data: r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}"#
-                        .into(),
-                    ..SseEvent::default()
-                },
-                &mut out,
-            )
-            .unwrap();
-        let err = decoder.on_eof(&mut out).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::StreamInterrupted);
-        assert_eq!(err.provider(), PROVIDER);
-    }
-}
+mod tests;

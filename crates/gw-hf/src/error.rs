@@ -4,7 +4,7 @@
 //! The message is gathered the way the official SDK does it (`huggingface_hub/utils/_http.py::_format`):
 //! the `X-Error-Message` header, then `error` (a string, a list of strings, or an OpenAI error
 //! object), `error_description` (OAuth style) and `errors[].message`; a body that is not JSON is
-//! used as it is unless it is HTML. See `shared/providers/huggingface.md` section 5.
+//! used as it is unless it is HTML. See <https://github.com/huggingface/huggingface_hub/blob/main/src/huggingface_hub/utils/_http.py>.
 
 use gateway_core::http::reqwest::header::HeaderMap;
 use gateway_core::http::{kind_for_status, reqwest};
@@ -387,5 +387,18 @@ mod tests {
             bare.message(),
             "the provider sent an error event mid-stream"
         );
+    }
+
+    #[test]
+    fn recorded_embedding_error() {
+        let path = format!(
+            "{}/tests/fixtures/embed/404.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let fixture: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let e = classify(404, &HeaderMap::new(), &fixture["json"].to_string());
+        assert_eq!(e.kind(), &ErrorKind::NotFound);
+        assert!(e.message().contains("does not exist"), "{e}");
     }
 }

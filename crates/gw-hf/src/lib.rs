@@ -2,7 +2,9 @@
 //! `llm-gateway`: chat completions through the router's OpenAI-compatible endpoint.
 //!
 //! - [`HfClient`] implements [`gateway_core::TextModel`]: blocking and streamed (SSE) chat,
-//!   `json_object` and `json_schema` output.
+//!   `json_object` and `json_schema` output, image parts for vision models.
+//! - and [`gateway_core::EmbeddingModel`]: feature extraction on the `hf-inference` backend
+//!   (`/hf-inference/models/{model}/pipeline/feature-extraction`).
 //! - Model ids go to the router unchanged, so `meta-llama/Llama-3.1-8B-Instruct:cerebras` pins
 //!   the backend provider.
 //! - The token comes from `HF_TOKEN` by default and is only ever sent as
@@ -32,10 +34,12 @@
 
 use std::sync::Arc;
 
-use gateway_core::{ProviderConfig, Registry, Result};
+use gateway_core::{ProviderConfig, Registry, Result, Service};
+use serde::Deserialize;
 
 mod client;
 mod convert;
+mod embed;
 mod error;
 mod text;
 mod wire;
@@ -51,13 +55,34 @@ pub const DEFAULT_ENV: &str = "HF_TOKEN";
 /// The router's base URL.
 pub const DEFAULT_BASE: &str = "https://router.huggingface.co";
 
-/// Builds an [`HfClient`] from `cfg` and adds it to `reg`, announcing `cfg.models`.
+/// Hugging Face's own settings under `[providers.hf]`, beyond the ones every provider has.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HfConfig {
+    /// The organisation to bill instead of the token's owner: sent as `X-HF-Bill-To`
+    /// (<https://huggingface.co/docs/inference-providers/pricing#billing-for-team-and-enterprise-organizations>).
+    #[serde(default)]
+    pub bill_to: Option<String>,
+}
+
+/// Builds an [`HfClient`] from `cfg` and adds it to `reg` as the `hf` provider of chat and
+/// embeddings, announcing the models `cfg` lists (a plain id announces a chat model).
 ///
-/// Fails with [`ErrorKind::Config`](gateway_core::ErrorKind::Config) when no token is
-/// configured. Whether to call it for a disabled provider (`cfg.enabled`) is the caller's choice.
+/// Hugging Face bills each backend at its own rate and returns no cost, so the crate ships no
+/// prices: operators add theirs with `[pricing] overrides`.
+///
+/// Fails with [`ErrorKind::Unavailable`](gateway_core::ErrorKind::Unavailable) when no token is
+/// set, and [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
+/// anything else wrong in `cfg`. Whether to call it for a disabled provider (`cfg.enabled`) is
+/// the caller's choice.
 pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
-    let client = HfClient::from_config(cfg)?;
-    reg.add_text(Arc::new(client));
-    reg.announce_models(PROVIDER, cfg.models.clone());
-    Ok(())
+    let extra: HfConfig = cfg.extra(PROVIDER)?;
+    let mut builder = HfClientBuilder::from_config(cfg)?;
+    if let Some(org) = extra.bill_to {
+        builder = builder.bill_to(org);
+    }
+    let client = Arc::new(builder.build()?);
+    reg.add_text(client.clone());
+    reg.add_embedding(client);
+    reg.announce_configured(PROVIDER, Service::Chat, &cfg.models)
 }

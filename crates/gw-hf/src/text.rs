@@ -1,7 +1,7 @@
 //! [`TextModel`] for the router's chat completions: IO only, mapping lives in `convert`.
 
 use gateway_core::http;
-use gateway_core::sse::text_stream;
+use gateway_core::sse::decode_stream;
 use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
 
 use crate::convert::{self, StreamDecoder};
@@ -15,14 +15,15 @@ impl TextModel for HfClient {
         PROVIDER
     }
 
-    /// Streaming and both JSON modes. Whether the backend provider honours `response_format`
-    /// is up to it: an unsupported combination comes back as a 4xx (`InvalidRequest`).
+    /// Streaming, both JSON modes, and image parts (passed on for vision models). Whether the
+    /// backend provider honours `response_format` or images is up to it: an unsupported
+    /// combination comes back as a 4xx (`InvalidRequest`).
     fn capabilities(&self) -> TextCaps {
-        TextCaps {
-            streaming: true,
-            json_object: true,
-            json_schema: true,
-        }
+        let mut caps = TextCaps::default();
+        caps.json_object = true;
+        caps.json_schema = true;
+        caps.image_input = true;
+        caps
     }
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
@@ -38,6 +39,9 @@ impl TextModel for HfClient {
         tracing::debug!(model = %req.model, "Hugging Face chat completion stream");
         let response = self.post_json(CHAT_COMPLETIONS, &body).await?;
         let decoder = StreamDecoder::new(response.status().as_u16());
-        Ok(text_stream(http::byte_stream(PROVIDER, response), decoder))
+        Ok(decode_stream(
+            http::byte_stream(PROVIDER, response),
+            decoder,
+        ))
     }
 }

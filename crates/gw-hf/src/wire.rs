@@ -4,7 +4,8 @@
 //! their enums map values they do not know to `Other`, because the router passes through whatever
 //! the chosen backend provider answers.
 //!
-//! Reference: `shared/providers/huggingface.md` and
+//! Reference: <https://huggingface.co/docs/inference-providers/tasks/chat-completion>,
+//! <https://huggingface.co/docs/inference-providers/tasks/feature-extraction> and
 //! <https://platform.openai.com/docs/api-reference/chat>.
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,35 @@ pub(crate) struct ChatCompletionRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct ChatMessage {
     pub(crate) role: Role,
-    pub(crate) content: String,
+    pub(crate) content: MessageContent,
+}
+
+/// A message's `content`: a string when it is only text (what every backend takes), else
+/// OpenAI's array of typed parts.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>,
+/// <https://huggingface.co/docs/inference-providers/tasks/image-text-to-text>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// One typed part of a message's content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ContentPart {
+    Text { text: String },
+    ImageUrl { image_url: ImageUrl },
+}
+
+/// `image_url`: an `https://` or `data:` URL, and OpenAI's optional `detail`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ImageUrl {
+    pub(crate) url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<String>,
 }
 
 /// A message's `role`.
@@ -216,7 +245,8 @@ pub(crate) struct Delta {
 /// official SDK parses (`huggingface_hub/utils/_http.py::_format`), plus OAuth's
 /// `error_description` and hf-inference's `estimated_time` (a 503 while a model loads).
 ///
-/// Reference: `shared/providers/huggingface.md` section 5.
+/// Reference: the error shapes the official client parses, `huggingface_hub`
+/// `utils/_http.py` (<https://github.com/huggingface/huggingface_hub/blob/main/src/huggingface_hub/utils/_http.py>).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct ErrorBody {
     #[serde(default)]
@@ -259,4 +289,26 @@ pub(crate) struct ErrorObject {
 pub(crate) struct ErrorItem {
     #[serde(default)]
     pub(crate) message: Option<String>,
+}
+
+/// The body of `POST /hf-inference/models/{model}/pipeline/feature-extraction`: the texts in
+/// `inputs` (a string for one, an array for several) and the task's parameters at the root.
+///
+/// Source: <https://huggingface.co/docs/inference-providers/tasks/feature-extraction>; the
+/// official client puts the parameters at the root ("Parameters are sent at root-level for
+/// feature-extraction task", `huggingface_hub` `_providers/hf_inference.py`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct FeatureExtractionRequest {
+    pub(crate) inputs: Inputs,
+    /// `normalize`, `prompt_name`, `truncate`, `truncation_direction`, as the caller gave them.
+    #[serde(flatten)]
+    pub(crate) parameters: serde_json::Map<String, Value>,
+}
+
+/// `inputs`: one text or several.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Inputs {
+    One(String),
+    Many(Vec<String>),
 }

@@ -336,7 +336,7 @@ async fn register_adds_the_client_and_its_models() {
     let cfg = ProviderConfig {
         api_key: Some(TOKEN.into()),
         base_url: Some(format!("{}/", mock.url())),
-        models: vec![MODEL.to_owned()],
+        models: vec![MODEL.into()],
         ..ProviderConfig::default()
     };
     let mut reg = Registry::new();

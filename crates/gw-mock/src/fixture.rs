@@ -1,4 +1,4 @@
-//! The contract-fixture format (see `shared/contract-fixtures.md`).
+//! The contract-fixture format (documented in `tests/contract/FORMAT.md`).
 
 use std::collections::BTreeMap;
 

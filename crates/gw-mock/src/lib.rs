@@ -1,6 +1,6 @@
 //! Test support shared by the provider crates, the server and `cargo xtask contract`:
 //!
-//! - [`fixture`]: the contract-fixture format of `shared/contract-fixtures.md` (an external
+//! - [`fixture`]: the contract-fixture format of `tests/contract/FORMAT.md` (an external
 //!   contract: fields are only ever added, optional).
 //! - [`matcher`]: the format's subset match, with readable differences.
 //! - [`canned`]: a mock with canned answers in the providers' formats, for trying things by hand.

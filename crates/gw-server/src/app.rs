@@ -363,7 +363,7 @@ fn build_gateway(
     for e in &skipped {
         tracing::warn!(provider = e.provider(), "provider left out: {e}");
     }
-    let mut pricing = PriceCatalog::builtin();
+    let mut overrides = None;
     if let Some(path) = &config.pricing.overrides {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!(
@@ -371,9 +371,10 @@ fn build_gateway(
                 path.display()
             ))
         })?;
-        let overrides = PriceCatalog::from_toml(&text, &path.display().to_string())
-            .map_err(|e| ConfigError(e.to_string()))?;
-        pricing.merge(overrides);
+        overrides = Some(
+            PriceCatalog::from_toml(&text, &path.display().to_string())
+                .map_err(|e| ConfigError(e.to_string()))?,
+        );
     }
     config
         .routing
@@ -381,26 +382,30 @@ fn build_gateway(
         .map_err(ConfigError)?;
     let mut gateway = Gateway::new(registry)
         .with_retry(config.retry.policy())
-        .with_pricing(pricing)
         .with_routing(config.routing.clone())
         .map_err(|e| ConfigError(e.to_string()))?;
+    if let Some(overrides) = overrides {
+        gateway = gateway.with_price_overrides(overrides);
+    }
     for (provider, limits) in &config.rate_limits.providers {
         if !config.providers.contains_key(provider) {
             return Err(ConfigError(format!(
                 "rate_limits.providers.{provider}: no such provider under [providers]"
             )));
         }
-        gateway = gateway.with_provider_limits(
-            provider,
-            ProviderLimits {
-                requests: limits
-                    .requests()
-                    .map(|q| limiters.limiter(&format!("out-{provider}-requests"), q)),
-                tokens: limits
-                    .tokens()
-                    .map(|q| limiters.limiter(&format!("out-{provider}-tokens"), q)),
-            },
-        );
+        gateway = gateway
+            .with_provider_limits(
+                provider,
+                ProviderLimits {
+                    requests: limits
+                        .requests()
+                        .map(|q| limiters.limiter(&format!("out-{provider}-requests"), q)),
+                    tokens: limits
+                        .tokens()
+                        .map(|q| limiters.limiter(&format!("out-{provider}-tokens"), q)),
+                },
+            )
+            .map_err(|e| ConfigError(e.to_string()))?;
     }
     Ok((gateway, skipped))
 }
@@ -410,6 +415,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.inner.max_body_bytes;
     Router::new()
         .merge(routes::chat::router())
+        .merge(routes::embeddings::router())
         .merge(routes::models::router())
         .merge(routes::usage::router())
         .merge(routes::admin::router())

@@ -131,6 +131,15 @@ impl ApiError {
 /// Maps a gateway error to what the client gets. The one place that decides HTTP statuses.
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        let param = e.param().map(str::to_owned);
+        let mut api = Self::from_kind(&e);
+        api.param = param;
+        api
+    }
+}
+
+impl ApiError {
+    fn from_kind(e: &Error) -> Self {
         let provider = e.provider();
         let upstream = |code| {
             Self::new(
@@ -260,6 +269,13 @@ mod tests {
             let api = ApiError::from(Error::new(kind.clone(), "x"));
             assert_eq!((api.status.as_u16(), api.kind), (status, ty), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn the_field_at_fault_is_named() {
+        let e = Error::unsupported("no audio here").with_param("messages[1].content[0]");
+        let body = ApiError::from(e).body();
+        assert_eq!(body["param"], "messages[1].content[0]");
     }
 
     #[test]

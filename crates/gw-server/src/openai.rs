@@ -1,7 +1,7 @@
 //! OpenAI chat-completions wire types, as OpenAI's API reference and official SDKs name them
 //! (https://platform.openai.com/docs/api-reference/chat/create), and their mapping to the core.
 
-use llm_gateway::{FinishReason, Message, ResponseFormat, Role, TextRequest, TokenUsage};
+use llm_gateway::{FinishReason, Message, Part, ResponseFormat, Role, TextRequest, TokenUsage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -62,12 +62,32 @@ enum Content {
     Parts(Vec<ContentPart>),
 }
 
+/// One part of a message's content: `text`, `image_url` or `input_audio`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>
 #[derive(Debug, Deserialize)]
 struct ContentPart {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    image_url: Option<ImageUrl>,
+    #[serde(default)]
+    input_audio: Option<InputAudio>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImageUrl {
+    url: String,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InputAudio {
+    data: String,
+    format: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,18 +151,6 @@ impl ChatCompletionRequest {
             return Err(ApiError::invalid(
                 Some("functions".into()),
                 "function calling is not supported",
-            ));
-        }
-        if self.fallbacks.len() > 8 {
-            return Err(ApiError::invalid(
-                Some("fallbacks".into()),
-                "at most 8 fallbacks",
-            ));
-        }
-        if let Some(i) = self.fallbacks.iter().position(|f| f.trim().is_empty()) {
-            return Err(ApiError::invalid(
-                Some(format!("fallbacks[{i}]")),
-                "a fallback must name a model",
             ));
         }
         if self.logprobs == Some(true) {
@@ -213,33 +221,66 @@ impl ChatMessage {
                 ));
             }
         };
-        let content = match &self.content {
-            Some(Content::Text(t)) => t.clone(),
+        match &self.content {
+            Some(Content::Text(t)) => Ok(Message::new(role, t.clone())),
             Some(Content::Parts(parts)) => {
-                let mut text = String::new();
-                for (j, part) in parts.iter().enumerate() {
-                    match (part.kind.as_str(), &part.text) {
-                        ("text", Some(t)) => text.push_str(t),
-                        (kind, _) => {
-                            return Err(ApiError::invalid(
-                                Some(format!("messages[{i}].content[{j}]")),
-                                format!(
-                                    "content part type `{kind}` is not supported for chat yet (text only)"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                text
+                let parts = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(j, part)| part.to_core(i, j))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Message::with_parts(role, parts))
             }
-            None => {
-                return Err(ApiError::invalid(
-                    Some(format!("messages[{i}].content")),
-                    "`content` is required",
-                ));
-            }
+            None => Err(ApiError::invalid(
+                Some(format!("messages[{i}].content")),
+                "`content` is required",
+            )),
+        }
+    }
+}
+
+impl ContentPart {
+    /// The core part of `messages[i].content[j]`; a 400 naming it when a field it needs is
+    /// missing or its type is unknown.
+    fn to_core(&self, i: usize, j: usize) -> Result<Part, ApiError> {
+        let at = format!("messages[{i}].content[{j}]");
+        let missing = |field: &str| {
+            ApiError::invalid(
+                Some(format!("{at}.{field}")),
+                format!("a `{}` part needs `{field}`", self.kind),
+            )
         };
-        Ok(Message::new(role, content))
+        match self.kind.as_str() {
+            "text" => Ok(Part::Text(
+                self.text.clone().ok_or_else(|| missing("text"))?,
+            )),
+            "image_url" => {
+                let image = self
+                    .image_url
+                    .as_ref()
+                    .ok_or_else(|| missing("image_url"))?;
+                Ok(Part::Image {
+                    url: image.url.clone(),
+                    detail: image.detail.clone(),
+                })
+            }
+            "input_audio" => {
+                let audio = self
+                    .input_audio
+                    .as_ref()
+                    .ok_or_else(|| missing("input_audio"))?;
+                Ok(Part::Audio {
+                    data: audio.data.clone(),
+                    format: audio.format.clone(),
+                })
+            }
+            other => Err(ApiError::invalid(
+                Some(at),
+                format!(
+                    "content part type `{other}` is not supported (text, image_url, input_audio)"
+                ),
+            )),
+        }
     }
 }
 
@@ -363,7 +404,7 @@ mod tests {
         .to_core()
         .unwrap();
         assert_eq!(req.messages[0], Message::new(Role::System, "terse"));
-        assert_eq!(req.messages[1].content, "ab");
+        assert_eq!(req.messages[1].text(), "ab");
         assert_eq!(req.max_tokens, Some(10));
         assert_eq!(req.stop, vec!["END"]);
         assert_eq!(
@@ -377,6 +418,34 @@ mod tests {
     }
 
     #[test]
+    fn image_and_audio_parts_become_core_parts() {
+        let req = parse(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K", "detail": "low"}},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+            ]}]
+        }))
+        .to_core()
+        .unwrap();
+        assert_eq!(
+            req.messages[0].content,
+            vec![
+                Part::text("What is this?"),
+                Part::Image {
+                    url: "data:image/png;base64,iVBORw0K".into(),
+                    detail: Some("low".into())
+                },
+                Part::Audio {
+                    data: "UklGRg==".into(),
+                    format: "wav".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn refuses_what_it_cannot_honour_by_name() {
         for (body, param) in [
             (
@@ -384,8 +453,12 @@ mod tests {
                 "messages[0].role",
             ),
             (
-                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file"}]}]}),
                 "messages[0].content[0]",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+                "messages[0].content[0].image_url",
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),

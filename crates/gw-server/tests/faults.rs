@@ -859,10 +859,11 @@ async fn run(case: &Case, store: &Store) -> Row {
     }
     match rows.as_slice() {
         [row] => {
-            let attempts: Vec<(&str, &str)> = row
-                .attempts
+            let routes: Vec<String> = row.attempts.iter().map(|a| a.route.to_string()).collect();
+            let attempts: Vec<(&str, &str)> = routes
                 .iter()
-                .map(|a| (a.route.as_str(), a.outcome.as_str()))
+                .zip(&row.attempts)
+                .map(|(route, a)| (route.as_str(), a.outcome.as_str()))
                 .collect();
             if attempts != case.expect.attempts {
                 problems.push(format!(

@@ -5,8 +5,8 @@ mod support;
 
 use futures_util::StreamExt;
 use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamStep};
-use gw_server::Config;
+use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+use gw_server::{AppState, Config};
 use llm_gateway::{Gateway, ProviderConfig, ProvidersConfig, Registry, TextChunk, TextRequest};
 use serde_json::{Value, json};
 use support::{chat_body, config_for, open_store, start, user};
@@ -247,7 +247,7 @@ async fn library_and_server_agree() {
         match chunk.unwrap() {
             TextChunk::Delta(t) => lib_text.push_str(&t),
             TextChunk::Usage(u) => lib_usage = Some(u),
-            TextChunk::Finish(_) => {}
+            _ => {}
         }
     }
     let lib_usage = lib_usage.unwrap();
@@ -340,4 +340,91 @@ async fn the_checked_in_config_starts_without_any_keys() {
             .aliases
             .contains_key("chat-default")
     );
+}
+
+fn config_text(upstream: &str, gemini_extra: &str, hf_extra: &str) -> Config {
+    let text = format!(
+        "[providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n{gemini_extra}\n\
+         [providers.hf]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n{hf_extra}\n"
+    );
+    Config::from_toml(&text, "test config", std::iter::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn models_name_what_each_serves() {
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let config = config_text(
+        mock.url(),
+        r#"models = ["gemini-2.5-flash", { id = "gemini-embedding-001", serves = ["embeddings"] }]"#,
+        "",
+    );
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "enterprise").await;
+    let server = start(&config, Some(store)).await;
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/v1/models", server.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"],
+        json!([
+            {"id": "gemini/gemini-2.5-flash", "object": "model", "created": 0,
+             "owned_by": "gemini", "modalities": ["chat"]},
+            {"id": "gemini/gemini-embedding-001", "object": "model", "created": 0,
+             "owned_by": "gemini", "modalities": ["embeddings"]},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn provider_configuration_mistakes_stop_the_start_naming_the_field() {
+    for (gemini, hf, named) in [
+        ("colour = \"red\"", "", "colour"),
+        (
+            r#"models = [{ id = "x", serves = ["video"] }]"#,
+            "",
+            "providers.gemini.models[0]",
+        ),
+        ("", "bill_to = 7", "bill_to"),
+    ] {
+        let config = config_text("http://127.0.0.1:9", gemini, hf);
+        let err = match AppState::from_config_with_store(&config, None).await {
+            Ok(_) => panic!("{gemini}{hf}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(named), "{named}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn hf_bills_the_configured_organisation() {
+    let mock = MockUpstream::start(vec![UpstreamStep {
+        expect: UpstreamExpect {
+            headers: [("x-hf-bill-to".to_owned(), json!("my-org"))].into(),
+            ..UpstreamExpect::default()
+        },
+        respond: Respond::json(json!([0.25, 0.5])),
+    }])
+    .await
+    .unwrap();
+    let config = config_text(mock.url(), "", "bill_to = \"my-org\"");
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "enterprise").await;
+    let server = start(&config, Some(store)).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/embeddings", server.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "hf/BAAI/bge-small-en-v1.5", "input": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"][0]["embedding"], json!([0.25, 0.5]));
+    assert_eq!(mock.verify(), Vec::<String>::new());
 }

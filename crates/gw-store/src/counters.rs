@@ -1,113 +1,119 @@
 //! The per-period usage counters that plan limits are checked against.
+//!
+//! Every [`Modality`] has two counters, its requests and its volume, plus one money counter for
+//! all: they are derived from [`Modality::ALL`], so a new modality brings its counters (and, the
+//! database holding one row per counter, needs no migration).
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::sync::LazyLock;
 
 use gateway_core::{Amount, Cost, Error, Modality, Result};
 
 /// One usage counter of a user in a billing period.
 ///
 /// The names ([`Counter::as_str`]) are the ones contract fixtures use in `prior_usage` and the
-/// ones quota errors name. Every counter holds a whole number; [`Counter::CostUsd`] holds
-/// nano-USD and reads and prints as a decimal amount of dollars.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// ones quota errors name: `<modality>_requests`, `<modality>_tokens` for text and
+/// `<modality>_units` for the other modalities, and `cost_usd`. Every counter holds a whole
+/// number; [`Counter::CostUsd`] holds nano-USD and reads and prints as a decimal amount of
+/// dollars.
+///
+/// Counters order as [`Counter::ALL`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Counter {
-    /// Text requests.
-    TextRequests,
-    /// Text tokens, prompt and output.
-    TextTokens,
-    /// Image requests.
-    ImageRequests,
-    /// Images.
-    ImageUnits,
-    /// Video requests.
-    VideoRequests,
-    /// Seconds of video.
-    VideoUnits,
-    /// Audio requests.
-    AudioRequests,
-    /// Seconds of audio or characters of speech.
-    AudioUnits,
-    /// Search requests.
-    SearchRequests,
-    /// Search credits.
-    SearchUnits,
-    /// Money spent, in nano-USD.
+    /// Requests of a modality (`text_requests`, `image_requests`, ...).
+    Requests(Modality),
+    /// What a modality's requests used ([`Amount::volume`]): tokens for text, prompt and output
+    /// (`text_tokens`); units for the others (`image_units`: images; `video_units`: seconds of
+    /// video; `audio_units`: seconds of audio or characters of speech; `search_units`: credits).
+    Volume(Modality),
+    /// Money spent, in nano-USD (`cost_usd`).
     CostUsd,
 }
 
-/// How many counters there are.
-pub(crate) const COUNTERS: usize = 11;
+/// How many counters there are: two per modality, and the money.
+pub(crate) const COUNTERS: usize = 2 * Modality::ALL.len() + 1;
+
+// Shorthands for the counters of today's modalities, so callers can keep writing
+// `Counter::TextRequests`; a modality added later is reached as `Counter::Requests(m)`.
+#[allow(non_upper_case_globals)]
+impl Counter {
+    /// `text_requests`: [`Counter::Requests`] of [`Modality::Text`].
+    pub const TextRequests: Counter = Counter::Requests(Modality::Text);
+    /// `text_tokens`: [`Counter::Volume`] of [`Modality::Text`].
+    pub const TextTokens: Counter = Counter::Volume(Modality::Text);
+    /// `image_requests`.
+    pub const ImageRequests: Counter = Counter::Requests(Modality::Image);
+    /// `image_units`: images.
+    pub const ImageUnits: Counter = Counter::Volume(Modality::Image);
+    /// `video_requests`.
+    pub const VideoRequests: Counter = Counter::Requests(Modality::Video);
+    /// `video_units`: seconds of video.
+    pub const VideoUnits: Counter = Counter::Volume(Modality::Video);
+    /// `audio_requests`.
+    pub const AudioRequests: Counter = Counter::Requests(Modality::Audio);
+    /// `audio_units`: seconds of audio or characters of speech.
+    pub const AudioUnits: Counter = Counter::Volume(Modality::Audio);
+    /// `search_requests`.
+    pub const SearchRequests: Counter = Counter::Requests(Modality::Search);
+    /// `search_units`: search credits.
+    pub const SearchUnits: Counter = Counter::Volume(Modality::Search);
+}
+
+/// The names of [`Counter::ALL`], in its order; built once, so that [`Counter::as_str`] can
+/// hand out `&'static str`s for modalities it has never heard of by name.
+static NAMES: LazyLock<[String; COUNTERS]> = LazyLock::new(|| {
+    std::array::from_fn(|i| match Counter::ALL[i] {
+        Counter::Requests(m) => format!("{m}_requests"),
+        Counter::Volume(m) if counts_tokens(m) => format!("{m}_tokens"),
+        Counter::Volume(m) => format!("{m}_units"),
+        Counter::CostUsd => "cost_usd".to_owned(),
+    })
+});
 
 impl Counter {
-    /// Every counter, in the order of the database columns.
-    pub const ALL: [Counter; COUNTERS] = [
-        Self::TextRequests,
-        Self::TextTokens,
-        Self::ImageRequests,
-        Self::ImageUnits,
-        Self::VideoRequests,
-        Self::VideoUnits,
-        Self::AudioRequests,
-        Self::AudioUnits,
-        Self::SearchRequests,
-        Self::SearchUnits,
-        Self::CostUsd,
-    ];
+    /// Every counter: per modality of [`Modality::ALL`] its requests then its volume, and
+    /// [`Counter::CostUsd`] last.
+    pub const ALL: [Counter; COUNTERS] = {
+        let mut all = [Counter::CostUsd; COUNTERS];
+        let mut i = 0;
+        while i < Modality::ALL.len() {
+            all[2 * i] = Counter::Requests(Modality::ALL[i]);
+            all[2 * i + 1] = Counter::Volume(Modality::ALL[i]);
+            i += 1;
+        }
+        all
+    };
 
     /// The counter's name: `text_requests`, `image_units`, `cost_usd`, ...
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::TextRequests => "text_requests",
-            Self::TextTokens => "text_tokens",
-            Self::ImageRequests => "image_requests",
-            Self::ImageUnits => "image_units",
-            Self::VideoRequests => "video_requests",
-            Self::VideoUnits => "video_units",
-            Self::AudioRequests => "audio_requests",
-            Self::AudioUnits => "audio_units",
-            Self::SearchRequests => "search_requests",
-            Self::SearchUnits => "search_units",
-            Self::CostUsd => "cost_usd",
-        }
+        &NAMES[self.index()]
     }
 
     /// The counter named `name`.
     pub fn parse(name: &str) -> Option<Counter> {
-        Self::ALL.into_iter().find(|c| c.as_str() == name)
+        NAMES
+            .iter()
+            .position(|n| n == name)
+            .map(|i| Counter::ALL[i])
     }
 
     /// The modality the counter belongs to; `None` for [`Counter::CostUsd`], which spans all.
     pub fn modality(self) -> Option<Modality> {
-        Some(match self {
-            Self::TextRequests | Self::TextTokens => Modality::Text,
-            Self::ImageRequests | Self::ImageUnits => Modality::Image,
-            Self::VideoRequests | Self::VideoUnits => Modality::Video,
-            Self::AudioRequests | Self::AudioUnits => Modality::Audio,
-            Self::SearchRequests | Self::SearchUnits => Modality::Search,
-            Self::CostUsd => return None,
-        })
+        match self {
+            Self::Requests(m) | Self::Volume(m) => Some(m),
+            Self::CostUsd => None,
+        }
     }
 
     /// The request counter of `modality`.
     pub fn requests_of(modality: Modality) -> Counter {
-        match modality {
-            Modality::Text => Self::TextRequests,
-            Modality::Image => Self::ImageRequests,
-            Modality::Video => Self::VideoRequests,
-            Modality::Audio => Self::AudioRequests,
-            Modality::Search => Self::SearchRequests,
-        }
+        Self::Requests(modality)
     }
 
     /// The volume counter of `modality`: tokens for text, units for the others.
     pub fn volume_of(modality: Modality) -> Counter {
-        match modality {
-            Modality::Text => Self::TextTokens,
-            Modality::Image => Self::ImageUnits,
-            Modality::Video => Self::VideoUnits,
-            Modality::Audio => Self::AudioUnits,
-            Modality::Search => Self::SearchUnits,
-        }
+        Self::Volume(modality)
     }
 
     /// Parses a value of this counter: a whole number, or for [`Counter::CostUsd`] a decimal
@@ -137,8 +143,49 @@ impl Counter {
         }
     }
 
+    /// The counter's place in [`Counter::ALL`].
     pub(crate) fn index(self) -> usize {
-        self as usize
+        match self {
+            Self::Requests(m) => 2 * modality_index(m),
+            Self::Volume(m) => 2 * modality_index(m) + 1,
+            Self::CostUsd => COUNTERS - 1,
+        }
+    }
+
+    /// The counters a request of `modality` adds to: its requests, its volume, the money.
+    pub(crate) fn of(modality: Modality) -> [Counter; 3] {
+        [
+            Self::Requests(modality),
+            Self::Volume(modality),
+            Self::CostUsd,
+        ]
+    }
+}
+
+/// Where `modality` is in [`Modality::ALL`]. The core promises that `ALL` lists every variant
+/// (it is what plans and names are built from), so a miss is a bug there.
+fn modality_index(modality: Modality) -> usize {
+    Modality::ALL
+        .iter()
+        .position(|&m| m == modality)
+        .unwrap_or_else(|| panic!("Modality::ALL does not list {modality:?}"))
+}
+
+/// Whether the volume of `modality` is counted in tokens (text) rather than units, as
+/// [`Amount::volume`] counts it.
+pub(crate) fn counts_tokens(modality: Modality) -> bool {
+    modality == Modality::Text
+}
+
+impl PartialOrd for Counter {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Counter {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.index().cmp(&other.index())
     }
 }
 
@@ -198,10 +245,9 @@ impl Counters {
         let mut counters = Self::new();
         for (name, value) in pairs {
             let counter = Counter::parse(name).ok_or_else(|| {
-                let known: Vec<&str> = Counter::ALL.iter().map(|c| c.as_str()).collect();
                 Error::invalid_request(format!(
                     "unknown counter `{name}` (known: {})",
-                    known.join(", ")
+                    NAMES.join(", ")
                 ))
             })?;
             counters.set(counter, counter.parse_value(value)?);
@@ -222,11 +268,8 @@ fn clamp(v: u64) -> i64 {
 /// What `amount` of `modality` adds to each counter (cost counts 0 when unknown).
 pub(crate) fn amount_deltas(modality: Modality, amount: &Amount) -> [i64; COUNTERS] {
     let mut d = [0i64; COUNTERS];
-    d[Counter::requests_of(modality).index()] = clamp(amount.requests);
-    d[Counter::volume_of(modality).index()] = clamp(match modality {
-        Modality::Text => amount.tokens,
-        _ => amount.units,
-    });
+    d[Counter::Requests(modality).index()] = clamp(amount.requests);
+    d[Counter::Volume(modality).index()] = clamp(amount.volume(modality));
     d[Counter::CostUsd.index()] = clamp(amount.cost.map_or(0, Cost::nanos));
     d
 }
@@ -242,6 +285,46 @@ mod tests {
             assert_eq!(Counter::ALL[c.index()], c);
         }
         assert_eq!(Counter::parse("text"), None);
+        assert_eq!(Counter::parse("cost_nanos"), None);
+    }
+
+    /// The names are an external contract (fixtures, quota errors, the usage API, database
+    /// rows): today's modalities must keep exactly these.
+    #[test]
+    fn names_of_todays_modalities() {
+        let names: Vec<&str> = Counter::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "text_requests",
+                "text_tokens",
+                "image_requests",
+                "image_units",
+                "video_requests",
+                "video_units",
+                "audio_requests",
+                "audio_units",
+                "search_requests",
+                "search_units",
+                "cost_usd",
+            ]
+        );
+        assert_eq!(Counter::TextTokens, Counter::Volume(Modality::Text));
+        assert_eq!(Counter::SearchUnits.as_str(), "search_units");
+        assert!(Counter::TextRequests < Counter::TextTokens);
+        assert!(Counter::TextTokens < Counter::ImageRequests);
+        assert!(Counter::SearchUnits < Counter::CostUsd);
+    }
+
+    #[test]
+    fn every_modality_has_two_counters() {
+        for m in Modality::ALL {
+            let [requests, volume, cost] = Counter::of(m);
+            assert_eq!(requests.modality(), Some(m));
+            assert_eq!(volume.modality(), Some(m));
+            assert!(requests.as_str().starts_with(m.as_str()));
+            assert_eq!(cost, Counter::CostUsd);
+        }
     }
 
     #[test]
@@ -261,6 +344,7 @@ mod tests {
         assert_eq!(c.cost().to_string(), "1.5");
         let err = Counters::parse_named([("text_request", "1")]).unwrap_err();
         assert!(err.message().contains("text_request"), "{err}");
+        assert!(err.message().contains("search_units, cost_usd"), "{err}");
     }
 
     #[test]

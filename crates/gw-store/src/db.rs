@@ -236,10 +236,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0002_attempts.dialect.sql"),
         postgres: include_str!("../migrations/0002_attempts.dialect.sql"),
     },
+    Migration {
+        version: 3,
+        name: "counter_rows",
+        common: include_str!("../migrations/0003_counter_rows.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
 /// replicas starting at once.
@@ -247,6 +254,12 @@ const MIGRATION_LOCK: i64 = 0x6777_5f73_746f_7265; // "gw_store"
 
 /// Applies the migrations not applied yet, each once, in one transaction.
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
+    migrate_to(pool, backend, SCHEMA_VERSION).await
+}
+
+/// Applies the migrations not applied yet up to version `target`, each once, in one
+/// transaction. Below [`SCHEMA_VERSION`] only to test migrations on an older schema.
+pub(crate) async fn migrate_to(pool: &AnyPool, backend: Backend, target: i64) -> Result<()> {
     let mut tx = begin(pool, backend).await?;
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -278,7 +291,10 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
             ),
         ));
     }
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    let pending = MIGRATIONS
+        .iter()
+        .filter(|m| m.version <= target && !applied.contains(&m.version));
+    for m in pending {
         let dialect = match backend {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
@@ -307,6 +323,26 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
     tx.commit().await.map_err(db_error)
 }
 
+/// The placeholders of a multi-row `VALUES` list: `rows` rows of `columns` parameters each,
+/// numbered from `$first` on, each row ending with `tail` (constants or shared parameters):
+/// `placeholders(2, 2, 2, ", $1")` is `($2, $3, $1), ($4, $5, $1)`.
+pub(crate) fn placeholders(rows: usize, columns: usize, first: usize, tail: &str) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(rows * (columns * 6 + tail.len() + 4));
+    let mut n = first;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${n}");
+            n += 1;
+        }
+        sql.push_str(tail);
+        sql.push(')');
+    }
+    sql
+}
+
 /// Saturating conversions between the API's `u64` and the database's `BIGINT`.
 pub(crate) fn to_db(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -319,6 +355,13 @@ pub(crate) fn from_db(v: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_row_placeholders() {
+        assert_eq!(placeholders(2, 2, 2, ", $1"), "($2, $3, $1), ($4, $5, $1)");
+        assert_eq!(placeholders(1, 3, 1, ""), "($1, $2, $3)");
+        assert_eq!(placeholders(0, 3, 1, ""), "");
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -2,16 +2,23 @@
 //! every provider call, and exact usage accounting, on SQLite or PostgreSQL.
 //!
 //! A [`Store`] implements [`gateway_core::Accounting`]: [`Accounting::admit`] checks a request
-//! against the caller's [`Plan`] and reserves its estimate in one transaction (a conditional
-//! `UPDATE` of the user's counters for the period), so concurrent requests can never overshoot a
-//! limit; [`Accounting::settle`] replaces the reservation with what the call used, writes one
-//! usage-log row and upserts the per-period summary, in batches written by a background task
-//! (so no response waits for its usage row; [`Store::flush`] waits for them). Reservations live in the database: if a
-//! gateway process dies before settling, another one settles them at their estimate
-//! ([`Store::recover_stale`], run by [`Store::spawn_maintenance`]).
+//! against the caller's [`Plan`] and reserves its estimate in one transaction (the user's
+//! [`Counters`] for the period are locked, checked and written back, together with those of the
+//! other admissions queued meanwhile), so concurrent requests, even of several processes on one
+//! database, can never overshoot a limit; [`Accounting::settle`] replaces the reservation with
+//! what the call used, writes one usage-log row and upserts the per-period summary, in batches
+//! written by a background task (so no response waits for its usage row; [`Store::flush`] waits
+//! for them). Reservations live in the database: if a gateway process dies before settling,
+//! another one settles them at their estimate ([`Store::recover_stale`], run by
+//! [`Store::spawn_maintenance`]).
 //!
-//! For a text request without `max_tokens`, admission adds the plan's `default_max_tokens` to
-//! the estimate (priced at the admission's output price).
+//! Each [`Modality`](gateway_core::Modality) has a request and a volume [`Counter`], plus one
+//! for money; the database keeps one row per counter, so a new modality needs no migration.
+//!
+//! For an open-ended text request (no `max_tokens`:
+//! [`Admission::open_output`](gateway_core::Admission::open_output) is set),
+//! admission adds the plan's `default_max_tokens` to the estimate (priced at the admission's
+//! output price).
 //!
 //! - **Backends**: `sqlite://PATH` (created on first start, WAL), `sqlite::memory:`,
 //!   `postgres://...`; one SQL text per query through sqlx's `Any` driver, migrations applied
@@ -25,7 +32,9 @@
 //!
 //! # Example
 //! ```
-//! use gateway_core::{Accounting, Admission, Amount, Modality, Outcome, TokenUsage, UsageRecord};
+//! use gateway_core::{
+//!     Accounting, Admission, Amount, Modality, Outcome, RouteId, TokenUsage, UsageRecord,
+//! };
 //! use gw_store::{Counter, Store};
 //! use std::time::Duration;
 //!
@@ -42,13 +51,11 @@
 //!     .admit(Admission {
 //!         request_id: "req-1".into(),
 //!         user_id: user.id.clone(),
-//!         provider: "gemini",
-//!         model: "gemini-2.5-flash".into(),
+//!         route: RouteId::new("gemini", "gemini-2.5-flash"),
 //!         modality: Modality::Text,
 //!         operation: "chat",
-//!         estimate: Amount { requests: 1, tokens: 1_000, units: 0, cost: None },
-//!         max_tokens: Some(900),
-//!         output_price: None,
+//!         estimate: Amount::new(1_000, 0, None), // the prompt plus its `max_tokens`
+//!         open_output: None,
 //!         priced: true,
 //!     })
 //!     .await?;
@@ -58,8 +65,7 @@
 //!         UsageRecord {
 //!             request_id: "req-1".into(),
 //!             user_id: user.id.clone(),
-//!             provider: "gemini",
-//!             model: "gemini-2.5-flash".into(),
+//!             route: RouteId::new("gemini", "gemini-2.5-flash"),
 //!             modality: Modality::Text,
 //!             operation: "chat",
 //!             outcome: Outcome::Ok,
@@ -81,7 +87,8 @@
 //! store.flush().await; // usage rows are written in batches, off the request path
 //! let period = store.plans().require("free")?.current_period();
 //! let used = store.counters(&user.id, &period).await?;
-//! assert_eq!(used.get(Counter::TextTokens), 42);
+//! assert_eq!(used.get(Counter::Volume(Modality::Text)), 42);
+//! assert_eq!(Counter::Volume(Modality::Text).as_str(), "text_tokens");
 //! assert_eq!(used.cost().to_string(), "0.000081");
 //! # Ok(())
 //! # }
@@ -94,6 +101,9 @@ mod counters;
 mod db;
 mod plans;
 mod reads;
+mod recovery;
+mod settlement;
+mod tally;
 mod time;
 mod users;
 
@@ -106,16 +116,42 @@ use gateway_core::{Error, ErrorKind, Result};
 use sqlx::AnyPool;
 use tokio::sync::{OwnedMutexGuard, mpsc};
 
-pub use accounting::{Maintenance, RECOVERED};
 pub use counters::{Counter, Counters};
 pub use db::SCHEMA_VERSION;
 pub use plans::{BUILTIN_PLANS, Limits, Period, Plan, Plans};
 pub use reads::{Allowance, Remaining, SummaryRow, UsageLogRow};
+pub use recovery::{Maintenance, RECOVERED};
 pub use time::format_utc;
 pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key};
 
 #[doc(no_inline)]
 pub use gateway_core::Accounting;
+
+/// Support for this crate's own tests; not part of the API, and may change at any time.
+#[doc(hidden)]
+pub mod testing {
+    use std::time::Duration;
+
+    use gateway_core::Result;
+
+    use crate::db;
+
+    /// Creates or upgrades the database at `url` to schema `version` only, as a gateway of
+    /// that version would have left it, so a test can fill it the old way and then see
+    /// [`Store::connect`](crate::Store::connect) migrate it.
+    pub async fn migrate_to(url: &str, version: i64) -> Result<()> {
+        sqlx::any::install_default_drivers();
+        let target = db::Target::parse(url)?;
+        let timeout = Duration::from_secs(10);
+        let pool = target
+            .open(Some(1), timeout, timeout)
+            .await
+            .map_err(|e| db::connect_error(e, target.backend, url, timeout))?;
+        db::migrate_to(&pool, target.backend, version).await?;
+        pool.close().await;
+        Ok(())
+    }
+}
 
 /// The database behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +245,7 @@ pub struct Store {
     plan_cache: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     /// Settlements queued for the writer task (see [`Store::flush`]); `None` in the writer's
     /// own copy, so the queue closes when the last handle goes.
-    settler: Option<mpsc::Sender<accounting::Queued>>,
+    settler: Option<mpsc::Sender<settlement::Queued>>,
     /// Admissions queued for the admission task, which counts them a batch per transaction;
     /// `None` in the tasks' own copies.
     admitter: Option<mpsc::Sender<accounting::PendingAdmission>>,
@@ -264,7 +300,7 @@ impl Store {
             admitter: None,
         };
         store.register_instance().await?;
-        store.settler = Some(accounting::spawn_writer(store.clone()));
+        store.settler = Some(settlement::spawn_writer(store.clone()));
         store.admitter = Some(accounting::spawn_admitter(Store {
             settler: None,
             ..store.clone()
@@ -327,7 +363,7 @@ impl Store {
     pub async fn flush(&self) {
         let Some(settler) = &self.settler else { return };
         let (done, wait) = tokio::sync::oneshot::channel();
-        if settler.send(accounting::Queued::Flush(done)).await.is_ok() {
+        if settler.send(settlement::Queued::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use gateway_core::{Admission, Cost, Error, ErrorKind, Modality, Result};
 use serde::Deserialize;
 
-use crate::counters::Counter;
+use crate::counters::{Counter, counts_tokens};
 use crate::time;
 
 /// The plans file that ships with the crate (`plans.toml`): Free, Basic, Pro and Enterprise.
@@ -75,25 +75,28 @@ impl Plan {
 
     /// Whether `<provider>/<model>` matches one of the plan's `allow` patterns.
     pub fn allows_model(&self, provider: &str, model: &str) -> bool {
-        let name = format!("{provider}/{model}");
-        self.allow.iter().any(|p| glob_match(p, &name))
+        let (p, m) = (provider.as_bytes(), model.as_bytes());
+        // The name is `p/m`, read in place: checked before every request, so no allocation.
+        let name = |i: usize| match i.cmp(&p.len()) {
+            std::cmp::Ordering::Less => p[i],
+            std::cmp::Ordering::Equal => b'/',
+            std::cmp::Ordering::Greater => m[i - p.len() - 1],
+        };
+        let len = p.len() + 1 + m.len();
+        self.allow
+            .iter()
+            .any(|pattern| glob_bytes(pattern.as_bytes(), len, name))
     }
 
     /// The limit on `counter` per period: `Some(0)` for a counter of a modality the plan does
     /// not include, `None` for unlimited.
     pub fn limit(&self, counter: Counter) -> Option<u64> {
-        let Some(modality) = counter.modality() else {
-            return self.cost_cap.map(Cost::nanos);
-        };
-        let Some(limits) = self.modalities.get(&modality) else {
-            return Some(0);
-        };
-        if counter == Counter::requests_of(modality) {
-            limits.requests
-        } else if modality == Modality::Text {
-            limits.tokens
-        } else {
-            limits.units
+        let limits = |m: Modality| self.modalities.get(&m);
+        match counter {
+            Counter::CostUsd => self.cost_cap.map(Cost::nanos),
+            Counter::Requests(m) => limits(m).map_or(Some(0), |l| l.requests),
+            Counter::Volume(m) if counts_tokens(m) => limits(m).map_or(Some(0), |l| l.tokens),
+            Counter::Volume(m) => limits(m).map_or(Some(0), |l| l.units),
         }
     }
 
@@ -107,27 +110,27 @@ impl Plan {
     ///
     /// Fails with [`ErrorKind::PermissionDenied`] naming what the plan does not allow.
     pub fn check(&self, admission: &Admission) -> Result<()> {
-        let model = format!("{}/{}", admission.provider, admission.model);
+        let route = &admission.route;
         if !self.includes(admission.modality) {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "plan `{}` does not include {} (requested with model `{model}`)",
+                    "plan `{}` does not include {} (requested with model `{route}`)",
                     self.name, admission.modality
                 ),
             ));
         }
-        if !self.allows_model(admission.provider, &admission.model) {
+        if !self.allows_model(route.provider, &route.model) {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
-                format!("plan `{}` does not allow model `{model}`", self.name),
+                format!("plan `{}` does not allow model `{route}`", self.name),
             ));
         }
         if !admission.priced && !self.allow_unpriced {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "model `{model}` has no price in the pricing catalog, and plan `{}` does not \
+                    "model `{route}` has no price in the pricing catalog, and plan `{}` does not \
                      allow unpriced models",
                     self.name
                 ),
@@ -222,16 +225,24 @@ impl fmt::Display for Period {
 
 /// Whether `text` matches `pattern`, in which `*` matches any run of characters (also none)
 /// and every other character matches itself.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+#[cfg(test)]
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let t = text.as_bytes();
+    glob_bytes(pattern.as_bytes(), t.len(), |i| t[i])
+}
+
+/// [`glob_match`] over the UTF-8 bytes of a text of `len` bytes that `text` reads one by one.
+/// Matching bytes is matching characters: a character's first byte never equals a byte inside
+/// another character, so a literal can only match whole characters.
+fn glob_bytes(p: &[u8], len: usize, text: impl Fn(usize) -> u8) -> bool {
     let (mut pi, mut ti) = (0, 0);
     // Where the last `*` was and what it has swallowed so far, to backtrack to.
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
+    while ti < len {
+        if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ti));
             pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
+        } else if pi < p.len() && p[pi] == text(ti) {
             pi += 1;
             ti += 1;
         } else if let Some((sp, st)) = star {
@@ -242,7 +253,7 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 fn config(file: &str, path: &str, problem: &str) -> Error {
@@ -259,7 +270,6 @@ struct RawFile {
 // Numbers are read as raw TOML values and checked by hand, so that a negative or fractional
 // limit is refused with the field's full path rather than serde's "expected u64".
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPlan {
     period: Option<String>,
     cost_usd: Option<toml::Value>,
@@ -267,12 +277,15 @@ struct RawPlan {
     #[serde(default)]
     allow_unpriced: bool,
     default_max_tokens: Option<toml::Value>,
-    text: Option<RawLimits>,
-    image: Option<RawLimits>,
-    video: Option<RawLimits>,
-    audio: Option<RawLimits>,
-    search: Option<RawLimits>,
+    /// Every other key: a modality's table (`text`, `image`, ... as [`Modality::ALL`] names
+    /// them, so a new modality needs no change here), or a mistake, refused by name in
+    /// [`RawPlan::validate`] (serde's `deny_unknown_fields` does not work with `flatten`).
+    #[serde(flatten)]
+    rest: BTreeMap<String, toml::Value>,
 }
+
+/// The fields of a plan other than its modalities, for the error about an unknown one.
+const PLAN_FIELDS: &str = "period, cost_usd, allow, allow_unpriced, default_max_tokens";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -336,35 +349,8 @@ impl RawPlan {
             self.default_max_tokens.as_ref(),
         )?;
         let mut modalities = BTreeMap::new();
-        let tables = [
-            (Modality::Text, self.text),
-            (Modality::Image, self.image),
-            (Modality::Video, self.video),
-            (Modality::Audio, self.audio),
-            (Modality::Search, self.search),
-        ];
-        for (modality, raw) in tables {
-            let Some(raw) = raw else { continue };
-            let field = |f: &str| at(&format!("{modality}.{f}"));
-            if modality == Modality::Text && raw.units.is_some() {
-                return Err(config(
-                    file,
-                    &field("units"),
-                    "text is limited by `tokens`, not `units`",
-                ));
-            }
-            if modality != Modality::Text && raw.tokens.is_some() {
-                return Err(config(
-                    file,
-                    &field("tokens"),
-                    "only text has a token limit; media is limited by `units`",
-                ));
-            }
-            let limits = Limits {
-                requests: whole(file, &field("requests"), raw.requests.as_ref())?,
-                tokens: whole(file, &field("tokens"), raw.tokens.as_ref())?,
-                units: whole(file, &field("units"), raw.units.as_ref())?,
-            };
+        for (key, value) in self.rest {
+            let (modality, limits) = modality_limits(file, &name, &key, value)?;
             modalities.insert(modality, limits);
         }
         Ok(Plan {
@@ -377,6 +363,51 @@ impl RawPlan {
             modalities,
         })
     }
+}
+
+/// The limits of the modality table `key` of plan `plan` (`[plans.<plan>.<key>]`); any key
+/// that names no modality is an unknown field.
+fn modality_limits(
+    file: &str,
+    plan: &str,
+    key: &str,
+    value: toml::Value,
+) -> Result<(Modality, Limits)> {
+    let Some(modality) = Modality::parse(key) else {
+        let known: Vec<&str> = Modality::ALL.iter().map(|m| m.as_str()).collect();
+        return Err(config(
+            file,
+            &format!("plans.{plan}.{key}"),
+            &format!(
+                "unknown field `{key}` (known: {PLAN_FIELDS}, and the modalities {})",
+                known.join(", ")
+            ),
+        ));
+    };
+    let field = |f: &str| format!("plans.{plan}.{modality}.{f}");
+    let raw: RawLimits = value.try_into().map_err(|e: toml::de::Error| {
+        config(file, &format!("plans.{plan}.{modality}"), e.message())
+    })?;
+    if counts_tokens(modality) && raw.units.is_some() {
+        return Err(config(
+            file,
+            &field("units"),
+            &format!("{modality} is limited by `tokens`, not `units`"),
+        ));
+    }
+    if !counts_tokens(modality) && raw.tokens.is_some() {
+        return Err(config(
+            file,
+            &field("tokens"),
+            "only text has a token limit; media is limited by `units`",
+        ));
+    }
+    let limits = Limits {
+        requests: whole(file, &field("requests"), raw.requests.as_ref())?,
+        tokens: whole(file, &field("tokens"), raw.tokens.as_ref())?,
+        units: whole(file, &field("units"), raw.units.as_ref())?,
+    };
+    Ok((modality, limits))
 }
 
 /// A limit that must be a non-negative integer.
@@ -433,9 +464,28 @@ mod tests {
             ("a*b*c", "aXXbYYbd", false),
             ("exact", "exact", true),
             ("exact", "exactly", false),
+            // Characters of several bytes match as wholes, also around `*`.
+            ("hf/modèle-*", "hf/modèle-ü", true),
+            ("hf/*è", "hf/aè", true),
+            ("hf/*è", "hf/aé", false),
+            ("*ü*", "xüy", true),
+            ("*ü*", "xuy", false),
         ] {
             assert_eq!(glob_match(p, t), ok, "{p} vs {t}");
         }
+    }
+
+    #[test]
+    fn allowed_models_are_matched_in_place() {
+        let plans = Plans::builtin();
+        let free = plans.get("free").unwrap();
+        assert!(free.allows_model("gemini", "gemini-2.5-flash-lite"));
+        assert!(free.allows_model("hf", "meta-llama/Llama-3.1-8B:cerebras"));
+        assert!(!free.allows_model("gemini", "gemini-2.5-pro"));
+        // The name is `provider/model` whatever the split: as `glob_match` on the joined text.
+        assert!(free.allows_model("gemini/gemini-2.5-flash", ""));
+        assert!(!free.allows_model("gemini-2.5-flash", "gemini"));
+        assert!(plans.get("pro").unwrap().allows_model("", ""));
     }
 
     #[test]

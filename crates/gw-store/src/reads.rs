@@ -7,10 +7,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::Store;
-use crate::accounting::{SELECT_COUNTERS, adjust_counters, counters_from_row};
 use crate::counters::{COUNTERS, Counter, Counters};
 use crate::db::{corrupt, db_error, from_db, to_db};
-use crate::time::{from_unix_ms, is_month_key};
+use crate::tally::{SELECT_COUNTERS, Tally};
+use crate::time::{from_unix_ms, is_month_key, now_ms};
 
 /// Totals of the usage log for one user, period, provider, model and modality.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +196,7 @@ fn log_from_row(row: &AnyRow) -> Result<UsageLogRow> {
         cached: n("cached")? != 0,
         created_at: from_unix_ms(row.try_get("created_at").map_err(db_error)?),
         attempts: match os("attempts")? {
-            Some(text) => crate::accounting::attempts_from_json(&text)?,
+            Some(text) => crate::settlement::attempts_from_json(&text)?,
             None => Vec::new(),
         },
     })
@@ -225,16 +225,19 @@ impl Store {
     /// What the user `user_id` has used in `period` (`2026-11`), reservations included; all
     /// zero when nothing was recorded.
     pub async fn counters(&self, user_id: &str, period: &str) -> Result<Counters> {
-        let row = sqlx::query(SELECT_COUNTERS)
+        let rows = sqlx::query(SELECT_COUNTERS)
             .bind(user_id)
             .bind(period)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
         let mut counters = Counters::new();
-        if let Some(row) = row {
-            for (c, v) in Counter::ALL.into_iter().zip(counters_from_row(&row)?) {
-                counters.set(c, from_db(v));
+        for row in rows {
+            let name: String = row.try_get("counter").map_err(db_error)?;
+            let value: i64 = row.try_get("value").map_err(db_error)?;
+            // A counter this version does not know (a newer gateway's modality) is not shown.
+            if let Some(counter) = Counter::parse(&name) {
+                counters.set(counter, from_db(value));
             }
         }
         Ok(counters)
@@ -256,8 +259,13 @@ impl Store {
             ));
         }
         let deltas: [i64; COUNTERS] = std::array::from_fn(|i| to_db(counters.get(Counter::ALL[i])));
+        let now = now_ms();
         let (_writing, mut tx) = self.begin().await?;
-        adjust_counters(&mut tx, user_id, period, &deltas).await?;
+        let mut tally = Tally::default();
+        tally.touch_deltas(user_id, period, &deltas);
+        tally.load(&mut tx, self.backend, now).await?;
+        tally.adjust(user_id, period, &deltas);
+        tally.store(&mut tx, now).await?;
         tx.commit().await.map_err(db_error)
     }
 

@@ -4,19 +4,16 @@ use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use std::time::Duration;
-
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use llm_gateway::{ErrorKind, TextChunk, TextStream, TokenUsage};
+use llm_gateway::{Metered, RouteId, TextChunk, TextStream, TokenUsage};
 
-use llm_gateway::{CallContext, Metered};
-
-use crate::app::{AppState, COST_HEADER, Caller, RequestContext};
+use super::{call_context, model_error, set_cost, set_route};
+use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatCompletionRequest, Choice, ChunkChoice, Delta,
@@ -27,13 +24,6 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/chat/completions", post(chat))
 }
 
-/// The header a client uses to shorten (or lengthen) the request's total deadline.
-const DEADLINE_HEADER: &str = "x-gateway-deadline-ms";
-/// The longest deadline a request may ask for.
-const MAX_DEADLINE: Duration = Duration::from_secs(600);
-/// The header naming the route that served a request.
-const ROUTE_HEADER: &str = "x-gateway-route";
-
 async fn chat(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
@@ -43,27 +33,18 @@ async fn chat(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
     let req = body.to_core()?;
-    let call = CallContext {
-        request_id: ctx.id.clone(),
-        user_id: Some(caller.user_id),
-        deadline: deadline(&headers)?,
-        fallbacks: body.fallbacks.clone(),
-    };
-    let unavailable = |e: llm_gateway::Error| {
-        let provider = body.model.split('/').next().unwrap_or_default();
-        match (e.kind(), state.unavailable(provider)) {
-            (ErrorKind::NotFound, Some(why)) => ApiError::unavailable(why.to_owned()),
-            _ => ApiError::from(e),
-        }
-    };
+    let call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
     if body.wants_stream() {
         let include_usage = body.wants_stream_usage();
         let served = state
             .gateway()
             .stream_with(&call, req)
             .await
-            .map_err(unavailable)?;
-        let pricing = PriceFor::new(&state, &served.route);
+            .map_err(|e| model_error(&state, &body.model, e))?;
+        let pricing = PriceFor {
+            state: state.clone(),
+            route: served.route.clone(),
+        };
         let mut response = sse_response(served.value, ctx, body.model, include_usage, pricing);
         set_route(&mut response, &served.route);
         return Ok(response);
@@ -77,8 +58,7 @@ async fn chat(
         .gateway()
         .generate_with(&call, req)
         .await
-        .map_err(unavailable)?;
-    let cost = cost.map(|c| c.to_string());
+        .map_err(|e| model_error(&state, &body.model, e))?;
     let completion = ChatCompletion {
         id: &format!("chatcmpl-{}", ctx.id),
         object: "chat.completion",
@@ -92,73 +72,27 @@ async fn chat(
             },
             finish_reason: finish_reason(answer.finish_reason),
         }],
-        usage: Usage::new(&answer.usage, cost.clone()),
+        usage: Usage::new(&answer.usage, cost.map(|c| c.to_string())),
     };
     let mut response = Json(completion).into_response();
-    set_cost(&mut response, cost.as_deref());
+    set_cost(&mut response, cost);
     set_route(&mut response, &route);
     Ok(response)
 }
 
-/// The request's deadline from `x-gateway-deadline-ms`, if it set one.
-fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
-    let Some(value) = headers.get(DEADLINE_HEADER) else {
-        return Ok(None);
-    };
-    let ms = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .filter(|d| !d.is_zero() && *d <= MAX_DEADLINE);
-    match ms {
-        Some(d) => Ok(Some(d)),
-        None => Err(ApiError::invalid(
-            Some(DEADLINE_HEADER.into()),
-            format!(
-                "{DEADLINE_HEADER} must be a whole number of milliseconds from 1 to {}",
-                MAX_DEADLINE.as_millis()
-            ),
-        )),
-    }
-}
-
-fn set_route(response: &mut Response, route: &str) {
-    if let Ok(v) = HeaderValue::from_str(route) {
-        response.headers_mut().insert(ROUTE_HEADER, v);
-    }
-}
-
-/// Prices usage of one provider model.
+/// Prices usage on the route that served a stream.
 struct PriceFor {
     state: AppState,
-    provider: String,
-    model: String,
+    route: RouteId,
 }
 
 impl PriceFor {
-    /// For the route `<provider>/<model id>`.
-    fn new(state: &AppState, route: &str) -> Self {
-        let (provider, model) = route.split_once('/').unwrap_or((route, ""));
-        Self {
-            state: state.clone(),
-            provider: provider.to_owned(),
-            model: model.to_owned(),
-        }
-    }
-
     fn cost(&self, usage: &TokenUsage) -> Option<String> {
         self.state
             .pricing()
-            .text_cost(&self.provider, &self.model, usage)
+            .token_cost(self.route.provider, &self.route.model, usage, &[])
             .map(|c| c.to_string())
     }
-}
-
-fn set_cost(response: &mut Response, cost: Option<&str>) {
-    let value = HeaderValue::from_str(cost.unwrap_or("unknown"))
-        .unwrap_or(HeaderValue::from_static("unknown"));
-    response.headers_mut().insert(COST_HEADER, value);
 }
 
 /// The stream as OpenAI chunks: a role delta, content deltas, a finish chunk, an optional usage
@@ -244,6 +178,7 @@ fn sse_response(
                 out.push(st.delta(Delta::default(), Some(finish_reason(reason))))
             }
             Some(Ok(TextChunk::Usage(usage))) => st.usage = Some(usage),
+            Some(Ok(_)) => {}
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "provider stream failed mid-way");
                 let error = serde_json::json!({ "error": ApiError::from(e).body() });

@@ -1,4 +1,5 @@
-//! `GET /v1/models`: the announced models of every configured provider.
+//! `GET /v1/models`: the announced models of every configured provider, each with what it
+//! serves (`chat`, `embeddings`, ...).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -11,15 +12,22 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/models", get(list))
 }
 
+/// OpenAI's list of models, each with `modalities` (a gateway extension) naming the services
+/// it is announced for.
 async fn list(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = state
         .gateway()
         .registry()
-        .model_names()
-        .into_iter()
-        .map(|id| {
-            let owner = id.split('/').next().unwrap_or_default().to_owned();
-            json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+        .models()
+        .map(|(route, services)| {
+            let modalities: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+            json!({
+                "id": route.to_string(),
+                "object": "model",
+                "created": 0,
+                "owned_by": route.provider,
+                "modalities": modalities,
+            })
         })
         .collect();
     Json(json!({"object": "list", "data": data}))

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::{
-    Admission, Amount, Cost, Modality, Outcome, Reservation, TokenUsage, UsageRecord,
+    Admission, Amount, Cost, Modality, Outcome, Reservation, RouteId, TokenUsage, UsageRecord,
 };
 use gw_store::{BUILTIN_PLANS, Backend, Plans, Store, StoreOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Connection, PgConnection};
@@ -204,18 +204,11 @@ pub fn text(
     Admission {
         request_id: unique("req"),
         user_id: user.to_owned(),
-        provider,
-        model: model.to_owned(),
+        route: RouteId::new(provider, model),
         modality: Modality::Text,
         operation: "chat",
-        estimate: Amount {
-            requests: 1,
-            tokens,
-            units: 0,
-            cost: price.map(cost),
-        },
-        max_tokens: Some(100),
-        output_price: None,
+        estimate: Amount::new(tokens, 0, price.map(cost)),
+        open_output: None,
         priced: price.is_some(),
     }
 }
@@ -231,13 +224,7 @@ pub fn media(
     Admission {
         modality,
         operation: "generate",
-        estimate: Amount {
-            requests: 1,
-            tokens: 0,
-            units,
-            cost: Some(cost("0.01")),
-        },
-        max_tokens: None,
+        estimate: Amount::new(0, units, Some(cost("0.01"))),
         ..text(user, provider, model, 0, Some("0"))
     }
 }
@@ -247,8 +234,7 @@ pub fn record(admission: &Admission, input: u64, output: u64, price: Option<&str
     UsageRecord {
         request_id: admission.request_id.clone(),
         user_id: admission.user_id.clone(),
-        provider: admission.provider,
-        model: admission.model.clone(),
+        route: admission.route.clone(),
         modality: admission.modality,
         operation: admission.operation,
         outcome: Outcome::Ok,

@@ -1,5 +1,11 @@
-//! HTTP plumbing shared by provider crates (feature `http`): one client per provider, error-body
-//! capture, and transport-error mapping that never keeps a URL (Gemini's would carry its key).
+//! HTTP plumbing shared by provider crates (feature `http`): one client per provider ([`Upstream`]:
+//! JSON, multipart, raw-bytes and GET requests), error-body capture, bounded reads of JSON and
+//! binary answers, and transport-error mapping that never keeps a URL (Gemini's would carry its
+//! key).
+//!
+//! [`Downloader`] fetches URLs the gateway did not choose (a provider's CDN link to a generated
+//! image, a caller's image to edit) within size, redirect and time limits, and only from public
+//! addresses ([`check_ip`]) unless the operator allows private ones.
 
 use std::time::Duration;
 
@@ -11,6 +17,14 @@ use serde::de::DeserializeOwned;
 use crate::{Error, ErrorKind, ProviderConfig, Result, SecretString};
 
 pub use reqwest;
+
+mod addr;
+mod download;
+pub use addr::check_ip;
+pub use download::{DownloadPolicy, Downloader, UrlOrigin};
+
+#[cfg(test)]
+mod test_server;
 
 /// How many bytes of an error body are read before classifying it.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -59,30 +73,80 @@ pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// Reads the whole body (at most [`MAX_RESPONSE_BYTES`]) and decodes it as `T`.
 pub async fn read_json<T: DeserializeOwned>(
     provider: &'static str,
-    mut response: reqwest::Response,
+    response: reqwest::Response,
 ) -> Result<T> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err(too_large(provider));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    let body = read_bounded(response, MAX_RESPONSE_BYTES)
         .await
-        .map_err(|e| transport_error(provider, e))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(too_large(provider));
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|e| e.into_error(provider))?;
     serde_json::from_slice(&body).map_err(|e| {
         Error::decode(format!("unexpected response body: {e}"))
             .with_provider(provider)
             .with_body(&String::from_utf8_lossy(&body))
     })
+}
+
+/// Reads the whole body (at most [`MAX_RESPONSE_BYTES`]) as bytes, with the `Content-Type` the
+/// provider declared (an image, audio, ...), if it is valid text.
+pub async fn read_bytes(
+    provider: &'static str,
+    response: reqwest::Response,
+) -> Result<(Bytes, Option<String>)> {
+    let content_type = content_type(&response);
+    let body = read_bounded(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| e.into_error(provider))?;
+    Ok((body, content_type))
+}
+
+/// The response's `Content-Type`, when it is valid text.
+fn content_type(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// Why [`read_bounded`] stopped short of a whole body.
+pub(crate) enum BodyError {
+    /// The body is, or was declared to be, larger than the limit.
+    TooLarge,
+    /// The connection failed (or timed out) mid-body.
+    Transport(reqwest::Error),
+}
+
+impl BodyError {
+    /// The error a provider call reports: a body too large for us is a provider answer we
+    /// cannot use (`Decode`), not a transport failure.
+    fn into_error(self, provider: &'static str) -> Error {
+        match self {
+            Self::TooLarge => too_large(provider),
+            Self::Transport(e) => transport_error(provider, e),
+        }
+    }
+}
+
+/// Reads the whole body, at most `limit` bytes: a `Content-Length` above it fails before any
+/// byte is read, and a body without one (chunked) fails as soon as the count passes it, so a
+/// faulty or hostile server cannot make one request allocate more than `limit`.
+pub(crate) async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Bytes, BodyError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    // The declared length is at most `limit` here, so trusting it for the allocation is bounded.
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
 }
 
 fn too_large(provider: &'static str) -> Error {
@@ -243,6 +307,191 @@ mod tests {
         assert!(req.headers()["x-api-key"].is_sensitive());
     }
 
+    /// The key, content type and body each helper sends, as the echo server saw them.
+    #[derive(Debug, serde::Deserialize)]
+    struct Echo {
+        method: String,
+        target: String,
+        key: Option<String>,
+        accept: Option<String>,
+        content_type: Option<String>,
+        body: String,
+    }
+
+    /// An upstream whose server answers every request with an [`Echo`] of it, except for
+    /// `/fail`, which answers 503.
+    async fn echo_upstream() -> Upstream {
+        let addr = test_server::serve(|req| {
+            if req.target == "/fail" {
+                return test_server::response(503, &[], b"{\"error\":\"busy\"}");
+            }
+            let echo = serde_json::json!({
+                "method": req.method,
+                "target": req.target,
+                "key": req.header("x-api-key"),
+                "accept": req.header("accept"),
+                "content_type": req.header("content-type"),
+                "body": String::from_utf8_lossy(&req.body),
+            });
+            test_server::response(
+                200,
+                &[("content-type", "application/json")],
+                echo.to_string().as_bytes(),
+            )
+        })
+        .await;
+        let mut b = UpstreamBuilder::default();
+        b.api_key("k1".into());
+        b.base_url(format!("http://{addr}"));
+        b.build("p", "https://example.test", Auth::Header("x-api-key"))
+            .unwrap()
+    }
+
+    fn classify(status: u16, headers: &HeaderMap, _body: &str) -> Error {
+        Error::new(kind_for_status(status, headers), "classified")
+    }
+
+    #[tokio::test]
+    async fn get_json_sends_the_key() {
+        let up = echo_upstream().await;
+        let echo: Echo = up.get_json("/v1/jobs/7?x=1", classify).await.unwrap();
+        assert_eq!(echo.method, "GET");
+        assert_eq!(echo.target, "/v1/jobs/7?x=1");
+        assert_eq!(echo.key.as_deref(), Some("k1"));
+        assert_eq!(echo.body, "");
+
+        let err = up.get_json::<Echo>("/fail", classify).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Upstream { status: 503 });
+        assert_eq!(err.provider(), "p");
+        assert_eq!(err.body(), Some("{\"error\":\"busy\"}"));
+    }
+
+    #[tokio::test]
+    async fn get_takes_extra_headers() {
+        let up = echo_upstream().await;
+        let request = up
+            .get("/v1/search")
+            .header(reqwest::header::ACCEPT, "text/plain");
+        let response = send("p", request, classify).await.unwrap();
+        let echo: Echo = read_json("p", response).await.unwrap();
+        assert_eq!(echo.method, "GET");
+        assert_eq!(echo.key.as_deref(), Some("k1"));
+        assert_eq!(echo.accept.as_deref(), Some("text/plain"));
+    }
+
+    #[tokio::test]
+    async fn post_multipart_sends_a_form() {
+        let up = echo_upstream().await;
+        let form = reqwest::multipart::Form::new()
+            .text("model", "whisper-1")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(&b"RIFFdata"[..])
+                    .file_name("a.wav")
+                    .mime_str("audio/wav")
+                    .unwrap(),
+            );
+        let response = up
+            .post_multipart("/v1/audio", form, classify)
+            .await
+            .unwrap();
+        let echo: Echo = read_json("p", response).await.unwrap();
+        assert_eq!(echo.method, "POST");
+        assert_eq!(echo.key.as_deref(), Some("k1"));
+        let content_type = echo.content_type.unwrap();
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap_or_else(|| panic!("{content_type}"));
+        assert!(echo.body.contains(boundary), "{}", echo.body);
+        assert!(echo.body.contains("name=\"model\"\r\n\r\nwhisper-1"));
+        assert!(echo.body.contains("filename=\"a.wav\""));
+        assert!(
+            echo.body
+                .contains("Content-Type: audio/wav\r\n\r\nRIFFdata")
+        );
+    }
+
+    #[tokio::test]
+    async fn post_bytes_sends_its_content_type() {
+        let up = echo_upstream().await;
+        let response = up
+            .post_bytes(
+                "/v1/upload",
+                Bytes::from_static(b"\x89PNG"),
+                "image/png",
+                classify,
+            )
+            .await
+            .unwrap();
+        let echo: Echo = read_json("p", response).await.unwrap();
+        assert_eq!(echo.method, "POST");
+        assert_eq!(echo.key.as_deref(), Some("k1"));
+        assert_eq!(echo.content_type.as_deref(), Some("image/png"));
+        assert_eq!(echo.body, "\u{fffd}PNG");
+
+        let err = up
+            .post_bytes("/v1/upload", Bytes::new(), "image/png\n", classify)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+    }
+
+    /// A response from a one-answer server.
+    async fn answer(raw: Vec<u8>) -> reqwest::Response {
+        let addr = test_server::serve(move |req| {
+            // A panic here drops the connection, which fails the test's request.
+            assert_eq!((req.method.as_str(), req.target.as_str()), ("GET", "/"));
+            raw.clone()
+        })
+        .await;
+        reqwest::get(format!("http://{addr}/")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn read_bytes_keeps_the_content_type() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0";
+        let response = answer(test_server::response(
+            200,
+            &[("content-type", "image/png")],
+            png,
+        ))
+        .await;
+        let (body, content_type) = read_bytes("p", response).await.unwrap();
+        assert_eq!(&body[..], png);
+        assert_eq!(content_type.as_deref(), Some("image/png"));
+
+        let response = answer(test_server::chunked(&[], &[b"ab", b"cd"])).await;
+        let (body, content_type) = read_bytes("p", response).await.unwrap();
+        assert_eq!(&body[..], b"abcd");
+        assert_eq!(content_type, None);
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_above_the_cap_fails_before_reading() {
+        // The server declares more than the cap and sends nothing: reading would fail with a
+        // transport error, so a `Decode` error shows the length was refused up front.
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+            MAX_RESPONSE_BYTES + 1
+        );
+        let err = read_bytes("p", answer(raw.into_bytes()).await)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Decode, "{err}");
+        assert!(err.to_string().contains("larger than 32 MiB"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn read_bounded_counts_chunks() {
+        let response = answer(test_server::chunked(&[], &[b"abc", b"def"])).await;
+        assert!(matches!(
+            read_bounded(response, 5).await,
+            Err(BodyError::TooLarge)
+        ));
+        let response = answer(test_server::chunked(&[], &[b"abc", b"de"])).await;
+        assert_eq!(&read_bounded(response, 5).await.ok().unwrap()[..], b"abcde");
+    }
+
     #[test]
     fn status_table() {
         let h = HeaderMap::new();
@@ -297,10 +546,66 @@ impl Upstream {
     }
 
     /// A POST to `{base}{path}` with the key header.
+    ///
+    /// Add headers (e.g. `Accept`) to the builder and pass it to [`send`], which classifies any
+    /// non-2xx answer.
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
+    }
+
+    /// A GET of `{base}{path}` with the key header (job status, model lists, search APIs).
+    ///
+    /// Add headers or a query to the builder and pass it to [`send`], which classifies any
+    /// non-2xx answer.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}{path}", self.base_url))
+            .request(method, format!("{}{path}", self.base_url))
             .header(self.auth_header.clone(), self.auth_value.clone())
+    }
+
+    /// GETs `{base}{path}` and decodes the JSON answer (at most [`MAX_RESPONSE_BYTES`]); a
+    /// non-2xx answer becomes the error `classify` makes of it.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, classify: Classify) -> Result<T> {
+        let response = send(self.provider, self.get(path), classify).await?;
+        read_json(self.provider, response).await
+    }
+
+    /// POSTs a `multipart/form-data` body (an image to edit, audio to transcribe) to
+    /// `{base}{path}`; reqwest writes the `Content-Type` with its boundary. A non-2xx answer
+    /// becomes the error `classify` makes of it.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
+        send(self.provider, self.post(path).multipart(form), classify).await
+    }
+
+    /// POSTs raw bytes (audio, an image) with the given `Content-Type` to `{base}{path}`; a
+    /// non-2xx answer becomes the error `classify` makes of it.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
+        // Checked here: reqwest would only fail at `send`, and `send` would report a transport
+        // error, which is retryable, for what is a bad request.
+        let content_type = reqwest::header::HeaderValue::from_str(content_type).map_err(|_| {
+            Error::invalid_request("the content type cannot be sent as an HTTP header")
+                .with_provider(self.provider)
+        })?;
+        let request = self
+            .post(path)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        send(self.provider, request, classify).await
     }
 
     /// POSTs `body` as JSON to `{base}{path}`; a non-2xx answer becomes the error `classify`

@@ -1,0 +1,630 @@
+//! Bounded downloads of URLs the gateway did not choose: an image or video a provider left on its
+//! CDN, or a file a caller points at.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::HeaderMap;
+
+use super::{BodyError, MAX_RESPONSE_BYTES, check_ip, content_type, kind_for_status, read_bounded};
+use crate::{Error, ErrorKind, Result};
+
+/// The limits of a [`Downloader`].
+///
+/// The default suits generated images and short clips: at most [`MAX_RESPONSE_BYTES`] (32 MiB),
+/// public addresses only, 5 redirects, 10 s to connect and 120 s for the whole download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadPolicy {
+    /// The largest body accepted, in bytes.
+    pub max_bytes: usize,
+    /// Allows every address, loopback, private and link-local included (see [`check_ip`]): for
+    /// operators whose media store is on their own network. The cloud metadata service
+    /// (169.254.169.254) becomes reachable too.
+    pub allow_private: bool,
+    /// How many redirects are followed; each target is checked like the first URL.
+    pub max_redirects: u8,
+    /// How long to wait for each connection.
+    pub connect_timeout: Duration,
+    /// How long the whole download may take, redirects included.
+    pub timeout: Duration,
+}
+
+impl Default for DownloadPolicy {
+    fn default() -> Self {
+        Self {
+            max_bytes: MAX_RESPONSE_BYTES,
+            allow_private: false,
+            max_redirects: 5,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Who handed the gateway the URL: this decides whose fault a refusal is, and so its
+/// [`ErrorKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlOrigin {
+    /// The caller sent it (e.g. an image to edit). A URL that is refused (its scheme, its
+    /// address, too many redirects) or a file that is too large is the caller's
+    /// [`ErrorKind::InvalidRequest`].
+    Caller,
+    /// The named provider answered with it (a generated image or video). The same refusals are
+    /// [`ErrorKind::Decode`] errors of that provider: an answer the gateway cannot use, which is
+    /// neither the caller's fault nor worth retrying as it is.
+    Provider(&'static str),
+}
+
+impl UrlOrigin {
+    fn provider(self) -> &'static str {
+        match self {
+            Self::Caller => "",
+            Self::Provider(provider) => provider,
+        }
+    }
+
+    /// An error for a URL or a body the downloader will not take.
+    fn refusal(self, message: String) -> Error {
+        let kind = match self {
+            Self::Caller => ErrorKind::InvalidRequest,
+            Self::Provider(_) => ErrorKind::Decode,
+        };
+        Error::new(kind, message).with_provider(self.provider())
+    }
+}
+
+/// Downloads URLs within a [`DownloadPolicy`], connecting only to addresses [`check_ip`] allows.
+///
+/// Such a URL may point anywhere, the gateway's own network included. The address check sits in
+/// the DNS resolver of the downloader's own client, so the address checked is the address
+/// connected to: a DNS server that answers a public address to a first lookup and a private one
+/// to a second (DNS rebinding) gets only one lookup. IP literals, which skip the resolver, are
+/// checked before sending, and redirects are followed one checked hop at a time.
+///
+/// Build one per process (or per provider) and clone it: clones share one connection pool. Its
+/// client ignores proxy settings, because a proxy would resolve the host itself, out of the
+/// checking resolver's sight. No credentials are sent, and error messages name the host only,
+/// never the path or query (signed CDN URLs carry tokens there).
+#[derive(Clone)]
+pub struct Downloader {
+    http: reqwest::Client,
+    policy: DownloadPolicy,
+    allows: Rule,
+}
+
+/// Whether an address may be connected to.
+type Rule = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+impl Downloader {
+    /// A downloader with its own client, enforcing `policy`. Fails ([`ErrorKind::Config`]) only
+    /// if the TLS backend cannot be set up.
+    pub fn new(policy: DownloadPolicy) -> Result<Self> {
+        let allow_private = policy.allow_private;
+        Self::with_rule(policy, Arc::new(move |ip| check_ip(ip, allow_private)))
+    }
+
+    /// A downloader whose address rule is `allows` instead of [`check_ip`]: tests use it to let
+    /// one loopback address through and refuse another.
+    fn with_rule(policy: DownloadPolicy, allows: Rule) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            // Redirects are followed by `download`, which checks every target first.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckingResolver {
+                allows: allows.clone(),
+            }))
+            .connect_timeout(policy.connect_timeout)
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "cannot build the download client").with_source(e)
+            })?;
+        Ok(Self {
+            http,
+            policy,
+            allows,
+        })
+    }
+
+    /// The policy this downloader enforces.
+    pub fn policy(&self) -> &DownloadPolicy {
+        &self.policy
+    }
+
+    /// GETs `url`, following redirects, and returns the body with its `Content-Type`.
+    ///
+    /// Errors (all with the provider of `origin`, if any):
+    /// - a scheme other than http(s), a refused address, an invalid URL or redirect target,
+    ///   more than `max_redirects` redirects, or a body over `max_bytes` (by `Content-Length`
+    ///   before reading, else while reading): see [`UrlOrigin`] for the kind;
+    /// - a non-2xx answer: the kind [`kind_for_status`] gives, except that 401/403 are not
+    ///   [`ErrorKind::Auth`], which means the gateway's provider key is bad and none was sent
+    ///   here: [`ErrorKind::InvalidRequest`] for a caller's URL, [`ErrorKind::Upstream`] for a
+    ///   provider's (e.g. an expired signed link);
+    /// - no connection, or the policy's timeout: [`ErrorKind::Connect`], [`ErrorKind::Timeout`].
+    pub async fn download(&self, url: &str, origin: UrlOrigin) -> Result<(Bytes, Option<String>)> {
+        tokio::time::timeout(self.policy.timeout, self.follow(url, origin))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the download did not finish within {} s",
+                        self.policy.timeout.as_secs_f64()
+                    ),
+                )
+                .with_provider(origin.provider()))
+            })
+    }
+
+    async fn follow(&self, url: &str, origin: UrlOrigin) -> Result<(Bytes, Option<String>)> {
+        let mut url = Url::parse(url)
+            .map_err(|_| origin.refusal("the URL to download is not a valid URL".into()))?;
+        let mut redirects = 0;
+        loop {
+            let host = self.check(&url, origin)?;
+            let response = self
+                .http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| transport_error(&host, e, origin))?;
+            let status = response.status();
+            // A redirect without a `Location` is left to the status check below.
+            let location = is_redirect(status.as_u16())
+                .then(|| response.headers().get(reqwest::header::LOCATION))
+                .flatten();
+            if let Some(location) = location {
+                if redirects == self.policy.max_redirects {
+                    return Err(origin.refusal(format!(
+                        "{host} redirected more than {} times",
+                        self.policy.max_redirects
+                    )));
+                }
+                redirects += 1;
+                url = location
+                    .to_str()
+                    .ok()
+                    .and_then(|location| url.join(location).ok())
+                    .ok_or_else(|| {
+                        origin.refusal(format!("{host} redirected to an invalid URL"))
+                    })?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(status_error(
+                    status.as_u16(),
+                    response.headers(),
+                    &host,
+                    origin,
+                ));
+            }
+            let content_type = content_type(&response);
+            let body = read_bounded(response, self.policy.max_bytes)
+                .await
+                .map_err(|e| match e {
+                    BodyError::TooLarge => origin.refusal(format!(
+                        "the file at {host} is larger than {} bytes",
+                        self.policy.max_bytes
+                    )),
+                    BodyError::Transport(e) => transport_error(&host, e, origin),
+                })?;
+            return Ok((body, content_type));
+        }
+    }
+
+    /// Checks what can be checked before connecting, and returns the host for messages.
+    fn check(&self, url: &Url, origin: UrlOrigin) -> Result<String> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(origin.refusal(format!(
+                "only http and https URLs are downloaded, not {}",
+                url.scheme()
+            )));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| origin.refusal("the URL to download has no host".into()))?;
+        // The resolver is not consulted for an IP literal (hyper parses the host as one first),
+        // so it is checked here. `Url` has already turned the other IPv4 forms (`2130706433`,
+        // `0x7f.1`) into dotted decimal, the form hyper parses too.
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = literal.parse::<IpAddr>()
+            && !(self.allows)(ip)
+        {
+            return Err(origin.refusal(format!(
+                "refused to download from {host}: not a public address"
+            )));
+        }
+        Ok(host.to_owned())
+    }
+}
+
+impl fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Downloader")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+fn status_error(status: u16, headers: &HeaderMap, host: &str, origin: UrlOrigin) -> Error {
+    let kind = match (kind_for_status(status, headers), origin) {
+        // `Auth` says the gateway's provider key is bad, and no key was sent: the URL needs
+        // access the gateway does not have.
+        (ErrorKind::Auth, UrlOrigin::Caller) => ErrorKind::InvalidRequest,
+        (ErrorKind::Auth, UrlOrigin::Provider(_)) => ErrorKind::Upstream { status },
+        (kind, _) => kind,
+    };
+    Error::new(kind, format!("the download from {host} answered {status}"))
+        .with_provider(origin.provider())
+        .with_status(status)
+}
+
+fn transport_error(host: &str, e: reqwest::Error, origin: UrlOrigin) -> Error {
+    if let Some(refused) = refusal_in(&e) {
+        return origin.refusal(refused.to_string());
+    }
+    let (kind, what) = if e.is_timeout() {
+        (ErrorKind::Timeout, "timed out")
+    } else if e.is_connect() {
+        (ErrorKind::Connect, "could not connect")
+    } else {
+        (ErrorKind::Connect, "broke off")
+    };
+    Error::new(kind, format!("the download from {host} {what}"))
+        .with_provider(origin.provider())
+        .with_source(e.without_url())
+}
+
+/// The resolver's refusal, if that is why the request failed: reqwest reports it as a connect
+/// error with the resolver's error somewhere down its source chain.
+fn refusal_in(e: &reqwest::Error) -> Option<&Refused> {
+    let mut source = e.source();
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<Refused>() {
+            return Some(refused);
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// Resolves names with the system resolver (through tokio) and keeps only the addresses the rule
+/// allows, failing if none is left. The connection is made to what this returns, so there is no
+/// second lookup for a rebinding DNS server to answer differently.
+struct CheckingResolver {
+    allows: Rule,
+}
+
+impl Resolve for CheckingResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allows = self.allows.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+                .await?
+                .filter(|addr| allows(addr.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(Refused(host.to_owned())) as _);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// A host all of whose addresses the rule refused.
+#[derive(Debug)]
+struct Refused(String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refused to download from {}: it resolves only to addresses that are not public",
+            self.0
+        )
+    }
+}
+
+impl StdError for Refused {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::super::test_server::{self, chunked, response};
+    use super::*;
+
+    /// A server on 127.0.0.1 with the routes the tests need, and how many requests it got.
+    async fn server() -> (SocketAddr, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let addr = test_server::serve(move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let port = req
+                .header("host")
+                .and_then(|h| h.rsplit_once(':'))
+                .map_or("", |(_, port)| port)
+                .to_owned();
+            let redirect = |to: &str| response(302, &[("location", to)], b"");
+            match req.target.as_str() {
+                "/image.png" => response(200, &[("content-type", "image/png")], b"PNGDATA"),
+                "/100" => response(200, &[], &[7; 100]),
+                "/101" => response(200, &[], &[7; 101]),
+                "/lying-length" => b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n".to_vec(),
+                "/chunked-100" => chunked(&[], &[&[1; 50], &[2; 50]]),
+                "/chunked-120" => chunked(&[], &[&[1; 40], &[2; 40], &[3; 40]]),
+                "/relative" => redirect("/image.png"),
+                "/loop" => redirect("/loop"),
+                "/to-127.0.0.2" => redirect(&format!("http://127.0.0.2:{port}/secret?token=t0k")),
+                "/to-v6-loopback" => redirect(&format!("http://[::1]:{port}/image.png")),
+                "/to-localhost" => redirect(&format!("http://localhost:{port}/image.png")),
+                "/to-file" => redirect("file:///etc/passwd"),
+                "/to-invalid" => redirect("http://[bad"),
+                "/403" => response(403, &[], b"denied"),
+                "/404" => response(404, &[], b""),
+                "/503" => response(503, &[], b""),
+                _ => response(500, &[], b"unexpected route"),
+            }
+        })
+        .await;
+        (addr, hits)
+    }
+
+    fn policy(allow_private: bool) -> DownloadPolicy {
+        DownloadPolicy {
+            max_bytes: 100,
+            allow_private,
+            max_redirects: 3,
+            ..DownloadPolicy::default()
+        }
+    }
+
+    fn downloader(allow_private: bool) -> Downloader {
+        Downloader::new(policy(allow_private)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn downloads_from_loopback_when_private_is_allowed() {
+        let (addr, _) = server().await;
+        let d = downloader(true);
+        let (body, content_type) = d
+            .download(&format!("http://{addr}/image.png"), UrlOrigin::Caller)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"PNGDATA");
+        assert_eq!(content_type.as_deref(), Some("image/png"));
+
+        // Through the resolver, and through a relative redirect.
+        let port = addr.port();
+        let (body, _) = d
+            .download(
+                &format!("http://localhost:{port}/image.png"),
+                UrlOrigin::Caller,
+            )
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"PNGDATA");
+        for route in ["/relative", "/to-localhost"] {
+            let (body, _) = d
+                .download(&format!("http://{addr}{route}"), UrlOrigin::Caller)
+                .await
+                .unwrap();
+            assert_eq!(&body[..], b"PNGDATA", "{route}");
+        }
+    }
+
+    #[tokio::test]
+    async fn loopback_literals_are_refused_before_connecting() {
+        let (addr, hits) = server().await;
+        let port = addr.port();
+        let d = downloader(false);
+        for url in [
+            format!("http://{addr}/image.png"),
+            format!("http://2130706433:{port}/image.png"),
+            format!("http://0x7f.1:{port}/image.png"),
+            format!("http://[::1]:{port}/image.png"),
+            format!("http://[::ffff:127.0.0.1]:{port}/image.png"),
+            format!("https://user:pw@0.0.0.0:{port}/image.png?sig=s3cr3t"),
+        ] {
+            let err = d.download(&url, UrlOrigin::Caller).await.unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{url}: {err}");
+            assert!(err.to_string().contains("not a public address"), "{err}");
+            assert!(!format!("{err:?}").contains("s3cr3t"), "{err:?}");
+            assert!(!format!("{err:?}").contains("pw"), "{err:?}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_provider_url_refusal_is_the_providers_decode_error() {
+        let (addr, _) = server().await;
+        let err = downloader(false)
+            .download(
+                &format!("http://{addr}/image.png"),
+                UrlOrigin::Provider("p"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Decode);
+        assert_eq!(err.provider(), "p");
+        assert!(
+            err.to_string()
+                .starts_with("p: refused to download from 127.0.0.1"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_by_the_resolver() {
+        let (addr, hits) = server().await;
+        let url = format!("http://localhost:{}/image.png", addr.port());
+        let err = downloader(false)
+            .download(&url, UrlOrigin::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{err:?}");
+        assert_eq!(
+            err.message(),
+            "refused to download from localhost: it resolves only to addresses that are not public"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn schemes_other_than_http_are_refused() {
+        let d = downloader(true);
+        for url in [
+            "file:///etc/passwd",
+            "ftp://user:secret@example.com/a.png",
+            "data:image/png;base64,AAAA",
+            "gopher://127.0.0.1/",
+        ] {
+            let err = d.download(url, UrlOrigin::Caller).await.unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{url}");
+            assert!(err.message().starts_with("only http and https"), "{err}");
+            assert!(!err.message().contains("secret"), "{err}");
+        }
+        let err = d
+            .download("not a url", UrlOrigin::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+    }
+
+    #[tokio::test]
+    async fn every_redirect_target_is_checked() {
+        let (addr, hits) = server().await;
+        // The first hop must be allowed for a redirect to be seen, so this rule lets the server
+        // (127.0.0.1) through and refuses every other address, as `check_ip` would.
+        let only_server = Arc::new(|ip: IpAddr| ip == IpAddr::from([127, 0, 0, 1]));
+        let d = Downloader::with_rule(policy(false), only_server).unwrap();
+        for (route, message) in [
+            (
+                "/to-127.0.0.2",
+                "refused to download from 127.0.0.2: not a public address",
+            ),
+            (
+                "/to-v6-loopback",
+                "refused to download from [::1]: not a public address",
+            ),
+            (
+                "/to-file",
+                "only http and https URLs are downloaded, not file",
+            ),
+            ("/to-invalid", "127.0.0.1 redirected to an invalid URL"),
+        ] {
+            let err = d
+                .download(&format!("http://{addr}{route}"), UrlOrigin::Caller)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{route}: {err}");
+            assert_eq!(err.message(), message, "{route}");
+            assert!(!format!("{err:?}").contains("t0k"), "{err:?}");
+        }
+        // One request per route: no refused target was requested.
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn redirect_loops_are_cut() {
+        let (addr, hits) = server().await;
+        let err = downloader(true)
+            .download(&format!("http://{addr}/loop"), UrlOrigin::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+        assert_eq!(err.message(), "127.0.0.1 redirected more than 3 times");
+        // The first request and three redirects.
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn the_size_cap_holds_with_and_without_a_length() {
+        let (addr, _) = server().await;
+        let d = downloader(true);
+        for route in ["/100", "/chunked-100"] {
+            let (body, _) = d
+                .download(&format!("http://{addr}{route}"), UrlOrigin::Caller)
+                .await
+                .unwrap();
+            assert_eq!(body.len(), 100, "{route}");
+        }
+        // `/lying-length` declares a megabyte and sends nothing: only a check of the declared
+        // length, before reading, yields the size error rather than a broken download.
+        for route in ["/101", "/lying-length", "/chunked-120"] {
+            let err = d
+                .download(&format!("http://{addr}{route}"), UrlOrigin::Provider("p"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::Decode, "{route}: {err}");
+            assert_eq!(
+                err.message(),
+                "the file at 127.0.0.1 is larger than 100 bytes",
+                "{route}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn error_statuses() {
+        let (addr, _) = server().await;
+        let d = downloader(true);
+        let p = UrlOrigin::Provider("p");
+        for (status, origin, kind) in [
+            (404, UrlOrigin::Caller, ErrorKind::NotFound),
+            (503, p, ErrorKind::Upstream { status: 503 }),
+            (403, UrlOrigin::Caller, ErrorKind::InvalidRequest),
+            (403, p, ErrorKind::Upstream { status: 403 }),
+        ] {
+            let err = d
+                .download(&format!("http://{addr}/{status}"), origin)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), &kind, "{status} {origin:?}");
+            assert_eq!(err.provider(), origin.provider());
+            assert_eq!(err.status(), Some(status));
+            assert_eq!(
+                err.message(),
+                format!("the download from 127.0.0.1 answered {status}")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_timeout_covers_the_whole_download() {
+        // A server that accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let d = Downloader::new(DownloadPolicy {
+            timeout: Duration::from_millis(200),
+            ..policy(true)
+        })
+        .unwrap();
+        let err = d
+            .download(&format!("http://{addr}/"), UrlOrigin::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Timeout);
+        assert_eq!(err.message(), "the download did not finish within 0.2 s");
+    }
+}

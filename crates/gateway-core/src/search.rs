@@ -1,0 +1,122 @@
+//! Web search.
+
+use std::future::Future;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::{Result, Usage};
+
+/// How recent results must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeRange {
+    /// The last day.
+    Day,
+    /// The last week.
+    Week,
+    /// The last month.
+    Month,
+    /// The last year.
+    Year,
+}
+
+/// A search request, addressed to one provider's endpoint (after routing).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SearchRequest {
+    /// The provider's endpoint or model (`search`).
+    pub model: String,
+    /// What to look for.
+    pub query: String,
+    /// The most results wanted.
+    pub max_results: Option<u32>,
+    /// How recent results must be.
+    pub time_range: Option<TimeRange>,
+    /// Only results from these domains.
+    pub include_domains: Vec<String>,
+    /// No results from these domains.
+    pub exclude_domains: Vec<String>,
+    /// Country to search from (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
+    /// Language of results (ISO 639-1).
+    pub language: Option<String>,
+    /// Whether to fetch each result's page content.
+    pub include_content: bool,
+    /// Whether to ask the provider for an answer to the query.
+    pub include_answer: bool,
+    /// Provider-specific options, passed through; a provider refuses one it does not know.
+    pub options: Map<String, Value>,
+}
+
+impl SearchRequest {
+    /// A request to `model` for `query`.
+    pub fn new(model: impl Into<String>, query: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            query: query.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SearchResult {
+    /// The page title.
+    pub title: String,
+    /// The page URL.
+    pub url: String,
+    /// A short excerpt.
+    pub snippet: String,
+    /// The provider's relevance score, where it gives one.
+    pub score: Option<f64>,
+    /// When the page was published, as the provider writes it.
+    pub published_date: Option<String>,
+    /// The page content, when asked for.
+    pub content: Option<String>,
+}
+
+/// Search results.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SearchResponse {
+    /// The endpoint that answered.
+    pub model: String,
+    /// The query as run.
+    pub query: String,
+    /// The provider's answer, when asked for and given.
+    pub answer: Option<String>,
+    /// The results, best first.
+    pub results: Vec<SearchResult>,
+    /// What the call used (searches or credits as units).
+    pub usage: Usage,
+}
+
+/// A web search provider.
+pub trait SearchProvider: Send + Sync {
+    /// The provider id.
+    fn provider(&self) -> &'static str;
+
+    /// Runs `req`.
+    fn search(&self, req: SearchRequest) -> impl Future<Output = Result<SearchResponse>> + Send;
+}
+
+/// The object-safe twin of [`SearchProvider`].
+pub trait DynSearchProvider: Send + Sync {
+    /// See [`SearchProvider::provider`].
+    fn provider_dyn(&self) -> &'static str;
+    /// See [`SearchProvider::search`].
+    fn search_dyn(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchResponse>>;
+}
+
+impl<T: SearchProvider> DynSearchProvider for T {
+    fn provider_dyn(&self) -> &'static str {
+        self.provider()
+    }
+
+    fn search_dyn(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchResponse>> {
+        Box::pin(self.search(req))
+    }
+}

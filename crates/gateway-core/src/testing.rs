@@ -1,0 +1,290 @@
+//! The behaviour suite every provider crate runs (feature `testing`, for dev-dependencies).
+//!
+//! One set of provider-independent checks, chosen by what the provider says it can do: a
+//! provider crate implements [`Harness`] (serve the provider's recorded answer for a [`Case`]
+//! from a mock upstream, and point a client at it), then calls [`run`]. Each check asserts what
+//! the router relies on, whatever the provider: an answer maps to text, a finish reason and
+//! usage; a stream yields deltas, then one finish, and a cut stream ends in an error, never a
+//! clean end; each error status maps to the kind that decides retries and fallbacks, attributed
+//! to the provider, with its body kept; embeddings come back one vector per input.
+//!
+//! ```text
+//! // crates/gw-<provider>/tests/suite.rs
+//! struct Mock;
+//! impl gateway_core::testing::Harness for Mock { ... }
+//! #[tokio::test]
+//! async fn shared_suite() { gateway_core::testing::run(&Mock).await }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use crate::{
+    DynEmbeddingModel, DynTextModel, EmbeddingRequest, ErrorKind, FinishReason, ResponseFormat,
+    TextChunk, TextRequest,
+};
+
+/// One recorded exchange the suite needs the provider to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Case {
+    /// A whole chat answer (`Harness::text_model`; the suite calls `generate`).
+    Generate,
+    /// A chat answer in JSON mode (`json_object`).
+    GenerateJson,
+    /// A streamed chat answer that ends normally.
+    Stream,
+    /// A streamed chat answer cut off before its normal end.
+    StreamCut,
+    /// An error answer with this HTTP status, to a chat request.
+    Error(u16),
+    /// Embeddings of one input.
+    EmbedOne,
+    /// Embeddings of two inputs.
+    EmbedTwo,
+}
+
+/// What a harness serves for a case: a provider client pointed at a mock upstream that plays
+/// the recorded exchange, and how to ask the mock what it received.
+pub struct Served {
+    /// The chat provider, for chat cases.
+    pub text: Option<Arc<dyn DynTextModel>>,
+    /// The embeddings provider, for embedding cases.
+    pub embedding: Option<Arc<dyn DynEmbeddingModel>>,
+    /// Called once the case is over: every way the requests the mock received differed from
+    /// what the recording expects (none when all is well). It owns the mock, keeping it alive.
+    pub verify: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+}
+
+/// A provider's side of the suite.
+pub trait Harness: Sync {
+    /// The provider id, as errors must carry it.
+    fn provider(&self) -> &'static str;
+
+    /// The model id to put in requests (`gemini-2.5-flash`).
+    fn chat_model(&self) -> &'static str;
+
+    /// The embeddings model id, when the provider embeds.
+    fn embedding_model(&self) -> Option<&'static str>;
+
+    /// Serves the provider's recording of `case`.
+    fn serve(&self, case: Case) -> impl Future<Output = Served> + Send;
+}
+
+/// The cases that apply to a provider that does what `text` and `embedding` say: generation
+/// and errors always, streams and JSON when the provider claims them, embeddings when it embeds.
+pub fn cases(text: Option<crate::TextCaps>, embeds: bool) -> Vec<Case> {
+    let mut cases = Vec::new();
+    if let Some(caps) = text {
+        cases.push(Case::Generate);
+        if caps.json_object {
+            cases.push(Case::GenerateJson);
+        }
+        if caps.streaming {
+            cases.extend([Case::Stream, Case::StreamCut]);
+        }
+        cases.extend([400, 401, 404, 429, 500, 503].map(Case::Error));
+    }
+    if embeds {
+        cases.extend([Case::EmbedOne, Case::EmbedTwo]);
+    }
+    cases
+}
+
+/// Runs every case that applies to the provider `harness` serves.
+pub async fn run<H: Harness>(harness: &H) {
+    let probe = harness.serve(Case::Generate).await;
+    let text = probe.text.as_ref().map(|m| m.capabilities_dyn());
+    drop(probe);
+    let embeds = harness.embedding_model().is_some();
+    for case in cases(text, embeds) {
+        let served = harness.serve(case).await;
+        check(harness, case, &served).await;
+        let differences = (served.verify)();
+        assert!(
+            differences.is_empty(),
+            "{case:?}: the provider's request differed from the recording: {differences:?}"
+        );
+    }
+}
+
+/// The text model of `served`, which a chat case needs.
+fn text_model(served: &Served, case: Case) -> &Arc<dyn DynTextModel> {
+    served
+        .text
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case:?}: the harness served no chat provider"))
+}
+
+/// Runs one case against what the harness served.
+pub async fn check<H: Harness>(harness: &H, case: Case, served: &Served) {
+    let chat = || TextRequest::new(harness.chat_model()).user("Say hi");
+    match case {
+        Case::Generate | Case::GenerateJson => {
+            let mut req = chat();
+            if case == Case::GenerateJson {
+                req = req.response_format(ResponseFormat::JsonObject);
+            }
+            let answer = text_model(served, case)
+                .generate_dyn(req)
+                .await
+                .unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            assert!(!answer.content.is_empty(), "{case:?}: empty answer");
+            assert!(!answer.model.is_empty(), "{case:?}: no model named");
+            assert_eq!(answer.finish_reason, FinishReason::Stop, "{case:?}");
+            assert!(
+                answer.usage.input_tokens > 0 && answer.usage.output_tokens > 0,
+                "{case:?}: the recording reports usage, the answer must carry it: {:?}",
+                answer.usage
+            );
+            if case == Case::GenerateJson {
+                let parsed: Result<serde_json::Value, _> = serde_json::from_str(&answer.content);
+                assert!(parsed.is_ok(), "{case:?}: not JSON: {}", answer.content);
+            }
+        }
+        Case::Stream => streams(text_model(served, case), harness.chat_model()).await,
+        Case::StreamCut => stream_is_cut(text_model(served, case), harness.chat_model()).await,
+        Case::Error(status) => {
+            let err = text_model(served, case)
+                .generate_dyn(chat())
+                .await
+                .expect_err("an error answer must be an error");
+            error_is_classified(harness.provider(), status, &err);
+        }
+        Case::EmbedOne | Case::EmbedTwo => {
+            let model = served
+                .embedding
+                .as_ref()
+                .unwrap_or_else(|| panic!("{case:?}: the harness served no embeddings provider"));
+            let mut req = EmbeddingRequest::new(harness.embedding_model().unwrap_or_default())
+                .input("What is the meaning of life?");
+            if case == Case::EmbedTwo {
+                req = req.input("How much wood would a woodchuck chuck?");
+            }
+            let inputs = req.inputs.len();
+            model
+                .embedding_capabilities_dyn()
+                .check(harness.provider(), &req)
+                .unwrap_or_else(|e| panic!("{case:?}: refused before IO: {e}"));
+            let answer = model
+                .embed_dyn(req)
+                .await
+                .unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            assert_eq!(
+                answer.embeddings.len(),
+                inputs,
+                "{case:?}: one vector per input"
+            );
+            let dims = answer.embeddings[0].len();
+            assert!(dims > 0, "{case:?}: empty vector");
+            assert!(
+                answer.embeddings.iter().all(|v| v.len() == dims),
+                "{case:?}: vectors of different lengths"
+            );
+            assert!(
+                answer.embeddings.iter().flatten().all(|x| x.is_finite()),
+                "{case:?}: a value is not a finite number"
+            );
+        }
+    }
+}
+
+/// A normal stream: text deltas, exactly one finish after every delta, usage (if any) last and
+/// non-zero, then the end.
+async fn streams(model: &Arc<dyn DynTextModel>, id: &str) {
+    let mut stream = model
+        .stream_dyn(TextRequest::new(id).user("Say hi"))
+        .await
+        .unwrap_or_else(|e| panic!("Stream: {e}"));
+    let (mut text, mut finishes, mut delta_after_finish, mut usage) =
+        (String::new(), 0, false, None);
+    while let Some(item) = stream.next().await {
+        match item.unwrap_or_else(|e| panic!("Stream: a normal stream failed: {e}")) {
+            TextChunk::Delta(d) => {
+                delta_after_finish |= finishes > 0;
+                text.push_str(&d);
+            }
+            TextChunk::Finish(_) => finishes += 1,
+            TextChunk::Usage(u) => usage = Some(u),
+        }
+    }
+    assert!(!text.is_empty(), "Stream: no text");
+    assert_eq!(finishes, 1, "Stream: exactly one finish");
+    assert!(!delta_after_finish, "Stream: text after the finish");
+    if let Some(u) = usage {
+        assert!(u.total_tokens() > 0, "Stream: a usage of zero");
+    }
+}
+
+/// A stream cut before its normal end must end with [`ErrorKind::StreamInterrupted`].
+async fn stream_is_cut(model: &Arc<dyn DynTextModel>, id: &str) {
+    let mut stream = model
+        .stream_dyn(TextRequest::new(id).user("Say hi"))
+        .await
+        .unwrap_or_else(|e| panic!("StreamCut: failed before the first byte: {e}"));
+    let mut last_error = None;
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            last_error = Some(e);
+        }
+    }
+    let e = last_error.expect("StreamCut: a cut stream must end with an error, not cleanly");
+    assert_eq!(e.kind(), &ErrorKind::StreamInterrupted, "StreamCut: {e}");
+}
+
+/// What every provider's error of HTTP `status` must be: the kind the router decides on, the
+/// provider and status attributed, a message, and the body kept for diagnosis.
+pub fn error_is_classified(provider: &str, status: u16, err: &crate::Error) {
+    let ok = match status {
+        400 => err.kind() == &ErrorKind::InvalidRequest,
+        401 => err.kind() == &ErrorKind::Auth,
+        404 => err.kind() == &ErrorKind::NotFound,
+        429 => matches!(
+            err.kind(),
+            ErrorKind::RateLimited { .. } | ErrorKind::QuotaExceeded
+        ),
+        500..=599 => matches!(err.kind(), ErrorKind::Upstream { .. } | ErrorKind::Timeout),
+        _ => true,
+    };
+    assert!(ok, "HTTP {status} classified as {:?}: {err}", err.kind());
+    if status >= 500 || matches!(err.kind(), ErrorKind::RateLimited { .. }) {
+        assert!(err.is_retryable(), "HTTP {status} must be retryable: {err}");
+    } else {
+        assert!(
+            !err.is_retryable(),
+            "HTTP {status} must not be retried: {err}"
+        );
+    }
+    assert_eq!(
+        err.provider(),
+        provider,
+        "HTTP {status}: provider not named"
+    );
+    assert_eq!(err.status(), Some(status), "HTTP {status}: status not kept");
+    assert!(!err.message().is_empty(), "HTTP {status}: no message");
+    assert!(err.body().is_some(), "HTTP {status}: body not kept");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TextCaps;
+
+    #[test]
+    fn cases_follow_capabilities() {
+        let plain = cases(Some(TextCaps::default()), false);
+        assert!(plain.contains(&Case::Stream) && !plain.contains(&Case::GenerateJson));
+        assert!(!plain.contains(&Case::EmbedOne));
+        let caps = TextCaps {
+            streaming: false,
+            json_object: true,
+            ..TextCaps::default()
+        };
+        let some = cases(Some(caps), true);
+        assert!(!some.contains(&Case::Stream) && some.contains(&Case::GenerateJson));
+        assert!(some.contains(&Case::EmbedTwo));
+        assert_eq!(cases(None, true), [Case::EmbedOne, Case::EmbedTwo]);
+    }
+}

@@ -1,0 +1,114 @@
+//! Transcription: audio to text.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::{MediaInput, Result, Usage};
+
+/// A speech-to-text request, addressed to one provider's model id (after routing).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct TranscriptionRequest {
+    /// The provider's model id.
+    pub model: String,
+    /// The audio.
+    pub audio: Option<MediaInput>,
+    /// The spoken language (ISO 639-1), when known.
+    pub language: Option<String>,
+    /// Text that guides the transcription (names, spelling, the previous segment).
+    pub prompt: Option<String>,
+    /// Provider-specific options; a provider refuses one it does not know, naming it.
+    pub options: Map<String, Value>,
+}
+
+impl TranscriptionRequest {
+    /// A request for `model` to transcribe `audio`.
+    pub fn new(model: impl Into<String>, audio: MediaInput) -> Self {
+        Self {
+            model: model.into(),
+            audio: Some(audio),
+            ..Self::default()
+        }
+    }
+}
+
+/// One timed segment of a transcript.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Segment {
+    /// Where it starts.
+    pub start: Duration,
+    /// Where it ends.
+    pub end: Duration,
+    /// What was said.
+    pub text: String,
+}
+
+/// A transcript.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct TranscriptionResponse {
+    /// The model that answered.
+    pub model: String,
+    /// The whole text.
+    pub text: String,
+    /// The language, when the provider says.
+    pub language: Option<String>,
+    /// The audio's length, when known.
+    pub duration: Option<Duration>,
+    /// Timed segments, where the model gives them.
+    pub segments: Vec<Segment>,
+    /// What the call used (seconds as units, or tokens).
+    pub usage: Usage,
+}
+
+impl TranscriptionResponse {
+    /// A response of `model` with `text` and `usage`.
+    pub fn new(model: impl Into<String>, text: impl Into<String>, usage: Usage) -> Self {
+        Self {
+            model: model.into(),
+            text: text.into(),
+            usage,
+            ..Self::default()
+        }
+    }
+}
+
+/// A provider of transcription.
+pub trait TranscriptionModel: Send + Sync {
+    /// The provider id.
+    fn provider(&self) -> &'static str;
+
+    /// Transcribes `req.audio`.
+    fn transcribe(
+        &self,
+        req: TranscriptionRequest,
+    ) -> impl Future<Output = Result<TranscriptionResponse>> + Send;
+}
+
+/// The object-safe twin of [`TranscriptionModel`].
+pub trait DynTranscriptionModel: Send + Sync {
+    /// See [`TranscriptionModel::provider`].
+    fn provider_dyn(&self) -> &'static str;
+    /// See [`TranscriptionModel::transcribe`].
+    fn transcribe_dyn(
+        &self,
+        req: TranscriptionRequest,
+    ) -> BoxFuture<'_, Result<TranscriptionResponse>>;
+}
+
+impl<T: TranscriptionModel> DynTranscriptionModel for T {
+    fn provider_dyn(&self) -> &'static str {
+        self.provider()
+    }
+
+    fn transcribe_dyn(
+        &self,
+        req: TranscriptionRequest,
+    ) -> BoxFuture<'_, Result<TranscriptionResponse>> {
+        Box::pin(self.transcribe(req))
+    }
+}

@@ -1,0 +1,95 @@
+//! The shared provider suite (`gateway_core::testing`) against a mock Gemini that plays the
+//! recorded answers of `tests/fixtures/`.
+
+use std::sync::Arc;
+
+use gateway_core::testing::{Case, Harness, Served};
+use gw_gemini::{GeminiClient, PROVIDER};
+use gw_mock::MockUpstream;
+use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+
+/// A recorded answer of `tests/fixtures/<name>`.
+fn recorded(name: &str) -> Respond {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+struct MockGemini;
+
+const CHAT: &str = "gemini-2.5-flash";
+const EMBED: &str = "gemini-embedding-001";
+
+impl Harness for MockGemini {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn chat_model(&self) -> &'static str {
+        CHAT
+    }
+
+    fn embedding_model(&self) -> Option<&'static str> {
+        Some(EMBED)
+    }
+
+    async fn serve(&self, case: Case) -> Served {
+        let (path, file) = match case {
+            Case::Generate => (
+                format!("{CHAT}:generateContent"),
+                "text/generate_ok.json".into(),
+            ),
+            Case::GenerateJson => (
+                format!("{CHAT}:generateContent"),
+                "text/generate_json.json".into(),
+            ),
+            Case::Stream => (
+                format!("{CHAT}:streamGenerateContent"),
+                "text/stream_ok.json".into(),
+            ),
+            Case::StreamCut => (
+                format!("{CHAT}:streamGenerateContent"),
+                "text/stream_cut.json".into(),
+            ),
+            Case::Error(status) => (
+                format!("{CHAT}:generateContent"),
+                format!("errors/{status}.json"),
+            ),
+            Case::EmbedOne => (
+                format!("{EMBED}:batchEmbedContents"),
+                "embed/batch_usage.json".into(),
+            ),
+            Case::EmbedTwo => (
+                format!("{EMBED}:batchEmbedContents"),
+                "embed/batch_two.json".into(),
+            ),
+            other => panic!("no recording for {other:?}"),
+        };
+        let step = UpstreamStep {
+            expect: UpstreamExpect {
+                method: Some("POST".into()),
+                path: Some(format!("/v1beta/models/{path}")),
+                ..UpstreamExpect::default()
+            },
+            respond: recorded(&file),
+        };
+        let mock = Arc::new(MockUpstream::start(vec![step]).await.unwrap());
+        let client = Arc::new(
+            GeminiClient::builder()
+                .api_key("suite-key")
+                .base_url(mock.url())
+                .build()
+                .unwrap(),
+        );
+        Served {
+            text: Some(client.clone()),
+            embedding: Some(client),
+            verify: Box::new(move || mock.verify()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn gemini_passes_the_shared_suite() {
+    gateway_core::testing::run(&MockGemini).await;
+}

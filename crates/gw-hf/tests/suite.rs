@@ -1,0 +1,76 @@
+//! The shared provider suite (`gateway_core::testing`) against a mock Hugging Face router that plays the
+//! recorded answers of `tests/fixtures/`.
+
+use std::sync::Arc;
+
+use gateway_core::testing::{Case, Harness, Served};
+use gw_hf::{HfClient, PROVIDER};
+use gw_mock::MockUpstream;
+use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+
+/// A recorded answer of `tests/fixtures/<name>`.
+fn recorded(name: &str) -> Respond {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+struct MockHf;
+
+const CHAT: &str = "meta-llama/Llama-3.1-8B-Instruct:cerebras";
+const EMBED: &str = "sentence-transformers/distilbert-base-nli-mean-tokens";
+
+impl Harness for MockHf {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn chat_model(&self) -> &'static str {
+        CHAT
+    }
+
+    fn embedding_model(&self) -> Option<&'static str> {
+        Some(EMBED)
+    }
+
+    async fn serve(&self, case: Case) -> Served {
+        let chat = "/v1/chat/completions".to_owned();
+        let embed = format!("/hf-inference/models/{EMBED}/pipeline/feature-extraction");
+        let (path, file) = match case {
+            Case::Generate => (chat, "text/generate_ok.json".to_owned()),
+            Case::GenerateJson => (chat, "text/generate_json.json".into()),
+            Case::Stream => (chat, "text/stream_ok.json".into()),
+            Case::StreamCut => (chat, "text/stream_cut.json".into()),
+            Case::Error(status) => (chat, format!("errors/{status}.json")),
+            Case::EmbedOne => (embed, "embed/one_flat.json".into()),
+            Case::EmbedTwo => (embed, "embed/two.json".into()),
+            other => panic!("no recording for {other:?}"),
+        };
+        let step = UpstreamStep {
+            expect: UpstreamExpect {
+                method: Some("POST".into()),
+                path: Some(path),
+                ..UpstreamExpect::default()
+            },
+            respond: recorded(&file),
+        };
+        let mock = Arc::new(MockUpstream::start(vec![step]).await.unwrap());
+        let client = Arc::new(
+            HfClient::builder()
+                .api_key("suite-key")
+                .base_url(mock.url())
+                .build()
+                .unwrap(),
+        );
+        Served {
+            text: Some(client.clone()),
+            embedding: Some(client),
+            verify: Box::new(move || mock.verify()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn hf_passes_the_shared_suite() {
+    gateway_core::testing::run(&MockHf).await;
+}

@@ -1,0 +1,243 @@
+//! Instances and recovery: each gateway process registers and beats a heartbeat, and the
+//! reservations of a process that died (or of a settlement that failed) are settled at their
+//! estimate, so nothing that may have reached a provider goes unaccounted.
+
+use std::time::Duration;
+
+use gateway_core::{Error, Result};
+use sqlx::Row;
+use tokio::task::JoinHandle;
+
+use crate::Store;
+use crate::db::db_error;
+use crate::settlement::{LogEntry, ms, stored_reservation};
+use crate::time::now_ms;
+
+/// The status of a usage-log row written by [`Store::recover_stale`].
+pub const RECOVERED: &str = "recovered";
+
+impl Store {
+    pub(crate) async fn register_instance(&self) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2)")
+            .bind(&*self.instance_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Records that this process is alive, so that [`Store::recover_stale`] elsewhere leaves
+    /// its reservations alone.
+    pub async fn heartbeat(&self) -> Result<()> {
+        let now = now_ms();
+        let done = sqlx::query("UPDATE instances SET heartbeat_at = $2 WHERE id = $1")
+            .bind(&*self.instance_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            // Pruned while we were unreachable; register again.
+            self.register_instance().await?;
+        }
+        Ok(())
+    }
+
+    /// Settles at their estimate the reservations of every other instance whose last
+    /// heartbeat is older than `stale_after` (or that never registered), as if each request
+    /// had used all it reserved: nothing that may have reached a provider goes unaccounted.
+    /// Each becomes a usage-log row with status [`RECOVERED`] and `estimated = true`, and is
+    /// logged as a warning. Returns how many were settled.
+    ///
+    /// `stale_after` must be well above the heartbeat interval, or a live but slow instance
+    /// would lose its reservations (they would be charged at the estimate).
+    pub async fn recover_stale(&self, stale_after: Duration) -> Result<usize> {
+        let cutoff = now_ms().saturating_sub(ms(stale_after));
+        let rows = sqlx::query(
+            "SELECT r.id, r.request_id, r.user_id, r.period, r.provider, r.model, r.modality,
+                    r.operation, r.requests, r.tokens, r.units, r.cost_nanos, r.instance_id
+             FROM reservations r LEFT JOIN instances i ON i.id = r.instance_id
+             WHERE r.instance_id <> $1 AND (i.id IS NULL OR i.heartbeat_at < $2)
+             ORDER BY r.created_at",
+        )
+        .bind(&*self.instance_id)
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let recovered = self
+            .recover(&rows, |instance| {
+                format!("recovered at its estimate: instance `{instance}` stopped before settling")
+            })
+            .await?;
+        // Instances that are gone and left nothing behind.
+        sqlx::query(
+            "DELETE FROM instances WHERE id <> $1 AND heartbeat_at < $2
+             AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.instance_id = instances.id)",
+        )
+        .bind(&*self.instance_id)
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(recovered)
+    }
+
+    /// Settles at their estimate, like [`Store::recover_stale`], the reservations of any
+    /// instance, this one included, that were admitted more than `older_than` ago: those whose
+    /// settlement failed (the database was briefly unreachable) and would otherwise stay open
+    /// as long as their instance lives. `older_than` must be longer than any request, stream or
+    /// media job may take, or a late settlement finds its reservation gone and is dropped.
+    pub async fn recover_abandoned(&self, older_than: Duration) -> Result<usize> {
+        let cutoff = now_ms().saturating_sub(ms(older_than));
+        let rows = sqlx::query(
+            "SELECT id, request_id, user_id, period, provider, model, modality, operation,
+                    requests, tokens, units, cost_nanos, instance_id
+             FROM reservations WHERE created_at < $1 ORDER BY created_at",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.recover(&rows, |_| {
+            format!("recovered at its estimate: not settled within {older_than:?}")
+        })
+        .await
+    }
+
+    /// Settles each reservation of `rows` at its estimate, one transaction each.
+    async fn recover(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+        why: impl Fn(&str) -> String + Send + Sync,
+    ) -> Result<usize> {
+        let mut recovered = 0;
+        for row in rows {
+            let get = |col: &str| row.try_get::<String, _>(col).map_err(db_error);
+            let (id, instance) = (get("id")?, get("instance_id")?);
+            let (_writing, mut tx) = self.begin().await?;
+            let taken = sqlx::query("DELETE FROM reservations WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if taken.rows_affected() == 0 {
+                // Settled, or recovered by another instance, since the SELECT.
+                tx.rollback().await.map_err(db_error)?;
+                continue;
+            }
+            let stored = stored_reservation(row)?;
+            let (request_id, provider, model, operation) = (
+                get("request_id")?,
+                get("provider")?,
+                get("model")?,
+                get("operation")?,
+            );
+            let message = why(&instance);
+            // The estimate was counted at admission and stays counted; only the log and the
+            // summary are written. A recovered row has no split of the tokens: the estimate's
+            // total goes in input_tokens.
+            LogEntry {
+                request_id: &request_id,
+                reservation_id: &id,
+                user_id: &stored.user_id,
+                period: &stored.period,
+                provider: &provider,
+                model: &model,
+                modality: stored.modality,
+                operation: &operation,
+                status: RECOVERED,
+                error_message: Some(&message),
+                input_tokens: stored.amount.tokens,
+                output_tokens: 0,
+                cached_input_tokens: 0,
+                reasoning_tokens: 0,
+                units: stored.amount.units,
+                cost: stored.amount.cost,
+                pricing_version: None,
+                estimated: true,
+                billable: true,
+                latency: None,
+                time_to_first_token: None,
+                retries: 0,
+                cached: false,
+                attempts: None,
+            }
+            .write(&mut tx, now_ms())
+            .await?;
+            tx.commit().await.map_err(db_error)?;
+            recovered += 1;
+            tracing::warn!(
+                reservation = %id,
+                request_id = %request_id,
+                user_id = %stored.user_id,
+                instance = %instance,
+                model = %format!("{provider}/{model}"),
+                "{message}"
+            );
+        }
+        Ok(recovered)
+    }
+
+    /// Spawns a task that, every [`Maintenance::every`] (starting now), records a heartbeat
+    /// and runs [`Store::recover_stale`] and [`Store::recover_abandoned`]; failures are logged
+    /// and retried on the next tick. Abort the handle to stop it. Needs a Tokio runtime.
+    ///
+    /// Fails with [`ErrorKind::InvalidRequest`](gateway_core::ErrorKind::InvalidRequest) unless
+    /// `every` is not zero and `stale_after` is at least twice `every`, so a live instance is
+    /// never taken for dead between beats.
+    pub fn spawn_maintenance(&self, maintenance: Maintenance) -> Result<JoinHandle<()>> {
+        let Maintenance {
+            every,
+            stale_after,
+            abandon_after,
+        } = maintenance;
+        if every.is_zero() || stale_after < every.saturating_mul(2) {
+            return Err(Error::invalid_request(format!(
+                "maintenance: stale_after ({stale_after:?}) must be at least twice the heartbeat \
+                 interval ({every:?}), which must not be zero"
+            )));
+        }
+        let store = self.clone();
+        Ok(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.heartbeat().await {
+                    tracing::warn!(error = %e, "usage store heartbeat failed");
+                }
+                if let Err(e) = store.recover_stale(stale_after).await {
+                    tracing::warn!(error = %e, "recovering reservations of dead instances failed");
+                }
+                if let Err(e) = store.recover_abandoned(abandon_after).await {
+                    tracing::warn!(error = %e, "recovering abandoned reservations failed");
+                }
+            }
+        }))
+    }
+}
+
+/// How [`Store::spawn_maintenance`] keeps reservations from leaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maintenance {
+    /// How often to record a heartbeat and look for reservations to recover (default 15 s).
+    pub every: Duration,
+    /// After how long without a heartbeat another instance counts as dead (default 60 s).
+    pub stale_after: Duration,
+    /// After how long any open reservation counts as abandoned (default 6 h: longer than any
+    /// stream or media job).
+    pub abandon_after: Duration,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(15),
+            stale_after: Duration::from_secs(60),
+            abandon_after: Duration::from_secs(6 * 3600),
+        }
+    }
+}

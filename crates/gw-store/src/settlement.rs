@@ -1,0 +1,440 @@
+//! Settlement: a finished request's reservation is replaced by what it used, and its usage-log
+//! row and summary are written. A background task commits queued settlements in batches, so no
+//! response waits for its usage row.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use gateway_core::{
+    Amount, Attempt, Cost, Modality, Outcome, Reservation, Result, RouteId, UsageRecord,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::Store;
+use crate::counters::{COUNTERS, amount_deltas};
+use crate::db::{Tx, corrupt, db_error, from_db, placeholders, to_db};
+use crate::recovery::RECOVERED;
+use crate::tally::Tally;
+use crate::time::now_ms;
+
+const INSERT_LOG: &str = "INSERT INTO usage_log (request_id, reservation_id, user_id, period,
+        provider, model, modality, operation, status, error_message, input_tokens,
+        output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
+        pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at,
+        attempts)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19, $20, $21, $22, $23, $24, $25)";
+
+const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provider, model,
+        modality, requests, errors, input_tokens, output_tokens, cached_input_tokens,
+        reasoning_tokens, units, cost_nanos, unpriced, estimated, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+    ON CONFLICT (user_id, period, provider, model, modality) DO UPDATE SET
+        requests            = usage_summary.requests            + excluded.requests,
+        errors              = usage_summary.errors              + excluded.errors,
+        input_tokens        = usage_summary.input_tokens        + excluded.input_tokens,
+        output_tokens       = usage_summary.output_tokens       + excluded.output_tokens,
+        cached_input_tokens = usage_summary.cached_input_tokens + excluded.cached_input_tokens,
+        reasoning_tokens    = usage_summary.reasoning_tokens    + excluded.reasoning_tokens,
+        units               = usage_summary.units               + excluded.units,
+        cost_nanos          = usage_summary.cost_nanos          + excluded.cost_nanos,
+        unpriced            = usage_summary.unpriced            + excluded.unpriced,
+        estimated           = usage_summary.estimated           + excluded.estimated,
+        updated_at          = excluded.updated_at";
+
+/// One usage-log row, before it is written.
+pub(crate) struct LogEntry<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) reservation_id: &'a str,
+    pub(crate) user_id: &'a str,
+    pub(crate) period: &'a str,
+    pub(crate) provider: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) modality: Modality,
+    pub(crate) operation: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) error_message: Option<&'a str>,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) cached_input_tokens: u64,
+    pub(crate) reasoning_tokens: u64,
+    pub(crate) units: u64,
+    pub(crate) cost: Option<Cost>,
+    pub(crate) pricing_version: Option<&'a str>,
+    pub(crate) estimated: bool,
+    pub(crate) billable: bool,
+    pub(crate) latency: Option<Duration>,
+    pub(crate) time_to_first_token: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) cached: bool,
+    /// The attempts as a JSON array (see [`attempts_json`]).
+    pub(crate) attempts: Option<String>,
+}
+
+/// `d` in whole milliseconds, for the database.
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl LogEntry<'_> {
+    /// Writes the row and adds it to the summary, in `tx`.
+    pub(crate) async fn write(&self, tx: &mut Tx, now: i64) -> Result<()> {
+        sqlx::query(INSERT_LOG)
+            .bind(self.request_id)
+            .bind(self.reservation_id)
+            .bind(self.user_id)
+            .bind(self.period)
+            .bind(self.provider)
+            .bind(self.model)
+            .bind(self.modality.as_str())
+            .bind(self.operation)
+            .bind(self.status)
+            .bind(self.error_message)
+            .bind(to_db(self.input_tokens))
+            .bind(to_db(self.output_tokens))
+            .bind(to_db(self.cached_input_tokens))
+            .bind(to_db(self.reasoning_tokens))
+            .bind(to_db(self.units))
+            .bind(self.cost.map(|c| to_db(c.nanos())))
+            .bind(self.pricing_version)
+            .bind(i64::from(self.estimated))
+            .bind(i64::from(self.billable))
+            .bind(self.latency.map(ms))
+            .bind(self.time_to_first_token.map(ms))
+            .bind(i64::from(self.retries))
+            .bind(i64::from(self.cached))
+            .bind(now)
+            .bind(self.attempts.as_deref())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        let is_error = self.status != "ok" && self.status != RECOVERED;
+        sqlx::query(UPSERT_SUMMARY)
+            .bind(self.user_id)
+            .bind(self.period)
+            .bind(self.provider)
+            .bind(self.model)
+            .bind(self.modality.as_str())
+            .bind(1i64)
+            .bind(i64::from(is_error))
+            .bind(to_db(self.input_tokens))
+            .bind(to_db(self.output_tokens))
+            .bind(to_db(self.cached_input_tokens))
+            .bind(to_db(self.reasoning_tokens))
+            .bind(to_db(self.units))
+            .bind(to_db(self.cost.map_or(0, Cost::nanos)))
+            .bind(i64::from(self.cost.is_none()))
+            .bind(i64::from(self.estimated))
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// A reservation as the database holds it.
+pub(crate) struct StoredReservation {
+    pub(crate) user_id: String,
+    pub(crate) period: String,
+    pub(crate) modality: Modality,
+    pub(crate) amount: Amount,
+}
+
+/// Reads a reservation from a row with its `user_id`, `period`, `modality`, `requests`,
+/// `tokens`, `units` and `cost_nanos`.
+pub(crate) fn stored_reservation(row: &sqlx::any::AnyRow) -> Result<StoredReservation> {
+    let int = |col: &str| row.try_get::<i64, _>(col).map(from_db).map_err(db_error);
+    let modality: String = row.try_get("modality").map_err(db_error)?;
+    Ok(StoredReservation {
+        user_id: row.try_get("user_id").map_err(db_error)?,
+        period: row.try_get("period").map_err(db_error)?,
+        modality: Modality::parse(&modality)
+            .ok_or_else(|| corrupt(&format!("the modality `{modality}`")))?,
+        amount: Amount {
+            requests: int("requests")?,
+            tokens: int("tokens")?,
+            units: int("units")?,
+            cost: row
+                .try_get::<Option<i64>, _>("cost_nanos")
+                .map_err(db_error)?
+                .map(|n| Cost::from_nanos(from_db(n))),
+        },
+    })
+}
+
+/// Deletes the reservations `ids` and returns them by id; ids already gone are missing.
+async fn take_reservations(
+    tx: &mut Tx,
+    ids: &[&str],
+) -> Result<HashMap<String, StoredReservation>> {
+    let sql = format!(
+        "DELETE FROM reservations WHERE id IN {}
+         RETURNING id, user_id, period, modality, requests, tokens, units, cost_nanos",
+        placeholders(1, ids.len(), 1, "")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(&mut **tx).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("id").map_err(db_error)?;
+            Ok((id, stored_reservation(row)?))
+        })
+        .collect()
+}
+
+impl Store {
+    /// Writes settlements in one transaction; if the batch fails, each on its own, so one bad
+    /// record cannot lose the others. A record that still fails leaves its reservation for
+    /// recovery at the estimate.
+    pub(crate) async fn settle_batch(&self, batch: &[(Reservation, UsageRecord)]) {
+        if batch.is_empty() {
+            return;
+        }
+        let all = async {
+            let (_writing, mut tx) = self.begin().await?;
+            self.settle_in(&mut tx, batch).await?;
+            tx.commit().await.map_err(db_error)
+        };
+        match all.await {
+            Ok(()) => {}
+            Err(e) if batch.len() == 1 => {
+                tracing::error!(request_id = %batch[0].1.request_id, error = %e, "usage not settled; recovery will settle the reservation at its estimate");
+            }
+            Err(_) => {
+                for one in batch {
+                    Box::pin(self.settle_batch(std::slice::from_ref(one))).await;
+                }
+            }
+        }
+    }
+
+    /// Settles `batch` inside `tx`: takes the reservations, moves the counters by what each
+    /// request used minus what it reserved (all together, locked in the one order every writer
+    /// uses), then writes the usage rows, in the order of `batch`.
+    async fn settle_in(&self, tx: &mut Tx, batch: &[(Reservation, UsageRecord)]) -> Result<()> {
+        let ids: Vec<&str> = batch.iter().map(|(r, _)| r.id.as_str()).collect();
+        let mut stored = take_reservations(tx, &ids).await?;
+        let mut taken = Vec::with_capacity(batch.len());
+        for (reservation, record) in batch {
+            match stored.remove(&reservation.id) {
+                Some(s) => taken.push((reservation, record, s)),
+                // Settled already, or recovered at its estimate by another instance that took
+                // this one for dead: that row stands, so counters, log and summary stay
+                // consistent.
+                None => tracing::warn!(
+                    reservation = %reservation.id,
+                    request_id = %record.request_id,
+                    "settle: the reservation is gone (settled twice, or recovered at its \
+                     estimate); this usage record is dropped"
+                ),
+            }
+        }
+        let now = now_ms();
+        let deltas: Vec<[i64; COUNTERS]> = taken
+            .iter()
+            .map(|(_, record, stored)| {
+                let actual = amount_deltas(record.modality, &record.amount());
+                let estimate = amount_deltas(stored.modality, &stored.amount);
+                std::array::from_fn(|i| actual[i] - estimate[i])
+            })
+            .collect();
+        let mut tally = Tally::default();
+        for ((_, _, s), d) in taken.iter().zip(&deltas) {
+            tally.touch_deltas(&s.user_id, &s.period, d);
+        }
+        tally.load(tx, self.backend, now).await?;
+        for ((_, _, s), d) in taken.iter().zip(&deltas) {
+            tally.adjust(&s.user_id, &s.period, d);
+        }
+        tally.store(tx, now).await?;
+        for (reservation, record, stored) in &taken {
+            log_entry(reservation, record, stored)
+                .write(tx, now)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The usage-log row of a settlement.
+fn log_entry<'a>(
+    reservation: &'a Reservation,
+    record: &'a UsageRecord,
+    stored: &'a StoredReservation,
+) -> LogEntry<'a> {
+    let (status, error_message) = match &record.outcome {
+        Outcome::Ok => ("ok", None),
+        Outcome::Failed { kind, message } => (kind.as_str(), Some(message.as_str())),
+    };
+    LogEntry {
+        request_id: &record.request_id,
+        reservation_id: &reservation.id,
+        user_id: &stored.user_id,
+        period: &stored.period,
+        provider: record.route.provider,
+        model: &record.route.model,
+        modality: record.modality,
+        operation: record.operation,
+        status,
+        error_message,
+        input_tokens: record.tokens.input_tokens,
+        output_tokens: record.tokens.output_tokens,
+        cached_input_tokens: record.tokens.cached_input_tokens,
+        reasoning_tokens: record.tokens.reasoning_tokens,
+        units: record.units,
+        // Nothing billable was charged nothing, whatever the price.
+        cost: if record.billable {
+            record.cost
+        } else {
+            Some(Cost::ZERO)
+        },
+        pricing_version: Some(&record.pricing_version),
+        estimated: record.estimated,
+        billable: record.billable,
+        latency: Some(record.latency),
+        time_to_first_token: record.time_to_first_token,
+        retries: record.retries,
+        cached: record.cached,
+        attempts: Some(attempts_json(&record.attempts)),
+    }
+}
+
+/// What the writer task is asked to do.
+pub(crate) enum Queued {
+    /// Write this settlement.
+    Settle(Box<(Reservation, UsageRecord)>),
+    /// Answer once everything queued before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// How many settlements the writer commits in one transaction at most.
+const BATCH: usize = 256;
+
+/// Starts the task that writes queued settlements: it takes whatever has queued up (up to
+/// [`BATCH`]) and commits it as one transaction, so under load N settlements cost one commit,
+/// and when idle a settlement is written at once. It ends when the last handle to the store is
+/// dropped, after writing what is queued.
+pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(16 * BATCH);
+    let writer = Store {
+        settler: None,
+        ..store
+    };
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut flushes = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Queued::Settle(one) => batch.push(*one),
+                    Queued::Flush(done) => flushes.push(done),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            writer.settle_batch(&batch).await;
+            batch.clear();
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    });
+    tx
+}
+
+/// `[{"route": "gemini/gemini-2.5-flash", "outcome": "ok", "latency_ms": 412}, ...]`.
+pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
+    let list: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "route": a.route.to_string(),
+                "outcome": a.outcome,
+                "latency_ms": ms(a.latency),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// The attempts of a usage-log row, from [`attempts_json`]'s form.
+pub(crate) fn attempts_from_json(text: &str) -> Result<Vec<Attempt>> {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| corrupt("the attempts of a usage-log row"))?;
+    list.iter()
+        .map(|a| {
+            // A route is `<provider>/<model id>`; the model id may hold more slashes.
+            let (provider, model) = a.get("route")?.as_str()?.split_once('/')?;
+            Some(Attempt {
+                route: RouteId::new(provider_id(provider), model),
+                outcome: a.get("outcome")?.as_str()?.to_owned(),
+                latency: Duration::from_millis(a.get("latency_ms")?.as_u64()?),
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| corrupt("the attempts of a usage-log row"))
+}
+
+/// The provider ids read back from the usage log. A [`RouteId`] holds its provider as the
+/// provider crate's `&'static str`, and the store does not know which providers are compiled
+/// in, so each distinct name is leaked once and reused: the memory is bounded by the number of
+/// providers that ever served through this database, not by the rows read.
+static PROVIDERS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// `name` as a `&'static str`, interned in [`PROVIDERS`].
+fn provider_id(name: &str) -> &'static str {
+    let mut known = PROVIDERS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&id) = known.get(name) {
+        return id;
+    }
+    let id: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    known.insert(id);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_round_trip() {
+        let attempts = vec![
+            Attempt {
+                route: RouteId::new("hf", "meta-llama/Llama-3.1-8B:cerebras"),
+                outcome: "rate_limited".into(),
+                latency: Duration::from_millis(12),
+            },
+            Attempt {
+                route: RouteId::new("gemini", "gemini-2.5-flash"),
+                outcome: "ok".into(),
+                latency: Duration::from_millis(412),
+            },
+        ];
+        let json = attempts_json(&attempts);
+        assert!(
+            json.contains(r#""route":"gemini/gemini-2.5-flash""#),
+            "{json}"
+        );
+        assert_eq!(attempts_from_json(&json).unwrap(), attempts);
+        assert!(
+            attempts_from_json(r#"[{"route": "no-slash", "outcome": "ok", "latency_ms": 1}]"#)
+                .is_err()
+        );
+        assert!(attempts_from_json("{").is_err());
+    }
+
+    #[test]
+    fn provider_names_are_interned_once() {
+        let a = provider_id("interned-once");
+        let b = provider_id(&String::from("interned-once"));
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a, "interned-once");
+    }
+}

@@ -1,0 +1,243 @@
+//! The usage counters in the database, one row per (user, period, counter), and the one way
+//! every writer changes them: lock and read the rows of each (user, period) it touches, change
+//! the values in memory, write back what changed, all in one transaction.
+//!
+//! Exactness rests on the read seeing the latest committed values and nobody else changing them
+//! before the commit. On SQLite every write transaction holds the database's one write lock from
+//! its start (`BEGIN IMMEDIATE`), so a plain `SELECT` does. On PostgreSQL one statement reads
+//! and row-locks every counter the transaction may change, creating the rows that do not exist
+//! yet (a missing row could not be locked): `INSERT ... ON CONFLICT DO UPDATE` with a no-op
+//! update and `RETURNING`, which waits for other writers of a row and returns the value they
+//! committed. It takes the rows in one order, by user, period and counter name, in every
+//! transaction, and the transaction takes no other counter lock after it, so two batches never
+//! wait on each other in a cycle. (Creating rows with `ON CONFLICT DO NOTHING` and then locking
+//! them with `SELECT ... FOR UPDATE` is as exact but costs one more round trip.)
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::LazyLock;
+
+use gateway_core::Result;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::Backend;
+use crate::counters::{COUNTERS, Counter};
+use crate::db::{Tx, db_error, placeholders};
+
+/// The counters of (`$1` user, `$2` period), for reading them outside a transaction.
+pub(crate) const SELECT_COUNTERS: &str =
+    "SELECT counter, value FROM usage_counters WHERE user_id = $1 AND period = $2";
+
+/// Every counter, by name: the order a transaction creates rows in.
+static BY_NAME: LazyLock<[Counter; COUNTERS]> = LazyLock::new(|| {
+    let mut all = Counter::ALL;
+    all.sort_by_key(|c| c.as_str());
+    all
+});
+
+/// The counters of some (user, period) pairs inside one transaction.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// By user, then period (nested so lookups by `&str` need no allocation).
+    users: BTreeMap<String, BTreeMap<String, Group>>,
+}
+
+/// The counters of one user in one period.
+#[derive(Default)]
+struct Group {
+    /// The counters this transaction may change: on PostgreSQL the ones read and locked.
+    touched: [bool; COUNTERS],
+    /// As read.
+    read: [i64; COUNTERS],
+    /// As changed since.
+    values: [i64; COUNTERS],
+}
+
+impl Tally {
+    /// Declares that this transaction may change `counters` of (`user_id`, `period`), or needs
+    /// their current values. Every counter changed or checked later must have been declared
+    /// before [`Tally::load`]: on PostgreSQL the others are not read.
+    pub(crate) fn touch(
+        &mut self,
+        user_id: &str,
+        period: &str,
+        counters: impl IntoIterator<Item = Counter>,
+    ) {
+        let group = self.group_entry(user_id, period);
+        for c in counters {
+            group.touched[c.index()] = true;
+        }
+    }
+
+    /// Declares the counters `deltas` changes (the non-zero ones), like [`Tally::touch`].
+    pub(crate) fn touch_deltas(&mut self, user_id: &str, period: &str, deltas: &[i64; COUNTERS]) {
+        if deltas.iter().all(|&d| d == 0) {
+            return;
+        }
+        let group = self.group_entry(user_id, period);
+        for (t, d) in group.touched.iter_mut().zip(deltas) {
+            *t |= *d != 0;
+        }
+    }
+
+    fn group_entry(&mut self, user_id: &str, period: &str) -> &mut Group {
+        // Two lookups rather than `entry`, so a known pair costs no allocation.
+        if !self.users.contains_key(user_id) {
+            self.users.insert(user_id.to_owned(), BTreeMap::new());
+        }
+        let periods = self.users.get_mut(user_id).expect("inserted above");
+        if !periods.contains_key(period) {
+            periods.insert(period.to_owned(), Group::default());
+        }
+        periods.get_mut(period).expect("inserted above")
+    }
+
+    /// The current values of (`user_id`, `period`), to check and change; `None` for a pair that
+    /// was not declared.
+    pub(crate) fn values_mut(
+        &mut self,
+        user_id: &str,
+        period: &str,
+    ) -> Option<&mut [i64; COUNTERS]> {
+        Some(&mut self.users.get_mut(user_id)?.get_mut(period)?.values)
+    }
+
+    /// Adds `deltas` to the counters of (`user_id`, `period`) without a limit check, never
+    /// below zero (settling, corrections).
+    pub(crate) fn adjust(&mut self, user_id: &str, period: &str, deltas: &[i64; COUNTERS]) {
+        if let Some(values) = self.values_mut(user_id, period) {
+            for (v, d) in values.iter_mut().zip(deltas) {
+                *v = v.saturating_add(*d).max(0);
+            }
+        }
+    }
+
+    /// Every declared (user, period), in order.
+    fn groups(&self) -> impl Iterator<Item = (&str, &str, &Group)> {
+        self.users.iter().flat_map(|(user, periods)| {
+            periods
+                .iter()
+                .map(move |(period, group)| (user.as_str(), period.as_str(), group))
+        })
+    }
+
+    /// Reads the counters of every declared (user, period), on PostgreSQL only the declared
+    /// ones, which it locks until the transaction ends (the others are neither checked nor
+    /// changed). A row that does not exist reads as zero; a counter name this version does not
+    /// know (a newer gateway's modality) is left alone.
+    pub(crate) async fn load(&mut self, tx: &mut Tx, backend: Backend, now: i64) -> Result<()> {
+        if self.users.is_empty() {
+            return Ok(());
+        }
+        let rows = match backend {
+            Backend::Sqlite => self.select_rows(tx).await?,
+            Backend::Postgres => self.lock_rows(tx, now).await?,
+        };
+        for row in rows {
+            let get = |col: &str| row.try_get::<String, _>(col).map_err(db_error);
+            let (user, period, name) = (get("user_id")?, get("period")?, get("counter")?);
+            let value: i64 = row.try_get("value").map_err(db_error)?;
+            let Some(counter) = Counter::parse(&name) else {
+                continue;
+            };
+            if let Some(group) = self.users.get_mut(&user).and_then(|p| p.get_mut(&period)) {
+                group.read[counter.index()] = value.max(0);
+            }
+        }
+        for periods in self.users.values_mut() {
+            for group in periods.values_mut() {
+                group.values = group.read;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every counter row of the declared (user, period)s (SQLite: the write lock is held).
+    async fn select_rows(&self, tx: &mut Tx) -> Result<Vec<AnyRow>> {
+        let mut sql =
+            String::from("SELECT user_id, period, counter, value FROM usage_counters WHERE ");
+        for (i, _) in self.groups().enumerate() {
+            if i > 0 {
+                sql.push_str(" OR ");
+            }
+            let _ = write!(
+                sql,
+                "(user_id = ${} AND period = ${})",
+                2 * i + 1,
+                2 * i + 2
+            );
+        }
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (user, period, _) in self.groups() {
+            query = query.bind(user).bind(period);
+        }
+        query.fetch_all(&mut **tx).await.map_err(db_error)
+    }
+
+    /// The rows of every declared counter, created at zero where missing and locked until the
+    /// transaction ends, in [`Tally::touched_rows`] order (PostgreSQL). The no-op update is what
+    /// locks an existing row and makes `RETURNING` give its latest committed value.
+    async fn lock_rows(&self, tx: &mut Tx, now: i64) -> Result<Vec<AnyRow>> {
+        let rows: Vec<(&str, &str, Counter)> = self.touched_rows().collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
+             ON CONFLICT (user_id, period, counter) DO UPDATE SET value = usage_counters.value
+             RETURNING user_id, period, counter, value",
+            placeholders(rows.len(), 3, 2, ", 0, $1")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for (user, period, counter) in rows {
+            query = query.bind(user).bind(period).bind(counter.as_str());
+        }
+        query.fetch_all(&mut **tx).await.map_err(db_error)
+    }
+
+    /// The declared counters, by user, period and counter name (the order rows are locked in).
+    fn touched_rows(&self) -> impl Iterator<Item = (&str, &str, Counter)> {
+        self.groups().flat_map(|(user, period, group)| {
+            BY_NAME
+                .iter()
+                .filter(|c| group.touched[c.index()])
+                .map(move |&c| (user, period, c))
+        })
+    }
+
+    /// Writes back every counter whose value changed since [`Tally::load`], in one statement.
+    pub(crate) async fn store(&self, tx: &mut Tx, now: i64) -> Result<()> {
+        let rows: Vec<(&str, &str, Counter, i64)> = self
+            .groups()
+            .flat_map(|(user, period, group)| {
+                Counter::ALL.into_iter().filter_map(move |c| {
+                    let i = c.index();
+                    (group.values[i] != group.read[i]).then(|| {
+                        debug_assert!(group.touched[i], "{c} changed but was not declared");
+                        (user, period, c, group.values[i])
+                    })
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
+             ON CONFLICT (user_id, period, counter) DO UPDATE
+             SET value = excluded.value, updated_at = excluded.updated_at",
+            placeholders(rows.len(), 4, 2, ", $1")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for (user, period, counter, value) in rows {
+            query = query
+                .bind(user)
+                .bind(period)
+                .bind(counter.as_str())
+                .bind(value);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
+        Ok(())
+    }
+}

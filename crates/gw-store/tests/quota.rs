@@ -1,0 +1,481 @@
+//! Counters and limits: quota refusals, the remaining allowance, exact admission under
+//! concurrency (also of several processes on one database), and the counters' schema. Every
+//! test runs on SQLite and, with `GATEWAY_TEST_POSTGRES_URL`, on PostgreSQL (see `common`).
+
+mod common;
+
+use common::*;
+use gateway_core::{Accounting, ErrorKind, Modality, OpenOutput, Reservation};
+use gw_store::{Counter, Counters, SCHEMA_VERSION, Store};
+
+async fn user(store: &Store, plan: &str) -> String {
+    store.create_user(&unique("user"), plan).await.unwrap().id
+}
+
+#[tokio::test]
+async fn open_ended_text_reserves_the_plan_default() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await; // default_max_tokens = 500
+        let mut a = text(&u, "gemini", "gemini-2.5-flash", 20, Some("0.00002"));
+        a.open_output = Some(OpenOutput {
+            price_per_million: Some(cost("2")), // $2 per million output tokens
+        });
+        let r = store.admit(a.clone()).await.unwrap();
+        assert_eq!(r.estimate.tokens, 520);
+        // 500 tokens at $2/M = $0.001, on top of the prompt's estimate.
+        assert_eq!(r.estimate.cost, Some(cost("0.00102")));
+        let c = store.counters(&u, &r.period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 520);
+        assert_eq!(c.cost(), cost("0.00102"));
+        store
+            .settle(r.clone(), record(&a, 20, 30, Some("0.00008")))
+            .await
+            .unwrap();
+        store.flush().await;
+        let c = store.counters(&u, &r.period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 50);
+        assert_eq!(c.cost(), cost("0.00008"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quota_exceeded_names_the_counter_and_changes_nothing() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+        let period = store.plans().require("metered").unwrap().current_period();
+
+        // Tokens: 9 900 of 10 000 used, the request needs 200.
+        store
+            .add_counters(
+                &u,
+                &period,
+                &Counters::new().with(Counter::TextTokens, 9_900),
+            )
+            .await
+            .unwrap();
+        let before = store.counters(&u, &period).await.unwrap();
+        let err = store
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 200, Some("0.001")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        let msg = err.message();
+        assert!(msg.contains("text_tokens"), "{msg}");
+        assert!(msg.contains("10000"), "{msg}");
+        assert!(msg.contains(&period), "{msg}");
+        assert_eq!(store.counters(&u, &period).await.unwrap(), before);
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+        // What still fits is admitted.
+        store
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 100, Some("0.001")))
+            .await
+            .unwrap();
+
+        // Requests.
+        let v = user(&store, "metered").await;
+        store
+            .add_counters(
+                &v,
+                &period,
+                &Counters::new().with(Counter::TextRequests, 100),
+            )
+            .await
+            .unwrap();
+        let err = store
+            .admit(text(&v, "gemini", "gemini-2.5-flash", 1, Some("0")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("text_requests"), "{err}");
+        // Another modality's limits are not touched by text being used up.
+        store
+            .admit(media(&v, "gemini", "imagen", Modality::Image, 1))
+            .await
+            .unwrap();
+
+        // The cost cap, shown as exact dollars.
+        let w = user(&store, "metered").await;
+        let spent = Counters::parse_named([("cost_usd", "0.9995")]).unwrap();
+        store.add_counters(&w, &period, &spent).await.unwrap();
+        let err = store
+            .admit(text(&w, "gemini", "gemini-2.5-pro", 10, Some("0.001")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("cost_usd"), "{err}");
+        assert!(err.message().contains("0.9995"), "{err}");
+
+        // Media units.
+        let x = user(&store, "metered").await;
+        let err = store
+            .admit(media(&x, "gemini", "imagen", Modality::Image, 7))
+            .await
+            .unwrap_err();
+        assert!(err.message().contains("image_units"), "{err}");
+
+        // Bad corrections are refused.
+        assert_eq!(
+            store
+                .add_counters(&x, "November", &Counters::new())
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            store
+                .add_counters("usr_nobody", &period, &Counters::new())
+                .await
+                .unwrap_err()
+                .kind(),
+            &ErrorKind::NotFound
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn remaining_allowance() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "free").await;
+        let a = text(&u, "gemini", "gemini-2.5-flash", 1000, Some("0.25"));
+        let r = store.admit(a.clone()).await.unwrap();
+        store
+            .settle(r, record(&a, 100, 50, Some("0.1")))
+            .await
+            .unwrap();
+        store.flush().await;
+
+        let left = store.remaining(&u).await.unwrap();
+        assert_eq!(left.plan, "free");
+        let get = |c: Counter| *left.counters.iter().find(|e| e.counter == c).unwrap();
+        let requests = get(Counter::TextRequests);
+        assert_eq!(
+            (requests.used, requests.limit, requests.remaining),
+            (1, Some(200), Some(199))
+        );
+        let tokens = get(Counter::TextTokens);
+        assert_eq!(tokens.remaining, Some(500_000 - 150));
+        let money = get(Counter::CostUsd);
+        assert_eq!(
+            Counter::CostUsd.format_value(money.remaining.unwrap()),
+            "0.9"
+        );
+        assert!(
+            left.counters
+                .iter()
+                .all(|e| e.counter.modality() != Some(Modality::Video))
+        );
+
+        let e = user(&store, "enterprise").await;
+        let left = store.remaining(&e).await.unwrap();
+        assert_eq!(left.counters.len(), 11);
+        assert!(
+            left.counters
+                .iter()
+                .all(|e| e.limit.is_none() && e.remaining.is_none())
+        );
+        assert_eq!(
+            store.remaining("usr_nobody").await.unwrap_err().kind(),
+            &ErrorKind::NotFound
+        );
+    })
+    .await;
+}
+
+/// THE concurrency test: a user with 50 text requests left, 200 admissions at once on a
+/// multi-connection pool: exactly 50 go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_admissions_never_overshoot() {
+    on_each_backend(|db| async move {
+        let store = Store::connect_with(&db.url, db.options().max_connections(8))
+            .await
+            .unwrap();
+        let u = user(&store, "metered").await; // 100 text requests per period
+        let period = store.plans().require("metered").unwrap().current_period();
+        store
+            .add_counters(
+                &u,
+                &period,
+                &Counters::new().with(Counter::TextRequests, 50),
+            )
+            .await
+            .unwrap();
+
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let store = store.clone();
+                let a = text(&u, "gemini", "gemini-2.5-flash", 1, Some("0"));
+                tokio::spawn(async move { store.admit(a).await })
+            })
+            .collect();
+        let (mut admitted, mut refused) = (Vec::<Reservation>::new(), 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(r) => admitted.push(r),
+                Err(e) if e.kind() == &ErrorKind::QuotaExceeded => refused += 1,
+                Err(e) => panic!("unexpected error on {:?}: {e}", db.backend),
+            }
+        }
+        assert_eq!((admitted.len(), refused), (50, 150), "{:?}", db.backend);
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 100);
+        assert_eq!(c.get(Counter::TextTokens), 50);
+        assert_eq!(store.open_reservations().await.unwrap(), 50);
+    })
+    .await;
+}
+
+/// Several gateway processes (stores with pools and admission tasks of their own) on one
+/// database, admitting and settling for the same users at once, many users per batch: exactly
+/// what fits is admitted, whichever process asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn admissions_of_several_processes_never_overshoot() {
+    on_each_backend(|db| async move {
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            let options = db.options().max_connections(4);
+            stores.push(Store::connect_with(&db.url, options).await.unwrap());
+        }
+        let period = stores[0]
+            .plans()
+            .require("metered")
+            .unwrap()
+            .current_period();
+        // Three users with 20 of 100 text requests left, one with $0.05 of $1 left.
+        let mut users = Vec::new();
+        for _ in 0..3 {
+            let u = user(&stores[0], "metered").await;
+            let used = Counters::new().with(Counter::TextRequests, 80);
+            stores[0].add_counters(&u, &period, &used).await.unwrap();
+            users.push(u);
+        }
+        let rich = user(&stores[0], "metered").await;
+        let spent = Counters::parse_named([("cost_usd", "0.95")]).unwrap();
+        stores[0]
+            .add_counters(&rich, &period, &spent)
+            .await
+            .unwrap();
+        // And one whose counters have no rows yet: the first admissions race to create them.
+        let newcomer = user(&stores[0], "metered").await;
+
+        // Text for the three users; text and images at $0.01 each for the fourth (images are
+        // also capped at 3 requests); images for the newcomer.
+        let mut tasks = Vec::new();
+        for i in 0..360 {
+            let store = stores[i % stores.len()].clone();
+            let (a, settled_units) = match i {
+                0..240 => (
+                    text(&users[i % 3], "gemini", "gemini-2.5-flash", 1, Some("0")),
+                    0,
+                ),
+                320.. => (media(&newcomer, "gemini", "imagen", Modality::Image, 1), 1),
+                _ if i % 2 == 0 => (
+                    text(&rich, "gemini", "gemini-2.5-flash", 1, Some("0.01")),
+                    0,
+                ),
+                _ => (media(&rich, "gemini", "imagen", Modality::Image, 1), 1),
+            };
+            tasks.push(tokio::spawn(async move {
+                let r = match store.admit(a.clone()).await {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == &ErrorKind::QuotaExceeded => return None,
+                    Err(e) => panic!("unexpected error: {e}"),
+                };
+                let price = a.estimate.cost.map(|c| c.to_string());
+                let mut done = record(&a, 1, 1, price.as_deref());
+                done.units = settled_units;
+                store.settle(r, done).await.unwrap();
+                Some(a)
+            }));
+        }
+        let mut admitted = Vec::new();
+        for task in tasks {
+            admitted.extend(task.await.unwrap());
+        }
+        for store in &stores {
+            store.flush().await;
+        }
+        let count = |u: &str, m: Modality| {
+            admitted
+                .iter()
+                .filter(|a| a.user_id == u && a.modality == m)
+                .count()
+        };
+        for u in &users {
+            assert_eq!(count(u, Modality::Text), 20, "{:?}", db.backend);
+            let c = stores[1].counters(u, &period).await.unwrap();
+            assert_eq!(c.get(Counter::TextRequests), 100, "{:?}", db.backend);
+        }
+        let (texts, images) = (count(&rich, Modality::Text), count(&rich, Modality::Image));
+        assert_eq!(texts + images, 5, "{:?}", db.backend);
+        assert!(images <= 3, "{images} images");
+        let c = stores[2].counters(&rich, &period).await.unwrap();
+        assert_eq!(c.cost(), cost("1"), "{:?}", db.backend);
+        assert_eq!(c.get(Counter::ImageRequests), images as u64);
+        assert_eq!(count(&newcomer, Modality::Image), 3, "{:?}", db.backend);
+        let c = stores[3].counters(&newcomer, &period).await.unwrap();
+        assert_eq!(c.get(Counter::ImageRequests), 3);
+        assert_eq!(stores[3].open_reservations().await.unwrap(), 0);
+    })
+    .await;
+}
+
+/// Settlements queued together are written together: the counters end at the sum of what was
+/// used, released requests included.
+#[tokio::test]
+async fn settlements_of_one_user_add_up() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+        let mut pending = Vec::new();
+        for _ in 0..10 {
+            let a = text(&u, "gemini", "gemini-2.5-flash", 100, Some("0.001"));
+            pending.push((store.admit(a.clone()).await.unwrap(), a));
+        }
+        let period = pending[0].0.period.clone();
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 1_000);
+        for (i, (r, a)) in pending.into_iter().enumerate() {
+            let done = if i == 0 {
+                failed(&a)
+            } else {
+                record(&a, 10, 20, Some("0.0002"))
+            };
+            store.settle(r, done).await.unwrap();
+        }
+        store.flush().await;
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 9);
+        assert_eq!(c.get(Counter::TextTokens), 9 * 30);
+        assert_eq!(c.cost(), cost("0.0018"));
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+    })
+    .await;
+}
+
+/// Migration 3 turns the one row per (user, period) with a column per counter into one row per
+/// counter: every non-zero value is kept, zeros are not copied, and counting goes on.
+#[tokio::test]
+async fn migration_3_moves_the_counters_into_rows() {
+    on_each_backend(|db| async move {
+        gw_store::testing::migrate_to(&db.url, 2).await.unwrap();
+        let pool = db.raw().await;
+        let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(version, 2);
+        for id in ["usr_a", "usr_b"] {
+            sqlx::query(
+                "INSERT INTO users (id, name, plan, created_at) VALUES ($1, $1, 'metered', 0)",
+            )
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        // The version-2 table, in its column order (the counters' order), then `updated_at`.
+        let insert = "INSERT INTO usage_counters (user_id, period, text_requests, text_tokens,
+                image_requests, image_units, video_requests, video_units, audio_requests,
+                audio_units, search_requests, search_units, cost_nanos, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        let october: [i64; 11] = [7, 70_000, 2, 3, 1, 40, 5, 6_000, 9, 10, 123_456_789];
+        let mut november = [0i64; 11];
+        (november[0], november[10]) = (3, 500_000_000);
+        for (user, period, values) in [
+            ("usr_a", "2026-10", october),
+            ("usr_a", "2026-11", november),
+            ("usr_b", "2026-11", [0; 11]),
+        ] {
+            let mut q = sqlx::query(insert).bind(user).bind(period);
+            for v in values {
+                q = q.bind(v);
+            }
+            q.bind(1_790_000_000_000i64).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = db.store().await; // applies migration 3
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let c = store.counters("usr_a", "2026-10").await.unwrap();
+        for (counter, value) in Counter::ALL.into_iter().zip(october) {
+            assert_eq!(
+                c.get(counter),
+                value as u64,
+                "{counter} on {:?}",
+                db.backend
+            );
+        }
+        assert_eq!(c.cost().to_string(), "0.123456789");
+        let c = store.counters("usr_a", "2026-11").await.unwrap();
+        assert_eq!(
+            c,
+            Counters::parse_named([("text_requests", "3"), ("cost_usd", "0.5")]).unwrap()
+        );
+        assert!(store.counters("usr_b", "2026-11").await.unwrap().is_zero());
+
+        let pool = db.raw().await;
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_counters")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 11 + 2, "zeros are not copied");
+        assert!(
+            sqlx::query("SELECT text_requests FROM usage_counters")
+                .fetch_all(&pool)
+                .await
+                .is_err(),
+            "the old table is gone"
+        );
+        let more = Counters::new().with(Counter::TextRequests, 2);
+        store.add_counters("usr_a", "2026-11", &more).await.unwrap();
+        let c = store.counters("usr_a", "2026-11").await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 5);
+    })
+    .await;
+}
+
+/// A counter this version does not know, as a later gateway with one more modality would write
+/// it into the same table (no migration), is left alone by reads, admissions and settlements.
+#[tokio::test]
+async fn counters_of_unknown_modalities_are_left_alone() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+        let period = store.plans().require("metered").unwrap().current_period();
+        let pool = db.raw().await;
+        sqlx::query(
+            "INSERT INTO usage_counters (user_id, period, counter, value, updated_at)
+             VALUES ($1, $2, 'smell_requests', 4, 0)",
+        )
+        .bind(&u)
+        .bind(&period)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let a = text(&u, "gemini", "gemini-2.5-flash", 10, Some("0.001"));
+        let r = store.admit(a.clone()).await.unwrap();
+        store
+            .settle(r, record(&a, 5, 5, Some("0.001")))
+            .await
+            .unwrap();
+        store.flush().await;
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 1);
+        assert_eq!(c.get(Counter::TextTokens), 10);
+        let kept: i64 = sqlx::query_scalar(
+            "SELECT value FROM usage_counters WHERE user_id = $1 AND counter = 'smell_requests'",
+        )
+        .bind(&u)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(kept, 4);
+    })
+    .await;
+}

@@ -1,0 +1,534 @@
+//! The attempt loop on its own: fake providers that answer from a script, and a fake
+//! `Accounting` that records what it is asked, so each rule of the loop is tested without HTTP.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use gateway_core::{
+    Accounting, Admission, EmbeddingCaps, EmbeddingModel, EmbeddingRequest, EmbeddingResponse,
+    Error, ErrorKind, FinishReason, Modality, Outcome, Registry, Reservation, Result, RouteId,
+    TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream, TokenUsage, UsageRecord,
+};
+
+use super::{Gateway, RetryPolicy};
+use crate::metering::CallContext;
+use crate::routing::RoutingConfig;
+
+/// What a scripted call does.
+enum Step {
+    Answer(&'static str),
+    Fail(ErrorKind),
+    Hang,
+}
+
+/// A provider that answers each call with the next step of its script (the last repeats).
+struct Scripted {
+    provider: &'static str,
+    steps: Mutex<VecDeque<Step>>,
+    calls: AtomicU32,
+    caps: TextCaps,
+    usage: TokenUsage,
+}
+
+impl Scripted {
+    fn new(provider: &'static str, steps: Vec<Step>) -> Arc<Self> {
+        Arc::new(Self {
+            provider,
+            steps: Mutex::new(steps.into()),
+            calls: AtomicU32::new(0),
+            caps: TextCaps::default(),
+            usage: TokenUsage {
+                input_tokens: 7,
+                output_tokens: 3,
+                ..TokenUsage::default()
+            },
+        })
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    async fn next(&self) -> Result<&'static str> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let step = {
+            let mut steps = self.steps.lock().unwrap();
+            if steps.len() > 1 {
+                steps.pop_front()
+            } else {
+                steps.front().map(|s| match s {
+                    Step::Answer(a) => Step::Answer(a),
+                    Step::Fail(k) => Step::Fail(k.clone()),
+                    Step::Hang => Step::Hang,
+                })
+            }
+        };
+        match step {
+            Some(Step::Answer(text)) => Ok(text),
+            Some(Step::Fail(kind)) => {
+                Err(Error::new(kind, "scripted failure").with_provider(self.provider))
+            }
+            Some(Step::Hang) | None => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok("too late")
+            }
+        }
+    }
+}
+
+impl TextModel for Scripted {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn capabilities(&self) -> TextCaps {
+        self.caps
+    }
+
+    async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
+        let text = self.next().await?;
+        Ok(TextResponse {
+            id: None,
+            model: req.model,
+            content: text.to_owned(),
+            finish_reason: FinishReason::Stop,
+            usage: self.usage,
+        })
+    }
+
+    async fn stream(&self, _req: TextRequest) -> Result<TextStream> {
+        let text = self.next().await?;
+        let chunks: Vec<Result<TextChunk>> = vec![
+            Ok(TextChunk::Delta(text.to_owned())),
+            Ok(TextChunk::Delta(" and more".to_owned())),
+        ];
+        // Never ends by itself: the test drops it mid-way.
+        Ok(futures_util::stream::iter(chunks)
+            .chain(futures_util::stream::pending())
+            .boxed())
+    }
+}
+
+impl EmbeddingModel for Scripted {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn embedding_capabilities(&self) -> EmbeddingCaps {
+        EmbeddingCaps::new(2, false)
+    }
+
+    async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.next().await?;
+        let vectors = req.inputs.iter().map(|_| vec![0.5, 0.25]).collect();
+        // Reports no token counts, as Gemini's embeddings often do.
+        Ok(EmbeddingResponse::new(
+            req.model,
+            vectors,
+            TokenUsage::default(),
+        ))
+    }
+}
+
+/// Records admissions and settlements; refuses what `refuse` says.
+#[derive(Default)]
+struct Ledger {
+    admitted: Mutex<Vec<Admission>>,
+    permitted: Mutex<Vec<Admission>>,
+    settled: Mutex<Vec<UsageRecord>>,
+    /// `(route, kind)`: refuse admissions (and permits) on that route with that kind.
+    refuse: Mutex<Vec<(RouteId, ErrorKind)>>,
+}
+
+impl Ledger {
+    fn refusal(&self, a: &Admission) -> Option<Error> {
+        self.refuse
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(r, _)| *r == a.route)
+            .map(|(_, k)| Error::new(k.clone(), "refused by the plan"))
+    }
+
+    fn settled(&self) -> Vec<UsageRecord> {
+        self.settled.lock().unwrap().clone()
+    }
+}
+
+impl Accounting for Ledger {
+    fn admit(&self, admission: Admission) -> BoxFuture<'_, Result<Reservation>> {
+        Box::pin(async move {
+            if let Some(e) = self.refusal(&admission) {
+                return Err(e);
+            }
+            let reservation = Reservation {
+                id: format!("res-{}", admission.request_id),
+                user_id: admission.user_id.clone(),
+                period: "2026-11".into(),
+                estimate: admission.estimate,
+            };
+            self.admitted.lock().unwrap().push(admission);
+            Ok(reservation)
+        })
+    }
+
+    fn settle(&self, _: Reservation, record: UsageRecord) -> BoxFuture<'_, Result<()>> {
+        self.settled.lock().unwrap().push(record);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn permits(&self, admission: Admission) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if let Some(e) = self.refusal(&admission) {
+                return Err(e);
+            }
+            self.permitted.lock().unwrap().push(admission);
+            Ok(())
+        })
+    }
+}
+
+fn route(name: &str) -> RouteId {
+    let (p, m) = name.split_once('/').unwrap();
+    let p = ["alpha", "beta"].into_iter().find(|k| *k == p).unwrap();
+    RouteId::new(p, m)
+}
+
+/// A gateway over `providers` with quick retries, an alias `both` (alpha then beta) when there
+/// are two, and `ledger`.
+fn gateway(providers: &[Arc<Scripted>], ledger: &Arc<Ledger>) -> Gateway {
+    let mut registry = Registry::new();
+    for p in providers {
+        registry.add_text(p.clone());
+        registry.add_embedding(p.clone());
+    }
+    let alias = if providers.len() > 1 {
+        "[aliases.both]\nroutes = [\"alpha/a\", \"beta/b\"]\n"
+    } else {
+        ""
+    };
+    let routing: RoutingConfig = toml::from_str(&format!("deadline_ms = 2000\n{alias}")).unwrap();
+    Gateway::new(registry)
+        .with_retry(RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            max_retry_after: Duration::from_secs(1),
+        })
+        .with_routing(routing)
+        .unwrap()
+        .with_accounting(ledger.clone())
+}
+
+fn ctx() -> CallContext {
+    CallContext::new("req1", "user1")
+}
+
+fn outcomes(record: &UsageRecord) -> Vec<String> {
+    record
+        .attempts
+        .iter()
+        .map(|a| format!("{} {}", a.route, a.outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn retries_a_retryable_failure_and_records_every_attempt() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![
+            Step::Fail(ErrorKind::Upstream { status: 503 }),
+            Step::Answer("hi"),
+        ],
+    );
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    let answer = gw
+        .generate_with(&ctx(), TextRequest::new("alpha/a").user("x"))
+        .await
+        .unwrap();
+    assert_eq!(answer.value.content, "hi");
+    assert_eq!(answer.retries, 1);
+    assert_eq!(alpha.calls(), 2);
+    let settled = ledger.settled();
+    assert_eq!(settled.len(), 1, "settled exactly once");
+    assert_eq!(outcomes(&settled[0]), ["alpha/a upstream", "alpha/a ok"]);
+    assert!(settled[0].billable && !settled[0].estimated);
+    assert_eq!(settled[0].tokens.total_tokens(), 10);
+    let admitted = ledger.admitted.lock().unwrap();
+    assert_eq!(admitted.len(), 1);
+    assert_eq!(
+        (admitted[0].modality, admitted[0].operation),
+        (Modality::Text, "chat")
+    );
+}
+
+#[tokio::test]
+async fn the_callers_mistake_ends_the_request_without_retry_or_fallback() {
+    let alpha = Scripted::new("alpha", vec![Step::Fail(ErrorKind::InvalidRequest)]);
+    let beta = Scripted::new("beta", vec![Step::Answer("never")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    let err = gw
+        .generate_with(&ctx(), TextRequest::new("both").user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+    assert_eq!((alpha.calls(), beta.calls()), (1, 0));
+    let settled = ledger.settled();
+    assert_eq!(settled.len(), 1);
+    assert!(
+        !settled[0].billable,
+        "a refused call releases its reservation"
+    );
+    assert!(matches!(settled[0].outcome, Outcome::Failed { .. }));
+}
+
+#[tokio::test]
+async fn an_alias_falls_back_after_the_retries_of_its_first_route() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![Step::Fail(ErrorKind::Upstream { status: 500 })],
+    );
+    let beta = Scripted::new("beta", vec![Step::Answer("from beta")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    let answer = gw
+        .generate_with(&ctx(), TextRequest::new("both").user("x"))
+        .await
+        .unwrap();
+    assert_eq!(answer.value.content, "from beta");
+    assert_eq!(answer.route, route("beta/b"));
+    assert_eq!(alpha.calls(), 3, "first attempt and two retries");
+    let settled = ledger.settled();
+    assert_eq!(settled[0].route, route("beta/b"));
+    assert_eq!(
+        outcomes(&settled[0]),
+        [
+            "alpha/a upstream",
+            "alpha/a upstream",
+            "alpha/a upstream",
+            "beta/b ok"
+        ]
+    );
+    // Admitted once on the first route; the fallback only had to be allowed.
+    assert_eq!(ledger.admitted.lock().unwrap().len(), 1);
+    assert_eq!(ledger.permitted.lock().unwrap()[0].route, route("beta/b"));
+}
+
+#[tokio::test]
+async fn a_route_that_cannot_do_the_request_is_skipped_without_a_call() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("never")]);
+    let mut beta = Scripted::new("beta", vec![Step::Answer("{}")]);
+    Arc::get_mut(&mut beta).unwrap().caps.json_object = true;
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    let json = TextRequest::new("both")
+        .user("x")
+        .response_format(gateway_core::ResponseFormat::JsonObject);
+    let answer = gw.generate_with(&ctx(), json.clone()).await.unwrap();
+    assert_eq!((alpha.calls(), beta.calls()), (0, 1));
+    assert_eq!(
+        outcomes(&ledger.settled()[0]),
+        ["alpha/a unsupported", "beta/b ok"]
+    );
+    assert_eq!(answer.value.content, "{}");
+    // The only route of a request that it cannot do: refused, naming the field.
+    let mut only = json;
+    only.model = "alpha/a".into();
+    let err = gw.generate_with(&ctx(), only).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unsupported);
+    assert_eq!(err.param(), Some("response_format"));
+}
+
+#[tokio::test]
+async fn a_plan_refusal_reaches_no_provider_and_a_fallback_must_be_in_the_plan() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![Step::Fail(ErrorKind::Upstream { status: 503 })],
+    );
+    let beta = Scripted::new("beta", vec![Step::Answer("from beta")]);
+    let ledger = Arc::new(Ledger::default());
+    ledger
+        .refuse
+        .lock()
+        .unwrap()
+        .push((route("beta/b"), ErrorKind::PermissionDenied));
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    let err = gw
+        .generate_with(&ctx(), TextRequest::new("beta/b").user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::PermissionDenied);
+    assert_eq!(beta.calls(), 0);
+    assert!(ledger.settled().is_empty(), "nothing was admitted");
+    let err = gw
+        .generate_with(&ctx(), TextRequest::new("both").user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(beta.calls(), 0, "the fallback outside the plan was skipped");
+    assert_eq!(err.kind(), &ErrorKind::Upstream { status: 503 });
+    let last = ledger.settled().pop().unwrap();
+    assert_eq!(last.attempts.last().unwrap().outcome, "not_in_plan");
+}
+
+#[tokio::test]
+async fn the_deadline_ends_a_hanging_call_without_opening_the_circuit() {
+    let alpha = Scripted::new("alpha", vec![Step::Hang]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    let mut short = ctx();
+    short.deadline = Some(Duration::from_millis(50));
+    for _ in 0..8 {
+        let err = gw
+            .generate_with(&short, TextRequest::new("alpha/a").user("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Timeout);
+    }
+    assert!(
+        gw.breakers().snapshots().iter().all(|b| b.state
+            == crate::breaker::BreakerState::Closed {
+                consecutive_failures: 0,
+                window_calls: 0,
+                window_failures: 0
+            }),
+        "{:?}",
+        gw.breakers().snapshots()
+    );
+}
+
+#[tokio::test]
+async fn an_open_circuit_moves_on_to_the_next_route() {
+    let alpha = Scripted::new("alpha", vec![Step::Fail(ErrorKind::Connect)]);
+    let beta = Scripted::new("beta", vec![Step::Answer("from beta")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    // The default breaker opens after 5 failures in a row.
+    for _ in 0..3 {
+        gw.generate_with(&ctx(), TextRequest::new("both").user("x"))
+            .await
+            .unwrap();
+    }
+    let before = alpha.calls();
+    gw.generate_with(&ctx(), TextRequest::new("both").user("x"))
+        .await
+        .unwrap();
+    assert_eq!(alpha.calls(), before, "no call through an open circuit");
+    let last = ledger.settled().pop().unwrap();
+    assert_eq!(outcomes(&last), ["alpha/a circuit_open", "beta/b ok"]);
+}
+
+#[tokio::test]
+async fn embeddings_run_the_same_loop_planned_as_text_and_estimated_when_unreported() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![Step::Fail(ErrorKind::Timeout), Step::Answer("")],
+    );
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    let req = EmbeddingRequest::new("alpha/a")
+        .input("abcdefgh")
+        .input("ijkl");
+    let out = gw.embed_with(&ctx(), req).await.unwrap();
+    assert_eq!(out.value.embeddings.len(), 2);
+    assert_eq!(out.retries, 1);
+    assert!(out.estimated);
+    assert_eq!(
+        out.usage.unwrap().tokens.input_tokens,
+        3,
+        "2 + 1 tokens estimated"
+    );
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(
+        (admitted[0].modality, admitted[0].operation),
+        (Modality::Text, "embeddings")
+    );
+    assert_eq!(admitted[0].estimate.tokens, 3);
+    assert!(admitted[0].open_output.is_none());
+    let settled = ledger.settled();
+    assert!(settled[0].estimated && settled[0].billable);
+    // More inputs than the provider takes in one call: refused before any call.
+    let calls = alpha.calls();
+    let three = EmbeddingRequest::new("alpha/a")
+        .input("a")
+        .input("b")
+        .input("c");
+    let err = gw.embed_with(&ctx(), three).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.param()),
+        (&ErrorKind::Unsupported, Some("input"))
+    );
+    assert_eq!(alpha.calls(), calls);
+}
+
+#[tokio::test]
+async fn a_provider_that_does_not_serve_the_modality_is_named() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("x")]);
+    let mut registry = Registry::new();
+    registry.add_text(alpha);
+    let gw = Gateway::new(registry);
+    let err = gw
+        .embed(EmbeddingRequest::new("alpha/a").input("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    assert!(err.message().contains("does not serve embeddings"), "{err}");
+    let err = gw
+        .generate(TextRequest::new("nope/x").user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_fallback_of_an_unknown_provider_is_refused_by_name() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("x")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    let mut c = ctx();
+    c.fallbacks = vec!["alpha/b".into(), "nowhere/x".into()];
+    let err = gw
+        .generate_with(&c, TextRequest::new("alpha/a").user("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.param(), Some("fallbacks[1]"));
+    assert_eq!(alpha.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_dropped_by_its_client_is_settled_for_what_it_produced() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("hello")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    let mut stream = gw
+        .stream_with(&ctx(), TextRequest::new("alpha/a").user("x"))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        TextChunk::Delta("hello".into())
+    );
+    drop(stream);
+    // The settlement is spawned on drop.
+    for _ in 0..100 {
+        if !ledger.settled().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let settled = ledger.settled();
+    assert_eq!(settled.len(), 1);
+    let record = &settled[0];
+    assert!(record.billable && record.estimated);
+    assert_eq!(record.operation, "chat.stream");
+    assert_eq!(record.tokens.output_tokens, 2, "`hello` counted locally");
+    assert!(
+        matches!(&record.outcome, Outcome::Failed { kind, .. } if kind == "stream_interrupted")
+    );
+}

@@ -1,0 +1,274 @@
+//! Chat: blocking and streamed, through the attempt loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use gateway_core::accounting::estimate_tokens;
+use gateway_core::{
+    Amount, DynTextModel, Error, ErrorKind, OpenOutput, PriceCatalog, Registry, Result, RouteId,
+    Service, TextChunk, TextRequest, TextResponse, TextStream, TokenUsage, Usage,
+};
+use tracing::Instrument;
+
+use super::Gateway;
+use super::op::{Estimate, Operation, token_cost};
+use crate::metering::{CallContext, Metered, MeteredStream, Pricer, StreamUsage};
+
+/// Chat answered whole (`chat`).
+pub(crate) struct Chat;
+
+/// Chat streamed (`chat.stream`).
+pub(crate) struct ChatStream;
+
+/// The estimated prompt size of `req`: each part, plus a few tokens of framing per message.
+pub(crate) fn prompt_estimate(req: &TextRequest) -> u64 {
+    req.messages
+        .iter()
+        .map(|m| m.content.iter().map(|p| p.estimate_tokens()).sum::<u64>() + 4)
+        .sum()
+}
+
+/// The estimate of a chat request on `route`: the prompt, plus `max_tokens` when it set one
+/// (else the output is open and the plan's default applies).
+fn chat_estimate(req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> Estimate {
+    let prompt = prompt_estimate(req);
+    let output = u64::from(req.max_tokens.unwrap_or(0));
+    let tokens = TokenUsage {
+        input_tokens: prompt,
+        output_tokens: output,
+        ..TokenUsage::default()
+    };
+    let cost = token_cost(pricing, route, &Usage::tokens(tokens));
+    let open_output = req.max_tokens.is_none().then(|| OpenOutput {
+        price_per_million: pricing
+            .text_price(route.provider, &route.model)
+            .map(|p| p.base.output),
+    });
+    Estimate {
+        amount: Amount::new(prompt + output, 0, cost),
+        open_output,
+        prompt_tokens: prompt,
+    }
+}
+
+/// `req` addressed to `route`'s model id.
+fn for_route(req: &TextRequest, route: &RouteId) -> TextRequest {
+    let mut req = req.clone();
+    req.model = route.model.to_string();
+    req
+}
+
+impl Operation for Chat {
+    type Model = dyn DynTextModel;
+    type Request = TextRequest;
+    type Output = TextResponse;
+
+    const SERVICE: Service = Service::Chat;
+    const PRICER: Pricer = token_cost;
+
+    fn name(&self) -> &'static str {
+        "chat"
+    }
+
+    fn model(&self, registry: &Registry, provider: &str) -> Option<Arc<dyn DynTextModel>> {
+        registry.text(provider).cloned()
+    }
+
+    fn check(&self, model: &dyn DynTextModel, route: &RouteId, req: &TextRequest) -> Result<()> {
+        model.capabilities_dyn().check(route.provider, req)
+    }
+
+    fn estimate(&self, req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> Estimate {
+        chat_estimate(req, route, pricing)
+    }
+
+    fn call(
+        &self,
+        model: Arc<dyn DynTextModel>,
+        route: &RouteId,
+        req: &TextRequest,
+    ) -> BoxFuture<'static, Result<TextResponse>> {
+        let req = for_route(req, route);
+        Box::pin(async move { model.generate_dyn(req).await })
+    }
+}
+
+impl Operation for ChatStream {
+    type Model = dyn DynTextModel;
+    type Request = TextRequest;
+    type Output = TextStream;
+
+    const SERVICE: Service = Service::Chat;
+    const PRICER: Pricer = token_cost;
+
+    fn name(&self) -> &'static str {
+        "chat.stream"
+    }
+
+    fn model(&self, registry: &Registry, provider: &str) -> Option<Arc<dyn DynTextModel>> {
+        registry.text(provider).cloned()
+    }
+
+    fn check(&self, model: &dyn DynTextModel, route: &RouteId, req: &TextRequest) -> Result<()> {
+        let caps = model.capabilities_dyn();
+        if !caps.streaming {
+            return Err(Error::unsupported(format!(
+                "provider `{}` does not stream",
+                route.provider
+            ))
+            .with_param("stream"));
+        }
+        caps.check(route.provider, req)
+    }
+
+    fn estimate(&self, req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> Estimate {
+        chat_estimate(req, route, pricing)
+    }
+
+    fn call(
+        &self,
+        model: Arc<dyn DynTextModel>,
+        route: &RouteId,
+        req: &TextRequest,
+    ) -> BoxFuture<'static, Result<TextStream>> {
+        let req = for_route(req, route);
+        Box::pin(async move { model.stream_dyn(req).await })
+    }
+}
+
+/// Output and usage of a text stream, for its meter.
+#[derive(Default)]
+struct TextUsage {
+    reported: Option<TokenUsage>,
+}
+
+impl StreamUsage<TextChunk> for TextUsage {
+    fn observe(&mut self, chunk: &TextChunk) -> usize {
+        match chunk {
+            TextChunk::Delta(text) => text.len(),
+            TextChunk::Usage(u) => {
+                self.reported = Some(*u);
+                0
+            }
+            _ => 0,
+        }
+    }
+
+    fn reported(&self) -> Option<Usage> {
+        self.reported.map(Usage::tokens)
+    }
+
+    fn usage_item(&self, usage: Usage) -> Option<TextChunk> {
+        Some(TextChunk::Usage(usage.tokens))
+    }
+}
+
+impl Gateway {
+    /// Generates a complete answer; `req.model` is `<provider>/<model id>` or an alias.
+    ///
+    /// Without accounting this needs no caller; with it, use [`Gateway::generate_with`].
+    pub async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
+        Ok(self
+            .generate_with(&CallContext::default(), req)
+            .await?
+            .value)
+    }
+
+    /// Streams an answer; `req.model` is `<provider>/<model id>` or an alias.
+    pub async fn stream(&self, req: TextRequest) -> Result<TextStream> {
+        Ok(self.stream_with(&CallContext::default(), req).await?.value)
+    }
+
+    /// Generates a complete answer for `ctx`'s caller: the plan is checked and the estimate
+    /// reserved before any provider is called, the routes of the model's fallback chain are
+    /// tried in order (each with its retries) within the request's deadline, and the real usage
+    /// is settled after, with every attempt.
+    pub async fn generate_with(
+        &self,
+        ctx: &CallContext,
+        req: TextRequest,
+    ) -> Result<Metered<TextResponse>> {
+        let span = tracing::debug_span!("gateway.generate", request_id = %ctx.request_id, model = %req.model);
+        async {
+            let served = match self.attempt(&Chat, ctx, &req.model, &req).await {
+                Ok(served) => served,
+                Err(failed) => return Err(failed.settle().await),
+            };
+            let prompt_tokens = served.meter.prompt_tokens;
+            let local = Usage::tokens(TokenUsage {
+                input_tokens: prompt_tokens,
+                output_tokens: estimate_tokens(&served.value.content),
+                ..TokenUsage::default()
+            });
+            let reported = Usage::tokens(served.value.usage);
+            Ok(served.settle(reported, local).await)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Streams an answer for `ctx`'s caller, checked against the plan before the provider is
+    /// called. Routes of the fallback chain are tried only until a stream is open: once the
+    /// client may have received a byte, an error is final. The usage is settled when the stream
+    /// ends, breaks off, or is dropped (a client that disconnects is charged for what was
+    /// produced); a stream silent for longer than the idle timeout is cut as timed out.
+    pub async fn stream_with(
+        &self,
+        ctx: &CallContext,
+        req: TextRequest,
+    ) -> Result<Metered<TextStream>> {
+        let span = tracing::debug_span!("gateway.stream", request_id = %ctx.request_id, model = %req.model);
+        async {
+            let served = match self.attempt(&ChatStream, ctx, &req.model, &req).await {
+                Ok(served) => served,
+                Err(failed) => return Err(failed.settle().await),
+            };
+            let route = served.meter.route.clone();
+            let retries = served.retries;
+            let idle = self.routing.stream_idle_timeout();
+            let metered = MeteredStream::new(
+                idle_timeout(served.value, idle),
+                TextUsage::default(),
+                served.meter,
+                retries,
+            );
+            Ok(Metered {
+                value: metered.boxed(),
+                route,
+                cost: None,
+                usage: None,
+                estimated: false,
+                retries,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Cuts `stream` with a timeout error when no item arrives for `idle`.
+pub(crate) fn idle_timeout<T: Send + 'static>(
+    stream: BoxStream<'static, Result<T>>,
+    idle: Duration,
+) -> BoxStream<'static, Result<T>> {
+    futures_util::stream::unfold((stream, false), move |(mut stream, done)| async move {
+        if done {
+            return None;
+        }
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(item)) => Some((item, (stream, false))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the provider sent nothing for {} ms", idle.as_millis()),
+                )),
+                (stream, true),
+            )),
+        }
+    })
+    .boxed()
+}
