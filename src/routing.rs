@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gateway_core::RouteId;
+use gateway_core::{Error, ErrorKind, RouteId};
 use serde::Deserialize;
 
 use crate::breaker::BreakerConfig;
@@ -70,24 +70,33 @@ impl RoutingConfig {
     }
 
     /// Checks aliases: at least one route each, every route `<provider>/<model id>` of a known
-    /// provider, positive weights. Errors name the alias and entry.
-    pub fn validate(&self, known_provider: impl Fn(&str) -> bool) -> Result<(), String> {
+    /// provider, positive weights. Fails with [`ErrorKind::Config`] whose
+    /// [`param`](Error::param) is the field at fault (`routing.aliases.<name>.routes[<i>]`).
+    pub fn validate(&self, known_provider: impl Fn(&str) -> bool) -> Result<(), Error> {
+        let fail = |at: String, problem: String| {
+            Err(Error::new(ErrorKind::Config, format!("{at}: {problem}")).with_param(at))
+        };
         if self.deadline_ms == 0 {
-            return Err("routing.deadline_ms must be positive".into());
+            return fail("routing.deadline_ms".into(), "must be positive".into());
         }
         if self.stream_idle_timeout_ms == 0 {
-            return Err("routing.stream_idle_timeout_ms must be positive".into());
+            return fail(
+                "routing.stream_idle_timeout_ms".into(),
+                "must be positive".into(),
+            );
         }
         for (name, alias) in &self.aliases {
             if name.contains('/') {
-                return Err(format!(
-                    "routing.aliases.{name}: an alias name has no `/` (that is how routes are told apart)"
-                ));
+                return fail(
+                    format!("routing.aliases.{name}"),
+                    "an alias name has no `/` (that is how routes are told apart)".into(),
+                );
             }
             if alias.routes.is_empty() {
-                return Err(format!(
-                    "routing.aliases.{name}.routes: an alias needs at least one route"
-                ));
+                return fail(
+                    format!("routing.aliases.{name}.routes"),
+                    "an alias needs at least one route".into(),
+                );
             }
             for (i, route) in alias.routes.iter().enumerate() {
                 let at = format!("routing.aliases.{name}.routes[{i}]");
@@ -95,15 +104,16 @@ impl RoutingConfig {
                 match model.split_once('/') {
                     Some((p, id)) if !p.is_empty() && !id.is_empty() => {
                         if !known_provider(p) {
-                            return Err(format!(
-                                "{at}: `{model}`: provider `{p}` is not configured"
-                            ));
+                            return fail(
+                                at,
+                                format!("`{model}`: provider `{p}` is not configured"),
+                            );
                         }
                     }
-                    _ => return Err(format!("{at}: `{model}` is not `<provider>/<model id>`")),
+                    _ => return fail(at, format!("`{model}` is not `<provider>/<model id>`")),
                 }
                 if route.weight() == 0 {
-                    return Err(format!("{at}: weight must be positive"));
+                    return fail(at, "weight must be positive".into());
                 }
             }
         }
@@ -363,22 +373,17 @@ mod tests {
     #[test]
     fn validation_names_the_alias_and_route() {
         let known = |p: &str| p == "gemini" || p == "hf";
-        let err = config("[aliases.a]\nroutes = []\n")
-            .validate(known)
-            .unwrap_err();
-        assert!(err.contains("routing.aliases.a.routes"), "{err}");
-        let err = config("[aliases.a]\nroutes = [\"nope/x\"]\n")
-            .validate(known)
-            .unwrap_err();
-        assert!(err.contains("routes[0]") && err.contains("nope"), "{err}");
-        let err = config("[aliases.a]\nroutes = [\"gemini\"]\n")
-            .validate(known)
-            .unwrap_err();
-        assert!(err.contains("<provider>/<model id>"), "{err}");
-        let err = config("[aliases.a]\nroutes = [{ model = \"gemini/x\", weight = 0 }]\n")
-            .validate(known)
-            .unwrap_err();
-        assert!(err.contains("weight"), "{err}");
+        let refused = |text: &str| config(text).validate(known).unwrap_err();
+        let err = refused("[aliases.a]\nroutes = []\n");
+        assert_eq!(err.kind(), &ErrorKind::Config);
+        assert_eq!(err.param(), Some("routing.aliases.a.routes"));
+        let err = refused("[aliases.a]\nroutes = [\"nope/x\"]\n");
+        assert_eq!(err.param(), Some("routing.aliases.a.routes[0]"));
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = refused("[aliases.a]\nroutes = [\"gemini\"]\n");
+        assert!(err.to_string().contains("<provider>/<model id>"), "{err}");
+        let err = refused("[aliases.a]\nroutes = [{ model = \"gemini/x\", weight = 0 }]\n");
+        assert!(err.to_string().contains("weight"), "{err}");
         assert!(
             config("[aliases.a]\nroutes = [\"gemini/x\"]\n")
                 .validate(known)

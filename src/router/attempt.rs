@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use gateway_core::{Admission, Attempt, Error, ErrorKind, Result, RouteId, Usage};
+use gateway_core::{
+    Admission, Attempt, AttemptOutcome, Error, ErrorKind, Result, RouteId, Skip, Usage,
+};
 
 use super::Gateway;
 use super::op::{Estimate, Operation};
@@ -107,10 +109,10 @@ impl<'a> Run<'a> {
     /// Records that `route` was passed over without a call. `first_wins`: keep an earlier
     /// error as the one to report (a capability or plan mismatch says less than a real failure
     /// that may come later).
-    fn skip(&mut self, route: &RouteId, outcome: &str, error: Error, first_wins: bool) {
+    fn skip(&mut self, route: &RouteId, why: Skip, error: Error, first_wins: bool) {
         self.attempts.push(Attempt {
             route: route.clone(),
-            outcome: outcome.to_owned(),
+            outcome: AttemptOutcome::Skipped(why),
             latency: Duration::ZERO,
         });
         if first_wins {
@@ -206,7 +208,7 @@ impl Gateway {
                 if index == 0 && named_directly {
                     return Err(run.fail(error));
                 }
-                run.skip(route, "not_available", error, true);
+                run.skip(route, Skip::NotAvailable, error, true);
                 continue;
             };
             let estimate = op.estimate(req, route, &self.pricing);
@@ -272,7 +274,7 @@ impl Gateway {
             if only || *e.kind() != ErrorKind::Unsupported {
                 return Prepared::Fail(e);
             }
-            run.skip(route, "unsupported", e, true);
+            run.skip(route, Skip::Unsupported, e, true);
             return Prepared::Skip;
         }
         // The plan: admitted once, on the first route tried; later routes must be allowed.
@@ -287,7 +289,7 @@ impl Gateway {
                     match accounting.permits(admission).await {
                         Ok(()) => {}
                         Err(e) if *e.kind() == ErrorKind::PermissionDenied => {
-                            run.skip(route, "not_in_plan", e, true);
+                            run.skip(route, Skip::NotInPlan, e, true);
                             return Prepared::Skip;
                         }
                         Err(e) => return Prepared::Fail(e),
@@ -301,7 +303,7 @@ impl Gateway {
             match check_limits(limits, route.provider, estimate.amount.tokens).await {
                 Ok(None) => {}
                 Ok(Some(e)) => {
-                    run.skip(route, "rate_limited_locally", e, false);
+                    run.skip(route, Skip::RateLimitedLocally, e, false);
                     return Prepared::Skip;
                 }
                 Err(e) => return Prepared::Fail(e),
@@ -327,7 +329,7 @@ impl Gateway {
             let permit = match breaker.try_acquire() {
                 Ok(permit) => permit,
                 Err(open) => {
-                    run.skip(route, "circuit_open", open.into(), false);
+                    run.skip(route, Skip::CircuitOpen, open.into(), false);
                     return RouteEnd::Next;
                 }
             };
@@ -353,8 +355,8 @@ impl Gateway {
             run.attempts.push(Attempt {
                 route: route.clone(),
                 outcome: match &result {
-                    Ok(_) => "ok".to_owned(),
-                    Err(e) => e.kind().as_str().to_owned(),
+                    Ok(_) => AttemptOutcome::Ok,
+                    Err(e) => AttemptOutcome::Failed(e.kind().clone()),
                 },
                 latency: started.elapsed(),
             });

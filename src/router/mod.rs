@@ -178,9 +178,7 @@ impl Gateway {
     /// API key is not set) is skipped at request time, so one missing provider does not take a
     /// whole chain down.
     pub fn with_routing(mut self, routing: RoutingConfig) -> Result<Self> {
-        routing
-            .validate(|p| self.provider_id(p).is_some())
-            .map_err(|e| Error::new(ErrorKind::Config, e))?;
+        routing.validate(|p| self.provider_id(p).is_some())?;
         let aliases = Aliases::compile(&routing, |p| self.provider_id(p))?;
         let registered = self.registry.providers();
         let mut known: HashSet<RouteId> = (*self.known_routes).clone();

@@ -232,7 +232,7 @@ fn outcomes(record: &UsageRecord) -> Vec<String> {
     record
         .attempts
         .iter()
-        .map(|a| format!("{} {}", a.route, a.outcome))
+        .map(|a| format!("{} {}", a.route, a.outcome.as_str()))
         .collect()
 }
 
@@ -373,7 +373,10 @@ async fn a_plan_refusal_reaches_no_provider_and_a_fallback_must_be_in_the_plan()
     assert_eq!(beta.calls(), 0, "the fallback outside the plan was skipped");
     assert_eq!(err.kind(), &ErrorKind::Upstream { status: 503 });
     let last = ledger.settled().pop().unwrap();
-    assert_eq!(last.attempts.last().unwrap().outcome, "not_in_plan");
+    assert_eq!(
+        last.attempts.last().unwrap().outcome,
+        gateway_core::AttemptOutcome::Skipped(gateway_core::Skip::NotInPlan)
+    );
 }
 
 #[tokio::test]

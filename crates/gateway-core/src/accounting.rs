@@ -158,15 +158,64 @@ pub enum Outcome {
     },
 }
 
+/// Why a route of a request's chain was passed over without a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Skip {
+    /// Its provider is not set up (no key), or does not serve the modality.
+    NotAvailable,
+    /// It cannot do what the request asks (a capability check failed).
+    Unsupported,
+    /// The caller's plan does not allow it.
+    NotInPlan,
+    /// The gateway's own rate limit for the provider's key is reached.
+    RateLimitedLocally,
+    /// Its circuit breaker is open.
+    CircuitOpen,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The provider answered.
+    Ok,
+    /// The call failed.
+    Failed(crate::ErrorKind),
+    /// The route was passed over without a call.
+    Skipped(Skip),
+}
+
+impl AttemptOutcome {
+    /// The name usage logs record: `ok`, the error kind (`rate_limited`, `timeout`, ...), or the
+    /// reason for skipping (`not_available`, `unsupported`, `not_in_plan`,
+    /// `rate_limited_locally`, `circuit_open`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed(kind) => kind.as_str(),
+            Self::Skipped(Skip::NotAvailable) => "not_available",
+            Self::Skipped(Skip::Unsupported) => "unsupported",
+            Self::Skipped(Skip::NotInPlan) => "not_in_plan",
+            Self::Skipped(Skip::RateLimitedLocally) => "rate_limited_locally",
+            Self::Skipped(Skip::CircuitOpen) => "circuit_open",
+        }
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One upstream attempt of a request: which route, how it ended, how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// The route tried.
     pub route: RouteId,
-    /// `ok`, an error kind in snake case (`rate_limited`, `timeout`, ...), or why the route was
-    /// skipped without a call (`circuit_open`, `rate_limited_locally`, `not_in_plan`,
-    /// `unsupported`).
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
     /// From the start of the attempt to its end (zero for a skipped route).
     pub latency: Duration,
 }

@@ -55,7 +55,8 @@ pub mod http;
 pub mod testing;
 
 pub use accounting::{
-    Accounting, Admission, Amount, Attempt, Modality, OpenOutput, Outcome, Reservation, UsageRecord,
+    Accounting, Admission, Amount, Attempt, AttemptOutcome, Modality, OpenOutput, Outcome,
+    Reservation, Skip, UsageRecord,
 };
 pub use config::{ModelEntry, ProviderConfig, ProvidersConfig, SecretString, ServingModel};
 pub use embedding::{

@@ -73,181 +73,229 @@ pub(crate) enum KeyCommand {
     },
 }
 
-pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), String> {
-    if !config.store.enabled {
-        return Err("store.enabled is false: there are no users to administer".into());
+/// Why an admin command failed.
+#[derive(Debug)]
+pub(crate) enum AdminError {
+    /// The configuration has no store to administer.
+    StoreDisabled,
+    /// The configuration could not be used (the store could not be opened).
+    Config(gw_server::ConfigError),
+    /// The store refused or failed.
+    Store(llm_gateway::Error),
+    /// No user has this id or name.
+    NoSuchUser(String),
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::StoreDisabled => {
+                f.write_str("store.enabled is false: there are no users to administer")
+            }
+            Self::Config(e) => e.fmt(f),
+            Self::Store(e) => e.fmt(f),
+            Self::NoSuchUser(user) => write!(
+                f,
+                "no user `{user}` (give a user id or name; `gateway admin user list` shows them)"
+            ),
+        }
     }
-    let store = open_store(config).await.map_err(|e| e.to_string())?;
+}
+
+impl std::error::Error for AdminError {}
+
+impl From<llm_gateway::Error> for AdminError {
+    fn from(e: llm_gateway::Error) -> Self {
+        Self::Store(e)
+    }
+}
+
+pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), AdminError> {
+    if !config.store.enabled {
+        return Err(AdminError::StoreDisabled);
+    }
+    let store = open_store(config).await.map_err(AdminError::Config)?;
     let result = dispatch(&store, command).await;
     store.close().await;
     result
 }
 
-async fn dispatch(store: &Store, command: AdminCommand) -> Result<(), String> {
-    let e = |e: llm_gateway::Error| e.to_string();
+async fn dispatch(store: &Store, command: AdminCommand) -> Result<(), AdminError> {
     match command {
-        AdminCommand::User { command } => match command {
-            UserCommand::Create { name, plan } => {
-                let user = store.create_user(&name, &plan).await.map_err(e)?;
-                print_users(&[user]);
-            }
-            UserCommand::List => print_users(&store.list_users().await.map_err(e)?),
-            UserCommand::SetPlan { user, plan } => {
-                let user = find_user(store, &user).await?;
-                print_users(&[store.set_plan(&user.id, &plan).await.map_err(e)?]);
-            }
-        },
-        AdminCommand::Key { command } => match command {
-            KeyCommand::Create { user, name } => {
-                let user = find_user(store, &user).await?;
-                let (info, secret) = store.create_key(&user.id, &name).await.map_err(e)?;
-                println!("key id:  {}", info.id);
-                println!("user:    {} ({})", user.name, user.id);
-                println!("key:     {}", secret.expose());
-                println!("Store this key now: it is shown only once and cannot be recovered.");
-            }
-            KeyCommand::List { user } => {
-                let user = find_user(store, &user).await?;
-                let keys = store.list_keys(&user.id).await.map_err(e)?;
-                let rows: Vec<Vec<String>> = keys
-                    .iter()
-                    .map(|k| {
-                        vec![
-                            k.id.clone(),
-                            k.name.clone(),
-                            format!("{}…", k.prefix),
-                            gw_store::format_utc(k.created_at),
-                            k.revoked_at
-                                .map(gw_store::format_utc)
-                                .unwrap_or_else(|| "-".into()),
-                        ]
-                    })
-                    .collect();
-                print_table(&["KEY ID", "NAME", "PREFIX", "CREATED", "REVOKED"], &rows);
-            }
-            KeyCommand::Revoke { key_id } => {
-                store.revoke_key(&key_id).await.map_err(e)?;
-                println!("revoked {key_id}");
-            }
-        },
-        AdminCommand::Usage { user, period } => {
-            let period =
-                period.unwrap_or_else(|| gw_store::Period::Month.key(std::time::SystemTime::now()));
-            let (rows, names) = match user {
-                Some(user) => {
-                    let user = find_user(store, &user).await?;
-                    (
-                        store.usage_summary(&user.id, &period).await.map_err(e)?,
-                        vec![user],
-                    )
-                }
-                None => (
-                    store.usage_summary_all(&period).await.map_err(e)?,
-                    store.list_users().await.map_err(e)?,
-                ),
-            };
-            let name_of = |id: &str| {
-                names
-                    .iter()
-                    .find(|u| u.id == id)
-                    .map_or(id.to_owned(), |u| u.name.clone())
-            };
-            let mut table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        name_of(&r.user_id),
-                        format!("{}/{}", r.provider, r.model),
-                        r.modality.as_str().to_owned(),
-                        r.requests.to_string(),
-                        r.errors.to_string(),
-                        r.input_tokens.to_string(),
-                        r.output_tokens.to_string(),
-                        r.units.to_string(),
-                        format!(
-                            "{}{}",
-                            r.cost,
-                            if r.unpriced > 0 { " (+unpriced)" } else { "" }
-                        ),
-                    ]
-                })
-                .collect();
-            let total = rows.iter().map(|r| r.cost).sum::<llm_gateway::Cost>();
-            table.push(vec![
-                "TOTAL".into(),
-                String::new(),
-                String::new(),
-                rows.iter().map(|r| r.requests).sum::<u64>().to_string(),
-                rows.iter().map(|r| r.errors).sum::<u64>().to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                total.to_string(),
-            ]);
-            println!("period {period}");
-            print_table(
-                &[
-                    "USER",
-                    "MODEL",
-                    "MODALITY",
-                    "REQUESTS",
-                    "ERRORS",
-                    "IN TOKENS",
-                    "OUT TOKENS",
-                    "UNITS",
-                    "COST USD",
-                ],
-                &table,
-            );
-        }
+        AdminCommand::User { command } => user(store, command).await,
+        AdminCommand::Key { command } => key(store, command).await,
+        AdminCommand::Usage { user, period } => usage(store, user, period).await,
         AdminCommand::Plans => {
-            let rows: Vec<Vec<String>> = store
-                .plans()
-                .iter()
-                .map(|p| {
-                    let limits: Vec<String> = p
-                        .modalities
-                        .iter()
-                        .map(|(m, l)| {
-                            let show =
-                                |v: Option<u64>| v.map_or("∞".to_owned(), |v| v.to_string());
-                            if *m == llm_gateway::Modality::Text {
-                                format!("text: {} req, {} tokens", show(l.requests), show(l.tokens))
-                            } else {
-                                format!("{m}: {} req, {} units", show(l.requests), show(l.units))
-                            }
-                        })
-                        .collect();
-                    vec![
-                        p.name.clone(),
-                        p.cost_cap.map_or("∞".into(), |c| c.to_string()),
-                        p.allow.join(" "),
-                        limits.join("; "),
-                    ]
-                })
-                .collect();
-            print_table(
-                &["PLAN", "COST CAP USD", "MODELS", "LIMITS PER PERIOD"],
-                &rows,
-            );
+            plans(store);
+            Ok(())
+        }
+    }
+}
+
+async fn user(store: &Store, command: UserCommand) -> Result<(), AdminError> {
+    match command {
+        UserCommand::Create { name, plan } => {
+            let user = store.create_user(&name, &plan).await?;
+            print_users(&[user]);
+        }
+        UserCommand::List => print_users(&store.list_users().await?),
+        UserCommand::SetPlan { user, plan } => {
+            let user = find_user(store, &user).await?;
+            print_users(&[store.set_plan(&user.id, &plan).await?]);
         }
     }
     Ok(())
 }
 
-async fn find_user(store: &Store, user: &str) -> Result<User, String> {
-    if let Some(u) = store.get_user(user).await.map_err(|e| e.to_string())? {
+async fn key(store: &Store, command: KeyCommand) -> Result<(), AdminError> {
+    match command {
+        KeyCommand::Create { user, name } => {
+            let user = find_user(store, &user).await?;
+            let (info, secret) = store.create_key(&user.id, &name).await?;
+            println!("key id:  {}", info.id);
+            println!("user:    {} ({})", user.name, user.id);
+            println!("key:     {}", secret.expose());
+            println!("Store this key now: it is shown only once and cannot be recovered.");
+        }
+        KeyCommand::List { user } => {
+            let user = find_user(store, &user).await?;
+            let keys = store.list_keys(&user.id).await?;
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.id.clone(),
+                        k.name.clone(),
+                        format!("{}…", k.prefix),
+                        gw_store::format_utc(k.created_at),
+                        k.revoked_at
+                            .map(gw_store::format_utc)
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(&["KEY ID", "NAME", "PREFIX", "CREATED", "REVOKED"], &rows);
+        }
+        KeyCommand::Revoke { key_id } => {
+            store.revoke_key(&key_id).await?;
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn usage(
+    store: &Store,
+    user: Option<String>,
+    period: Option<String>,
+) -> Result<(), AdminError> {
+    let period =
+        period.unwrap_or_else(|| gw_store::Period::Month.key(std::time::SystemTime::now()));
+    let (rows, names) = match user {
+        Some(user) => {
+            let user = find_user(store, &user).await?;
+            (store.usage_summary(&user.id, &period).await?, vec![user])
+        }
+        None => (
+            store.usage_summary_all(&period).await?,
+            store.list_users().await?,
+        ),
+    };
+    let name_of = |id: &str| {
+        names
+            .iter()
+            .find(|u| u.id == id)
+            .map_or(id.to_owned(), |u| u.name.clone())
+    };
+    let mut table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                name_of(&r.user_id),
+                format!("{}/{}", r.provider, r.model),
+                r.modality.as_str().to_owned(),
+                r.requests.to_string(),
+                r.errors.to_string(),
+                r.input_tokens.to_string(),
+                r.output_tokens.to_string(),
+                r.units.to_string(),
+                format!(
+                    "{}{}",
+                    r.cost,
+                    if r.unpriced > 0 { " (+unpriced)" } else { "" }
+                ),
+            ]
+        })
+        .collect();
+    let total = rows.iter().map(|r| r.cost).sum::<llm_gateway::Cost>();
+    table.push(vec![
+        "TOTAL".into(),
+        String::new(),
+        String::new(),
+        rows.iter().map(|r| r.requests).sum::<u64>().to_string(),
+        rows.iter().map(|r| r.errors).sum::<u64>().to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        total.to_string(),
+    ]);
+    println!("period {period}");
+    print_table(
+        &[
+            "USER",
+            "MODEL",
+            "MODALITY",
+            "REQUESTS",
+            "ERRORS",
+            "IN TOKENS",
+            "OUT TOKENS",
+            "UNITS",
+            "COST USD",
+        ],
+        &table,
+    );
+    Ok(())
+}
+
+fn plans(store: &Store) {
+    let rows: Vec<Vec<String>> = store
+        .plans()
+        .iter()
+        .map(|p| {
+            let limits: Vec<String> = p
+                .modalities
+                .iter()
+                .map(|(m, l)| {
+                    let show = |v: Option<u64>| v.map_or("∞".to_owned(), |v| v.to_string());
+                    if *m == llm_gateway::Modality::Text {
+                        format!("text: {} req, {} tokens", show(l.requests), show(l.tokens))
+                    } else {
+                        format!("{m}: {} req, {} units", show(l.requests), show(l.units))
+                    }
+                })
+                .collect();
+            vec![
+                p.name.clone(),
+                p.cost_cap.map_or("∞".into(), |c| c.to_string()),
+                p.allow.join(" "),
+                limits.join("; "),
+            ]
+        })
+        .collect();
+    print_table(
+        &["PLAN", "COST CAP USD", "MODELS", "LIMITS PER PERIOD"],
+        &rows,
+    );
+}
+
+async fn find_user(store: &Store, user: &str) -> Result<User, AdminError> {
+    if let Some(u) = store.get_user(user).await? {
         return Ok(u);
     }
     store
         .get_user_by_name(user)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "no user `{user}` (give a user id or name; `gateway admin user list` shows them)"
-            )
-        })
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(user.to_owned()))
 }
 
 fn print_users(users: &[User]) {

@@ -240,7 +240,7 @@ impl AppState {
             let store = open_store(config).await?;
             store
                 .spawn_maintenance(config.store.maintenance())
-                .map_err(|e| ConfigError(format!("store: {e}")))?;
+                .map_err(|e| ConfigError::new("store", e))?;
             Some(store)
         } else {
             None
@@ -256,7 +256,7 @@ impl AppState {
     ) -> Result<Self, ConfigError> {
         let limiters = RateLimiters::from_config(&config.rate_limits.store)
             .await
-            .map_err(|e| ConfigError(format!("rate_limits.store: {e}")))?;
+            .map_err(|e| ConfigError::new("rate_limits.store", e))?;
         let (gateway, skipped) = build_gateway(config, &limiters)?;
         let mut state = match store {
             Some(store) => Self::with_store(gateway, store, skipped)
@@ -275,9 +275,10 @@ impl AppState {
             Some(var) => match std::env::var(var) {
                 Ok(key) if key.trim().len() >= 16 => Some(SecretString::new(key.trim())),
                 Ok(_) => {
-                    return Err(ConfigError(format!(
-                        "admin.key_env: the admin key in {var} must be at least 16 characters"
-                    )));
+                    return Err(ConfigError::new(
+                        "admin.key_env",
+                        format!("the admin key in {var} must be at least 16 characters"),
+                    ));
                 }
                 Err(_) => {
                     tracing::warn!(
@@ -339,8 +340,7 @@ impl AppState {
 pub async fn open_store(config: &Config) -> Result<Store, ConfigError> {
     let mut options = gw_store::StoreOptions::new();
     if let Some(path) = &config.store.plans {
-        let plans =
-            gw_store::Plans::load(path).map_err(|e| ConfigError(format!("store.plans: {e}")))?;
+        let plans = gw_store::Plans::load(path).map_err(|e| ConfigError::new("store.plans", e))?;
         options = options.plans(plans);
     }
     if let Some(max) = config.store.max_connections {
@@ -348,7 +348,7 @@ pub async fn open_store(config: &Config) -> Result<Store, ConfigError> {
     }
     Store::connect_with(&config.store.url, options)
         .await
-        .map_err(|e| ConfigError(format!("store.url: {e}")))
+        .map_err(|e| ConfigError::new("store.url", e))
 }
 
 /// The router from the configuration: providers, retries, prices, routing and outgoing rate
@@ -359,39 +359,40 @@ fn build_gateway(
 ) -> Result<(Gateway, Vec<llm_gateway::Error>), ConfigError> {
     let mut registry = Registry::new();
     let skipped = llm_gateway::register_enabled(&mut registry, &config.providers)
-        .map_err(|e| ConfigError(e.to_string()))?;
+        .map_err(ConfigError::from)?;
     for e in &skipped {
         tracing::warn!(provider = e.provider(), "provider left out: {e}");
     }
     let mut overrides = None;
     if let Some(path) = &config.pricing.overrides {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!(
-                "pricing.overrides: cannot read {}: {e}",
-                path.display()
-            ))
+            ConfigError::new(
+                "pricing.overrides",
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
         overrides = Some(
             PriceCatalog::from_toml(&text, &path.display().to_string())
-                .map_err(|e| ConfigError(e.to_string()))?,
+                .map_err(ConfigError::from)?,
         );
     }
     config
         .routing
         .validate(|p| config.providers.contains_key(p))
-        .map_err(ConfigError)?;
+        .map_err(ConfigError::from)?;
     let mut gateway = Gateway::new(registry)
         .with_retry(config.retry.policy())
         .with_routing(config.routing.clone())
-        .map_err(|e| ConfigError(e.to_string()))?;
+        .map_err(ConfigError::from)?;
     if let Some(overrides) = overrides {
         gateway = gateway.with_price_overrides(overrides);
     }
     for (provider, limits) in &config.rate_limits.providers {
         if !config.providers.contains_key(provider) {
-            return Err(ConfigError(format!(
-                "rate_limits.providers.{provider}: no such provider under [providers]"
-            )));
+            return Err(ConfigError::new(
+                format!("rate_limits.providers.{provider}"),
+                "no such provider under [providers]",
+            ));
         }
         gateway = gateway
             .with_provider_limits(
@@ -405,7 +406,7 @@ fn build_gateway(
                         .map(|q| limiters.limiter(&format!("out-{provider}-tokens"), q)),
                 },
             )
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(ConfigError::from)?;
     }
     Ok((gateway, skipped))
 }

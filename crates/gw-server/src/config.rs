@@ -282,11 +282,38 @@ pub struct PricingSection {
 
 /// A configuration problem, naming the file, variable or field at fault.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    /// Where the mistake is: the file or environment variable, and the field
+    /// (`gateway.toml: store.url`); empty when the problem says it.
+    pub at: String,
+    /// What is wrong there.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// A mistake `at` a place, described by `problem`.
+    pub fn new(at: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        Self {
+            at: at.into(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// A gateway error found while setting up (its message names the field).
+impl From<llm_gateway::Error> for ConfigError {
+    fn from(e: llm_gateway::Error) -> Self {
+        Self::new(String::new(), e)
+    }
+}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        if self.at.is_empty() {
+            f.write_str(&self.problem)
+        } else {
+            write!(f, "{}: {}", self.at, self.problem)
+        }
     }
 }
 
@@ -296,10 +323,10 @@ impl Config {
     /// Reads `path`, then applies the `GATEWAY__*` variables of the process environment.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!(
-                "{}: cannot read the config file: {e}",
-                path.display()
-            ))
+            ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read the config file: {e}"),
+            )
         })?;
         let mut config = Self::from_toml(&text, &path.display().to_string(), std::env::vars())?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -321,8 +348,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         // Parse the file alone first, so its errors carry line, column and field.
-        let config: Config =
-            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::new(origin, e))?;
         let mut overrides: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -332,16 +358,19 @@ impl Config {
         } else {
             overrides.sort();
             let mut table: toml::Table =
-                toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+                toml::from_str(text).map_err(|e| ConfigError::new(origin, e))?;
             for (name, value) in &overrides {
                 apply_override(&mut table, name, value)?;
             }
             let names: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
             toml::Value::Table(table).try_into().map_err(|e| {
-                ConfigError(format!(
-                    "{origin} with the environment overrides {}: {e}",
-                    names.join(", ")
-                ))
+                ConfigError::new(
+                    format!(
+                        "{origin} with the environment overrides {}",
+                        names.join(", ")
+                    ),
+                    e,
+                )
             })?
         };
         config.validate(origin)?;
@@ -351,17 +380,18 @@ impl Config {
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         for (i, key) in self.auth.keys.iter().enumerate() {
             if key.key.is_some() == key.key_env.is_some() {
-                return Err(ConfigError(format!(
-                    "{origin}: auth.keys[{i}] (`{}`): set exactly one of `key` and `key_env`",
-                    key.name
-                )));
+                return Err(ConfigError::new(
+                    format!("{origin}: auth.keys[{i}]"),
+                    format!("(`{}`) set exactly one of `key` and `key_env`", key.name),
+                ));
             }
         }
         if self.store.enabled && !self.auth.keys.is_empty() {
-            return Err(ConfigError(format!(
-                "{origin}: auth.keys: static keys are for a gateway without a store ([store] enabled = false); \
-                 with a store, create keys with `gateway admin key create`"
-            )));
+            return Err(ConfigError::new(
+                format!("{origin}: auth.keys"),
+                "static keys are for a gateway without a store ([store] enabled = false); \
+                 with a store, create keys with `gateway admin key create`",
+            ));
         }
         for (name, limits) in [
             ("users", &self.rate_limits.users),
@@ -369,29 +399,33 @@ impl Config {
         ] {
             if let Some(limits) = limits {
                 if limits.tokens_per_minute.is_some() || limits.token_burst.is_some() {
-                    return Err(ConfigError(format!(
-                        "{origin}: rate_limits.{name}: incoming limits count requests; tokens_per_minute applies to rate_limits.providers"
-                    )));
+                    return Err(ConfigError::new(
+                        format!("{origin}: rate_limits.{name}"),
+                        "incoming limits count requests; tokens_per_minute applies to rate_limits.providers",
+                    ));
                 }
                 limits
                     .validate()
-                    .map_err(|e| ConfigError(format!("{origin}: rate_limits.{name}: {e}")))?;
+                    .map_err(|e| ConfigError::new(format!("{origin}: rate_limits.{name}"), e))?;
             }
         }
         for (provider, limits) in &self.rate_limits.providers {
             limits.validate().map_err(|e| {
-                ConfigError(format!("{origin}: rate_limits.providers.{provider}: {e}"))
+                ConfigError::new(format!("{origin}: rate_limits.providers.{provider}"), e)
             })?;
         }
         self.routing
             .breaker
             .validate()
-            .map_err(|e| ConfigError(format!("{origin}: routing.breaker: {e}")))?;
+            .map_err(|e| ConfigError::new(format!("{origin}: routing.breaker"), e))?;
         if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
-            return Err(ConfigError(format!(
-                "{origin}: retry.initial_backoff_ms ({}) is larger than retry.max_backoff_ms ({})",
-                self.retry.initial_backoff_ms, self.retry.max_backoff_ms
-            )));
+            return Err(ConfigError::new(
+                format!("{origin}: retry.initial_backoff_ms"),
+                format!(
+                    "{} is larger than retry.max_backoff_ms ({})",
+                    self.retry.initial_backoff_ms, self.retry.max_backoff_ms
+                ),
+            ));
         }
         Ok(())
     }
@@ -408,17 +442,20 @@ impl Config {
                     (None, Some(var)) => match std::env::var(var) {
                         Ok(v) if !v.trim().is_empty() => SecretString::new(v.trim()),
                         _ => {
-                            return Err(ConfigError(format!(
-                                "auth.keys[{i}] (`{}`): the environment variable {var} named by key_env is not set",
-                                entry.name
-                            )));
+                            return Err(ConfigError::new(
+                                format!("auth.keys[{i}]"),
+                                format!(
+                                    "(`{}`) the environment variable {var} named by key_env is not set",
+                                    entry.name
+                                ),
+                            ));
                         }
                     },
                     (None, None) => {
-                        return Err(ConfigError(format!(
-                            "auth.keys[{i}] (`{}`): set `key` or `key_env`",
-                            entry.name
-                        )));
+                        return Err(ConfigError::new(
+                            format!("auth.keys[{i}]"),
+                            format!("(`{}`) set `key` or `key_env`", entry.name),
+                        ));
                     }
                 };
                 Ok((entry.clone(), secret))
@@ -433,9 +470,10 @@ fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), 
         .map(str::to_ascii_lowercase)
         .collect();
     if path.iter().any(String::is_empty) {
-        return Err(ConfigError(format!(
-            "{name}: an override names a path such as GATEWAY__SERVER__LISTEN"
-        )));
+        return Err(ConfigError::new(
+            name,
+            "an override names a path such as GATEWAY__SERVER__LISTEN",
+        ));
     }
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
@@ -449,9 +487,10 @@ fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), 
             .entry(part.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         here = next.as_table_mut().ok_or_else(|| {
-            ConfigError(format!(
-                "{name}: `{part}` is not a section, so it has no fields to override"
-            ))
+            ConfigError::new(
+                name,
+                format!("`{part}` is not a section, so it has no fields to override"),
+            )
         })?;
     }
     here.insert(last.clone(), value);
@@ -519,8 +558,8 @@ api_key_env = "GEMINI_API_KEY"
     #[test]
     fn errors_name_the_file_and_field() {
         let err = Config::from_toml("[server]\nlisen = 1\n", "g.toml", env(&[])).unwrap_err();
-        assert!(err.0.starts_with("g.toml"), "{err}");
-        assert!(err.0.contains("lisen"), "{err}");
+        assert_eq!(err.at, "g.toml", "{err}");
+        assert!(err.to_string().contains("lisen"), "{err}");
 
         let err = Config::from_toml(
             SAMPLE,
@@ -528,11 +567,14 @@ api_key_env = "GEMINI_API_KEY"
             env(&[("GATEWAY__RETRY__MAX_RETRIES", "-1")]),
         )
         .unwrap_err();
-        assert!(err.0.contains("GATEWAY__RETRY__MAX_RETRIES"), "{err}");
+        assert!(
+            err.to_string().contains("GATEWAY__RETRY__MAX_RETRIES"),
+            "{err}"
+        );
 
         let err =
             Config::from_toml("[[auth.keys]]\nname = \"x\"\n", "g.toml", env(&[])).unwrap_err();
-        assert!(err.0.contains("auth.keys[0]"), "{err}");
+        assert_eq!(err.at, "g.toml: auth.keys[0]", "{err}");
     }
 
     #[test]
@@ -544,6 +586,6 @@ api_key_env = "GEMINI_API_KEY"
         )
         .unwrap();
         let err = c.resolve_keys().unwrap_err();
-        assert!(err.0.contains("GW_TEST_SURELY_UNSET"), "{err}");
+        assert!(err.to_string().contains("GW_TEST_SURELY_UNSET"), "{err}");
     }
 }

@@ -14,5 +14,5 @@ mod openai;
 mod routes;
 
 pub use app::{AppState, app};
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use error::ApiError;

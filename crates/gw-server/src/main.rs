@@ -65,7 +65,9 @@ fn main() -> ExitCode {
         let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
         match cli.command {
             None | Some(Command::Serve) => serve(config).await,
-            Some(Command::Admin { command }) => admin::run(&config, command).await,
+            Some(Command::Admin { command }) => admin::run(&config, command)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {

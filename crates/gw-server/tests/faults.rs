@@ -859,11 +859,10 @@ async fn run(case: &Case, store: &Store) -> Row {
     }
     match rows.as_slice() {
         [row] => {
-            let routes: Vec<String> = row.attempts.iter().map(|a| a.route.to_string()).collect();
-            let attempts: Vec<(&str, &str)> = routes
+            let attempts: Vec<(&str, &str)> = row
+                .attempts
                 .iter()
-                .zip(&row.attempts)
-                .map(|(route, a)| (route.as_str(), a.outcome.as_str()))
+                .map(|a| (a.route.as_str(), a.outcome.as_str()))
                 .collect();
             if attempts != case.expect.attempts {
                 problems.push(format!(

@@ -131,11 +131,11 @@ async fn a_fallback_chain_serves_every_request_when_the_primary_is_down() {
         assert_eq!((row.provider.as_str(), row.status.as_str()), ("hf", "ok"));
         let last = row.attempts.last().unwrap();
         assert_eq!(
-            (last.route.to_string().as_str(), last.outcome.as_str()),
+            (last.route.as_str(), last.outcome.as_str()),
             ("hf/meta-llama/Llama-3.1-8B-Instruct", "ok")
         );
         assert!(
-            row.attempts[0].route.provider == "gemini",
+            row.attempts[0].route.starts_with("gemini/"),
             "{:?}",
             row.attempts
         );

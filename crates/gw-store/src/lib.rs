@@ -119,7 +119,7 @@ use tokio::sync::{OwnedMutexGuard, mpsc};
 pub use counters::{Counter, Counters};
 pub use db::SCHEMA_VERSION;
 pub use plans::{BUILTIN_PLANS, Limits, Period, Plan, Plans};
-pub use reads::{Allowance, Remaining, SummaryRow, UsageLogRow};
+pub use reads::{Allowance, LoggedAttempt, Remaining, SummaryRow, UsageLogRow};
 pub use recovery::{Maintenance, RECOVERED};
 pub use time::format_utc;
 pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key};

@@ -95,7 +95,20 @@ pub struct UsageLogRow {
     /// When it was written.
     pub created_at: SystemTime,
     /// Every upstream attempt, in order (empty for a recovered row).
-    pub attempts: Vec<gateway_core::Attempt>,
+    pub attempts: Vec<LoggedAttempt>,
+}
+
+/// One upstream attempt as the usage log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedAttempt {
+    /// The route, `<provider>/<model id>`.
+    pub route: String,
+    /// How it ended, as [`AttemptOutcome::as_str`](gateway_core::AttemptOutcome::as_str) names
+    /// it (`ok`, `rate_limited`, `circuit_open`, ...). A name is kept as written, so rows of
+    /// another gateway version read back too.
+    pub outcome: String,
+    /// From the start of the attempt to its end (zero for a skipped route).
+    pub latency: Duration,
 }
 
 /// What a user has left of the plan in the current period.

@@ -2,18 +2,16 @@
 //! row and summary are written. A background task commits queued settlements in batches, so no
 //! response waits for its usage row.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use gateway_core::{
-    Amount, Attempt, Cost, Modality, Outcome, Reservation, Result, RouteId, UsageRecord,
-};
+use gateway_core::{Amount, Attempt, Cost, Modality, Outcome, Reservation, Result, UsageRecord};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::Store;
 use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{Tx, corrupt, db_error, from_db, placeholders, to_db};
+use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
 use crate::tally::Tally;
 use crate::time::now_ms;
@@ -356,7 +354,7 @@ pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
         .map(|a| {
             serde_json::json!({
                 "route": a.route.to_string(),
-                "outcome": a.outcome,
+                "outcome": a.outcome.as_str(),
                 "latency_ms": ms(a.latency),
             })
         })
@@ -365,15 +363,13 @@ pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
 }
 
 /// The attempts of a usage-log row, from [`attempts_json`]'s form.
-pub(crate) fn attempts_from_json(text: &str) -> Result<Vec<Attempt>> {
+pub(crate) fn attempts_from_json(text: &str) -> Result<Vec<LoggedAttempt>> {
     let list: Vec<serde_json::Value> =
         serde_json::from_str(text).map_err(|_| corrupt("the attempts of a usage-log row"))?;
     list.iter()
         .map(|a| {
-            // A route is `<provider>/<model id>`; the model id may hold more slashes.
-            let (provider, model) = a.get("route")?.as_str()?.split_once('/')?;
-            Some(Attempt {
-                route: RouteId::new(provider_id(provider), model),
+            Some(LoggedAttempt {
+                route: a.get("route")?.as_str()?.to_owned(),
                 outcome: a.get("outcome")?.as_str()?.to_owned(),
                 latency: Duration::from_millis(a.get("latency_ms")?.as_u64()?),
             })
@@ -382,38 +378,27 @@ pub(crate) fn attempts_from_json(text: &str) -> Result<Vec<Attempt>> {
         .ok_or_else(|| corrupt("the attempts of a usage-log row"))
 }
 
-/// The provider ids read back from the usage log. A [`RouteId`] holds its provider as the
-/// provider crate's `&'static str`, and the store does not know which providers are compiled
-/// in, so each distinct name is leaked once and reused: the memory is bounded by the number of
-/// providers that ever served through this database, not by the rows read.
-static PROVIDERS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-
-/// `name` as a `&'static str`, interned in [`PROVIDERS`].
-fn provider_id(name: &str) -> &'static str {
-    let mut known = PROVIDERS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(&id) = known.get(name) {
-        return id;
-    }
-    let id: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    known.insert(id);
-    id
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_core::{AttemptOutcome, ErrorKind, RouteId, Skip};
 
     #[test]
     fn attempts_round_trip() {
         let attempts = vec![
             Attempt {
                 route: RouteId::new("hf", "meta-llama/Llama-3.1-8B:cerebras"),
-                outcome: "rate_limited".into(),
+                outcome: AttemptOutcome::Failed(ErrorKind::RateLimited { retry_after: None }),
                 latency: Duration::from_millis(12),
             },
             Attempt {
+                route: RouteId::new("gemini", "gemini-2.5-pro"),
+                outcome: AttemptOutcome::Skipped(Skip::CircuitOpen),
+                latency: Duration::ZERO,
+            },
+            Attempt {
                 route: RouteId::new("gemini", "gemini-2.5-flash"),
-                outcome: "ok".into(),
+                outcome: AttemptOutcome::Ok,
                 latency: Duration::from_millis(412),
             },
         ];
@@ -422,19 +407,21 @@ mod tests {
             json.contains(r#""route":"gemini/gemini-2.5-flash""#),
             "{json}"
         );
-        assert_eq!(attempts_from_json(&json).unwrap(), attempts);
-        assert!(
-            attempts_from_json(r#"[{"route": "no-slash", "outcome": "ok", "latency_ms": 1}]"#)
-                .is_err()
+        let logged: Vec<(String, String)> = attempts_from_json(&json)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.route, a.outcome))
+            .collect();
+        let pair = |r: &str, o: &str| (r.to_owned(), o.to_owned());
+        assert_eq!(
+            logged,
+            [
+                pair("hf/meta-llama/Llama-3.1-8B:cerebras", "rate_limited"),
+                pair("gemini/gemini-2.5-pro", "circuit_open"),
+                pair("gemini/gemini-2.5-flash", "ok"),
+            ]
         );
         assert!(attempts_from_json("{").is_err());
-    }
-
-    #[test]
-    fn provider_names_are_interned_once() {
-        let a = provider_id("interned-once");
-        let b = provider_id(&String::from("interned-once"));
-        assert!(std::ptr::eq(a, b));
-        assert_eq!(a, "interned-once");
+        assert!(attempts_from_json(r#"[{"route": "a/b"}]"#).is_err());
     }
 }

@@ -95,6 +95,44 @@ impl PriceFor {
     }
 }
 
+/// The state of one streamed answer being re-encoded as OpenAI chunks.
+struct Sse {
+    upstream: TextStream,
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    pricing: PriceFor,
+    usage: Option<TokenUsage>,
+    started: bool,
+    done: bool,
+}
+
+impl Sse {
+    fn frame(&self, choices: Vec<ChunkChoice<'_>>, usage: Option<Usage>) -> Bytes {
+        let chunk = ChatChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage,
+        };
+        data_frame(&serde_json::to_string(&chunk).unwrap_or_default())
+    }
+
+    fn delta(&self, delta: Delta<'_>, finish: Option<&'static str>) -> Bytes {
+        self.frame(
+            vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+            }],
+            None,
+        )
+    }
+}
+
 /// The stream as OpenAI chunks: a role delta, content deltas, a finish chunk, an optional usage
 /// chunk, then `data: [DONE]`, which ends every stream. A broken provider stream becomes an
 /// error event (then `[DONE]`), never a clean end.
@@ -105,41 +143,6 @@ fn sse_response(
     include_usage: bool,
     pricing: PriceFor,
 ) -> Response {
-    struct Sse {
-        upstream: TextStream,
-        id: String,
-        model: String,
-        created: u64,
-        include_usage: bool,
-        pricing: PriceFor,
-        usage: Option<TokenUsage>,
-        started: bool,
-        done: bool,
-    }
-    impl Sse {
-        fn frame(&self, choices: Vec<ChunkChoice<'_>>, usage: Option<Usage>) -> Bytes {
-            let chunk = ChatChunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices,
-                usage,
-            };
-            data_frame(&serde_json::to_string(&chunk).unwrap_or_default())
-        }
-        fn delta(&self, delta: Delta<'_>, finish: Option<&'static str>) -> Bytes {
-            self.frame(
-                vec![ChunkChoice {
-                    index: 0,
-                    delta,
-                    finish_reason: finish,
-                }],
-                None,
-            )
-        }
-    }
-
     let state = Sse {
         upstream,
         id: format!("chatcmpl-{}", ctx.id),
