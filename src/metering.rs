@@ -77,16 +77,21 @@ pub(crate) struct Meter {
     pub(crate) attempts: Vec<Attempt>,
 }
 
+/// How many unpriced models [`warn_unpriced`] remembers: a bound on memory, since model names
+/// come from clients.
+const UNPRICED_REMEMBERED: usize = 1024;
+
 /// Warns once per process and model that a model has no price, so its usage is logged with
 /// cost unknown (never a guessed cost).
 fn warn_unpriced(route: &RouteId) {
-    static WARNED: std::sync::Mutex<Vec<RouteId>> = std::sync::Mutex::new(Vec::new());
+    static WARNED: std::sync::Mutex<Option<std::collections::HashSet<RouteId>>> =
+        std::sync::Mutex::new(None);
     let mut warned = WARNED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !warned.contains(route) {
+    let warned = warned.get_or_insert_with(Default::default);
+    if warned.len() < UNPRICED_REMEMBERED && warned.insert(route.clone()) {
         tracing::warn!(model = %route, "no price in the pricing catalog: usage is logged with cost unknown");
-        warned.push(route.clone());
     }
 }
 

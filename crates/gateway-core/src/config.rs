@@ -47,8 +47,7 @@ impl From<&str> for SecretString {
 /// A model a provider announces on `GET /v1/models`: its id, serving the provider's main
 /// service (`"gemini-2.5-flash"`), or a table naming what it serves
 /// (`{ id = "gemini-embedding-001", serves = ["embeddings"] }`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelEntry {
     /// Just the id.
     Id(String),
@@ -81,6 +80,34 @@ impl ModelEntry {
             Self::Id(_) => vec![default],
             Self::Serving(s) => s.serves.clone(),
         }
+    }
+}
+
+/// A string or a table, with the table's own error (an unknown field, a service that does not
+/// exist) rather than serde's "did not match any variant".
+impl<'de> Deserialize<'de> for ModelEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = ModelEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a model id, or a table `{ id = \"...\", serves = [...] }`")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                id: &str,
+            ) -> std::result::Result<ModelEntry, E> {
+                Ok(ModelEntry::Id(id.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<ModelEntry, A::Error> {
+                ServingModel::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ModelEntry::Serving)
+            }
+        }
+        d.deserialize_any(Entry)
     }
 }
 
@@ -292,6 +319,16 @@ mod tests {
         );
         let extra: Extra = cfg.extra("hf").unwrap();
         assert_eq!(extra.bill_to.as_deref(), Some("my-org"));
+
+        let bad = toml::from_str::<ProviderConfig>(r#"models = [{ id = "e", serve = ["chat"] }]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("serve"), "{bad}");
+        let bad =
+            toml::from_str::<ProviderConfig>(r#"models = [{ id = "e", serves = ["smell"] }]"#)
+                .unwrap_err()
+                .to_string();
+        assert!(bad.contains("smell"), "{bad}");
 
         let typo: ProviderConfig = toml::from_str("base_ulr = \"http://x\"").unwrap();
         let err = typo.extra::<Extra>("hf").unwrap_err();

@@ -76,10 +76,12 @@ impl Part {
         }
     }
 
-    /// A prompt-token estimate that does not undercount: text by its bytes, an image as the
-    /// most any of our providers bills one at (a high-detail image tiles to at most ~1,600
-    /// tokens), audio at 32 tokens per second (Gemini's documented rate) assuming a bit rate
-    /// as low as 16 kbit/s, so compressed audio is not undercounted.
+    /// A prompt-token estimate for the plan check before the call (the provider's reported
+    /// usage settles it after): text by its bytes; an image as 1,600 tokens, more than OpenAI
+    /// bills any image and as much as Gemini bills one of about 1,500 × 1,500 pixels (258 per
+    /// 768-pixel tile), so only larger images count more than estimated; audio at Gemini's 32
+    /// tokens per second, assuming a bit rate as low as 16 kbit/s so compressed audio is not
+    /// undercounted.
     pub fn estimate_tokens(&self) -> u64 {
         match self {
             Self::Text(text) => crate::accounting::estimate_tokens(text),
