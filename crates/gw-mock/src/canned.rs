@@ -2,10 +2,14 @@
 //! by hand (`cargo xtask mock-upstream`) without provider keys:
 //!
 //! - Gemini: `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+//! - Gemini embeddings: `POST /v1beta/models/{model}:batchEmbedContents`.
 //! - OpenAI-compatible chat (the Hugging Face router's shape): `POST /v1/chat/completions`,
 //!   with `stream: true` as server-sent events ending in `data: [DONE]`.
+//! - Hugging Face feature extraction:
+//!   `POST /hf-inference/models/{model}/pipeline/feature-extraction`.
 //!
-//! The answer echoes the last user message, so a round trip is easy to see.
+//! The answer echoes the last user message, so a round trip is easy to see; an embedding is
+//! eight numbers computed from the text, so the same text always gets the same vector.
 
 use std::net::SocketAddr;
 
@@ -33,6 +37,74 @@ pub fn router() -> Router {
     Router::new()
         .route("/v1beta/models/{model_action}", post(gemini))
         .route("/v1/chat/completions", post(openai_chat))
+        .route(
+            "/hf-inference/models/{*model_task}",
+            post(hf_feature_extraction),
+        )
+}
+
+/// An eight-number vector of `text`, the same for the same text, of unit length.
+fn vector(text: &str) -> Vec<f64> {
+    let mut v = [0f64; 8];
+    for (i, b) in text.bytes().enumerate() {
+        v[i % 8] += f64::from(b) * (1.0 + (i / 8) as f64).recip();
+    }
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    v.iter().map(|x| ((x / norm) * 1e6).round() / 1e6).collect()
+}
+
+/// `batchEmbedContents`: one embedding per request, cut to `outputDimensionality`.
+fn gemini_embed(body: &Value) -> Response {
+    let requests = body
+        .get("requests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let embeddings: Vec<Value> = requests
+        .iter()
+        .map(|r| {
+            let text = r
+                .pointer("/content/parts/0/text")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut values = vector(text);
+            if let Some(n) = r.get("outputDimensionality").and_then(Value::as_u64) {
+                values.truncate(n as usize);
+            }
+            json!({"values": values})
+        })
+        .collect();
+    axum::Json(json!({"embeddings": embeddings})).into_response()
+}
+
+/// hf-inference feature extraction: one vector for a string, one per text for an array.
+async fn hf_feature_extraction(
+    Path(model_task): Path<String>,
+    body: axum::Json<Value>,
+) -> Response {
+    if !model_task.ends_with("/pipeline/feature-extraction") {
+        return (StatusCode::NOT_FOUND, "unknown task").into_response();
+    }
+    match body.get("inputs") {
+        Some(Value::String(text)) => axum::Json(json!(vector(text))).into_response(),
+        Some(Value::Array(texts)) => {
+            let vectors: Vec<Value> = texts
+                .iter()
+                .map(|t| json!(vector(t.as_str().unwrap_or_default())))
+                .collect();
+            axum::Json(Value::Array(vectors)).into_response()
+        }
+        _ => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({"error": "missing field `inputs`"})),
+        )
+            .into_response(),
+    }
 }
 
 fn reply_to(prompt: &str) -> String {
@@ -76,6 +148,7 @@ async fn gemini(Path(model_action): Path<String>, body: axum::Json<Value>) -> Re
             });
             sse(events.map(|e| e.to_string()).collect())
         }
+        "batchEmbedContents" => gemini_embed(&body),
         _ => (StatusCode::NOT_FOUND, "unknown action").into_response(),
     }
 }
