@@ -323,11 +323,9 @@ mod tests {
             ("embed/404.json", ErrorKind::NotFound),
             ("embed/400_batch_limit.json", ErrorKind::InvalidRequest),
         ] {
-            let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-            let fixture: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let status = fixture["status"].as_u64().unwrap() as u16;
-            let e = classify(status, &HeaderMap::new(), &fixture["json"].to_string());
+            let recorded = gw_mock::fixture::Respond::recorded(env!("CARGO_MANIFEST_DIR"), name);
+            let body = recorded.json.unwrap_or_default().to_string();
+            let e = classify(recorded.status, &HeaderMap::new(), &body);
             assert_eq!(e.kind(), &kind, "{name}");
         }
     }

@@ -8,13 +8,6 @@ use gw_gemini::{GeminiClient, PROVIDER};
 use gw_mock::MockUpstream;
 use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
 
-/// A recorded answer of `tests/fixtures/<name>`.
-fn recorded(name: &str) -> Respond {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 struct MockGemini;
 
 const CHAT: &str = "gemini-2.5-flash";
@@ -71,7 +64,7 @@ impl Harness for MockGemini {
                 path: Some(format!("/v1beta/models/{path}")),
                 ..UpstreamExpect::default()
             },
-            respond: recorded(&file),
+            respond: Respond::recorded(env!("CARGO_MANIFEST_DIR"), &file),
         };
         let mock = Arc::new(MockUpstream::start(vec![step]).await.unwrap());
         let client = Arc::new(

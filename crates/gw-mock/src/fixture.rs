@@ -235,6 +235,15 @@ impl Default for Respond {
 }
 
 impl Respond {
+    /// A provider's recorded answer: the file `tests/fixtures/<name>` of the crate at
+    /// `crate_dir` (pass `env!("CARGO_MANIFEST_DIR")`), in this format plus its `source`.
+    /// For tests: panics, naming the file, when it cannot be read.
+    pub fn recorded(crate_dir: &str, name: &str) -> Self {
+        let path = format!("{crate_dir}/tests/fixtures/{name}");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// A 200 with a JSON body.
     pub fn json(json: Value) -> Self {
         Self {

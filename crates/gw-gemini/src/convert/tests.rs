@@ -574,9 +574,9 @@ fn parts_gemini_cannot_take_are_named() {
 
 /// A recorded answer of `tests/fixtures/<name>`: its JSON body.
 fn recorded(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    serde_json::from_str::<Value>(&text).unwrap()["json"].clone()
+    gw_mock::fixture::Respond::recorded(env!("CARGO_MANIFEST_DIR"), name)
+        .json
+        .unwrap_or_default()
 }
 
 #[test]
