@@ -82,5 +82,5 @@ pub use text::{
 pub use transcription::{
     DynTranscriptionModel, Segment, TranscriptionModel, TranscriptionRequest, TranscriptionResponse,
 };
-pub use usage::{Cost, ParseCostError, TokenPrice, TokenUsage, Usage};
+pub use usage::{Billing, Charge, Cost, ParseCostError, TokenPrice, TokenUsage, Usage};
 pub use video::{DynVideoModel, VideoModel, VideoOutput, VideoRequest};

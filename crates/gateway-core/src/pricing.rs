@@ -660,6 +660,22 @@ impl PriceCatalog {
         self.unit_cost(provider, model, unit, qualifiers, per)
     }
 
+    /// What `charges` on `provider`'s `model` cost together, or `None` when any of them has no
+    /// known price (never a partial sum, which would understate the cost). No charges (or
+    /// charges of quantity zero) cost nothing.
+    pub fn charges_cost(
+        &self,
+        provider: &str,
+        model: &str,
+        charges: &[crate::Charge],
+    ) -> Option<Cost> {
+        let mut billed = charges.iter().filter(|c| c.quantity > 0);
+        billed.try_fold(Cost::ZERO, |sum, c| {
+            let cost = self.unit_cost(provider, model, c.unit, &c.qualifiers(), c.quantity)?;
+            Some(sum + cost)
+        })
+    }
+
     /// What `quantity` of `unit` of `provider`'s `model` costs for a request with `qualifiers`,
     /// or `None` when the price is unknown.
     ///

@@ -5,7 +5,7 @@ use std::future::Future;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::{Result, Usage};
+use crate::{Billing, Charge, PriceUnit, Result};
 
 /// How recent results must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub enum TimeRange {
     Year,
 }
 
-/// A search request, addressed to one provider's endpoint (after routing).
+/// A search request, addressed to one provider's endpoint (after routing): `search` on every
+/// provider, and the providers' other endpoints where they have them (`news`, `images`).
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct SearchRequest {
@@ -76,6 +77,9 @@ pub struct SearchResult {
     pub published_date: Option<String>,
     /// The page content, when asked for.
     pub content: Option<String>,
+    /// An image of the result: the image itself for an image search, else the page's main
+    /// image, where the provider gives one.
+    pub image: Option<String>,
 }
 
 /// Search results.
@@ -90,14 +94,66 @@ pub struct SearchResponse {
     pub answer: Option<String>,
     /// The results, best first.
     pub results: Vec<SearchResult>,
-    /// What the call used (searches or credits as units).
-    pub usage: Usage,
+    /// What the call bills: the provider's credits (or searches and pages) as units, and the
+    /// charges the pricing catalog prices, from what the provider reported where it did.
+    pub billing: Billing,
+}
+
+impl SearchResponse {
+    /// The answer of `model` to `query`, with `results`, billed as `billing`.
+    pub fn new(
+        model: impl Into<String>,
+        query: impl Into<String>,
+        results: Vec<SearchResult>,
+        billing: Billing,
+    ) -> Self {
+        Self {
+            model: model.into(),
+            query: query.into(),
+            answer: None,
+            results,
+            billing,
+        }
+    }
+}
+
+impl SearchResult {
+    /// A result: `title`, `url` and `snippet`, the rest unset.
+    pub fn new(
+        title: impl Into<String>,
+        url: impl Into<String>,
+        snippet: impl Into<String>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            url: url.into(),
+            snippet: snippet.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// A web search provider.
+///
+/// Implementations do IO and mapping only: retries, deadlines and fallbacks belong to the router.
 pub trait SearchProvider: Send + Sync {
     /// The provider id.
     fn provider(&self) -> &'static str;
+
+    /// Refuses, before any IO, what the provider cannot do with `req`: an option it lacks
+    /// (and cannot map) is [`Unsupported`](crate::ErrorKind::Unsupported) naming the option, so
+    /// a fallback route may serve it; a value it can never take is
+    /// [`InvalidRequest`](crate::ErrorKind::InvalidRequest).
+    fn check(&self, req: &SearchRequest) -> Result<()> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// What `req` will bill, for the plan check before the call: one search by default.
+    fn billing(&self, req: &SearchRequest) -> Billing {
+        let _ = req;
+        Billing::new(1, vec![Charge::new(PriceUnit::Search, 1)])
+    }
 
     /// Runs `req`.
     fn search(&self, req: SearchRequest) -> impl Future<Output = Result<SearchResponse>> + Send;
@@ -107,6 +163,10 @@ pub trait SearchProvider: Send + Sync {
 pub trait DynSearchProvider: Send + Sync {
     /// See [`SearchProvider::provider`].
     fn provider_dyn(&self) -> &'static str;
+    /// See [`SearchProvider::check`].
+    fn check_dyn(&self, req: &SearchRequest) -> Result<()>;
+    /// See [`SearchProvider::billing`].
+    fn billing_dyn(&self, req: &SearchRequest) -> Billing;
     /// See [`SearchProvider::search`].
     fn search_dyn(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchResponse>>;
 }
@@ -114,6 +174,14 @@ pub trait DynSearchProvider: Send + Sync {
 impl<T: SearchProvider> DynSearchProvider for T {
     fn provider_dyn(&self) -> &'static str {
         self.provider()
+    }
+
+    fn check_dyn(&self, req: &SearchRequest) -> Result<()> {
+        self.check(req)
+    }
+
+    fn billing_dyn(&self, req: &SearchRequest) -> Billing {
+        self.billing(req)
     }
 
     fn search_dyn(&self, req: SearchRequest) -> BoxFuture<'_, Result<SearchResponse>> {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::{
-    DynEmbeddingModel, DynTextModel, EmbeddingRequest, ErrorKind, FinishReason, ResponseFormat,
-    TextChunk, TextRequest,
+    DynEmbeddingModel, DynSearchProvider, DynTextModel, EmbeddingRequest, ErrorKind, FinishReason,
+    ResponseFormat, SearchRequest, TextChunk, TextRequest,
 };
 
 /// One recorded exchange the suite needs the provider to serve.
@@ -44,6 +44,12 @@ pub enum Case {
     EmbedOne,
     /// Embeddings of two inputs.
     EmbedTwo,
+    /// A web search with results.
+    Search,
+    /// A web search that found nothing.
+    SearchEmpty,
+    /// An error answer with this HTTP status, to a search.
+    SearchError(u16),
 }
 
 /// What a harness serves for a case: a provider client pointed at a mock upstream that plays
@@ -53,6 +59,8 @@ pub struct Served {
     pub text: Option<Arc<dyn DynTextModel>>,
     /// The embeddings provider, for embedding cases.
     pub embedding: Option<Arc<dyn DynEmbeddingModel>>,
+    /// The search provider, for search cases.
+    pub search: Option<Arc<dyn DynSearchProvider>>,
     /// Called once the case is over: every way the requests the mock received differed from
     /// what the recording expects (none when all is well). It owns the mock, keeping it alive.
     pub verify: Box<dyn Fn() -> Vec<String> + Send + Sync>,
@@ -63,18 +71,28 @@ pub trait Harness: Sync {
     /// The provider id, as errors must carry it.
     fn provider(&self) -> &'static str;
 
-    /// The model id to put in requests (`gemini-2.5-flash`).
-    fn chat_model(&self) -> &'static str;
+    /// The chat model id to put in requests (`gemini-2.5-flash`), when the provider chats.
+    fn chat_model(&self) -> Option<&'static str> {
+        None
+    }
 
     /// The embeddings model id, when the provider embeds.
-    fn embedding_model(&self) -> Option<&'static str>;
+    fn embedding_model(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The search endpoint (`search`) and the HTTP statuses the provider has recorded search
+    /// errors for, when the provider searches.
+    fn search(&self) -> Option<(&'static str, &'static [u16])> {
+        None
+    }
 
     /// Serves the provider's recording of `case`.
     fn serve(&self, case: Case) -> impl Future<Output = Served> + Send;
 }
 
 /// The cases that apply to a provider that does what `text` and `embedding` say: generation
-/// and errors always, streams and JSON when the provider claims them, embeddings when it embeds.
+/// and errors when it chats, streams and JSON when it claims them, embeddings when it embeds.
 pub fn cases(text: Option<crate::TextCaps>, embeds: bool) -> Vec<Case> {
     let mut cases = Vec::new();
     if let Some(caps) = text {
@@ -95,11 +113,21 @@ pub fn cases(text: Option<crate::TextCaps>, embeds: bool) -> Vec<Case> {
 
 /// Runs every case that applies to the provider `harness` serves.
 pub async fn run<H: Harness>(harness: &H) {
-    let probe = harness.serve(Case::Generate).await;
-    let text = probe.text.as_ref().map(|m| m.capabilities_dyn());
-    drop(probe);
+    let text = match harness.chat_model() {
+        Some(_) => harness
+            .serve(Case::Generate)
+            .await
+            .text
+            .map(|m| m.capabilities_dyn()),
+        None => None,
+    };
     let embeds = harness.embedding_model().is_some();
-    for case in cases(text, embeds) {
+    let mut all = cases(text, embeds);
+    if let Some((_, errors)) = harness.search() {
+        all.extend([Case::Search, Case::SearchEmpty]);
+        all.extend(errors.iter().map(|&status| Case::SearchError(status)));
+    }
+    for case in all {
         let served = harness.serve(case).await;
         check(harness, case, &served).await;
         let differences = (served.verify)();
@@ -120,7 +148,8 @@ fn text_model(served: &Served, case: Case) -> &Arc<dyn DynTextModel> {
 
 /// Runs one case against what the harness served.
 pub async fn check<H: Harness>(harness: &H, case: Case, served: &Served) {
-    let chat = || TextRequest::new(harness.chat_model()).user("Say hi");
+    let chat_model = harness.chat_model().unwrap_or_default();
+    let chat = || TextRequest::new(chat_model).user("Say hi");
     match case {
         Case::Generate | Case::GenerateJson => {
             let mut req = chat();
@@ -144,14 +173,17 @@ pub async fn check<H: Harness>(harness: &H, case: Case, served: &Served) {
                 assert!(parsed.is_ok(), "{case:?}: not JSON: {}", answer.content);
             }
         }
-        Case::Stream => streams(text_model(served, case), harness.chat_model()).await,
-        Case::StreamCut => stream_is_cut(text_model(served, case), harness.chat_model()).await,
+        Case::Stream => streams(text_model(served, case), chat_model).await,
+        Case::StreamCut => stream_is_cut(text_model(served, case), chat_model).await,
         Case::Error(status) => {
             let err = text_model(served, case)
                 .generate_dyn(chat())
                 .await
                 .expect_err("an error answer must be an error");
             error_is_classified(harness.provider(), status, &err);
+        }
+        Case::Search | Case::SearchEmpty | Case::SearchError(_) => {
+            searches(harness, case, served).await;
         }
         Case::EmbedOne | Case::EmbedTwo => {
             let model = served
@@ -189,6 +221,38 @@ pub async fn check<H: Harness>(harness: &H, case: Case, served: &Served) {
             );
         }
     }
+}
+
+/// A search: results with a title and a URL each (none for `SearchEmpty`), and billed units;
+/// or, for `SearchError`, an error classified by its status.
+async fn searches<H: Harness>(harness: &H, case: Case, served: &Served) {
+    let model = served
+        .search
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case:?}: the harness served no search provider"));
+    let endpoint = harness.search().map_or("search", |(e, _)| e);
+    let req = SearchRequest::new(endpoint, "Who won the 2024 Nobel Prize in Physics?");
+    model
+        .check_dyn(&req)
+        .unwrap_or_else(|e| panic!("{case:?}: refused before IO: {e}"));
+    let result = model.search_dyn(req).await;
+    if let Case::SearchError(status) = case {
+        let err = result.expect_err("an error answer must be an error");
+        return error_is_classified(harness.provider(), status, &err);
+    }
+    let answer = result.unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    if case == Case::SearchEmpty {
+        assert!(answer.results.is_empty(), "{case:?}: results from nothing");
+    } else {
+        assert!(!answer.results.is_empty(), "{case:?}: no results");
+    }
+    for r in &answer.results {
+        assert!(!r.title.is_empty() && !r.url.is_empty(), "{case:?}: {r:?}");
+    }
+    assert!(
+        answer.billing.units > 0,
+        "{case:?}: a search bills at least one unit"
+    );
 }
 
 /// A normal stream: text deltas, exactly one finish after every delta, usage (if any) last and
@@ -239,7 +303,7 @@ async fn stream_is_cut(model: &Arc<dyn DynTextModel>, id: &str) {
 pub fn error_is_classified(provider: &str, status: u16, err: &crate::Error) {
     let ok = match status {
         400 => err.kind() == &ErrorKind::InvalidRequest,
-        401 => err.kind() == &ErrorKind::Auth,
+        401 | 403 => err.kind() == &ErrorKind::Auth,
         404 => err.kind() == &ErrorKind::NotFound,
         429 => matches!(
             err.kind(),

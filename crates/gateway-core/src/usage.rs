@@ -59,6 +59,103 @@ impl Usage {
     }
 }
 
+/// One priced quantity of a call that is not billed by tokens (a search, a page of content, a
+/// provider credit, an image), with what its price may depend on: the catalog's `[[unit]]`
+/// entries price it ([`PriceCatalog::charges_cost`](crate::PriceCatalog::charges_cost)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Charge {
+    /// What is counted.
+    pub unit: crate::PriceUnit,
+    /// How many.
+    pub quantity: u64,
+    /// The output size, where the price depends on it.
+    pub size: Option<String>,
+    /// The output quality, where the price depends on it.
+    pub quality: Option<String>,
+    /// The video resolution, where the price depends on it.
+    pub resolution: Option<String>,
+    /// The search depth or type, where the price depends on it.
+    pub depth: Option<String>,
+}
+
+impl Charge {
+    /// `quantity` of `unit`, with no qualifier.
+    pub fn new(unit: crate::PriceUnit, quantity: u64) -> Self {
+        Self {
+            unit,
+            quantity,
+            size: None,
+            quality: None,
+            resolution: None,
+            depth: None,
+        }
+    }
+
+    /// Sets the search depth or type.
+    pub fn depth(mut self, depth: impl Into<String>) -> Self {
+        self.depth = Some(depth.into());
+        self
+    }
+
+    /// Sets the output size.
+    pub fn size(mut self, size: impl Into<String>) -> Self {
+        self.size = Some(size.into());
+        self
+    }
+
+    /// The qualifiers, as the catalog matches them.
+    pub fn qualifiers(&self) -> crate::PriceQualifiers<'_> {
+        let mut q = crate::PriceQualifiers::new();
+        if let Some(v) = &self.size {
+            q = q.size(v);
+        }
+        if let Some(v) = &self.quality {
+            q = q.quality(v);
+        }
+        if let Some(v) = &self.resolution {
+            q = q.resolution(v);
+        }
+        if let Some(v) = &self.depth {
+            q = q.depth(v);
+        }
+        q
+    }
+}
+
+/// What a call bills, for calls billed per unit rather than per token: the units its plan
+/// counts (`search_units`, `image_units`, ...) and the charges the catalog prices, or the
+/// provider's own statement of the cost where it makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Billing {
+    /// The units plans count: a provider's credits where it bills in credits, else the
+    /// billable units (searches, pages, images).
+    pub units: u64,
+    /// What the call is priced by.
+    pub charges: Vec<Charge>,
+    /// The cost in USD the provider reported for this call (Exa's `costDollars.total`): when
+    /// set, it is what the call is charged, rather than the catalog's price of `charges`.
+    pub reported_cost: Option<Cost>,
+}
+
+impl Billing {
+    /// `units` counted, priced by `charges`.
+    pub fn new(units: u64, charges: Vec<Charge>) -> Self {
+        Self {
+            units,
+            charges,
+            reported_cost: None,
+        }
+    }
+
+    /// The provider reported the call cost `cost`.
+    pub fn reported_cost(mut self, cost: Cost) -> Self {
+        self.reported_cost = Some(cost);
+        self
+    }
+}
+
 /// An exact amount of US dollars, held as an integer count of nano-dollars (10⁻⁹ USD).
 ///
 /// A token of a cheap model costs about a tenth of a micro-dollar, so floating point would lose

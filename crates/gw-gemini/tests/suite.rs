@@ -18,8 +18,8 @@ impl Harness for MockGemini {
         PROVIDER
     }
 
-    fn chat_model(&self) -> &'static str {
-        CHAT
+    fn chat_model(&self) -> Option<&'static str> {
+        Some(CHAT)
     }
 
     fn embedding_model(&self) -> Option<&'static str> {
@@ -77,6 +77,7 @@ impl Harness for MockGemini {
         Served {
             text: Some(client.clone()),
             embedding: Some(client),
+            search: None,
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -18,8 +18,8 @@ impl Harness for MockHf {
         PROVIDER
     }
 
-    fn chat_model(&self) -> &'static str {
-        CHAT
+    fn chat_model(&self) -> Option<&'static str> {
+        Some(CHAT)
     }
 
     fn embedding_model(&self) -> Option<&'static str> {
@@ -58,6 +58,7 @@ impl Harness for MockHf {
         Served {
             text: Some(client.clone()),
             embedding: Some(client),
+            search: None,
             verify: Box::new(move || mock.verify()),
         }
     }
