@@ -83,7 +83,7 @@ const UNPRICED_REMEMBERED: usize = 1024;
 
 /// Warns once per process and model that a model has no price, so its usage is logged with
 /// cost unknown (never a guessed cost).
-fn warn_unpriced(route: &RouteId) {
+pub(crate) fn warn_unpriced(route: &RouteId) {
     static WARNED: std::sync::Mutex<Option<std::collections::HashSet<RouteId>>> =
         std::sync::Mutex::new(None);
     let mut warned = WARNED
@@ -115,8 +115,25 @@ impl Meter {
         cost
     }
 
-    /// The record of a call that ended with `usage` (or failed with `error`).
+    /// The record of a call that ended with `usage` (or failed with `error`), priced from its
+    /// usage.
     pub(crate) fn record(&self, usage: Usage, end: End<'_>) -> UsageRecord {
+        let cost = if end.billable {
+            self.cost(&usage)
+        } else {
+            Some(Cost::ZERO)
+        };
+        self.record_priced(usage, end, cost)
+    }
+
+    /// The record of a call that ended with `usage` and costs `cost` (nothing when it was not
+    /// billable, whatever `cost` says).
+    pub(crate) fn record_priced(
+        &self,
+        usage: Usage,
+        end: End<'_>,
+        cost: Option<Cost>,
+    ) -> UsageRecord {
         let outcome = match end.error {
             None => Outcome::Ok,
             Some(e) => Outcome::Failed {
@@ -133,11 +150,7 @@ impl Meter {
             outcome,
             tokens: usage.tokens,
             units: usage.units,
-            cost: if end.billable {
-                self.cost(&usage)
-            } else {
-                Some(Cost::ZERO)
-            },
+            cost: if end.billable { cost } else { Some(Cost::ZERO) },
             pricing_version: self.pricing.version_of(self.route.provider).to_owned(),
             estimated: end.estimated,
             billable: end.billable,

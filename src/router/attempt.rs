@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use gateway_core::{
-    Admission, Attempt, AttemptOutcome, Error, ErrorKind, Result, RouteId, Skip, Usage,
+    Admission, Attempt, AttemptOutcome, Cost, Error, ErrorKind, Result, RouteId, Skip, Usage,
 };
 
 use super::Gateway;
@@ -64,13 +64,28 @@ impl<T> Served<T> {
             (reported, false)
         };
         let cost = self.meter.cost(&usage);
+        self.settle_priced(usage, estimated, cost).await
+    }
+
+    /// Settles a blocking call that used `usage` and costs `cost`, priced by the operation
+    /// itself (from the provider's charges) rather than from the usage.
+    pub(crate) async fn settle_priced(
+        self,
+        usage: Usage,
+        estimated: bool,
+        cost: Option<Cost>,
+    ) -> Metered<T> {
         let end = End {
             estimated,
             billable: true,
             retries: self.retries,
             ..End::default()
         };
-        self.meter.settle(self.meter.record(usage, end)).await;
+        if cost.is_none() {
+            crate::metering::warn_unpriced(&self.meter.route);
+        }
+        let record = self.meter.record_priced(usage, end, cost);
+        self.meter.settle(record).await;
         Metered {
             value: self.value,
             route: self.meter.route.clone(),
@@ -211,7 +226,7 @@ impl Gateway {
                 run.skip(route, Skip::NotAvailable, error, true);
                 continue;
             };
-            let estimate = op.estimate(req, route, &self.pricing);
+            let estimate = op.estimate(&provider, req, route, &self.pricing);
             match self
                 .prepare(op, &mut run, &provider, route, req, &estimate, only)
                 .await

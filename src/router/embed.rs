@@ -51,6 +51,7 @@ impl Operation for Embed {
 
     fn estimate(
         &self,
+        _model: &dyn DynEmbeddingModel,
         req: &EmbeddingRequest,
         route: &RouteId,
         pricing: &PriceCatalog,

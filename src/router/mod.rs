@@ -5,11 +5,12 @@
 //! - `op.rs`: [`Operation`](op::Operation), the small per-modality adapter the loop is generic
 //!   over (look the model up, check capabilities, estimate the plan amount and price, call).
 //! - `attempt.rs`: the attempt loop, written once.
-//! - `text.rs`, `embed.rs`: the modalities' operations and their public methods.
+//! - `text.rs`, `embed.rs`, `search.rs`: the modalities' operations and their public methods.
 
 mod attempt;
 mod embed;
 mod op;
+mod search;
 #[cfg(test)]
 mod tests;
 mod text;

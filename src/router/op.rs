@@ -52,8 +52,14 @@ pub(crate) trait Operation: Sync {
     /// next route, `InvalidRequest` ends the request.
     fn check(&self, model: &Self::Model, route: &RouteId, req: &Self::Request) -> Result<()>;
 
-    /// What `req` is expected to use on `route`, priced with `pricing`.
-    fn estimate(&self, req: &Self::Request, route: &RouteId, pricing: &PriceCatalog) -> Estimate;
+    /// What `req` is expected to use on `route` (served by `model`), priced with `pricing`.
+    fn estimate(
+        &self,
+        model: &Self::Model,
+        req: &Self::Request,
+        route: &RouteId,
+        pricing: &PriceCatalog,
+    ) -> Estimate;
 
     /// Calls `model` with `req` addressed to `route`'s model id.
     fn call(

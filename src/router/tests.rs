@@ -9,8 +9,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Accounting, Admission, EmbeddingCaps, EmbeddingModel, EmbeddingRequest, EmbeddingResponse,
-    Error, ErrorKind, FinishReason, Modality, Outcome, Registry, Reservation, Result, RouteId,
+    Accounting, Admission, Billing, Charge, Cost, EmbeddingCaps, EmbeddingModel, EmbeddingRequest,
+    EmbeddingResponse, Error, ErrorKind, FinishReason, Modality, Outcome, PriceUnit, Registry,
+    Reservation, Result, RouteId, SearchProvider, SearchRequest, SearchResponse, SearchResult,
     TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream, TokenUsage, UsageRecord,
 };
 
@@ -134,6 +135,40 @@ impl EmbeddingModel for Scripted {
     }
 }
 
+impl SearchProvider for Scripted {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// `alpha` cannot rank by freshness: an option it refuses before any call.
+    fn check(&self, req: &SearchRequest) -> Result<()> {
+        if self.provider == "alpha" && req.options.contains_key("freshness") {
+            return Err(
+                Error::unsupported("alpha has no freshness").with_param("options.freshness")
+            );
+        }
+        Ok(())
+    }
+
+    fn billing(&self, _req: &SearchRequest) -> Billing {
+        Billing::new(2, vec![Charge::new(PriceUnit::Search, 1)])
+    }
+
+    async fn search(&self, req: SearchRequest) -> Result<SearchResponse> {
+        let title = self.next().await?;
+        let result = SearchResult::new(title, "https://example.com/", "a snippet");
+        // What the provider reported: three credits, and its own statement of the cost.
+        let billing = Billing::new(3, vec![Charge::new(PriceUnit::Credit, 3)])
+            .reported_cost(Cost::from_nanos(24_000_000));
+        Ok(SearchResponse::new(
+            req.model,
+            req.query,
+            vec![result],
+            billing,
+        ))
+    }
+}
+
 /// Records admissions and settlements; refuses what `refuse` says.
 #[derive(Default)]
 struct Ledger {
@@ -205,6 +240,7 @@ fn gateway(providers: &[Arc<Scripted>], ledger: &Arc<Ledger>) -> Gateway {
     for p in providers {
         registry.add_text(p.clone());
         registry.add_embedding(p.clone());
+        registry.add_search(p.clone());
     }
     let alias = if providers.len() > 1 {
         "[aliases.both]\nroutes = [\"alpha/a\", \"beta/b\"]\n"
@@ -534,4 +570,71 @@ async fn a_stream_dropped_by_its_client_is_settled_for_what_it_produced() {
     assert!(
         matches!(&record.outcome, Outcome::Failed { kind, .. } if kind == "stream_interrupted")
     );
+}
+
+#[tokio::test]
+async fn search_names_a_provider_plans_its_units_and_charges_what_it_reported() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("from alpha")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    let out = gw
+        .search_with(&ctx(), SearchRequest::new("alpha", "rust"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.route,
+        route("alpha/search"),
+        "a bare provider is its search endpoint"
+    );
+    assert_eq!(out.value.results[0].title, "from alpha");
+    assert_eq!(
+        out.cost,
+        Some(Cost::from_nanos(24_000_000)),
+        "the reported cost wins"
+    );
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(
+        (admitted[0].modality, admitted[0].operation),
+        (Modality::Search, "search")
+    );
+    assert_eq!(
+        (admitted[0].estimate.requests, admitted[0].estimate.units),
+        (1, 2)
+    );
+    let settled = ledger.settled();
+    assert_eq!(
+        settled[0].units, 3,
+        "settled at the units the provider reported"
+    );
+    assert_eq!(settled[0].cost, Some(Cost::from_nanos(24_000_000)));
+    assert!(!settled[0].estimated);
+}
+
+#[tokio::test]
+async fn search_falls_back_across_providers_named_bare() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![Step::Fail(ErrorKind::RateLimited { retry_after: None })],
+    );
+    let beta = Scripted::new("beta", vec![Step::Answer("from beta")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    let mut c = ctx();
+    c.fallbacks = vec!["beta".into()];
+    let out = gw
+        .search_with(&c, SearchRequest::new("alpha", "rust"))
+        .await
+        .unwrap();
+    assert_eq!(out.route, route("beta/search"));
+    assert_eq!(alpha.calls(), 3);
+    // An option the first provider lacks moves on without a call.
+    let mut fresh = SearchRequest::new("alpha", "rust");
+    fresh.options.insert("freshness".into(), "day".into());
+    let before = alpha.calls();
+    let out = gw.search_with(&c, fresh.clone()).await.unwrap();
+    assert_eq!(out.route, route("beta/search"));
+    assert_eq!(alpha.calls(), before);
+    // Alone, it is refused naming the option.
+    let err = gw.search_with(&ctx(), fresh).await.unwrap_err();
+    assert_eq!(err.param(), Some("options.freshness"));
 }

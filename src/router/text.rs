@@ -81,7 +81,13 @@ impl Operation for Chat {
         model.capabilities_dyn().check(route.provider, req)
     }
 
-    fn estimate(&self, req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> Estimate {
+    fn estimate(
+        &self,
+        _model: &dyn DynTextModel,
+        req: &TextRequest,
+        route: &RouteId,
+        pricing: &PriceCatalog,
+    ) -> Estimate {
         chat_estimate(req, route, pricing)
     }
 
@@ -124,7 +130,13 @@ impl Operation for ChatStream {
         caps.check(route.provider, req)
     }
 
-    fn estimate(&self, req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> Estimate {
+    fn estimate(
+        &self,
+        _model: &dyn DynTextModel,
+        req: &TextRequest,
+        route: &RouteId,
+        pricing: &PriceCatalog,
+    ) -> Estimate {
         chat_estimate(req, route, pricing)
     }
 

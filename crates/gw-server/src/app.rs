@@ -418,6 +418,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::chat::router())
         .merge(routes::embeddings::router())
         .merge(routes::models::router())
+        .merge(routes::search::router())
         .merge(routes::usage::router())
         .merge(routes::admin::router())
         .route(

@@ -6,6 +6,7 @@ pub(crate) mod admin;
 pub(crate) mod chat;
 pub(crate) mod embeddings;
 pub(crate) mod models;
+pub(crate) mod search;
 pub(crate) mod usage;
 
 use std::time::Duration;
