@@ -10,6 +10,7 @@
 //! # Features
 //! - `gemini`: Google Gemini ([`gemini`]).
 //! - `hf`: Hugging Face Inference Providers ([`hf`]).
+//! - `tavily`, `serper`, `exa`: web search ([`tavily`], [`serper`], [`exa`]).
 //! - `all-providers`: all of the above.
 //! - `store`: users, keys, plans and usage accounting on SQLite or PostgreSQL ([`store`]), an
 //!   [`Accounting`] for [`Gateway::with_accounting`]. Without it, no database is compiled in.
@@ -87,6 +88,9 @@ type Register = fn(&mut Registry, &ProviderConfig) -> Result<()>;
 providers! {
     "gemini" => gw_gemini as gemini,
     "hf" => gw_hf as hf,
+    "tavily" => gw_search_tavily as tavily,
+    "serper" => gw_search_serper as serper,
+    "exa" => gw_search_exa as exa,
 }
 
 /// Registers every provider of `cfg` that is enabled and compiled in.
