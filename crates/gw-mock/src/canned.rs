@@ -7,6 +7,9 @@
 //!   with `stream: true` as server-sent events ending in `data: [DONE]`.
 //! - Hugging Face feature extraction:
 //!   `POST /hf-inference/models/{model}/pipeline/feature-extraction`.
+//! - Web search on one path for the three providers, told apart as their requests differ:
+//!   `POST /search` answers Serper's shape for a body with `q` (also `/news`, `/images`),
+//!   Tavily's for a request with `Authorization: Bearer`, else Exa's (also `/answer`).
 //!
 //! The answer echoes the last user message, so a round trip is easy to see; an embedding is
 //! eight numbers computed from the text, so the same text always gets the same vector.
@@ -41,6 +44,96 @@ pub fn router() -> Router {
             "/hf-inference/models/{*model_task}",
             post(hf_feature_extraction),
         )
+        .route("/search", post(search))
+        .route("/news", post(serper_news))
+        .route("/images", post(serper_images))
+        .route("/answer", post(exa_answer))
+}
+
+/// Three results about `query`, as (title, url, snippet).
+fn hits(query: &str) -> Vec<(String, String, String)> {
+    (1..=3)
+        .map(|i| {
+            (
+                format!("Result {i} for {query}"),
+                format!("https://example.com/{i}"),
+                format!("Mock snippet {i} about {query}."),
+            )
+        })
+        .collect()
+}
+
+async fn search(headers: axum::http::HeaderMap, body: axum::Json<Value>) -> Response {
+    if let Some(q) = body.get("q").and_then(Value::as_str) {
+        let organic: Vec<Value> = hits(q)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (title, link, snippet))| json!({"title": title, "link": link, "snippet": snippet, "position": i + 1}))
+            .collect();
+        return axum::Json(json!({"searchParameters": {"q": q, "type": "search"}, "organic": organic, "credits": 1})).into_response();
+    }
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if headers.contains_key(header::AUTHORIZATION) {
+        let results: Vec<Value> = hits(query)
+            .into_iter()
+            .map(|(title, url, content)| json!({"title": title, "url": url, "content": content, "score": 0.9, "raw_content": null}))
+            .collect();
+        return axum::Json(
+            json!({"query": query, "answer": null, "images": [], "results": results,
+            "response_time": 0.1, "usage": {"credits": 1}, "request_id": "mock"}),
+        )
+        .into_response();
+    }
+    let results: Vec<Value> = hits(query)
+        .into_iter()
+        .map(|(title, url, text)| json!({"id": url, "title": title, "url": url, "highlights": [text]}))
+        .collect();
+    axum::Json(
+        json!({"requestId": "mock", "resolvedSearchType": "neural", "results": results,
+        "costDollars": {"total": 0.007}}),
+    )
+    .into_response()
+}
+
+async fn serper_news(body: axum::Json<Value>) -> Response {
+    let q = body.get("q").and_then(Value::as_str).unwrap_or_default();
+    let news: Vec<Value> = hits(q)
+        .into_iter()
+        .map(|(title, link, snippet)| json!({"title": title, "link": link, "snippet": snippet, "date": "2 hours ago", "source": "Mock News"}))
+        .collect();
+    axum::Json(json!({"searchParameters": {"q": q, "type": "news"}, "news": news, "credits": 1}))
+        .into_response()
+}
+
+async fn serper_images(body: axum::Json<Value>) -> Response {
+    let q = body.get("q").and_then(Value::as_str).unwrap_or_default();
+    let images: Vec<Value> = hits(q)
+        .into_iter()
+        .map(|(title, link, _)| json!({"title": title, "link": link, "imageUrl": format!("{link}.png"), "source": "Mock Images"}))
+        .collect();
+    axum::Json(
+        json!({"searchParameters": {"q": q, "type": "images"}, "images": images, "credits": 1}),
+    )
+    .into_response()
+}
+
+async fn exa_answer(body: axum::Json<Value>) -> Response {
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let citations: Vec<Value> = hits(query)
+        .into_iter()
+        .map(|(title, url, text)| json!({"id": url, "url": url, "title": title, "text": text}))
+        .collect();
+    axum::Json(
+        json!({"answer": format!("Mock answer to: {query}"), "citations": citations,
+        "costDollars": {"total": 0.005}, "requestId": "mock"}),
+    )
+    .into_response()
 }
 
 /// An eight-number vector of `text`, the same for the same text, of unit length.
