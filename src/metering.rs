@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream};
 use gateway_core::{
-    Accounting, Attempt, Cost, Error, ErrorKind, Modality, Outcome, PriceCatalog, Reservation,
-    RouteId, Usage, UsageRecord,
+    Accounting, Attempt, Cost, Error, ErrorKind, Modality, Outcome, PriceCatalog, RequestTags,
+    Reservation, RouteId, Usage, UsageRecord,
 };
 
 /// Who is calling and under which request id, for plan checks and the usage log.
@@ -24,6 +24,8 @@ pub struct CallContext {
     pub deadline: Option<Duration>,
     /// Routes (or aliases) to try after the model's own, in order.
     pub fallbacks: Vec<String>,
+    /// The end user and tags the usage-log row keeps.
+    pub tags: Arc<RequestTags>,
 }
 
 impl CallContext {
@@ -75,6 +77,7 @@ pub(crate) struct Meter {
     pub(crate) pricer: Pricer,
     pub(crate) started: Instant,
     pub(crate) attempts: Vec<Attempt>,
+    pub(crate) tags: Arc<RequestTags>,
 }
 
 /// How many unpriced models [`warn_unpriced`] remembers: a bound on memory, since model names
@@ -159,6 +162,7 @@ impl Meter {
             retries: end.retries,
             cached: false,
             attempts: self.attempts.clone(),
+            tags: RequestTags::clone(&self.tags),
         }
     }
 

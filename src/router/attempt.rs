@@ -447,6 +447,7 @@ impl Gateway {
             pricer: O::PRICER,
             started: Instant::now(),
             attempts: Vec::new(),
+            tags: ctx.tags.clone(),
         })
     }
 }

@@ -10,9 +10,10 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use gateway_core::{
     Accounting, Admission, Billing, Charge, Cost, EmbeddingCaps, EmbeddingModel, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, FinishReason, Modality, Outcome, PriceUnit, Registry,
-    Reservation, Result, RouteId, SearchProvider, SearchRequest, SearchResponse, SearchResult,
-    TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream, TokenUsage, UsageRecord,
+    EmbeddingResponse, Error, ErrorKind, FinishReason, Message, Modality, Outcome, PriceUnit,
+    Registry, Reservation, Result, RouteId, SearchProvider, SearchRequest, SearchResponse,
+    SearchResult, TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream,
+    TokenUsage, UsageRecord,
 };
 
 use super::{Gateway, RetryPolicy};
@@ -92,13 +93,12 @@ impl TextModel for Scripted {
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
         let text = self.next().await?;
-        Ok(TextResponse {
-            id: None,
-            model: req.model,
-            content: text.to_owned(),
-            finish_reason: FinishReason::Stop,
-            usage: self.usage,
-        })
+        Ok(TextResponse::new(
+            req.model,
+            text,
+            FinishReason::Stop,
+            self.usage,
+        ))
     }
 
     async fn stream(&self, _req: TextRequest) -> Result<TextStream> {
@@ -379,6 +379,60 @@ async fn a_route_that_cannot_do_the_request_is_skipped_without_a_call() {
     let err = gw.generate_with(&ctx(), only).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unsupported);
     assert_eq!(err.param(), Some("response_format"));
+}
+
+#[tokio::test]
+async fn tools_and_n_are_estimated_in_full_and_routed_to_a_provider_that_has_them() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("never")]);
+    let mut beta = Scripted::new("beta", vec![Step::Answer("sunny")]);
+    {
+        let caps = &mut Arc::get_mut(&mut beta).unwrap().caps;
+        caps.tools = true;
+        caps.max_n = 4;
+    }
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger);
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "The city, e.g. Paris"}},
+        "required": ["city"]
+    });
+    let plain = TextRequest::new("both").user("Weather in Paris?");
+    let with_tools = plain
+        .clone()
+        .tool(gateway_core::Tool::function("get_weather", schema).description("Weather now"))
+        .message(Message::assistant_calls(
+            "",
+            vec![gateway_core::ToolCall::new(
+                "call_1",
+                "get_weather",
+                r#"{"city":"Paris"}"#,
+            )],
+        ))
+        .message(Message::tool_result("call_1", "18 degrees and sunny"))
+        .n(3)
+        .max_tokens(10);
+    gw.generate_with(&ctx(), with_tools.clone()).await.unwrap();
+    // alpha has no tools: skipped without a call, as a request it cannot do.
+    assert_eq!((alpha.calls(), beta.calls()), (0, 1));
+    assert_eq!(
+        outcomes(&ledger.settled()[0]),
+        ["alpha/a unsupported", "beta/b ok"]
+    );
+    gw.generate_with(&ctx(), plain.clone().max_tokens(10))
+        .await
+        .unwrap();
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    let (full, bare) = (admitted[0].estimate.tokens, admitted[1].estimate.tokens);
+    // Three answers of up to 10 tokens each, and a prompt that counts the tool's schema, the
+    // earlier call and its result.
+    assert!(full >= bare - 10 + 30 + 25, "{full} vs {bare}");
+    // Without `max_tokens` each of the `n` answers may take the plan's default.
+    let mut open = with_tools;
+    open.max_tokens = None;
+    gw.generate_with(&ctx(), open).await.unwrap();
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(admitted[2].open_output.map(|o| o.answers), Some(3));
 }
 
 #[tokio::test]

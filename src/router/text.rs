@@ -23,19 +23,65 @@ pub(crate) struct Chat;
 /// Chat streamed (`chat.stream`).
 pub(crate) struct ChatStream;
 
-/// The estimated prompt size of `req`: each part, plus a few tokens of framing per message.
+/// The estimated prompt size of `req`: each part, the tool calls and results of earlier turns,
+/// the tools offered (their schemas are part of the prompt), plus a few tokens of framing per
+/// message and tool.
 pub(crate) fn prompt_estimate(req: &TextRequest) -> u64 {
-    req.messages
+    let messages: u64 = req
+        .messages
         .iter()
-        .map(|m| m.content.iter().map(|p| p.estimate_tokens()).sum::<u64>() + 4)
-        .sum()
+        .map(|m| {
+            let parts: u64 = m.content.iter().map(|p| p.estimate_tokens()).sum();
+            let calls: u64 = m
+                .tool_calls
+                .iter()
+                .map(|c| tool_call_tokens(&c.id, &c.name, &c.arguments))
+                .sum();
+            parts + calls + m.tool_call_id.as_deref().map_or(0, estimate_tokens) + 4
+        })
+        .sum();
+    let tools: u64 = req
+        .tools
+        .iter()
+        .map(|t| {
+            let schema = t.parameters.as_ref().map(ToString::to_string);
+            estimate_tokens(&t.name)
+                + t.description.as_deref().map_or(0, estimate_tokens)
+                + schema.as_deref().map_or(0, estimate_tokens)
+                + 8
+        })
+        .sum();
+    messages + tools
 }
 
-/// The estimate of a chat request on `route`: the prompt, plus `max_tokens` when it set one
-/// (else the output is open and the plan's default applies).
+/// The estimated size of one tool call.
+fn tool_call_tokens(id: &str, name: &str, arguments: &str) -> u64 {
+    estimate_tokens(id) + estimate_tokens(name) + estimate_tokens(arguments) + 4
+}
+
+/// The output of `answer` by its length, when the provider reported no usage.
+fn output_estimate(answer: &TextResponse) -> u64 {
+    let answer_tokens = |content: &str, calls: &[gateway_core::ToolCall]| {
+        let calls: u64 = calls
+            .iter()
+            .map(|t| tool_call_tokens("", &t.name, &t.arguments))
+            .sum();
+        estimate_tokens(content) + calls
+    };
+    let others: u64 = answer
+        .alternatives
+        .iter()
+        .map(|c| answer_tokens(&c.content, &c.tool_calls))
+        .sum();
+    answer_tokens(&answer.content, &answer.tool_calls) + others
+}
+
+/// The estimate of a chat request on `route`: the prompt, plus `max_tokens` for each of the
+/// `n` answers when it set one (else the output is open and the plan's default applies to each).
 fn chat_estimate(req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> Estimate {
     let prompt = prompt_estimate(req);
-    let output = u64::from(req.max_tokens.unwrap_or(0));
+    let answers = req.n.unwrap_or(1).max(1);
+    let output = u64::from(req.max_tokens.unwrap_or(0)) * u64::from(answers);
     let tokens = TokenUsage {
         input_tokens: prompt,
         output_tokens: output,
@@ -46,6 +92,7 @@ fn chat_estimate(req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> 
         price_per_million: pricing
             .text_price(route.provider, &route.model)
             .map(|p| p.base.output),
+        answers,
     });
     Estimate {
         amount: Amount::new(prompt + output, 0, cost),
@@ -161,6 +208,16 @@ impl StreamUsage<TextChunk> for TextUsage {
     fn observe(&mut self, chunk: &TextChunk) -> usize {
         match chunk {
             TextChunk::Delta(text) => text.len(),
+            TextChunk::ToolCall {
+                id,
+                name,
+                arguments,
+                ..
+            } => {
+                id.as_deref().map_or(0, str::len)
+                    + name.as_deref().map_or(0, str::len)
+                    + arguments.len()
+            }
             TextChunk::Usage(u) => {
                 self.reported = Some(*u);
                 0
@@ -212,7 +269,7 @@ impl Gateway {
             let prompt_tokens = served.meter.prompt_tokens;
             let local = Usage::tokens(TokenUsage {
                 input_tokens: prompt_tokens,
-                output_tokens: estimate_tokens(&served.value.content),
+                output_tokens: output_estimate(&served.value),
                 ..TokenUsage::default()
             });
             let reported = Usage::tokens(served.value.usage);

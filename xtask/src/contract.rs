@@ -17,7 +17,7 @@ use gw_mock::matcher::{differences, scalar_matches};
 use gw_server::{AppState, Config, app};
 use gw_store::{Counters, Store};
 use llm_gateway::sse::SseDecoder;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Counts of one run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -351,7 +351,9 @@ fn compare(expect: &ClientExpect, got: &Got) -> Vec<String> {
     let wants_sse = expect.sse_text.is_some()
         || expect.sse_last_usage.is_some()
         || expect.sse_done.is_some()
-        || expect.sse_error.is_some();
+        || expect.sse_error.is_some()
+        || expect.sse_tool_calls.is_some()
+        || expect.sse_finish_reason.is_some();
     if wants_sse {
         out.extend(compare_sse(expect, &got.body));
     }
@@ -426,6 +428,23 @@ fn compare_sse(expect: &ClientExpect, body: &[u8]) -> Vec<String> {
             ));
         }
     }
+    if let Some(want) = &expect.sse_finish_reason {
+        let got = chunks.iter().rev().find_map(|c| {
+            c.pointer("/choices/0/finish_reason")
+                .and_then(Value::as_str)
+        });
+        if got != Some(want.as_str()) {
+            out.push(format!("sse_finish_reason: expected {want:?}, got {got:?}"));
+        }
+    }
+    if let Some(want) = &expect.sse_tool_calls {
+        let calls = Value::Array(assemble_tool_calls(&chunks));
+        out.extend(
+            differences(want, &calls)
+                .into_iter()
+                .map(|d| format!("sse_tool_calls {d}")),
+        );
+    }
     if let Some(want) = &expect.sse_error {
         match chunks.iter().find_map(|c| c.get("error")) {
             Some(error) => out.extend(
@@ -437,6 +456,52 @@ fn compare_sse(expect: &ClientExpect, body: &[u8]) -> Vec<String> {
         }
     }
     out
+}
+
+/// The tool calls of a stream, assembled from `choices[0].delta.tool_calls` by `index` (in the
+/// order of their first delta): `id`, `type` and `function.name` from the first delta that has
+/// them, `function.arguments` as the concatenation of every fragment.
+fn assemble_tool_calls(chunks: &[Value]) -> Vec<Value> {
+    let mut calls: Vec<(u64, Value)> = Vec::new();
+    let deltas = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/delta/tool_calls")?.as_array())
+        .flatten();
+    for delta in deltas {
+        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let at = match calls.iter().position(|(i, _)| *i == index) {
+            Some(at) => at,
+            None => {
+                calls.push((
+                    index,
+                    json!({"id": null, "type": null, "function": {"name": null, "arguments": ""}}),
+                ));
+                calls.len() - 1
+            }
+        };
+        let call = &mut calls[at].1;
+        for field in ["id", "type"] {
+            if call[field].is_null()
+                && let Some(v) = delta.get(field).filter(|v| !v.is_null())
+            {
+                call[field] = v.clone();
+            }
+        }
+        if call["function"]["name"].is_null()
+            && let Some(name) = delta.pointer("/function/name").filter(|v| !v.is_null())
+        {
+            call["function"]["name"] = name.clone();
+        }
+        if let Some(fragment) = delta.pointer("/function/arguments").and_then(Value::as_str) {
+            let mut arguments = call["function"]["arguments"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            arguments.push_str(fragment);
+            call["function"]["arguments"] = Value::String(arguments);
+        }
+    }
+    calls.into_iter().map(|(_, call)| call).collect()
 }
 
 /// Replaces `{{N.json.a.b}}` in the string values of `value` by what exchange N answered.
@@ -507,7 +572,6 @@ fn lookup(path: &str, earlier: &[Value]) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn substitutes_earlier_answers() {
@@ -521,6 +585,36 @@ mod tests {
             json!({"x": 5})
         );
         assert!(substitute_str("{{1.json.id}}", &earlier).is_err());
+    }
+
+    #[test]
+    fn tool_calls_are_assembled_from_deltas() {
+        let chunk =
+            |calls: Value| json!({"choices": [{"index": 0, "delta": {"tool_calls": calls}}]});
+        let chunks = [
+            json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
+            chunk(json!([{"index": 0, "id": "call_a", "type": "function",
+                "function": {"name": "get_weather", "arguments": ""}}])),
+            chunk(json!([{"index": 0, "function": {"arguments": "{\"city\":"}}])),
+            chunk(json!([{"index": 1, "id": "call_b", "type": "function",
+                "function": {"name": "get_time", "arguments": "{}"}}])),
+            chunk(json!([{"index": 0, "function": {"arguments": "\"Paris\"}"}}])),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        ];
+        let calls = Value::Array(assemble_tool_calls(&chunks));
+        assert_eq!(
+            calls,
+            json!([
+                {"id": "call_a", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_b", "type": "function",
+                 "function": {"name": "get_time", "arguments": "{}"}}
+            ])
+        );
+        let want =
+            json!([{"type": "function", "function": {"name": "get_weather"}}, {"id": "<any>"}]);
+        assert!(differences(&want, &calls).is_empty());
+        assert!(!differences(&json!([{"function": {"name": "x"}}]), &calls).is_empty());
     }
 
     /// Every fixture in the repository passes (the same run as `cargo xtask contract`).

@@ -8,6 +8,7 @@
 //! replaces the reservation. `gw-store` implements this on SQLite and PostgreSQL; an application
 //! embedding the library can plug in its own.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -106,6 +107,15 @@ pub struct OpenOutput {
     /// The price per million output tokens (or units), for pricing the default the
     /// implementation reserves.
     pub price_per_million: Option<Cost>,
+    /// How many answers may each produce that much (`n`); 0 counts as 1.
+    pub answers: u32,
+}
+
+impl OpenOutput {
+    /// The output to reserve when each answer may produce `per_answer`.
+    pub fn reserve(&self, per_answer: u64) -> u64 {
+        per_answer.saturating_mul(u64::from(self.answers.max(1)))
+    }
 }
 
 /// A request about to reach a provider, for the plan check.
@@ -220,6 +230,23 @@ pub struct Attempt {
     pub latency: Duration,
 }
 
+/// How a caller labels a request, kept in its usage-log row: the end user it serves and its
+/// own tags (OpenAI's `user` and `metadata`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestTags {
+    /// The caller's end user (OpenAI's `user` or `safety_identifier`).
+    pub end_user: Option<String>,
+    /// Key-value tags, e.g. `team = search`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl RequestTags {
+    /// Whether there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.end_user.is_none() && self.metadata.is_empty()
+    }
+}
+
 /// What one request (one group of upstream attempts) used: one usage-log row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
@@ -259,6 +286,8 @@ pub struct UsageRecord {
     pub cached: bool,
     /// Every attempt, in order, across retries and fallback routes.
     pub attempts: Vec<Attempt>,
+    /// The caller's end user and tags.
+    pub tags: RequestTags,
 }
 
 impl UsageRecord {
@@ -332,6 +361,7 @@ mod tests {
             retries: 2,
             cached: false,
             attempts: Vec::new(),
+            tags: RequestTags::default(),
         };
         assert_eq!(record.amount(), Amount::default());
     }

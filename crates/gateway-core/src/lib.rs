@@ -56,7 +56,7 @@ pub mod testing;
 
 pub use accounting::{
     Accounting, Admission, Amount, Attempt, AttemptOutcome, Modality, OpenOutput, Outcome,
-    Reservation, Skip, UsageRecord,
+    RequestTags, Reservation, Skip, UsageRecord,
 };
 pub use config::{ModelEntry, ProviderConfig, ProvidersConfig, SecretString, ServingModel};
 pub use embedding::{
@@ -76,8 +76,9 @@ pub use search::{
 };
 pub use speech::{DynSpeechModel, SpeechModel, SpeechRequest, SpeechResponse};
 pub use text::{
-    DynTextModel, FinishReason, Message, Part, ResponseFormat, Role, TextCaps, TextChunk,
-    TextModel, TextRequest, TextResponse, TextStream,
+    Choice, DynTextModel, FinishReason, Message, Part, ReasoningEffort, ResponseFormat, Role,
+    TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream, TokenLogprob, Tool,
+    ToolCall, ToolChoice,
 };
 pub use transcription::{
     DynTranscriptionModel, Segment, TranscriptionModel, TranscriptionRequest, TranscriptionResponse,

@@ -272,6 +272,7 @@ async fn streams(model: &Arc<dyn DynTextModel>, id: &str) {
             }
             TextChunk::Finish(_) => finishes += 1,
             TextChunk::Usage(u) => usage = Some(u),
+            TextChunk::ToolCall { .. } => panic!("Stream: a tool call nobody offered"),
         }
     }
     assert!(!text.is_empty(), "Stream: no text");

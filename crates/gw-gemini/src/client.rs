@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use gateway_core::http::reqwest;
-use gateway_core::http::{Auth, Classify, Upstream, UpstreamBuilder};
+use gateway_core::http::{
+    Auth, Classify, DownloadPolicy, DownloadSettings, Downloader, Upstream, UpstreamBuilder,
+};
 use gateway_core::{ProviderConfig, Result, SecretString};
 
-use crate::PROVIDER;
 use crate::convert::model_path;
+use crate::{GeminiConfig, PROVIDER};
 
 /// Where the Gemini Developer API lives.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -19,10 +21,18 @@ pub const DEFAULT_API_KEY_ENV: &str = "GEMINI_API_KEY";
 /// logs (<https://ai.google.dev/gemini-api/docs/api-key>: both forms are accepted).
 const AUTH: Auth = Auth::Header("x-goog-api-key");
 
+/// The largest image the gateway downloads for a caller, before base64: "the total request size
+/// limit is 20 MB" for inline data (<https://ai.google.dev/gemini-api/docs/image-understanding>,
+/// <https://firebase.google.com/docs/ai-logic/input-file-requirements>), and base64 makes
+/// 15 MB of bytes 20 MB of text.
+pub const DEFAULT_DOWNLOAD_MAX_BYTES: usize = 15_000_000;
+
 #[doc = include_str!("docs.md")]
 #[derive(Clone, Debug)]
 pub struct GeminiClient {
     upstream: Arc<Upstream>,
+    /// Fetches the images callers link to (clones share its connection pool).
+    downloader: Downloader,
 }
 
 impl GeminiClient {
@@ -37,10 +47,14 @@ impl GeminiClient {
     }
 
     /// A client from the `[providers.gemini]` configuration: its key (or key variable, default
-    /// `GEMINI_API_KEY`), base URL and timeouts.
+    /// `GEMINI_API_KEY`), base URL, timeouts and [`GeminiConfig`] (the `downloads` limits).
+    /// Fails with [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
+    /// a field it does not know.
     pub fn from_config(cfg: &ProviderConfig) -> Result<Self> {
+        let GeminiConfig { downloads } = cfg.extra(PROVIDER)?;
         GeminiClientBuilder {
             settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_API_KEY_ENV)?,
+            downloads,
         }
         .build()
     }
@@ -64,12 +78,23 @@ impl GeminiClient {
     ) -> Result<reqwest::Response> {
         self.upstream.post_json(path, body, classify).await
     }
+
+    /// The downloader of caller-linked images.
+    pub(crate) fn downloader(&self) -> &Downloader {
+        &self.downloader
+    }
+
+    /// The limits on images downloaded for callers.
+    pub fn download_policy(&self) -> &DownloadPolicy {
+        self.downloader.policy()
+    }
 }
 
 /// Builds a [`GeminiClient`].
 #[derive(Debug, Default, Clone)]
 pub struct GeminiClientBuilder {
     settings: UpstreamBuilder,
+    downloads: DownloadSettings,
 }
 
 impl GeminiClientBuilder {
@@ -92,11 +117,23 @@ impl GeminiClientBuilder {
         self
     }
 
+    /// Limits on the images the gateway downloads for callers who link to them (applied to a
+    /// default of [`DEFAULT_DOWNLOAD_MAX_BYTES`], public addresses only).
+    pub fn downloads(mut self, downloads: DownloadSettings) -> Self {
+        self.downloads = downloads;
+        self
+    }
+
     /// The client; an [`ErrorKind::Config`](gateway_core::ErrorKind::Config) error if the key is
     /// missing or unusable, or the base URL is not an http(s) URL.
     pub fn build(self) -> Result<GeminiClient> {
+        let policy = self.downloads.apply(DownloadPolicy {
+            max_bytes: DEFAULT_DOWNLOAD_MAX_BYTES,
+            ..DownloadPolicy::default()
+        });
         Ok(GeminiClient {
             upstream: Arc::new(self.settings.build(PROVIDER, DEFAULT_BASE_URL, AUTH)?),
+            downloader: Downloader::new(policy).map_err(|e| e.with_provider(PROVIDER))?,
         })
     }
 }

@@ -5,11 +5,18 @@
 //!
 //! - `generateContent` for whole answers and `streamGenerateContent?alt=sse` for streams.
 //! - System prompts as `systemInstruction`, multi-turn chats, sampling options, image and audio
-//!   parts sent inline.
+//!   parts sent inline (images linked by URL downloaded by the gateway, within the
+//!   `[providers.gemini.downloads]` limits; Files API and YouTube links passed to Gemini).
+//! - Tool calling (`functionDeclarations` with `parametersJsonSchema`, `toolConfig`, parallel
+//!   calls, tool results as `functionResponse` parts, calls streamed), with Gemini 3's thought
+//!   signatures carried across OpenAI clients inside the tool call ids.
+//! - `n` as `candidateCount`, `logprobs` / `top_logprobs`, and `reasoning_effort` as
+//!   `thinkingConfig`, as Google's own OpenAI-compatible endpoint maps it.
 //! - Embeddings through `batchEmbedContents` (up to 100 inputs, `outputDimensionality`,
 //!   `taskType` and `title`).
 //! - Structured output: `json_object` (`responseMimeType: application/json`) and `json_schema`
-//!   (`responseJsonSchema`, a standard JSON Schema passed as given).
+//!   (`responseJsonSchema`, a standard JSON Schema; like tool parameters, converted only where
+//!   the meaning is kept, else refused by the keyword's path).
 //! - Gemini's finish reasons, thinking and cached tokens, and blocked prompts mapped onto the
 //!   gateway's types; Gemini's error envelope mapped onto [`ErrorKind`](gateway_core::ErrorKind)
 //!   (a bad key, which Gemini answers with a 400, is `Auth`; `RetryInfo.retryDelay` is honoured).
@@ -41,15 +48,20 @@ mod client;
 mod convert;
 mod embed;
 mod error;
+mod schema;
 mod text;
 mod wire;
 
 use std::sync::Arc;
 
+use gateway_core::http::DownloadSettings;
 use gateway_core::{PriceCatalog, ProviderConfig, Registry, Result, Service};
 use serde::Deserialize;
 
-pub use client::{DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, GeminiClient, GeminiClientBuilder};
+pub use client::{
+    DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_DOWNLOAD_MAX_BYTES, GeminiClient,
+    GeminiClientBuilder,
+};
 
 /// The provider id: the `gemini/` of `gemini/gemini-2.5-flash`, and the name in errors.
 pub const PROVIDER: &str = "gemini";
@@ -57,11 +69,22 @@ pub const PROVIDER: &str = "gemini";
 /// The prices of Gemini's models, merged into the gateway's catalog at registration.
 pub const PRICES: &str = include_str!("../pricing.toml");
 
-/// Gemini's own settings under `[providers.gemini]`, beyond the ones every provider has. None
-/// yet: any other field is refused, naming it.
+/// Gemini's own settings under `[providers.gemini]`, beyond the ones every provider has; any
+/// other field is refused, naming it.
+///
+/// ```toml
+/// [providers.gemini.downloads]   # images callers link to, fetched by the gateway
+/// max_bytes = 15000000           # the default: Gemini's 20 MB inline limit, before base64
+/// allow_private = false          # true: also private and loopback addresses
+/// timeout_ms = 120000
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GeminiConfig {}
+pub struct GeminiConfig {
+    /// Limits on the images the gateway downloads for callers who send an http(s) link.
+    #[serde(default)]
+    pub downloads: DownloadSettings,
+}
 
 /// Builds a [`GeminiClient`] from `cfg` and adds it to `reg` as the `gemini` provider of chat
 /// and embeddings, with its prices and the models `cfg` announces (a plain id announces a chat
@@ -72,7 +95,7 @@ pub struct GeminiConfig {}
 /// the API key is not set, and [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming
 /// the field, for anything else wrong in `cfg`.
 pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
-    let GeminiConfig {} = cfg.extra(PROVIDER)?;
+    // Reads and checks the `GeminiConfig` fields too.
     let client = Arc::new(GeminiClient::from_config(cfg)?);
     reg.add_text(client.clone());
     reg.add_embedding(client);

@@ -23,6 +23,79 @@ pub(crate) struct GenerateContentRequest {
     /// Sampling and output options; left out when nothing is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) generation_config: Option<GenerationConfig>,
+    /// The functions the model may call, as one [`Tool`]; left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tools: Vec<Tool>,
+    /// Whether and which function the model must call; left out for Gemini's default (`AUTO`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tool_config: Option<ToolConfig>,
+}
+
+/// One entry of `tools`: here always a set of function declarations.
+///
+/// Source: <https://ai.google.dev/api/caching#Tool>; SDK `models.py` `_Tool_to_mldev`
+/// (`function_declarations` -> `functionDeclarations`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Tool {
+    /// The functions.
+    pub(crate) function_declarations: Vec<FunctionDeclaration>,
+}
+
+/// A function the model may call.
+///
+/// Source: <https://ai.google.dev/api/caching#FunctionDeclaration>. The parameters go as
+/// `parametersJsonSchema` (a JSON Schema object, mutually exclusive with the OpenAPI-subset
+/// `parameters`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FunctionDeclaration {
+    /// The function's name.
+    pub(crate) name: String,
+    /// What it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+    /// Its parameters, a JSON Schema of an object; left out for a function without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parameters_json_schema: Option<Value>,
+}
+
+/// `toolConfig`.
+///
+/// Source: <https://ai.google.dev/api/caching#ToolConfig>.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ToolConfig {
+    /// How the model may call functions.
+    pub(crate) function_calling_config: FunctionCallingConfig,
+}
+
+/// `toolConfig.functionCallingConfig`.
+///
+/// Source: <https://ai.google.dev/api/caching#FunctionCallingConfig>; SDK `models.py`
+/// `_FunctionCallingConfig_to_mldev` (`mode`, `allowedFunctionNames`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FunctionCallingConfig {
+    /// The mode.
+    pub(crate) mode: FunctionCallingMode,
+    /// With `ANY`: the functions the model may call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) allowed_function_names: Vec<String>,
+}
+
+/// `FunctionCallingConfig.mode`.
+///
+/// Source: SDK `types.py` `class FunctionCallingConfigMode`: `AUTO` (the model decides), `ANY`
+/// (function calls only), `NONE` (no calls), `VALIDATED` (calls or text, calls constrained to
+/// the declared schemas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum FunctionCallingMode {
+    Auto,
+    Any,
+    None,
+    Validated,
 }
 
 /// One turn: `{"role": "user" | "model", "parts": [...]}`.
@@ -56,10 +129,11 @@ pub(crate) enum Role {
 }
 
 /// One part of a turn. The wire type is a union; only the members the gateway reads or writes
-/// are spelled out, and unknown members (`thoughtSignature`, ...) are ignored.
+/// are spelled out, and unknown members are ignored.
 ///
 /// Source: <https://ai.google.dev/api/caching#Part>; `thought` marks a thought summary
-/// (SDK `types.py` `Part.thought`).
+/// (SDK `types.py` `Part.thought`); `thoughtSignature` is a sibling of `functionCall` on the
+/// part (SDK `models.py` `_Part_to_mldev`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Part {
@@ -69,12 +143,71 @@ pub(crate) struct Part {
     /// Media sent inline (an image or audio of the prompt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) inline_data: Option<Blob>,
+    /// Media by URI (a Files API file, a YouTube video).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) file_data: Option<FileData>,
     /// `true` when the part is a thought summary rather than answer text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) thought: Option<bool>,
-    /// A function call the model made; only its presence matters to the gateway.
+    /// A function call the model made (or made earlier, when sent back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) function_call: Option<Value>,
+    pub(crate) function_call: Option<FunctionCall>,
+    /// The result of a function call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) function_response: Option<FunctionResponse>,
+    /// The opaque signature of the model's reasoning behind this part (base64), which must go
+    /// back with the part: <https://ai.google.dev/gemini-api/docs/thought-signatures>.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) thought_signature: Option<String>,
+}
+
+/// `functionCall`: `{"id"?, "name", "args"?}`.
+///
+/// Source: <https://ai.google.dev/api/caching#FunctionCall>; SDK `models.py`
+/// `_FunctionCall_to_mldev` sends `id`, `args` and `name` to the Developer API.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub(crate) struct FunctionCall {
+    /// The call's id, when the model gave one; the result names it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<String>,
+    /// The function.
+    #[serde(default)]
+    pub(crate) name: String,
+    /// The arguments, a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) args: Option<Value>,
+}
+
+/// `functionResponse`: `{"id"?, "name", "response"}`, sent in a `user` turn.
+///
+/// Source: <https://ai.google.dev/api/caching#FunctionResponse>: `response` is a JSON object;
+/// its `output` key holds the function's output and `error` its error, else the whole object is
+/// the output.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub(crate) struct FunctionResponse {
+    /// The id of the call this answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<String>,
+    /// The function.
+    #[serde(default)]
+    pub(crate) name: String,
+    /// The result.
+    #[serde(default)]
+    pub(crate) response: Value,
+}
+
+/// Media by URI: `{"mimeType"?, "fileUri"}`.
+///
+/// Source: <https://ai.google.dev/api/caching#FileData> (`mimeType` optional, `fileUri`
+/// required); SDK `models.py` `_FileData_to_mldev`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FileData {
+    /// The IANA media type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mime_type: Option<String>,
+    /// The URI.
+    pub(crate) file_uri: String,
 }
 
 /// Inline media: `{"mimeType": "image/png", "data": "<base64>"}`.
@@ -122,9 +255,37 @@ pub(crate) struct GenerationConfig {
     /// `application/json` for JSON output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) response_mime_type: Option<String>,
-    /// A standard JSON Schema (not the OpenAPI-subset `responseSchema`), passed as given.
+    /// A standard JSON Schema (not the OpenAPI-subset `responseSchema`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) response_json_schema: Option<Value>,
+    /// How many answers (`candidates`) to generate; between 1 and 8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) candidate_count: Option<u32>,
+    /// Whether to return the log probabilities of the chosen tokens (`logprobsResult`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) response_logprobs: Option<bool>,
+    /// How many top alternatives per token (`logprobsResult.topCandidates`); 0 to 20.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) logprobs: Option<u32>,
+    /// How much the model thinks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) thinking_config: Option<ThinkingConfig>,
+}
+
+/// `generationConfig.thinkingConfig`: a level (Gemini 3 and later) or a token budget (2.5),
+/// never both.
+///
+/// Source: <https://ai.google.dev/gemini-api/docs/thinking>; SDK `types.py` `ThinkingConfig`
+/// and `class ThinkingLevel` (`MINIMAL`, `LOW`, `MEDIUM`, `HIGH`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ThinkingConfig {
+    /// Thinking tokens allowed (0 turns thinking off where the model can do without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) thinking_budget: Option<u32>,
+    /// `MINIMAL`, `LOW`, `MEDIUM` or `HIGH`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) thinking_level: Option<&'static str>,
 }
 
 /// The answer of `generateContent`, and every event of `streamGenerateContent?alt=sse`.
@@ -134,7 +295,7 @@ pub(crate) struct GenerationConfig {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenerateContentResponse {
-    /// Answers; the gateway asks for one and reads the first.
+    /// Answers: one, or `candidateCount` of them.
     #[serde(default)]
     pub(crate) candidates: Option<Vec<Candidate>>,
     /// Present when the prompt itself was blocked.
@@ -180,6 +341,49 @@ pub(crate) struct Candidate {
     /// Why generation ended; set on the last event of a stream.
     #[serde(default)]
     pub(crate) finish_reason: Option<FinishReason>,
+    /// Its place among the candidates (`candidateCount` > 1).
+    #[serde(default)]
+    pub(crate) index: Option<u32>,
+    /// Log probabilities of its tokens, when `responseLogprobs` was set.
+    #[serde(default)]
+    pub(crate) logprobs_result: Option<LogprobsResult>,
+}
+
+/// `Candidate.logprobsResult`: per decoding step, the chosen token and the top alternatives.
+///
+/// Source: <https://ai.google.dev/api/generate-content#LogprobsResult>; SDK `types.py`
+/// `LogprobsResult` (`chosenCandidates`, `topCandidates[].candidates`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogprobsResult {
+    /// The chosen token of each step.
+    #[serde(default)]
+    pub(crate) chosen_candidates: Vec<LogprobCandidate>,
+    /// The likeliest tokens of each step, best first.
+    #[serde(default)]
+    pub(crate) top_candidates: Vec<TopCandidates>,
+}
+
+/// `LogprobsResult.topCandidates[]`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub(crate) struct TopCandidates {
+    /// The tokens, by descending log probability.
+    #[serde(default)]
+    pub(crate) candidates: Vec<LogprobCandidate>,
+}
+
+/// One token with its log probability.
+///
+/// Source: SDK `types.py` `LogprobsResultCandidate` (`token`, `tokenId`, `logProbability`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogprobCandidate {
+    /// The token's text.
+    #[serde(default)]
+    pub(crate) token: String,
+    /// Its log probability.
+    #[serde(default)]
+    pub(crate) log_probability: f64,
 }
 
 /// `Candidate.finishReason`.

@@ -2,7 +2,8 @@
 //! `llm-gateway`: chat completions through the router's OpenAI-compatible endpoint.
 //!
 //! - [`HfClient`] implements [`gateway_core::TextModel`]: blocking and streamed (SSE) chat,
-//!   `json_object` and `json_schema` output, image parts for vision models.
+//!   `json_object` and `json_schema` output, image parts for vision models, tool calling,
+//!   several answers (`n`), log probabilities and `reasoning_effort`.
 //! - and [`gateway_core::EmbeddingModel`]: feature extraction on the `hf-inference` backend
 //!   (`/hf-inference/models/{model}/pipeline/feature-extraction`).
 //! - Model ids go to the router unchanged, so `meta-llama/Llama-3.1-8B-Instruct:cerebras` pins

@@ -15,14 +15,21 @@ impl TextModel for HfClient {
         PROVIDER
     }
 
-    /// Streaming, both JSON modes, and image parts (passed on for vision models). Whether the
-    /// backend provider honours `response_format` or images is up to it: an unsupported
-    /// combination comes back as a 4xx (`InvalidRequest`).
+    /// Streaming, both JSON modes, image parts (passed on for vision models), tools, up to 128
+    /// answers (`n`), log probabilities and `reasoning_effort`, all in OpenAI's shape, which the
+    /// router passes to the backend provider
+    /// (<https://huggingface.co/docs/inference-providers/tasks/chat-completion>). Whether the
+    /// backend honours them is up to it: an unsupported combination comes back as a 4xx
+    /// (`InvalidRequest`). A stream carries one answer, without log probabilities.
     fn capabilities(&self) -> TextCaps {
         let mut caps = TextCaps::default();
         caps.json_object = true;
         caps.json_schema = true;
         caps.image_input = true;
+        caps.tools = true;
+        caps.max_n = convert::MAX_N;
+        caps.logprobs = true;
+        caps.reasoning_effort = true;
         caps
     }
 

@@ -37,6 +37,31 @@ pub(crate) struct ChatCompletionRequest {
     pub(crate) frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) response_format: Option<ResponseFormat>,
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools>
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tools: Vec<ToolDefinition>,
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tool_choice>
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tool_choice: Option<ToolChoice>,
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-parallel_tool_calls>
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parallel_tool_calls: Option<bool>,
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-n>
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) n: Option<u32>,
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-logprobs>
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) logprobs: Option<bool>,
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-top_logprobs>
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) top_logprobs: Option<u32>,
+    /// `low`, `medium`, ... as OpenAI names them: the router passes it to the backend, as
+    /// Hugging Face's own Responses API does (`reasoning_effort: req.body.reasoning?.effort`,
+    /// <https://github.com/huggingface/responses.js/blob/main/src/routes/responses.ts>).
+    ///
+    /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-reasoning_effort>
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reasoning_effort: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) stream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,7 +74,82 @@ pub(crate) struct ChatCompletionRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct ChatMessage {
     pub(crate) role: Role,
-    pub(crate) content: MessageContent,
+    /// `null` for an assistant turn that only called tools: TGI reads a message with a
+    /// `content` string as a plain message and drops its `tool_calls` (`MessageBody` tries
+    /// `Content` first, `router/src/lib.rs` of
+    /// <https://github.com/huggingface/text-generation-inference>), and OpenAI documents
+    /// `content` as optional when `tool_calls` is given.
+    pub(crate) content: Option<MessageContent>,
+    /// An assistant turn's calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tool_calls: Vec<RequestToolCall>,
+    /// A `tool` message's call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tool_call_id: Option<String>,
+}
+
+/// One of an assistant message's `tool_calls`: `{"id","type":"function","function":{"name",
+/// "arguments"}}`, the arguments as JSON text.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct RequestToolCall {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) function: RequestFunctionCall,
+}
+
+/// `tool_calls[].function` of an assistant message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct RequestFunctionCall {
+    pub(crate) name: String,
+    pub(crate) arguments: String,
+}
+
+/// One of `tools`: `{"type":"function","function":{..}}`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools>,
+/// <https://huggingface.co/docs/inference-providers/tasks/chat-completion#api-specification>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ToolDefinition {
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) function: FunctionDefinition,
+}
+
+/// `tools[].function`. `parameters` is always sent: Hugging Face's reference marks it required
+/// (TGI's `FunctionDefinition` has no default for it), and OpenAI defines an omitted one as an
+/// empty parameter list, which is what an empty object schema says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct FunctionDefinition {
+    pub(crate) name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+    pub(crate) parameters: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) strict: Option<bool>,
+}
+
+/// `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type":"function","function":{"name"}}`.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tool_choice>,
+/// <https://huggingface.co/docs/inference-providers/tasks/chat-completion#api-specification>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum ToolChoice {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: NamedFunction,
+    },
+}
+
+/// The `function` of a named `tool_choice`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct NamedFunction {
+    pub(crate) name: String,
 }
 
 /// A message's `content`: a string when it is only text (what every backend takes), else
@@ -89,6 +189,7 @@ pub(crate) enum Role {
     System,
     User,
     Assistant,
+    Tool,
 }
 
 /// `response_format`: `{"type":"json_object"}` or `{"type":"json_schema","json_schema":{..}}`.
@@ -141,10 +242,46 @@ pub(crate) struct ChatCompletion {
 /// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Choice {
+    /// Which answer of `n` this is; missing on some backends, which then list them in order.
+    #[serde(default)]
+    pub(crate) index: Option<u32>,
     #[serde(default)]
     pub(crate) message: Option<ResponseMessage>,
     #[serde(default)]
     pub(crate) finish_reason: Option<FinishReason>,
+    #[serde(default)]
+    pub(crate) logprobs: Option<Logprobs>,
+}
+
+/// `choices[].logprobs`: one entry per output token.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>,
+/// <https://huggingface.co/docs/inference-providers/tasks/chat-completion#api-specification>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Logprobs {
+    #[serde(default)]
+    pub(crate) content: Option<Vec<TokenLogprob>>,
+}
+
+/// `logprobs.content[]`. `logprob` is `null` on backends that cannot write minus infinity in
+/// JSON.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct TokenLogprob {
+    #[serde(default)]
+    pub(crate) token: String,
+    #[serde(default)]
+    pub(crate) logprob: Option<f64>,
+    #[serde(default)]
+    pub(crate) top_logprobs: Option<Vec<TopLogprob>>,
+}
+
+/// `logprobs.content[].top_logprobs[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct TopLogprob {
+    #[serde(default)]
+    pub(crate) token: String,
+    #[serde(default)]
+    pub(crate) logprob: Option<f64>,
 }
 
 /// `choices[].message` of a blocking answer; `content` is `null` e.g. when the model only called
@@ -155,9 +292,60 @@ pub(crate) struct Choice {
 pub(crate) struct ResponseMessage {
     #[serde(default)]
     pub(crate) content: Option<String>,
+    #[serde(default)]
+    pub(crate) tool_calls: Option<OneOrMany<ToolCall>>,
 }
 
-/// `finish_reason`. `function_call` is the deprecated name of `tool_calls`.
+/// A list, or one bare element where a backend sends one: TGI before 3.2 sent a stream's
+/// `delta.tool_calls` as an object ("Making `tool_calls` a vector", text-generation-inference
+/// PR #3075, <https://github.com/huggingface/text-generation-inference/pull/3075>).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::Many(all) => all,
+            Self::One(one) => vec![one],
+        }
+    }
+}
+
+/// A tool call of an answer (`message.tool_calls[]`) or a piece of one (`delta.tool_calls[]`).
+/// Every field is optional: a stream's later pieces carry only `index` and more `arguments`,
+/// and some backends leave out `id` or `index` altogether.
+///
+/// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>,
+/// <https://platform.openai.com/docs/api-reference/chat-streaming/streaming#chat-streaming/streaming-choices>
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ToolCall {
+    #[serde(default)]
+    pub(crate) index: Option<u32>,
+    #[serde(default)]
+    pub(crate) id: Option<String>,
+    #[serde(default)]
+    pub(crate) function: Option<FunctionCall>,
+}
+
+/// `tool_calls[].function`. `arguments` is JSON text in OpenAI's format, but a JSON object on
+/// TGI before 3.2 (text-generation-inference issue #2461,
+/// <https://github.com/huggingface/text-generation-inference/issues/2461>, fixed by PR #3076),
+/// so it is read as any JSON value.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct FunctionCall {
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) arguments: Option<Value>,
+}
+
+/// `finish_reason`. `function_call` is the deprecated name of `tool_calls`; `eos_token` and
+/// `stop_sequence` are TGI's names for a natural stop (its `FinishReason`, `router/src/lib.rs`
+/// of <https://github.com/huggingface/text-generation-inference>), which ends its tool calls too.
 ///
 /// <https://platform.openai.com/docs/api-reference/chat/object#chat/object-choices>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -168,6 +356,8 @@ pub(crate) enum FinishReason {
     ContentFilter,
     ToolCalls,
     FunctionCall,
+    EosToken,
+    StopSequence,
     #[serde(other)]
     Other,
 }
@@ -226,6 +416,9 @@ pub(crate) struct ChatCompletionChunk {
 /// <https://platform.openai.com/docs/api-reference/chat-streaming/streaming#chat-streaming/streaming-choices>
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct ChunkChoice {
+    /// Which answer of `n` the piece belongs to.
+    #[serde(default)]
+    pub(crate) index: Option<u32>,
     #[serde(default)]
     pub(crate) delta: Option<Delta>,
     #[serde(default)]
@@ -239,6 +432,8 @@ pub(crate) struct ChunkChoice {
 pub(crate) struct Delta {
     #[serde(default)]
     pub(crate) content: Option<String>,
+    #[serde(default)]
+    pub(crate) tool_calls: Option<OneOrMany<ToolCall>>,
 }
 
 /// An error body. The router's and the backend providers' shapes differ; these are the ones the

@@ -13,6 +13,13 @@
 //!
 //! The answer echoes the last user message, so a round trip is easy to see; an embedding is
 //! eight numbers computed from the text, so the same text always gets the same vector.
+//!
+//! Tools: a chat request that offers tools (and does not forbid calling them) is answered with a
+//! call of the first tool, its required string arguments filled with the last word of the
+//! prompt; Gemini's call carries a thought signature, as its thinking models' calls do, and, as
+//! Gemini 3 does, a request whose model turn has a function call without its signature is
+//! refused with Gemini's 400. Once the conversation ends with the tool's result, the answer says
+//! what the tool returned.
 
 use std::net::SocketAddr;
 
@@ -204,23 +211,135 @@ fn reply_to(prompt: &str) -> String {
     format!("Mock answer to: {prompt}")
 }
 
+/// The thought signature the canned Gemini puts on its function calls (base64, as Gemini's are).
+pub const THOUGHT_SIGNATURE: &str = "Q2FubmVkIHRob3VnaHQgc2lnbmF0dXJl";
+
+/// The arguments of a canned call of a tool whose JSON Schema is `schema`: each required string
+/// property gets the last word of `prompt`.
+fn canned_arguments(schema: Option<&Value>, prompt: &str) -> Value {
+    let word = prompt
+        .split_whitespace()
+        .last()
+        .unwrap_or("mock")
+        .trim_matches(|c: char| !c.is_alphanumeric());
+    let mut args = serde_json::Map::new();
+    let required = schema
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    for name in required {
+        let ty = schema
+            .and_then(|s| s.pointer(&format!("/properties/{name}/type")))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        if ty.as_deref().is_none_or(|t| t == "string") {
+            args.insert(name.to_owned(), json!(word));
+        }
+    }
+    Value::Object(args)
+}
+
+/// What the tool returned, as the canned answer reports it.
+fn reply_to_tool(name: &str, result: &str) -> String {
+    format!("Mock answer using {name}: {result}")
+}
+
+/// The first function Gemini's request declares, unless `toolConfig` forbids calls.
+fn gemini_tool(body: &Value) -> Option<(String, Option<Value>)> {
+    let mode = body.pointer("/toolConfig/functionCallingConfig/mode");
+    if mode.and_then(Value::as_str) == Some("NONE") {
+        return None;
+    }
+    let declaration = body
+        .get("tools")?
+        .as_array()?
+        .iter()
+        .find_map(|t| t.get("functionDeclarations")?.as_array()?.first())?;
+    let schema = declaration
+        .get("parametersJsonSchema")
+        .or_else(|| declaration.get("parameters"))
+        .cloned();
+    Some((declaration.get("name")?.as_str()?.to_owned(), schema))
+}
+
+/// Gemini 3's refusal of a model turn whose first function call lost its thought signature
+/// (the message as reported in https://github.com/manthanabc/paws/issues/103).
+fn unsigned_call(body: &Value) -> Option<Response> {
+    let contents = body.get("contents")?.as_array()?;
+    let (position, name) = contents.iter().enumerate().find_map(|(i, c)| {
+        let first = c
+            .get("parts")?
+            .as_array()?
+            .iter()
+            .find(|p| p.get("functionCall").is_some())?;
+        let signed = first
+            .get("thoughtSignature")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        let name = first.pointer("/functionCall/name").and_then(Value::as_str);
+        (!signed).then(|| (i, name.map(str::to_owned)))
+    })?;
+    let message = format!(
+        "Function call is missing a thought_signature in functionCall parts. This is required for \
+         tools to work correctly, and missing thought_signature may lead to degraded model \
+         performance. Additional data, function call `default_api:{}` , position {}. Please refer \
+         to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+        name.unwrap_or_default(),
+        position + 1
+    );
+    let error = json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}});
+    Some((StatusCode::BAD_REQUEST, axum::Json(error)).into_response())
+}
+
 async fn gemini(Path(model_action): Path<String>, body: axum::Json<Value>) -> Response {
     let Some((model, action)) = model_action.split_once(':') else {
         return (StatusCode::NOT_FOUND, "expected models/{model}:{action}").into_response();
     };
-    let prompt = body
+    if let Some(refusal) = unsigned_call(&body) {
+        return refusal;
+    }
+    let last = body
         .pointer("/contents")
         .and_then(Value::as_array)
-        .and_then(|c| c.last())
+        .and_then(|c| c.last());
+    let prompt = last
         .and_then(|c| c.pointer("/parts/0/text"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let words: Vec<String> = reply_to(&prompt)
+    let tool_result = last
+        .and_then(|c| c.pointer("/parts/0/functionResponse"))
+        .map(|r| {
+            let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+            reply_to_tool(name, &r.get("response").unwrap_or(&Value::Null).to_string())
+        });
+    let usage = |out: usize| json!({"promptTokenCount": 8, "candidatesTokenCount": out, "totalTokenCount": 8 + out});
+    let call =
+        gemini_tool(&body).filter(|_| tool_result.is_none() && action != "batchEmbedContents");
+    if let Some((name, schema)) = call {
+        let part = json!({
+            "functionCall": {"name": name, "args": canned_arguments(schema.as_ref(), &prompt)},
+            "thoughtSignature": THOUGHT_SIGNATURE,
+        });
+        let answer = json!({
+            "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage(12),
+            "modelVersion": model,
+            "responseId": "mock-response",
+        });
+        return match action {
+            "generateContent" => axum::Json(answer).into_response(),
+            "streamGenerateContent" => sse(vec![answer.to_string()]),
+            _ => (StatusCode::NOT_FOUND, "unknown action").into_response(),
+        };
+    }
+    let words: Vec<String> = tool_result
+        .unwrap_or_else(|| reply_to(&prompt))
         .split_inclusive(' ')
         .map(str::to_owned)
         .collect();
-    let usage = |out: usize| json!({"promptTokenCount": 8, "candidatesTokenCount": out, "totalTokenCount": 8 + out});
     match action {
         "generateContent" => axum::Json(json!({
             "candidates": [{"content": {"role": "model", "parts": [{"text": words.concat()}]},
@@ -252,20 +371,45 @@ async fn openai_chat(body: axum::Json<Value>) -> Response {
         .and_then(Value::as_str)
         .unwrap_or("mock")
         .to_owned();
-    let prompt = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .and_then(|m| m.last())
+    let messages = body.get("messages").and_then(Value::as_array);
+    let last = messages.and_then(|m| m.last());
+    let prompt = last
         .and_then(|m| m.get("content"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let words: Vec<String> = reply_to(&prompt)
+    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let tool_result = last
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+        .map(|m| {
+            // The function's name is on the assistant turn whose call this answers.
+            let id = m.get("tool_call_id").and_then(Value::as_str);
+            let name = messages
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.get("tool_calls")?.as_array())
+                .flatten()
+                .find(|c| c.get("id").and_then(Value::as_str) == id)
+                .and_then(|c| c.pointer("/function/name")?.as_str())
+                .unwrap_or_default();
+            reply_to_tool(name, &prompt)
+        });
+    let tool = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first())
+        .and_then(|t| t.get("function"))
+        .filter(|_| body.get("tool_choice").and_then(Value::as_str) != Some("none"));
+    if let Some(function) = tool.filter(|_| tool_result.is_none()) {
+        return openai_tool_call(&model, function, &prompt, stream);
+    }
+    let words: Vec<String> = tool_result
+        .unwrap_or_else(|| reply_to(&prompt))
         .split_inclusive(' ')
         .map(str::to_owned)
         .collect();
     let usage = json!({"prompt_tokens": 8, "completion_tokens": words.len(), "total_tokens": 8 + words.len()});
-    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+    if !stream {
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_760_000_000u64, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}],
@@ -295,6 +439,50 @@ async fn openai_chat(body: axum::Json<Value>) -> Response {
     );
     events.push("[DONE]".into());
     sse(events)
+}
+
+/// A call of `function` (an OpenAI `tools[].function`), whole or streamed as OpenAI streams one:
+/// the id and name first, then the arguments in two fragments.
+fn openai_tool_call(model: &str, function: &Value, prompt: &str, stream: bool) -> Response {
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let arguments = canned_arguments(function.get("parameters"), prompt).to_string();
+    let usage = json!({"prompt_tokens": 8, "completion_tokens": 12, "total_tokens": 20});
+    let id = "call_mock_1";
+    if !stream {
+        return axum::Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_760_000_000u64, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            ]}, "finish_reason": "tool_calls"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
+               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let middle = arguments
+        .char_indices()
+        .nth(arguments.chars().count() / 2)
+        .map_or(0, |(i, _)| i);
+    let (head, tail) = arguments.split_at(middle);
+    sse(vec![
+        chunk(json!({"role": "assistant", "content": null, "tool_calls": [
+            {"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}
+        ]}), Value::Null),
+        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": head}}]}), Value::Null),
+        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": tail}}]}), Value::Null),
+        chunk(json!({}), json!("tool_calls")),
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
+               "model": model, "choices": [], "usage": usage})
+        .to_string(),
+        "[DONE]".into(),
+    ])
 }
 
 fn sse(events: Vec<String>) -> Response {

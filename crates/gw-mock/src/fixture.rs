@@ -97,6 +97,14 @@ pub struct ClientExpect {
     /// The stream must carry an error event whose `error` matches this.
     #[serde(default)]
     pub sse_error: Option<Value>,
+    /// The tool calls assembled from a stream's `choices[0].delta.tool_calls` (by `index`: `id`,
+    /// `type` and `function.name` from the first delta that has them, `function.arguments`
+    /// concatenated) must subset-match this list.
+    #[serde(default)]
+    pub sse_tool_calls: Option<Value>,
+    /// The last non-null `choices[0].finish_reason` of a stream must equal this.
+    #[serde(default)]
+    pub sse_finish_reason: Option<String>,
     /// The exact bytes of a binary body.
     #[serde(default)]
     pub body_base64: Option<String>,

@@ -36,17 +36,14 @@ impl TextModel for Fake {
     }
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
-        Ok(TextResponse {
-            id: Some("fake-1".into()),
-            model: req.model,
-            content: words().concat(),
-            finish_reason: FinishReason::Stop,
-            usage: TokenUsage {
-                input_tokens: 12,
-                output_tokens: CHUNKS as u64,
-                ..TokenUsage::default()
-            },
-        })
+        let usage = TokenUsage {
+            input_tokens: 12,
+            output_tokens: CHUNKS as u64,
+            ..TokenUsage::default()
+        };
+        let mut answer = TextResponse::new(req.model, words().concat(), FinishReason::Stop, usage);
+        answer.id = Some("fake-1".into());
+        Ok(answer)
     }
 
     async fn stream(&self, _req: TextRequest) -> Result<TextStream> {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use llm_gateway::{Error, ErrorKind};
@@ -59,6 +60,16 @@ impl ApiError {
                 message,
             )
         }
+    }
+
+    /// 400 for a body that is not the JSON expected, naming the field at fault where the
+    /// deserializer says which: axum puts the path before the message
+    /// (`messages[0].content: invalid type ...`), and an unknown or missing field is named in
+    /// the message (``unknown field `x` ``).
+    pub fn from_json(rejection: JsonRejection) -> Self {
+        let text = rejection.body_text();
+        let param = json_error_field(&text);
+        Self::invalid(param, text)
     }
 
     /// 401 `authentication_error`.
@@ -125,6 +136,28 @@ impl ApiError {
             "param": self.param,
             "code": self.code,
         })
+    }
+}
+
+/// The field a JSON body error of axum's names, e.g. `messages[0].rol` for
+/// "Failed to deserialize ...: messages[0].rol: unknown field `rol`, expected one of ...".
+fn json_error_field(text: &str) -> Option<String> {
+    let detail = text.split_once("target type: ").map_or(text, |(_, d)| d);
+    let (path, message) = match detail.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (Some(path), rest),
+        _ => (None, detail),
+    };
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|lead| message.strip_prefix(lead))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field);
+    // An unknown field is already the last step of the path; a missing one is not.
+    match (path.filter(|p| *p != "."), named) {
+        (Some(path), Some(field)) if !path.ends_with(field) => Some(format!("{path}.{field}")),
+        (Some(path), _) => Some(path.to_owned()),
+        (None, Some(field)) => Some(field.to_owned()),
+        (None, None) => None,
     }
 }
 
@@ -276,6 +309,41 @@ mod tests {
         let e = Error::unsupported("no audio here").with_param("messages[1].content[0]");
         let body = ApiError::from(e).body();
         assert_eq!(body["param"], "messages[1].content[0]");
+    }
+
+    #[test]
+    fn json_body_errors_name_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            model: String,
+            messages: Vec<Message>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Message {
+            role: String,
+        }
+        for (body, param) in [
+            (
+                r#"{"model": "m", "messages": [], "top_k": 3}"#,
+                Some("top_k"),
+            ),
+            (r#"{"messages": []}"#, Some("model")),
+            (
+                r#"{"model": "m", "messages": [{"role": "user"}, {"rol": "x"}]}"#,
+                Some("messages[1].rol"),
+            ),
+            (r#"{"model": 7, "messages": []}"#, Some("model")),
+            (r#"{"model": "m", "#, None),
+        ] {
+            let rejection = axum::Json::<Body>::from_bytes(body.as_bytes()).unwrap_err();
+            let e = ApiError::from_json(rejection);
+            assert_eq!(e.param.as_deref(), param, "{body}: {}", e.message);
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use futures_util::future::join_all;
 use gateway_core::{
-    Accounting, Admission, Amount, Modality, Outcome, RouteId, TokenUsage, UsageRecord,
+    Accounting, Admission, Amount, Modality, Outcome, RequestTags, RouteId, TokenUsage, UsageRecord,
 };
 use gw_store::{Plans, Store};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -53,6 +53,7 @@ fn record(user_id: &str, request_id: &str) -> UsageRecord {
         retries: 0,
         cached: false,
         attempts: Vec::new(),
+        tags: RequestTags::default(),
     }
 }
 

@@ -45,8 +45,9 @@ fn full_estimate(plan: &Plan, admission: &Admission) -> Amount {
     let mut estimate = admission.estimate;
     if let Some(open) = admission.open_output
         && counts_tokens(admission.modality)
-        && let Some(extra) = plan.default_max_tokens
+        && let Some(per_answer) = plan.default_max_tokens
     {
+        let extra = open.reserve(per_answer);
         estimate.tokens = estimate.tokens.saturating_add(extra);
         if let Some(price) = open.price_per_million {
             let output = Cost::per_million(price, extra);

@@ -243,10 +243,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 4,
+        name: "request_tags",
+        common: include_str!("../migrations/0004_request_tags.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
 /// replicas starting at once.

@@ -17,8 +17,8 @@
 //!
 //! For an open-ended text request (no `max_tokens`:
 //! [`Admission::open_output`](gateway_core::Admission::open_output) is set),
-//! admission adds the plan's `default_max_tokens` to the estimate (priced at the admission's
-//! output price).
+//! admission adds the plan's `default_max_tokens` to the estimate, once per answer (`n`),
+//! priced at the admission's output price.
 //!
 //! - **Backends**: `sqlite://PATH` (created on first start, WAL), `sqlite::memory:`,
 //!   `postgres://...`; one SQL text per query through sqlx's `Any` driver, migrations applied
@@ -33,7 +33,8 @@
 //! # Example
 //! ```
 //! use gateway_core::{
-//!     Accounting, Admission, Amount, Modality, Outcome, RouteId, TokenUsage, UsageRecord,
+//!     Accounting, Admission, Amount, Modality, Outcome, RequestTags, RouteId, TokenUsage,
+//!     UsageRecord,
 //! };
 //! use gw_store::{Counter, Store};
 //! use std::time::Duration;
@@ -80,6 +81,7 @@
 //!             retries: 0,
 //!             cached: false,
 //!             attempts: Vec::new(),
+//!             tags: RequestTags::default(),
 //!         },
 //!     )
 //!     .await?;
@@ -119,7 +121,9 @@ use tokio::sync::{OwnedMutexGuard, mpsc};
 pub use counters::{Counter, Counters};
 pub use db::SCHEMA_VERSION;
 pub use plans::{BUILTIN_PLANS, Limits, Period, Plan, Plans};
-pub use reads::{Allowance, LoggedAttempt, Remaining, SummaryRow, UsageLogRow};
+pub use reads::{
+    Allowance, LogFilter, LogTotals, LoggedAttempt, Remaining, SummaryRow, UsageLogRow,
+};
 pub use recovery::{Maintenance, RECOVERED};
 pub use time::format_utc;
 pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key};

@@ -1,14 +1,16 @@
 //! What the store reads back: counters, summaries, the usage log, remaining allowance.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use gateway_core::{Cost, Error, ErrorKind, Modality, Result, TokenUsage};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::Store;
 use crate::counters::{COUNTERS, Counter, Counters};
 use crate::db::{corrupt, db_error, from_db, to_db};
+use crate::recovery::RECOVERED;
 use crate::tally::{SELECT_COUNTERS, Tally};
 use crate::time::{from_unix_ms, is_month_key, now_ms};
 
@@ -96,6 +98,94 @@ pub struct UsageLogRow {
     pub created_at: SystemTime,
     /// Every upstream attempt, in order (empty for a recovered row).
     pub attempts: Vec<LoggedAttempt>,
+    /// The caller's end user (OpenAI's `user`), if it named one.
+    pub end_user: Option<String>,
+    /// The caller's tags (OpenAI's `metadata`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Which usage-log rows a read covers: every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Rows of this user only.
+    pub user_id: Option<String>,
+    /// Rows of this billing period (`2026-11`) only.
+    pub period: Option<String>,
+    /// Rows of this end user only.
+    pub end_user: Option<String>,
+    /// Rows carrying every one of these tags.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl LogFilter {
+    /// The most tags one filter may name.
+    pub const MAX_TAGS: usize = 16;
+
+    /// The rows of the user `user_id`.
+    pub fn user(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: Some(user_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The `WHERE` clause and its values, numbered from `$1`.
+    fn clause(&self) -> Result<(String, Vec<String>)> {
+        if self.metadata.len() > Self::MAX_TAGS {
+            return Err(Error::invalid_request(format!(
+                "a usage read filters by at most {} tags",
+                Self::MAX_TAGS
+            )));
+        }
+        if let Some(period) = &self.period {
+            check_period(period)?;
+        }
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut column = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                values.push(v.clone());
+                conditions.push(format!("{name} = ${}", values.len()));
+            }
+        };
+        column("user_id", &self.user_id);
+        column("period", &self.period);
+        column("end_user", &self.end_user);
+        for (key, value) in &self.metadata {
+            values.push(key.clone());
+            values.push(value.clone());
+            let (k, v) = (values.len() - 1, values.len());
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM usage_log_tags t WHERE t.request_id = usage_log.request_id
+                   AND t.user_id = usage_log.user_id AND t.tag_key = ${k} AND t.tag_value = ${v})"
+            ));
+        }
+        let clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        Ok((clause, values))
+    }
+}
+
+/// Totals of the usage-log rows a [`LogFilter`] selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogTotals {
+    /// Rows.
+    pub requests: u64,
+    /// Rows whose status is an error kind.
+    pub errors: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub output_tokens: u64,
+    /// Media units.
+    pub units: u64,
+    /// The known cost; rows of unknown cost add nothing (see `unpriced`).
+    pub cost: Cost,
+    /// Rows whose cost is unknown.
+    pub unpriced: u64,
 }
 
 /// One upstream attempt as the usage log recorded it.
@@ -145,7 +235,7 @@ const SUMMARY_COLUMNS: &str = "user_id, period, provider, model, modality, reque
 const LOG_COLUMNS: &str = "id, request_id, reservation_id, user_id, period, provider, model,
     modality, operation, status, error_message, input_tokens, output_tokens,
     cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version, estimated,
-    billable, latency_ms, ttft_ms, retries, cached, created_at, attempts";
+    billable, latency_ms, ttft_ms, retries, cached, created_at, attempts, end_user, metadata";
 
 fn modality_of(row: &AnyRow) -> Result<Modality> {
     let name: String = row.try_get("modality").map_err(db_error)?;
@@ -211,6 +301,11 @@ fn log_from_row(row: &AnyRow) -> Result<UsageLogRow> {
         attempts: match os("attempts")? {
             Some(text) => crate::settlement::attempts_from_json(&text)?,
             None => Vec::new(),
+        },
+        end_user: os("end_user")?,
+        metadata: match os("metadata")? {
+            Some(text) => crate::settlement::metadata_from_json(&text)?,
+            None => BTreeMap::new(),
         },
     })
 }
@@ -348,34 +443,65 @@ impl Store {
     /// The most recent `limit` usage-log rows, newest first: of the user `user_id`, or of
     /// everyone when `None`.
     pub async fn usage_log(&self, user_id: Option<&str>, limit: u32) -> Result<Vec<UsageLogRow>> {
-        let rows = match user_id {
-            Some(user) => {
-                let sql = sql!(
-                    "SELECT ",
-                    LOG_COLUMNS,
-                    " FROM usage_log WHERE user_id = $1 ORDER BY created_at DESC, id DESC
-                      LIMIT $2"
-                );
-                sqlx::query(sql)
-                    .bind(user)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                let sql = sql!(
-                    "SELECT ",
-                    LOG_COLUMNS,
-                    " FROM usage_log ORDER BY created_at DESC, id DESC LIMIT $1"
-                );
-                sqlx::query(sql)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-            }
+        let filter = LogFilter {
+            user_id: user_id.map(str::to_owned),
+            ..LogFilter::default()
+        };
+        self.usage_log_where(&filter, limit).await
+    }
+
+    /// The most recent `limit` usage-log rows that `filter` selects, newest first.
+    pub async fn usage_log_where(
+        &self,
+        filter: &LogFilter,
+        limit: u32,
+    ) -> Result<Vec<UsageLogRow>> {
+        let (clause, values) = filter.clause()?;
+        let sql = format!(
+            "SELECT {LOG_COLUMNS} FROM usage_log{clause} ORDER BY created_at DESC, id DESC LIMIT ${}",
+            values.len() + 1
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
         }
-        .map_err(db_error)?;
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
         rows.iter().map(log_from_row).collect()
+    }
+
+    /// The totals of every usage-log row `filter` selects (e.g. the cost of one tag this month).
+    /// Sums are cast back to `BIGINT`: PostgreSQL sums `BIGINT` as `NUMERIC`.
+    pub async fn usage_totals(&self, filter: &LogFilter) -> Result<LogTotals> {
+        let (clause, values) = filter.clause()?;
+        let sql = format!(
+            "SELECT COUNT(*) AS requests,
+                CAST(COALESCE(SUM(CASE WHEN status <> 'ok' AND status <> '{RECOVERED}' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors,
+                CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
+                CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
+                CAST(COALESCE(SUM(units), 0) AS BIGINT) AS units,
+                CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos,
+                CAST(COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unpriced
+             FROM usage_log{clause}"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        let row = query.fetch_one(&self.pool).await.map_err(db_error)?;
+        let n = |col: &str| row.try_get::<i64, _>(col).map(from_db).map_err(db_error);
+        Ok(LogTotals {
+            requests: n("requests")?,
+            errors: n("errors")?,
+            input_tokens: n("input_tokens")?,
+            output_tokens: n("output_tokens")?,
+            units: n("units")?,
+            cost: Cost::from_nanos(n("cost_nanos")?),
+            unpriced: n("unpriced")?,
+        })
     }
 
     /// How many reservations are open (admitted, not settled yet), across all instances.

@@ -164,6 +164,7 @@ impl Store {
                 retries: 0,
                 cached: false,
                 attempts: None,
+                tags: None,
             }
             .write(&mut tx, now_ms())
             .await?;

@@ -2,10 +2,12 @@
 //! row and summary are written. A background task commits queued settlements in batches, so no
 //! response waits for its usage row.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use gateway_core::{Amount, Attempt, Cost, Modality, Outcome, Reservation, Result, UsageRecord};
+use gateway_core::{
+    Amount, Attempt, Cost, Modality, Outcome, RequestTags, Reservation, Result, UsageRecord,
+};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::Store;
@@ -20,9 +22,13 @@ const INSERT_LOG: &str = "INSERT INTO usage_log (request_id, reservation_id, use
         provider, model, modality, operation, status, error_message, input_tokens,
         output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
         pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at,
-        attempts)
+        attempts, end_user, metadata)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23, $24, $25)";
+        $19, $20, $21, $22, $23, $24, $25, $26, $27)";
+
+const INSERT_TAG: &str = "INSERT INTO usage_log_tags (request_id, user_id, tag_key, tag_value,
+        created_at)
+    VALUES ($1, $2, $3, $4, $5)";
 
 const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provider, model,
         modality, requests, errors, input_tokens, output_tokens, cached_input_tokens,
@@ -68,6 +74,8 @@ pub(crate) struct LogEntry<'a> {
     pub(crate) cached: bool,
     /// The attempts as a JSON array (see [`attempts_json`]).
     pub(crate) attempts: Option<String>,
+    /// The caller's end user and tags.
+    pub(crate) tags: Option<&'a RequestTags>,
 }
 
 /// `d` in whole milliseconds, for the database.
@@ -104,9 +112,22 @@ impl LogEntry<'_> {
             .bind(i64::from(self.cached))
             .bind(now)
             .bind(self.attempts.as_deref())
+            .bind(self.tags.and_then(|t| t.end_user.as_deref()))
+            .bind(self.tags.and_then(metadata_json))
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
+        for (key, value) in self.tags.iter().flat_map(|t| &t.metadata) {
+            sqlx::query(INSERT_TAG)
+                .bind(self.request_id)
+                .bind(self.user_id)
+                .bind(key)
+                .bind(value)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
         let is_error = self.status != "ok" && self.status != RECOVERED;
         sqlx::query(UPSERT_SUMMARY)
             .bind(self.user_id)
@@ -299,6 +320,7 @@ fn log_entry<'a>(
         retries: record.retries,
         cached: record.cached,
         attempts: Some(attempts_json(&record.attempts)),
+        tags: Some(&record.tags),
     }
 }
 
@@ -360,6 +382,23 @@ pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
         })
         .collect();
     serde_json::Value::Array(list).to_string()
+}
+
+/// The tags of a usage-log row as a JSON object, or `None` when there are none.
+fn metadata_json(tags: &RequestTags) -> Option<String> {
+    (!tags.metadata.is_empty()).then(|| {
+        let object: serde_json::Map<String, serde_json::Value> = tags
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    })
+}
+
+/// The tags of a usage-log row, from [`metadata_json`]'s form.
+pub(crate) fn metadata_from_json(text: &str) -> Result<BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|_| corrupt("the metadata of a usage-log row"))
 }
 
 /// The attempts of a usage-log row, from [`attempts_json`]'s form.

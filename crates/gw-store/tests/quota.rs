@@ -20,6 +20,7 @@ async fn open_ended_text_reserves_the_plan_default() {
         let mut a = text(&u, "gemini", "gemini-2.5-flash", 20, Some("0.00002"));
         a.open_output = Some(OpenOutput {
             price_per_million: Some(cost("2")), // $2 per million output tokens
+            answers: 1,
         });
         let r = store.admit(a.clone()).await.unwrap();
         assert_eq!(r.estimate.tokens, 520);
@@ -36,6 +37,16 @@ async fn open_ended_text_reserves_the_plan_default() {
         let c = store.counters(&u, &r.period).await.unwrap();
         assert_eq!(c.get(Counter::TextTokens), 50);
         assert_eq!(c.cost(), cost("0.00008"));
+
+        // Three answers (`n` = 3) may each write the default.
+        a.request_id = "open-n3".into();
+        a.open_output = Some(OpenOutput {
+            price_per_million: Some(cost("2")),
+            answers: 3,
+        });
+        let r = store.admit(a).await.unwrap();
+        assert_eq!(r.estimate.tokens, 1_520);
+        assert_eq!(r.estimate.cost, Some(cost("0.00302")));
     })
     .await;
 }

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use gateway_core::{Accounting, Amount, ErrorKind, Modality, Outcome, Reservation};
+use gateway_core::{Accounting, Amount, ErrorKind, Modality, Outcome, RequestTags, Reservation};
 use gw_store::{
-    Backend, Counter, Maintenance, Plans, RECOVERED, SCHEMA_VERSION, Store, StoreOptions,
-    is_well_formed_key,
+    Backend, Counter, LogFilter, LogTotals, Maintenance, Plans, RECOVERED, SCHEMA_VERSION, Store,
+    StoreOptions, is_well_formed_key,
 };
 use sqlx::Row;
 
@@ -731,6 +731,115 @@ async fn summary_matches_the_log() {
             log.windows(2)
                 .all(|w| (w[0].created_at, w[0].id) >= (w[1].created_at, w[1].id))
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn end_users_and_tags_are_kept_and_filter_reads() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "enterprise").await;
+        let other = user(&store, "enterprise").await;
+        let tagged = |pairs: &[(&str, &str)], end_user: Option<&str>| RequestTags {
+            end_user: end_user.map(str::to_owned),
+            metadata: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let calls = [
+            (
+                &u,
+                tagged(&[("team", "search"), ("env", "prod")], Some("end-1")),
+                "0.000100",
+            ),
+            (
+                &u,
+                tagged(&[("team", "search"), ("env", "dev")], Some("end-2")),
+                "0.000020",
+            ),
+            (&u, tagged(&[("team", "ads")], None), "0.000003"),
+            (&u, RequestTags::default(), "0.000004"),
+            // Another user's row with the same tag stays out of `u`'s reads.
+            (&other, tagged(&[("team", "search")], Some("end-1")), "0.5"),
+        ];
+        for (who, tags, price) in calls {
+            let a = text(who, "gemini", "gemini-2.5-flash", 10, Some(price));
+            let r = store.admit(a.clone()).await.unwrap();
+            let mut rec = record(&a, 6, 4, Some(price));
+            rec.tags = tags;
+            store.settle(r, rec).await.unwrap();
+        }
+        store.flush().await;
+
+        let search = LogFilter {
+            metadata: vec![("team".into(), "search".into())],
+            ..LogFilter::user(u.clone())
+        };
+        let rows = store.usage_log_where(&search, 10).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].end_user.as_deref(), Some("end-2"));
+        assert_eq!(
+            rows[1].metadata,
+            BTreeMap::from([
+                ("env".into(), "prod".into()),
+                ("team".into(), "search".into())
+            ])
+        );
+        let totals = store.usage_totals(&search).await.unwrap();
+        assert_eq!(
+            (totals.requests, totals.input_tokens, totals.output_tokens),
+            (2, 12, 8)
+        );
+        assert_eq!(totals.cost, cost("0.000120"));
+
+        // Every tag must match.
+        let prod = LogFilter {
+            metadata: vec![
+                ("team".into(), "search".into()),
+                ("env".into(), "prod".into()),
+            ],
+            ..LogFilter::user(u.clone())
+        };
+        assert_eq!(
+            store.usage_totals(&prod).await.unwrap().cost,
+            cost("0.000100")
+        );
+        let end_user = LogFilter {
+            end_user: Some("end-1".into()),
+            ..LogFilter::user(u.clone())
+        };
+        assert_eq!(store.usage_log_where(&end_user, 10).await.unwrap().len(), 1);
+        // Across users (an operator's read), the other user's row counts too.
+        let everyone = LogFilter {
+            metadata: vec![("team".into(), "search".into())],
+            ..LogFilter::default()
+        };
+        assert_eq!(store.usage_totals(&everyone).await.unwrap().requests, 3);
+        // The untagged rows read back with no tags; all four are in the user's totals.
+        let all = store
+            .usage_totals(&LogFilter::user(u.clone()))
+            .await
+            .unwrap();
+        assert_eq!((all.requests, all.cost), (4, cost("0.000127")));
+        let untagged = &store.usage_log(Some(&u), 1).await.unwrap()[0];
+        assert!(untagged.metadata.is_empty() && untagged.end_user.is_none());
+
+        let nothing = LogFilter {
+            metadata: vec![("team".into(), "nobody".into())],
+            ..LogFilter::user(u.clone())
+        };
+        assert_eq!(
+            store.usage_totals(&nothing).await.unwrap(),
+            LogTotals::default()
+        );
+        let bad = LogFilter {
+            period: Some("November".into()),
+            ..LogFilter::user(u)
+        };
+        let err = store.usage_totals(&bad).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
     })
     .await;
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
+use serde::Deserialize;
 
 use super::{BodyError, MAX_RESPONSE_BYTES, check_ip, content_type, kind_for_status, read_bounded};
 use crate::{Error, ErrorKind, Result};
@@ -43,6 +44,35 @@ impl Default for DownloadPolicy {
             max_redirects: 5,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The limits on URLs a provider downloads for a caller (an image in a chat message), read from
+/// the provider's `downloads` table, e.g. `[providers.gemini.downloads]`. Unset fields keep the
+/// provider's default [`DownloadPolicy`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadSettings {
+    /// The largest file accepted, in bytes.
+    pub max_bytes: Option<usize>,
+    /// Allows private, loopback and link-local addresses (see
+    /// [`DownloadPolicy::allow_private`]).
+    pub allow_private: Option<bool>,
+    /// How long one download may take, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+impl DownloadSettings {
+    /// `default` with these settings applied.
+    pub fn apply(&self, default: DownloadPolicy) -> DownloadPolicy {
+        DownloadPolicy {
+            max_bytes: self.max_bytes.unwrap_or(default.max_bytes),
+            allow_private: self.allow_private.unwrap_or(default.allow_private),
+            timeout: self
+                .timeout_ms
+                .map_or(default.timeout, Duration::from_millis),
+            ..default
         }
     }
 }
@@ -347,6 +377,19 @@ mod tests {
 
     use super::super::test_server::{self, chunked, response};
     use super::*;
+
+    #[test]
+    fn settings_override_only_what_they_set() {
+        let default = DownloadPolicy::default();
+        assert_eq!(DownloadSettings::default().apply(default), default);
+        let settings: DownloadSettings =
+            toml::from_str("max_bytes = 1024\nallow_private = true").expect("valid settings");
+        let policy = settings.apply(default);
+        assert_eq!((policy.max_bytes, policy.allow_private), (1024, true));
+        assert_eq!(policy.timeout, default.timeout);
+        let wrong = toml::from_str::<DownloadSettings>("max_byte = 1").expect_err("a typo");
+        assert!(wrong.message().contains("max_byte"), "{wrong}");
+    }
 
     /// A server on 127.0.0.1 with the routes the tests need, and how many requests it got.
     async fn server() -> (SocketAddr, Arc<AtomicUsize>) {

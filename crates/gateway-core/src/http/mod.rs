@@ -21,7 +21,7 @@ pub use reqwest;
 mod addr;
 mod download;
 pub use addr::check_ip;
-pub use download::{DownloadPolicy, Downloader, UrlOrigin};
+pub use download::{DownloadPolicy, DownloadSettings, Downloader, UrlOrigin};
 
 #[cfg(test)]
 mod test_server;

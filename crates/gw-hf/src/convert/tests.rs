@@ -176,10 +176,15 @@ fn requests_the_router_cannot_take() {
     let no_messages = TextRequest::new("m");
     let no_model = TextRequest::new(" ").user("hi");
     let nan = TextRequest::new("m").user("hi").temperature(f64::NAN);
-    for req in [no_messages, no_model, nan] {
+    for (req, param) in [
+        (no_messages, Some("messages")),
+        (no_model, Some("model")),
+        (nan, Some("temperature")),
+    ] {
         let err = chat_request(&req, false).unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{req:?}");
         assert_eq!(err.provider(), PROVIDER);
+        assert_eq!(err.param(), param, "{req:?}");
     }
 }
 
@@ -193,18 +198,20 @@ fn response_fields() {
     ));
     assert_eq!(
         r,
-        TextResponse {
-            id: Some("chatcmpl-1".into()),
-            model: "meta-llama/Llama-3.1-8B-Instruct".into(),
-            content: "{\"colors\":[\"red\",\"blue\"]}".into(),
-            finish_reason: FinishReason::Stop,
-            usage: TokenUsage {
-                input_tokens: 31,
-                output_tokens: 12,
-                reasoning_tokens: 0,
-                cached_input_tokens: 0,
-            },
-        }
+        with_id(
+            Some("chatcmpl-1".into()),
+            TextResponse::new(
+                "meta-llama/Llama-3.1-8B-Instruct",
+                "{\"colors\":[\"red\",\"blue\"]}",
+                FinishReason::Stop,
+                TokenUsage {
+                    input_tokens: 31,
+                    output_tokens: 12,
+                    reasoning_tokens: 0,
+                    cached_input_tokens: 0,
+                }
+            ),
+        )
     );
 }
 
@@ -265,11 +272,14 @@ fn missing_or_partial_usage_counts_zero() {
 #[test]
 fn null_content_is_empty_text() {
     let r = response(completion(
-        json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1"}]}),
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ]}),
         json!("tool_calls"),
     ));
     assert_eq!(r.content, "");
     assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(r.tool_calls, vec![ToolCall::new("call_1", "f", "{}")]);
 }
 
 #[test]
@@ -540,4 +550,926 @@ fn recorded_feature_extraction_shapes() {
     assert_eq!(err.kind(), &ErrorKind::Decode);
     let err = embed_response(json!({"error": "x"}), 1, "m").unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Decode);
+}
+
+/// `answer` with the response id `id`.
+fn with_id(id: Option<String>, mut answer: TextResponse) -> TextResponse {
+    answer.id = id;
+    answer
+}
+
+// ---- tools, n, logprobs, reasoning_effort: request ----
+
+fn weather_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"]
+    })
+}
+
+fn weather_tool() -> Tool {
+    Tool::function("get_weather", weather_schema()).description("Get weather for a city")
+}
+
+/// A request offering `get_weather` and a function without parameters.
+fn tools_request() -> TextRequest {
+    let mut now = Tool::function("now", json!({}));
+    now.parameters = None;
+    now.strict = Some(true);
+    TextRequest::new("m")
+        .user("What's the weather in Paris?")
+        .tool(weather_tool())
+        .tool(now)
+}
+
+fn err_of(req: &TextRequest, stream: bool) -> (ErrorKind, Option<String>) {
+    let err = chat_request(req, stream).unwrap_err();
+    assert_eq!(err.provider(), PROVIDER, "{err}");
+    (err.kind().clone(), err.param().map(str::to_owned))
+}
+
+#[test]
+fn tools_go_out_in_openai_shape() {
+    // The request of the recorded together exchange through the router (pydantic-ai
+    // `test_tool_choice_matrix[required-huggingface].yaml`), plus a function without parameters.
+    let mut req = tools_request();
+    req.tool_choice = Some(ToolChoice::Required);
+    req.parallel_tool_calls = Some(false);
+    assert_eq!(
+        request_json(&req, false),
+        json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+            "tools": [
+                {"type": "function", "function": {
+                    "name": "get_weather",
+                    "description": "Get weather for a city",
+                    "parameters": weather_schema()
+                }},
+                {"type": "function", "function": {
+                    "name": "now",
+                    "parameters": {"type": "object", "properties": {}},
+                    "strict": true
+                }}
+            ],
+            "tool_choice": "required",
+            "parallel_tool_calls": false
+        })
+    );
+}
+
+#[test]
+fn every_tool_choice() {
+    for (choice, wire) in [
+        (ToolChoice::Auto, json!("auto")),
+        (ToolChoice::None, json!("none")),
+        (ToolChoice::Required, json!("required")),
+        (
+            ToolChoice::Function("get_weather".into()),
+            json!({"type": "function", "function": {"name": "get_weather"}}),
+        ),
+    ] {
+        let mut req = tools_request();
+        req.tool_choice = Some(choice.clone());
+        assert_eq!(request_json(&req, false)["tool_choice"], wire, "{choice:?}");
+    }
+}
+
+#[test]
+fn tool_choice_that_cannot_be_met() {
+    let mut unknown = tools_request();
+    unknown.tool_choice = Some(ToolChoice::Function("get_time".into()));
+    let mut required_without_tools = TextRequest::new("m").user("hi");
+    required_without_tools.tool_choice = Some(ToolChoice::Required);
+    let mut named_without_tools = TextRequest::new("m").user("hi");
+    named_without_tools.tool_choice = Some(ToolChoice::Function("get_weather".into()));
+    for req in [unknown, required_without_tools, named_without_tools] {
+        assert_eq!(
+            err_of(&req, false),
+            (ErrorKind::InvalidRequest, Some("tool_choice".into())),
+            "{:?}",
+            req.tool_choice
+        );
+    }
+}
+
+#[test]
+fn without_tools_auto_none_and_parallel_calls_are_left_out() {
+    for choice in [ToolChoice::Auto, ToolChoice::None] {
+        let mut req = TextRequest::new("m").user("hi");
+        req.tool_choice = Some(choice);
+        req.parallel_tool_calls = Some(true);
+        assert_eq!(
+            request_json(&req, false),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        );
+    }
+}
+
+#[test]
+fn tools_the_router_cannot_take() {
+    let mut nameless = tools_request();
+    nameless.tools[1].name = " ".into();
+    let mut not_a_schema = tools_request();
+    not_a_schema.tools[0].parameters = Some(json!("city: string"));
+    assert_eq!(
+        err_of(&nameless, false),
+        (
+            ErrorKind::InvalidRequest,
+            Some("tools[1].function.name".into())
+        )
+    );
+    assert_eq!(
+        err_of(&not_a_schema, false),
+        (
+            ErrorKind::InvalidRequest,
+            Some("tools[0].function.parameters".into())
+        )
+    );
+}
+
+/// The conversation of a tool round trip: the question, the model's call, the tool's result.
+fn round_trip(content: &str) -> TextRequest {
+    TextRequest::new("gpt-4o-mini")
+        .user("What is the capital of the UK? Use the tool, then answer.")
+        .message(Message::assistant_calls(
+            content,
+            vec![ToolCall::new(
+                "call_ZR5UUuTt3pf61kjwAJIYdVMj",
+                "get_capital",
+                "{\"country\":\"UK\"}",
+            )],
+        ))
+        .message(Message::tool_result(
+            "call_ZR5UUuTt3pf61kjwAJIYdVMj",
+            "London",
+        ))
+}
+
+#[test]
+fn tool_round_trip_messages_as_openai_shapes_them() {
+    // Recorded OpenAI request (pydantic-ai `test_run_stream_sync_streams_real_model.yaml`): the
+    // assistant's `content` is null when it only called tools.
+    assert_eq!(
+        request_json(&round_trip(""), false)["messages"],
+        json!([
+            {"content": "What is the capital of the UK? Use the tool, then answer.", "role": "user"},
+            {"content": null, "role": "assistant",
+             "tool_calls": [{"function": {"arguments": "{\"country\":\"UK\"}", "name": "get_capital"},
+                             "id": "call_ZR5UUuTt3pf61kjwAJIYdVMj", "type": "function"}]},
+            {"content": "London", "role": "tool", "tool_call_id": "call_ZR5UUuTt3pf61kjwAJIYdVMj"}
+        ])
+    );
+    // Text said before the call stays.
+    assert_eq!(
+        request_json(&round_trip("Let me look."), false)["messages"][1]["content"],
+        json!("Let me look.")
+    );
+}
+
+#[test]
+fn a_model_s_malformed_arguments_go_back_as_they_were() {
+    let mut req = round_trip("");
+    req.messages[1].tool_calls[0].arguments = "{\"country\":".into();
+    assert_eq!(
+        request_json(&req, false)["messages"][1]["tool_calls"][0]["function"]["arguments"],
+        json!("{\"country\":")
+    );
+}
+
+#[test]
+fn tool_messages_the_router_cannot_take() {
+    let mut no_id = round_trip("");
+    no_id.messages[2].tool_call_id = None;
+    let mut unknown_id = round_trip("");
+    unknown_id.messages[2].tool_call_id = Some("call_other".into());
+    let mut answer_before_call = round_trip("");
+    answer_before_call.messages.swap(1, 2);
+    let mut user_calls = round_trip("");
+    user_calls.messages[0].tool_calls = user_calls.messages[1].tool_calls.clone();
+    let mut empty_call_id = round_trip("");
+    empty_call_id.messages[1].tool_calls[0].id = String::new();
+    let mut nameless_call = round_trip("");
+    nameless_call.messages[1].tool_calls[0].name = String::new();
+    for (req, param) in [
+        (no_id, "messages[2].tool_call_id"),
+        (unknown_id, "messages[2].tool_call_id"),
+        (answer_before_call, "messages[1].tool_call_id"),
+        (user_calls, "messages[0].tool_calls"),
+        (empty_call_id, "messages[1].tool_calls[0].id"),
+        (nameless_call, "messages[1].tool_calls[0].function.name"),
+    ] {
+        assert_eq!(
+            err_of(&req, false),
+            (ErrorKind::InvalidRequest, Some(param.to_owned())),
+            "{param}"
+        );
+    }
+    let mut image_result = round_trip("");
+    image_result.messages[2]
+        .content
+        .push(Part::image_url("https://example.com/chart.png"));
+    assert_eq!(
+        err_of(&image_result, false),
+        (
+            ErrorKind::Unsupported,
+            Some("messages[2].content[1]".into())
+        )
+    );
+}
+
+#[test]
+fn n_goes_out_above_one() {
+    let mut req = TextRequest::new("m").user("hi");
+    req.n = Some(3);
+    assert_eq!(request_json(&req, false)["n"], json!(3));
+    req.n = Some(MAX_N);
+    assert_eq!(request_json(&req, false)["n"], json!(128));
+    req.n = Some(1);
+    assert!(request_json(&req, false).get("n").is_none());
+}
+
+#[test]
+fn n_the_router_cannot_take() {
+    let mut zero = TextRequest::new("m").user("hi");
+    zero.n = Some(0);
+    assert_eq!(
+        err_of(&zero, false),
+        (ErrorKind::InvalidRequest, Some("n".into()))
+    );
+    let mut too_many = TextRequest::new("m").user("hi");
+    too_many.n = Some(MAX_N + 1);
+    assert_eq!(
+        err_of(&too_many, false),
+        (ErrorKind::InvalidRequest, Some("n".into()))
+    );
+    // A stream carries one answer.
+    let mut streamed = TextRequest::new("m").user("hi");
+    streamed.n = Some(2);
+    assert_eq!(
+        err_of(&streamed, true),
+        (ErrorKind::Unsupported, Some("n".into()))
+    );
+    streamed.n = Some(1);
+    assert!(chat_request(&streamed, true).is_ok());
+}
+
+#[test]
+fn logprobs_go_out() {
+    let mut req = TextRequest::new("m").user("hi");
+    req.logprobs = true;
+    let body = request_json(&req, false);
+    assert_eq!(body["logprobs"], json!(true));
+    assert!(body.get("top_logprobs").is_none());
+    req.top_logprobs = Some(5);
+    let body = request_json(&req, false);
+    assert_eq!(
+        (&body["logprobs"], &body["top_logprobs"]),
+        (&json!(true), &json!(5))
+    );
+    // Alternatives without `logprobs` ask for log probabilities too, as OpenAI requires.
+    req.logprobs = false;
+    req.top_logprobs = Some(0);
+    let body = request_json(&req, false);
+    assert_eq!(
+        (&body["logprobs"], &body["top_logprobs"]),
+        (&json!(true), &json!(0))
+    );
+    let plain = request_json(&TextRequest::new("m").user("hi"), false);
+    assert!(plain.get("logprobs").is_none() && plain.get("top_logprobs").is_none());
+}
+
+#[test]
+fn logprobs_the_router_cannot_take() {
+    let mut too_many = TextRequest::new("m").user("hi");
+    too_many.logprobs = true;
+    too_many.top_logprobs = Some(21);
+    assert_eq!(
+        err_of(&too_many, false),
+        (ErrorKind::InvalidRequest, Some("top_logprobs".into()))
+    );
+    let mut streamed = TextRequest::new("m").user("hi");
+    streamed.logprobs = true;
+    assert_eq!(
+        err_of(&streamed, true),
+        (ErrorKind::Unsupported, Some("logprobs".into()))
+    );
+    streamed.logprobs = false;
+    streamed.top_logprobs = Some(2);
+    assert_eq!(
+        err_of(&streamed, true),
+        (ErrorKind::Unsupported, Some("top_logprobs".into()))
+    );
+}
+
+#[test]
+fn every_reasoning_effort_goes_out_by_its_openai_name() {
+    for (effort, name) in [
+        (ReasoningEffort::None, "none"),
+        (ReasoningEffort::Minimal, "minimal"),
+        (ReasoningEffort::Low, "low"),
+        (ReasoningEffort::Medium, "medium"),
+        (ReasoningEffort::High, "high"),
+    ] {
+        let mut req = TextRequest::new("openai/gpt-oss-120b:cerebras").user("hi");
+        req.reasoning_effort = Some(effort);
+        assert_eq!(request_json(&req, false)["reasoning_effort"], json!(name));
+        assert_eq!(request_json(&req, true)["reasoning_effort"], json!(name));
+    }
+    let plain = request_json(&TextRequest::new("m").user("hi"), false);
+    assert!(plain.get("reasoning_effort").is_none());
+}
+
+// ---- tools, n, logprobs: answers ----
+
+#[test]
+fn recorded_together_tool_call() {
+    let r = response(recorded("text/tool_call_together.json"));
+    assert_eq!(r.id.as_deref(), Some("oVGwhWC-z1gNr-9c5b73fb8ff51737"));
+    assert_eq!(r.content, "");
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(
+        r.tool_calls,
+        vec![ToolCall::new(
+            "call_fd883226aed04dee83ca77e0",
+            "get_weather",
+            "{\"city\": \"Paris\"}"
+        )]
+    );
+    assert_eq!(
+        r.usage,
+        TokenUsage {
+            input_tokens: 608,
+            output_tokens: 30,
+            ..TokenUsage::default()
+        }
+    );
+    assert!(r.alternatives.is_empty());
+    assert_eq!(r.logprobs, None);
+}
+
+#[test]
+fn recorded_tgi_tool_call_with_object_arguments() {
+    // TGI before 3.2: `arguments` an object, `id` "0", the answer's `id` "", finish `stop`.
+    let r = response(recorded("text/tool_call_tgi.json"));
+    assert_eq!(r.id, None);
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(r.tool_calls.len(), 1);
+    let call = &r.tool_calls[0];
+    assert_eq!(call.name, "get_current_weather");
+    assert!(generated(&call.id), "{}", call.id);
+    let arguments: Value = serde_json::from_str(&call.arguments).unwrap();
+    assert_eq!(
+        arguments,
+        json!({"format": "celsius", "location": "Brooklyn, New York"})
+    );
+    assert_eq!(r.usage.input_tokens, 615);
+    assert_eq!(r.usage.output_tokens, 30);
+}
+
+/// Whether `id` is one of ours: nine letters and digits, a letter first (Mistral's form).
+fn generated(id: &str) -> bool {
+    id.len() == 9
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        && id.as_bytes()[0].is_ascii_alphabetic()
+}
+
+#[test]
+fn fresh_call_ids_are_in_mistral_s_form_and_unique() {
+    let mut ids: Vec<String> = (0..10_000).map(|_| new_call_id()).collect();
+    assert!(ids.iter().all(|id| generated(id)), "{ids:?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 10_000);
+}
+
+#[test]
+fn call_ids_that_cannot_tell_calls_apart_are_replaced() {
+    let call = |id: Value, name: &str| json!({"id": id, "type": "function", "function": {"name": name, "arguments": "{}"}});
+    let r = response(completion(
+        json!({"content": null, "tool_calls": [
+            call(json!("call_a"), "first"),
+            call(json!("call_a"), "second"),
+            call(json!(null), "third"),
+            call(json!(""), "fourth"),
+            call(json!("7"), "fifth"),
+        ]}),
+        json!("tool_calls"),
+    ));
+    let names: Vec<&str> = r.tool_calls.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["first", "second", "third", "fourth", "fifth"]);
+    assert_eq!(r.tool_calls[0].id, "call_a");
+    let mut ids: Vec<&str> = r.tool_calls.iter().map(|c| c.id.as_str()).collect();
+    for id in &ids[1..] {
+        assert!(generated(id), "{id}");
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "ids must be unique: {ids:?}");
+}
+
+#[test]
+fn tool_call_arguments_in_every_form() {
+    for (arguments, text) in [
+        (json!("{\"a\":1}"), "{\"a\":1}"),
+        (json!({"a": 1}), "{\"a\":1}"),
+        (json!(null), "{}"),
+        (json!(""), ""),
+    ] {
+        let r = response(completion(
+            json!({"tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": arguments}}]}),
+            json!("tool_calls"),
+        ));
+        assert_eq!(r.tool_calls[0].arguments, text, "{arguments}");
+    }
+    let r = response(completion(
+        json!({"tool_calls": [{"id": "call_1", "function": {"name": "f"}}]}),
+        json!("tool_calls"),
+    ));
+    assert_eq!(r.tool_calls[0].arguments, "{}");
+}
+
+#[test]
+fn a_tool_call_without_a_function_name_is_a_decode_error() {
+    for call in [
+        json!({"id": "call_1"}),
+        json!({"id": "call_1", "function": {"name": "", "arguments": "{}"}}),
+    ] {
+        let wire: wire::ChatCompletion = serde_json::from_value(completion(
+            json!({"content": null, "tool_calls": [call]}),
+            json!("tool_calls"),
+        ))
+        .unwrap();
+        let err = text_response(wire, "m").unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Decode);
+        assert!(err.message().contains("tool_calls[0]"), "{err}");
+    }
+}
+
+#[test]
+fn finish_with_tool_calls() {
+    let with_call = |finish: Value| {
+        response(completion(
+            json!({"tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": "{}"}}]}),
+            finish,
+        ))
+        .finish_reason
+    };
+    for finish in [
+        "stop",
+        "eos_token",
+        "stop_sequence",
+        "tool_calls",
+        "function_call",
+    ] {
+        assert_eq!(
+            with_call(json!(finish)),
+            FinishReason::ToolCalls,
+            "{finish}"
+        );
+    }
+    assert_eq!(with_call(json!(null)), FinishReason::ToolCalls);
+    // A call cut off by the limit is reported as cut off.
+    assert_eq!(with_call(json!("length")), FinishReason::Length);
+}
+
+#[test]
+fn every_choice_in_index_order() {
+    let body = json!({
+        "id": "chatcmpl-n",
+        "model": "m",
+        "choices": [
+            {"index": 1, "message": {"content": null, "tool_calls": [
+                {"id": "call_b", "type": "function", "function": {"name": "f", "arguments": "{\"x\":2}"}}
+            ]}, "finish_reason": "tool_calls"},
+            {"index": 0, "message": {"content": "Paris."}, "finish_reason": "stop"},
+            {"index": 2, "message": {"content": "Par"}, "finish_reason": "length"}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 21, "total_tokens": 31}
+    });
+    let r = response(body);
+    assert_eq!(r.content, "Paris.");
+    assert_eq!(r.finish_reason, FinishReason::Stop);
+    assert!(r.tool_calls.is_empty());
+    let mut second = Choice::new("", FinishReason::ToolCalls);
+    second.tool_calls = vec![ToolCall::new("call_b", "f", "{\"x\":2}")];
+    assert_eq!(
+        r.alternatives,
+        vec![second, Choice::new("Par", FinishReason::Length)]
+    );
+    // Usage covers every answer.
+    assert_eq!(
+        r.usage,
+        TokenUsage {
+            input_tokens: 10,
+            output_tokens: 21,
+            ..TokenUsage::default()
+        }
+    );
+    let contents: Vec<String> = r.choices().into_iter().map(|c| c.content).collect();
+    assert_eq!(contents, ["Paris.", "", "Par"]);
+}
+
+#[test]
+fn choices_without_index_keep_their_order() {
+    let r = response(json!({"choices": [
+        {"message": {"content": "a"}, "finish_reason": "stop"},
+        {"message": {"content": "b"}, "finish_reason": "stop"}
+    ]}));
+    assert_eq!(r.content, "a");
+    assert_eq!(r.alternatives, vec![Choice::new("b", FinishReason::Stop)]);
+}
+
+#[test]
+fn logprobs_of_every_answer() {
+    // OpenAI's shape, which the HF reference documents (`choices[].logprobs.content[]` with
+    // `token`, `logprob`, `top_logprobs[]`); `bytes` is ignored; `null` is minus infinity.
+    let body = json!({
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"content": "Hi"}, "finish_reason": "stop",
+             "logprobs": {"content": [
+                {"token": "Hi", "logprob": -0.01, "bytes": [72, 105],
+                 "top_logprobs": [{"token": "Hi", "logprob": -0.01, "bytes": [72, 105]},
+                                  {"token": "Hello", "logprob": -4.6, "bytes": null}]},
+                {"token": "!", "logprob": null, "top_logprobs": []}
+             ], "refusal": null}},
+            {"index": 1, "message": {"content": "Yo"}, "finish_reason": "stop",
+             "logprobs": {"content": [{"token": "Yo", "logprob": -2.5}]}},
+            {"index": 2, "message": {"content": "Hey"}, "finish_reason": "stop", "logprobs": null}
+        ]
+    });
+    let r = response(body);
+    let mut hi = TokenLogprob::new("Hi", -0.01);
+    hi.top = vec![("Hi".into(), -0.01), ("Hello".into(), -4.6)];
+    assert_eq!(
+        r.logprobs,
+        Some(vec![hi, TokenLogprob::new("!", f64::NEG_INFINITY)])
+    );
+    assert_eq!(
+        r.alternatives[0].logprobs,
+        Some(vec![TokenLogprob::new("Yo", -2.5)])
+    );
+    assert_eq!(r.alternatives[1].logprobs, None);
+}
+
+#[test]
+fn reasoning_text_stays_out_of_the_content() {
+    let r = response(completion(
+        json!({"role": "assistant", "content": "4", "reasoning_content": "2 + 2 is 4", "reasoning": "2 + 2 is 4"}),
+        json!("stop"),
+    ));
+    assert_eq!(r.content, "4");
+}
+
+// ---- tools: streams ----
+
+/// The events of the recorded stream `tests/fixtures/<name>`.
+fn recorded_events(name: &str) -> Vec<String> {
+    gw_mock::fixture::Respond::recorded(env!("CARGO_MANIFEST_DIR"), name)
+        .sse
+        .unwrap_or_default()
+}
+
+/// `chunks`' tool calls put back together: (id, name, arguments) per index.
+fn assemble(chunks: &[TextChunk]) -> Vec<(String, String, String)> {
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    for chunk in chunks {
+        if let TextChunk::ToolCall {
+            index,
+            id,
+            name,
+            arguments,
+        } = chunk
+        {
+            let index = *index as usize;
+            if index == calls.len() {
+                let (Some(id), Some(name)) = (id, name) else {
+                    panic!("call {index} started without its id and name: {chunk:?}");
+                };
+                calls.push((id.clone(), name.clone(), String::new()));
+            } else {
+                assert!(index < calls.len(), "call {index} skipped one: {chunks:?}");
+                assert_eq!(
+                    (id, name),
+                    (&None, &None),
+                    "id and name come once: {chunks:?}"
+                );
+            }
+            calls[index].2.push_str(arguments);
+        }
+    }
+    calls
+}
+
+fn feed_all(events: &[String]) -> (Vec<TextChunk>, Vec<Result<SseStep>>) {
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    feed(&events)
+}
+
+#[test]
+fn recorded_openai_tool_call_stream() {
+    let (chunks, steps) = feed_all(&recorded_events("text/tool_stream_openai.json"));
+    assert!(steps.iter().all(Result::is_ok), "{steps:?}");
+    assert_eq!(
+        chunks.first(),
+        Some(&TextChunk::ToolCall {
+            index: 0,
+            id: Some("call_ZR5UUuTt3pf61kjwAJIYdVMj".into()),
+            name: Some("get_capital".into()),
+            arguments: String::new(),
+        })
+    );
+    assert_eq!(
+        assemble(&chunks),
+        vec![(
+            "call_ZR5UUuTt3pf61kjwAJIYdVMj".into(),
+            "get_capital".into(),
+            "{\"country\":\"UK\"}".into()
+        )]
+    );
+    assert_eq!(
+        &chunks[chunks.len() - 2..],
+        [
+            TextChunk::Finish(FinishReason::ToolCalls),
+            TextChunk::Usage(TokenUsage {
+                input_tokens: 53,
+                output_tokens: 15,
+                ..TokenUsage::default()
+            }),
+        ]
+    );
+    assert!(!chunks.iter().any(|c| matches!(c, TextChunk::Delta(_))));
+}
+
+#[test]
+fn recorded_tgi_tool_call_stream() {
+    // TGI 3.2: `"id": "0"` on every piece, the name on the first, no `finish_reason` at all.
+    let mut events = recorded_events("text/tool_stream_tgi.json");
+    events.push("[DONE]".into());
+    let (chunks, steps) = feed_all(&events);
+    assert!(steps.iter().all(Result::is_ok), "{steps:?}");
+    let calls = assemble(&chunks);
+    assert_eq!(calls.len(), 1, "{chunks:?}");
+    let (id, name, arguments) = &calls[0];
+    assert!(generated(id), "TGI's \"0\" is replaced: {id}");
+    assert_eq!(name, "get_current_weather");
+    assert_eq!(
+        arguments,
+        "{ \"location\": \"Brooklyn, NY\", \"format\": \"fahrenheit\"}"
+    );
+    assert_eq!(
+        chunks.last(),
+        Some(&TextChunk::Finish(FinishReason::ToolCalls))
+    );
+}
+
+#[test]
+fn a_whole_call_in_one_piece() {
+    // Groq's shape (a router backend), recorded by pydantic-ai
+    // (`test_groq/test_tool_use_failed_error_streaming.yaml`); its usage chunk left out.
+    let (chunks, _) = feed(&[
+        r#"{"id":"chatcmpl-e35442a8-12c0-4fb4-8be4-0e51727ce7b7","object":"chat.completion.chunk","created":1771434740,"model":"openai/gpt-oss-120b","system_fingerprint":"fp_caa2017b29","choices":[{"index":0,"delta":{"tool_calls":[{"id":"fc_bfb39741-3748-4def-9886-a93fc9c64a90","type":"function","function":{"name":"get_something_by_name","arguments":"{\"name\":\"example\"}"},"index":0}]},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-e35442a8-12c0-4fb4-8be4-0e51727ce7b7","object":"chat.completion.chunk","created":1771434740,"model":"openai/gpt-oss-120b","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}"#,
+        "[DONE]",
+    ]);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::ToolCall {
+                index: 0,
+                id: Some("fc_bfb39741-3748-4def-9886-a93fc9c64a90".into()),
+                name: Some("get_something_by_name".into()),
+                arguments: "{\"name\":\"example\"}".into(),
+            },
+            TextChunk::Finish(FinishReason::ToolCalls),
+        ]
+    );
+}
+
+#[test]
+fn parallel_calls_by_index() {
+    // The shape of OpenAI's recorded parallel calls (pydantic-ai `test_complex_agent_run.yaml`).
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_q2UyBRP7eXNTzAoR8lEhjc9Z","type":"function","function":{"name":"get_country","arguments":""}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b51ijcpFkDiTQG1bQzsrmtW5","type":"function","function":{"name":"get_product_name","arguments":""}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        "[DONE]",
+    ]);
+    assert_eq!(
+        assemble(&chunks),
+        vec![
+            (
+                "call_q2UyBRP7eXNTzAoR8lEhjc9Z".into(),
+                "get_country".into(),
+                "{}".into()
+            ),
+            (
+                "call_b51ijcpFkDiTQG1bQzsrmtW5".into(),
+                "get_product_name".into(),
+                "{}".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        chunks.last(),
+        Some(&TextChunk::Finish(FinishReason::ToolCalls))
+    );
+}
+
+#[test]
+fn pieces_without_index() {
+    // The id repeated on every piece.
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"id":"call_a","function":{"name":"f","arguments":"{\"x\""}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"id":"call_b","function":{"name":"g","arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"id":"call_a","function":{"arguments":":1}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+    ]);
+    assert_eq!(
+        assemble(&chunks),
+        vec![
+            ("call_a".into(), "f".into(), "{\"x\":1}".into()),
+            ("call_b".into(), "g".into(), "{}".into()),
+        ]
+    );
+    // Neither index nor id: a new name starts a call, a repeated or missing one continues it.
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f","arguments":"{\"x\""}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f","arguments":":1"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"g","arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+    ]);
+    let calls = assemble(&chunks);
+    assert_eq!(
+        calls
+            .iter()
+            .map(|(_, n, a)| (n.as_str(), a.as_str()))
+            .collect::<Vec<_>>(),
+        [("f", "{\"x\":1}"), ("g", "{}")]
+    );
+    assert_ne!(calls[0].0, calls[1].0);
+    assert_eq!(
+        chunks.last(),
+        Some(&TextChunk::Finish(FinishReason::ToolCalls))
+    );
+}
+
+#[test]
+fn a_backend_numbering_every_call_zero() {
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_b","function":{"name":"g","arguments":"{\"y\""}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":":2}"}}]}}]}"#,
+        "[DONE]",
+    ]);
+    assert_eq!(
+        assemble(&chunks),
+        vec![
+            ("call_a".into(), "f".into(), "{}".into()),
+            ("call_b".into(), "g".into(), "{\"y\":2}".into()),
+        ]
+    );
+}
+
+#[test]
+fn tool_calls_as_an_object_with_object_arguments() {
+    // TGI before 3.2 sent `delta.tool_calls` as one object; some backends send parsed arguments.
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":{"index":0,"id":"","type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}}},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ]);
+    let calls = assemble(&chunks);
+    assert_eq!(calls.len(), 1);
+    assert!(generated(&calls[0].0), "{}", calls[0].0);
+    assert_eq!(
+        (calls[0].1.as_str(), calls[0].2.as_str()),
+        ("get_weather", "{\"city\":\"Paris\"}")
+    );
+    assert_eq!(
+        chunks.last(),
+        Some(&TextChunk::Finish(FinishReason::ToolCalls))
+    );
+}
+
+#[test]
+fn arguments_before_the_name_wait_for_it() {
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"arguments":"{\"x\""}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":":1}"}}]}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+    ]);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::ToolCall {
+                index: 0,
+                id: Some("call_a".into()),
+                name: Some("f".into()),
+                arguments: "{\"x\":1}".into(),
+            },
+            TextChunk::Finish(FinishReason::ToolCalls),
+        ]
+    );
+}
+
+#[test]
+fn without_index_or_id_the_name_may_come_second() {
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"x\""}}]}}]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f","arguments":":1}"}}]}}]}"#,
+        "[DONE]",
+    ]);
+    let calls = assemble(&chunks);
+    assert_eq!(calls.len(), 1, "{chunks:?}");
+    assert_eq!(
+        (calls[0].1.as_str(), calls[0].2.as_str()),
+        ("f", "{\"x\":1}")
+    );
+}
+
+#[test]
+fn a_call_that_never_names_its_function_is_a_decode_error() {
+    for end in [
+        r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ] {
+        let (chunks, steps) = feed(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"","function":{"name":null,"arguments":"{\"function\": {\"_name\": \"f\"}}"}}]}}]}"#,
+            end,
+        ]);
+        assert!(chunks.is_empty(), "{chunks:?}");
+        let err = steps.into_iter().nth(1).unwrap().unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Decode);
+        assert_eq!(err.provider(), PROVIDER);
+    }
+}
+
+#[test]
+fn a_streamed_call_without_arguments_takes_none() {
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"now"}}]}}]}"#,
+        r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        "[DONE]",
+    ]);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::ToolCall {
+                index: 0,
+                id: Some("call_a".into()),
+                name: Some("now".into()),
+                arguments: String::new(),
+            },
+            TextChunk::ToolCall {
+                index: 0,
+                id: None,
+                name: None,
+                arguments: "{}".into(),
+            },
+            TextChunk::Finish(FinishReason::ToolCalls),
+        ]
+    );
+}
+
+#[test]
+fn text_then_a_call_and_other_answers_ignored() {
+    let (chunks, _) = feed(&[
+        r#"{"choices":[{"index":0,"delta":{"content":"Let me check."}},{"index":1,"delta":{"content":"other answer"}}]}"#,
+        r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"id":"call_x","function":{"name":"x","arguments":"{}"}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ]);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("Let me check.".into()),
+            TextChunk::ToolCall {
+                index: 0,
+                id: Some("call_a".into()),
+                name: Some("f".into()),
+                arguments: "{}".into(),
+            },
+            TextChunk::Finish(FinishReason::ToolCalls),
+        ]
+    );
+}
+
+#[test]
+fn recorded_groq_error_event_mid_stream() {
+    // `event: error` after a 200 (pydantic-ai `test_groq/test_tool_use_failed_error_streaming.yaml`).
+    let (_, steps) = feed(&[
+        r#"{"error":{"message":"Tool call validation failed: tool call validation failed: parameters for tool get_something_by_name did not match schema: errors: [missing properties: 'name', additionalProperties 'invalid_param' not allowed]","type":"invalid_request_error","code":"tool_use_failed","failed_generation":"{\"name\": \"get_something_by_name\", \"arguments\": {\n  \"invalid_param\": \"value\"\n}}","status_code":400}}"#,
+    ]);
+    let err = steps.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Upstream { status: 200 });
+    assert!(
+        err.message().starts_with("Tool call validation failed"),
+        "{err}"
+    );
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::routes::usage::{is_period, summary_json};
+use crate::routes::usage::{is_period, log_json, log_query, summary_json};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +22,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/users/{user}/keys", post(create_key).get(list_keys))
         .route("/admin/keys/{key}", delete(revoke_key))
         .route("/admin/usage", get(usage))
+        .route("/admin/usage/log", get(usage_log))
         .route("/admin/plans", get(plans))
         .route("/admin/routes", get(routes))
 }
@@ -202,6 +203,20 @@ async fn usage(
     let mut out = summary_json(&period, &rows);
     out["object"] = json!("usage");
     Ok(Json(out))
+}
+
+/// Usage-log rows and totals of every user, or of `user` (an id or a name), filtered as
+/// `GET /v1/usage/log` is.
+async fn usage_log(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let (mut filter, user, limit) = log_query(&query, true)?;
+    let store = store(&state)?;
+    if let Some(user) = user {
+        filter.user_id = Some(find_user(store, &user).await?.id);
+    }
+    Ok(Json(log_json(store, &filter, limit).await?))
 }
 
 async fn plans(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`: blocking and streamed (server-sent events) chat.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -16,8 +17,8 @@ use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatCompletionRequest, Choice, ChunkChoice, Delta,
-    Usage, finish_reason,
+    ChatChunk, ChatCompletion, ChatCompletionRequest, Choice, ChunkChoice, Delta, FunctionDelta,
+    ToolCallDelta, Usage, finish_reason,
 };
 
 pub(crate) fn router() -> Router<AppState> {
@@ -31,9 +32,10 @@ async fn chat(
     headers: HeaderMap,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core()?;
-    let call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
+    let mut call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
+    call.tags = Arc::new(body.tags()?);
     if body.wants_stream() {
         let include_usage = body.wants_stream_usage();
         let served = state
@@ -64,14 +66,7 @@ async fn chat(
         object: "chat.completion",
         created: RequestContext::unix_now(),
         model: &body.model,
-        choices: [Choice {
-            index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content: &answer.content,
-            },
-            finish_reason: finish_reason(answer.finish_reason),
-        }],
+        choices: Choice::all(&answer),
         usage: Usage::new(&answer.usage, cost.map(|c| c.to_string())),
     };
     let mut response = Json(completion).into_response();
@@ -121,6 +116,16 @@ impl Sse {
         data_frame(&serde_json::to_string(&chunk).unwrap_or_default())
     }
 
+    fn tool_call(&self, call: ToolCallDelta<'_>) -> Bytes {
+        self.delta(
+            Delta {
+                tool_calls: Some([call]),
+                ..Delta::default()
+            },
+            None,
+        )
+    }
+
     fn delta(&self, delta: Delta<'_>, finish: Option<&'static str>) -> Bytes {
         self.frame(
             vec![ChunkChoice {
@@ -165,6 +170,7 @@ fn sse_response(
                 Delta {
                     role: Some("assistant"),
                     content: Some(""),
+                    ..Delta::default()
                 },
                 None,
             ));
@@ -172,11 +178,45 @@ fn sse_response(
         match st.upstream.next().await {
             Some(Ok(TextChunk::Delta(text))) => out.push(st.delta(
                 Delta {
-                    role: None,
                     content: Some(&text),
+                    ..Delta::default()
                 },
                 None,
             )),
+            Some(Ok(TextChunk::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            })) => {
+                // As OpenAI streams a call: its id, type and name with empty arguments, then the
+                // arguments. Clients that keep the first delta and append every delta's
+                // arguments to it (OpenAI's own streaming example does) would otherwise read
+                // the arguments twice when a provider sends a call whole.
+                let first = id.is_some() || name.is_some();
+                if first {
+                    out.push(st.tool_call(ToolCallDelta {
+                        index,
+                        id: id.as_deref(),
+                        kind: Some("function"),
+                        function: FunctionDelta {
+                            name: name.as_deref(),
+                            arguments: "",
+                        },
+                    }));
+                }
+                if !arguments.is_empty() {
+                    out.push(st.tool_call(ToolCallDelta {
+                        index,
+                        id: None,
+                        kind: None,
+                        function: FunctionDelta {
+                            name: None,
+                            arguments: &arguments,
+                        },
+                    }));
+                }
+            }
             Some(Ok(TextChunk::Finish(reason))) => {
                 out.push(st.delta(Delta::default(), Some(finish_reason(reason))))
             }

@@ -2,6 +2,8 @@
 //! (<https://platform.openai.com/docs/api-reference/embeddings/create>) over every provider that
 //! embeds, through the same router as chat (plans, fallbacks, retries, usage).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::HeaderMap;
@@ -15,6 +17,7 @@ use serde_json::{Map, Value};
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
+use crate::openai::end_user_tags;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/embeddings", post(embeddings))
@@ -23,8 +26,9 @@ pub(crate) fn router() -> Router<AppState> {
 /// The most inputs one request may carry: OpenAI's own limit.
 const MAX_INPUTS: usize = 2048;
 
-/// The request body. `user` is accepted and ignored, as OpenAI's bookkeeping fields are.
+/// The request body.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EmbeddingsRequest {
     model: String,
     /// A string, or an array of strings (token arrays are refused by name).
@@ -42,6 +46,9 @@ struct EmbeddingsRequest {
     /// Face's `normalize`, `truncate`, ...), checked by the provider.
     #[serde(default)]
     options: Map<String, Value>,
+    /// The caller's end user, kept in the usage log.
+    #[serde(default)]
+    user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +169,10 @@ async fn embeddings(
     headers: HeaderMap,
     body: Result<Json<EmbeddingsRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let (req, encoding) = body.to_core()?;
-    let call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
+    let mut call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
+    call.tags = Arc::new(end_user_tags(body.user.as_ref())?);
     let Metered {
         value: answer,
         route,

@@ -9,6 +9,7 @@ pub(crate) mod models;
 pub(crate) mod search;
 pub(crate) mod usage;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -51,6 +52,7 @@ pub(crate) fn call_context(
         user_id: Some(caller.user_id),
         deadline: deadline(headers)?,
         fallbacks: fallbacks.to_vec(),
+        tags: Arc::default(),
     })
 }
 

@@ -3,19 +3,22 @@
 //! `POST /v1/search/{provider}`, the request and answer of LiteLLM's search route, so clients
 //! written for it work unchanged.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use llm_gateway::{Cost, Metered, SearchRequest, SearchResponse, TimeRange};
+use llm_gateway::{Cost, Metered, RequestTags, SearchRequest, SearchResponse, TimeRange};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
+use crate::openai::end_user_tags;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -58,9 +61,8 @@ struct SearchBody {
     /// Routes (or providers, or aliases) to try, in order, when `model`'s fail.
     #[serde(default)]
     fallbacks: Vec<String>,
-    /// Accepted and ignored, as OpenAI's bookkeeping fields are.
+    /// The caller's end user, kept in the usage log.
     #[serde(default)]
-    #[allow(dead_code)]
     user: Option<String>,
 }
 
@@ -164,9 +166,11 @@ async fn run(
     caller: Caller,
     headers: &HeaderMap,
     fallbacks: &[String],
+    tags: RequestTags,
     req: SearchRequest,
 ) -> Result<Metered<SearchResponse>, ApiError> {
-    let call = call_context(ctx, caller, headers, fallbacks)?;
+    let mut call = call_context(ctx, caller, headers, fallbacks)?;
+    call.tags = Arc::new(tags);
     let model = req.model.clone();
     state
         .gateway()
@@ -189,9 +193,10 @@ async fn search(
     headers: HeaderMap,
     body: Result<Json<SearchBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core()?;
-    let metered = run(&state, &ctx, caller, &headers, &body.fallbacks, req).await?;
+    let tags = end_user_tags(body.user.as_ref())?;
+    let metered = run(&state, &ctx, caller, &headers, &body.fallbacks, tags, req).await?;
     let answer = &metered.value;
     let results = answer
         .results
@@ -304,9 +309,10 @@ async fn litellm_search(
     headers: HeaderMap,
     body: Result<Json<LiteLlmBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|r| ApiError::invalid(None, r.body_text()))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core(&provider)?;
-    let metered = run(&state, &ctx, caller, &headers, &[], req).await?;
+    let tags = RequestTags::default();
+    let metered = run(&state, &ctx, caller, &headers, &[], tags, req).await?;
     let results = metered
         .value
         .results

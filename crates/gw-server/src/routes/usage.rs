@@ -1,10 +1,12 @@
-//! `GET /v1/usage`: the caller's own usage for a period and what is left of the plan.
-//! Nobody sees another user's data: the user is the owner of the key, never a parameter.
+//! `GET /v1/usage`: the caller's own usage for a period and what is left of the plan;
+//! `GET /v1/usage/log`: the caller's own usage-log rows and their totals, filtered by period,
+//! end user and `metadata` tags. Nobody sees another user's data: the user is the owner of the
+//! key, never a parameter.
 
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use gw_store::{Allowance, SummaryRow};
+use gw_store::{Allowance, LogFilter, SummaryRow, UsageLogRow};
 use llm_gateway::Cost;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,7 +15,150 @@ use crate::app::{AppState, Caller};
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/usage", get(usage))
+    Router::new()
+        .route("/v1/usage", get(usage))
+        .route("/v1/usage/log", get(own_log))
+}
+
+/// The rows a usage-log read returns unless it sets `limit`, and the most it may ask for.
+const DEFAULT_LOG_ROWS: u32 = 100;
+const MAX_LOG_ROWS: u32 = 1000;
+
+/// A usage-log read's query: `period`, `end_user`, `metadata.<key>=<value>` (repeatable, every
+/// tag must match), `limit`; `user` too when `operator` (the admin read). Anything else is
+/// refused by name.
+pub(crate) fn log_query(
+    query: &[(String, String)],
+    operator: bool,
+) -> Result<(LogFilter, Option<String>, u32), ApiError> {
+    let mut filter = LogFilter::default();
+    let mut user = None;
+    let mut limit = DEFAULT_LOG_ROWS;
+    for (name, value) in query {
+        let tag = name
+            .strip_prefix("metadata.")
+            .or_else(|| name.strip_prefix("metadata[")?.strip_suffix(']'));
+        match (name.as_str(), tag) {
+            (_, Some(key)) => {
+                if filter.metadata.len() == LogFilter::MAX_TAGS {
+                    return Err(ApiError::invalid(
+                        Some(name.clone()),
+                        format!("filter by at most {} tags", LogFilter::MAX_TAGS),
+                    ));
+                }
+                filter.metadata.push((key.to_owned(), value.clone()));
+            }
+            ("period", _) if is_period(value) => filter.period = Some(value.clone()),
+            ("period", _) => {
+                return Err(ApiError::invalid(
+                    Some("period".into()),
+                    format!("period `{value}` is not a month such as 2026-11"),
+                ));
+            }
+            ("end_user", _) => filter.end_user = Some(value.clone()),
+            ("user", _) if operator => user = Some(value.clone()),
+            ("limit", _) => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LOG_ROWS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            Some("limit".into()),
+                            format!("`limit` must be a whole number from 1 to {MAX_LOG_ROWS}"),
+                        )
+                    })?;
+            }
+            _ => {
+                let known = if operator {
+                    "period, end_user, metadata.<key>, limit, user"
+                } else {
+                    "period, end_user, metadata.<key>, limit"
+                };
+                return Err(ApiError::invalid(
+                    Some(name.clone()),
+                    format!("unknown parameter `{name}` (known: {known})"),
+                ));
+            }
+        }
+    }
+    Ok((filter, user, limit))
+}
+
+/// `{"object": "list", "data": [rows, newest first], "totals": {...}}`: the totals cover every
+/// row the filter selects, not only the `limit` returned.
+pub(crate) async fn log_json(
+    store: &gw_store::Store,
+    filter: &LogFilter,
+    limit: u32,
+) -> Result<Value, ApiError> {
+    // Usage rows are written in batches off the request path: include the latest.
+    store.flush().await;
+    let rows = store.usage_log_where(filter, limit).await?;
+    let totals = store.usage_totals(filter).await?;
+    Ok(json!({
+        "object": "list",
+        "data": rows.iter().map(log_row_json).collect::<Vec<_>>(),
+        "totals": {
+            "requests": totals.requests,
+            "errors": totals.errors,
+            "input_tokens": totals.input_tokens,
+            "output_tokens": totals.output_tokens,
+            "units": totals.units,
+            "cost_usd": totals.cost.to_string(),
+            "unpriced_requests": totals.unpriced,
+        },
+    }))
+}
+
+fn log_row_json(r: &UsageLogRow) -> Value {
+    let ms = |d: Option<std::time::Duration>| {
+        d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    let attempts: Vec<Value> = r
+        .attempts
+        .iter()
+        .map(|a| json!({"route": a.route, "outcome": a.outcome, "latency_ms": ms(Some(a.latency))}))
+        .collect();
+    json!({
+        "request_id": r.request_id,
+        "created_at": gw_store::format_utc(r.created_at),
+        "user_id": r.user_id,
+        "period": r.period,
+        "route": format!("{}/{}", r.provider, r.model),
+        "modality": r.modality.as_str(),
+        "operation": r.operation,
+        "status": r.status,
+        "error": r.error_message,
+        "usage": {
+            "input_tokens": r.tokens.input_tokens,
+            "output_tokens": r.tokens.output_tokens,
+            "cached_input_tokens": r.tokens.cached_input_tokens,
+            "reasoning_tokens": r.tokens.reasoning_tokens,
+            "units": r.units,
+        },
+        "cost_usd": r.cost.map(|c| c.to_string()),
+        "estimated": r.estimated,
+        "latency_ms": ms(r.latency),
+        "time_to_first_token_ms": ms(r.time_to_first_token),
+        "retries": r.retries,
+        "end_user": r.end_user,
+        "metadata": r.metadata,
+        "attempts": attempts,
+    })
+}
+
+async fn own_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let (mut filter, _, limit) = log_query(&query, false)?;
+    let store = state.store().ok_or_else(|| {
+        ApiError::off("usage accounting is off: this gateway runs without a store")
+    })?;
+    filter.user_id = Some(caller.user_id);
+    Ok(Json(log_json(store, &filter, limit).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +286,51 @@ fn json_value(counter: gw_store::Counter, value: u64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_queries_name_what_is_wrong() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let (filter, user, limit) = log_query(
+            &q(&[
+                ("metadata.team", "search"),
+                ("metadata[env]", "prod"),
+                ("end_user", "u-1"),
+                ("period", "2026-11"),
+                ("limit", "5"),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            filter.metadata,
+            vec![
+                ("team".into(), "search".into()),
+                ("env".into(), "prod".into())
+            ]
+        );
+        assert_eq!(filter.end_user.as_deref(), Some("u-1"));
+        assert_eq!(
+            (filter.period.as_deref(), user, limit),
+            (Some("2026-11"), None, 5)
+        );
+        for (pairs, operator, param) in [
+            (q(&[("limit", "0")]), false, "limit"),
+            (q(&[("limit", "1001")]), false, "limit"),
+            (q(&[("period", "2026-13")]), false, "period"),
+            (q(&[("user", "bob")]), false, "user"),
+            (q(&[("team", "x")]), true, "team"),
+        ] {
+            let err = log_query(&pairs, operator).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some(param));
+        }
+        let (_, user, _) = log_query(&q(&[("user", "bob")]), true).unwrap();
+        assert_eq!(user.as_deref(), Some("bob"));
+    }
 
     #[test]
     fn periods() {

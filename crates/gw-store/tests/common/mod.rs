@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::{
-    Admission, Amount, Cost, Modality, Outcome, Reservation, RouteId, TokenUsage, UsageRecord,
+    Admission, Amount, Cost, Modality, Outcome, RequestTags, Reservation, RouteId, TokenUsage,
+    UsageRecord,
 };
 use gw_store::{BUILTIN_PLANS, Backend, Plans, Store, StoreOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Connection, PgConnection};
@@ -254,6 +255,7 @@ pub fn record(admission: &Admission, input: u64, output: u64, price: Option<&str
         retries: 0,
         cached: false,
         attempts: Vec::new(),
+        tags: RequestTags::default(),
     }
 }
 
