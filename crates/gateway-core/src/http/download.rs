@@ -82,8 +82,8 @@ impl DownloadSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UrlOrigin {
     /// The caller sent it (e.g. an image to edit). A URL that is refused (its scheme, its
-    /// address, too many redirects) or a file that is too large is the caller's
-    /// [`ErrorKind::InvalidRequest`].
+    /// address, too many redirects), a file that is too large, and a host that fails to serve
+    /// it are the caller's [`ErrorKind::InvalidRequest`].
     Caller,
     /// The named provider answered with it (a generated image or video). The same refusals are
     /// [`ErrorKind::Decode`] errors of that provider: an answer the gateway cannot use, which is
@@ -92,6 +92,24 @@ pub enum UrlOrigin {
 }
 
 impl UrlOrigin {
+    /// A caller's URL that cannot be downloaded is the caller's to fix, whatever the cause (its
+    /// host refuses, is missing, down or slow): every such failure is
+    /// [`ErrorKind::InvalidRequest`], so the request is neither retried nor sent down a fallback
+    /// chain, and no provider's circuit breaker counts it against the provider. The cause stays
+    /// in the message, the status and the source.
+    fn attribute(self, e: Error) -> Error {
+        match self {
+            Self::Caller if *e.kind() != ErrorKind::InvalidRequest => {
+                let mut blamed = Error::new(ErrorKind::InvalidRequest, e.message().to_owned());
+                if let Some(status) = e.status() {
+                    blamed = blamed.with_status(status);
+                }
+                blamed.with_source(e)
+            }
+            _ => e,
+        }
+    }
+
     fn provider(self) -> &'static str {
         match self {
             Self::Caller => "",
@@ -174,11 +192,13 @@ impl Downloader {
     ///   before reading, else while reading): see [`UrlOrigin`] for the kind;
     /// - a non-2xx answer: the kind [`kind_for_status`] gives, except that 401/403 are not
     ///   [`ErrorKind::Auth`], which means the gateway's provider key is bad and none was sent
-    ///   here: [`ErrorKind::InvalidRequest`] for a caller's URL, [`ErrorKind::Upstream`] for a
-    ///   provider's (e.g. an expired signed link);
+    ///   here: [`ErrorKind::Upstream`] for a provider's URL (e.g. an expired signed link);
     /// - no connection, or the policy's timeout: [`ErrorKind::Connect`], [`ErrorKind::Timeout`].
+    ///
+    /// For a caller's URL every failure is [`ErrorKind::InvalidRequest`] (see
+    /// [`UrlOrigin::Caller`]), its cause in the message.
     pub async fn download(&self, url: &str, origin: UrlOrigin) -> Result<(Bytes, Option<String>)> {
-        tokio::time::timeout(self.policy.timeout, self.follow(url, origin))
+        let downloaded = tokio::time::timeout(self.policy.timeout, self.follow(url, origin))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::new(
@@ -189,7 +209,8 @@ impl Downloader {
                     ),
                 )
                 .with_provider(origin.provider()))
-            })
+            });
+        downloaded.map_err(|e| origin.attribute(e))
     }
 
     async fn follow(&self, url: &str, origin: UrlOrigin) -> Result<(Bytes, Option<String>)> {
@@ -628,7 +649,9 @@ mod tests {
         let d = downloader(true);
         let p = UrlOrigin::Provider("p");
         for (status, origin, kind) in [
-            (404, UrlOrigin::Caller, ErrorKind::NotFound),
+            (404, UrlOrigin::Caller, ErrorKind::InvalidRequest),
+            (404, p, ErrorKind::NotFound),
+            (503, UrlOrigin::Caller, ErrorKind::InvalidRequest),
             (503, p, ErrorKind::Upstream { status: 503 }),
             (403, UrlOrigin::Caller, ErrorKind::InvalidRequest),
             (403, p, ErrorKind::Upstream { status: 403 }),
@@ -663,11 +686,17 @@ mod tests {
             ..policy(true)
         })
         .unwrap();
+        let url = format!("http://{addr}/");
         let err = d
-            .download(&format!("http://{addr}/"), UrlOrigin::Caller)
+            .download(&url, UrlOrigin::Provider("p"))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::Timeout);
+        assert_eq!(err.message(), "the download did not finish within 0.2 s");
+        // A caller's link that times out is the caller's to fix: not retried, no breaker.
+        let err = d.download(&url, UrlOrigin::Caller).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+        assert!(!err.is_retryable());
         assert_eq!(err.message(), "the download did not finish within 0.2 s");
     }
 }
