@@ -1,6 +1,9 @@
 //! The public API of `gw-hf` against a mock router (`gw_mock::MockUpstream`).
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{TOKEN, mock, step};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,39 +12,12 @@ use gateway_core::{
     DynTextModel, ErrorKind, FinishReason, ProviderConfig, Registry, ResponseFormat, TextChunk,
     TextModel, TextRequest, TokenUsage,
 };
-use gw_hf::{HfClient, PROVIDER};
+use gw_hf::PROVIDER;
 use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+use gw_mock::fixture::Respond;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "hf_test_token_0123456789";
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct:cerebras";
-
-fn step(json: Option<Value>, respond: Respond) -> UpstreamStep {
-    UpstreamStep {
-        expect: UpstreamExpect {
-            method: Some("POST".into()),
-            path: Some("/v1/chat/completions".into()),
-            headers: BTreeMap::from([
-                ("authorization".to_owned(), json!(format!("Bearer {TOKEN}"))),
-                ("content-type".to_owned(), json!("application/json")),
-            ]),
-            json,
-            ..UpstreamExpect::default()
-        },
-        respond,
-    }
-}
-
-async fn mock(steps: Vec<UpstreamStep>) -> (MockUpstream, HfClient) {
-    let mock = MockUpstream::start(steps).await.unwrap();
-    let client = HfClient::builder()
-        .api_key(TOKEN)
-        .base_url(mock.url())
-        .build()
-        .unwrap();
-    (mock, client)
-}
 
 fn assert_clean(mock: &MockUpstream) {
     assert_eq!(mock.verify(), Vec::<String>::new());

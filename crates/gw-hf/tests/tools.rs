@@ -1,7 +1,9 @@
 //! Tool calling, `n`, log probabilities and `reasoning_effort` through the public API, against a
 //! mock router (`gw_mock::MockUpstream`) that plays recorded answers.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{TOKEN, mock, step};
 
 use futures_util::StreamExt;
 use gateway_core::{
@@ -9,38 +11,10 @@ use gateway_core::{
     TokenLogprob, TokenUsage, Tool, ToolCall, ToolChoice,
 };
 use gw_hf::{HfClient, PROVIDER};
-use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+use gw_mock::fixture::Respond;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "hf_test_token_0123456789";
 const MODEL: &str = "meta-llama/Llama-4-Scout-17B-16E-Instruct:together";
-
-fn step(json: Option<Value>, respond: Respond) -> UpstreamStep {
-    UpstreamStep {
-        expect: UpstreamExpect {
-            method: Some("POST".into()),
-            path: Some("/v1/chat/completions".into()),
-            headers: BTreeMap::from([(
-                "authorization".to_owned(),
-                json!(format!("Bearer {TOKEN}")),
-            )]),
-            json,
-            ..UpstreamExpect::default()
-        },
-        respond,
-    }
-}
-
-async fn mock(steps: Vec<UpstreamStep>) -> (MockUpstream, HfClient) {
-    let mock = MockUpstream::start(steps).await.unwrap();
-    let client = HfClient::builder()
-        .api_key(TOKEN)
-        .base_url(mock.url())
-        .build()
-        .unwrap();
-    (mock, client)
-}
 
 fn recorded(name: &str) -> Respond {
     Respond::recorded(env!("CARGO_MANIFEST_DIR"), name)

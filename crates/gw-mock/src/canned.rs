@@ -410,18 +410,10 @@ async fn openai_chat(body: axum::Json<Value>) -> Response {
         .collect();
     let usage = json!({"prompt_tokens": 8, "completion_tokens": words.len(), "total_tokens": 8 + words.len()});
     if !stream {
-        return axum::Json(json!({
-            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_760_000_000u64, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}],
-            "usage": usage,
-        }))
-        .into_response();
+        let message = json!({"role": "assistant", "content": words.concat()});
+        return openai_completion(&model, message, "stop", usage);
     }
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
-               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        .to_string()
-    };
+    let chunk = |delta: Value, finish: Value| openai_chunk(&model, delta, finish);
     let mut events = vec![chunk(
         json!({"role": "assistant", "content": ""}),
         Value::Null,
@@ -432,13 +424,33 @@ async fn openai_chat(body: axum::Json<Value>) -> Response {
             .map(|w| chunk(json!({"content": w}), Value::Null)),
     );
     events.push(chunk(json!({}), json!("stop")));
-    events.push(
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
-               "model": model, "choices": [], "usage": usage})
-        .to_string(),
-    );
+    events.push(openai_usage_chunk(&model, usage));
     events.push("[DONE]".into());
     sse(events)
+}
+
+/// A whole OpenAI chat completion of one `message`.
+fn openai_completion(model: &str, message: Value, finish: &str, usage: Value) -> Response {
+    axum::Json(json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_760_000_000u64, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }))
+    .into_response()
+}
+
+/// One OpenAI `chat.completion.chunk` of answer 0.
+fn openai_chunk(model: &str, delta: Value, finish: Value) -> String {
+    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
+           "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    .to_string()
+}
+
+/// The last chunk of a stream that asked for usage: no choices, the usage.
+fn openai_usage_chunk(model: &str, usage: Value) -> String {
+    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
+           "model": model, "choices": [], "usage": usage})
+    .to_string()
 }
 
 /// A call of `function` (an OpenAI `tools[].function`), whole or streamed as OpenAI streams one:
@@ -452,35 +464,34 @@ fn openai_tool_call(model: &str, function: &Value, prompt: &str, stream: bool) -
     let usage = json!({"prompt_tokens": 8, "completion_tokens": 12, "total_tokens": 20});
     let id = "call_mock_1";
     if !stream {
-        return axum::Json(json!({
-            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_760_000_000u64, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
-                {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
-            ]}, "finish_reason": "tool_calls"}],
-            "usage": usage,
-        }))
-        .into_response();
+        let message = json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        ]});
+        return openai_completion(model, message, "tool_calls", usage);
     }
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
-               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        .to_string()
-    };
+    let chunk = |delta: Value, finish: Value| openai_chunk(model, delta, finish);
     let middle = arguments
         .char_indices()
         .nth(arguments.chars().count() / 2)
         .map_or(0, |(i, _)| i);
     let (head, tail) = arguments.split_at(middle);
     sse(vec![
-        chunk(json!({"role": "assistant", "content": null, "tool_calls": [
-            {"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}
-        ]}), Value::Null),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": head}}]}), Value::Null),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": tail}}]}), Value::Null),
+        chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": [
+                {"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}
+            ]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": head}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": tail}}]}),
+            Value::Null,
+        ),
         chunk(json!({}), json!("tool_calls")),
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_760_000_000u64,
-               "model": model, "choices": [], "usage": usage})
-        .to_string(),
+        openai_usage_chunk(model, usage),
         "[DONE]".into(),
     ])
 }

@@ -6,7 +6,7 @@
 //! carry what OpenAI's do, so clients that append the answer's message to the conversation
 //! send back fields (`refusal`, `annotations`) that are accepted here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 
 use llm_gateway::{
     FinishReason, Message, Part, ReasoningEffort, RequestTags, ResponseFormat, Role, TextRequest,
@@ -597,13 +597,11 @@ fn check_function_name(name: &str, at: &str) -> Result<(), ApiError> {
 /// Every tool message answers a call of an earlier assistant turn, as OpenAI requires: a
 /// provider needs the call to send the result (Gemini names the function in it).
 fn check_tool_results(messages: &[Message]) -> Result<(), ApiError> {
-    let mut calls: HashMap<&str, ()> = HashMap::new();
+    let mut calls: HashSet<&str> = HashSet::new();
     for (i, m) in messages.iter().enumerate() {
-        for call in &m.tool_calls {
-            calls.insert(&call.id, ());
-        }
+        calls.extend(m.tool_calls.iter().map(|c| c.id.as_str()));
         if let Some(id) = m.tool_call_id.as_deref()
-            && !calls.contains_key(id)
+            && !calls.contains(id)
         {
             return Err(invalid(
                 format!("messages[{i}].tool_call_id"),
