@@ -57,9 +57,11 @@ pub(crate) struct ChatCompletionRequest {
     user: Option<String>,
     safety_identifier: Option<String>,
     metadata: Option<Map<String, Value>>,
-    /// A hint for OpenAI's prompt cache; it changes no answer, so it is accepted and unused.
+    /// Hints for OpenAI's prompt cache; they change no answer, so they are accepted and unused.
     #[allow(dead_code)]
     prompt_cache_key: Option<String>,
+    #[allow(dead_code)]
+    prompt_cache_retention: Option<String>,
     /// `auto` and `default` are what every route gives; other tiers are refused.
     service_tier: Option<String>,
     /// `false` is what the gateway does (it keeps usage, not completions); `true` is refused.

@@ -21,6 +21,7 @@ fn maps_every_supported_field() {
         "n": 3, "logprobs": true, "top_logprobs": 2, "reasoning_effort": "low",
         "user": "end-user-1", "metadata": {"team": "search"},
         "service_tier": "auto", "store": false, "prompt_cache_key": "k",
+        "prompt_cache_retention": "24h",
         "stream_options": null
     }));
     let core = req.to_core().unwrap();
