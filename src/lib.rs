@@ -44,6 +44,7 @@ mod metering;
 pub mod ratelimit;
 mod router;
 pub mod routing;
+mod trace;
 
 pub use breaker::{BreakerConfig, Breakers, CircuitBreaker};
 pub use gateway_core::*;

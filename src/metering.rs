@@ -78,6 +78,8 @@ pub(crate) struct Meter {
     pub(crate) started: Instant,
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) tags: Arc<RequestTags>,
+    /// The request's span and observer.
+    pub(crate) trace: crate::trace::Trace,
 }
 
 /// How many unpriced models [`warn_unpriced`] remembers: a bound on memory, since model names
@@ -169,6 +171,8 @@ impl Meter {
     /// Settles (when there is an accounting) and logs a failure to do so: the reservation then
     /// stays, and recovery settles it at its estimate, so nothing goes unaccounted.
     pub(crate) fn settle(&self, record: UsageRecord) -> BoxFuture<'static, ()> {
+        self.trace
+            .ended(&record, self.reservation.as_ref().map(|r| &r.estimate));
         let (Some(accounting), Some(reservation)) =
             (self.accounting.clone(), self.reservation.clone())
         else {
@@ -208,6 +212,9 @@ pub(crate) trait StreamUsage<T>: Send + 'static {
     fn reported(&self) -> Option<Usage>;
     /// The item that carries a locally counted usage, yielded last when the provider reported none.
     fn usage_item(&self, usage: Usage) -> Option<T>;
+    /// Records what the stream saw (finish reasons, content when captured) on the request's
+    /// span, before it is settled; `broke_off`: the stream ended with an error or was dropped.
+    fn annotate(&self, _trace: &crate::trace::Trace, _broke_off: bool) {}
 }
 
 /// A stream that settles its usage when it ends, breaks off, or is dropped by its client.
@@ -265,6 +272,7 @@ impl<T: Send + 'static, U: StreamUsage<T>> MeteredStream<T, U> {
     }
 
     fn settle(&self, error: Option<&Error>) -> BoxFuture<'static, ()> {
+        self.usage.annotate(&self.meter.trace, error.is_some());
         let (usage, estimated) = self.final_usage();
         let end = End {
             error,

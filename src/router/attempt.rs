@@ -13,6 +13,8 @@ use super::Gateway;
 use super::op::{Estimate, Operation};
 use crate::metering::{CallContext, End, Meter, Metered};
 use crate::routing::chain;
+use crate::trace::{Trace, attempt_ended, attempt_span};
+use tracing::Instrument;
 
 /// A route that answered, with what settling its request needs.
 pub(crate) struct Served<T> {
@@ -27,15 +29,21 @@ pub(crate) struct Failed {
     /// Boxed: a failure is the rare path, and keeps `Result<Served, Failed>` small.
     pub(crate) meter: Option<Box<Meter>>,
     pub(crate) retries: u32,
+    /// The request's telemetry, for a failure before admission (the meter has it otherwise).
+    trace: Trace,
+    /// The route last considered, if any.
+    route: Option<RouteId>,
 }
 
 impl Failed {
     /// A failure before anything was admitted.
-    fn early(error: Error) -> Self {
+    fn early(error: Error, trace: &Trace) -> Self {
         Self {
             error,
             meter: None,
             retries: 0,
+            trace: trace.clone(),
+            route: None,
         }
     }
 
@@ -49,6 +57,8 @@ impl Failed {
                 ..End::default()
             };
             meter.settle(meter.record(Usage::default(), end)).await;
+        } else {
+            self.trace.refused(self.route.as_ref(), &self.error);
         }
         self.error
     }
@@ -100,6 +110,9 @@ impl<T> Served<T> {
 /// The attempts of one request so far.
 struct Run<'a> {
     ctx: &'a CallContext,
+    trace: &'a Trace,
+    /// The route being tried.
+    route: Option<RouteId>,
     deadline: Duration,
     deadline_at: Instant,
     attempts: Vec<Attempt>,
@@ -109,9 +122,11 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(ctx: &'a CallContext, deadline: Duration) -> Self {
+    fn new(ctx: &'a CallContext, trace: &'a Trace, deadline: Duration) -> Self {
         Self {
             ctx,
+            trace,
+            route: None,
             deadline,
             deadline_at: Instant::now() + deadline,
             attempts: Vec::new(),
@@ -157,6 +172,8 @@ impl<'a> Run<'a> {
                 .take()
                 .map(|m| Box::new(m.with_attempts(self.attempts))),
             retries,
+            trace: self.trace.clone(),
+            route: self.route.take(),
         }
     }
 
@@ -169,10 +186,13 @@ impl<'a> Run<'a> {
                 retries,
             }),
             // Unreachable by construction: a route is admitted before its first call.
-            None => Err(Failed::early(Error::new(
-                ErrorKind::Unavailable,
-                "a call was made without an admission",
-            ))),
+            None => Err(Failed::early(
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "a call was made without an admission",
+                ),
+                self.trace,
+            )),
         }
     }
 }
@@ -208,16 +228,18 @@ impl Gateway {
         &self,
         op: &O,
         ctx: &CallContext,
+        trace: &Trace,
         model: &str,
         req: &O::Request,
     ) -> std::result::Result<Served<O::Output>, Failed> {
         let routes = chain(&self.aliases, model, &ctx.fallbacks, |m| self.route(m))
-            .map_err(Failed::early)?;
+            .map_err(|e| Failed::early(e, trace))?;
         let deadline = ctx.deadline.unwrap_or_else(|| self.routing.deadline());
-        let mut run = Run::new(ctx, deadline);
+        let mut run = Run::new(ctx, trace, deadline);
         let named_directly = !self.aliases.contains(model);
         let only = routes.len() == 1;
         for (index, route) in routes.iter().enumerate() {
+            run.route = Some(route.clone());
             let Some(provider) = op.model(&self.registry, route.provider) else {
                 let error = self.not_available::<O>(route);
                 if index == 0 && named_directly {
@@ -237,7 +259,7 @@ impl Gateway {
             }
             let more = index + 1 < routes.len();
             match self
-                .call_route(op, &mut run, provider, route, req, more)
+                .call_route(op, &mut run, provider, route, req, index, more)
                 .await
             {
                 RouteEnd::Served(value) => return run.served(value),
@@ -294,7 +316,7 @@ impl Gateway {
         }
         // The plan: admitted once, on the first route tried; later routes must be allowed.
         match &mut run.meter {
-            None => match self.admit(op, run.ctx, route, estimate).await {
+            None => match self.admit(op, run.ctx, run.trace, route, estimate).await {
                 Ok(meter) => run.meter = Some(meter),
                 Err(e) => return Prepared::Fail(e),
             },
@@ -327,8 +349,9 @@ impl Gateway {
         Prepared::Go
     }
 
-    /// Calls one route, retrying what is worth retrying, until it answers, the request must
-    /// end, or the next route should be tried.
+    /// Calls one route (number `index` of the chain), retrying what is worth retrying, until it
+    /// answers, the request must end, or the next route should be tried.
+    #[allow(clippy::too_many_arguments)]
     async fn call_route<O: Operation>(
         &self,
         op: &O,
@@ -336,6 +359,7 @@ impl Gateway {
         provider: std::sync::Arc<O::Model>,
         route: &RouteId,
         req: &O::Request,
+        index: usize,
         more_routes: bool,
     ) -> RouteEnd<O::Output> {
         let breaker = self.breaker(route);
@@ -354,7 +378,10 @@ impl Gateway {
             };
             let started = Instant::now();
             run.calls += 1;
-            let call = op.call(provider.clone(), route, req);
+            let span = attempt_span(route, retry, index);
+            let call = op
+                .call(provider.clone(), route, req)
+                .instrument(span.clone());
             let result = match tokio::time::timeout(remaining, call).await {
                 Ok(result) => {
                     permit.record(&result);
@@ -367,6 +394,8 @@ impl Gateway {
                     Err(deadline_error(run.deadline).with_provider(route.provider))
                 }
             };
+            attempt_ended(&span, result.as_ref().err());
+            drop(span);
             run.attempts.push(Attempt {
                 route: route.clone(),
                 outcome: match &result {
@@ -417,6 +446,7 @@ impl Gateway {
         &self,
         op: &O,
         ctx: &CallContext,
+        trace: &Trace,
         route: &RouteId,
         estimate: &Estimate,
     ) -> Result<Meter> {
@@ -448,6 +478,7 @@ impl Gateway {
             started: Instant::now(),
             attempts: Vec::new(),
             tags: ctx.tags.clone(),
+            trace: trace.clone(),
         })
     }
 }

@@ -97,10 +97,9 @@ impl Gateway {
         ctx: &CallContext,
         req: EmbeddingRequest,
     ) -> Result<Metered<EmbeddingResponse>> {
-        let span =
-            tracing::debug_span!("gateway.embed", request_id = %ctx.request_id, model = %req.model);
+        let trace = self.trace("embeddings", &req.model, ctx, false);
         async {
-            let served = match self.attempt(&Embed, ctx, &req.model, &req).await {
+            let served = match self.attempt(&Embed, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
             };
@@ -111,7 +110,7 @@ impl Gateway {
             let reported = Usage::tokens(served.value.usage);
             Ok(served.settle(reported, local).await)
         }
-        .instrument(span)
+        .instrument(trace.span())
         .await
     }
 }

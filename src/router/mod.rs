@@ -110,6 +110,7 @@ pub struct Gateway {
     known_routes: Arc<HashSet<RouteId>>,
     provider_wide: Arc<HashMap<&'static str, RouteId>>,
     limits: Arc<BTreeMap<&'static str, ProviderLimits>>,
+    telemetry: crate::trace::Telemetry,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -151,6 +152,7 @@ impl Gateway {
             known_routes: Arc::new(known_routes),
             provider_wide: Arc::new(provider_wide),
             limits: Arc::new(BTreeMap::new()),
+            telemetry: crate::trace::Telemetry::default(),
         }
     }
 
@@ -253,6 +255,42 @@ impl Gateway {
     pub fn with_accounting(mut self, accounting: Arc<dyn gateway_core::Accounting>) -> Self {
         self.accounting = Some(accounting);
         self
+    }
+
+    /// Reports every request's end (and every refusal before a provider call) to `observer`,
+    /// for metrics. Spans need no setting: they are `tracing` spans under
+    /// [`OTEL_TARGET`](gateway_core::telemetry::OTEL_TARGET), which a subscriber takes or leaves.
+    pub fn with_observer(mut self, observer: Arc<dyn gateway_core::telemetry::Observer>) -> Self {
+        self.telemetry.observer = Some(observer);
+        self
+    }
+
+    /// Records chat prompts and answers on the request spans (off by default: they can hold
+    /// personal data), each cut to `capture.max_bytes`.
+    pub fn with_content_capture(
+        mut self,
+        capture: gateway_core::telemetry::ContentCapture,
+    ) -> Self {
+        self.telemetry.content = capture;
+        self
+    }
+
+    /// Starts the telemetry of one request.
+    fn trace(
+        &self,
+        operation: &'static str,
+        model: &str,
+        ctx: &crate::CallContext,
+        stream: bool,
+    ) -> crate::trace::Trace {
+        crate::trace::Trace::start(
+            &self.telemetry,
+            &self.registry,
+            operation,
+            model,
+            ctx,
+            stream,
+        )
     }
 
     /// The prices in force.

@@ -113,7 +113,7 @@ impl Gateway {
         ctx: &CallContext,
         req: SearchRequest,
     ) -> Result<Metered<SearchResponse>> {
-        let span = tracing::debug_span!("gateway.search", request_id = %ctx.request_id, model = %req.model);
+        let trace = self.trace("retrieval", &req.model, ctx, false);
         async {
             let model = with_endpoint(self, &req.model);
             let mut ctx = ctx.clone();
@@ -122,7 +122,7 @@ impl Gateway {
                 .iter()
                 .map(|f| with_endpoint(self, f))
                 .collect();
-            let served = match self.attempt(&Search, &ctx, &model, &req).await {
+            let served = match self.attempt(&Search, &ctx, &trace, &model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
             };
@@ -135,7 +135,7 @@ impl Gateway {
             });
             Ok(served.settle_priced(usage, false, cost).await)
         }
-        .instrument(span)
+        .instrument(trace.span())
         .await
     }
 }

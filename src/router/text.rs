@@ -202,12 +202,28 @@ impl Operation for ChatStream {
 #[derive(Default)]
 struct TextUsage {
     reported: Option<TokenUsage>,
+    finish: Option<gateway_core::FinishReason>,
+    /// The answer's text so far and the most bytes to keep, when content is recorded.
+    capture: Option<(String, usize)>,
+    /// The request's messages, when content is recorded.
+    input: Option<String>,
 }
 
 impl StreamUsage<TextChunk> for TextUsage {
     fn observe(&mut self, chunk: &TextChunk) -> usize {
         match chunk {
-            TextChunk::Delta(text) => text.len(),
+            TextChunk::Delta(text) => {
+                if let Some((kept, max)) = &mut self.capture
+                    && kept.len() < *max
+                {
+                    kept.push_str(text);
+                }
+                text.len()
+            }
+            TextChunk::Finish(reason) => {
+                self.finish = Some(*reason);
+                0
+            }
             TextChunk::ToolCall {
                 id,
                 name,
@@ -232,6 +248,20 @@ impl StreamUsage<TextChunk> for TextUsage {
 
     fn usage_item(&self, usage: Usage) -> Option<TextChunk> {
         Some(TextChunk::Usage(usage.tokens))
+    }
+
+    fn annotate(&self, trace: &crate::trace::Trace, broke_off: bool) {
+        // The conventions: `error` in place of a finish reason that never came.
+        let reason = match (self.finish, broke_off) {
+            (Some(reason), _) => reason.as_str(),
+            (None, true) => "error",
+            (None, false) => "stop",
+        };
+        trace.record_response(None, None, &[reason]);
+        if let (Some(input), Some((output, _))) = (&self.input, &self.capture) {
+            let message = output_message(output, &[], reason);
+            trace.record_content(input, &serde_json::Value::Array(vec![message]).to_string());
+        }
     }
 }
 
@@ -260,12 +290,20 @@ impl Gateway {
         ctx: &CallContext,
         req: TextRequest,
     ) -> Result<Metered<TextResponse>> {
-        let span = tracing::debug_span!("gateway.generate", request_id = %ctx.request_id, model = %req.model);
+        let trace = self.trace("chat", &req.model, ctx, false);
+        record_request(&trace, &req);
         async {
-            let served = match self.attempt(&Chat, ctx, &req.model, &req).await {
+            let served = match self.attempt(&Chat, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
             };
+            let answer = &served.value;
+            let mut reasons = vec![answer.finish_reason.as_str()];
+            reasons.extend(answer.alternatives.iter().map(|c| c.finish_reason.as_str()));
+            trace.record_response(Some(&answer.model), answer.id.as_deref(), &reasons);
+            if trace.content().is_some() {
+                trace.record_content(&input_messages(&req), &output_messages(answer));
+            }
             let prompt_tokens = served.meter.prompt_tokens;
             let local = Usage::tokens(TokenUsage {
                 input_tokens: prompt_tokens,
@@ -275,7 +313,7 @@ impl Gateway {
             let reported = Usage::tokens(served.value.usage);
             Ok(served.settle(reported, local).await)
         }
-        .instrument(span)
+        .instrument(trace.span())
         .await
     }
 
@@ -289,9 +327,13 @@ impl Gateway {
         ctx: &CallContext,
         req: TextRequest,
     ) -> Result<Metered<TextStream>> {
-        let span = tracing::debug_span!("gateway.stream", request_id = %ctx.request_id, model = %req.model);
+        let trace = self.trace("chat", &req.model, ctx, true);
+        record_request(&trace, &req);
         async {
-            let served = match self.attempt(&ChatStream, ctx, &req.model, &req).await {
+            let served = match self
+                .attempt(&ChatStream, ctx, &trace, &req.model, &req)
+                .await
+            {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
             };
@@ -300,7 +342,11 @@ impl Gateway {
             let idle = self.routing.stream_idle_timeout();
             let metered = MeteredStream::new(
                 idle_timeout(served.value, idle),
-                TextUsage::default(),
+                TextUsage {
+                    capture: trace.content().map(|c| (String::new(), c.max_bytes)),
+                    input: trace.content().map(|_| input_messages(&req)),
+                    ..TextUsage::default()
+                },
                 served.meter,
                 retries,
             );
@@ -313,9 +359,90 @@ impl Gateway {
                 retries,
             })
         }
-        .instrument(span)
+        .instrument(trace.span())
         .await
     }
+}
+
+/// Records a chat request's parameters on its span.
+fn record_request(trace: &crate::trace::Trace, req: &TextRequest) {
+    if let Some(max) = req.max_tokens {
+        trace.record("gen_ai.request.max_tokens", max);
+    }
+    if let Some(t) = req.temperature {
+        trace.record("gen_ai.request.temperature", t);
+    }
+    if let Some(p) = req.top_p {
+        trace.record("gen_ai.request.top_p", p);
+    }
+    if let Some(n) = req.n {
+        trace.record("gen_ai.request.choice.count", n);
+    }
+    if let Some(seed) = req.seed {
+        trace.record("gen_ai.request.seed", seed);
+    }
+}
+
+/// The conventions' `gen_ai.input.messages`: each message's role and parts (text, tool calls
+/// and results; images and audio by kind only, never their data).
+fn input_messages(req: &TextRequest) -> String {
+    let messages: Vec<serde_json::Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let mut parts: Vec<serde_json::Value> = m
+                .content
+                .iter()
+                .map(|p| match p {
+                    gateway_core::Part::Text(text) => match &m.tool_call_id {
+                        Some(id) => serde_json::json!({"type": "tool_call_response", "id": id, "response": text}),
+                        None => serde_json::json!({"type": "text", "content": text}),
+                    },
+                    gateway_core::Part::Image { .. } => serde_json::json!({"type": "image"}),
+                    _ => serde_json::json!({"type": "audio"}),
+                })
+                .collect();
+            parts.extend(m.tool_calls.iter().map(tool_call_part));
+            serde_json::json!({"role": m.role.as_str(), "parts": parts})
+        })
+        .collect();
+    serde_json::Value::Array(messages).to_string()
+}
+
+/// The conventions' `gen_ai.output.messages` of a whole answer (every choice).
+fn output_messages(answer: &TextResponse) -> String {
+    let first = std::iter::once((&answer.content, &answer.tool_calls, answer.finish_reason));
+    let others = answer
+        .alternatives
+        .iter()
+        .map(|c| (&c.content, &c.tool_calls, c.finish_reason));
+    let messages: Vec<serde_json::Value> = first
+        .chain(others)
+        .map(|(content, calls, finish)| output_message(content, calls, finish.as_str()))
+        .collect();
+    serde_json::Value::Array(messages).to_string()
+}
+
+fn output_message(
+    content: &str,
+    calls: &[gateway_core::ToolCall],
+    finish: &str,
+) -> serde_json::Value {
+    let mut parts = Vec::new();
+    if !content.is_empty() {
+        parts.push(serde_json::json!({"type": "text", "content": content}));
+    }
+    parts.extend(calls.iter().map(tool_call_part));
+    serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": finish})
+}
+
+fn tool_call_part(call: &gateway_core::ToolCall) -> serde_json::Value {
+    serde_json::json!({
+        "type": "tool_call",
+        "id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+    })
 }
 
 /// Cuts `stream` with a timeout error when no item arrives for `idle`.

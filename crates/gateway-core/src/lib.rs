@@ -41,6 +41,7 @@ mod route;
 pub mod search;
 pub mod speech;
 pub mod sse;
+pub mod telemetry;
 mod text;
 pub mod transcription;
 mod usage;

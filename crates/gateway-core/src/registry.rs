@@ -91,6 +91,8 @@ macro_rules! services {
             $( $field: BTreeMap<&'static str, Arc<dyn $dyn>>, )*
             models: BTreeMap<&'static str, BTreeMap<String, BTreeSet<Service>>>,
             prices: PriceCatalog,
+            /// Each provider's host (and port, when not the scheme's), for telemetry.
+            addresses: BTreeMap<&'static str, String>,
         }
 
         impl Registry {
@@ -137,6 +139,24 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records where `provider` is reached (`base_url`'s host and explicit port), reported as
+    /// `server.address` on its spans.
+    pub fn set_address(&mut self, provider: &'static str, base_url: &str) {
+        let rest = base_url
+            .split_once("://")
+            .map_or(base_url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        self.addresses.insert(provider, host.to_owned());
+    }
+
+    /// Where `provider` is reached (host, and port when explicit), if recorded.
+    pub fn address(&self, provider: &str) -> Option<&str> {
+        self.addresses.get(provider).map(String::as_str)
     }
 
     /// The static id of the registered provider named `name`.

@@ -97,6 +97,7 @@ pub struct GeminiConfig {
 pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     // Reads and checks the `GeminiConfig` fields too.
     let client = Arc::new(GeminiClient::from_config(cfg)?);
+    reg.set_address(PROVIDER, client.base_url());
     reg.add_text(client.clone());
     reg.add_embedding(client);
     reg.announce_configured(PROVIDER, Service::Chat, &cfg.models)?;

@@ -83,6 +83,7 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
         builder = builder.bill_to(org);
     }
     let client = Arc::new(builder.build()?);
+    reg.set_address(PROVIDER, client.base_url());
     reg.add_text(client.clone());
     reg.add_embedding(client);
     reg.announce_configured(PROVIDER, Service::Chat, &cfg.models)

@@ -75,6 +75,7 @@ pub struct ExaConfig {}
 pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     let ExaConfig {} = cfg.extra(PROVIDER)?;
     let client = Arc::new(ExaClient::from_config(cfg)?);
+    reg.set_address(PROVIDER, client.base_url());
     reg.add_search(client);
     reg.announce_configured(PROVIDER, Service::Search, &cfg.models)?;
     reg.add_prices(PriceCatalog::from_toml(

@@ -79,6 +79,7 @@ pub struct SerperConfig {}
 pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     let SerperConfig {} = cfg.extra(PROVIDER)?;
     let client = Arc::new(SerperClient::from_config(cfg)?);
+    reg.set_address(PROVIDER, client.base_url());
     reg.add_search(client);
     reg.announce_configured(PROVIDER, Service::Search, &cfg.models)?;
     reg.add_prices(PriceCatalog::from_toml(

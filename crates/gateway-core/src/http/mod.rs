@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::{Error, ErrorKind, ProviderConfig, Result, SecretString};
 
@@ -49,14 +50,25 @@ pub async fn send(
     request: reqwest::RequestBuilder,
     classify: Classify,
 ) -> Result<reqwest::Response> {
-    let response = request
-        .send()
+    let (client, request) = request.build_split();
+    let request = request.map_err(|e| transport_error(provider, e))?;
+    let span = client_span(&request);
+    let response = client
+        .execute(request)
+        .instrument(span.clone())
         .await
-        .map_err(|e| transport_error(provider, e))?;
+        .map_err(|e| {
+            span.record("error.type", "transport");
+            span.record("otel.status_code", "error");
+            transport_error(provider, e)
+        })?;
     let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
     if status.is_success() {
         return Ok(response);
     }
+    span.record("error.type", status.as_str());
+    span.record("otel.status_code", "error");
     let headers = response.headers().clone();
     let body = read_limited(response, ERROR_BODY_LIMIT).await;
     let body = String::from_utf8_lossy(&body);
@@ -64,6 +76,45 @@ pub async fn send(
         .with_provider(provider)
         .with_status(status.as_u16())
         .with_body(&body))
+}
+
+/// The span of one provider call, per the OpenTelemetry HTTP client conventions
+/// (<https://opentelemetry.io/docs/specs/semconv/http/http-spans/>). The URL is recorded without
+/// its query: some providers take their key there.
+fn client_span(request: &reqwest::Request) -> tracing::Span {
+    let url = request.url();
+    tracing::info_span!(
+        target: crate::telemetry::OTEL_TARGET,
+        "http.client",
+        otel.name = request.method().as_str(),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = request.method().as_str(),
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
+        url.full = %UrlWithoutQuery(url),
+        http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    )
+}
+
+/// A URL shown without its user info, query or fragment.
+struct UrlWithoutQuery<'a>(&'a reqwest::Url);
+
+impl std::fmt::Display for UrlWithoutQuery<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0;
+        write!(
+            f,
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        )?;
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())
+    }
 }
 
 /// The largest successful response body read into memory (32 MiB): far above any JSON answer,
