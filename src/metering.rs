@@ -26,6 +26,8 @@ pub struct CallContext {
     pub fallbacks: Vec<String>,
     /// The end user and tags the usage-log row keeps.
     pub tags: Arc<RequestTags>,
+    /// The caller's plan, reported on the request's span (admission looks the plan up itself).
+    pub plan: Option<String>,
 }
 
 impl CallContext {

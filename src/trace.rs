@@ -73,6 +73,7 @@ impl Trace {
             server.address = Empty,
             gateway.request_id = ctx.request_id.as_str(),
             gateway.user.id = ctx.user_id.as_deref(),
+            gateway.plan = ctx.plan.as_deref(),
             gateway.route = Empty,
             gateway.retries = Empty,
             gateway.cost_usd = Empty,
@@ -165,12 +166,18 @@ impl Trace {
             span.record("gen_ai.response.model", route.model.as_ref());
         }
         span.record("gateway.route", tracing::field::display(route));
-        span.record("gateway.retries", record.retries);
+        span.record("gateway.retries", i64::from(record.retries));
         span.record("gateway.cache_hit", record.cached);
         span.record("gateway.usage.estimated", record.estimated);
         if record.billable || record.tokens.input_tokens > 0 {
-            span.record("gen_ai.usage.input_tokens", record.tokens.input_tokens);
-            span.record("gen_ai.usage.output_tokens", record.tokens.output_tokens);
+            span.record(
+                "gen_ai.usage.input_tokens",
+                as_i64(record.tokens.input_tokens),
+            );
+            span.record(
+                "gen_ai.usage.output_tokens",
+                as_i64(record.tokens.output_tokens),
+            );
         }
         if let Some(cost) = record.cost {
             span.record("gateway.cost_usd", tracing::field::display(cost));
@@ -220,8 +227,8 @@ pub(crate) fn attempt_span(route: &RouteId, retry: u32, fallback_index: usize) -
         otel.kind = "internal",
         otel.status_code = Empty,
         gateway.route = %route,
-        gateway.attempt.retry = retry,
-        gateway.attempt.fallback_index = fallback_index,
+        gateway.attempt.retry = i64::from(retry),
+        gateway.attempt.fallback_index = as_i64(fallback_index as u64),
         gateway.attempt.outcome = Empty,
         "error.type" = Empty,
     )
@@ -239,4 +246,10 @@ pub(crate) fn attempt_ended(span: &Span, error: Option<&Error>) {
             span.record("otel.status_code", "error");
         }
     }
+}
+
+/// `n` as the signed integer OpenTelemetry attributes hold (the bridge records unsigned values
+/// as text).
+pub(crate) fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -283,6 +283,16 @@ impl Gateway {
         ctx: &crate::CallContext,
         stream: bool,
     ) -> crate::trace::Trace {
+        // `<provider>/<model id>` names the provider's model: the conventions' request model is
+        // the id (the provider is `gen_ai.provider.name`); an alias is reported as named.
+        let model = match model.split_once('/') {
+            Some((provider, id))
+                if self.provider_id(provider).is_some() && !self.aliases.contains(model) =>
+            {
+                id
+            }
+            _ => model,
+        };
         crate::trace::Trace::start(
             &self.telemetry,
             &self.registry,

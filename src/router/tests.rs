@@ -692,3 +692,90 @@ async fn search_falls_back_across_providers_named_bare() {
     let err = gw.search_with(&ctx(), fresh).await.unwrap_err();
     assert_eq!(err.param(), Some("options.freshness"));
 }
+
+/// One reported end: operation, request model, streamed, route, requests reserved.
+type Ended = (&'static str, String, bool, String, Option<u64>);
+
+/// Remembers what the gateway reported.
+#[derive(Default)]
+struct Watcher {
+    ended: Mutex<Vec<Ended>>,
+    refused: Mutex<Vec<(&'static str, String, String)>>,
+}
+
+impl gateway_core::telemetry::Observer for Watcher {
+    fn request_ended(&self, end: &gateway_core::telemetry::RequestEnd<'_>) {
+        self.ended.lock().unwrap().push((
+            end.operation,
+            end.request_model.to_owned(),
+            end.stream,
+            end.record.route.to_string(),
+            end.reserved.map(|r| r.requests),
+        ));
+    }
+
+    fn refused(&self, refusal: &gateway_core::telemetry::Refusal<'_>) {
+        self.refused.lock().unwrap().push((
+            refusal.operation,
+            refusal.request_model.to_owned(),
+            refusal.error.kind().as_str().to_owned(),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn every_modality_reports_its_end_once() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("hi")]);
+    let ledger = Arc::new(Ledger::default());
+    ledger
+        .refuse
+        .lock()
+        .unwrap()
+        .push((route("alpha/denied"), ErrorKind::PermissionDenied));
+    let watcher = Arc::new(Watcher::default());
+    let gw = gateway(&[alpha], &ledger).with_observer(watcher.clone());
+
+    gw.generate_with(&ctx(), TextRequest::new("alpha/a").user("hello"))
+        .await
+        .unwrap();
+    gw.embed_with(&ctx(), EmbeddingRequest::new("alpha/e").input("x"))
+        .await
+        .unwrap();
+    gw.search_with(&ctx(), SearchRequest::new("alpha", "rust"))
+        .await
+        .unwrap();
+    let mut stream = gw
+        .stream_with(&ctx(), TextRequest::new("alpha/a").user("hello"))
+        .await
+        .unwrap()
+        .value;
+    stream.next().await.unwrap().unwrap();
+    // Not reported while the stream is open.
+    assert_eq!(watcher.ended.lock().unwrap().len(), 3);
+    drop(stream);
+    let refused = gw
+        .generate_with(&ctx(), TextRequest::new("alpha/denied").user("hello"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), &ErrorKind::PermissionDenied);
+
+    let ended = watcher.ended.lock().unwrap().clone();
+    let ops: Vec<(&str, &str, bool)> = ended
+        .iter()
+        .map(|(op, model, stream, _, _)| (*op, model.as_str(), *stream))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("chat", "a", false),
+            ("embeddings", "e", false),
+            ("retrieval", "alpha", false),
+            ("chat", "a", true),
+        ]
+    );
+    assert!(ended.iter().all(|e| e.4 == Some(1)), "{ended:?}");
+    assert_eq!(
+        *watcher.refused.lock().unwrap(),
+        [("chat", "denied".to_owned(), "permission_denied".to_owned())]
+    );
+}

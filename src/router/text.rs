@@ -367,7 +367,7 @@ impl Gateway {
 /// Records a chat request's parameters on its span.
 fn record_request(trace: &crate::trace::Trace, req: &TextRequest) {
     if let Some(max) = req.max_tokens {
-        trace.record("gen_ai.request.max_tokens", max);
+        trace.record("gen_ai.request.max_tokens", i64::from(max));
     }
     if let Some(t) = req.temperature {
         trace.record("gen_ai.request.temperature", t);
@@ -376,7 +376,7 @@ fn record_request(trace: &crate::trace::Trace, req: &TextRequest) {
         trace.record("gen_ai.request.top_p", p);
     }
     if let Some(n) = req.n {
-        trace.record("gen_ai.request.choice.count", n);
+        trace.record("gen_ai.request.choice.count", i64::from(n));
     }
     if let Some(seed) = req.seed {
         trace.record("gen_ai.request.seed", seed);

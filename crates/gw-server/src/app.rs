@@ -49,6 +49,7 @@ struct Inner {
     admin_key: Option<SecretString>,
     unavailable: BTreeMap<String, String>,
     max_body_bytes: usize,
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// Where gateway keys are checked.
@@ -226,6 +227,7 @@ impl AppState {
                 admin_key: None,
                 unavailable,
                 max_body_bytes: crate::config::ServerSection::default().max_body_bytes,
+                telemetry: None,
             }),
         }
     }
@@ -313,6 +315,27 @@ impl AppState {
             ),
         }
         self
+    }
+
+    /// Reports to `telemetry`: its observer and content settings on the router, incoming
+    /// `traceparent` headers continued, `/metrics` served. Call it on a new state, before the
+    /// state is cloned into a router.
+    pub fn with_telemetry(mut self, telemetry: Arc<crate::telemetry::Telemetry>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.gateway = telemetry.attach(inner.gateway.clone());
+                inner.telemetry = Some(telemetry);
+            }
+            None => {
+                tracing::error!("with_telemetry on a state already in use: telemetry was not set")
+            }
+        }
+        self
+    }
+
+    /// The telemetry, when set.
+    pub(crate) fn telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        self.inner.telemetry.as_deref()
     }
 
     /// The router.
@@ -421,6 +444,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::search::router())
         .merge(routes::usage::router())
         .merge(routes::admin::router())
+        .route("/metrics", get(metrics))
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
@@ -445,6 +469,107 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/metrics` on a listener of its own (`[telemetry] prometheus = "<address>"`): no key, so bind
+/// it where only the scraper reaches.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move {
+                match state.telemetry().and_then(|t| t.prometheus_text()) {
+                    Some(text) => prometheus_response(text),
+                    None => ApiError::not_found("metrics are off").into_response(),
+                }
+            }),
+        )
+        .with_state(state)
+}
+
+/// `GET /metrics` on the main listener: behind the admin key (`[telemetry] prometheus = "admin"`).
+async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    use crate::telemetry::PrometheusMode;
+    let Some(telemetry) = state.telemetry() else {
+        return ApiError::not_found("metrics are off: set [telemetry] prometheus").into_response();
+    };
+    match telemetry.prometheus_mode() {
+        PrometheusMode::Admin => {
+            if let Err(e) = authenticate_admin(&state, &request) {
+                return e.into_response();
+            }
+        }
+        PrometheusMode::Listen(addr) => {
+            return ApiError::not_found(format!("metrics are served on {addr}")).into_response();
+        }
+        PrometheusMode::Off => {
+            return ApiError::not_found("metrics are off: set [telemetry] prometheus")
+                .into_response();
+        }
+    }
+    match telemetry.prometheus_text() {
+        Some(text) => prometheus_response(text),
+        None => ApiError::not_found("metrics are off").into_response(),
+    }
+}
+
+fn prometheus_response(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Reads the W3C `traceparent` / `tracestate` headers of a request.
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The OpenTelemetry span of one HTTP request (the HTTP server conventions,
+/// <https://opentelemetry.io/docs/specs/semconv/http/http-spans/>), continuing the caller's
+/// trace when it sent a `traceparent`.
+fn server_span(state: &AppState, request: &Request, id: &str) -> tracing::Span {
+    let method = request.method().as_str();
+    let path = request.uri().path();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(path, |m| m.as_str());
+    let span = tracing::info_span!(
+        target: llm_gateway::telemetry::OTEL_TARGET,
+        "http.server",
+        otel.name = format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        url.path = path,
+        http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        gateway.request_id = id,
+        gateway.user.id = tracing::field::Empty,
+        gateway.plan = tracing::field::Empty,
+    );
+    if !span.is_disabled() && state.telemetry().is_some_and(|t| t.traces()) {
+        use opentelemetry::propagation::TextMapPropagator;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .extract(&HeaderExtractor(request.headers()));
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
 /// Request id, authentication of `/v1/*`, and one log line per request.
 async fn request_context(
     State(state): State<AppState>,
@@ -455,8 +580,10 @@ async fn request_context(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let span =
-        tracing::info_span!("request", id = %id, %method, %path, caller = tracing::field::Empty);
+    let otel = server_span(&state, &request, &id);
+    let span = otel.in_scope(
+        || tracing::info_span!("request", id = %id, %method, %path, caller = tracing::field::Empty),
+    );
 
     let mut response = async {
         if path.starts_with("/v1/") {
@@ -466,7 +593,12 @@ async fn request_context(
                 Err(e) => return e.into_response(),
             };
             tracing::Span::current().record("caller", caller.name.as_str());
+            otel.record("gateway.user.id", caller.user_id.as_str());
+            otel.record("gateway.plan", caller.plan.as_str());
             if let Err(e) = check_incoming(&state, &caller).await {
+                if let Some(metrics) = state.telemetry().and_then(|t| t.metrics()) {
+                    metrics.refused_incoming();
+                }
                 return e.into_response();
             }
             request.extensions_mut().insert(caller);
@@ -485,12 +617,19 @@ async fn request_context(
         next.run(request).await
     }
     .instrument(span.clone())
+    .instrument(otel.clone())
     .await;
 
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let status = response.status().as_u16();
+    otel.record("http.response.status_code", i64::from(status));
+    if status >= 500 {
+        // The HTTP conventions: a server span is an error only for a 5xx.
+        otel.record("error.type", response.status().as_str());
+        otel.record("otel.status_code", "error");
+    }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let _enter = span.enter();
     match response.extensions().get::<LoggedError>() {

@@ -51,6 +51,9 @@ pub struct Config {
     /// `[providers.<id>]`: each provider's key, base URL and models.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// `[telemetry]`: OpenTelemetry traces and metrics, and Prometheus' `/metrics`.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetrySection,
 }
 
 /// `[server]`.

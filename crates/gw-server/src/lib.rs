@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: the TOML configuration, with `GATEWAY__SECTION__FIELD` environment overrides.
 //! - [`app`]: the router and its layers, for embedding and for tests.
+//! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP, and Prometheus' `/metrics`.
 #![deny(missing_docs)]
 
 pub mod app;
@@ -12,7 +13,9 @@ pub mod config;
 mod error;
 mod openai;
 mod routes;
+pub mod telemetry;
 
 pub use app::{AppState, app};
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
+pub use telemetry::Telemetry;

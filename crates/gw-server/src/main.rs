@@ -3,15 +3,18 @@
 
 mod admin;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use std::io::IsTerminal;
+use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
-use gw_server::{AppState, Config, app};
-use tracing_subscriber::EnvFilter;
+use gw_server::telemetry::PrometheusMode;
+use gw_server::{AppState, Config, Telemetry, app};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// An OpenAI-compatible gateway to many LLM, media and search providers.
 #[derive(Debug, Parser)]
@@ -45,15 +48,26 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let admin = matches!(cli.command, Some(Command::Admin { .. }));
-    // The admin commands print tables; their logs stay quiet unless asked for.
-    let default_filter = if admin { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Built before the runtime: the OTLP exporters' HTTP client blocks, on threads of its own.
+    let telemetry = if admin {
+        Telemetry::off()
+    } else {
+        match Telemetry::init(&config.telemetry) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("gateway: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    init_logging(admin, &telemetry);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,15 +75,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let telemetry = Arc::new(telemetry);
     let result = runtime.block_on(async {
-        let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
         match cli.command {
-            None | Some(Command::Serve) => serve(config).await,
+            None | Some(Command::Serve) => serve(config, Arc::clone(&telemetry)).await,
             Some(Command::Admin { command }) => admin::run(&config, command)
                 .await
                 .map_err(|e| e.to_string()),
         }
     });
+    drop(runtime);
+    // The spans and metrics still buffered.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -79,10 +96,49 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+/// Logs to stderr (`RUST_LOG`, default `info`; `warn` for the admin commands, which print
+/// tables), and the gateway's spans to OpenTelemetry when traces are exported.
+fn init_logging(admin: bool, telemetry: &Telemetry) {
+    let default_filter = if admin { "warn" } else { "info" };
+    let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // The OpenTelemetry spans are for the exporter: the log leaves them out unless asked.
+    if !rust_log.contains(llm_gateway::telemetry::OTEL_TARGET)
+        && let Ok(off) = format!("{}=off", llm_gateway::telemetry::OTEL_TARGET).parse()
+    {
+        filter = filter.add_directive(off);
+    }
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter);
+    let otel = telemetry.layer().map(|layer| {
+        layer.with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO),
+        )
+    });
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+}
+
+async fn serve(config: Config, telemetry: Arc<Telemetry>) -> Result<(), String> {
     let state = AppState::from_config(&config)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_telemetry(Arc::clone(&telemetry));
+    if let PrometheusMode::Listen(addr) = telemetry.prometheus_mode() {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("telemetry.prometheus: cannot listen on {addr}: {e}"))?;
+        let metrics = gw_server::app::metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, metrics).await {
+                tracing::error!("the metrics listener failed: {e}");
+            }
+        });
+        tracing::info!(listen = %addr, "metrics at /metrics");
+    }
     let providers = state.gateway().registry().providers();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

@@ -63,7 +63,7 @@ pub async fn send(
             transport_error(provider, e)
         })?;
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_success() {
         return Ok(response);
     }
@@ -91,7 +91,7 @@ fn client_span(request: &reqwest::Request) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         http.request.method = request.method().as_str(),
         server.address = url.host_str().unwrap_or_default(),
-        server.port = url.port_or_known_default().unwrap_or_default(),
+        server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
         url.full = %UrlWithoutQuery(url),
         http.response.status_code = tracing::field::Empty,
         "error.type" = tracing::field::Empty,

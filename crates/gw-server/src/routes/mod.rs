@@ -53,6 +53,7 @@ pub(crate) fn call_context(
         deadline: deadline(headers)?,
         fallbacks: fallbacks.to_vec(),
         tags: Arc::default(),
+        plan: Some(caller.plan),
     })
 }
 
