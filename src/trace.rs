@@ -95,6 +95,11 @@ impl Trace {
         })))
     }
 
+    /// Whether the request's span records (a subscriber takes it).
+    pub(crate) fn is_on(&self) -> bool {
+        self.0.as_ref().is_some_and(|t| !t.span.is_disabled())
+    }
+
     /// The request's span (a disabled one when nothing listens).
     pub(crate) fn span(&self) -> Span {
         self.0.as_ref().map_or_else(Span::none, |t| t.span.clone())

@@ -378,11 +378,14 @@ impl Gateway {
             };
             let started = Instant::now();
             run.calls += 1;
-            let span = attempt_span(route, retry, index);
-            let call = op
-                .call(provider.clone(), route, req)
-                .instrument(span.clone());
-            let result = match tokio::time::timeout(remaining, call).await {
+            let call = op.call(provider.clone(), route, req);
+            // No span (nor its wrapper) when nothing records the request's.
+            let span = run.trace.is_on().then(|| attempt_span(route, retry, index));
+            let timed = match &span {
+                Some(span) => tokio::time::timeout(remaining, call.instrument(span.clone())).await,
+                None => tokio::time::timeout(remaining, call).await,
+            };
+            let result = match timed {
                 Ok(result) => {
                     permit.record(&result);
                     result
@@ -394,8 +397,9 @@ impl Gateway {
                     Err(deadline_error(run.deadline).with_provider(route.provider))
                 }
             };
-            attempt_ended(&span, result.as_ref().err());
-            drop(span);
+            if let Some(span) = span {
+                attempt_ended(&span, result.as_ref().err());
+            }
             run.attempts.push(Attempt {
                 route: route.clone(),
                 outcome: match &result {

@@ -283,6 +283,14 @@ impl Gateway {
         ctx: &crate::CallContext,
         stream: bool,
     ) -> crate::trace::Trace {
+        if self.telemetry.observer.is_none()
+            && !tracing::enabled!(
+                target: gateway_core::telemetry::OTEL_TARGET,
+                tracing::Level::INFO
+            )
+        {
+            return crate::trace::Trace::default();
+        }
         // `<provider>/<model id>` names the provider's model: the conventions' request model is
         // the id (the provider is `gen_ai.provider.name`); an alias is reported as named.
         let model = match model.split_once('/') {

@@ -539,6 +539,9 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 /// <https://opentelemetry.io/docs/specs/semconv/http/http-spans/>), continuing the caller's
 /// trace when it sent a `traceparent`.
 fn server_span(state: &AppState, request: &Request, id: &str) -> tracing::Span {
+    if !tracing::enabled!(target: llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
     let method = request.method().as_str();
     let path = request.uri().path();
     let route = request
@@ -581,11 +584,16 @@ async fn request_context(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let otel = server_span(&state, &request, &id);
-    let span = otel.in_scope(
-        || tracing::info_span!("request", id = %id, %method, %path, caller = tracing::field::Empty),
+    let span = tracing::info_span!(
+        parent: &otel,
+        "request",
+        id = %id,
+        %method,
+        %path,
+        caller = tracing::field::Empty
     );
 
-    let mut response = async {
+    let handled = async {
         if path.starts_with("/v1/") {
             let key = bearer(&request).map(str::to_owned);
             let caller = match authenticate(&state, key).await {
@@ -616,9 +624,13 @@ async fn request_context(
             .insert(RequestContext { id: id.clone() });
         next.run(request).await
     }
-    .instrument(span.clone())
-    .instrument(otel.clone())
-    .await;
+    .instrument(span.clone());
+    // The server span wraps the request only when it records.
+    let mut response = if otel.is_disabled() {
+        handled.await
+    } else {
+        handled.instrument(otel.clone()).await
+    };
 
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);

@@ -109,17 +109,31 @@ fn init_logging(admin: bool, telemetry: &Telemetry) {
     {
         filter = filter.add_directive(off);
     }
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(filter);
-    let otel = telemetry.layer().map(|layer| {
-        layer.with_filter(
-            tracing_subscriber::filter::Targets::new()
-                .with_target(llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO),
-        )
-    });
-    tracing_subscriber::registry().with(fmt).with(otel).init();
+    let ansi = std::io::stderr().is_terminal();
+    match telemetry.layer() {
+        // Each layer with its own filter: the log, and the spans for OpenTelemetry.
+        Some(otel) => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi)
+                    .with_filter(filter),
+            )
+            .with(
+                otel.with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target(llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO),
+                ),
+            )
+            .init(),
+        // One global filter: the gateway's spans are then off at their call sites, and cost
+        // nothing (an absent layer would still ask for every span).
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .init(),
+    }
 }
 
 async fn serve(config: Config, telemetry: Arc<Telemetry>) -> Result<(), String> {

@@ -203,9 +203,15 @@ impl Telemetry {
         Some(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                // No per-span extras: code location, thread, target, the busy/idle timing that
+                // reads the clock at every poll of a request's future, and attaching the
+                // OpenTelemetry context at every poll (nothing here reads it: parents come from
+                // the span tree, the incoming `traceparent` is set on the server span).
                 .with_location(false)
                 .with_threads(false)
-                .with_target(false),
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false),
         )
     }
 
@@ -328,12 +334,18 @@ fn otlp_exporters(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     };
     // The configured endpoint is a base, as the generic variable is: each signal's path
-    // (`/v1/traces`, `/v1/metrics`) is appended to it.
-    let signal_url = |path: &str| endpoint.map(|e| format!("{}/{path}", e.trim_end_matches('/')));
+    // (`/v1/traces`, `/v1/metrics`) is appended to it. A standard variable for the signal wins
+    // (the exporter reads it when no endpoint is given here).
+    let signal_url = |path: &str, variable: &str| {
+        let from_env = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || env(variable).is_some();
+        endpoint
+            .filter(|_| !from_env)
+            .map(|e| format!("{}/{path}", e.trim_end_matches('/')))
+    };
     let mut traces = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(protocol);
-    if let Some(url) = signal_url("v1/traces") {
+    if let Some(url) = signal_url("v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         traces = traces.with_endpoint(url);
     }
     let traces = traces
@@ -342,7 +354,7 @@ fn otlp_exporters(
     let mut metrics = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(protocol);
-    if let Some(url) = signal_url("v1/metrics") {
+    if let Some(url) = signal_url("v1/metrics", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
         metrics = metrics.with_endpoint(url);
     }
     let metrics = metrics

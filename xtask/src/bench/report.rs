@@ -150,7 +150,9 @@ pub(crate) fn render(results: &Results, machine: &Machine, command: &str) -> Str
          time the process used per request (user + system, 10 ms ticks over the window). \
          Targets: `direct` (the mock itself), `nginx` (proxy_pass with a keep-alive upstream \
          pool), `proxy` (gateway, `[store] enabled = false`), `full-sqlite` / `full-postgres` \
-         (gateway with plans, cost and usage log).\n",
+         (gateway with plans, cost and usage log), `proxy-otel` (`proxy` with \
+         `[telemetry]` on: every span and metric exported over OTLP/HTTP to a local receiver that \
+         accepts and drops them, `/metrics` served).\n",
         plan.concurrency
             .iter()
             .map(|c| c.to_string())
@@ -250,6 +252,23 @@ fn targets(s: &mut String, results: &Results) {
                 verdict(Some(p99 <= 2000.0))
             );
         }
+    }
+    for scenario in ["hf", "gemini"] {
+        let (Some(off), Some(on)) = (
+            find(runs, scenario, "proxy", top),
+            find(runs, scenario, "proxy-otel", top),
+        ) else {
+            continue;
+        };
+        let change = on.outcome.throughput() / off.outcome.throughput().max(1.0) - 1.0;
+        let _ = writeln!(
+            s,
+            "| telemetry: OTLP traces + metrics + /metrics on (proxy-otel vs proxy) at c{top} | {scenario} | throughput {:+.0}%, CPU {:+.0} us/request, added p99 {} vs {} ms | - |",
+            change * 100.0,
+            on.target_cpu_us - off.target_cpu_us,
+            signed_ms(added(runs, on, 0.99, false).unwrap_or(0.0)),
+            signed_ms(added(runs, off, 0.99, false).unwrap_or(0.0)),
+        );
     }
     let c = if results.plan.concurrency.contains(&16) {
         16

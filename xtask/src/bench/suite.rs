@@ -267,7 +267,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 .into(),
         ),
     }
-    let mut configs = vec![Config::Proxy, Config::FullSqlite];
+    let mut configs = vec![Config::Proxy, Config::ProxyOtel, Config::FullSqlite];
     if env.postgres.is_some() {
         configs.push(Config::FullPostgres);
     } else {
@@ -276,9 +276,11 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 .into(),
         );
     }
+    let sink = otlp_sink().await?;
+    say(format!("OTLP receiver on {}", sink.addr));
     let mut gateways = Vec::new();
     for config in &configs {
-        let gw = start_gateway(*config, env, mock.addr, "main").await?;
+        let gw = start_gateway(*config, env, mock.addr, "main", Some(sink.addr)).await?;
         say(format!("gateway `{}` on {}", config.name(), gw.proc.addr));
         endpoints.push(Endpoint {
             name: config.name(),
@@ -358,13 +360,19 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
     for gw in gateways {
         gw.stop().await;
     }
+    let exported = sink.received();
+    results.notes.push(format!(
+        "`proxy-otel` exported {} OTLP requests ({:.1} MB) to a local receiver during the run",
+        exported.0,
+        exported.1 as f64 / 1e6
+    ));
     for proc in procs {
         proc.stop();
     }
 
     if plan.memory {
         for config in [Config::Proxy, Config::FullSqlite] {
-            let gw = start_gateway(config, env, mock.addr, "memory").await?;
+            let gw = start_gateway(config, env, mock.addr, "memory", None).await?;
             tokio::time::sleep(Duration::from_millis(300)).await;
             let idle = procs::status_bytes(gw.proc.pid(), "VmRSS").unwrap_or(0);
             // Each stream: 10 chunks 1 s apart (5 in a quick run), all opened at once.
@@ -507,6 +515,8 @@ pub(crate) enum Config {
     FullSqlite,
     /// Plans, cost and usage log on PostgreSQL.
     FullPostgres,
+    /// As `Proxy`, with traces and metrics exported over OTLP and `/metrics` on.
+    ProxyOtel,
 }
 
 impl Config {
@@ -515,6 +525,7 @@ impl Config {
             Self::Proxy => "proxy",
             Self::FullSqlite => "full-sqlite",
             Self::FullPostgres => "full-postgres",
+            Self::ProxyOtel => "proxy-otel",
         }
     }
 }
@@ -559,6 +570,7 @@ async fn start_gateway(
     env: &Env,
     upstream: SocketAddr,
     tag: &str,
+    otlp: Option<SocketAddr>,
 ) -> Result<Gateway, String> {
     let dir = env.dir.join(format!("{}-{tag}", config.name()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -571,7 +583,7 @@ async fn start_gateway(
     std::fs::write(&prices, price_overrides()).map_err(|e| e.to_string())?;
     let mut created_db = None;
     let (store, key, store_url) = match config {
-        Config::Proxy => {
+        Config::Proxy | Config::ProxyOtel => {
             let key = "sk-bench-proxy-0123456789abcdef".to_owned();
             (
                 format!(
@@ -596,9 +608,16 @@ async fn start_gateway(
             (format!("[store]\nurl = \"{url}\"\n"), key, Some(url))
         }
     };
+    let telemetry = match (config, otlp) {
+        (Config::ProxyOtel, Some(sink)) => {
+            format!("[telemetry]\notlp_endpoint = \"http://{sink}\"\nprometheus = \"admin\"\n\n")
+        }
+        (Config::ProxyOtel, None) => return Err("proxy-otel needs a receiver".into()),
+        _ => String::new(),
+    };
     let toml = format!(
         "# Written by `cargo xtask bench`.\n[server]\nlisten = \"{addr}\"\n\n{store}\n\
-         [pricing]\noverrides = \"{}\"\n\n{providers}",
+         [pricing]\noverrides = \"{}\"\n\n{telemetry}{providers}",
         prices.display()
     );
     let path = dir.join("gateway.toml");
@@ -753,7 +772,7 @@ async fn prefill(url: &str, rows: u64) -> Result<(), String> {
 /// The `hf` scenario at the highest concurrency on a fresh store, then again after `rows`
 /// more usage-log rows.
 async fn growth(config: Config, plan: &Plan, env: &Env, mock: &Proc) -> Result<Growth, String> {
-    let gw = start_gateway(config, env, mock.addr, "growth").await?;
+    let gw = start_gateway(config, env, mock.addr, "growth", None).await?;
     let url = gw
         .store_url
         .clone()
@@ -822,4 +841,48 @@ pub(crate) fn run_dir(target_dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // Absolute, because nginx resolves its paths against its own prefix.
     std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// A local OTLP/HTTP receiver that accepts everything and counts it: what a collector on the
+/// same machine costs the gateway, without a collector's own CPU in the figures.
+struct OtlpSink {
+    addr: SocketAddr,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl OtlpSink {
+    /// OTLP requests and bytes received so far.
+    fn received(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.requests.load(Relaxed), self.bytes.load(Relaxed))
+    }
+}
+
+async fn otlp_sink() -> Result<OtlpSink, String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("OTLP receiver: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let requests = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (r, b) = (Arc::clone(&requests), Arc::clone(&bytes));
+    let accept = move |body: bytes::Bytes| {
+        r.fetch_add(1, Relaxed);
+        b.fetch_add(body.len() as u64, Relaxed);
+        async { "" }
+    };
+    let app = axum::Router::new()
+        .route("/v1/traces", axum::routing::post(accept.clone()))
+        .route("/v1/metrics", axum::routing::post(accept));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(OtlpSink {
+        addr,
+        requests,
+        bytes,
+    })
 }
