@@ -28,6 +28,9 @@ pub struct CallContext {
     pub tags: Arc<RequestTags>,
     /// The caller's plan, reported on the request's span (admission looks the plan up itself).
     pub plan: Option<String>,
+    /// Set when the caller sampled this request out of tracing: the gateway then creates no
+    /// spans for it (its observer still hears of its end, for metrics).
+    pub untraced: bool,
 }
 
 impl CallContext {

@@ -49,7 +49,32 @@ impl Trace {
         ctx: &CallContext,
         stream: bool,
     ) -> Self {
-        let span = tracing::info_span!(
+        if ctx.untraced && telemetry.observer.is_none() {
+            return Self(None);
+        }
+        let span = if ctx.untraced {
+            Span::none()
+        } else {
+            Self::span_for(operation, model, ctx, stream)
+        };
+        if span.is_disabled() && telemetry.observer.is_none() {
+            return Self(None);
+        }
+        Self(Some(Arc::new(Inner {
+            span,
+            operation,
+            request_model: model.to_owned(),
+            stream,
+            observer: telemetry.observer.clone(),
+            content: telemetry.content,
+            registry: Arc::clone(registry),
+            response_model: std::sync::atomic::AtomicBool::new(false),
+        })))
+    }
+
+    /// The GenAI span of a request.
+    fn span_for(operation: &'static str, model: &str, ctx: &CallContext, stream: bool) -> Span {
+        tracing::info_span!(
             target: OTEL_TARGET,
             "gen_ai.request",
             otel.name = format_args!("{operation} {model}"),
@@ -79,20 +104,7 @@ impl Trace {
             gateway.cost_usd = Empty,
             gateway.usage.estimated = Empty,
             gateway.cache_hit = Empty,
-        );
-        if span.is_disabled() && telemetry.observer.is_none() {
-            return Self(None);
-        }
-        Self(Some(Arc::new(Inner {
-            span,
-            operation,
-            request_model: model.to_owned(),
-            stream,
-            observer: telemetry.observer.clone(),
-            content: telemetry.content,
-            registry: Arc::clone(registry),
-            response_model: std::sync::atomic::AtomicBool::new(false),
-        })))
+        )
     }
 
     /// Whether the request's span records (a subscriber takes it).

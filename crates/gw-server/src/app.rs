@@ -134,6 +134,9 @@ pub(crate) struct Admin;
 #[derive(Debug, Clone)]
 pub(crate) struct RequestContext {
     pub(crate) id: String,
+    /// Whether the request is traced (its server span is sampled); the router creates no spans
+    /// for one that is not.
+    pub(crate) traced: bool,
 }
 
 impl RequestContext {
@@ -573,6 +576,14 @@ fn server_span(state: &AppState, request: &Request, id: &str) -> tracing::Span {
     span
 }
 
+/// Whether `span` goes to OpenTelemetry and was sampled (the configured sampler decided when
+/// it started, from the caller's `traceparent` when it sent one).
+fn is_sampled(span: &tracing::Span) -> bool {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    !span.is_disabled() && span.context().span().span_context().is_sampled()
+}
+
 /// Request id, authentication of `/v1/*`, and one log line per request.
 async fn request_context(
     State(state): State<AppState>,
@@ -593,6 +604,7 @@ async fn request_context(
         caller = tracing::field::Empty
     );
 
+    let traced = is_sampled(&otel);
     let handled = async {
         if path.starts_with("/v1/") {
             let key = bearer(&request).map(str::to_owned);
@@ -619,9 +631,10 @@ async fn request_context(
                 Err(e) => return e.into_response(),
             }
         }
-        request
-            .extensions_mut()
-            .insert(RequestContext { id: id.clone() });
+        request.extensions_mut().insert(RequestContext {
+            id: id.clone(),
+            traced,
+        });
         next.run(request).await
     }
     .instrument(span.clone());

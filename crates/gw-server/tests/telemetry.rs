@@ -234,6 +234,7 @@ async fn spans_follow_the_genai_conventions() {
         unavailable(),
         unavailable(),
         gemini_ok("from the fallback"),
+        gemini_ok("not traced"),
     ])
     .await
     .unwrap();
@@ -289,6 +290,20 @@ async fn spans_follow_the_genai_conventions() {
         7,
         "the refused call reached no provider"
     );
+    // A caller that sampled its trace out: the parent-based sampler follows, no span at all.
+    let unsampled_trace = "0af7651916cd43dd8448eb211c80319c";
+    let unsampled = chat(
+        &url,
+        &key,
+        body("gemini/gemini-2.5-flash", false),
+        &[(
+            "traceparent",
+            &format!("00-{unsampled_trace}-b7ad6b7169203331-00"),
+        )],
+    )
+    .await;
+    assert_eq!(unsampled.status(), 200);
+    unsampled.bytes().await.unwrap();
 
     let spans = wait_spans(&receiver, &telemetry, "POST /v1/chat/completions", 5).await;
     let genai = |id: &str| by_request_id(&spans, "chat gemini-2.5-flash", id);
@@ -404,6 +419,11 @@ async fn spans_follow_the_genai_conventions() {
         "error status"
     );
     assert!(children(&spans, refused_span).is_empty());
+
+    assert!(
+        spans.iter().all(|s| hex(&s.trace_id) != unsampled_trace),
+        "a request sampled out leaves no span"
+    );
 
     // No content by default.
     for span in &spans {

@@ -52,7 +52,16 @@ pub async fn send(
 ) -> Result<reqwest::Response> {
     let (client, request) = request.build_split();
     let request = request.map_err(|e| transport_error(provider, e))?;
-    let span = client_span(&request);
+    // Only inside one of the gateway's attempt spans: a request sampled out of tracing has
+    // none, and its provider call must not start a trace of its own.
+    let traced = tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.target() == crate::telemetry::OTEL_TARGET);
+    let span = if traced {
+        client_span(&request)
+    } else {
+        tracing::Span::none()
+    };
     let response = client
         .execute(request)
         .instrument(span.clone())

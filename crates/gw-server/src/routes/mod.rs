@@ -54,6 +54,7 @@ pub(crate) fn call_context(
         fallbacks: fallbacks.to_vec(),
         tags: Arc::default(),
         plan: Some(caller.plan),
+        untraced: !ctx.traced,
     })
 }
 
