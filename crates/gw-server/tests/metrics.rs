@@ -7,56 +7,11 @@ mod support;
 use std::sync::Arc;
 
 use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamStep};
-use gw_server::Config;
 use gw_server::Telemetry;
 use gw_server::telemetry::{PrometheusMode, TelemetrySection};
-use serde_json::{Value, json};
-use support::{ADMIN_KEY, gemini_ok, open_store, user};
-
-/// One retry, no waiting, and a second Gemini model to fall back to.
-fn config(upstream: &str) -> Config {
-    let text = format!(
-        "[retry]\nmax_retries = 1\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
-         [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n\
-         models = [\"gemini-2.5-flash\", \"gemini-2.0-flash\"]\n"
-    );
-    Config::from_toml(&text, "test config", std::iter::empty()).unwrap()
-}
-
-fn unavailable() -> UpstreamStep {
-    UpstreamStep {
-        respond: Respond::json(json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}))
-            .status(503),
-        ..UpstreamStep::default()
-    }
-}
-
-fn gemini_stream() -> UpstreamStep {
-    UpstreamStep {
-        respond: Respond::sse([
-            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Once upon"}]},"index":0}]}"#,
-            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":" a time"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4,"totalTokenCount":7}}"#,
-        ]),
-        ..UpstreamStep::default()
-    }
-}
-
-async fn chat(url: &str, key: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(format!("{url}/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
-
-fn body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "max_tokens": 50, "temperature": 0.5,
-           "messages": [{"role": "user", "content": "Tell me a story"}]})
-}
+use support::{
+    ADMIN_KEY, config_one_retry, open_store, post_chat_with, start_with_telemetry, story_body, user,
+};
 
 /// The metrics' totals for the same requests the usage log holds, and `promtool check metrics`.
 #[tokio::test]
@@ -66,42 +21,45 @@ async fn metrics_agree_with_the_usage_log() {
         ..TelemetrySection::default()
     };
     let telemetry = Arc::new(Telemetry::init(&section).unwrap());
-    let mock = MockUpstream::start(vec![
-        gemini_ok("Once upon a time"),
-        gemini_stream(),
-        unavailable(),
-        gemini_ok("retried"),
-        unavailable(),
-        unavailable(),
-        gemini_ok("from the fallback"),
-    ])
-    .await
-    .unwrap();
+    let mock = MockUpstream::start(support::story_steps()).await.unwrap();
     let store = open_store("sqlite::memory:").await;
     let (_, key) = user(&store, "pro").await;
     let (_, free_key) = user(&store, "free").await;
-    let state =
-        gw_server::AppState::from_config_with_store(&config(mock.url()), Some(store.clone()))
-            .await
-            .unwrap()
-            .with_admin_key(ADMIN_KEY.into())
-            .with_telemetry(Arc::clone(&telemetry));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, gw_server::app(state)).await.unwrap() });
+    let url = start_with_telemetry(
+        &config_one_retry(mock.url()),
+        store.clone(),
+        Arc::clone(&telemetry),
+    )
+    .await;
 
     for stream in [false, true, false] {
-        let response = chat(&url, &key, body("gemini/gemini-2.5-flash", stream), &[]).await;
+        let response = post_chat_with(
+            &url,
+            &key,
+            story_body("gemini/gemini-2.5-flash", stream),
+            &[],
+        )
+        .await;
         assert_eq!(response.status(), 200);
         response.bytes().await.unwrap();
     }
-    let mut with_fallback = body("gemini/gemini-2.5-flash", false);
-    with_fallback["fallbacks"] = json!(["gemini/gemini-2.0-flash"]);
-    assert_eq!(chat(&url, &key, with_fallback, &[]).await.status(), 200);
+    let with_fallback =
+        support::story_body_with_fallback("gemini/gemini-2.5-flash", "gemini/gemini-2.0-flash");
     assert_eq!(
-        chat(&url, &free_key, body("gemini/gemini-2.5-pro", false), &[])
+        post_chat_with(&url, &key, with_fallback, &[])
             .await
             .status(),
+        200
+    );
+    assert_eq!(
+        post_chat_with(
+            &url,
+            &free_key,
+            story_body("gemini/gemini-2.5-pro", false),
+            &[]
+        )
+        .await
+        .status(),
         403
     );
 

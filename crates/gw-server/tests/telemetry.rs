@@ -11,8 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamStep};
-use gw_server::Config;
 use gw_server::Telemetry;
 use gw_server::telemetry::{PrometheusMode, TelemetrySection};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -20,7 +18,10 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::{Value, json};
-use support::{gemini_ok, open_store, user};
+use support::{
+    config_one_retry, gemini_ok, gemini_stream_ok, open_store, post_chat_with,
+    start_with_telemetry, story_body, user,
+};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
@@ -71,6 +72,15 @@ fn receiver() -> Receiver {
     }
 }
 
+/// This thread's subscriber: the gateway's spans to `telemetry`, as the server sets it up.
+fn subscribe(telemetry: &Telemetry) -> tracing::subscriber::DefaultGuard {
+    let layer = telemetry.layer().unwrap().with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target(llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO),
+    );
+    tracing::subscriber::set_default(Registry::default().with(layer))
+}
+
 fn section(endpoint: Option<&str>, content: bool, prometheus: PrometheusMode) -> TelemetrySection {
     TelemetrySection {
         otlp_endpoint: endpoint.map(str::to_owned),
@@ -78,50 +88,6 @@ fn section(endpoint: Option<&str>, content: bool, prometheus: PrometheusMode) ->
         prometheus,
         ..TelemetrySection::default()
     }
-}
-
-/// One retry, no waiting, and a second Gemini model to fall back to.
-fn config(upstream: &str) -> Config {
-    let text = format!(
-        "[retry]\nmax_retries = 1\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
-         [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n\
-         models = [\"gemini-2.5-flash\", \"gemini-2.0-flash\"]\n"
-    );
-    Config::from_toml(&text, "test config", std::iter::empty()).unwrap()
-}
-
-fn unavailable() -> UpstreamStep {
-    UpstreamStep {
-        respond: Respond::json(json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}))
-            .status(503),
-        ..UpstreamStep::default()
-    }
-}
-
-fn gemini_stream() -> UpstreamStep {
-    UpstreamStep {
-        respond: Respond::sse([
-            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Once upon"}]},"index":0}]}"#,
-            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":" a time"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4,"totalTokenCount":7}}"#,
-        ]),
-        ..UpstreamStep::default()
-    }
-}
-
-async fn chat(url: &str, key: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(format!("{url}/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
-
-fn body(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "max_tokens": 50, "temperature": 0.5,
-           "messages": [{"role": "user", "content": "Tell me a story"}]})
 }
 
 fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a Any> {
@@ -220,44 +186,33 @@ async fn spans_follow_the_genai_conventions() {
     let telemetry = Arc::new(
         Telemetry::init(&section(Some(&receiver.url), false, PrometheusMode::Off)).unwrap(),
     );
-    let layer = telemetry.layer().unwrap().with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target(llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO),
-    );
-    let _guard = tracing::subscriber::set_default(Registry::default().with(layer));
+    let _guard = subscribe(&telemetry);
 
-    let mock = MockUpstream::start(vec![
-        gemini_ok("Once upon a time"),
-        gemini_stream(),
-        unavailable(),
-        gemini_ok("retried"),
-        unavailable(),
-        unavailable(),
-        gemini_ok("from the fallback"),
-        gemini_ok("not traced"),
-    ])
+    let mock = MockUpstream::start({
+        let mut steps = support::story_steps();
+        steps.push(gemini_ok("not traced"));
+        steps
+    })
     .await
     .unwrap();
     let store = open_store("sqlite::memory:").await;
     let (pro, key) = user(&store, "pro").await;
     let (_, free_key) = user(&store, "free").await;
-    let state =
-        gw_server::AppState::from_config_with_store(&config(mock.url()), Some(store.clone()))
-            .await
-            .unwrap()
-            .with_telemetry(Arc::clone(&telemetry));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, gw_server::app(state)).await.unwrap() });
+    let url = start_with_telemetry(
+        &config_one_retry(mock.url()),
+        store.clone(),
+        Arc::clone(&telemetry),
+    )
+    .await;
 
     // Blocking, continuing the caller's trace.
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let traceparent = format!("00-{caller_trace}-{caller_span}-01");
-    let plain = chat(
+    let plain = post_chat_with(
         &url,
         &key,
-        body("gemini/gemini-2.5-flash", false),
+        story_body("gemini/gemini-2.5-flash", false),
         &[("traceparent", &traceparent)],
     )
     .await;
@@ -265,24 +220,37 @@ async fn spans_follow_the_genai_conventions() {
     let plain_id = request_id(&plain);
     plain.bytes().await.unwrap();
     // Streamed.
-    let streamed = chat(&url, &key, body("gemini/gemini-2.5-flash", true), &[]).await;
+    let streamed =
+        post_chat_with(&url, &key, story_body("gemini/gemini-2.5-flash", true), &[]).await;
     assert_eq!(streamed.status(), 200);
     let streamed_id = request_id(&streamed);
     streamed.bytes().await.unwrap();
     // Retried once.
-    let retried = chat(&url, &key, body("gemini/gemini-2.5-flash", false), &[]).await;
+    let retried = post_chat_with(
+        &url,
+        &key,
+        story_body("gemini/gemini-2.5-flash", false),
+        &[],
+    )
+    .await;
     assert_eq!(retried.status(), 200);
     let retried_id = request_id(&retried);
     retried.bytes().await.unwrap();
     // Falls back after the first route's retry.
-    let mut with_fallback = body("gemini/gemini-2.5-flash", false);
-    with_fallback["fallbacks"] = json!(["gemini/gemini-2.0-flash"]);
-    let fell_back = chat(&url, &key, with_fallback, &[]).await;
+    let with_fallback =
+        support::story_body_with_fallback("gemini/gemini-2.5-flash", "gemini/gemini-2.0-flash");
+    let fell_back = post_chat_with(&url, &key, with_fallback, &[]).await;
     assert_eq!(fell_back.status(), 200);
     let fell_back_id = request_id(&fell_back);
     fell_back.bytes().await.unwrap();
     // Refused by the plan: no provider call.
-    let refused = chat(&url, &free_key, body("gemini/gemini-2.5-pro", false), &[]).await;
+    let refused = post_chat_with(
+        &url,
+        &free_key,
+        story_body("gemini/gemini-2.5-pro", false),
+        &[],
+    )
+    .await;
     assert_eq!(refused.status(), 403);
     let refused_id = request_id(&refused);
     assert_eq!(
@@ -292,10 +260,10 @@ async fn spans_follow_the_genai_conventions() {
     );
     // A caller that sampled its trace out: the parent-based sampler follows, no span at all.
     let unsampled_trace = "0af7651916cd43dd8448eb211c80319c";
-    let unsampled = chat(
+    let unsampled = post_chat_with(
         &url,
         &key,
-        body("gemini/gemini-2.5-flash", false),
+        story_body("gemini/gemini-2.5-flash", false),
         &[(
             "traceparent",
             &format!("00-{unsampled_trace}-b7ad6b7169203331-00"),
@@ -447,26 +415,23 @@ async fn content_is_recorded_only_when_opted_in() {
     let telemetry = Arc::new(
         Telemetry::init(&section(Some(&receiver.url), true, PrometheusMode::Off)).unwrap(),
     );
-    let layer = telemetry.layer().unwrap().with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target(llm_gateway::telemetry::OTEL_TARGET, tracing::Level::INFO),
-    );
-    let _guard = tracing::subscriber::set_default(Registry::default().with(layer));
-    let mock = MockUpstream::start(vec![gemini_ok("Once upon a time"), gemini_stream()])
+    let _guard = subscribe(&telemetry);
+    let mock = MockUpstream::start(vec![gemini_ok("Once upon a time"), gemini_stream_ok()])
         .await
         .unwrap();
     let store = open_store("sqlite::memory:").await;
     let (_, key) = user(&store, "pro").await;
-    let state = gw_server::AppState::from_config_with_store(&config(mock.url()), Some(store))
-        .await
-        .unwrap()
-        .with_telemetry(Arc::clone(&telemetry));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, gw_server::app(state)).await.unwrap() });
+    let url =
+        start_with_telemetry(&config_one_retry(mock.url()), store, Arc::clone(&telemetry)).await;
 
     for stream in [false, true] {
-        let response = chat(&url, &key, body("gemini/gemini-2.5-flash", stream), &[]).await;
+        let response = post_chat_with(
+            &url,
+            &key,
+            story_body("gemini/gemini-2.5-flash", stream),
+            &[],
+        )
+        .await;
         assert_eq!(response.status(), 200);
         response.bytes().await.unwrap();
     }

@@ -199,3 +199,90 @@ pub mod process {
         panic!("the gateway did not start");
     }
 }
+
+/// One retry, no waiting, and a second Gemini model to fall back to.
+pub fn config_one_retry(upstream: &str) -> Config {
+    let text = format!(
+        "[retry]\nmax_retries = 1\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
+         [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n\
+         models = [\"gemini-2.5-flash\", \"gemini-2.0-flash\"]\n"
+    );
+    Config::from_toml(&text, "test config", std::iter::empty()).unwrap()
+}
+
+pub fn gemini_unavailable() -> UpstreamStep {
+    UpstreamStep {
+        respond: Respond::json(json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}))
+            .status(503),
+        ..UpstreamStep::default()
+    }
+}
+
+pub fn gemini_stream_ok() -> UpstreamStep {
+    UpstreamStep {
+        respond: Respond::sse([
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Once upon"}]},"index":0}]}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":" a time"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4,"totalTokenCount":7}}"#,
+        ]),
+        ..UpstreamStep::default()
+    }
+}
+
+pub async fn post_chat_with(
+    url: &str,
+    key: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+pub fn story_body(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "max_tokens": 50, "temperature": 0.5,
+           "messages": [{"role": "user", "content": "Tell me a story"}]})
+}
+
+/// Serves the app over `store` with `telemetry` (and the admin routes on); returns its URL.
+pub async fn start_with_telemetry(
+    config: &Config,
+    store: Store,
+    telemetry: std::sync::Arc<gw_server::Telemetry>,
+) -> String {
+    let state = AppState::from_config_with_store(config, Some(store))
+        .await
+        .unwrap()
+        .with_admin_key(ADMIN_KEY.into())
+        .with_telemetry(telemetry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    url
+}
+
+/// The upstream answers of the telemetry scenario, in order: a chat, a stream, a call that
+/// succeeds on its retry, and one that falls back after its first route's retry.
+pub fn story_steps() -> Vec<UpstreamStep> {
+    vec![
+        gemini_ok("Once upon a time"),
+        gemini_stream_ok(),
+        gemini_unavailable(),
+        gemini_ok("retried"),
+        gemini_unavailable(),
+        gemini_unavailable(),
+        gemini_ok("from the fallback"),
+    ]
+}
+
+/// A chat body for `model` whose request adds `fallback` as its next route.
+pub fn story_body_with_fallback(model: &str, fallback: &str) -> Value {
+    let mut body = story_body(model, false);
+    body["fallbacks"] = json!([fallback]);
+    body
+}
