@@ -297,12 +297,14 @@ impl Gateway {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
             };
-            let answer = &served.value;
-            let mut reasons = vec![answer.finish_reason.as_str()];
-            reasons.extend(answer.alternatives.iter().map(|c| c.finish_reason.as_str()));
-            trace.record_response(Some(&answer.model), answer.id.as_deref(), &reasons);
-            if trace.content().is_some() {
-                trace.record_content(&input_messages(&req), &output_messages(answer));
+            if trace.is_on() {
+                let answer = &served.value;
+                let mut reasons = vec![answer.finish_reason.as_str()];
+                reasons.extend(answer.alternatives.iter().map(|c| c.finish_reason.as_str()));
+                trace.record_response(Some(&answer.model), answer.id.as_deref(), &reasons);
+                if trace.content().is_some() {
+                    trace.record_content(&input_messages(&req), &output_messages(answer));
+                }
             }
             let prompt_tokens = served.meter.prompt_tokens;
             let local = Usage::tokens(TokenUsage {
