@@ -96,6 +96,7 @@ impl Trace {
             gen_ai.usage.output_tokens = Empty,
             "error.type" = Empty,
             server.address = Empty,
+            server.port = Empty,
             gateway.request_id = ctx.request_id.as_str(),
             gateway.user.id = ctx.user_id.as_deref(),
             gateway.plan = ctx.plan.as_deref(),
@@ -176,8 +177,9 @@ impl Trace {
         let span = &t.span;
         let route = &record.route;
         span.record("gen_ai.provider.name", provider_name(route.provider));
-        if let Some(address) = t.registry.address(route.provider) {
-            span.record("server.address", address);
+        if let Some((host, port)) = t.registry.address(route.provider) {
+            span.record("server.address", host);
+            span.record("server.port", i64::from(port));
         }
         if !t.response_model.load(std::sync::atomic::Ordering::Relaxed) {
             span.record("gen_ai.response.model", route.model.as_ref());

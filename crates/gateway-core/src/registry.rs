@@ -91,8 +91,8 @@ macro_rules! services {
             $( $field: BTreeMap<&'static str, Arc<dyn $dyn>>, )*
             models: BTreeMap<&'static str, BTreeMap<String, BTreeSet<Service>>>,
             prices: PriceCatalog,
-            /// Each provider's host (and port, when not the scheme's), for telemetry.
-            addresses: BTreeMap<&'static str, String>,
+            /// Each provider's host and port, for telemetry.
+            addresses: BTreeMap<&'static str, (String, u16)>,
         }
 
         impl Registry {
@@ -141,22 +141,34 @@ impl Registry {
         Self::default()
     }
 
-    /// Records where `provider` is reached (`base_url`'s host and explicit port), reported as
-    /// `server.address` on its spans.
+    /// Records where `provider` is reached (`base_url`'s host and port, the scheme's default
+    /// when none is written), reported as `server.address` and `server.port` on its spans.
     pub fn set_address(&mut self, provider: &'static str, base_url: &str) {
-        let rest = base_url
-            .split_once("://")
-            .map_or(base_url, |(_, rest)| rest);
+        let (scheme, rest) = base_url.split_once("://").unwrap_or(("https", base_url));
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let host = authority
+        let authority = authority
             .rsplit_once('@')
             .map_or(authority, |(_, host)| host);
-        self.addresses.insert(provider, host.to_owned());
+        let default_port = if scheme.eq_ignore_ascii_case("http") {
+            80
+        } else {
+            443
+        };
+        // `[::1]:8080`: the port follows the bracket; `host:8080`: the last colon.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                (host, port.parse().unwrap_or(default_port))
+            }
+            _ => (authority, default_port),
+        };
+        self.addresses.insert(provider, (host.to_owned(), port));
     }
 
-    /// Where `provider` is reached (host, and port when explicit), if recorded.
-    pub fn address(&self, provider: &str) -> Option<&str> {
-        self.addresses.get(provider).map(String::as_str)
+    /// Where `provider` is reached: host and port, if recorded.
+    pub fn address(&self, provider: &str) -> Option<(&str, u16)> {
+        self.addresses
+            .get(provider)
+            .map(|(host, port)| (host.as_str(), *port))
     }
 
     /// The static id of the registered provider named `name`.
@@ -244,5 +256,27 @@ impl fmt::Debug for Registry {
             d.field(provider, &self.services_of(provider));
         }
         d.finish()
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::Registry;
+
+    #[test]
+    fn addresses_split_host_and_port() {
+        let mut reg = Registry::new();
+        reg.set_address("a", "https://generativelanguage.googleapis.com/v1beta");
+        reg.set_address("b", "http://127.0.0.1:9100/");
+        reg.set_address("c", "http://user:secret@[::1]:8080/x?key=1");
+        reg.set_address("d", "http://[::1]/");
+        assert_eq!(
+            reg.address("a"),
+            Some(("generativelanguage.googleapis.com", 443))
+        );
+        assert_eq!(reg.address("b"), Some(("127.0.0.1", 9100)));
+        assert_eq!(reg.address("c"), Some(("[::1]", 8080)));
+        assert_eq!(reg.address("d"), Some(("[::1]", 80)));
+        assert_eq!(reg.address("e"), None);
     }
 }
