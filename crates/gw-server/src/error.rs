@@ -164,11 +164,26 @@ fn json_error_field(text: &str) -> Option<String> {
 /// Maps a gateway error to what the client gets. The one place that decides HTTP statuses.
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        if about_the_gateways_account(&e) {
+            // The client sees a neutral message; the operator needs the provider's own words.
+            tracing::warn!(provider = e.provider(), error = %e, "the provider refused the gateway's account");
+        }
         let param = e.param().map(str::to_owned);
         let mut api = Self::from_kind(&e);
         api.param = param;
         api
     }
+}
+
+/// Whether `e` is a provider's answer about the gateway's own account with it (its key, its
+/// rate limits, its quota or credits): words about the operator's account and project, never
+/// shown to a client.
+fn about_the_gateways_account(e: &Error) -> bool {
+    !e.provider().is_empty()
+        && matches!(
+            e.kind(),
+            ErrorKind::Auth | ErrorKind::RateLimited { .. } | ErrorKind::QuotaExceeded
+        )
 }
 
 impl ApiError {
@@ -182,6 +197,9 @@ impl ApiError {
                 e.to_string(),
             )
         };
+        // A provider's words about the gateway's own account are replaced (and logged by the
+        // caller); the gateway's own refusals (plans, its rate limits) keep theirs.
+        let own_account = about_the_gateways_account(e);
         match e.kind() {
             ErrorKind::RateLimited { retry_after } => Self {
                 retry_after: *retry_after,
@@ -189,14 +207,24 @@ impl ApiError {
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limit_error",
                     Some("rate_limit_exceeded"),
-                    e.to_string(),
+                    if own_account {
+                        format!("provider `{provider}` is rate-limiting the gateway; retry later")
+                    } else {
+                        e.to_string()
+                    },
                 )
             },
             ErrorKind::QuotaExceeded => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "insufficient_quota",
                 Some("insufficient_quota"),
-                e.to_string(),
+                if own_account {
+                    format!(
+                        "provider `{provider}` refused the call: the gateway's account with it is out of quota or credits; the operator must check it"
+                    )
+                } else {
+                    e.to_string()
+                },
             ),
             ErrorKind::Timeout => Self::new(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -351,6 +379,35 @@ mod tests {
         let e = Error::new(ErrorKind::Auth, "API key not valid: AIza...").with_provider("gemini");
         let api = ApiError::from(e);
         assert!(!api.message.contains("AIza"), "{}", api.message);
+    }
+
+    #[test]
+    fn provider_words_about_the_gateways_account_are_not_passed_on() {
+        let gemini = Error::new(
+            ErrorKind::RateLimited { retry_after: None },
+            "Quota exceeded for metric: generate_content_free_tier_requests, project_number: 1234567",
+        )
+        .with_provider("gemini");
+        let hf = Error::new(
+            ErrorKind::QuotaExceeded,
+            "You have exceeded your monthly included credits for Inference Providers.",
+        )
+        .with_provider("hf");
+        for (e, status, kind) in [
+            (gemini, StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            (hf, StatusCode::TOO_MANY_REQUESTS, "insufficient_quota"),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!((api.status, api.kind), (status, kind));
+            assert!(
+                !api.message.contains("1234567") && !api.message.contains("credits for"),
+                "{}",
+                api.message
+            );
+        }
+        // The gateway's own refusals keep their words: they are about the caller.
+        let plan = Error::new(ErrorKind::QuotaExceeded, "text_requests: 200 of 200 used");
+        assert!(ApiError::from(plan).message.contains("text_requests"));
     }
 
     #[test]

@@ -178,6 +178,10 @@ fn url_password(url: &str) -> Option<&str> {
 }
 
 /// A database failure while serving: the store is unusable, so the request must not go ahead.
+///
+/// The message is the same whatever the database said (its words can name tables, hosts or
+/// values, and the error may travel to a client); the database's own error is logged here and
+/// kept as the source.
 pub(crate) fn db_error(e: sqlx::Error) -> Error {
     let message = match &e {
         sqlx::Error::Io(_)
@@ -185,9 +189,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => format!("the database cannot be reached: {e}"),
-        _ => format!("the database failed: {e}"),
+        | sqlx::Error::Protocol(_) => "the gateway's database cannot be reached",
+        _ => "the gateway's database failed",
     };
+    tracing::warn!(error = %e, "{message}");
     Error::new(ErrorKind::Unavailable, message).with_source(e)
 }
 
