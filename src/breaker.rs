@@ -270,6 +270,10 @@ pub struct BreakerSnapshot {
     pub state: BreakerState,
     /// How many times the breaker has opened since it was created.
     pub times_opened: u64,
+    /// How many times an open breaker's cool-down ended (it let trial calls through).
+    pub times_half_opened: u64,
+    /// How many times trial calls closed it again (the provider recovered).
+    pub times_closed: u64,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -298,6 +302,8 @@ struct Core {
     window: VecDeque<bool>,
     window_failures: u32,
     times_opened: u64,
+    times_half_opened: u64,
+    times_closed: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -346,6 +352,8 @@ impl CircuitBreaker {
                     window: VecDeque::with_capacity(config.window.min(1024) as usize),
                     window_failures: 0,
                     times_opened: 0,
+                    times_half_opened: 0,
+                    times_closed: 0,
                 }),
             }),
         }
@@ -378,6 +386,7 @@ impl CircuitBreaker {
                 in_flight: 0,
                 successes: 0,
             });
+            core.times_half_opened += 1;
             tracing::info!(route = %shared.route, "circuit breaker half-open: trying the provider again");
         }
         let trial = match &mut core.phase {
@@ -431,10 +440,13 @@ impl CircuitBreaker {
     /// The route, the state and how often the breaker has opened.
     pub fn snapshot(&self) -> BreakerSnapshot {
         let state = self.state();
+        let core = lock(&self.shared.core);
         BreakerSnapshot {
             route: self.shared.route.to_string(),
             state,
-            times_opened: lock(&self.shared.core).times_opened,
+            times_opened: core.times_opened,
+            times_half_opened: core.times_half_opened,
+            times_closed: core.times_closed,
         }
     }
 
@@ -482,6 +494,7 @@ impl Shared {
                         if successes >= config.half_open_successes {
                             tracing::info!(route = %self.route, "circuit breaker closed: the provider recovered");
                             core.set_phase(Phase::Closed);
+                            core.times_closed += 1;
                         } else {
                             core.phase = Phase::HalfOpen {
                                 in_flight,

@@ -177,7 +177,11 @@ fn half_open_successes_close_it() {
     assert!(!is_open(&b));
     fail(&b);
     assert!(is_open(&b));
-    assert_eq!(b.snapshot().times_opened, 2);
+    let snap = b.snapshot();
+    assert_eq!(
+        (snap.times_opened, snap.times_half_opened, snap.times_closed),
+        (2, 1, 1)
+    );
 }
 
 #[test]
@@ -319,8 +323,10 @@ fn registry_creates_on_first_use_and_lists_snapshots() {
         serde_json::to_value(&snapshots).unwrap(),
         serde_json::json!([
             {"route": "gemini/m", "state": "closed", "consecutive_failures": 0,
-             "window_calls": 1, "window_failures": 0, "times_opened": 0},
-            {"route": "hf/*", "state": "open", "retry_after_ms": 6000, "times_opened": 1},
+             "window_calls": 1, "window_failures": 0, "times_opened": 0,
+             "times_half_opened": 0, "times_closed": 0},
+            {"route": "hf/*", "state": "open", "retry_after_ms": 6000, "times_opened": 1,
+             "times_half_opened": 0, "times_closed": 0},
         ])
     );
     // The same breaker, not a new one.

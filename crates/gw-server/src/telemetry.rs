@@ -544,17 +544,28 @@ impl Metrics {
                 }
             })
             .build();
-        let opened = gateway.clone();
-        let opened = meter
-            .u64_observable_counter("gateway.breaker.opened")
+        let transitions = gateway.clone();
+        let transitions = meter
+            .u64_observable_counter("gateway.breaker.transitions")
             .with_unit("{transition}")
-            .with_description("Times each route's circuit breaker opened.")
+            .with_description(
+                "Circuit breaker state changes by route and the state entered: open, half_open, closed.",
+            )
             .with_callback(move |observer| {
-                for snap in opened.breakers().snapshots() {
-                    observer.observe(
-                        snap.times_opened,
-                        &[KeyValue::new("gateway.route", snap.route)],
-                    );
+                for snap in transitions.breakers().snapshots() {
+                    for (to, count) in [
+                        ("open", snap.times_opened),
+                        ("half_open", snap.times_half_opened),
+                        ("closed", snap.times_closed),
+                    ] {
+                        observer.observe(
+                            count,
+                            &[
+                                KeyValue::new("gateway.route", snap.route.clone()),
+                                KeyValue::new("gateway.breaker.state", to),
+                            ],
+                        );
+                    }
                 }
             })
             .build();
@@ -563,7 +574,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         kept.push(Box::new(state));
-        kept.push(Box::new(opened));
+        kept.push(Box::new(transitions));
     }
 
     /// A request refused by the gateway's own incoming rate limits (per user or key).

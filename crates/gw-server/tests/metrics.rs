@@ -146,6 +146,12 @@ async fn metrics_agree_with_the_usage_log() {
         text.contains("gateway_breaker_state{gateway_route=\"gemini/gemini-2.5-flash\"} 0"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "gateway_breaker_transitions_total{gateway_breaker_state=\"open\",gateway_route=\"gemini/gemini-2.5-flash\"} 0"
+        ),
+        "{text}"
+    );
 }
 
 /// Runs `promtool check metrics` on `text`: required where `GATEWAY_REQUIRE_PROMTOOL` is set
