@@ -127,7 +127,10 @@ impl Trace {
 
     /// The content capture settings, when content is recorded.
     pub(crate) fn content(&self) -> Option<ContentCapture> {
-        self.0.as_ref().map(|t| t.content).filter(|c| c.enabled)
+        self.0
+            .as_ref()
+            .filter(|t| t.content.enabled && !t.span.is_disabled())
+            .map(|t| t.content)
     }
 
     /// Records the request's input and output as the conventions' event
@@ -188,7 +191,8 @@ impl Trace {
         span.record("gateway.retries", i64::from(record.retries));
         span.record("gateway.cache_hit", record.cached);
         span.record("gateway.usage.estimated", record.estimated);
-        if record.billable || record.tokens.input_tokens > 0 {
+        // Token counts where there are any (a web search is billed in searches, not tokens).
+        if record.tokens.input_tokens > 0 || record.tokens.output_tokens > 0 {
             span.record(
                 "gen_ai.usage.input_tokens",
                 as_i64(record.tokens.input_tokens),
