@@ -50,6 +50,8 @@ struct Inner {
     unavailable: BTreeMap<String, String>,
     max_body_bytes: usize,
     telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// How often the store is asked whether keys or plans changed elsewhere.
+    auth_poll: Duration,
 }
 
 /// Where gateway keys are checked.
@@ -231,6 +233,9 @@ impl AppState {
                 unavailable,
                 max_body_bytes: crate::config::ServerSection::default().max_body_bytes,
                 telemetry: None,
+                auth_poll: Duration::from_millis(
+                    crate::config::StoreSection::default().auth_poll_ms,
+                ),
             }),
         }
     }
@@ -301,6 +306,7 @@ impl AppState {
         };
         if let Some(inner) = Arc::get_mut(&mut state.inner) {
             inner.max_body_bytes = config.server.max_body_bytes;
+            inner.auth_poll = Duration::from_millis(config.store.auth_poll_ms.max(1));
             inner.admin_key = admin_key;
             inner.user_limit = incoming("in-user-requests", &config.rate_limits.users);
             inner.key_limit = incoming("in-key-requests", &config.rate_limits.keys);
@@ -437,8 +443,47 @@ fn build_gateway(
     Ok((gateway, skipped))
 }
 
+/// Drops remembered keys and plans whenever the store says a key was revoked or a plan changed
+/// anywhere (another replica, `gateway admin`): polled every `[store] auth_poll_ms`. Stops when
+/// the state is gone.
+fn watch_auth_changes(state: &AppState) {
+    let Keys::Store(..) = &state.inner.keys else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let every = state.inner.auth_poll;
+    let weak = Arc::downgrade(&state.inner);
+    runtime.spawn(async move {
+        let mut seen: Option<i64> = None;
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let Keys::Store(store, cache) = &inner.keys else {
+                return;
+            };
+            match store.auth_epoch().await {
+                Ok(epoch) => {
+                    if seen.is_some_and(|s| s != epoch) {
+                        cache.forget(|_| true);
+                        store.forget_plans();
+                    }
+                    seen = Some(epoch);
+                }
+                // Caches are kept: without the database, nothing could be checked anyway.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot ask the store for key and plan changes")
+                }
+            }
+            drop(inner);
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
 /// The application with all routes and layers.
 pub fn app(state: AppState) -> Router {
+    watch_auth_changes(&state);
     let max_body = state.inner.max_body_bytes;
     Router::new()
         .merge(routes::chat::router())

@@ -112,10 +112,18 @@ pub struct StoreSection {
     #[serde(default = "default_stale_after_ms")]
     pub stale_after_ms: u64,
     /// How long a checked gateway key is remembered, so most requests need no key lookup
-    /// (default 10 000 ms; 0 turns the cache off). A key revoked on this replica stops working at
-    /// once; on another replica, within this time.
+    /// (default 10 000 ms; 0 turns the cache off).
     #[serde(default = "default_key_cache_ms")]
     pub key_cache_ms: u64,
+    /// How often the store is asked whether a key was revoked or a plan changed anywhere (another
+    /// replica, `gateway admin`); remembered keys and plans are dropped when one was (default
+    /// 500 ms: a change applies everywhere within it; on this replica at once).
+    #[serde(default = "default_auth_poll_ms")]
+    pub auth_poll_ms: u64,
+}
+
+fn default_auth_poll_ms() -> u64 {
+    500
 }
 
 fn default_key_cache_ms() -> u64 {
@@ -145,6 +153,7 @@ impl Default for StoreSection {
             heartbeat_ms: default_heartbeat_ms(),
             stale_after_ms: default_stale_after_ms(),
             key_cache_ms: default_key_cache_ms(),
+            auth_poll_ms: default_auth_poll_ms(),
         }
     }
 }

@@ -77,3 +77,75 @@ async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
     assert_eq!(ok + limited, 40);
     drop(replicas);
 }
+
+/// A key revoked and a plan changed elsewhere (another replica, `gateway admin` on the same
+/// database) stop applying on a replica that remembered them within a second, not after its
+/// caches' 10 s; on SQLite (another process's writes to the same file) and PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_and_plan_changes_reach_every_replica_within_a_second() {
+    for (url, _dir) in support::databases("auth_changes") {
+        let mock = gw_mock::MockUpstream::start((0..4).map(|_| support::gemini_ok("hi")).collect())
+            .await
+            .unwrap();
+        // The replica under test, and the "other process": a store handle of its own.
+        let replica = support::open_store(&url).await;
+        let admin = support::open_store(&url).await;
+        let (user, key) = support::user(&admin, "pro").await;
+        let server = support::start(&support::config_for(mock.url()), Some(replica)).await;
+        let chat = |model: &'static str, key: String| {
+            let url = server.url.clone();
+            async move {
+                support::post_chat(&url, &key, &support::chat_body(model, false))
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        };
+        // Remembered: the key and the plan (Pro allows gemini-2.5-pro).
+        assert_eq!(
+            chat("gemini/gemini-2.5-pro", key.clone()).await,
+            200,
+            "{url}"
+        );
+
+        // The plan changes elsewhere: Free has no gemini-2.5-pro.
+        admin.set_plan(&user.id, "free").await.unwrap();
+        let changed = Instant::now();
+        let mut status = 200;
+        while changed.elapsed() < std::time::Duration::from_secs(2) {
+            status = chat("gemini/gemini-2.5-pro", key.clone()).await;
+            if status == 403 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            status, 403,
+            "{url}: the plan change did not reach the replica"
+        );
+        assert!(
+            changed.elapsed() < std::time::Duration::from_millis(1200),
+            "{url}"
+        );
+
+        // The key is revoked elsewhere.
+        let keys = admin.list_keys(&user.id).await.unwrap();
+        admin.revoke_key(&keys[0].id).await.unwrap();
+        let revoked = Instant::now();
+        while revoked.elapsed() < std::time::Duration::from_secs(2) {
+            status = chat("gemini/gemini-2.5-flash", key.clone()).await;
+            if status == 401 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            status, 401,
+            "{url}: the revocation did not reach the replica"
+        );
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_millis(1200),
+            "{url}"
+        );
+    }
+}

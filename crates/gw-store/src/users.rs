@@ -182,14 +182,19 @@ impl Store {
     /// Moves the user `user_id` to `plan`; the counters of the period carry over.
     pub async fn set_plan(&self, user_id: &str, plan: &str) -> Result<User> {
         self.plans.require(plan)?;
+        let (_guard, mut tx) = self.begin().await?;
         let row = sqlx::query(
             "UPDATE users SET plan = $2 WHERE id = $1 RETURNING id, name, plan, created_at",
         )
         .bind(user_id)
         .bind(plan)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
+        if row.is_some() {
+            bump_auth_epoch(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
         self.forget_plan(user_id);
         match row {
             Some(row) => user_from_row(&row).map_err(db_error),
@@ -270,16 +275,20 @@ impl Store {
     /// Revokes the key `key_id`: it no longer authenticates. Revoking a revoked key changes
     /// nothing; an unknown id is [`ErrorKind::NotFound`].
     pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
+        let (_guard, mut tx) = self.begin().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(key_id)
                 .bind(now_ms())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
         if done.rows_affected() == 1 {
+            bump_auth_epoch(&mut tx).await?;
+            tx.commit().await.map_err(db_error)?;
             return Ok(());
         }
+        drop(tx);
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE id = $1")
             .bind(key_id)
             .fetch_optional(&self.pool)
@@ -336,6 +345,36 @@ impl Store {
         })()
         .map_err(db_error)?;
         Ok(Some(user))
+    }
+}
+
+/// Counts one change every replica's key and plan caches must drop (see
+/// [`Store::auth_epoch`]), in the transaction that makes it.
+async fn bump_auth_epoch(tx: &mut crate::db::Tx) -> Result<()> {
+    sqlx::query("UPDATE auth_changes SET epoch = epoch + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+impl Store {
+    /// How many key revocations and plan changes the database has seen. A process that caches
+    /// keys or plans polls it (a single-row read) and drops its caches when it moves, so a change
+    /// made anywhere (another replica, `gateway admin`) applies everywhere within one poll.
+    pub async fn auth_epoch(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT epoch FROM auth_changes WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Drops every remembered user plan (another process changed one).
+    pub fn forget_plans(&self) {
+        self.plan_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
