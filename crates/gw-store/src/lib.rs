@@ -255,7 +255,9 @@ pub struct Store {
     admitter: Option<mpsc::Sender<accounting::PendingAdmission>>,
 }
 
-/// How long a user's plan is remembered: a plan changed on another replica applies within it.
+/// How long a user's plan is remembered: a plan changed by another process applies within it,
+/// or at the next poll of [`Store::auth_epoch`] by a caller that watches it (the server does,
+/// twice a second, and then calls [`Store::forget_plans`]).
 const PLAN_CACHE_TTL: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for Store {
