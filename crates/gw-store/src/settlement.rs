@@ -206,20 +206,43 @@ async fn take_reservations(
         .collect()
 }
 
+/// How long the writer keeps trying a batch while the database takes no writes at all (down,
+/// failing over, locked by another process): long enough for a failover, short enough that a
+/// shutdown is not held for ever. Past it, the reservations stay for recovery at their estimate.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// The longest wait between two tries of a batch.
+const SETTLE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 impl Store {
-    /// Writes settlements in one transaction; if the batch fails, each on its own, so one bad
-    /// record cannot lose the others. A record that still fails leaves its reservation for
-    /// recovery at the estimate.
+    /// Writes settlements in one transaction. While the database takes no writes at all, the
+    /// batch is tried again with backoff (for up to [`SETTLE_PATIENCE`]), so an outage or a
+    /// lock held elsewhere loses no usage; when the database takes writes but not this batch,
+    /// each record is written on its own, so one bad record cannot lose the others. A record
+    /// that still fails leaves its reservation for recovery at the estimate.
     pub(crate) async fn settle_batch(&self, batch: &[(Reservation, UsageRecord)]) {
         if batch.is_empty() {
             return;
         }
-        let all = async {
-            let (_writing, mut tx) = self.begin().await?;
-            self.settle_in(&mut tx, batch).await?;
-            tx.commit().await.map_err(db_error)
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(50);
+        let outcome = loop {
+            let all = async {
+                let (_writing, mut tx) = self.begin().await?;
+                self.settle_in(&mut tx, batch).await?;
+                tx.commit().await.map_err(db_error)
+            };
+            match all.await {
+                Ok(()) => break Ok(()),
+                Err(e) if started.elapsed() < SETTLE_PATIENCE && !self.takes_writes().await => {
+                    tracing::warn!(error = %e, records = batch.len(), retry_in_ms = wait.as_millis() as u64, "the database takes no writes; usage kept and tried again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(SETTLE_BACKOFF_MAX);
+                }
+                Err(e) => break Err(e),
+            }
         };
-        match all.await {
+        match outcome {
             Ok(()) => {}
             Err(e) if batch.len() == 1 => {
                 tracing::error!(request_id = %batch[0].1.request_id, error = %e, "usage not settled; recovery will settle the reservation at its estimate");
@@ -229,6 +252,15 @@ impl Store {
                     Box::pin(self.settle_batch(std::slice::from_ref(one))).await;
                 }
             }
+        }
+    }
+
+    /// Whether the database takes a write now (a write transaction can begin): tells an
+    /// outage, or a lock held elsewhere, from a batch the database refuses.
+    async fn takes_writes(&self) -> bool {
+        match self.begin().await {
+            Ok((_writing, tx)) => tx.rollback().await.is_ok(),
+            Err(_) => false,
         }
     }
 

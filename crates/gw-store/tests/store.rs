@@ -918,3 +918,48 @@ async fn in_memory_database() {
     store.flush().await;
     assert_eq!(store.usage_log(Some(&u), 10).await.unwrap().len(), 1);
 }
+
+/// A database that takes no writes for a while (here SQLite locked by another process) loses
+/// no usage: the writer keeps the settlement and tries again with backoff until it is written,
+/// instead of leaving the reservation to be charged at its estimate.
+#[tokio::test]
+async fn a_settlement_waits_out_a_database_locked_elsewhere() {
+    let db = TestDb::sqlite();
+    let store = Store::connect_with(
+        &db.url,
+        db.options().busy_timeout(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap();
+    let user = store.create_user(&unique("locked"), "pro").await.unwrap();
+    let admission = text(&user.id, "gemini", "gemini-2.5-flash", 1_000, Some("0.001"));
+    let reservation = store.admit(admission.clone()).await.unwrap();
+
+    // Another process holds the write lock for longer than the busy timeout, many times over.
+    let other = db.raw().await;
+    let mut locker = other.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    store
+        .settle(reservation, record(&admission, 12, 30, Some("0.000081")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut *locker).await.unwrap();
+    drop(locker);
+
+    store.flush().await;
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+    let log = store.usage_log(Some(&user.id), 10).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (
+            log[0].tokens.input_tokens,
+            log[0].tokens.output_tokens,
+            log[0].estimated
+        ),
+        (12, 30, false)
+    );
+}
