@@ -170,7 +170,7 @@ impl<'a> Run<'a> {
             meter: self
                 .meter
                 .take()
-                .map(|m| Box::new(m.with_attempts(self.attempts))),
+                .map(|m| Box::new(m.with_attempts(std::mem::take(&mut self.attempts)))),
             retries,
             trace: self.trace.clone(),
             route: self.route.take(),
@@ -182,7 +182,7 @@ impl<'a> Run<'a> {
         match self.meter.take() {
             Some(meter) => Ok(Served {
                 value,
-                meter: meter.with_attempts(self.attempts),
+                meter: meter.with_attempts(std::mem::take(&mut self.attempts)),
                 retries,
             }),
             // Unreachable by construction: a route is admitted before its first call.
@@ -193,6 +193,53 @@ impl<'a> Run<'a> {
                 ),
                 self.trace,
             )),
+        }
+    }
+}
+
+/// A request whose future is dropped while its attempts run (the client went away, the caller
+/// dropped the future) is settled here, at once, instead of holding its reservation until
+/// recovery charges it hours later: released when no provider was called yet, else charged at
+/// what was reserved (the provider may have done the work), marked estimated.
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        let Some(meter) = self.meter.take() else {
+            return;
+        };
+        let meter = meter.with_attempts(std::mem::take(&mut self.attempts));
+        let gone = Error::new(
+            ErrorKind::StreamInterrupted,
+            "the caller went away before the answer",
+        );
+        let called = self.calls > 0;
+        let reserved = meter.reservation.as_ref().map(|r| r.estimate);
+        let usage = match reserved {
+            Some(amount) if called => {
+                let mut usage = Usage::default();
+                usage.tokens.input_tokens = meter.prompt_tokens.min(amount.tokens);
+                usage.tokens.output_tokens = amount.tokens.saturating_sub(meter.prompt_tokens);
+                usage.units = amount.units;
+                usage
+            }
+            _ => Usage::default(),
+        };
+        let end = End {
+            error: Some(&gone),
+            estimated: called,
+            billable: called,
+            retries: self.calls.saturating_sub(1),
+            ..End::default()
+        };
+        let cost = reserved.and_then(|a| a.cost);
+        let settle = meter.settle(meter.record_priced(usage, end, cost));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(settle);
+            }
+            Err(_) => tracing::error!(
+                request_id = meter.request_id,
+                "request dropped outside a runtime: recovery will settle its reservation at the estimate"
+            ),
         }
     }
 }

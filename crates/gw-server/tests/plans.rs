@@ -279,6 +279,53 @@ async fn a_client_that_disconnects_mid_stream_is_still_charged() {
     assert_eq!(store.open_reservations().await.unwrap(), 0);
 }
 
+/// A client that gives up before a blocking answer (or a stream's first byte) arrives: its
+/// reservation is settled within a second, charged at what was reserved since the provider
+/// was already called, instead of held until recovery hours later.
+#[tokio::test]
+async fn a_client_that_gives_up_before_the_answer_is_settled_at_once() {
+    for stream in [false, true] {
+        let mut slow = gemini_ok("too late");
+        slow.respond.delay_ms = Some(5_000);
+        let mock = MockUpstream::start(vec![slow]).await.unwrap();
+        let store = open_store("sqlite::memory:").await;
+        let (alice, key) = user(&store, "free").await;
+        let server = start(&config_for(mock.url()), Some(store.clone())).await;
+
+        let gave_up = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(&key)
+            .json(&chat_body("gemini/gemini-2.5-flash", stream))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client timed out");
+        let left = std::time::Instant::now();
+
+        let mut log = Vec::new();
+        while left.elapsed() < Duration::from_secs(1) && log.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            log = store.usage_log(Some(&alice.id), 10).await.unwrap();
+        }
+        assert_eq!(log.len(), 1, "stream {stream}: settled within a second");
+        let row = &log[0];
+        assert_eq!(row.status, "stream_interrupted", "stream {stream}");
+        assert!(row.estimated && row.billable, "stream {stream}");
+        assert!(
+            row.cost.unwrap() > llm_gateway::Cost::ZERO,
+            "stream {stream}"
+        );
+        store.flush().await;
+        assert_eq!(
+            store.open_reservations().await.unwrap(),
+            0,
+            "stream {stream}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_stream_is_settled_with_the_providers_usage() {
     let mock = MockUpstream::start(vec![UpstreamStep {
