@@ -332,6 +332,93 @@ pub fn error_is_classified(provider: &str, status: u16, err: &crate::Error) {
     assert!(err.body().is_some(), "HTTP {status}: body not kept");
 }
 
+/// How a provider crate's client is configured, for [`client_settings`]: its builder's setters
+/// and its constructors, as plain functions (`TavilyClient::builder`, `|b, k| b.api_key(k)`, ...).
+pub struct ClientSettings<C, B> {
+    /// The provider id errors are attributed to.
+    pub provider: &'static str,
+    /// The base URL a client gets when none is set.
+    pub default_base_url: &'static str,
+    /// A builder with nothing set.
+    pub builder: fn() -> B,
+    /// Sets the API key.
+    pub api_key: fn(B, &str) -> B,
+    /// Sets the base URL.
+    pub base_url: fn(B, &str) -> B,
+    /// Builds the client.
+    pub build: fn(B) -> crate::Result<C>,
+    /// Builds the client from a `[providers.<id>]` section.
+    pub from_config: fn(&crate::ProviderConfig) -> crate::Result<C>,
+    /// The client's base URL.
+    pub client_base_url: fn(&C) -> &str,
+}
+
+/// The settings rules every provider client keeps (each builds on the shared
+/// [`UpstreamBuilder`](crate::http::UpstreamBuilder), and each crate runs this on its own client):
+/// the key never shows in `Debug` nor in errors; the base URL defaults and loses a trailing
+/// slash; a missing or unusable key, or a base URL that is not a plain http(s) URL, is a
+/// [`Config`](ErrorKind::Config) error of the provider that names neither; `from_config`
+/// prefers the configured key and URL, and without a key is
+/// [`Unavailable`](ErrorKind::Unavailable), naming the variable to set.
+pub fn client_settings<C: std::fmt::Debug, B: std::fmt::Debug>(c: &ClientSettings<C, B>) {
+    let keyed = |base: Option<&str>| {
+        let builder = (c.api_key)((c.builder)(), "key-supersecret");
+        match base {
+            Some(url) => (c.base_url)(builder, url),
+            None => builder,
+        }
+    };
+
+    let builder = keyed(Some("http://127.0.0.1:9/"));
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("supersecret"), "{shown}");
+    let client = (c.build)(builder).unwrap();
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("supersecret"), "{shown}");
+    assert!(shown.contains("http://127.0.0.1:9"), "{shown}");
+
+    let default = (c.build)(keyed(None)).unwrap();
+    assert_eq!((c.client_base_url)(&default), c.default_base_url);
+    let custom = (c.build)(keyed(Some("http://localhost:8080/"))).unwrap();
+    assert_eq!((c.client_base_url)(&custom), "http://localhost:8080");
+
+    let bad = [
+        (c.builder)(),
+        (c.api_key)((c.builder)(), "  "),
+        (c.api_key)((c.builder)(), "bad\nkey_secret"),
+        keyed(Some("not a url")),
+        keyed(Some("ftp://example.com")),
+        keyed(Some("https://example.com/?key=abc")),
+    ];
+    for builder in bad {
+        let err = (c.build)(builder).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+        assert_eq!(err.provider(), c.provider);
+        let shown = format!("{err:?} {err}");
+        assert!(!shown.contains("key_secret"), "{shown}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(!shown.contains("example.com"), "{shown}");
+    }
+
+    let unset = format!("GW_{}_TEST_SURELY_UNSET", c.provider.to_uppercase());
+    let cfg = crate::ProviderConfig {
+        api_key: Some("cfg-key".into()),
+        api_key_env: Some(unset.clone()),
+        base_url: Some("http://127.0.0.1:9/".into()),
+        ..crate::ProviderConfig::default()
+    };
+    let client = (c.from_config)(&cfg).unwrap();
+    assert_eq!((c.client_base_url)(&client), "http://127.0.0.1:9");
+    let missing = crate::ProviderConfig {
+        api_key_env: Some(unset.clone()),
+        ..crate::ProviderConfig::default()
+    };
+    let err = (c.from_config)(&missing).unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unavailable);
+    assert_eq!(err.provider(), c.provider);
+    assert!(err.to_string().contains(&unset), "{err}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

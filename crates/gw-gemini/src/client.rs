@@ -166,58 +166,19 @@ mod tests {
                 .kind(),
             &ErrorKind::InvalidRequest
         );
-        let default = GeminiClient::builder().api_key("k").build().unwrap();
-        assert_eq!(default.base_url(), DEFAULT_BASE_URL);
     }
 
     #[test]
-    fn build_errors_are_config_errors_without_secrets() {
-        for builder in [
-            GeminiClient::builder(),
-            GeminiClient::builder().api_key("  "),
-            GeminiClient::builder().api_key("sekrit\nvalue"),
-            GeminiClient::builder().api_key("k").base_url("not a url"),
-            GeminiClient::builder()
-                .api_key("k")
-                .base_url("ftp://example.com"),
-            GeminiClient::builder()
-                .api_key("k")
-                .base_url("https://example.com/?key=abc"),
-        ] {
-            let err = builder.build().unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::Config);
-            assert_eq!(err.provider(), PROVIDER);
-            let shown = format!("{err:?} {err}");
-            assert!(!shown.contains("sekrit"), "{shown}");
-            assert!(!shown.contains("example.com"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn debug_hides_the_key() {
-        let builder = GeminiClient::builder().api_key("AIzaSuperSecret");
-        assert!(!format!("{builder:?}").contains("SuperSecret"));
-        let client = builder.build().unwrap();
-        let shown = format!("{client:?}");
-        assert!(!shown.contains("SuperSecret"), "{shown}");
-        assert!(shown.contains("***"), "{shown}");
-    }
-
-    #[test]
-    fn from_config_uses_key_and_base_url() {
-        let cfg = ProviderConfig {
-            api_key: Some("k".into()),
-            base_url: Some("http://localhost:1234/".into()),
-            ..ProviderConfig::default()
-        };
-        let c = GeminiClient::from_config(&cfg).unwrap();
-        assert_eq!(c.base_url(), "http://localhost:1234");
-
-        let missing = ProviderConfig {
-            api_key_env: Some("GW_GEMINI_TEST_SURELY_UNSET".into()),
-            ..ProviderConfig::default()
-        };
-        let err = GeminiClient::from_config(&missing).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Unavailable);
+    fn settings_follow_the_shared_rules() {
+        gateway_core::testing::client_settings(&gateway_core::testing::ClientSettings {
+            provider: PROVIDER,
+            default_base_url: DEFAULT_BASE_URL,
+            builder: GeminiClient::builder,
+            api_key: |b, k| b.api_key(k),
+            base_url: |b, u| b.base_url(u),
+            build: GeminiClientBuilder::build,
+            from_config: GeminiClient::from_config,
+            client_base_url: GeminiClient::base_url,
+        });
     }
 }

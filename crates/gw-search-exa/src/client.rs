@@ -110,66 +110,18 @@ impl ExaClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::ErrorKind;
 
     #[test]
-    fn debug_never_shows_the_key() {
-        let client = ExaClient::builder()
-            .api_key("exa-supersecret")
-            .base_url("http://127.0.0.1:9/")
-            .build()
-            .unwrap();
-        let shown = format!("{client:?}");
-        assert!(!shown.contains("supersecret"), "{shown}");
-        assert!(shown.contains("http://127.0.0.1:9"), "{shown}");
-        let builder = format!("{:?}", ExaClient::builder().api_key("exa-supersecret"));
-        assert!(!builder.contains("supersecret"), "{builder}");
-    }
-
-    #[test]
-    fn base_url_defaults_and_loses_its_trailing_slash() {
-        let default = ExaClient::builder().api_key("k").build().unwrap();
-        assert_eq!(default.base_url(), "https://api.exa.ai");
-        let custom = ExaClient::builder()
-            .api_key("k")
-            .base_url("http://localhost:8080/")
-            .build()
-            .unwrap();
-        assert_eq!(custom.base_url(), "http://localhost:8080");
-    }
-
-    #[test]
-    fn a_missing_or_unusable_key_is_a_config_error() {
-        for builder in [
-            ExaClient::builder(),
-            ExaClient::builder().api_key("  "),
-            ExaClient::builder().api_key("bad\nkey_secret"),
-        ] {
-            let err = builder.build().unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::Config);
-            assert_eq!(err.provider(), PROVIDER);
-            assert!(!err.to_string().contains("key_secret"), "{err}");
-        }
-    }
-
-    #[test]
-    fn from_config_prefers_the_configured_key_and_url() {
-        let cfg = ProviderConfig {
-            api_key: Some("cfg-key".into()),
-            api_key_env: Some("GW_EXA_TEST_SURELY_UNSET".into()),
-            base_url: Some("http://127.0.0.1:9/".into()),
-            ..ProviderConfig::default()
-        };
-        assert_eq!(
-            ExaClient::from_config(&cfg).unwrap().base_url(),
-            "http://127.0.0.1:9"
-        );
-        let missing = ProviderConfig {
-            api_key_env: Some("GW_EXA_TEST_SURELY_UNSET".into()),
-            ..ProviderConfig::default()
-        };
-        let err = ExaClient::from_config(&missing).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Unavailable);
-        assert_eq!(err.provider(), PROVIDER);
+    fn settings_follow_the_shared_rules() {
+        gateway_core::testing::client_settings(&gateway_core::testing::ClientSettings {
+            provider: PROVIDER,
+            default_base_url: "https://api.exa.ai",
+            builder: ExaClient::builder,
+            api_key: |b, k| b.api_key(k),
+            base_url: |b, u| b.base_url(u),
+            build: ExaClientBuilder::build,
+            from_config: ExaClient::from_config,
+            client_base_url: ExaClient::base_url,
+        });
     }
 }

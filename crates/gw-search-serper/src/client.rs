@@ -109,67 +109,18 @@ impl SerperClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::ErrorKind;
 
     #[test]
-    fn debug_never_shows_the_key() {
-        let client = SerperClient::builder()
-            .api_key("serper_supersecret")
-            .base_url("http://127.0.0.1:9/")
-            .build()
-            .unwrap();
-        let shown = format!("{client:?}");
-        assert!(!shown.contains("supersecret"), "{shown}");
-        assert!(shown.contains("http://127.0.0.1:9"), "{shown}");
-        let builder = format!(
-            "{:?}",
-            SerperClient::builder().api_key("serper_supersecret")
-        );
-        assert!(!builder.contains("supersecret"), "{builder}");
-    }
-
-    #[test]
-    fn base_url_defaults_and_loses_its_trailing_slash() {
-        let default = SerperClient::builder().api_key("k").build().unwrap();
-        assert_eq!(default.base_url(), "https://google.serper.dev");
-        let custom = SerperClient::builder()
-            .api_key("k")
-            .base_url("http://localhost:8080/")
-            .build()
-            .unwrap();
-        assert_eq!(custom.base_url(), "http://localhost:8080");
-    }
-
-    #[test]
-    fn a_missing_or_unusable_key_is_a_config_error() {
-        for builder in [
-            SerperClient::builder(),
-            SerperClient::builder().api_key("  "),
-            SerperClient::builder().api_key("bad\nkey_secret"),
-        ] {
-            let err = builder.build().unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::Config);
-            assert_eq!(err.provider(), PROVIDER);
-            assert!(!err.to_string().contains("key_secret"), "{err}");
-        }
-    }
-
-    #[test]
-    fn from_config_prefers_the_configured_key_and_url_and_needs_a_key() {
-        let cfg = ProviderConfig {
-            api_key: Some("cfg-key".into()),
-            api_key_env: Some("GW_SERPER_TEST_SURELY_UNSET".into()),
-            base_url: Some("http://127.0.0.1:9/".into()),
-            ..ProviderConfig::default()
-        };
-        let client = SerperClient::from_config(&cfg).unwrap();
-        assert_eq!(client.base_url(), "http://127.0.0.1:9");
-        let missing = ProviderConfig {
-            api_key_env: Some("GW_SERPER_TEST_SURELY_UNSET".into()),
-            ..ProviderConfig::default()
-        };
-        let err = SerperClient::from_config(&missing).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Unavailable);
-        assert_eq!(err.provider(), PROVIDER);
+    fn settings_follow_the_shared_rules() {
+        gateway_core::testing::client_settings(&gateway_core::testing::ClientSettings {
+            provider: PROVIDER,
+            default_base_url: "https://google.serper.dev",
+            builder: SerperClient::builder,
+            api_key: |b, k| b.api_key(k),
+            base_url: |b, u| b.base_url(u),
+            build: SerperClientBuilder::build,
+            from_config: SerperClient::from_config,
+            client_base_url: SerperClient::base_url,
+        });
     }
 }

@@ -98,67 +98,18 @@ impl TavilyClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::ErrorKind;
 
     #[test]
-    fn debug_never_shows_the_key() {
-        let client = TavilyClient::builder()
-            .api_key("tvly-supersecret")
-            .base_url("http://127.0.0.1:9/")
-            .build()
-            .unwrap();
-        let shown = format!("{client:?}");
-        assert!(!shown.contains("supersecret"), "{shown}");
-        assert!(shown.contains("http://127.0.0.1:9"), "{shown}");
-        let builder = format!("{:?}", TavilyClient::builder().api_key("tvly-supersecret"));
-        assert!(!builder.contains("supersecret"), "{builder}");
-    }
-
-    #[test]
-    fn base_url_defaults_and_loses_its_trailing_slash() {
-        let default = TavilyClient::builder().api_key("tvly-x").build().unwrap();
-        assert_eq!(default.base_url(), "https://api.tavily.com");
-        let custom = TavilyClient::builder()
-            .api_key("tvly-x")
-            .base_url("http://localhost:8080/")
-            .build()
-            .unwrap();
-        assert_eq!(custom.base_url(), "http://localhost:8080");
-    }
-
-    #[test]
-    fn a_missing_or_unusable_key_is_a_config_error() {
-        for builder in [
-            TavilyClient::builder(),
-            TavilyClient::builder().api_key("  "),
-            TavilyClient::builder().api_key("tvly-bad\nkey_secret"),
-        ] {
-            let err = builder.build().unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::Config);
-            assert_eq!(err.provider(), PROVIDER);
-            assert!(!err.to_string().contains("key_secret"), "{err}");
-        }
-    }
-
-    #[test]
-    fn from_config_prefers_the_configured_key_and_url() {
-        let cfg = ProviderConfig {
-            api_key: Some("tvly-cfg".into()),
-            api_key_env: Some("GW_TAVILY_TEST_SURELY_UNSET".into()),
-            base_url: Some("http://127.0.0.1:9/".into()),
-            ..ProviderConfig::default()
-        };
-        let client = TavilyClient::from_config(&cfg).unwrap();
-        assert_eq!(client.base_url(), "http://127.0.0.1:9");
-        let missing = ProviderConfig {
-            api_key_env: Some("GW_TAVILY_TEST_SURELY_UNSET".into()),
-            ..ProviderConfig::default()
-        };
-        let err = TavilyClient::from_config(&missing).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Unavailable);
-        assert!(
-            err.to_string().contains("GW_TAVILY_TEST_SURELY_UNSET"),
-            "{err}"
-        );
+    fn settings_follow_the_shared_rules() {
+        gateway_core::testing::client_settings(&gateway_core::testing::ClientSettings {
+            provider: PROVIDER,
+            default_base_url: "https://api.tavily.com",
+            builder: TavilyClient::builder,
+            api_key: |b, k| b.api_key(k),
+            base_url: |b, u| b.base_url(u),
+            build: TavilyClientBuilder::build,
+            from_config: TavilyClient::from_config,
+            client_base_url: TavilyClient::base_url,
+        });
     }
 }
