@@ -383,14 +383,19 @@ mod tests {
 
     #[test]
     fn provider_words_about_the_gateways_account_are_not_passed_on() {
+        // Gemini's 429 message and its quota details (https://ai.google.dev/gemini-api/docs/troubleshooting),
+        // and the router's 402 body (tests/contract/hf/error-402.json).
         let gemini = Error::new(
             ErrorKind::RateLimited { retry_after: None },
-            "Quota exceeded for metric: generate_content_free_tier_requests, project_number: 1234567",
+            "You exceeded your current quota, please check your plan and billing details.",
         )
-        .with_provider("gemini");
+        .with_provider("gemini")
+        .with_body(
+            r#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests"}]}]}}"#,
+        );
         let hf = Error::new(
             ErrorKind::QuotaExceeded,
-            "You have exceeded your monthly included credits for Inference Providers.",
+            "You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits.",
         )
         .with_provider("hf");
         for (e, status, kind) in [
@@ -399,11 +404,15 @@ mod tests {
         ] {
             let api = ApiError::from(e);
             assert_eq!((api.status, api.kind), (status, kind));
-            assert!(
-                !api.message.contains("1234567") && !api.message.contains("credits for"),
-                "{}",
-                api.message
-            );
+            for words in [
+                "plan and billing",
+                "quotaMetric",
+                "free_tier",
+                "credits for",
+                "PRO",
+            ] {
+                assert!(!api.message.contains(words), "{}", api.message);
+            }
         }
         // The gateway's own refusals keep their words: they are about the caller.
         let plan = Error::new(ErrorKind::QuotaExceeded, "text_requests: 200 of 200 used");
