@@ -5,7 +5,37 @@ use std::future::Future;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::{Error, MediaInput, MediaOutput, Result, Usage};
+use crate::{Billing, Charge, Error, MediaInput, MediaOutput, PriceUnit, Result, Usage};
+
+/// How the caller wants the images: OpenAI's `response_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ImageFormat {
+    /// The bytes ([`MediaOutput::Bytes`]): a provider that answers with URLs downloads them.
+    B64Json,
+    /// A URL the provider hosts ([`MediaOutput::Url`]); only providers whose
+    /// [`ImageCaps::url_output`] is set give one.
+    Url,
+}
+
+impl ImageFormat {
+    /// The name OpenAI's `response_format` uses: `b64_json` or `url`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::B64Json => "b64_json",
+            Self::Url => "url",
+        }
+    }
+
+    /// The format `name` stands for, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "b64_json" => Some(Self::B64Json),
+            "url" => Some(Self::Url),
+            _ => None,
+        }
+    }
+}
 
 /// A text-to-image request, addressed to one provider's model id (after routing).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -27,6 +57,8 @@ pub struct ImageRequest {
     pub negative_prompt: Option<String>,
     /// Seed for reproducible output.
     pub seed: Option<i64>,
+    /// Bytes or URLs; `None` leaves it to the provider (URLs where it gives them).
+    pub response_format: Option<ImageFormat>,
     /// Provider-specific options; a provider refuses one it does not know, naming it.
     pub options: Map<String, Value>,
 }
@@ -82,8 +114,58 @@ pub struct ImageEditRequest {
     pub output_format: Option<String>,
     /// Seed for reproducible output.
     pub seed: Option<i64>,
+    /// Bytes or URLs; `None` leaves it to the provider (URLs where it gives them).
+    pub response_format: Option<ImageFormat>,
     /// Provider-specific options; a provider refuses one it does not know, naming it.
     pub options: Map<String, Value>,
+}
+
+impl ImageEditRequest {
+    /// A `kind` edit of `images` (the main one first) on `model`.
+    pub fn new(model: impl Into<String>, kind: EditKind, images: Vec<MediaInput>) -> Self {
+        Self {
+            model: model.into(),
+            kind,
+            images,
+            ..Self::default()
+        }
+    }
+
+    /// The number of images asked for.
+    pub fn count(&self) -> u32 {
+        self.n.unwrap_or(1)
+    }
+}
+
+impl EditKind {
+    /// The name the gateway's API uses: `edit`, `remove_background`, `face_swap`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edit => "edit",
+            Self::RemoveBackground => "remove_background",
+            Self::FaceSwap => "face_swap",
+        }
+    }
+
+    /// The kind `name` stands for, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "edit" => Some(Self::Edit),
+            "remove_background" => Some(Self::RemoveBackground),
+            "face_swap" => Some(Self::FaceSwap),
+            _ => None,
+        }
+    }
+}
+
+/// What `n` images of `size` are expected to cost, as charges the catalog prices: `n` images,
+/// qualified by size where one is given. The default estimate of every image provider.
+pub fn per_image_billing(n: u32, size: Option<&str>) -> Billing {
+    let mut charge = Charge::new(PriceUnit::Image, u64::from(n));
+    if let Some(size) = size {
+        charge = charge.size(size);
+    }
+    Billing::new(u64::from(n), vec![charge])
 }
 
 /// Generated or edited images.
@@ -96,16 +178,49 @@ pub struct ImageResponse {
     pub images: Vec<MediaOutput>,
     /// What the call used (images as units, or tokens for token-billed image models).
     pub usage: Usage,
+    /// What the call billed: the images (its units) and the charges the catalog prices, or the
+    /// cost the provider reported.
+    pub billing: Billing,
+    /// What the provider said about each image where it says something worth keeping (a
+    /// revised prompt, a seed), in the order of `images`; may be shorter than `images`.
+    pub notes: Vec<ImageNote>,
+}
+
+/// What a provider said about one image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ImageNote {
+    /// The prompt the provider actually drew, where it rewrote the caller's.
+    pub revised_prompt: Option<String>,
+    /// The seed used.
+    pub seed: Option<i64>,
+    /// The provider flagged the image (blurred, or replaced) by its content filter.
+    pub content_filtered: bool,
 }
 
 impl ImageResponse {
-    /// A response of `model` with `images` and `usage`.
+    /// A response of `model` with `images`, billed as one image each.
     pub fn new(model: impl Into<String>, images: Vec<MediaOutput>, usage: Usage) -> Self {
+        let n = images.len() as u64;
         Self {
             model: model.into(),
             images,
             usage,
+            billing: Billing::new(n, vec![Charge::new(PriceUnit::Image, n)]),
+            notes: Vec::new(),
         }
+    }
+
+    /// Replaces what the call billed.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = billing;
+        self
+    }
+
+    /// Sets what the provider said about each image.
+    pub fn notes(mut self, notes: Vec<ImageNote>) -> Self {
+        self.notes = notes;
+        self
     }
 }
 
@@ -119,6 +234,8 @@ pub struct ImageCaps {
     pub editing: bool,
     /// The most images one call returns.
     pub max_n: u32,
+    /// The provider hosts its outputs and can answer with URLs (`response_format: url`).
+    pub url_output: bool,
 }
 
 impl Default for ImageCaps {
@@ -127,6 +244,7 @@ impl Default for ImageCaps {
             generation: true,
             editing: false,
             max_n: 1,
+            url_output: false,
         }
     }
 }
@@ -139,7 +257,22 @@ impl ImageCaps {
                 "provider `{provider}` does not generate images"
             )));
         }
+        if req.prompt.trim().is_empty() {
+            return Err(Error::invalid_request("`prompt` must not be empty").with_param("prompt"));
+        }
+        self.check_format(provider, req.response_format)?;
         self.check_n(provider, req.n)
+    }
+
+    fn check_format(&self, provider: &str, format: Option<ImageFormat>) -> Result<()> {
+        if format == Some(ImageFormat::Url) && !self.url_output {
+            return Err(Error::invalid_request(format!(
+                "provider `{provider}` returns image bytes, not URLs: use `response_format` \
+                 `b64_json`"
+            ))
+            .with_param("response_format"));
+        }
+        Ok(())
     }
 
     /// `Err` naming the field if an edit asks for more than these allow, or has no image.
@@ -152,6 +285,7 @@ impl ImageCaps {
         if req.images.is_empty() {
             return Err(Error::invalid_request("an edit needs an `image`").with_param("image"));
         }
+        self.check_format(provider, req.response_format)?;
         self.check_n(provider, req.n)
     }
 
@@ -181,6 +315,32 @@ pub trait ImageModel: Send + Sync {
         ImageCaps::default()
     }
 
+    /// Refuses, before any IO and naming the field, a generation this provider or its model
+    /// cannot do (a size the model does not offer, `n` above its limit, an unknown option).
+    /// The default checks [`ImageModel::image_capabilities`].
+    fn check_generation(&self, req: &ImageRequest) -> Result<()> {
+        self.image_capabilities()
+            .check_generation(self.provider(), req)
+    }
+
+    /// Refuses, before any IO and naming the field, an edit this provider or its model cannot
+    /// do (an edit kind it lacks, a missing mask, an image too many). The default checks
+    /// [`ImageModel::image_capabilities`].
+    fn check_edit(&self, req: &ImageEditRequest) -> Result<()> {
+        self.image_capabilities().check_edit(self.provider(), req)
+    }
+
+    /// What a generation is expected to bill, for admission before the call: by default one
+    /// image per image asked for, at its size ([`per_image_billing`]).
+    fn generation_billing(&self, req: &ImageRequest) -> Billing {
+        per_image_billing(req.count(), req.size.as_deref())
+    }
+
+    /// What an edit is expected to bill, as [`ImageModel::generation_billing`].
+    fn edit_billing(&self, req: &ImageEditRequest) -> Billing {
+        per_image_billing(req.count(), req.size.as_deref())
+    }
+
     /// Generates images from a prompt.
     fn generate_image(
         &self,
@@ -208,6 +368,14 @@ pub trait DynImageModel: Send + Sync {
     fn provider_dyn(&self) -> &'static str;
     /// See [`ImageModel::image_capabilities`].
     fn image_capabilities_dyn(&self) -> ImageCaps;
+    /// See [`ImageModel::check_generation`].
+    fn check_generation_dyn(&self, req: &ImageRequest) -> Result<()>;
+    /// See [`ImageModel::check_edit`].
+    fn check_edit_dyn(&self, req: &ImageEditRequest) -> Result<()>;
+    /// See [`ImageModel::generation_billing`].
+    fn generation_billing_dyn(&self, req: &ImageRequest) -> Billing;
+    /// See [`ImageModel::edit_billing`].
+    fn edit_billing_dyn(&self, req: &ImageEditRequest) -> Billing;
     /// See [`ImageModel::generate_image`].
     fn generate_image_dyn(&self, req: ImageRequest) -> BoxFuture<'_, Result<ImageResponse>>;
     /// See [`ImageModel::edit_image`].
@@ -221,6 +389,22 @@ impl<T: ImageModel> DynImageModel for T {
 
     fn image_capabilities_dyn(&self) -> ImageCaps {
         self.image_capabilities()
+    }
+
+    fn check_generation_dyn(&self, req: &ImageRequest) -> Result<()> {
+        self.check_generation(req)
+    }
+
+    fn check_edit_dyn(&self, req: &ImageEditRequest) -> Result<()> {
+        self.check_edit(req)
+    }
+
+    fn generation_billing_dyn(&self, req: &ImageRequest) -> Billing {
+        self.generation_billing(req)
+    }
+
+    fn edit_billing_dyn(&self, req: &ImageEditRequest) -> Billing {
+        self.edit_billing(req)
     }
 
     fn generate_image_dyn(&self, req: ImageRequest) -> BoxFuture<'_, Result<ImageResponse>> {

@@ -65,10 +65,11 @@ pub use embedding::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use image::{
-    DynImageModel, EditKind, ImageCaps, ImageEditRequest, ImageModel, ImageRequest, ImageResponse,
+    DynImageModel, EditKind, ImageCaps, ImageEditRequest, ImageFormat, ImageModel, ImageNote,
+    ImageRequest, ImageResponse, per_image_billing,
 };
 pub use job::{JobId, JobStatus, PollPolicy};
-pub use media::{DataUrl, MediaInput, MediaOutput, decode_base64, encode_base64};
+pub use media::{DataUrl, MediaInput, MediaOutput, decode_base64, encode_base64, sniff_image};
 pub use pricing::{ModalityTokens, PriceCatalog, PriceQualifiers, PriceUnit, TextPrice};
 pub use registry::{Registry, Service};
 pub use route::RouteId;

@@ -74,6 +74,23 @@ pub enum MediaOutput {
     },
 }
 
+/// The MIME type of image bytes, read from their signature (PNG, JPEG, WebP, GIF), or `None`
+/// when the bytes are none of these: how an upload that is not an image is told apart before
+/// it is sent anywhere.
+pub fn sniff_image(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if data.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if data.len() >= 12 && data.starts_with(b"RIFF") && &data[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else {
+        None
+    }
+}
+
 /// A decoded `data:` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataUrl {
@@ -165,6 +182,23 @@ mod tests {
         assert_eq!(decode_base64("Zm9v\nYmFy").as_deref(), Some(&b"foobar"[..]));
         for bad in ["Z", "Zm9v!", "Zm=9", "Zm9vY==="] {
             assert_eq!(decode_base64(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn images_are_told_by_their_signature() {
+        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\n\0\0"), Some("image/png"));
+        assert_eq!(sniff_image(&[0xff, 0xd8, 0xff, 0xe0]), Some("image/jpeg"));
+        assert_eq!(sniff_image(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff_image(b"GIF89a..."), Some("image/gif"));
+        for not_an_image in [
+            &b""[..],
+            b"\x89PN",
+            b"RIFF\0\0\0\0WAVE",
+            b"%PDF-1.7",
+            b"hello",
+        ] {
+            assert_eq!(sniff_image(not_an_image), None, "{not_an_image:?}");
         }
     }
 

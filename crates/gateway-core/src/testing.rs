@@ -22,8 +22,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::{
-    DynEmbeddingModel, DynSearchProvider, DynTextModel, EmbeddingRequest, ErrorKind, FinishReason,
-    ResponseFormat, SearchRequest, TextChunk, TextRequest,
+    DynEmbeddingModel, DynImageModel, DynSearchProvider, DynTextModel, EmbeddingRequest, ErrorKind,
+    FinishReason, ImageRequest, MediaOutput, ResponseFormat, SearchRequest, TextChunk, TextRequest,
 };
 
 /// One recorded exchange the suite needs the provider to serve.
@@ -50,6 +50,10 @@ pub enum Case {
     SearchEmpty,
     /// An error answer with this HTTP status, to a search.
     SearchError(u16),
+    /// One image generated from a prompt (`Harness::image`; the suite calls `generate_image`).
+    Image,
+    /// An error answer with this HTTP status, to an image generation.
+    ImageError(u16),
 }
 
 /// What a harness serves for a case: a provider client pointed at a mock upstream that plays
@@ -61,6 +65,8 @@ pub struct Served {
     pub embedding: Option<Arc<dyn DynEmbeddingModel>>,
     /// The search provider, for search cases.
     pub search: Option<Arc<dyn DynSearchProvider>>,
+    /// The image provider, for image cases.
+    pub image: Option<Arc<dyn DynImageModel>>,
     /// Called once the case is over: every way the requests the mock received differed from
     /// what the recording expects (none when all is well). It owns the mock, keeping it alive.
     pub verify: Box<dyn Fn() -> Vec<String> + Send + Sync>,
@@ -84,6 +90,12 @@ pub trait Harness: Sync {
     /// The search endpoint (`search`) and the HTTP statuses the provider has recorded search
     /// errors for, when the provider searches.
     fn search(&self) -> Option<(&'static str, &'static [u16])> {
+        None
+    }
+
+    /// The image model id and the HTTP statuses the provider has recorded image errors for,
+    /// when the provider generates images.
+    fn image(&self) -> Option<(&'static str, &'static [u16])> {
         None
     }
 
@@ -126,6 +138,10 @@ pub async fn run<H: Harness>(harness: &H) {
     if let Some((_, errors)) = harness.search() {
         all.extend([Case::Search, Case::SearchEmpty]);
         all.extend(errors.iter().map(|&status| Case::SearchError(status)));
+    }
+    if let Some((_, errors)) = harness.image() {
+        all.push(Case::Image);
+        all.extend(errors.iter().map(|&status| Case::ImageError(status)));
     }
     for case in all {
         let served = harness.serve(case).await;
@@ -185,6 +201,7 @@ pub async fn check<H: Harness>(harness: &H, case: Case, served: &Served) {
         Case::Search | Case::SearchEmpty | Case::SearchError(_) => {
             searches(harness, case, served).await;
         }
+        Case::Image | Case::ImageError(_) => images(harness, case, served).await,
         Case::EmbedOne | Case::EmbedTwo => {
             let model = served
                 .embedding
@@ -252,6 +269,60 @@ async fn searches<H: Harness>(harness: &H, case: Case, served: &Served) {
     assert!(
         answer.billing.units > 0,
         "{case:?}: a search bills at least one unit"
+    );
+}
+
+/// An image generation: one image, bytes that are an image or a URL, billed as one unit; or,
+/// for `ImageError`, an error classified by its status.
+async fn images<H: Harness>(harness: &H, case: Case, served: &Served) {
+    let model = served
+        .image
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case:?}: the harness served no image provider"));
+    let id = harness.image().map_or("", |(id, _)| id);
+    let req = ImageRequest::new(id, "A lighthouse at dusk, oil painting");
+    model
+        .check_generation_dyn(&req)
+        .unwrap_or_else(|e| panic!("{case:?}: refused before IO: {e}"));
+    let expected = model.generation_billing_dyn(&req);
+    assert_eq!(
+        expected.units, 1,
+        "{case:?}: one image is expected to bill one unit"
+    );
+    let result = model.generate_image_dyn(req).await;
+    if let Case::ImageError(status) = case {
+        let err = result.expect_err("an error answer must be an error");
+        return error_is_classified(harness.provider(), status, &err);
+    }
+    let answer = result.unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    assert_eq!(
+        answer.images.len(),
+        1,
+        "{case:?}: one image asked, one given"
+    );
+    match &answer.images[0] {
+        MediaOutput::Bytes { data, mime } => {
+            let sniffed = crate::media::sniff_image(data)
+                .unwrap_or_else(|| panic!("{case:?}: the bytes are not an image"));
+            assert_eq!(
+                mime, sniffed,
+                "{case:?}: the MIME type must be the bytes' own"
+            );
+        }
+        MediaOutput::Url { url, .. } => {
+            assert!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "{url}"
+            )
+        }
+    }
+    assert_eq!(
+        answer.billing.units, 1,
+        "{case:?}: one image bills one unit"
+    );
+    assert!(
+        !answer.billing.charges.is_empty() || answer.billing.reported_cost.is_some(),
+        "{case:?}: an image is billed by charges or a reported cost"
     );
 }
 

@@ -77,6 +77,8 @@ pub struct Charge {
     pub resolution: Option<String>,
     /// The search depth or type, where the price depends on it.
     pub depth: Option<String>,
+    /// The modality of priced tokens (`image` for a token-billed image model's output).
+    pub modality: Option<String>,
 }
 
 impl Charge {
@@ -89,6 +91,7 @@ impl Charge {
             quality: None,
             resolution: None,
             depth: None,
+            modality: None,
         }
     }
 
@@ -101,6 +104,24 @@ impl Charge {
     /// Sets the output size.
     pub fn size(mut self, size: impl Into<String>) -> Self {
         self.size = Some(size.into());
+        self
+    }
+
+    /// Sets the output quality.
+    pub fn quality(mut self, quality: impl Into<String>) -> Self {
+        self.quality = Some(quality.into());
+        self
+    }
+
+    /// Sets the video resolution.
+    pub fn resolution(mut self, resolution: impl Into<String>) -> Self {
+        self.resolution = Some(resolution.into());
+        self
+    }
+
+    /// Sets the modality of priced tokens.
+    pub fn modality(mut self, modality: impl Into<String>) -> Self {
+        self.modality = Some(modality.into());
         self
     }
 
@@ -118,6 +139,9 @@ impl Charge {
         }
         if let Some(v) = &self.depth {
             q = q.depth(v);
+        }
+        if let Some(v) = &self.modality {
+            q = q.modality(v);
         }
         q
     }

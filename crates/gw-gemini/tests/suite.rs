@@ -78,6 +78,7 @@ impl Harness for MockGemini {
             text: Some(client.clone()),
             embedding: Some(client),
             search: None,
+            image: None,
             verify: Box::new(move || mock.verify()),
         }
     }

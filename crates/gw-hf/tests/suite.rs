@@ -59,6 +59,7 @@ impl Harness for MockHf {
             text: Some(client.clone()),
             embedding: Some(client),
             search: None,
+            image: None,
             verify: Box::new(move || mock.verify()),
         }
     }

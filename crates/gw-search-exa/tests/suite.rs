@@ -51,6 +51,7 @@ impl Harness for MockExa {
             text: None,
             embedding: None,
             search: Some(Arc::new(client)),
+            image: None,
             verify: Box::new(move || mock.verify()),
         }
     }

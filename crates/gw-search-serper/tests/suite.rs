@@ -56,6 +56,7 @@ impl Harness for MockSerper {
             text: None,
             embedding: None,
             search: Some(client),
+            image: None,
             verify: Box::new(move || mock.verify()),
         }
     }

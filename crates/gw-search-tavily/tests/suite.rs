@@ -55,6 +55,7 @@ impl Harness for MockTavily {
             text: None,
             embedding: None,
             search: Some(client),
+            image: None,
             verify: Box::new(move || mock.verify()),
         }
     }
