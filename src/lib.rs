@@ -10,6 +10,8 @@
 //! # Features
 //! - `gemini`: Google Gemini ([`gemini`]).
 //! - `hf`: Hugging Face Inference Providers ([`hf`]).
+//! - `stability`: Stability AI image generation ([`stability`]).
+//! - `wavespeed`: WaveSpeedAI image generation and editing, by tasks ([`wavespeed`]).
 //! - `tavily`, `serper`, `exa`: web search ([`tavily`], [`serper`], [`exa`]).
 //! - `all-providers`: all of the above.
 //! - `store`: users, keys, plans and usage accounting on SQLite or PostgreSQL ([`store`]), an
@@ -89,6 +91,8 @@ type Register = fn(&mut Registry, &ProviderConfig) -> Result<()>;
 providers! {
     "gemini" => gw_gemini as gemini,
     "hf" => gw_hf as hf,
+    "stability" => gw_stability as stability,
+    "wavespeed" => gw_wavespeed as wavespeed,
     "tavily" => gw_search_tavily as tavily,
     "serper" => gw_search_serper as serper,
     "exa" => gw_search_exa as exa,

@@ -171,6 +171,11 @@ async fn start_gateway(
         config.push_str(&format!(
             "\n[providers.{provider}]\nbase_url = \"{upstream}\"\napi_key = \"contract-provider-key\"\n"
         ));
+        // A job the client awaits in one call is polled without waiting, so the upstream steps
+        // of a fixture happen in a fixed order at once (FORMAT.md, "Asynchronous jobs").
+        if *provider == "wavespeed" {
+            config.push_str("poll_interval_ms = 0\n");
+        }
     }
     let config = Config::from_toml(&config, "contract runner config", std::iter::empty())
         .map_err(|e| e.to_string())?;
