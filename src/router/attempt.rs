@@ -483,8 +483,12 @@ impl Gateway {
     }
 
     /// Whether `error` on one route is worth trying the next: provider trouble is; the caller's
-    /// own mistakes and plan refusals are not, and a content-filter refusal only if configured.
+    /// own mistakes and plan refusals are not, a content-filter refusal only if configured, and
+    /// a failure in doubt never (the work may be running already).
     fn falls_back_on(&self, error: &Error) -> bool {
+        if error.is_in_doubt() {
+            return false;
+        }
         match error.kind() {
             ErrorKind::InvalidRequest | ErrorKind::PermissionDenied => false,
             ErrorKind::ContentFiltered => self.routing.fallback_on_content_filter,

@@ -88,6 +88,7 @@ struct Inner {
     param: Option<String>,
     body: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    in_doubt: bool,
 }
 
 impl Error {
@@ -102,6 +103,7 @@ impl Error {
                 param: None,
                 body: None,
                 source: None,
+                in_doubt: false,
             }),
         }
     }
@@ -152,6 +154,21 @@ impl Error {
         self
     }
 
+    /// Marks a failure after which the provider may have acted on the request all the same: a
+    /// job submit whose answer was lost (a timeout, a connection broken after the request was
+    /// sent). Such a call is neither retried nor sent to another route, which could run and bill
+    /// the work twice; the failure is reported instead.
+    pub fn in_doubt(mut self) -> Self {
+        self.inner.in_doubt = true;
+        self
+    }
+
+    /// Whether the provider may have acted on the request although it failed (see
+    /// [`Error::in_doubt`]).
+    pub fn is_in_doubt(&self) -> bool {
+        self.inner.in_doubt
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> &ErrorKind {
         &self.inner.kind
@@ -185,15 +202,17 @@ impl Error {
     /// Whether sending the same request again may succeed.
     ///
     /// Rate limits, timeouts, connection failures and provider 5xx are; a broken stream is not,
-    /// because the client has already received part of it.
+    /// because the client has already received part of it, and nor is a failure
+    /// [in doubt](Error::in_doubt), which might run the work twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.inner.kind,
-            ErrorKind::RateLimited { .. }
-                | ErrorKind::Timeout
-                | ErrorKind::Connect
-                | ErrorKind::Upstream { .. }
-        )
+        !self.inner.in_doubt
+            && matches!(
+                self.inner.kind,
+                ErrorKind::RateLimited { .. }
+                    | ErrorKind::Timeout
+                    | ErrorKind::Connect
+                    | ErrorKind::Upstream { .. }
+            )
     }
 
     /// How long the provider asked us to wait before retrying, if it said.
@@ -224,6 +243,9 @@ impl fmt::Debug for Error {
         }
         if let Some(source) = &self.inner.source {
             d.field("source", source);
+        }
+        if self.inner.in_doubt {
+            d.field("in_doubt", &true);
         }
         d.finish()
     }
