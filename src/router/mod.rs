@@ -9,6 +9,7 @@
 
 mod attempt;
 mod embed;
+mod image;
 mod op;
 mod search;
 #[cfg(test)]

@@ -1,0 +1,225 @@
+//! Images through the attempt loop: generation and editing, planned as images (the plan's
+//! `image_units`) and priced from what the provider says the call bills.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use gateway_core::{
+    Amount, Billing, Cost, DynImageModel, ImageEditRequest, ImageRequest, ImageResponse,
+    PriceCatalog, Registry, Result, RouteId, Service, Usage,
+};
+use tracing::Instrument;
+
+use super::Gateway;
+use super::op::{Estimate, Operation};
+use crate::metering::{CallContext, Metered, Pricer};
+
+/// Image generation (`images.generate`).
+pub(crate) struct Generate;
+
+/// Image editing (`images.edit`).
+pub(crate) struct Edit;
+
+/// Images are priced from the provider's charges (see [`billed_cost`]), not from a usage count.
+fn unpriced_by_usage(_: &PriceCatalog, _: &RouteId, _: &Usage) -> Option<Cost> {
+    None
+}
+
+/// What `billing` costs on `route`: the provider's own figure when it reported one, else the
+/// catalog's price of its charges (`None` when any charge has no price).
+fn billed_cost(pricing: &PriceCatalog, route: &RouteId, billing: &Billing) -> Option<Cost> {
+    billing
+        .reported_cost
+        .or_else(|| pricing.charges_cost(route.provider, &route.model, &billing.charges))
+}
+
+/// The plan amount of `billing`: one request of its images, at its cost.
+fn estimate(pricing: &PriceCatalog, route: &RouteId, billing: &Billing) -> Estimate {
+    Estimate {
+        amount: Amount::new(0, billing.units, billed_cost(pricing, route, billing)),
+        open_output: None,
+        prompt_tokens: 0,
+    }
+}
+
+impl Operation for Generate {
+    type Model = dyn DynImageModel;
+    type Request = ImageRequest;
+    type Output = ImageResponse;
+
+    const SERVICE: Service = Service::Images;
+    const PRICER: Pricer = unpriced_by_usage;
+
+    fn name(&self) -> &'static str {
+        "images.generate"
+    }
+
+    fn model(&self, registry: &Registry, provider: &str) -> Option<Arc<dyn DynImageModel>> {
+        registry.image(provider).cloned()
+    }
+
+    fn check(&self, model: &dyn DynImageModel, route: &RouteId, req: &ImageRequest) -> Result<()> {
+        model.check_generation_dyn(&generation_for(req, route))
+    }
+
+    fn estimate(
+        &self,
+        model: &dyn DynImageModel,
+        req: &ImageRequest,
+        route: &RouteId,
+        pricing: &PriceCatalog,
+    ) -> Estimate {
+        let billing = model.generation_billing_dyn(&generation_for(req, route));
+        estimate(pricing, route, &billing)
+    }
+
+    fn call(
+        &self,
+        model: Arc<dyn DynImageModel>,
+        route: &RouteId,
+        req: &ImageRequest,
+    ) -> BoxFuture<'static, Result<ImageResponse>> {
+        let req = generation_for(req, route);
+        Box::pin(async move { model.generate_image_dyn(req).await })
+    }
+}
+
+impl Operation for Edit {
+    type Model = dyn DynImageModel;
+    type Request = ImageEditRequest;
+    type Output = ImageResponse;
+
+    const SERVICE: Service = Service::Images;
+    const PRICER: Pricer = unpriced_by_usage;
+
+    fn name(&self) -> &'static str {
+        "images.edit"
+    }
+
+    fn model(&self, registry: &Registry, provider: &str) -> Option<Arc<dyn DynImageModel>> {
+        registry.image(provider).cloned()
+    }
+
+    fn check(
+        &self,
+        model: &dyn DynImageModel,
+        route: &RouteId,
+        req: &ImageEditRequest,
+    ) -> Result<()> {
+        model.check_edit_dyn(&edit_for(req, route))
+    }
+
+    fn estimate(
+        &self,
+        model: &dyn DynImageModel,
+        req: &ImageEditRequest,
+        route: &RouteId,
+        pricing: &PriceCatalog,
+    ) -> Estimate {
+        let billing = model.edit_billing_dyn(&edit_for(req, route));
+        estimate(pricing, route, &billing)
+    }
+
+    fn call(
+        &self,
+        model: Arc<dyn DynImageModel>,
+        route: &RouteId,
+        req: &ImageEditRequest,
+    ) -> BoxFuture<'static, Result<ImageResponse>> {
+        let req = edit_for(req, route);
+        Box::pin(async move { model.edit_image_dyn(req).await })
+    }
+}
+
+/// `req` addressed to `route`'s model id.
+fn generation_for(req: &ImageRequest, route: &RouteId) -> ImageRequest {
+    let mut req = req.clone();
+    req.model = route.model.to_string();
+    req
+}
+
+/// `req` addressed to `route`'s model id.
+fn edit_for(req: &ImageEditRequest, route: &RouteId) -> ImageEditRequest {
+    let mut req = req.clone();
+    req.model = route.model.to_string();
+    req
+}
+
+impl Gateway {
+    /// Generates images from `req.prompt`; `req.model` is `<provider>/<model id>` or an alias.
+    ///
+    /// Without accounting this needs no caller; with it, use [`Gateway::generate_image_with`].
+    pub async fn generate_image(&self, req: ImageRequest) -> Result<ImageResponse> {
+        Ok(self
+            .generate_image_with(&CallContext::default(), req)
+            .await?
+            .value)
+    }
+
+    /// Generates images for `ctx`'s caller through the same loop as chat: the request checked
+    /// against each route's model (size, `n`, format) and the plan (images and their expected
+    /// cost) before any call, the chain's routes tried in order within the deadline, and the
+    /// call settled after at what the provider billed.
+    pub async fn generate_image_with(
+        &self,
+        ctx: &CallContext,
+        req: ImageRequest,
+    ) -> Result<Metered<ImageResponse>> {
+        let trace = self.trace("generate_content", &req.model, ctx, false);
+        async {
+            let served = match self.attempt(&Generate, ctx, &trace, &req.model, &req).await {
+                Ok(served) => served,
+                Err(failed) => return Err(failed.settle().await),
+            };
+            Ok(self.settle_images(served).await)
+        }
+        .instrument(trace.span())
+        .await
+    }
+
+    /// Edits images (inpainting, background removal, face swap, a prompted edit); `req.model` is
+    /// `<provider>/<model id>` or an alias.
+    ///
+    /// Without accounting this needs no caller; with it, use [`Gateway::edit_image_with`].
+    pub async fn edit_image(&self, req: ImageEditRequest) -> Result<ImageResponse> {
+        Ok(self
+            .edit_image_with(&CallContext::default(), req)
+            .await?
+            .value)
+    }
+
+    /// Edits images for `ctx`'s caller, through the same loop and accounting as
+    /// [`Gateway::generate_image_with`].
+    pub async fn edit_image_with(
+        &self,
+        ctx: &CallContext,
+        req: ImageEditRequest,
+    ) -> Result<Metered<ImageResponse>> {
+        let trace = self.trace("generate_content", &req.model, ctx, false);
+        async {
+            let served = match self.attempt(&Edit, ctx, &trace, &req.model, &req).await {
+                Ok(served) => served,
+                Err(failed) => return Err(failed.settle().await),
+            };
+            Ok(self.settle_images(served).await)
+        }
+        .instrument(trace.span())
+        .await
+    }
+
+    /// Settles an image call at what its provider billed: its images as units, any tokens it
+    /// reported, and the cost of its charges.
+    async fn settle_images(
+        &self,
+        served: super::attempt::Served<ImageResponse>,
+    ) -> Metered<ImageResponse> {
+        let route = served.meter.route.clone();
+        let billing = &served.value.billing;
+        let usage = Usage {
+            tokens: served.value.usage.tokens,
+            units: billing.units,
+        };
+        let cost = billed_cost(&self.pricing, &route, billing);
+        served.settle_priced(usage, false, cost).await
+    }
+}
