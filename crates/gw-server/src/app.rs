@@ -49,6 +49,7 @@ struct Inner {
     admin_key: Option<SecretString>,
     unavailable: BTreeMap<String, String>,
     max_body_bytes: usize,
+    max_image_bytes: usize,
     telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// How often the store is asked whether keys or plans changed elsewhere.
     auth_poll: Duration,
@@ -232,6 +233,7 @@ impl AppState {
                 admin_key: None,
                 unavailable,
                 max_body_bytes: crate::config::ServerSection::default().max_body_bytes,
+                max_image_bytes: crate::config::ServerSection::default().max_image_bytes,
                 telemetry: None,
                 auth_poll: Duration::from_millis(
                     crate::config::StoreSection::default().auth_poll_ms,
@@ -306,6 +308,7 @@ impl AppState {
         };
         if let Some(inner) = Arc::get_mut(&mut state.inner) {
             inner.max_body_bytes = config.server.max_body_bytes;
+            inner.max_image_bytes = config.server.max_image_bytes;
             inner.auth_poll = Duration::from_millis(config.store.auth_poll_ms.max(1));
             inner.admin_key = admin_key;
             inner.user_limit = incoming("in-user-requests", &config.rate_limits.users);
@@ -350,6 +353,11 @@ impl AppState {
     /// The router.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway
+    }
+
+    /// The largest image an edit request may upload, in bytes (`server.max_image_bytes`).
+    pub(crate) fn max_image_bytes(&self) -> usize {
+        self.inner.max_image_bytes
     }
 
     /// The prices in force.
@@ -488,6 +496,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::chat::router())
         .merge(routes::embeddings::router())
+        .merge(routes::images::router())
         .merge(routes::models::router())
         .merge(routes::search::router())
         .merge(routes::usage::router())

@@ -66,6 +66,9 @@ pub struct ServerSection {
     /// The largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// The largest image one edit request may upload (each `image` and the `mask`), in bytes.
+    #[serde(default = "default_max_image")]
+    pub max_image_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -73,8 +76,13 @@ impl Default for ServerSection {
         Self {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
+            max_image_bytes: default_max_image(),
         }
     }
+}
+
+fn default_max_image() -> usize {
+    20 * 1024 * 1024
 }
 
 fn default_listen() -> SocketAddr {

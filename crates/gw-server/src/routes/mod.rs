@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod chat;
 pub(crate) mod embeddings;
+pub(crate) mod images;
 pub(crate) mod models;
 pub(crate) mod search;
 pub(crate) mod usage;
