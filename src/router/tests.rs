@@ -15,6 +15,10 @@ use gateway_core::{
     SearchResult, TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream,
     TokenUsage, UsageRecord,
 };
+use gateway_core::{
+    ImageCaps, ImageEditRequest, ImageModel, ImageRequest, ImageResponse, MediaInput, MediaOutput,
+    PriceCatalog, Usage,
+};
 
 use super::{Gateway, RetryPolicy};
 use crate::metering::CallContext;
@@ -24,6 +28,8 @@ use crate::routing::RoutingConfig;
 enum Step {
     Answer(&'static str),
     Fail(ErrorKind),
+    /// A failure after which the provider may have acted (a lost job submit).
+    FailInDoubt(ErrorKind),
     Hang,
 }
 
@@ -65,6 +71,7 @@ impl Scripted {
                 steps.front().map(|s| match s {
                     Step::Answer(a) => Step::Answer(a),
                     Step::Fail(k) => Step::Fail(k.clone()),
+                    Step::FailInDoubt(k) => Step::FailInDoubt(k.clone()),
                     Step::Hang => Step::Hang,
                 })
             }
@@ -74,6 +81,9 @@ impl Scripted {
             Some(Step::Fail(kind)) => {
                 Err(Error::new(kind, "scripted failure").with_provider(self.provider))
             }
+            Some(Step::FailInDoubt(kind)) => Err(Error::new(kind, "scripted failure")
+                .with_provider(self.provider)
+                .in_doubt()),
             Some(Step::Hang) | None => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok("too late")
@@ -169,6 +179,55 @@ impl SearchProvider for Scripted {
     }
 }
 
+/// The signature of a PNG: what the scripted image provider draws.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+impl ImageModel for Scripted {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Two images at most; edits too.
+    fn image_capabilities(&self) -> ImageCaps {
+        let mut caps = ImageCaps::default();
+        caps.max_n = 2;
+        caps.editing = true;
+        caps
+    }
+
+    /// Offers only square sizes: another is the caller's mistake, named.
+    fn check_generation(&self, req: &ImageRequest) -> Result<()> {
+        self.image_capabilities()
+            .check_generation(self.provider, req)?;
+        match req.size.as_deref() {
+            Some(size) if size.split_once('x').is_some_and(|(w, h)| w != h) => {
+                Err(Error::invalid_request(format!("no size {size}")).with_param("size"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn generate_image(&self, req: ImageRequest) -> Result<ImageResponse> {
+        self.next().await?;
+        let images = (0..req.count())
+            .map(|_| MediaOutput::Bytes {
+                data: PNG.into(),
+                mime: "image/png".into(),
+            })
+            .collect();
+        Ok(ImageResponse::new(req.model, images, Usage::default()))
+    }
+
+    async fn edit_image(&self, req: ImageEditRequest) -> Result<ImageResponse> {
+        self.next().await?;
+        let image = MediaOutput::Bytes {
+            data: PNG.into(),
+            mime: "image/png".into(),
+        };
+        Ok(ImageResponse::new(req.model, vec![image], Usage::default()))
+    }
+}
+
 /// Records admissions and settlements; refuses what `refuse` says.
 #[derive(Default)]
 struct Ledger {
@@ -241,6 +300,7 @@ fn gateway(providers: &[Arc<Scripted>], ledger: &Arc<Ledger>) -> Gateway {
         registry.add_text(p.clone());
         registry.add_embedding(p.clone());
         registry.add_search(p.clone());
+        registry.add_image(p.clone());
     }
     let alias = if providers.len() > 1 {
         "[aliases.both]\nroutes = [\"alpha/a\", \"beta/b\"]\n"
@@ -778,4 +838,139 @@ async fn every_modality_reports_its_end_once() {
         *watcher.refused.lock().unwrap(),
         [("chat", "denied".to_owned(), "permission_denied".to_owned())]
     );
+}
+
+/// Images at $0.04 on `alpha/img` and 25 times that on `beta/img`.
+fn image_prices() -> PriceCatalog {
+    PriceCatalog::from_toml(
+        r#"
+version = "test"
+[[unit]]
+provider = "alpha"
+model = "img"
+unit = "image"
+price = "0.04"
+[[unit]]
+provider = "beta"
+model = "img"
+unit = "image"
+price = "1.00"
+"#,
+        "test prices",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn images_are_planned_as_images_and_settled_at_their_price() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("drawn")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger).with_price_overrides(image_prices());
+    let mut req = ImageRequest::new("alpha/img", "a lighthouse");
+    req.n = Some(2);
+    let out = gw.generate_image_with(&ctx(), req).await.unwrap();
+    assert_eq!(out.value.images.len(), 2);
+    assert_eq!(out.cost, Some(Cost::from_nanos(80_000_000)));
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(
+        (admitted[0].modality, admitted[0].operation),
+        (Modality::Image, "images.generate")
+    );
+    assert_eq!(
+        (admitted[0].estimate.units, admitted[0].estimate.cost),
+        (2, Some(Cost::from_nanos(80_000_000))),
+        "reserved before the call: two images at their price"
+    );
+    let settled = ledger.settled();
+    assert_eq!(settled[0].units, 2);
+    assert_eq!(settled[0].cost, Some(Cost::from_nanos(80_000_000)));
+    assert!(!settled[0].estimated);
+
+    let edit = ImageEditRequest::new("alpha/img", vec![MediaInput::bytes(PNG, "image/png")]);
+    let out = gw.edit_image_with(&ctx(), edit).await.unwrap();
+    assert_eq!(out.cost, Some(Cost::from_nanos(40_000_000)));
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(admitted[1].operation, "images.edit");
+}
+
+#[tokio::test]
+async fn an_image_request_the_model_cannot_serve_is_refused_or_moved_on_without_a_call() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("drawn")]);
+    let beta = Scripted::new("beta", vec![Step::Answer("drawn")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger).with_price_overrides(image_prices());
+    // A size the model does not offer is the caller's mistake: named, no call anywhere.
+    let mut req = ImageRequest::new("alpha/img", "a lighthouse");
+    req.size = Some("1024x768".into());
+    let mut c = ctx();
+    c.fallbacks = vec!["beta/img".into()];
+    let err = gw.generate_image_with(&c, req).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.param()),
+        (&ErrorKind::InvalidRequest, Some("size"))
+    );
+    // Bytes-only providers refuse `url` by name.
+    let mut req = ImageRequest::new("alpha/img", "a lighthouse");
+    req.response_format = Some(gateway_core::ImageFormat::Url);
+    let err = gw.generate_image_with(&ctx(), req).await.unwrap_err();
+    assert_eq!(err.param(), Some("response_format"));
+    // `n` above what alpha gives at once is a capability: on to the fallback, unless alone.
+    let mut req = ImageRequest::new("alpha/img", "a lighthouse");
+    req.n = Some(3);
+    let err = gw
+        .generate_image_with(&ctx(), req.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.param()),
+        (&ErrorKind::Unsupported, Some("n"))
+    );
+    assert_eq!((alpha.calls(), beta.calls()), (0, 0));
+    assert!(
+        ledger.admitted.lock().unwrap().is_empty(),
+        "nothing reserved"
+    );
+}
+
+#[tokio::test]
+async fn an_image_fallback_to_a_pricier_route_is_charged_at_its_price() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![Step::Fail(ErrorKind::Upstream { status: 503 })],
+    );
+    let beta = Scripted::new("beta", vec![Step::Answer("drawn")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger).with_price_overrides(image_prices());
+    let mut c = ctx();
+    c.fallbacks = vec!["beta/img".into()];
+    let out = gw
+        .generate_image_with(&c, ImageRequest::new("alpha/img", "a lighthouse"))
+        .await
+        .unwrap();
+    assert_eq!(out.route, route("beta/img"));
+    assert_eq!(alpha.calls(), 3, "retried, then fallen back");
+    let settled = ledger.settled();
+    assert_eq!(settled[0].cost, Some(Cost::from_nanos(1_000_000_000)));
+    assert_eq!(settled[0].route, route("beta/img"));
+}
+
+#[tokio::test]
+async fn a_failure_in_doubt_is_neither_retried_nor_sent_elsewhere() {
+    let alpha = Scripted::new("alpha", vec![Step::FailInDoubt(ErrorKind::Timeout)]);
+    let beta = Scripted::new("beta", vec![Step::Answer("drawn")]);
+    let ledger = Arc::new(Ledger::default());
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger).with_price_overrides(image_prices());
+    let mut c = ctx();
+    c.fallbacks = vec!["beta/img".into()];
+    let err = gw
+        .generate_image_with(&c, ImageRequest::new("alpha/img", "a lighthouse"))
+        .await
+        .unwrap_err();
+    assert!(err.is_in_doubt());
+    assert_eq!(
+        (alpha.calls(), beta.calls()),
+        (1, 0),
+        "one submit, no second anywhere"
+    );
+    assert_eq!(ledger.settled().len(), 1, "the request is settled once");
 }
