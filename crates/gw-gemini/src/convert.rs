@@ -1140,5 +1140,7 @@ impl SseDecode for StreamDecoder {
     }
 }
 
+pub(crate) mod image;
+
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,7 @@ mod client;
 mod convert;
 mod embed;
 mod error;
+mod image;
 mod schema;
 mod text;
 mod wire;
@@ -55,7 +56,7 @@ mod wire;
 use std::sync::Arc;
 
 use gateway_core::http::DownloadSettings;
-use gateway_core::{PriceCatalog, ProviderConfig, Registry, Result, Service};
+use gateway_core::{ModelEntry, PriceCatalog, ProviderConfig, Registry, Result, Service};
 use serde::Deserialize;
 
 pub use client::{
@@ -99,8 +100,17 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     let client = Arc::new(GeminiClient::from_config(cfg)?);
     reg.set_address(PROVIDER, client.base_url());
     reg.add_text(client.clone());
-    reg.add_embedding(client);
-    reg.announce_configured(PROVIDER, Service::Chat, &cfg.models)?;
+    reg.add_embedding(client.clone());
+    reg.add_image(client);
+    // A plain id is announced for what its name says: images for `imagen-*` and
+    // `gemini-*-image*`, chat for the rest.
+    let (images, others): (Vec<ModelEntry>, Vec<ModelEntry>) = cfg
+        .models
+        .iter()
+        .cloned()
+        .partition(|m| matches!(m, ModelEntry::Id(id) if convert::image::image_api(id).is_some()));
+    reg.announce_configured(PROVIDER, Service::Images, &images)?;
+    reg.announce_configured(PROVIDER, Service::Chat, &others)?;
     reg.add_prices(PriceCatalog::from_toml(PRICES, "gw-gemini/pricing.toml")?);
     Ok(())
 }

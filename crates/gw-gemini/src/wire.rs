@@ -140,8 +140,10 @@ pub(crate) struct Part {
     /// Text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) text: Option<String>,
-    /// Media sent inline (an image or audio of the prompt).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Media sent inline (an image or audio of the prompt, an image an image model drew).
+    /// `inline_data` is read too: the REST API accepts snake case, and answers in it have been
+    /// reported from proxies in front of it.
+    #[serde(default, alias = "inline_data", skip_serializing_if = "Option::is_none")]
     pub(crate) inline_data: Option<Blob>,
     /// Media by URI (a Files API file, a YouTube video).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +221,7 @@ pub(crate) struct FileData {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Blob {
     /// The IANA media type.
+    #[serde(alias = "mime_type")]
     pub(crate) mime_type: String,
     /// The bytes, base64-encoded.
     pub(crate) data: String,
@@ -451,7 +454,7 @@ pub(crate) enum BlockReason {
 /// Source: SDK `types.py` `GenerateContentResponseUsageMetadata`;
 /// <https://firebase.google.com/docs/reference/js/ai.usagemetadata>.
 /// `promptTokenCount` includes `cachedContentTokenCount`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UsageMetadata {
     /// Prompt tokens, cached ones included.
@@ -469,6 +472,24 @@ pub(crate) struct UsageMetadata {
     /// Tokens of tool-use prompts (e.g. search grounding results).
     #[serde(default)]
     pub(crate) tool_use_prompt_token_count: Option<u64>,
+    /// The output tokens by modality (`IMAGE`, `TEXT`), where Gemini splits them: how image
+    /// models' image tokens are told from their text tokens.
+    #[serde(default)]
+    pub(crate) candidates_tokens_details: Option<Vec<ModalityTokenCount>>,
+}
+
+/// One entry of `usageMetadata.candidatesTokensDetails`: `{"modality": "IMAGE", "tokenCount": 1290}`.
+///
+/// Source: SDK `types.py` `ModalityTokenCount` (`modality`, `tokenCount`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ModalityTokenCount {
+    /// `TEXT`, `IMAGE`, `AUDIO`, ...
+    #[serde(default)]
+    pub(crate) modality: Option<String>,
+    /// The tokens of that modality.
+    #[serde(default)]
+    pub(crate) token_count: Option<u64>,
 }
 
 /// The error body of every endpoint: `{"error": {...}}`.
@@ -609,4 +630,126 @@ pub(crate) struct EmbeddingUsageMetadata {
     /// Input tokens of every request together.
     #[serde(default)]
     pub(crate) prompt_token_count: Option<u64>,
+}
+
+/// The body of `models/{model}:generateContent` for an image model: a prompt, and the output
+/// asked for as images. A type of its own, so chat requests never carry these fields.
+///
+/// Source: <https://ai.google.dev/gemini-api/docs/image-generation>; SDK `models.py`
+/// `_GenerateContentConfig_to_mldev` (`responseModalities`, `imageConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ImageGenerateContentRequest {
+    /// One `user` turn with the prompt.
+    pub(crate) contents: Vec<Content>,
+    /// The output modalities and the image's shape.
+    pub(crate) generation_config: ImageGenerationConfig,
+}
+
+/// `generationConfig` of an image request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ImageGenerationConfig {
+    /// `["IMAGE"]`, or `["TEXT", "IMAGE"]` for the Gemini 2.0 preview, which refuses image-only.
+    pub(crate) response_modalities: Vec<&'static str>,
+    /// The aspect ratio and size; left out when neither is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image_config: Option<ImageConfig>,
+    /// Sampling seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) seed: Option<i64>,
+}
+
+/// `generationConfig.imageConfig`.
+///
+/// Source: SDK `types.py` `ImageConfig` (`aspectRatio`; `imageSize` `1K`, `2K`, `4K`; the
+/// output MIME type and compression "not supported in Gemini API").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ImageConfig {
+    /// `1:1`, `16:9`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) aspect_ratio: Option<String>,
+    /// `1K`, `2K`, `4K`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image_size: Option<String>,
+}
+
+/// The body of `models/{imagen-model}:predict`.
+///
+/// Source: SDK `models.py` `_GenerateImagesParameters_to_mldev` and
+/// `_GenerateImagesConfig_to_mldev` (googleapis/python-genai, before commit `43ef621`, which
+/// disabled Imagen for the Developer API in the SDK);
+/// <https://ai.google.dev/gemini-api/docs/imagen>.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PredictRequest {
+    /// One instance: the prompt.
+    pub(crate) instances: Vec<PredictInstance>,
+    /// How many images and of what shape.
+    pub(crate) parameters: PredictParameters,
+}
+
+/// `instances[]`: `{"prompt": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct PredictInstance {
+    /// What to draw.
+    pub(crate) prompt: String,
+}
+
+/// `parameters` of an Imagen request: the keys the SDK sends to the Developer API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PredictParameters {
+    /// Images to generate, 1 to 4.
+    pub(crate) sample_count: u32,
+    /// `1:1`, `3:4`, `4:3`, `9:16`, `16:9`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) aspect_ratio: Option<String>,
+    /// `dont_allow`, `allow_adult`, `allow_all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) person_generation: Option<String>,
+    /// `1K` or `2K` (Imagen 4 Standard and Ultra): the SDK's `image_size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sample_image_size: Option<String>,
+    /// Asks for `raiFilteredReason` on filtered images, so a refusal can say why.
+    pub(crate) include_rai_reason: bool,
+    /// The output MIME type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) output_options: Option<OutputOptions>,
+}
+
+/// `parameters.outputOptions`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OutputOptions {
+    /// `image/png` or `image/jpeg`.
+    pub(crate) mime_type: String,
+}
+
+/// The answer of `:predict`.
+///
+/// Source: SDK `models.py` `_GenerateImagesResponse_from_mldev`, `_GeneratedImage_from_mldev`,
+/// `_Image_from_mldev`. Every image filtered: `predictions` absent (or only filtered entries,
+/// with `includeRaiReason`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PredictResponse {
+    /// One per image (or per filtered image).
+    #[serde(default)]
+    pub(crate) predictions: Vec<Prediction>,
+}
+
+/// `predictions[]`: an image, or why it was filtered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Prediction {
+    /// The image, base64.
+    #[serde(default)]
+    pub(crate) bytes_base64_encoded: Option<String>,
+    /// Its MIME type.
+    #[serde(default)]
+    pub(crate) mime_type: Option<String>,
+    /// Why the image was filtered by Google's responsible-AI filters.
+    #[serde(default)]
+    pub(crate) rai_filtered_reason: Option<String>,
 }
