@@ -1,12 +1,158 @@
-//! Work in progress: the wavespeed provider crate (being written).
+//! [WaveSpeedAI](https://wavespeed.ai/docs) for `llm-gateway`: text-to-image and image editing
+//! (inpainting and erasing, background removal, face swap) over WaveSpeed's v3 task API.
+//!
+//! - [`WaveSpeedClient`] implements [`gateway_core::ImageModel`]: a request is checked against
+//!   the model's documented fields (a table of the models this crate knows: sizes, image count,
+//!   mask, edit kind), sent as the model's JSON input, and awaited to its end.
+//! - The task API is public and modality-free, for video, audio and training to reuse:
+//!   [`WaveSpeedClient::submit`] (once, never repeated), [`WaveSpeedClient::poll`] and
+//!   [`WaveSpeedClient::run`], which waits with [`gateway_core::job::poll_job`]. A failure after
+//!   which a task may exist is [in doubt](gateway_core::Error::in_doubt), so the router neither
+//!   retries nor falls back.
+//! - Images go to WaveSpeed as URLs, or as `data:` URLs for bytes; outputs come back as URLs, or
+//!   as bytes for `response_format: b64_json` (WaveSpeed's base64 output where the model has
+//!   it, else a bounded download of its URLs).
+//! - Billing: one `image` per image, at the prices of `pricing.toml`.
+//! - The key comes from `WAVESPEED_API_KEY` by default and is only ever sent as
+//!   `Authorization: Bearer`.
+//! - [`register`] adds the client to a [`Registry`] from its [`ProviderConfig`], with its prices.
+//!
+//! # Example
+//! ```no_run
+//! use gateway_core::{ImageModel, ImageRequest};
+//! use gw_wavespeed::WaveSpeedClient;
+//!
+//! # async fn example() -> gateway_core::Result<()> {
+//! let client = WaveSpeedClient::builder().api_key("...").build()?;
+//! let mut req = ImageRequest::new("wavespeed-ai/flux-dev", "A lighthouse at dusk");
+//! req.size = Some("1024x768".into());
+//! let answer = client.generate_image(req).await?;
+//! println!("{:?}", answer.images);
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
-use gateway_core::{Error, ErrorKind, ProviderConfig, Registry, Result};
+use std::sync::Arc;
 
-/// The provider id.
+use gateway_core::http::DownloadSettings;
+use gateway_core::{PriceCatalog, ProviderConfig, Registry, Result, Service};
+use serde::Deserialize;
+
+mod client;
+mod convert;
+mod error;
+mod image;
+mod job;
+mod models;
+mod wire;
+
+pub use client::{
+    DEFAULT_JOB_TIMEOUT, DEFAULT_POLL_INTERVAL, DEFAULT_POLL_MAX_INTERVAL, WaveSpeedClient,
+    WaveSpeedClientBuilder,
+};
+pub use job::Prediction;
+
+/// The provider id: the `wavespeed` of `wavespeed/wavespeed-ai/flux-dev`, and the name in
+/// errors and metrics.
 pub const PROVIDER: &str = "wavespeed";
 
-/// Registers the provider (not yet written: always left out).
-pub fn register(_reg: &mut Registry, _cfg: &ProviderConfig) -> Result<()> {
-    Err(Error::new(ErrorKind::Unavailable, "not yet written").with_provider(PROVIDER))
+/// The environment variable the API key is read from unless configured otherwise.
+pub const DEFAULT_ENV: &str = "WAVESPEED_API_KEY";
+
+/// WaveSpeedAI's API base URL (the official SDK's `config.py`).
+pub const DEFAULT_BASE: &str = "https://api.wavespeed.ai";
+
+/// WaveSpeed's prices (USD per image), merged into the gateway's catalog at registration.
+pub const PRICES: &str = include_str!("../pricing.toml");
+
+/// WaveSpeed's own settings under `[providers.wavespeed]`, beyond the ones every provider has.
+/// Any other field is refused, naming it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveSpeedConfig {
+    /// The wait before the first poll of a task, in milliseconds (default 1000; 0 polls at
+    /// once). Each later wait is half as long again, up to `poll_max_interval_ms`.
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+    /// The longest wait between two polls, in milliseconds (default 5000).
+    #[serde(default)]
+    pub poll_max_interval_ms: Option<u64>,
+    /// The longest a task is awaited, in milliseconds (default 300000). A task still running
+    /// then is a timeout naming it (it goes on at WaveSpeed).
+    #[serde(default)]
+    pub job_timeout_ms: Option<u64>,
+    /// Asks the models that document it to answer the submission with the finished task
+    /// (`enable_sync_mode`); one whose sync wait runs out is polled. Default `false`.
+    #[serde(default)]
+    pub enable_sync_mode: Option<bool>,
+    /// Limits on the outputs downloaded when a caller asks for bytes and WaveSpeed answers with
+    /// URLs.
+    #[serde(default)]
+    pub downloads: DownloadSettings,
+}
+
+/// Builds a [`WaveSpeedClient`] from `cfg` and adds it to `reg` as the `wavespeed` images
+/// provider, with its prices and the models `cfg` announces (a plain id announces an images
+/// model).
+///
+/// Fails with [`ErrorKind::Unavailable`](gateway_core::ErrorKind::Unavailable) when no API key
+/// is set, and [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
+/// anything else wrong in `cfg`. Whether to call it for a disabled provider (`cfg.enabled`) is
+/// the caller's choice.
+pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
+    let client = Arc::new(WaveSpeedClient::from_config(cfg)?);
+    reg.set_address(PROVIDER, client.base_url());
+    reg.add_image(client);
+    reg.announce_configured(PROVIDER, Service::Images, &cfg.models)?;
+    reg.add_prices(PriceCatalog::from_toml(
+        PRICES,
+        "gw-wavespeed/pricing.toml",
+    )?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::{Charge, PriceUnit};
+
+    #[test]
+    fn the_shipped_prices_parse_and_price_each_model_of_the_table() {
+        let catalog = PriceCatalog::from_toml(PRICES, "pricing.toml").unwrap();
+        let cost = |model: &str, n: u64| {
+            catalog
+                .charges_cost(PROVIDER, model, &[Charge::new(PriceUnit::Image, n)])
+                .map(|c| c.to_string())
+        };
+        assert_eq!(cost("wavespeed-ai/flux-dev", 2).as_deref(), Some("0.024"));
+        assert_eq!(
+            cost("wavespeed-ai/flux-schnell", 1).as_deref(),
+            Some("0.003")
+        );
+        assert_eq!(cost("bytedance/seedream-v4.5", 1).as_deref(), Some("0.04"));
+        assert_eq!(
+            cost("wavespeed-ai/image-background-remover", 1).as_deref(),
+            Some("0.01")
+        );
+        assert_eq!(cost("someone/unknown-model", 1), None);
+        for m in models::MODELS {
+            assert!(cost(m.id, 1).is_some(), "no price for {}", m.id);
+        }
+    }
+
+    #[test]
+    fn register_adds_an_images_provider() {
+        let cfg = ProviderConfig {
+            api_key: Some("k".into()),
+            base_url: Some("http://127.0.0.1:9".into()),
+            models: vec!["wavespeed-ai/flux-dev".into()],
+            ..ProviderConfig::default()
+        };
+        let mut reg = Registry::new();
+        register(&mut reg, &cfg).unwrap();
+        assert_eq!(reg.services_of(PROVIDER), [Service::Images]);
+        assert_eq!(reg.model_names(), ["wavespeed/wavespeed-ai/flux-dev"]);
+    }
 }
