@@ -12,6 +12,10 @@
 //!   signatures carried across OpenAI clients inside the tool call ids.
 //! - `n` as `candidateCount`, `logprobs` / `top_logprobs`, and `reasoning_effort` as
 //!   `thinkingConfig`, as Google's own OpenAI-compatible endpoint maps it.
+//! - Images ([`ImageModel`](gateway_core::ImageModel)): Imagen's `:predict` for `imagen-*` ids
+//!   and `generateContent` with image output for `gemini-*-image*` ids (Gemini 2.5 Flash Image,
+//!   3 Pro Image, 3.1 Flash Image), sizes mapped onto the documented aspect ratios and size
+//!   classes, billed per image (Imagen) or per image output token (see the client's docs).
 //! - Embeddings through `batchEmbedContents` (up to 100 inputs, `outputDimensionality`,
 //!   `taskType` and `title`).
 //! - Structured output: `json_object` (`responseMimeType: application/json`) and `json_schema`
@@ -87,9 +91,9 @@ pub struct GeminiConfig {
     pub downloads: DownloadSettings,
 }
 
-/// Builds a [`GeminiClient`] from `cfg` and adds it to `reg` as the `gemini` provider of chat
-/// and embeddings, with its prices and the models `cfg` announces (a plain id announces a chat
-/// model).
+/// Builds a [`GeminiClient`] from `cfg` and adds it to `reg` as the `gemini` provider of chat,
+/// embeddings and images, with its prices and the models `cfg` announces (a plain id announces
+/// an image model when it names one, `imagen-*` or `gemini-*-image*`, else a chat model).
 ///
 /// `cfg.enabled` is not consulted: whoever walks the configuration decides which providers to
 /// register. Fails with [`ErrorKind::Unavailable`](gateway_core::ErrorKind::Unavailable) when
@@ -104,11 +108,10 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     reg.add_image(client);
     // A plain id is announced for what its name says: images for `imagen-*` and
     // `gemini-*-image*`, chat for the rest.
-    let (images, others): (Vec<ModelEntry>, Vec<ModelEntry>) = cfg
-        .models
-        .iter()
-        .cloned()
-        .partition(|m| matches!(m, ModelEntry::Id(id) if convert::image::image_api(id).is_some()));
+    let (images, others): (Vec<ModelEntry>, Vec<ModelEntry>) =
+        cfg.models.iter().cloned().partition(
+            |m| matches!(m, ModelEntry::Id(id) if convert::image::image_api(id).is_some()),
+        );
     reg.announce_configured(PROVIDER, Service::Images, &images)?;
     reg.announce_configured(PROVIDER, Service::Chat, &others)?;
     reg.add_prices(PriceCatalog::from_toml(PRICES, "gw-gemini/pricing.toml")?);

@@ -143,7 +143,11 @@ pub(crate) struct Part {
     /// Media sent inline (an image or audio of the prompt, an image an image model drew).
     /// `inline_data` is read too: the REST API accepts snake case, and answers in it have been
     /// reported from proxies in front of it.
-    #[serde(default, alias = "inline_data", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "inline_data",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) inline_data: Option<Blob>,
     /// Media by URI (a Files API file, a YouTube video).
     #[serde(default, skip_serializing_if = "Option::is_none")]

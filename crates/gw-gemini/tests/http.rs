@@ -394,3 +394,216 @@ async fn register_adds_a_working_dyn_provider() {
     assert_eq!(r.content, "hello");
     assert_wire_clean(&mock);
 }
+
+// --- Images ---------------------------------------------------------------------------------
+
+fn image_step(model: &str, method: &str, json: Option<Value>, file: &str) -> UpstreamStep {
+    UpstreamStep {
+        expect: UpstreamExpect {
+            method: Some("POST".into()),
+            path: Some(format!("/v1beta/models/{model}:{method}")),
+            headers: [("x-goog-api-key".to_owned(), json!(KEY))].into(),
+            json,
+            ..UpstreamExpect::default()
+        },
+        respond: Respond::recorded(env!("CARGO_MANIFEST_DIR"), file),
+    }
+}
+
+#[tokio::test]
+async fn imagen_draws_two_images_at_a_ratio() {
+    use gateway_core::{ImageModel, ImageRequest, MediaOutput};
+    let model = "imagen-4.0-generate-001";
+    let mock = MockUpstream::start(vec![image_step(
+        model,
+        "predict",
+        Some(json!({
+            "instances": [{"prompt": "A lighthouse at dusk"}],
+            "parameters": {"sampleCount": 2, "aspectRatio": "16:9", "includeRaiReason": true}
+        })),
+        "image/imagen_two.json",
+    )])
+    .await
+    .unwrap();
+    let gemini = client(&mock);
+    let mut req = ImageRequest::new(model, "A lighthouse at dusk");
+    req.n = Some(2);
+    req.size = Some("1408x768".into());
+    gemini.check_generation(&req).unwrap();
+    assert_eq!(gemini.generation_billing(&req).units, 2);
+    let r = gemini.generate_image(req).await.unwrap();
+    assert_eq!(r.images.len(), 2);
+    assert!(matches!(&r.images[1], MediaOutput::Bytes { mime, .. } if mime == "image/png"));
+    assert_eq!(r.billing.units, 2);
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn a_retired_imagen_model_is_not_found_and_says_why() {
+    use gateway_core::{ImageModel, ImageRequest};
+    let model = "imagen-3.0-generate-002";
+    let mock = MockUpstream::start(vec![image_step(
+        model,
+        "predict",
+        None,
+        "image/imagen_404.json",
+    )])
+    .await
+    .unwrap();
+    let e = client(&mock)
+        .generate_image(ImageRequest::new(model, "A fox"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), &ErrorKind::NotFound);
+    assert_eq!(e.status(), Some(404));
+    assert!(e.message().contains("retires Imagen"), "{e}");
+    assert!(
+        e.message().contains("is not found for API version v1beta"),
+        "{e}"
+    );
+    assert!(e.body().is_some());
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn imagen_filtering_everything_is_a_content_filter() {
+    use gateway_core::{ImageModel, ImageRequest};
+    let model = "imagen-4.0-fast-generate-001";
+    let mock = MockUpstream::start(vec![image_step(
+        model,
+        "predict",
+        None,
+        "image/imagen_filtered.json",
+    )])
+    .await
+    .unwrap();
+    let e = client(&mock)
+        .generate_image(ImageRequest::new(model, "A fox"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), &ErrorKind::ContentFiltered);
+    assert!(!e.is_retryable());
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn flash_image_draws_from_generate_content() {
+    use gateway_core::{ImageModel, ImageRequest, PriceUnit};
+    let model = "gemini-2.5-flash-image";
+    let mock = MockUpstream::start(vec![image_step(
+        model,
+        "generateContent",
+        Some(json!({
+            "contents": [{"role": "user", "parts": [{"text": "A fox"}]}],
+            "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "3:2"}}
+        })),
+        "image/flash_image_ok.json",
+    )])
+    .await
+    .unwrap();
+    let mut req = ImageRequest::new(model, "A fox");
+    req.size = Some("1248x832".into());
+    let r = client(&mock).generate_image(req).await.unwrap();
+    assert_eq!(r.images.len(), 1);
+    assert_eq!(r.usage.tokens.input_tokens, 9);
+    let image = &r.billing.charges[1];
+    assert_eq!(
+        (image.unit, image.quantity, image.modality.as_deref()),
+        (PriceUnit::OutputToken, 1290, Some("image"))
+    );
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn an_image_withheld_for_safety_is_a_content_filter() {
+    use gateway_core::{ImageModel, ImageRequest};
+    let model = "gemini-2.5-flash-image";
+    let mock = MockUpstream::start(vec![image_step(
+        model,
+        "generateContent",
+        None,
+        "image/image_safety.json",
+    )])
+    .await
+    .unwrap();
+    let e = client(&mock)
+        .generate_image(ImageRequest::new(model, "A fox"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), &ErrorKind::ContentFiltered);
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn sizes_a_model_does_not_draw_are_refused_without_a_call() {
+    use gateway_core::{ImageModel, ImageRequest};
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let gemini = client(&mock);
+    for model in ["imagen-4.0-generate-001", "gemini-2.5-flash-image"] {
+        let mut req = ImageRequest::new(model, "A fox");
+        req.size = Some("1792x1024".into());
+        let e = gemini.check_generation(&req).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.param()),
+            (&ErrorKind::Unsupported, Some("size"))
+        );
+        let e = gemini.generate_image(req).await.unwrap_err();
+        assert_eq!(e.param(), Some("size"));
+    }
+    assert!(mock.received().is_empty());
+}
+
+#[tokio::test]
+async fn register_announces_image_models_for_images() {
+    use gateway_core::{ImageRequest, Service};
+    let mock = MockUpstream::start(vec![image_step(
+        "gemini-2.5-flash-image",
+        "generateContent",
+        None,
+        "image/flash_image_ok.json",
+    )])
+    .await
+    .unwrap();
+    let cfg = ProviderConfig {
+        api_key: Some(KEY.into()),
+        base_url: Some(mock.url().to_owned()),
+        models: vec![
+            MODEL.into(),
+            "imagen-4.0-generate-001".into(),
+            "gemini-2.5-flash-image".into(),
+        ],
+        ..ProviderConfig::default()
+    };
+    let mut reg = Registry::new();
+    gw_gemini::register(&mut reg, &cfg).unwrap();
+    let services: Vec<(String, Vec<Service>)> = reg
+        .models()
+        .map(|(route, s)| (route.to_string(), s.iter().copied().collect()))
+        .collect();
+    assert_eq!(
+        services,
+        vec![
+            (format!("gemini/{MODEL}"), vec![Service::Chat]),
+            (
+                "gemini/gemini-2.5-flash-image".into(),
+                vec![Service::Images]
+            ),
+            (
+                "gemini/imagen-4.0-generate-001".into(),
+                vec![Service::Images]
+            ),
+        ]
+    );
+    let images = reg.image(PROVIDER).unwrap();
+    let r = images
+        .generate_image_dyn(ImageRequest::new("gemini-2.5-flash-image", "A fox"))
+        .await
+        .unwrap();
+    assert_eq!(r.images.len(), 1);
+    // The catalog prices the answer: input tokens and image tokens.
+    let cost = reg
+        .prices()
+        .charges_cost(PROVIDER, "gemini-2.5-flash-image", &r.billing.charges)
+        .unwrap();
+    assert_eq!(cost.to_string(), "0.0387027");
+}

@@ -12,6 +12,7 @@ struct MockGemini;
 
 const CHAT: &str = "gemini-2.5-flash";
 const EMBED: &str = "gemini-embedding-001";
+const IMAGE: &str = "gemini-2.5-flash-image";
 
 impl Harness for MockGemini {
     fn provider(&self) -> &'static str {
@@ -24,6 +25,10 @@ impl Harness for MockGemini {
 
     fn embedding_model(&self) -> Option<&'static str> {
         Some(EMBED)
+    }
+
+    fn image(&self) -> Option<(&'static str, &'static [u16])> {
+        Some((IMAGE, &[400, 401, 404, 429, 500, 503]))
     }
 
     async fn serve(&self, case: Case) -> Served {
@@ -56,6 +61,14 @@ impl Harness for MockGemini {
                 format!("{EMBED}:batchEmbedContents"),
                 "embed/batch_two.json".into(),
             ),
+            Case::Image => (
+                format!("{IMAGE}:generateContent"),
+                "image/flash_image_ok.json".into(),
+            ),
+            Case::ImageError(status) => (
+                format!("{IMAGE}:generateContent"),
+                format!("errors/{status}.json"),
+            ),
             other => panic!("no recording for {other:?}"),
         };
         let step = UpstreamStep {
@@ -76,9 +89,9 @@ impl Harness for MockGemini {
         );
         Served {
             text: Some(client.clone()),
-            embedding: Some(client),
+            embedding: Some(client.clone()),
             search: None,
-            image: None,
+            image: Some(client),
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -385,11 +385,7 @@ pub(crate) fn imagen_request(req: &ImageRequest, imagen: Imagen) -> Result<wire:
         return Err(unsupported("Imagen on the Gemini API takes no `seed`").with_param("seed"));
     }
     let ratios: Vec<&'static str> = IMAGEN_SIZES.iter().map(|(r, ..)| *r).collect();
-    let classes: &[&'static str] = if imagen.two_k {
-        &["1K", "2K"]
-    } else {
-        &["1K"]
-    };
+    let classes: &[&'static str] = if imagen.two_k { &["1K", "2K"] } else { &["1K"] };
     let (aspect_ratio, class) = shape(req, &IMAGEN_SIZES, &ratios, classes)?;
     let person_generation = match string_option(req, "person_generation")? {
         None => None,
@@ -465,7 +461,9 @@ pub(crate) fn gemini_image_request(
         _ => &[],
     };
     let image_config = if family == GeminiImage::Flash20 {
-        if req.size.is_some() || req.aspect_ratio.is_some() || req.options.contains_key("image_size")
+        if req.size.is_some()
+            || req.aspect_ratio.is_some()
+            || req.options.contains_key("image_size")
         {
             let param = if req.size.is_some() {
                 "size"
@@ -582,8 +580,10 @@ fn image_bytes(data: &str, declared: Option<&str>) -> Result<MediaOutput> {
         None => match declared {
             Some(d) if d.starts_with("image/") => d.to_owned(),
             _ => {
-                return Err(Error::decode("Gemini answered with bytes that are not an image")
-                    .with_provider(PROVIDER));
+                return Err(
+                    Error::decode("Gemini answered with bytes that are not an image")
+                        .with_provider(PROVIDER),
+                );
             }
         },
     };
@@ -653,7 +653,10 @@ pub(crate) fn gemini_image_response(
         if let Some(reason) = reasons.iter().copied().find(|r| blocked(*r)) {
             return Err(Error::new(
                 ErrorKind::ContentFiltered,
-                format!("Gemini withheld the image ({:?}){said}", reason.unwrap_or(wire::FinishReason::Safety)),
+                format!(
+                    "Gemini withheld the image ({:?}){said}",
+                    reason.unwrap_or(wire::FinishReason::Safety)
+                ),
             )
             .with_provider(PROVIDER));
         }
@@ -687,10 +690,7 @@ pub(crate) fn gemini_image_response(
         charges.push(Charge::new(PriceUnit::OutputToken, text_tokens).modality("text"));
     }
     let n = images.len() as u64;
-    let usage = Usage {
-        tokens,
-        units: n,
-    };
+    let usage = Usage { tokens, units: n };
     Ok(ImageResponse::new(model, images, usage)
         .billing(Billing::new(n, charges))
         .notes(Vec::<ImageNote>::new()))

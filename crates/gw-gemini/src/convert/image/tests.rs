@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use super::*;
 
 /// A 1x1 PNG.
-const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
 
 fn req(model: &str) -> ImageRequest {
     ImageRequest::new(model, "A watercolor fox in snow")
@@ -70,7 +71,8 @@ fn imagen_body() {
     r.n = Some(2);
     r.aspect_ratio = Some("16:9".into());
     r.output_format = Some("jpeg".into());
-    r.options.insert("person_generation".into(), json!("allow_adult"));
+    r.options
+        .insert("person_generation".into(), json!("allow_adult"));
     let ImageApi::Imagen(imagen) = image_api(&r.model).unwrap() else {
         unreachable!()
     };
@@ -105,12 +107,18 @@ fn imagen_sizes() {
     let p = body("imagen-4.0-generate-001", "1024x1024").unwrap();
     assert_eq!(p["aspectRatio"], "1:1");
     let p = body("imagen-4.0-ultra-generate-001", "2816x1536").unwrap();
-    assert_eq!((p["aspectRatio"].clone(), p["sampleImageSize"].clone()), (json!("16:9"), json!("2K")));
+    assert_eq!(
+        (p["aspectRatio"].clone(), p["sampleImageSize"].clone()),
+        (json!("16:9"), json!("2K"))
+    );
     let p = body("imagen-4.0-generate-001", "2048x2048").unwrap();
     assert_eq!(p["sampleImageSize"], "2K");
     // Exact ratios at another pixel size take the nearest class.
     let p = body("imagen-4.0-generate-001", "1920x1080").unwrap();
-    assert_eq!((p["aspectRatio"].clone(), p["sampleImageSize"].clone()), (json!("16:9"), json!("2K")));
+    assert_eq!(
+        (p["aspectRatio"].clone(), p["sampleImageSize"].clone()),
+        (json!("16:9"), json!("2K"))
+    );
     // No 2K on Fast nor Imagen 3; no 3:2 anywhere.
     for (model, size) in [
         ("imagen-4.0-fast-generate-001", "2048x2048"),
@@ -128,12 +136,22 @@ fn imagen_sizes() {
 
 #[test]
 fn imagen_refusals_name_the_field() {
-    let cases: Vec<(Box<dyn Fn(&mut ImageRequest)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut ImageRequest)>;
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|r| r.n = Some(5)), "n"),
         (Box::new(|r| r.seed = Some(1)), "seed"),
-        (Box::new(|r| r.negative_prompt = Some("x".into())), "negative_prompt"),
-        (Box::new(|r| r.output_format = Some("webp".into())), "output_format"),
-        (Box::new(|r| r.aspect_ratio = Some("2:3".into())), "aspect_ratio"),
+        (
+            Box::new(|r| r.negative_prompt = Some("x".into())),
+            "negative_prompt",
+        ),
+        (
+            Box::new(|r| r.output_format = Some("webp".into())),
+            "output_format",
+        ),
+        (
+            Box::new(|r| r.aspect_ratio = Some("2:3".into())),
+            "aspect_ratio",
+        ),
         (
             Box::new(|r| {
                 r.size = Some("1024x1024".into());
@@ -143,7 +161,8 @@ fn imagen_refusals_name_the_field() {
         ),
         (
             Box::new(|r| {
-                r.options.insert("person_generation".into(), json!("everyone"));
+                r.options
+                    .insert("person_generation".into(), json!("everyone"));
             }),
             "options.person_generation",
         ),
@@ -186,7 +205,11 @@ fn gemini_image_body() {
     );
     // No shape asked: no `imageConfig`.
     let body = gemini_image_request(&req("gemini-2.5-flash-image"), GeminiImage::Flash25).unwrap();
-    assert!(json_of(&body)["generationConfig"].get("imageConfig").is_none());
+    assert!(
+        json_of(&body)["generationConfig"]
+            .get("imageConfig")
+            .is_none()
+    );
     // The 2.0 preview wants text too.
     let body = gemini_image_request(
         &req("gemini-2.0-flash-preview-image-generation"),
@@ -219,14 +242,46 @@ fn gemini_image_body() {
 fn gemini_image_refusals_name_the_field() {
     for (model, change, param) in [
         ("gemini-2.5-flash-image", ("n", json!(2)), "n"),
-        ("gemini-2.5-flash-image", ("size", json!("1792x1024")), "size"),
-        ("gemini-2.5-flash-image", ("size", json!("2048x2048")), "size"),
-        ("gemini-2.5-flash-image", ("aspect_ratio", json!("1:4")), "aspect_ratio"),
-        ("gemini-2.5-flash-image", ("image_size", json!("2K")), "options.image_size"),
-        ("gemini-2.5-flash-image", ("output_format", json!("png")), "output_format"),
-        ("gemini-2.5-flash-image", ("negative_prompt", json!("x")), "negative_prompt"),
-        ("gemini-3-pro-image-preview", ("image_size", json!("8K")), "options.image_size"),
-        ("gemini-2.0-flash-preview-image-generation", ("aspect_ratio", json!("1:1")), "aspect_ratio"),
+        (
+            "gemini-2.5-flash-image",
+            ("size", json!("1792x1024")),
+            "size",
+        ),
+        (
+            "gemini-2.5-flash-image",
+            ("size", json!("2048x2048")),
+            "size",
+        ),
+        (
+            "gemini-2.5-flash-image",
+            ("aspect_ratio", json!("1:4")),
+            "aspect_ratio",
+        ),
+        (
+            "gemini-2.5-flash-image",
+            ("image_size", json!("2K")),
+            "options.image_size",
+        ),
+        (
+            "gemini-2.5-flash-image",
+            ("output_format", json!("png")),
+            "output_format",
+        ),
+        (
+            "gemini-2.5-flash-image",
+            ("negative_prompt", json!("x")),
+            "negative_prompt",
+        ),
+        (
+            "gemini-3-pro-image-preview",
+            ("image_size", json!("8K")),
+            "options.image_size",
+        ),
+        (
+            "gemini-2.0-flash-preview-image-generation",
+            ("aspect_ratio", json!("1:1")),
+            "aspect_ratio",
+        ),
     ] {
         let mut r = req(model);
         match change.0 {
@@ -251,7 +306,10 @@ fn estimates_never_fall_short() {
     let b = image_billing(&req("gemini-2.5-flash-image"));
     assert_eq!(b.units, 1);
     assert_eq!(b.charges[0].unit, PriceUnit::InputToken);
-    assert_eq!(b.charges[0].quantity, "A watercolor fox in snow".len() as u64);
+    assert_eq!(
+        b.charges[0].quantity,
+        "A watercolor fox in snow".len() as u64
+    );
     assert_eq!(b.charges[1].unit, PriceUnit::OutputToken);
     assert_eq!(b.charges[1].quantity, 1290);
     assert_eq!(b.charges[1].modality.as_deref(), Some("image"));
@@ -261,11 +319,17 @@ fn estimates_never_fall_short() {
     let mut r = req("gemini-3.1-flash-image-preview");
     r.size = Some("2048x2048".into());
     assert_eq!(image_billing(&r).charges[1].quantity, 1680);
-    assert_eq!(image_billing(&req("gemini-9-image")).charges[1].quantity, 2520);
+    assert_eq!(
+        image_billing(&req("gemini-9-image")).charges[1].quantity,
+        2520
+    );
     let mut r = req("imagen-4.0-generate-001");
     r.n = Some(3);
     let b = image_billing(&r);
-    assert_eq!((b.units, b.charges[0].unit, b.charges[0].quantity), (3, PriceUnit::Image, 3));
+    assert_eq!(
+        (b.units, b.charges[0].unit, b.charges[0].quantity),
+        (3, PriceUnit::Image, 3)
+    );
 }
 
 #[test]
@@ -288,7 +352,10 @@ fn imagen_answers() {
     .unwrap();
     assert_eq!(imagen_response(answer, "m").unwrap().images.len(), 1);
 
-    for body in [json!({}), json!({"predictions": [{"raiFilteredReason": "Unable to show generated images. Your current safety filter threshold filtered out the generated images."}]})] {
+    for body in [
+        json!({}),
+        json!({"predictions": [{"raiFilteredReason": "Unable to show generated images. Your current safety filter threshold filtered out the generated images."}]}),
+    ] {
         let answer: wire::PredictResponse = serde_json::from_value(body).unwrap();
         let e = imagen_response(answer, "m").unwrap_err();
         assert_eq!(e.kind(), &ErrorKind::ContentFiltered, "{e}");
@@ -296,7 +363,10 @@ fn imagen_answers() {
     let answer: wire::PredictResponse =
         serde_json::from_value(json!({"predictions": [{"bytesBase64Encoded": encode_base64(b"hello"), "mimeType": "text/plain"}]}))
             .unwrap();
-    assert_eq!(imagen_response(answer, "m").unwrap_err().kind(), &ErrorKind::Decode);
+    assert_eq!(
+        imagen_response(answer, "m").unwrap_err().kind(),
+        &ErrorKind::Decode
+    );
 }
 
 #[test]
