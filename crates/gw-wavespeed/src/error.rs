@@ -189,7 +189,14 @@ mod tests {
     #[test]
     fn classify_table() {
         use ErrorKind::*;
-        let cases: [(u16, &[(&str, &str)], &str, ErrorKind, &str); 12] = [
+        type Case = (
+            u16,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            ErrorKind,
+            &'static str,
+        );
+        let cases: [Case; 12] = [
             // The official AI SDK provider's test body for a bad key.
             (
                 401,

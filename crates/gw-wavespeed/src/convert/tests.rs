@@ -90,7 +90,13 @@ fn generation_checks_name_the_field() {
     };
     use ErrorKind::*;
     let flux = "wavespeed-ai/flux-dev";
-    let cases: Vec<(Box<dyn Fn(&mut ImageRequest)>, &str, &str, ErrorKind)> = vec![
+    type Case = (
+        Box<dyn Fn(&mut ImageRequest)>,
+        &'static str,
+        &'static str,
+        ErrorKind,
+    );
+    let cases: Vec<Case> = vec![
         (
             Box::new(|r| r.size = Some("2048x2048".into())),
             flux,
@@ -394,7 +400,7 @@ fn outputs_are_urls_or_bytes() {
         ]
     );
     for bad in [json!({"url": "x"}), json!("not base64!"), json!("")] {
-        let e = outputs(&[bad.clone()]).unwrap_err();
+        let e = outputs(std::slice::from_ref(&bad)).unwrap_err();
         assert_eq!(e.kind(), &ErrorKind::Decode, "{bad}");
     }
 }
