@@ -46,13 +46,10 @@ impl FinishReason {
     }
 }
 
-/// Every error answer: `{"id": "...", "name": "bad_request", "errors": ["..."]}`.
+/// Every error answer: `{"id": "...", "name": "bad_request", "errors": ["..."]}` (the `id`,
+/// for Stability's support, stays in the body the error keeps).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ErrorBody {
-    /// The error's id, for Stability's support.
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub(crate) id: Option<String>,
     /// What kind of error (`bad_request`, `unauthorized`, `payment_required`,
     /// `content_moderation`, ...).
     #[serde(default)]
