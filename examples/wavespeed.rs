@@ -42,7 +42,9 @@ async fn main() -> llm_gateway::Result<()> {
     req.size = Some("1024x768".to_owned());
     let drawn = gateway.generate_image(req).await?;
     let Some(MediaOutput::Url { url, .. }) = drawn.images.first() else {
-        return Err(llm_gateway::Error::decode("WaveSpeed answered without an image URL"));
+        return Err(llm_gateway::Error::decode(
+            "WaveSpeed answered without an image URL",
+        ));
     };
     println!("drawn: {url}");
 
