@@ -1,9 +1,13 @@
 //! The Hugging Face router client: configuration and one authenticated POST, over the shared
 //! [`Upstream`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use gateway_core::http::{Auth, Upstream, UpstreamBuilder, reqwest};
+use gateway_core::http::{
+    Auth, DownloadPolicy, Downloader, Upstream, UpstreamBuilder, reqwest,
+};
 use gateway_core::{ProviderConfig, Result, SecretString};
 use serde::Serialize;
 
@@ -15,7 +19,26 @@ pub struct HfClient {
     upstream: Arc<Upstream>,
     /// `X-HF-Bill-To`, when an organisation pays.
     bill_to: Option<reqwest::header::HeaderValue>,
+    /// The Hub's API, for the model-to-backend mapping of text-to-image.
+    hub: Arc<Upstream>,
+    /// The Hub's mappings already read, by model id.
+    mappings: Arc<Mutex<MappingCache>>,
+    /// Fetches the images a backend answers with as URLs, when bytes are wanted.
+    downloader: Downloader,
 }
+
+/// The Hub's mappings read in the last [`MAPPING_TTL`], by model id.
+pub(crate) type MappingCache = HashMap<String, (Instant, Arc<Vec<crate::image::wire::ProviderMapping>>)>;
+
+/// How long a model's mapping is reused: backends are added to a model, or go, rarely (the
+/// official clients keep it for the life of the process).
+pub(crate) const MAPPING_TTL: Duration = Duration::from_secs(600);
+
+/// The most models whose mappings are kept; past it the cache starts over.
+pub(crate) const MAPPING_CACHE_LIMIT: usize = 1024;
+
+/// Where the Hub's API lives.
+pub const DEFAULT_HUB_URL: &str = "https://huggingface.co";
 
 /// The header that bills an organisation rather than the token's owner
 /// (<https://huggingface.co/docs/inference-providers/pricing#billing-for-team-and-enterprise-organizations>).
@@ -47,6 +70,23 @@ impl HfClient {
         self.upstream.base_url()
     }
 
+    /// The Hub's base URL, for the model-to-backend mappings, without a trailing slash.
+    pub fn hub_url(&self) -> &str {
+        self.hub.base_url()
+    }
+
+    pub(crate) fn hub(&self) -> &Upstream {
+        &self.hub
+    }
+
+    pub(crate) fn mappings(&self) -> &Mutex<MappingCache> {
+        &self.mappings
+    }
+
+    pub(crate) fn downloader(&self) -> &Downloader {
+        &self.downloader
+    }
+
     /// POSTs `body` as JSON to `{base}{path}` with the token (and the billed organisation);
     /// a non-2xx answer is classified.
     pub(crate) async fn post_json<T: Serialize + Sync>(
@@ -76,6 +116,9 @@ impl HfClient {
 pub struct HfClientBuilder {
     settings: UpstreamBuilder,
     bill_to: Option<String>,
+    /// The router's base URL when it is not the default.
+    base_url: Option<String>,
+    hub_url: Option<String>,
 }
 
 impl HfClientBuilder {
@@ -85,6 +128,8 @@ impl HfClientBuilder {
         Ok(Self {
             settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_ENV)?,
             bill_to: None,
+            base_url: cfg.base_url.clone(),
+            hub_url: None,
         })
     }
 
@@ -103,7 +148,18 @@ impl HfClientBuilder {
 
     /// The base URL (default `https://router.huggingface.co`): a proxy, or a mock in tests.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.settings.base_url(base_url.into());
+        let base_url = base_url.into();
+        self.settings.base_url(base_url.clone());
+        self.base_url = Some(base_url);
+        self
+    }
+
+    /// The Hub's base URL, where text-to-image reads which backend serves a model under which
+    /// id (default `https://huggingface.co`; with a `base_url` set and no `hub_url`, the
+    /// `base_url`: a proxy or mock standing in for the router stands in for the Hub too, so no
+    /// call goes elsewhere unasked).
+    pub fn hub_url(mut self, hub_url: impl Into<String>) -> Self {
+        self.hub_url = Some(hub_url.into());
         self
     }
 
@@ -132,9 +188,19 @@ impl HfClientBuilder {
             ),
             None => None,
         };
+        let hub_url = self
+            .hub_url
+            .or(self.base_url)
+            .unwrap_or_else(|| DEFAULT_HUB_URL.to_owned());
+        let mut hub = self.settings.clone();
+        hub.base_url(hub_url);
         Ok(HfClient {
             upstream: Arc::new(self.settings.build(PROVIDER, DEFAULT_BASE, Auth::Bearer)?),
             bill_to,
+            hub: Arc::new(hub.build(PROVIDER, DEFAULT_HUB_URL, Auth::Bearer)?),
+            mappings: Arc::default(),
+            downloader: Downloader::new(DownloadPolicy::default())
+                .map_err(|e| e.with_provider(PROVIDER))?,
         })
     }
 }

@@ -89,6 +89,16 @@ fn body_messages(body: &ErrorBody, out: &mut Vec<String>) {
             out.push(message.clone());
         }
     }
+    match &body.detail {
+        Some(serde_json::Value::String(detail)) => out.push(detail.clone()),
+        Some(serde_json::Value::Array(items)) => out.extend(
+            items
+                .iter()
+                .filter_map(|d| d.get("msg").and_then(serde_json::Value::as_str))
+                .map(str::to_owned),
+        ),
+        _ => {}
+    }
 }
 
 fn field_messages(error: &ErrorField, out: &mut Vec<String>) {

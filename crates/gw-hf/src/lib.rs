@@ -35,17 +35,18 @@
 
 use std::sync::Arc;
 
-use gateway_core::{ProviderConfig, Registry, Result, Service};
+use gateway_core::{PriceCatalog, ProviderConfig, Registry, Result, Service};
 use serde::Deserialize;
 
 mod client;
 mod convert;
 mod embed;
 mod error;
+mod image;
 mod text;
 mod wire;
 
-pub use client::{HfClient, HfClientBuilder};
+pub use client::{DEFAULT_HUB_URL, HfClient, HfClientBuilder};
 
 /// The provider id: the `hf/` of `hf/<model id>`, and the name in errors and metrics.
 pub const PROVIDER: &str = "hf";
@@ -56,6 +57,9 @@ pub const DEFAULT_ENV: &str = "HF_TOKEN";
 /// The router's base URL.
 pub const DEFAULT_BASE: &str = "https://router.huggingface.co";
 
+/// The prices the backends publish, merged into the gateway's catalog at registration.
+pub const PRICES: &str = include_str!("../pricing.toml");
+
 /// Hugging Face's own settings under `[providers.hf]`, beyond the ones every provider has.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,13 +68,19 @@ pub struct HfConfig {
     /// (<https://huggingface.co/docs/inference-providers/pricing#billing-for-team-and-enterprise-organizations>).
     #[serde(default)]
     pub bill_to: Option<String>,
+    /// The Hub's base URL, where text-to-image reads which backend serves a model (default
+    /// `https://huggingface.co`, or `base_url` when that is set).
+    #[serde(default)]
+    pub hub_url: Option<String>,
 }
 
-/// Builds an [`HfClient`] from `cfg` and adds it to `reg` as the `hf` provider of chat and
-/// embeddings, announcing the models `cfg` lists (a plain id announces a chat model).
+/// Builds an [`HfClient`] from `cfg` and adds it to `reg` as the `hf` provider of chat,
+/// embeddings and images, announcing the models `cfg` lists (a plain id announces a chat model;
+/// an image model is announced as a table, `{ id = "black-forest-labs/FLUX.1-dev:fal-ai",
+/// serves = ["images"] }`, since a Hub id does not say what it does).
 ///
-/// Hugging Face bills each backend at its own rate and returns no cost, so the crate ships no
-/// prices: operators add theirs with `[pricing] overrides`.
+/// Hugging Face bills each backend at its own rate and returns no cost: the crate ships the
+/// prices backends publish ([`PRICES`]); operators add the others with `[pricing] overrides`.
 ///
 /// Fails with [`ErrorKind::Unavailable`](gateway_core::ErrorKind::Unavailable) when no token is
 /// set, and [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
@@ -82,9 +92,15 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     if let Some(org) = extra.bill_to {
         builder = builder.bill_to(org);
     }
+    if let Some(hub) = extra.hub_url {
+        builder = builder.hub_url(hub);
+    }
     let client = Arc::new(builder.build()?);
     reg.set_address(PROVIDER, client.base_url());
     reg.add_text(client.clone());
-    reg.add_embedding(client);
-    reg.announce_configured(PROVIDER, Service::Chat, &cfg.models)
+    reg.add_embedding(client.clone());
+    reg.add_image(client);
+    reg.announce_configured(PROVIDER, Service::Chat, &cfg.models)?;
+    reg.add_prices(PriceCatalog::from_toml(PRICES, "gw-hf/pricing.toml")?);
+    Ok(())
 }

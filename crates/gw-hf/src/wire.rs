@@ -452,6 +452,10 @@ pub(crate) struct ErrorBody {
     pub(crate) errors: Option<Vec<ErrorItem>>,
     #[serde(default)]
     pub(crate) estimated_time: Option<f64>,
+    /// fal's errors, passed through the router for text-to-image: `"message"`, or FastAPI's
+    /// validation list `[{"loc", "msg", "type"}]` (<https://docs.fal.ai/model-apis/errors>).
+    #[serde(default)]
+    pub(crate) detail: Option<Value>,
 }
 
 /// The `error` member: `"msg"`, `["msg1","msg2"]` or an OpenAI error object.
