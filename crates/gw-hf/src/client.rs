@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway_core::http::{
-    Auth, DownloadPolicy, Downloader, Upstream, UpstreamBuilder, reqwest,
+    Auth, DownloadPolicy, DownloadSettings, Downloader, Upstream, UpstreamBuilder, reqwest,
 };
 use gateway_core::{ProviderConfig, Result, SecretString};
 use serde::Serialize;
@@ -28,7 +28,8 @@ pub struct HfClient {
 }
 
 /// The Hub's mappings read in the last [`MAPPING_TTL`], by model id.
-pub(crate) type MappingCache = HashMap<String, (Instant, Arc<Vec<crate::image::wire::ProviderMapping>>)>;
+pub(crate) type MappingCache =
+    HashMap<String, (Instant, Arc<Vec<crate::image::wire::ProviderMapping>>)>;
 
 /// How long a model's mapping is reused: backends are added to a model, or go, rarely (the
 /// official clients keep it for the life of the process).
@@ -119,6 +120,7 @@ pub struct HfClientBuilder {
     /// The router's base URL when it is not the default.
     base_url: Option<String>,
     hub_url: Option<String>,
+    downloads: DownloadSettings,
 }
 
 impl HfClientBuilder {
@@ -130,6 +132,7 @@ impl HfClientBuilder {
             bill_to: None,
             base_url: cfg.base_url.clone(),
             hub_url: None,
+            downloads: DownloadSettings::default(),
         })
     }
 
@@ -160,6 +163,13 @@ impl HfClientBuilder {
     /// call goes elsewhere unasked).
     pub fn hub_url(mut self, hub_url: impl Into<String>) -> Self {
         self.hub_url = Some(hub_url.into());
+        self
+    }
+
+    /// Limits on the images the gateway downloads from a backend's URLs when bytes are asked
+    /// for (applied to [`DownloadPolicy::default`]: 32 MiB, public addresses only, 120 s).
+    pub fn downloads(mut self, downloads: DownloadSettings) -> Self {
+        self.downloads = downloads;
         self
     }
 
@@ -199,7 +209,7 @@ impl HfClientBuilder {
             bill_to,
             hub: Arc::new(hub.build(PROVIDER, DEFAULT_HUB_URL, Auth::Bearer)?),
             mappings: Arc::default(),
-            downloader: Downloader::new(DownloadPolicy::default())
+            downloader: Downloader::new(self.downloads.apply(DownloadPolicy::default()))
                 .map_err(|e| e.with_provider(PROVIDER))?,
         })
     }

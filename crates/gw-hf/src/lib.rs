@@ -6,6 +6,9 @@
 //!   several answers (`n`), log probabilities and `reasoning_effort`.
 //! - and [`gateway_core::EmbeddingModel`]: feature extraction on the `hf-inference` backend
 //!   (`/hf-inference/models/{model}/pipeline/feature-extraction`).
+//! - and [`gateway_core::ImageModel`]: text-to-image on `hf-inference` (raw bytes), `fal-ai`
+//!   (image URLs, downloaded when bytes are wanted) and `together` (base64), the backend named by
+//!   the model's `:backend` suffix or read from the Hub's model mapping.
 //! - Model ids go to the router unchanged, so `meta-llama/Llama-3.1-8B-Instruct:cerebras` pins
 //!   the backend provider.
 //! - The token comes from `HF_TOKEN` by default and is only ever sent as
@@ -72,6 +75,10 @@ pub struct HfConfig {
     /// `https://huggingface.co`, or `base_url` when that is set).
     #[serde(default)]
     pub hub_url: Option<String>,
+    /// Limits on the images downloaded from a backend's URLs (fal's) when bytes are asked for:
+    /// `max_bytes`, `allow_private`, `timeout_ms`.
+    #[serde(default)]
+    pub downloads: gateway_core::http::DownloadSettings,
 }
 
 /// Builds an [`HfClient`] from `cfg` and adds it to `reg` as the `hf` provider of chat,
@@ -95,6 +102,7 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     if let Some(hub) = extra.hub_url {
         builder = builder.hub_url(hub);
     }
+    builder = builder.downloads(extra.downloads);
     let client = Arc::new(builder.build()?);
     reg.set_address(PROVIDER, client.base_url());
     reg.add_text(client.clone());

@@ -12,6 +12,7 @@ struct MockHf;
 
 const CHAT: &str = "meta-llama/Llama-3.1-8B-Instruct:cerebras";
 const EMBED: &str = "sentence-transformers/distilbert-base-nli-mean-tokens";
+const IMAGE: &str = "stabilityai/stable-diffusion-xl-base-1.0:hf-inference";
 
 impl Harness for MockHf {
     fn provider(&self) -> &'static str {
@@ -26,9 +27,17 @@ impl Harness for MockHf {
         Some(EMBED)
     }
 
+    fn image(&self) -> Option<(&'static str, &'static [u16])> {
+        Some((IMAGE, &[400, 401, 404, 429, 500, 503]))
+    }
+
     async fn serve(&self, case: Case) -> Served {
         let chat = "/v1/chat/completions".to_owned();
         let embed = format!("/hf-inference/models/{EMBED}/pipeline/feature-extraction");
+        let image = format!(
+            "/hf-inference/models/{}",
+            IMAGE.trim_end_matches(":hf-inference")
+        );
         let (path, file) = match case {
             Case::Generate => (chat, "text/generate_ok.json".to_owned()),
             Case::GenerateJson => (chat, "text/generate_json.json".into()),
@@ -37,6 +46,8 @@ impl Harness for MockHf {
             Case::Error(status) => (chat, format!("errors/{status}.json")),
             Case::EmbedOne => (embed, "embed/one_flat.json".into()),
             Case::EmbedTwo => (embed, "embed/two.json".into()),
+            Case::Image => (image, "image/hf_inference_png.json".into()),
+            Case::ImageError(status) => (image, format!("errors/{status}.json")),
             other => panic!("no recording for {other:?}"),
         };
         let step = UpstreamStep {
@@ -57,9 +68,9 @@ impl Harness for MockHf {
         );
         Served {
             text: Some(client.clone()),
-            embedding: Some(client),
+            embedding: Some(client.clone()),
             search: None,
-            image: None,
+            image: Some(client),
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -53,7 +53,11 @@ impl Backend {
     fn options(self) -> &'static [&'static str] {
         match self {
             Self::HfInference => &["num_inference_steps", "guidance_scale"],
-            Self::FalAi => &["num_inference_steps", "guidance_scale", "enable_safety_checker"],
+            Self::FalAi => &[
+                "num_inference_steps",
+                "guidance_scale",
+                "enable_safety_checker",
+            ],
             Self::Together => &["num_inference_steps"],
         }
     }
@@ -127,8 +131,10 @@ fn size(req: &ImageRequest) -> Result<Option<(u32, u32)>> {
         .filter(|(w, h): &(u32, u32)| *w > 0 && *h > 0)
         .map(Some)
         .ok_or_else(|| {
-            invalid(format!("`size` must be `WIDTHxHEIGHT` (`1024x768`), not `{size}`"))
-                .with_param("size")
+            invalid(format!(
+                "`size` must be `WIDTHxHEIGHT` (`1024x768`), not `{size}`"
+            ))
+            .with_param("size")
         })
 }
 
@@ -138,7 +144,11 @@ pub(crate) fn check(req: &ImageRequest, backend: Option<Backend>) -> Result<()> 
     let (options, max_n): (Vec<&str>, u32) = match backend {
         Some(b) => (b.options().to_vec(), b.max_n()),
         None => {
-            let mut all: Vec<&str> = Backend::ALL.iter().flat_map(|b| b.options()).copied().collect();
+            let mut all: Vec<&str> = Backend::ALL
+                .iter()
+                .flat_map(|b| b.options())
+                .copied()
+                .collect();
             all.sort_unstable();
             all.dedup();
             (all, MAX_IMAGES)
@@ -177,23 +187,23 @@ pub(crate) fn check(req: &ImageRequest, backend: Option<Backend>) -> Result<()> 
         .with_param("response_format"));
     }
     if req.negative_prompt.is_some() && backend == Backend::FalAi {
-        return Err(
-            unsupported("FLUX on `fal-ai` takes no `negative_prompt`").with_param("negative_prompt"),
-        );
+        return Err(unsupported("FLUX on `fal-ai` takes no `negative_prompt`")
+            .with_param("negative_prompt"));
     }
     match (backend, req.output_format.as_deref()) {
         (_, None) => {}
         (Backend::FalAi, Some("png" | "jpeg")) => {}
         (Backend::FalAi, Some(other)) => {
-            return Err(unsupported(format!("`fal-ai` writes `jpeg` or `png`, not `{other}`"))
-                .with_param("output_format"));
+            return Err(
+                unsupported(format!("`fal-ai` writes `jpeg` or `png`, not `{other}`"))
+                    .with_param("output_format"),
+            );
         }
         (b, Some(_)) => {
-            return Err(unsupported(format!(
-                "`{}` chooses its own output format",
-                b.name()
-            ))
-            .with_param("output_format"));
+            return Err(
+                unsupported(format!("`{}` chooses its own output format", b.name()))
+                    .with_param("output_format"),
+            );
         }
     }
     Ok(())
@@ -225,13 +235,16 @@ pub(crate) fn pick(
     };
     let found = match wanted {
         Some(b) => {
-            let m = mappings.iter().find(|m| m.provider == b.name()).ok_or_else(|| {
-                not_found(format!(
-                    "`{model}` is not served by `{}` (the Hub maps it to: {})",
-                    b.name(),
-                    listed()
-                ))
-            })?;
+            let m = mappings
+                .iter()
+                .find(|m| m.provider == b.name())
+                .ok_or_else(|| {
+                    not_found(format!(
+                        "`{model}` is not served by `{}` (the Hub maps it to: {})",
+                        b.name(),
+                        listed()
+                    ))
+                })?;
             if m.task != TEXT_TO_IMAGE {
                 return Err(unsupported(format!(
                     "`{model}` on `{}` is a `{}` model, not `{TEXT_TO_IMAGE}`",
@@ -343,10 +356,7 @@ pub(crate) fn image(data: Vec<u8>, what: &str) -> Result<MediaOutput> {
 }
 
 /// The image of an `hf-inference` answer (raw bytes).
-pub(crate) fn hf_inference_response(
-    body: Vec<u8>,
-    req: &ImageRequest,
-) -> Result<ImageResponse> {
+pub(crate) fn hf_inference_response(body: Vec<u8>, req: &ImageRequest) -> Result<ImageResponse> {
     let image = image(body, "the hf-inference answer")?;
     Ok(respond(req, Some(Backend::HfInference), vec![image]))
 }
@@ -394,9 +404,7 @@ pub(crate) fn fal_outputs(resp: wire::FalResponse) -> Result<(Vec<FalOutput>, Ve
                 mime: image_.content_type,
             });
         } else {
-            return Err(
-                Error::decode("a fal image has no usable `url`").with_provider(PROVIDER)
-            );
+            return Err(Error::decode("a fal image has no usable `url`").with_provider(PROVIDER));
         }
     }
     if out.is_empty() {

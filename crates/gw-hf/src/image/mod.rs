@@ -126,7 +126,9 @@ impl HfClient {
     /// fal: the call, then the URLs handed out or, when bytes are asked for, downloaded.
     async fn fal(&self, req: &ImageRequest, provider_id: &str) -> Result<ImageResponse> {
         let body = convert::fal_request(req)?;
-        let response = self.post_image(&format!("/fal-ai/{provider_id}"), &body).await?;
+        let response = self
+            .post_image(&format!("/fal-ai/{provider_id}"), &body)
+            .await?;
         let answer: wire::FalResponse = http::read_json(PROVIDER, response).await?;
         let (outputs, flagged) = convert::fal_outputs(answer)?;
         let download = req.response_format == Some(ImageFormat::B64Json);
@@ -142,7 +144,8 @@ impl HfClient {
                         .download(&url, UrlOrigin::Provider(PROVIDER))
                         .await
                         .map_err(Error::in_doubt)?;
-                    convert::image(bytes.to_vec(), "the image fal linked to").map_err(Error::in_doubt)
+                    convert::image(bytes.to_vec(), "the image fal linked to")
+                        .map_err(Error::in_doubt)
                 }
             }
         }))
@@ -165,13 +168,21 @@ impl HfClient {
 
     /// The Hub's mapping of `model` (cached for [`MAPPING_TTL`]).
     async fn provider_mapping(&self, model: &str) -> Result<Arc<Vec<wire::ProviderMapping>>> {
-        if let Some((at, mappings)) = self.mappings().lock().ok().and_then(|c| c.get(model).cloned())
+        if let Some((at, mappings)) = self
+            .mappings()
+            .lock()
+            .ok()
+            .and_then(|c| c.get(model).cloned())
             && at.elapsed() < MAPPING_TTL
         {
             return Ok(mappings);
         }
         let path = format!("/api/models/{model}?expand[]=inferenceProviderMapping");
-        tracing::debug!(provider = PROVIDER, model, "reading the Hub's inference provider mapping");
+        tracing::debug!(
+            provider = PROVIDER,
+            model,
+            "reading the Hub's inference provider mapping"
+        );
         let info: wire::ModelInfo = self.hub().get_json(&path, error::classify).await?;
         let mappings = Arc::new(info.inference_provider_mapping.unwrap_or_default().0);
         if let Ok(mut cache) = self.mappings().lock() {

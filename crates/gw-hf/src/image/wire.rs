@@ -157,7 +157,10 @@ impl<'de> Deserialize<'de> for ProviderMappings {
                 f.write_str("a list or an object of provider mappings")
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some(m) = seq.next_element::<ProviderMapping>()? {
                     out.push(m);
@@ -165,7 +168,10 @@ impl<'de> Deserialize<'de> for ProviderMappings {
                 Ok(ProviderMappings(out))
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some((provider, mut m)) = map.next_entry::<String, ProviderMapping>()? {
                     m.provider = provider;

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use super::*;
 
 /// A 1x1 PNG.
-const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
 
 fn req(model: &str) -> ImageRequest {
     ImageRequest::new(model, "Astronaut riding a horse")
@@ -39,17 +40,42 @@ fn the_suffix_names_the_backend() {
 
 #[test]
 fn checks_name_the_field() {
-    let cases: Vec<(&str, fn(&mut ImageRequest), &str)> = vec![
+    type Change = fn(&mut ImageRequest);
+    let cases: Vec<(&str, Change, &str)> = vec![
         ("a/b:hf-inference", |r| r.n = Some(2), "n"),
         ("a/b:fal-ai", |r| r.n = Some(5), "n"),
         ("a/b", |r| r.n = Some(5), "n"),
         ("a/b:fal-ai", |r| r.size = Some("big".into()), "size"),
-        ("a/b:fal-ai", |r| r.aspect_ratio = Some("1:1".into()), "aspect_ratio"),
-        ("a/b:hf-inference", |r| r.response_format = Some(ImageFormat::Url), "response_format"),
-        ("a/b:together", |r| r.response_format = Some(ImageFormat::Url), "response_format"),
-        ("a/b:fal-ai", |r| r.negative_prompt = Some("x".into()), "negative_prompt"),
-        ("a/b:fal-ai", |r| r.output_format = Some("webp".into()), "output_format"),
-        ("a/b:hf-inference", |r| r.output_format = Some("png".into()), "output_format"),
+        (
+            "a/b:fal-ai",
+            |r| r.aspect_ratio = Some("1:1".into()),
+            "aspect_ratio",
+        ),
+        (
+            "a/b:hf-inference",
+            |r| r.response_format = Some(ImageFormat::Url),
+            "response_format",
+        ),
+        (
+            "a/b:together",
+            |r| r.response_format = Some(ImageFormat::Url),
+            "response_format",
+        ),
+        (
+            "a/b:fal-ai",
+            |r| r.negative_prompt = Some("x".into()),
+            "negative_prompt",
+        ),
+        (
+            "a/b:fal-ai",
+            |r| r.output_format = Some("webp".into()),
+            "output_format",
+        ),
+        (
+            "a/b:hf-inference",
+            |r| r.output_format = Some("png".into()),
+            "output_format",
+        ),
         (
             "a/b:together",
             |r| {
@@ -160,23 +186,50 @@ fn the_mapping_picks_the_backend_and_its_id() {
     ]));
     assert_eq!(
         pick(&list, None, "m").unwrap(),
-        (Backend::Together, "black-forest-labs/FLUX.1-schnell".to_owned())
+        (
+            Backend::Together,
+            "black-forest-labs/FLUX.1-schnell".to_owned()
+        )
     );
-    let chat = mappings(json!({"together": {"providerId": "x", "status": "live", "task": "conversational"}}));
-    assert_eq!(pick(&chat, Some(Backend::Together), "m").unwrap_err().kind(), &ErrorKind::Unsupported);
-    assert_eq!(pick(&chat, None, "m").unwrap_err().kind(), &ErrorKind::NotFound);
-    assert_eq!(pick(&[], None, "m").unwrap_err().kind(), &ErrorKind::NotFound);
+    let chat = mappings(
+        json!({"together": {"providerId": "x", "status": "live", "task": "conversational"}}),
+    );
+    assert_eq!(
+        pick(&chat, Some(Backend::Together), "m")
+            .unwrap_err()
+            .kind(),
+        &ErrorKind::Unsupported
+    );
+    assert_eq!(
+        pick(&chat, None, "m").unwrap_err().kind(),
+        &ErrorKind::NotFound
+    );
+    assert_eq!(
+        pick(&[], None, "m").unwrap_err().kind(),
+        &ErrorKind::NotFound
+    );
 }
 
 #[test]
 fn billing_by_size() {
     let b = billing(&req("a/b:fal-ai"), Some(Backend::FalAi), 2);
-    assert_eq!((b.units, b.charges[0].unit, b.charges[0].quantity), (2, PriceUnit::Image, 2));
+    assert_eq!(
+        (b.units, b.charges[0].unit, b.charges[0].quantity),
+        (2, PriceUnit::Image, 2)
+    );
     assert_eq!(b.charges[0].size.as_deref(), Some(FAL_DEFAULT_SIZE));
     let mut r = req("a/b:hf-inference");
-    assert_eq!(billing(&r, Some(Backend::HfInference), 1).charges[0].size, None);
+    assert_eq!(
+        billing(&r, Some(Backend::HfInference), 1).charges[0].size,
+        None
+    );
     r.size = Some("1024X1024".into());
-    assert_eq!(billing(&r, Some(Backend::HfInference), 1).charges[0].size.as_deref(), Some("1024x1024"));
+    assert_eq!(
+        billing(&r, Some(Backend::HfInference), 1).charges[0]
+            .size
+            .as_deref(),
+        Some("1024x1024")
+    );
 }
 
 #[test]
@@ -186,15 +239,28 @@ fn answers() {
     assert!(matches!(&r.images[0], MediaOutput::Bytes { mime, .. } if mime == "image/png"));
     assert_eq!(r.billing.units, 1);
     assert_eq!(
-        hf_inference_response(b"{\"error\":\"x\"}".to_vec(), &req("a/b")).unwrap_err().kind(),
+        hf_inference_response(b"{\"error\":\"x\"}".to_vec(), &req("a/b"))
+            .unwrap_err()
+            .kind(),
         &ErrorKind::Decode
     );
 
-    let t: wire::TogetherResponse =
-        serde_json::from_value(json!({"data": [{"index": 0, "b64_json": PNG}, {"index": 1, "b64_json": PNG}]})).unwrap();
-    assert_eq!(together_response(t, &req("a/b:together")).unwrap().images.len(), 2);
+    let t: wire::TogetherResponse = serde_json::from_value(
+        json!({"data": [{"index": 0, "b64_json": PNG}, {"index": 1, "b64_json": PNG}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        together_response(t, &req("a/b:together"))
+            .unwrap()
+            .images
+            .len(),
+        2
+    );
     let t: wire::TogetherResponse = serde_json::from_value(json!({"data": []})).unwrap();
-    assert_eq!(together_response(t, &req("a/b")).unwrap_err().kind(), &ErrorKind::Decode);
+    assert_eq!(
+        together_response(t, &req("a/b")).unwrap_err().kind(),
+        &ErrorKind::Decode
+    );
 
     let f: wire::FalResponse = serde_json::from_value(json!({
         "images": [
@@ -204,12 +270,25 @@ fn answers() {
         "seed": 42, "has_nsfw_concepts": [false, true]
     })).unwrap();
     let (outputs, flagged) = fal_outputs(f).unwrap();
-    assert!(matches!(&outputs[0], FalOutput::Url { url, mime } if url.ends_with("x.jpeg") && mime.as_deref() == Some("image/jpeg")));
-    assert!(matches!(&outputs[1], FalOutput::Bytes(MediaOutput::Bytes { .. })));
+    assert!(
+        matches!(&outputs[0], FalOutput::Url { url, mime } if url.ends_with("x.jpeg") && mime.as_deref() == Some("image/jpeg"))
+    );
+    assert!(matches!(
+        &outputs[1],
+        FalOutput::Bytes(MediaOutput::Bytes { .. })
+    ));
     assert_eq!(flagged, vec![false, true]);
-    for bad in [json!({"images": []}), json!({"images": [{"url": "ftp://x"}]}), json!({"images": [{"url": format!("data:image/png;base64,{}", encode_base64(b"text"))}]})] {
+    for bad in [
+        json!({"images": []}),
+        json!({"images": [{"url": "ftp://x"}]}),
+        json!({"images": [{"url": format!("data:image/png;base64,{}", encode_base64(b"text"))}]}),
+    ] {
         let f: wire::FalResponse = serde_json::from_value(bad.clone()).unwrap();
-        assert_eq!(fal_outputs(f).err().map(|e| e.kind().clone()), Some(ErrorKind::Decode), "{bad}");
+        assert_eq!(
+            fal_outputs(f).err().map(|e| e.kind().clone()),
+            Some(ErrorKind::Decode),
+            "{bad}"
+        );
     }
 }
 
@@ -218,6 +297,8 @@ fn fal_content_policy() {
     assert!(is_content_policy(
         r#"{"detail":[{"loc":["body","prompt"],"msg":"The content could not be processed because it contained material flagged by a content checker.","type":"content_policy_violation"}]}"#
     ));
-    assert!(!is_content_policy(r#"{"detail":[{"msg":"field required","type":"missing"}]}"#));
+    assert!(!is_content_policy(
+        r#"{"detail":[{"msg":"field required","type":"missing"}]}"#
+    ));
     assert!(!is_content_policy("not json"));
 }
