@@ -1,6 +1,3 @@
-// TEMPORARY NOTE FOR HELPERS (the lead removes it): before writing anything, read /work/notes/brief-common.md:
-// it has the conventions, the server response shape, and the rules for working in this shared checkout
-// (stage only your own paths; never git add -A, stash, reset or checkout others' files; build only your crate).
 //! The behaviour suite every provider crate runs (feature `testing`, for dev-dependencies).
 //!
 //! One set of provider-independent checks, chosen by what the provider says it can do: a

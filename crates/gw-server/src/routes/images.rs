@@ -562,6 +562,10 @@ struct Image {
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     revised_prompt: Option<String>,
+    /// A gateway extension, present only when set: the provider's content filter flagged the
+    /// image (Stability returns it blurred, WaveSpeed flags it as NSFW).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    content_filtered: bool,
 }
 
 /// OpenAI's images `usage` (tokens, for the models billed by them), with the images and the cost
@@ -588,7 +592,7 @@ fn respond(metered: Metered<ImageResponse>) -> Response {
         .images
         .into_iter()
         .map(|image| {
-            let revised_prompt = notes.next().and_then(|n| n.revised_prompt);
+            let note = notes.next().unwrap_or_default();
             let (b64_json, url) = match image {
                 MediaOutput::Bytes { data, .. } => (Some(encode_base64(&data)), None),
                 MediaOutput::Url { url, .. } => (None, Some(url)),
@@ -598,7 +602,8 @@ fn respond(metered: Metered<ImageResponse>) -> Response {
             Image {
                 b64_json,
                 url,
-                revised_prompt,
+                revised_prompt: note.revised_prompt,
+                content_filtered: note.content_filtered,
             }
         })
         .collect();
