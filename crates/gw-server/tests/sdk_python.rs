@@ -1,0 +1,222 @@
+//! The official `openai` Python SDK, unchanged, against the running gateway: `images.generate`
+//! on each image provider and `images.edit` with an uploaded file, every image written to a PNG
+//! that Pillow opens (`tests/sdk/openai_images.py`). The providers are a scripted mock playing
+//! each one's wire format.
+//!
+//! Needs `python3` with `openai` and `pillow` (`pip install openai pillow`). Without them the test
+//! says so and skips, unless `GATEWAY_REQUIRE_PYTHON_SDK=1` (set by `.ci/run` after installing
+//! them), which makes their absence a failure.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use gw_mock::MockUpstream;
+use gw_mock::fixture::UpstreamStep;
+use gw_server::Config;
+use serde_json::{Value, json};
+use support::{open_store, start, user};
+
+/// A 4x3 PNG, as a provider would draw one (small enough to read in a failure message).
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAFElEQVR4nGM8UaHBAANMDEgAhQMANUQBbvQnLyMAAAAASUVORK5CYII=";
+
+/// Whether `python3` can import the SDK and Pillow; why not, if it cannot.
+fn python_ready() -> Result<(), String> {
+    let out = Command::new("python3")
+        .args(["-c", "import openai, PIL"])
+        .output()
+        .map_err(|e| format!("python3 does not run: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn step(v: Value) -> UpstreamStep {
+    serde_json::from_value(v).expect("a valid upstream step")
+}
+
+/// A WaveSpeed prediction envelope in `status`, with `outputs`.
+fn prediction(id: &str, model: &str, status: &str, outputs: Value) -> Value {
+    json!({"code": 200, "message": "success", "data": {
+        "id": id, "model": model, "outputs": outputs,
+        "urls": {"get": format!("https://api.wavespeed.ai/api/v3/predictions/{id}/result")},
+        "has_nsfw_contents": [], "status": status, "created_at": "2026-11-28T12:00:00.000Z",
+        "error": "", "timings": {"inference": 0}}})
+}
+
+/// Submit, then one poll that finds it completed with `outputs`.
+fn wavespeed_job(id: &str, model: &str, outputs: Value) -> [UpstreamStep; 2] {
+    [
+        step(json!({
+            "expect": {"method": "POST", "path": format!("/api/v3/{model}")},
+            "respond": {"json": prediction(id, model, "created", json!([]))}
+        })),
+        step(json!({
+            "expect": {"method": "GET", "path": format!("/api/v3/predictions/{id}/result")},
+            "respond": {"json": prediction(id, model, "completed", outputs)}
+        })),
+    ]
+}
+
+#[tokio::test]
+async fn the_openai_python_sdk_generates_and_edits_images_on_every_provider() {
+    if let Err(why) = python_ready() {
+        assert!(
+            std::env::var("GATEWAY_REQUIRE_PYTHON_SDK").as_deref() != Ok("1"),
+            "GATEWAY_REQUIRE_PYTHON_SDK=1 but python3 cannot import openai and PIL: {why}"
+        );
+        eprintln!(
+            "skipped: python3 cannot import openai and PIL ({why}); pip install openai pillow"
+        );
+        return;
+    }
+    // Where WaveSpeed's CDN would be: the gateway downloads an output URL when bytes are asked.
+    let cdn = MockUpstream::start(vec![step(json!({
+        "expect": {"method": "GET", "path": "/predictions/ws-3/0.png"},
+        "respond": {"headers": {"content-type": "image/png"}, "base64": PNG}
+    }))])
+    .await
+    .unwrap();
+    let cdn_url = format!("{}/predictions/ws-3/0.png", cdn.url());
+
+    let mut steps = vec![
+        step(json!({
+            "expect": {"method": "POST", "path": "/v1beta/models/imagen-4.0-generate-001:predict"},
+            "respond": {"json": {"predictions": [{"bytesBase64Encoded": PNG, "mimeType": "image/png"}]}}
+        })),
+        step(json!({
+            "expect": {"method": "POST", "path": "/v1beta/models/gemini-2.5-flash-image:generateContent"},
+            "respond": {"json": {
+                "candidates": [{"content": {"role": "model", "parts": [
+                    {"inlineData": {"mimeType": "image/png", "data": PNG}}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1290, "totalTokenCount": 1297,
+                    "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290}]}}}
+        })),
+        step(json!({
+            "expect": {"method": "POST", "path": "/hf-inference/models/stabilityai/stable-diffusion-xl-base-1.0"},
+            "respond": {"headers": {"content-type": "image/png"}, "base64": PNG}
+        })),
+        step(json!({
+            "expect": {"method": "POST", "path": "/v2beta/stable-image/generate/core"},
+            "respond": {"headers": {"content-type": "application/json; type=image/png"},
+                        "json": {"image": PNG, "finish_reason": "SUCCESS", "seed": 42}}
+        })),
+    ];
+    steps.extend(wavespeed_job("ws-1", "wavespeed-ai/flux-dev", json!([PNG])));
+    steps.extend(wavespeed_job(
+        "ws-2",
+        "wavespeed-ai/flux-dev",
+        json!(["https://d1q70pf5vjeyhc.cloudfront.net/predictions/ws-2/0.png"]),
+    ));
+    steps.extend(wavespeed_job(
+        "ws-3",
+        "wavespeed-ai/image-background-remover",
+        json!([cdn_url]),
+    ));
+    let upstream = MockUpstream::start(steps).await.unwrap();
+
+    let u = upstream.url();
+    let text = format!(
+        "[retry]\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
+         [providers.gemini]\nbase_url = \"{u}\"\napi_key = \"provider-key\"\n\
+         [providers.hf]\nbase_url = \"{u}\"\napi_key = \"provider-key\"\n\
+         [providers.stability]\nbase_url = \"{u}\"\napi_key = \"provider-key\"\n\
+         [providers.wavespeed]\nbase_url = \"{u}\"\napi_key = \"provider-key\"\npoll_interval_ms = 0\n\
+         [providers.wavespeed.downloads]\nallow_private = true\n"
+    );
+    let config = Config::from_toml(&text, "test config", std::iter::empty()).unwrap();
+    let store = open_store("sqlite::memory:").await;
+    // Enterprise: Hugging Face's hf-inference backend bills by compute time and has no per-image price.
+    let (_, key) = user(&store, "enterprise").await;
+    let server = start(&config, Some(store)).await;
+
+    let dir = std::env::temp_dir().join(support::unique("sdk-images"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let upload = dir.join("photo.png");
+    std::fs::write(&upload, llm_gateway::decode_base64(PNG).unwrap()).unwrap();
+    let cases = json!([
+        {"call": "generate", "model": "gemini/imagen-4.0-generate-001"},
+        {"call": "generate", "model": "gemini/gemini-2.5-flash-image", "response_format": "b64_json"},
+        {"call": "generate", "model": "hf/stabilityai/stable-diffusion-xl-base-1.0:hf-inference"},
+        {"call": "generate", "model": "stability/core"},
+        {"call": "generate", "model": "wavespeed/wavespeed-ai/flux-dev", "response_format": "b64_json"},
+        {"call": "generate", "model": "wavespeed/wavespeed-ai/flux-dev"},
+        {"call": "edit", "model": "wavespeed/wavespeed-ai/image-background-remover",
+         "image": upload, "response_format": "b64_json", "prompt": "remove the background"}
+    ]);
+    let script: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "..",
+        "tests",
+        "sdk",
+        "openai_images.py",
+    ]
+    .iter()
+    .collect();
+    let base = format!("{}/v1", server.url);
+    let dir_arg = dir.display().to_string();
+    let cases_arg = cases.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args([
+                base.as_str(),
+                key.as_str(),
+                dir_arg.as_str(),
+                cases_arg.as_str(),
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}\nupstream: {:?}",
+        String::from_utf8_lossy(&out.stderr),
+        upstream.verify()
+    );
+    let reports: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 7, "{stdout}");
+    for (i, report) in reports.iter().enumerate() {
+        let images = report["images"].as_array().unwrap();
+        assert_eq!(images.len(), 1, "{report}");
+        assert_eq!(report["usage_images"], 1, "{report}");
+        if i == 5 {
+            assert_eq!(
+                images[0]["url"], "https://d1q70pf5vjeyhc.cloudfront.net/predictions/ws-2/0.png",
+                "WaveSpeed's URL by default: {report}"
+            );
+        } else {
+            assert_eq!(
+                images[0],
+                json!({"format": "PNG", "size": [4, 3]}),
+                "{report}"
+            );
+        }
+    }
+    assert!(upstream.verify().is_empty(), "{:?}", upstream.verify());
+    assert!(cdn.verify().is_empty(), "{:?}", cdn.verify());
+    // The upload reached WaveSpeed as the image the SDK sent, as a data URL.
+    let edit = upstream
+        .received()
+        .into_iter()
+        .find(|r| r.path.ends_with("image-background-remover"))
+        .and_then(|r| r.json())
+        .unwrap();
+    assert_eq!(
+        edit["image"],
+        format!("data:image/png;base64,{PNG}"),
+        "{edit}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
+}
