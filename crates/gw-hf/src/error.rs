@@ -7,14 +7,11 @@
 //! used as it is unless it is HTML. See <https://github.com/huggingface/huggingface_hub/blob/main/src/huggingface_hub/utils/_http.py>.
 
 use gateway_core::http::reqwest::header::HeaderMap;
-use gateway_core::http::{kind_for_status, reqwest};
+use gateway_core::http::{error_message, is_html, kind_for_status};
 use gateway_core::{Error, ErrorKind};
 
 use crate::PROVIDER;
 use crate::wire::{ErrorBody, ErrorField};
-
-/// How many bytes of message an error keeps (the whole body is kept apart, truncated by core).
-const MESSAGE_LIMIT: usize = 512;
 
 /// The error for a non-2xx answer of the router: kind from the status and, for a 429, the body.
 ///
@@ -43,7 +40,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
         None if !is_html(headers, body) => parts.push(body.to_owned()),
         None => {}
     }
-    let mut message = join(parts);
+    let mut message = error_message(parts);
     if message.is_empty() {
         message = format!("the Hugging Face router answered HTTP {status}");
     }
@@ -57,7 +54,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
 pub(crate) fn stream_error(status: u16, error: &ErrorField, data: &str) -> Error {
     let mut parts = Vec::new();
     field_messages(error, &mut parts);
-    let mut message = join(parts);
+    let mut message = error_message(parts);
     if message.is_empty() {
         message = "the provider sent an error event mid-stream".to_owned();
     }
@@ -111,36 +108,6 @@ fn field_messages(error: &ErrorField, out: &mut Vec<String>) {
     }
 }
 
-/// Trimmed, non-empty, first occurrence of each, joined; at most [`MESSAGE_LIMIT`] bytes.
-fn join(parts: Vec<String>) -> String {
-    let mut kept: Vec<String> = Vec::new();
-    for part in parts {
-        let part = part.trim();
-        if !part.is_empty() && !kept.iter().any(|k| k == part) {
-            kept.push(part.to_owned());
-        }
-    }
-    let mut message = kept.join("; ");
-    if message.len() > MESSAGE_LIMIT {
-        let mut end = MESSAGE_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    message
-}
-
-/// An HTML page (a proxy's or load balancer's error page) says nothing worth keeping as message.
-fn is_html(headers: &HeaderMap, body: &str) -> bool {
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
-}
-
 fn request_id(headers: &HeaderMap) -> Option<&str> {
     ["x-request-id", "x-amzn-trace-id", "x-amz-cf-id"]
         .into_iter()
@@ -152,6 +119,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -362,9 +330,9 @@ mod tests {
 
     #[test]
     fn a_long_message_is_cut_on_a_char_boundary() {
-        let body = format!(r#"{{"error":"{}"}}"#, "é".repeat(MESSAGE_LIMIT));
+        let body = format!(r#"{{"error":"{}"}}"#, "é".repeat(ERROR_MESSAGE_LIMIT));
         let err = classify(400, &HeaderMap::new(), &body);
-        assert!(err.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(err.message().len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
         assert!(err.message().ends_with('…'));
     }
 

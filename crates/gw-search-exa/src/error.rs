@@ -8,14 +8,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::http::reqwest::header::HeaderMap;
-use gateway_core::http::{kind_for_status, reqwest, retry_after};
+use gateway_core::http::{error_message, is_html, kind_for_status, retry_after};
 use gateway_core::{Error, ErrorKind};
 use serde_json::Value;
 
 use crate::wire::ErrorBody;
-
-/// How many bytes of message an error keeps (the body is kept apart, truncated by core).
-const MESSAGE_LIMIT: usize = 512;
 
 /// Tags of a billing stop: out of credits, or a spending budget reached (Exa's error-codes page
 /// and the `ErrorResponse` tags of <https://exa.ai/docs/reference/answer>).
@@ -65,7 +62,7 @@ pub(crate) fn classify_at(status: u16, headers: &HeaderMap, body: &str, now: Sys
     if message.is_empty() {
         message = format!("Exa answered HTTP {status}");
     }
-    Error::new(kind, cut(message))
+    Error::new(kind, error_message([message]))
 }
 
 /// `error`, then `. message` (as exa-js joins them), then ` (TAG)`.
@@ -109,31 +106,10 @@ fn reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(Duration::from_secs(reset.saturating_sub(now)).min(MAX_WAIT))
 }
 
-/// At most [`MESSAGE_LIMIT`] bytes, cut on a character boundary.
-fn cut(mut message: String) -> String {
-    if message.len() > MESSAGE_LIMIT {
-        let mut end = MESSAGE_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    message
-}
-
-/// A proxy's HTML error page says nothing worth keeping as a message.
-fn is_html(headers: &HeaderMap, body: &str) -> bool {
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
     use reqwest::header::HeaderValue;
 
     /// Fixed "now" of the table: 2026-02-11T01:02:58Z, the `Date` of the recorded answer whose
@@ -287,9 +263,9 @@ mod tests {
 
     #[test]
     fn a_long_message_is_cut_on_a_char_boundary() {
-        let body = format!(r#"{{"error":"{}"}}"#, "é".repeat(MESSAGE_LIMIT));
+        let body = format!(r#"{{"error":"{}"}}"#, "é".repeat(ERROR_MESSAGE_LIMIT));
         let err = classify(400, &HeaderMap::new(), &body);
-        assert!(err.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(err.message().len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
         assert!(err.message().ends_with('…'));
     }
 }

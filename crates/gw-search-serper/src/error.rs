@@ -5,13 +5,10 @@
 //! <https://github.com/crewAIInc/crewAI/issues/633>), and documents no rate-limit headers.
 
 use gateway_core::http::reqwest::header::HeaderMap;
-use gateway_core::http::{reqwest, retry_after};
+use gateway_core::http::{error_message, is_html, retry_after};
 use gateway_core::{Error, ErrorKind};
 
 use crate::wire::ErrorBody;
-
-/// How many bytes of message an error keeps (the whole body is kept apart, truncated by core).
-const MESSAGE_LIMIT: usize = 512;
 
 /// The error for a non-2xx answer of Serper.
 ///
@@ -47,7 +44,7 @@ fn is_out_of_credits(message: &str) -> bool {
 }
 
 /// Serper's `message`; else the body as text unless it is an HTML page (a proxy's); else a
-/// sentence naming the status. At most [`MESSAGE_LIMIT`] bytes.
+/// sentence naming the status. At most [`ERROR_MESSAGE_LIMIT`] bytes.
 fn message(status: u16, headers: &HeaderMap, body: &str) -> String {
     let parsed = serde_json::from_str::<ErrorBody>(body)
         .ok()
@@ -57,28 +54,11 @@ fn message(status: u16, headers: &HeaderMap, body: &str) -> String {
         None if !is_html(headers, body) => body.to_owned(),
         None => String::new(),
     };
-    let text = text.trim();
-    if text.is_empty() {
+    let message = error_message([text]);
+    if message.is_empty() {
         return format!("Serper answered HTTP {status}");
     }
-    let mut message = text.to_owned();
-    if message.len() > MESSAGE_LIMIT {
-        let mut end = MESSAGE_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
     message
-}
-
-fn is_html(headers: &HeaderMap, body: &str) -> bool {
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
 }
 
 #[cfg(test)]
@@ -86,6 +66,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -237,9 +218,9 @@ mod tests {
 
     #[test]
     fn a_long_message_is_cut_on_a_char_boundary() {
-        let body = format!(r#"{{"message":"{}"}}"#, "é".repeat(MESSAGE_LIMIT));
+        let body = format!(r#"{{"message":"{}"}}"#, "é".repeat(ERROR_MESSAGE_LIMIT));
         let err = classify(400, &HeaderMap::new(), &body);
-        assert!(err.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(err.message().len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
         assert!(err.message().ends_with('…'));
     }
 }

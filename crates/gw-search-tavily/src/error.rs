@@ -7,13 +7,10 @@
 //! clients get `{"error": {"code", "message", "retry_after_seconds"}}`.
 
 use gateway_core::http::reqwest::header::HeaderMap;
-use gateway_core::http::{kind_for_status, reqwest, retry_after};
+use gateway_core::http::{error_message, is_html, kind_for_status, retry_after};
 use gateway_core::{Error, ErrorKind};
 
 use crate::wire::{ErrorBody, ErrorDetail, ErrorField};
-
-/// How many bytes of message an error keeps (the whole body is kept apart, truncated by core).
-const MESSAGE_LIMIT: usize = 512;
 
 /// The error for a non-2xx answer of Tavily.
 ///
@@ -41,7 +38,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
         None if !is_html(headers, body) => parts.push(body.to_owned()),
         None => {}
     }
-    let mut message = join(parts);
+    let mut message = error_message(parts);
     if message.is_empty() {
         message = format!("Tavily answered HTTP {status}");
     }
@@ -100,41 +97,12 @@ fn body_messages(body: &ErrorBody, out: &mut Vec<String>) {
     }
 }
 
-/// Trimmed, non-empty, first occurrence of each, joined; at most [`MESSAGE_LIMIT`] bytes.
-fn join(parts: Vec<String>) -> String {
-    let mut kept: Vec<String> = Vec::new();
-    for part in parts {
-        let part = part.trim();
-        if !part.is_empty() && !kept.iter().any(|k| k == part) {
-            kept.push(part.to_owned());
-        }
-    }
-    let mut message = kept.join("; ");
-    if message.len() > MESSAGE_LIMIT {
-        let mut end = MESSAGE_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    message
-}
-
-/// An HTML page (a proxy's or load balancer's error page) says nothing worth keeping.
-fn is_html(headers: &HeaderMap, body: &str) -> bool {
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -318,10 +286,10 @@ mod tests {
     fn a_long_message_is_cut_on_a_char_boundary() {
         let body = format!(
             r#"{{"detail":{{"error":"{}"}}}}"#,
-            "é".repeat(MESSAGE_LIMIT)
+            "é".repeat(ERROR_MESSAGE_LIMIT)
         );
         let err = classify(400, &HeaderMap::new(), &body);
-        assert!(err.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(err.message().len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
         assert!(err.message().ends_with('…'));
     }
 }

@@ -6,13 +6,10 @@
 //! <https://github.com/Stability-AI/ComfyUI-SAI_API/blob/6c0e3a21639304755861fd7d5865580d986eb3e3/stability_api.py#L160-L170>).
 
 use gateway_core::http::reqwest::header::HeaderMap;
-use gateway_core::http::{kind_for_status, reqwest, retry_after};
+use gateway_core::http::{error_message, is_html, kind_for_status, retry_after};
 use gateway_core::{Error, ErrorKind};
 
 use crate::wire::ErrorBody;
-
-/// How many bytes of message an error keeps (the whole body is kept apart, truncated by core).
-const MESSAGE_LIMIT: usize = 512;
 
 /// The error for a non-2xx answer of Stability AI.
 ///
@@ -53,7 +50,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
     {
         parts.push(body);
     }
-    let mut message = join(&parts);
+    let mut message = error_message(&parts);
     if message.is_empty() {
         message = match &parsed.name {
             Some(name) => format!("Stability AI answered HTTP {status} ({name})"),
@@ -63,41 +60,12 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
     Error::new(kind, message)
 }
 
-/// Trimmed, non-empty, first occurrence of each, joined; at most [`MESSAGE_LIMIT`] bytes.
-fn join(parts: &[&str]) -> String {
-    let mut kept: Vec<&str> = Vec::new();
-    for part in parts {
-        let part = part.trim();
-        if !part.is_empty() && !kept.contains(&part) {
-            kept.push(part);
-        }
-    }
-    let mut message = kept.join("; ");
-    if message.len() > MESSAGE_LIMIT {
-        let mut end = MESSAGE_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    message
-}
-
-/// An HTML page (a proxy's or load balancer's error page) says nothing worth keeping.
-fn is_html(headers: &HeaderMap, body: &str) -> bool {
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -293,10 +261,10 @@ mod tests {
         assert_eq!(err.message(), "upstream connect error");
         let long = format!(
             r#"{{"name":"bad_request","errors":["{}"]}}"#,
-            "é".repeat(MESSAGE_LIMIT)
+            "é".repeat(ERROR_MESSAGE_LIMIT)
         );
         let err = classify(400, &HeaderMap::new(), &long);
-        assert!(err.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(err.message().len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
         assert!(err.message().ends_with('…'));
     }
 }

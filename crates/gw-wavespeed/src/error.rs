@@ -6,13 +6,10 @@
 //! `status: "failed"` and a message in `error`, which [`failed_task`] classifies.
 
 use gateway_core::http::reqwest::header::HeaderMap;
-use gateway_core::http::{kind_for_status, reqwest, retry_after};
+use gateway_core::http::{error_message, is_html, kind_for_status, retry_after};
 use gateway_core::{Error, ErrorKind};
 
 use crate::wire::Envelope;
-
-/// How many bytes of message an error keeps (the whole body is kept apart, truncated by core).
-const MESSAGE_LIMIT: usize = 512;
 
 /// Words of WaveSpeed (and of the models it hosts) about the account's money rather than the
 /// request: the account is out of balance, which waiting does not fix.
@@ -74,7 +71,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &str) -> Error {
     let parsed: Option<Envelope> = serde_json::from_str(body).ok();
     let mut message = parsed.as_ref().map(envelope_message).unwrap_or_default();
     if message.is_empty() && parsed.is_none() && !is_html(headers, body) {
-        message = cut(body.trim());
+        message = error_message([body.trim()]);
     }
     if message.is_empty() {
         message = format!("WaveSpeed answered HTTP {status}");
@@ -118,7 +115,7 @@ fn kind_of(status: u16, headers: &HeaderMap, message: &str) -> ErrorKind {
 pub(crate) fn failed_task(job: &str, status: &str, message: Option<&str>) -> Error {
     let said = message.map(str::trim).filter(|m| !m.is_empty());
     let text = match said {
-        Some(m) => format!("task `{job}` {status}: {}", cut(m)),
+        Some(m) => format!("task `{job}` {status}: {}", error_message([m])),
         None => format!("task `{job}` {status}"),
     };
     let m = said.unwrap_or_default();
@@ -143,32 +140,11 @@ fn envelope_message(envelope: &Envelope) -> String {
         _ => None,
     };
     match (message.is_empty(), code) {
-        (false, Some(code)) => cut(&format!("{message} [{code}]")),
-        (false, None) => cut(message),
+        (false, Some(code)) => error_message([format!("{message} [{code}]")]),
+        (false, None) => error_message([message]),
         (true, Some(code)) => code,
         (true, None) => String::new(),
     }
-}
-
-/// At most [`MESSAGE_LIMIT`] bytes, cut on a character boundary.
-fn cut(message: &str) -> String {
-    if message.len() <= MESSAGE_LIMIT {
-        return message.to_owned();
-    }
-    let mut end = MESSAGE_LIMIT;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
-}
-
-/// An HTML page (a proxy's or load balancer's error page) says nothing worth keeping.
-fn is_html(headers: &HeaderMap, body: &str) -> bool {
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
 }
 
 #[cfg(test)]
@@ -176,6 +152,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -357,10 +334,10 @@ mod tests {
     fn long_messages_are_cut_on_a_char_boundary() {
         let body = format!(
             r#"{{"code":400,"message":"{}"}}"#,
-            "é".repeat(MESSAGE_LIMIT)
+            "é".repeat(ERROR_MESSAGE_LIMIT)
         );
         let err = classify(400, &HeaderMap::new(), &body);
-        assert!(err.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(err.message().len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
         assert!(err.message().ends_with('…'));
     }
 }

@@ -258,6 +258,43 @@ pub fn transport_error(provider: &'static str, e: reqwest::Error) -> Error {
         .with_source(e.without_url())
 }
 
+/// The most bytes of message [`error_message`] keeps (a provider's whole body is kept apart, on
+/// the error, truncated by [`Error::with_body`]).
+pub const ERROR_MESSAGE_LIMIT: usize = 512;
+
+/// A provider error's message from the texts its body holds: each trimmed, empty ones and
+/// repeats left out, joined with `; `, and cut to [`ERROR_MESSAGE_LIMIT`] bytes on a character
+/// boundary (marked with `…`). Empty when no text says anything.
+pub fn error_message<S: AsRef<str>>(parts: impl IntoIterator<Item = S>) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    for part in parts {
+        let part = part.as_ref().trim();
+        if !part.is_empty() && !kept.iter().any(|k| k == part) {
+            kept.push(part.to_owned());
+        }
+    }
+    let mut message = kept.join("; ");
+    if message.len() > ERROR_MESSAGE_LIMIT {
+        let mut end = ERROR_MESSAGE_LIMIT;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+/// Whether an error answer is an HTML page (a proxy's or load balancer's error page), which says
+/// nothing worth keeping as a message.
+pub fn is_html(headers: &HeaderMap, body: &str) -> bool {
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
+}
+
 /// The error kind an HTTP status means when the body says nothing more specific.
 pub fn kind_for_status(status: u16, headers: &HeaderMap) -> ErrorKind {
     match status {
@@ -297,6 +334,25 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_keep_each_text_once_and_stay_short() {
+        assert_eq!(error_message([" a ", "", "b", "a"]), "a; b");
+        assert_eq!(error_message(Vec::<String>::new()), "");
+        let long = error_message(["é".repeat(ERROR_MESSAGE_LIMIT)]);
+        assert!(long.ends_with('…'));
+        assert!(long.len() <= ERROR_MESSAGE_LIMIT + '…'.len_utf8());
+        let html = HeaderMap::from_iter([(
+            reqwest::header::CONTENT_TYPE,
+            "text/html; charset=utf-8".parse().unwrap(),
+        )]);
+        assert!(is_html(&html, "Bad gateway"));
+        assert!(is_html(
+            &HeaderMap::new(),
+            "  <html><body>502</body></html>"
+        ));
+        assert!(!is_html(&HeaderMap::new(), r#"{"error": "x"}"#));
+    }
     use reqwest::header::{HeaderValue, RETRY_AFTER};
 
     fn with_retry_after(v: &str) -> HeaderMap {
