@@ -76,7 +76,9 @@ pub use route::RouteId;
 pub use search::{
     DynSearchProvider, SearchProvider, SearchRequest, SearchResponse, SearchResult, TimeRange,
 };
-pub use speech::{DynSpeechModel, SpeechModel, SpeechRequest, SpeechResponse};
+pub use speech::{
+    DynSpeechModel, SpeechModel, SpeechRequest, SpeechResponse, per_character_billing,
+};
 pub use text::{
     Choice, DynTextModel, FinishReason, Message, Part, ReasoningEffort, ResponseFormat, Role,
     TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream, TokenLogprob, Tool,
@@ -86,4 +88,4 @@ pub use transcription::{
     DynTranscriptionModel, Segment, TranscriptionModel, TranscriptionRequest, TranscriptionResponse,
 };
 pub use usage::{Billing, Charge, Cost, ParseCostError, TokenPrice, TokenUsage, Usage};
-pub use video::{DynVideoModel, VideoModel, VideoOutput, VideoRequest};
+pub use video::{DynVideoModel, VideoModel, VideoOutput, VideoRequest, per_second_billing};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::{MediaInput, Result, Usage};
+use crate::{Billing, MediaInput, Result, Usage};
 
 /// A speech-to-text request, addressed to one provider's model id (after routing).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -63,6 +63,9 @@ pub struct TranscriptionResponse {
     pub segments: Vec<Segment>,
     /// What the call used (seconds as units, or tokens).
     pub usage: Usage,
+    /// What the call billed: its plan units (seconds of audio) and the charges the catalog
+    /// prices, or the cost the provider reported.
+    pub billing: Billing,
 }
 
 impl TranscriptionResponse {
@@ -75,12 +78,36 @@ impl TranscriptionResponse {
             ..Self::default()
         }
     }
+
+    /// Sets what the call billed.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = billing;
+        self
+    }
 }
 
 /// A provider of transcription.
 pub trait TranscriptionModel: Send + Sync {
     /// The provider id.
     fn provider(&self) -> &'static str;
+
+    /// Refuses, before any IO and naming the field, audio this provider or its model cannot
+    /// take (a format it does not read, audio too long or too large, no audio at all).
+    fn check_transcription(&self, req: &TranscriptionRequest) -> Result<()> {
+        match &req.audio {
+            Some(audio) if !audio.is_empty() => Ok(()),
+            _ => Err(crate::Error::invalid_request("the audio `file` is empty").with_param("file")),
+        }
+    }
+
+    /// What the call is expected to bill, for admission before it: the seconds of audio (as
+    /// plan units) and their charges. It must not undercount: where the length cannot be read
+    /// from the audio, count it from the smallest bitrate the format allows. The default bills
+    /// nothing, which a plan with an audio limit cannot check: providers override it.
+    fn transcription_billing(&self, req: &TranscriptionRequest) -> Billing {
+        let _ = req;
+        Billing::default()
+    }
 
     /// Transcribes `req.audio`.
     fn transcribe(
@@ -93,6 +120,10 @@ pub trait TranscriptionModel: Send + Sync {
 pub trait DynTranscriptionModel: Send + Sync {
     /// See [`TranscriptionModel::provider`].
     fn provider_dyn(&self) -> &'static str;
+    /// See [`TranscriptionModel::check_transcription`].
+    fn check_transcription_dyn(&self, req: &TranscriptionRequest) -> Result<()>;
+    /// See [`TranscriptionModel::transcription_billing`].
+    fn transcription_billing_dyn(&self, req: &TranscriptionRequest) -> Billing;
     /// See [`TranscriptionModel::transcribe`].
     fn transcribe_dyn(
         &self,
@@ -103,6 +134,14 @@ pub trait DynTranscriptionModel: Send + Sync {
 impl<T: TranscriptionModel> DynTranscriptionModel for T {
     fn provider_dyn(&self) -> &'static str {
         self.provider()
+    }
+
+    fn check_transcription_dyn(&self, req: &TranscriptionRequest) -> Result<()> {
+        self.check_transcription(req)
+    }
+
+    fn transcription_billing_dyn(&self, req: &TranscriptionRequest) -> Billing {
+        self.transcription_billing(req)
     }
 
     fn transcribe_dyn(

@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::job::{JobId, JobStatus};
-use crate::{Error, MediaInput, MediaOutput, Result, Usage};
+use crate::{Billing, Charge, Error, MediaInput, MediaOutput, PriceUnit, Result, Usage};
 
 /// A video request, addressed to one provider's model id (after routing).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -54,6 +54,9 @@ pub struct VideoOutput {
     pub duration: Option<Duration>,
     /// What the job used (seconds of video as units).
     pub usage: Usage,
+    /// What the job billed: seconds of video (its plan units) and the charges the catalog
+    /// prices, or the cost the provider reported.
+    pub billing: Billing,
 }
 
 impl VideoOutput {
@@ -63,8 +66,25 @@ impl VideoOutput {
             video,
             duration,
             usage,
+            billing: Billing::default(),
         }
     }
+
+    /// Sets what the job billed.
+    pub fn billing(mut self, billing: Billing) -> Self {
+        self.billing = billing;
+        self
+    }
+}
+
+/// What `seconds` of video at `resolution` are expected to bill when priced per second: the
+/// seconds as plan units and as one charge qualified by resolution.
+pub fn per_second_billing(seconds: u32, resolution: Option<&str>) -> Billing {
+    let mut charge = Charge::new(PriceUnit::VideoSecond, u64::from(seconds));
+    if let Some(resolution) = resolution {
+        charge = charge.resolution(resolution);
+    }
+    Billing::new(u64::from(seconds), vec![charge])
 }
 
 /// A provider of video generation.
@@ -74,6 +94,18 @@ impl VideoOutput {
 pub trait VideoModel: Send + Sync {
     /// The provider id.
     fn provider(&self) -> &'static str;
+
+    /// Refuses, before any IO and naming the field, a video the model cannot make (a duration
+    /// or resolution it does not offer, an input image it cannot read, image-to-video on a
+    /// text-to-video model).
+    fn check_video(&self, req: &VideoRequest) -> Result<()> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// What the job is expected to bill, for admission before the submit: its seconds at the
+    /// model's default duration when none is asked, never fewer than it will make.
+    fn video_billing(&self, req: &VideoRequest) -> Billing;
 
     /// Starts a job.
     fn submit_video(&self, req: VideoRequest) -> impl Future<Output = Result<JobId>> + Send;
@@ -100,6 +132,10 @@ pub trait VideoModel: Send + Sync {
 pub trait DynVideoModel: Send + Sync {
     /// See [`VideoModel::provider`].
     fn provider_dyn(&self) -> &'static str;
+    /// See [`VideoModel::check_video`].
+    fn check_video_dyn(&self, req: &VideoRequest) -> Result<()>;
+    /// See [`VideoModel::video_billing`].
+    fn video_billing_dyn(&self, req: &VideoRequest) -> Billing;
     /// See [`VideoModel::submit_video`].
     fn submit_video_dyn(&self, req: VideoRequest) -> BoxFuture<'_, Result<JobId>>;
     /// See [`VideoModel::poll_video`].
@@ -114,6 +150,14 @@ pub trait DynVideoModel: Send + Sync {
 impl<T: VideoModel> DynVideoModel for T {
     fn provider_dyn(&self) -> &'static str {
         self.provider()
+    }
+
+    fn check_video_dyn(&self, req: &VideoRequest) -> Result<()> {
+        self.check_video(req)
+    }
+
+    fn video_billing_dyn(&self, req: &VideoRequest) -> Billing {
+        self.video_billing(req)
     }
 
     fn submit_video_dyn(&self, req: VideoRequest) -> BoxFuture<'_, Result<JobId>> {
