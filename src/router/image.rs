@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Amount, Billing, Cost, DynImageModel, ImageEditRequest, ImageRequest, ImageResponse,
-    PriceCatalog, Registry, Result, RouteId, Service, Usage,
+    DynImageModel, ImageEditRequest, ImageRequest, ImageResponse, PriceCatalog, Registry, Result,
+    RouteId, Service,
 };
 use tracing::Instrument;
 
 use super::Gateway;
-use super::op::{Estimate, Operation};
+use super::op::{Estimate, Operation, billed, billed_estimate, unpriced_by_usage};
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Image generation (`images.generate`).
@@ -19,28 +19,6 @@ pub(crate) struct Generate;
 
 /// Image editing (`images.edit`).
 pub(crate) struct Edit;
-
-/// Images are priced from the provider's charges (see [`billed_cost`]), not from a usage count.
-fn unpriced_by_usage(_: &PriceCatalog, _: &RouteId, _: &Usage) -> Option<Cost> {
-    None
-}
-
-/// What `billing` costs on `route`: the provider's own figure when it reported one, else the
-/// catalog's price of its charges (`None` when any charge has no price).
-fn billed_cost(pricing: &PriceCatalog, route: &RouteId, billing: &Billing) -> Option<Cost> {
-    billing
-        .reported_cost
-        .or_else(|| pricing.charges_cost(route.provider, &route.model, &billing.charges))
-}
-
-/// The plan amount of `billing`: one request of its images, at its cost.
-fn estimate(pricing: &PriceCatalog, route: &RouteId, billing: &Billing) -> Estimate {
-    Estimate {
-        amount: Amount::new(0, billing.units, billed_cost(pricing, route, billing)),
-        open_output: None,
-        prompt_tokens: 0,
-    }
-}
 
 impl Operation for Generate {
     type Model = dyn DynImageModel;
@@ -70,7 +48,7 @@ impl Operation for Generate {
         pricing: &PriceCatalog,
     ) -> Estimate {
         let billing = model.generation_billing_dyn(&generation_for(req, route));
-        estimate(pricing, route, &billing)
+        billed_estimate(pricing, route, &billing)
     }
 
     fn call(
@@ -117,7 +95,7 @@ impl Operation for Edit {
         pricing: &PriceCatalog,
     ) -> Estimate {
         let billing = model.edit_billing_dyn(&edit_for(req, route));
-        estimate(pricing, route, &billing)
+        billed_estimate(pricing, route, &billing)
     }
 
     fn call(
@@ -213,13 +191,12 @@ impl Gateway {
         &self,
         served: super::attempt::Served<ImageResponse>,
     ) -> Metered<ImageResponse> {
-        let route = served.meter.route.clone();
-        let billing = &served.value.billing;
-        let usage = Usage {
-            tokens: served.value.usage.tokens,
-            units: billing.units,
-        };
-        let cost = billed_cost(&self.pricing, &route, billing);
+        let (usage, cost) = billed(
+            &self.pricing,
+            &served.meter.route,
+            &served.value.billing,
+            served.value.usage.tokens,
+        );
         served.settle_priced(usage, false, cost).await
     }
 }

@@ -8,6 +8,7 @@
 //! - `text.rs`, `embed.rs`, `search.rs`: the modalities' operations and their public methods.
 
 mod attempt;
+mod audio;
 mod embed;
 mod image;
 mod op;

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use gateway_core::{Amount, Cost, OpenOutput, PriceCatalog, Registry, Result, RouteId, Service};
+use gateway_core::{
+    Amount, Billing, Cost, OpenOutput, PriceCatalog, Registry, Result, RouteId, Service,
+    TokenUsage, Usage,
+};
 
 use crate::metering::Pricer;
 
@@ -77,4 +80,50 @@ pub(crate) fn token_cost(
     usage: &gateway_core::Usage,
 ) -> Option<Cost> {
     pricing.token_cost(route.provider, &route.model, &usage.tokens, &[])
+}
+
+/// The pricer of the operations priced from the provider's charges ([`billed_cost`]) rather than
+/// from a usage count: nothing to price from usage alone.
+pub(crate) fn unpriced_by_usage(_: &PriceCatalog, _: &RouteId, _: &Usage) -> Option<Cost> {
+    None
+}
+
+/// What `billing` costs on `route`: the provider's own figure when it reported one, else the
+/// catalog's price of its charges (`None` when any charge has no price).
+pub(crate) fn billed_cost(
+    pricing: &PriceCatalog,
+    route: &RouteId,
+    billing: &Billing,
+) -> Option<Cost> {
+    billing
+        .reported_cost
+        .or_else(|| pricing.charges_cost(route.provider, &route.model, &billing.charges))
+}
+
+/// The estimate of a call expected to bill `billing`: one request of its units, at its cost.
+pub(crate) fn billed_estimate(
+    pricing: &PriceCatalog,
+    route: &RouteId,
+    billing: &Billing,
+) -> Estimate {
+    Estimate {
+        amount: Amount::new(0, billing.units, billed_cost(pricing, route, billing)),
+        open_output: None,
+        prompt_tokens: 0,
+    }
+}
+
+/// What a call that billed `billing` (and reported `tokens`) settles at: its units and tokens,
+/// and their cost.
+pub(crate) fn billed(
+    pricing: &PriceCatalog,
+    route: &RouteId,
+    billing: &Billing,
+    tokens: TokenUsage,
+) -> (Usage, Option<Cost>) {
+    let usage = Usage {
+        tokens,
+        units: billing.units,
+    };
+    (usage, billed_cost(pricing, route, billing))
 }

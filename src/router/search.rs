@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Amount, Cost, DynSearchProvider, PriceCatalog, Registry, Result, RouteId, SearchRequest,
+    Amount, DynSearchProvider, PriceCatalog, Registry, Result, RouteId, SearchRequest,
     SearchResponse, Service, Usage,
 };
 use tracing::Instrument;
 
 use super::Gateway;
-use super::op::{Estimate, Operation};
+use super::op::{Estimate, Operation, unpriced_by_usage};
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Web search (`search`).
@@ -19,12 +19,6 @@ pub(crate) struct Search;
 
 /// The endpoint a search model name without one goes to: `tavily` is `tavily/search`.
 pub(crate) const DEFAULT_ENDPOINT: &str = "search";
-
-/// Search is priced from the provider's charges, not from a usage count (see
-/// [`Served::settle_priced`](super::attempt::Served::settle_priced)): nothing to price here.
-fn unpriced_by_usage(_: &PriceCatalog, _: &RouteId, _: &Usage) -> Option<Cost> {
-    None
-}
 
 impl Operation for Search {
     type Model = dyn DynSearchProvider;

@@ -17,7 +17,8 @@ use gateway_core::{
 };
 use gateway_core::{
     ImageCaps, ImageEditRequest, ImageModel, ImageRequest, ImageResponse, MediaInput, MediaOutput,
-    PriceCatalog, Usage,
+    PriceCatalog, SpeechModel, SpeechRequest, SpeechResponse, TranscriptionModel,
+    TranscriptionRequest, TranscriptionResponse, Usage,
 };
 
 use super::{Gateway, RetryPolicy};
@@ -228,6 +229,48 @@ impl ImageModel for Scripted {
     }
 }
 
+impl SpeechModel for Scripted {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Only the voice `kore` exists: another is the caller's mistake, named.
+    fn check_speech(&self, req: &SpeechRequest) -> Result<()> {
+        match req.voice.as_deref() {
+            Some(v) if v != "kore" => {
+                Err(Error::invalid_request(format!("no voice {v}")).with_param("voice"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn speak(&self, req: SpeechRequest) -> Result<SpeechResponse> {
+        self.next().await?;
+        // Billed as three seconds of audio, whatever was estimated.
+        let billing = Billing::new(3, vec![Charge::new(PriceUnit::AudioSecond, 3)]);
+        Ok(
+            SpeechResponse::new(req.model, b"RIFF"[..].into(), "audio/wav", Usage::default())
+                .billing(billing),
+        )
+    }
+}
+
+impl TranscriptionModel for Scripted {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn transcription_billing(&self, _req: &TranscriptionRequest) -> Billing {
+        Billing::new(10, vec![Charge::new(PriceUnit::AudioSecond, 10)])
+    }
+
+    async fn transcribe(&self, req: TranscriptionRequest) -> Result<TranscriptionResponse> {
+        let text = self.next().await?;
+        let billing = Billing::new(7, vec![Charge::new(PriceUnit::AudioSecond, 7)]);
+        Ok(TranscriptionResponse::new(req.model, text, Usage::default()).billing(billing))
+    }
+}
+
 /// Records admissions and settlements; refuses what `refuse` says.
 #[derive(Default)]
 struct Ledger {
@@ -301,6 +344,8 @@ fn gateway(providers: &[Arc<Scripted>], ledger: &Arc<Ledger>) -> Gateway {
         registry.add_embedding(p.clone());
         registry.add_search(p.clone());
         registry.add_image(p.clone());
+        registry.add_speech(p.clone());
+        registry.add_transcription(p.clone());
     }
     let alias = if providers.len() > 1 {
         "[aliases.both]\nroutes = [\"alpha/a\", \"beta/b\"]\n"
@@ -973,4 +1018,72 @@ async fn a_failure_in_doubt_is_neither_retried_nor_sent_elsewhere() {
         "one submit, no second anywhere"
     );
     assert_eq!(ledger.settled().len(), 1, "the request is settled once");
+}
+
+#[tokio::test]
+async fn speech_both_ways_is_planned_in_audio_units_and_settled_at_what_was_billed() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("hello there")]);
+    let ledger = Arc::new(Ledger::default());
+    let prices = PriceCatalog::from_toml(
+        r#"
+version = "test"
+[[unit]]
+provider = "alpha"
+model = "voice"
+unit = "character"
+price = "0.001"
+[[unit]]
+provider = "alpha"
+model = "voice"
+unit = "audio_second"
+price = "0.01"
+"#,
+        "test prices",
+    )
+    .unwrap();
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger).with_price_overrides(prices);
+
+    let out = gw
+        .speak_with(&ctx(), SpeechRequest::new("alpha/voice", "hello"))
+        .await
+        .unwrap();
+    assert_eq!(out.value.mime, "audio/wav");
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(
+        (admitted[0].modality, admitted[0].operation),
+        (Modality::Audio, "audio.speech")
+    );
+    assert_eq!(
+        (admitted[0].estimate.units, admitted[0].estimate.cost),
+        (5, Some(Cost::from_nanos(5_000_000))),
+        "reserved by default as its five characters"
+    );
+    assert_eq!(
+        out.cost,
+        Some(Cost::from_nanos(30_000_000)),
+        "settled at 3 s"
+    );
+    assert_eq!(ledger.settled()[0].units, 3);
+
+    let mut bad = SpeechRequest::new("alpha/voice", "hello");
+    bad.voice = Some("alloy".into());
+    let err = gw.speak_with(&ctx(), bad).await.unwrap_err();
+    assert_eq!(err.param(), Some("voice"));
+    assert_eq!(alpha.calls(), 1, "refused before any call");
+
+    let audio = MediaInput::bytes(&b"RIFF....WAVE"[..], "audio/wav");
+    let out = gw
+        .transcribe_with(&ctx(), TranscriptionRequest::new("alpha/voice", audio))
+        .await
+        .unwrap();
+    assert_eq!(out.value.text, "hello there");
+    let admitted = ledger.admitted.lock().unwrap().clone();
+    assert_eq!(
+        (admitted[1].operation, admitted[1].estimate.units),
+        ("audio.transcriptions", 10)
+    );
+    assert_eq!(out.cost, Some(Cost::from_nanos(70_000_000)));
+    let empty = TranscriptionRequest::new("alpha/voice", MediaInput::bytes(&b""[..], "audio/wav"));
+    let err = gw.transcribe_with(&ctx(), empty).await.unwrap_err();
+    assert_eq!(err.param(), Some("file"));
 }
