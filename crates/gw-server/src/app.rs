@@ -497,6 +497,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::chat::router())
         .merge(routes::embeddings::router())
         .merge(routes::images::router())
+        .merge(routes::audio::router())
         .merge(routes::models::router())
         .merge(routes::search::router())
         .merge(routes::usage::router())

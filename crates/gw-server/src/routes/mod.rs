@@ -3,6 +3,7 @@
 //! provider to 503) lives here.
 
 pub(crate) mod admin;
+pub(crate) mod audio;
 pub(crate) mod chat;
 pub(crate) mod embeddings;
 pub(crate) mod images;
