@@ -1,7 +1,9 @@
 //! The `gateway` binary: `gateway serve` (the default) runs the server; `gateway admin ...`
-//! manages users, plans, keys and usage in the store directly.
+//! manages users, plans, keys and usage in the store directly; `gateway speak` and `gateway
+//! transcribe` are clients of a running gateway.
 
 mod admin;
+mod client;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -43,10 +45,17 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Speak text through a running gateway and write the audio to a file.
+    Speak(client::Speak),
+    /// Transcribe an audio file through a running gateway and print the text.
+    Transcribe(client::Transcribe),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Speak(_) | Command::Transcribe(_)) = &cli.command {
+        return run_client(cli.command);
+    }
     let admin = matches!(cli.command, Some(Command::Admin { .. }));
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
@@ -82,11 +91,37 @@ fn main() -> ExitCode {
             Some(Command::Admin { command }) => admin::run(&config, command)
                 .await
                 .map_err(|e| e.to_string()),
+            Some(Command::Speak(_) | Command::Transcribe(_)) => Ok(()),
         }
     });
     drop(runtime);
     // The spans and metrics still buffered.
     telemetry.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gateway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command: no configuration, no logging beyond errors.
+fn run_client(command: Option<Command>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gateway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Some(Command::Speak(args)) => client::speak(args).await,
+            Some(Command::Transcribe(args)) => client::transcribe(args).await,
+            _ => Ok(()),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
