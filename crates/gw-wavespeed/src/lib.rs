@@ -37,7 +37,7 @@
 use std::sync::Arc;
 
 use gateway_core::http::DownloadSettings;
-use gateway_core::{PriceCatalog, ProviderConfig, Registry, Result, Service};
+use gateway_core::{ModelEntry, PriceCatalog, ProviderConfig, Registry, Result, Service};
 use serde::Deserialize;
 
 mod client;
@@ -46,6 +46,8 @@ mod error;
 mod image;
 mod job;
 mod models;
+mod speech;
+mod video;
 mod wire;
 
 pub use client::{
@@ -104,8 +106,23 @@ pub struct WaveSpeedConfig {
 pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     let client = Arc::new(WaveSpeedClient::from_config(cfg)?);
     reg.set_address(PROVIDER, client.base_url());
-    reg.add_image(client);
-    reg.announce_configured(PROVIDER, Service::Images, &cfg.models)?;
+    reg.add_image(client.clone());
+    reg.add_video(client.clone());
+    reg.add_speech(client);
+    // A plain id serves what its model does: video and speech for the models of those tables,
+    // images otherwise.
+    let of_table = |m: &ModelEntry, is: fn(&str) -> bool| matches!(m, ModelEntry::Id(id) if is(id));
+    let (videos, rest): (Vec<_>, Vec<_>) = cfg
+        .models
+        .iter()
+        .cloned()
+        .partition(|m| of_table(m, video::is_video_model));
+    let (speech, images): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|m| of_table(m, speech::is_speech_model));
+    reg.announce_configured(PROVIDER, Service::Video, &videos)?;
+    reg.announce_configured(PROVIDER, Service::Speech, &speech)?;
+    reg.announce_configured(PROVIDER, Service::Images, &images)?;
     reg.add_prices(PriceCatalog::from_toml(
         PRICES,
         "gw-wavespeed/pricing.toml",
@@ -140,19 +157,78 @@ mod tests {
         for m in models::MODELS {
             assert!(cost(m.id, 1).is_some(), "no price for {}", m.id);
         }
+        let seconds = |model: &str, n: u64, resolution: &str| {
+            catalog
+                .charges_cost(
+                    PROVIDER,
+                    model,
+                    &[Charge::new(PriceUnit::VideoSecond, n).resolution(resolution)],
+                )
+                .map(|c| c.to_string())
+        };
+        let hunyuan = "wavespeed-ai/hunyuan-video-1.5/text-to-video";
+        assert_eq!(seconds(hunyuan, 5, "480p").as_deref(), Some("0.1"));
+        assert_eq!(seconds(hunyuan, 10, "720p").as_deref(), Some("0.4"));
+        assert_eq!(seconds(hunyuan, 5, "1080p"), None);
+        for m in video::VIDEO_MODELS {
+            for r in m.resolutions {
+                assert!(
+                    seconds(m.id, 1, r).is_some(),
+                    "no price for {} at {r}",
+                    m.id
+                );
+            }
+        }
+        let chars = |model: &str, n: u64| {
+            catalog
+                .charges_cost(PROVIDER, model, &[Charge::new(PriceUnit::Character, n)])
+                .map(|c| c.to_string())
+        };
+        assert_eq!(chars("minimax/speech-02-hd", 1000).as_deref(), Some("0.05"));
+        assert_eq!(
+            chars("minimax/speech-02-turbo", 2000).as_deref(),
+            Some("0.06")
+        );
     }
 
     #[test]
-    fn register_adds_an_images_provider() {
+    fn register_adds_images_video_and_speech_and_announces_each_model_for_its_service() {
         let cfg = ProviderConfig {
             api_key: Some("k".into()),
             base_url: Some("http://127.0.0.1:9".into()),
-            models: vec!["wavespeed-ai/flux-dev".into()],
+            models: vec![
+                "wavespeed-ai/flux-dev".into(),
+                "wavespeed-ai/hunyuan-video-1.5/text-to-video".into(),
+                "minimax/speech-02-hd".into(),
+            ],
             ..ProviderConfig::default()
         };
         let mut reg = Registry::new();
         register(&mut reg, &cfg).unwrap();
-        assert_eq!(reg.services_of(PROVIDER), [Service::Images]);
-        assert_eq!(reg.model_names(), ["wavespeed/wavespeed-ai/flux-dev"]);
+        assert_eq!(
+            reg.services_of(PROVIDER),
+            [Service::Images, Service::Speech, Service::Video]
+        );
+        let served: Vec<(String, Vec<Service>)> = reg
+            .models()
+            .map(|(route, services)| (route.to_string(), services.iter().copied().collect()))
+            .collect();
+        assert_eq!(
+            served,
+            [
+                (
+                    "wavespeed/minimax/speech-02-hd".to_owned(),
+                    vec![Service::Speech]
+                ),
+                (
+                    "wavespeed/wavespeed-ai/flux-dev".to_owned(),
+                    vec![Service::Images]
+                ),
+                (
+                    "wavespeed/wavespeed-ai/hunyuan-video-1.5/text-to-video".to_owned(),
+                    vec![Service::Video]
+                ),
+            ]
+        );
     }
 }
