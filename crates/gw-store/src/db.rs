@@ -262,10 +262,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 6,
+        name: "video_jobs",
+        common: include_str!("../migrations/0006_video_jobs.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
 /// replicas starting at once.

@@ -12,6 +12,10 @@
 //! another one settles them at their estimate ([`Store::recover_stale`], run by
 //! [`Store::spawn_maintenance`]).
 //!
+//! Video jobs live here too ([`Store::create_video_job`]): a job outlives the process that
+//! submitted it, owns its reservation (recovery leaves it alone) and is settled exactly once,
+//! when it ends, by whichever replica sees the end first ([`Store::finish_video_job`]).
+//!
 //! Each [`Modality`](gateway_core::Modality) has a request and a volume [`Counter`], plus one
 //! for money; the database keeps one row per counter, so a new modality needs no migration.
 //!
@@ -101,6 +105,7 @@
 mod accounting;
 mod counters;
 mod db;
+mod jobs;
 mod plans;
 mod reads;
 mod recovery;
@@ -120,6 +125,7 @@ use tokio::sync::{OwnedMutexGuard, mpsc};
 
 pub use counters::{Counter, Counters};
 pub use db::SCHEMA_VERSION;
+pub use jobs::{JobEnd, JobError, JobState, NewVideoJob, VideoJob};
 pub use plans::{BUILTIN_PLANS, Limits, Period, Plan, Plans};
 pub use reads::{
     Allowance, LogFilter, LogTotals, LoggedAttempt, Remaining, SummaryRow, UsageLogRow,

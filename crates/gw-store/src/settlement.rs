@@ -267,7 +267,11 @@ impl Store {
     /// Settles `batch` inside `tx`: takes the reservations, moves the counters by what each
     /// request used minus what it reserved (all together, locked in the one order every writer
     /// uses), then writes the usage rows, in the order of `batch`.
-    async fn settle_in(&self, tx: &mut Tx, batch: &[(Reservation, UsageRecord)]) -> Result<()> {
+    pub(crate) async fn settle_in(
+        &self,
+        tx: &mut Tx,
+        batch: &[(Reservation, UsageRecord)],
+    ) -> Result<()> {
         let ids: Vec<&str> = batch.iter().map(|(r, _)| r.id.as_str()).collect();
         let mut stored = take_reservations(tx, &ids).await?;
         let mut taken = Vec::with_capacity(batch.len());
