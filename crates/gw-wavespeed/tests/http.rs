@@ -567,3 +567,186 @@ async fn the_job_api_is_usable_on_its_own() {
     assert_eq!(status.as_str(), "in_progress");
     assert_clean(&mock);
 }
+
+fn hunyuan(prompt: &str) -> gateway_core::VideoRequest {
+    gateway_core::VideoRequest::new("wavespeed-ai/hunyuan-video-1.5/text-to-video", prompt)
+}
+
+/// The recorded completed task, with `outputs` replaced.
+fn completed_with(outputs: Value) -> Respond {
+    let mut completed = recorded("result/completed.json");
+    completed.json.as_mut().unwrap()["data"]["outputs"] = outputs;
+    completed
+}
+
+#[tokio::test]
+async fn a_video_is_submitted_once_then_polled_one_read_at_a_time() {
+    use gateway_core::{JobStatus, VideoModel};
+    let video_url = format!("https://d1q70pf5vjeyhc.cloudfront.net/predictions/{JOB}/0.mp4");
+    let (mock, client) = serve(vec![
+        submit(
+            "wavespeed-ai/hunyuan-video-1.5/text-to-video",
+            Some(
+                json!({"prompt": "A fox in the snow", "duration": 8, "size": "832*480",
+                        "seed": 7, "negative_prompt": "blur"}),
+            ),
+            recorded("submit/created.json"),
+        ),
+        poll(recorded("submit/created.json")),
+        poll(recorded("result/processing.json")),
+        poll(completed_with(json!([video_url]))),
+    ])
+    .await;
+    let mut req = hunyuan("A fox in the snow");
+    req.duration_secs = Some(8);
+    req.resolution = Some("480p".into());
+    req.aspect_ratio = Some("16:9".into());
+    req.seed = Some(7);
+    req.negative_prompt = Some("blur".into());
+    let estimate = client.video_billing(&req);
+    assert_eq!(estimate.units, 8);
+    let job = client.submit_video(req).await.unwrap();
+    assert_eq!(job, JobId(JOB.into()));
+    assert_eq!(client.poll_video(&job).await.unwrap().as_str(), "queued");
+    assert_eq!(
+        client.poll_video(&job).await.unwrap().as_str(),
+        "in_progress"
+    );
+    match client.poll_video(&job).await.unwrap() {
+        JobStatus::Completed(out) => {
+            assert_eq!(
+                out.video,
+                MediaOutput::Url {
+                    url: video_url,
+                    mime: Some("video/mp4".into())
+                }
+            );
+            assert_eq!(out.duration, Some(Duration::from_secs(8)));
+            assert_eq!(out.usage.units, 8);
+            assert_eq!(out.billing, estimate);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_clean(&mock);
+}
+
+#[tokio::test]
+async fn a_failed_video_is_an_error_by_its_message() {
+    use gateway_core::{JobStatus, VideoModel};
+    let (mock, client) = serve(vec![
+        submit(
+            "lightricks/ltx-2-pro/text-to-video",
+            Some(json!({"prompt": "A storm", "duration": 6})),
+            recorded("submit/created.json"),
+        ),
+        poll(recorded("result/failed.json")),
+    ])
+    .await;
+    let req = gateway_core::VideoRequest::new("lightricks/ltx-2-pro/text-to-video", "A storm");
+    assert_eq!(client.video_billing(&req).units, 6);
+    let job = client.submit_video(req).await.unwrap();
+    match client.poll_video(&job).await.unwrap() {
+        JobStatus::Failed(e) => {
+            assert!(e.message().contains("Model error"), "{e}");
+            assert_eq!(e.provider(), "wavespeed");
+            assert!(!e.is_in_doubt());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_clean(&mock);
+}
+
+#[tokio::test]
+async fn image_to_video_sends_bytes_as_a_data_url_and_refusals_send_nothing() {
+    use gateway_core::VideoModel;
+    let (mock, client) = serve(vec![submit(
+        "wavespeed-ai/hunyuan-video-1.5/image-to-video",
+        Some(
+            json!({"prompt": "The lighthouse beam sweeps", "duration": 5,
+                    "resolution": "720p", "image": format!("data:image/png;base64,{PNG_1X1}")}),
+        ),
+        recorded("submit/created.json"),
+    )])
+    .await;
+    let mut req = gateway_core::VideoRequest::new(
+        "wavespeed-ai/hunyuan-video-1.5/image-to-video",
+        "The lighthouse beam sweeps",
+    );
+    // Without its image, image-to-video is refused before any call.
+    let e = client.submit_video(req.clone()).await.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.param()),
+        (&ErrorKind::InvalidRequest, Some("image"))
+    );
+    req.image = Some(MediaInput::bytes(
+        gateway_core::decode_base64(PNG_1X1).unwrap(),
+        "image/png",
+    ));
+    let job = client.submit_video(req).await.unwrap();
+    assert_eq!(job.0, JOB);
+    assert_clean(&mock);
+}
+
+#[tokio::test]
+async fn speech_is_run_to_its_end_and_its_audio_downloaded() {
+    use gateway_core::{SpeechModel, SpeechRequest};
+    let wav = b"RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\xbb\0\0\0\x77\x01\0\x02\0\x10\0data\0\0\0\0";
+    let cdn = MockUpstream::start(vec![UpstreamStep {
+        expect: UpstreamExpect {
+            method: Some("GET".into()),
+            path: Some("/predictions/0.wav".into()),
+            ..UpstreamExpect::default()
+        },
+        respond: Respond {
+            base64: Some(gateway_core::encode_base64(wav)),
+            headers: BTreeMap::from([("content-type".into(), "application/octet-stream".into())]),
+            ..Respond::default()
+        },
+    }])
+    .await
+    .unwrap();
+    let (mock, client) = serve(vec![
+        submit(
+            "minimax/speech-02-hd",
+            Some(
+                json!({"text": "Hello there", "voice_id": "Calm_Woman", "speed": 1.5,
+                        "format": "wav", "emotion": "neutral"}),
+            ),
+            recorded("submit/created.json"),
+        ),
+        poll(recorded("result/processing.json")),
+        poll(completed_with(json!([format!(
+            "{}/predictions/0.wav",
+            cdn.url()
+        )]))),
+    ])
+    .await;
+    let mut req = SpeechRequest::new("minimax/speech-02-hd", "Hello there");
+    req.voice = Some("Calm_Woman".into());
+    req.speed = Some(1.5);
+    req.format = Some("wav".into());
+    req.options.insert("emotion".into(), json!("neutral"));
+    let answer = client.speak(req).await.unwrap();
+    assert_eq!(&answer.audio[..], &wav[..]);
+    assert_eq!(answer.mime, "audio/wav");
+    assert_eq!(answer.usage.units, 11);
+    assert_eq!(answer.billing.units, 11);
+    assert_clean(&mock);
+    assert_eq!(cdn.verify(), Vec::<String>::new());
+    assert_eq!(cdn.received()[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn speech_in_a_format_minimax_lacks_is_refused_before_any_call() {
+    use gateway_core::{SpeechModel, SpeechRequest};
+    let (mock, client) = serve(vec![]).await;
+    let mut req = SpeechRequest::new("minimax/speech-02-turbo", "Hello");
+    req.voice = Some("Wise_Woman".into());
+    req.format = Some("opus".into());
+    let e = client.speak(req).await.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.param()),
+        (&ErrorKind::Unsupported, Some("response_format"))
+    );
+    assert!(mock.received().is_empty());
+}
