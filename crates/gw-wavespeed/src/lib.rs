@@ -1,5 +1,6 @@
 //! [WaveSpeedAI](https://wavespeed.ai/docs) for `llm-gateway`: text-to-image and image editing
-//! (inpainting and erasing, background removal, face swap) over WaveSpeed's v3 task API.
+//! (inpainting and erasing, background removal, face swap), text- and image-to-video
+//! (HunyuanVideo 1.5, LTX-2 Pro) and speech (MiniMax Speech-02) over WaveSpeed's v3 task API.
 //!
 //! - [`WaveSpeedClient`] implements [`gateway_core::ImageModel`]: a request is checked against
 //!   the model's documented fields (a table of the models this crate knows: sizes, image count,
@@ -12,7 +13,11 @@
 //! - Images go to WaveSpeed as URLs, or as `data:` URLs for bytes; outputs come back as URLs, or
 //!   as bytes for `response_format: b64_json` (WaveSpeed's base64 output where the model has
 //!   it, else a bounded download of its URLs).
-//! - Billing: one `image` per image, at the prices of `pricing.toml`.
+//! - [`gateway_core::VideoModel`]: a video is a job, submitted once (its task id is the job id)
+//!   and polled one read at a time; [`gateway_core::SpeechModel`]: a speech task runs to its end
+//!   and its audio is downloaded. Both are checked against per-model tables before any IO.
+//! - Billing: one `image` per image, seconds of video by resolution, characters of speech, at
+//!   the prices of `pricing.toml`.
 //! - The key comes from `WAVESPEED_API_KEY` by default and is only ever sent as
 //!   `Authorization: Bearer`.
 //! - [`register`] adds the client to a [`Registry`] from its [`ProviderConfig`], with its prices.
@@ -66,7 +71,7 @@ pub const DEFAULT_ENV: &str = "WAVESPEED_API_KEY";
 /// WaveSpeedAI's API base URL (the official SDK's `config.py`).
 pub const DEFAULT_BASE: &str = "https://api.wavespeed.ai";
 
-/// WaveSpeed's prices (USD per image), merged into the gateway's catalog at registration.
+/// WaveSpeed's prices (USD per image, per second of video, per character of speech), merged into the gateway's catalog at registration.
 pub const PRICES: &str = include_str!("../pricing.toml");
 
 /// WaveSpeed's own settings under `[providers.wavespeed]`, beyond the ones every provider has.
@@ -95,9 +100,9 @@ pub struct WaveSpeedConfig {
     pub downloads: DownloadSettings,
 }
 
-/// Builds a [`WaveSpeedClient`] from `cfg` and adds it to `reg` as the `wavespeed` images
-/// provider, with its prices and the models `cfg` announces (a plain id announces an images
-/// model).
+/// Builds a [`WaveSpeedClient`] from `cfg` and adds it to `reg` as the `wavespeed` images, video
+/// and speech provider, with its prices and the models `cfg` announces (a plain id announces a
+/// video or speech model of this crate's tables for that service, anything else for images).
 ///
 /// Fails with [`ErrorKind::Unavailable`](gateway_core::ErrorKind::Unavailable) when no API key
 /// is set, and [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
