@@ -16,6 +16,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 mod text;
+mod video;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use gateway_core::{Error, ErrorKind, PriceCatalog, Registry, Result, RouteId};
 use crate::breaker::{Breakers, CircuitBreaker};
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Aliases, RoutingConfig};
+
+pub use video::{VideoCharge, VideoJobRef, VideoSubmission};
 
 /// When and how long to wait before retrying a failed provider call.
 ///
