@@ -22,8 +22,10 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::{
-    DynEmbeddingModel, DynImageModel, DynSearchProvider, DynTextModel, EmbeddingRequest, ErrorKind,
-    FinishReason, ImageRequest, MediaOutput, ResponseFormat, SearchRequest, TextChunk, TextRequest,
+    DynEmbeddingModel, DynImageModel, DynSearchProvider, DynSpeechModel, DynTextModel,
+    DynTranscriptionModel, EmbeddingRequest, ErrorKind, FinishReason, ImageRequest, MediaInput,
+    MediaOutput, ResponseFormat, SearchRequest, SpeechRequest, TextChunk, TextRequest,
+    TranscriptionRequest,
 };
 
 /// One recorded exchange the suite needs the provider to serve.
@@ -54,6 +56,14 @@ pub enum Case {
     Image,
     /// An error answer with this HTTP status, to an image generation.
     ImageError(u16),
+    /// Speech from a short text (`Harness::speech`; the suite calls `speak`).
+    Speech,
+    /// An error answer with this HTTP status, to a speech request.
+    SpeechError(u16),
+    /// A transcript of a short WAV (`Harness::transcription`; the suite calls `transcribe`).
+    Transcription,
+    /// An error answer with this HTTP status, to a transcription.
+    TranscriptionError(u16),
 }
 
 /// What a harness serves for a case: a provider client pointed at a mock upstream that plays
@@ -67,6 +77,10 @@ pub struct Served {
     pub search: Option<Arc<dyn DynSearchProvider>>,
     /// The image provider, for image cases.
     pub image: Option<Arc<dyn DynImageModel>>,
+    /// The speech provider, for speech cases.
+    pub speech: Option<Arc<dyn DynSpeechModel>>,
+    /// The transcription provider, for transcription cases.
+    pub transcription: Option<Arc<dyn DynTranscriptionModel>>,
     /// Called once the case is over: every way the requests the mock received differed from
     /// what the recording expects (none when all is well). It owns the mock, keeping it alive.
     pub verify: Box<dyn Fn() -> Vec<String> + Send + Sync>,
@@ -96,6 +110,18 @@ pub trait Harness: Sync {
     /// The image model id and the HTTP statuses the provider has recorded image errors for,
     /// when the provider generates images.
     fn image(&self) -> Option<(&'static str, &'static [u16])> {
+        None
+    }
+
+    /// The speech model id and the HTTP statuses the provider has recorded speech errors for,
+    /// when the provider speaks.
+    fn speech(&self) -> Option<(&'static str, &'static [u16])> {
+        None
+    }
+
+    /// The transcription model id and the HTTP statuses the provider has recorded
+    /// transcription errors for, when the provider transcribes.
+    fn transcription(&self) -> Option<(&'static str, &'static [u16])> {
         None
     }
 
@@ -142,6 +168,18 @@ pub async fn run<H: Harness>(harness: &H) {
     if let Some((_, errors)) = harness.image() {
         all.push(Case::Image);
         all.extend(errors.iter().map(|&status| Case::ImageError(status)));
+    }
+    if let Some((_, errors)) = harness.speech() {
+        all.push(Case::Speech);
+        all.extend(errors.iter().map(|&status| Case::SpeechError(status)));
+    }
+    if let Some((_, errors)) = harness.transcription() {
+        all.push(Case::Transcription);
+        all.extend(
+            errors
+                .iter()
+                .map(|&status| Case::TranscriptionError(status)),
+        );
     }
     for case in all {
         let served = harness.serve(case).await;
@@ -202,6 +240,10 @@ pub async fn check<H: Harness>(harness: &H, case: Case, served: &Served) {
             searches(harness, case, served).await;
         }
         Case::Image | Case::ImageError(_) => images(harness, case, served).await,
+        Case::Speech | Case::SpeechError(_) => speaks(harness, case, served).await,
+        Case::Transcription | Case::TranscriptionError(_) => {
+            transcribes(harness, case, served).await;
+        }
         Case::EmbedOne | Case::EmbedTwo => {
             let model = served
                 .embedding
@@ -324,6 +366,142 @@ async fn images<H: Harness>(harness: &H, case: Case, served: &Served) {
         !answer.billing.charges.is_empty() || answer.billing.reported_cost.is_some(),
         "{case:?}: an image is billed by charges or a reported cost"
     );
+}
+
+/// Speech: non-empty audio whose MIME type is its own (a WAV must parse: a RIFF/WAVE header
+/// whose `data` chunk fits in the bytes), billed units; or, for `SpeechError`, an error
+/// classified by its status.
+async fn speaks<H: Harness>(harness: &H, case: Case, served: &Served) {
+    let model = served
+        .speech
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case:?}: the harness served no speech provider"));
+    let id = harness.speech().map_or("", |(id, _)| id);
+    let req = SpeechRequest::new(id, "Have a wonderful day!");
+    model
+        .check_speech_dyn(&req)
+        .unwrap_or_else(|e| panic!("{case:?}: refused before IO: {e}"));
+    assert!(
+        model.speech_billing_dyn(&req).units > 0,
+        "{case:?}: speech is expected to bill units"
+    );
+    let result = model.speak_dyn(req).await;
+    if let Case::SpeechError(status) = case {
+        let err = result.expect_err("an error answer must be an error");
+        return error_is_classified(harness.provider(), status, &err);
+    }
+    let answer = result.unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    assert!(!answer.audio.is_empty(), "{case:?}: no audio");
+    assert!(
+        answer.mime.starts_with("audio/"),
+        "{case:?}: `{}` is not an audio type",
+        answer.mime
+    );
+    let riff = answer.audio.starts_with(b"RIFF") && answer.audio.get(8..12) == Some(b"WAVE");
+    let mime = answer.mime.split(';').next().unwrap_or_default().trim();
+    let wav_mime = matches!(mime, "audio/wav" | "audio/x-wav" | "audio/wave");
+    assert_eq!(
+        riff, wav_mime,
+        "{case:?}: the bytes and the MIME type `{}` disagree on WAV",
+        answer.mime
+    );
+    if riff {
+        wav_is_well_formed(&answer.audio).unwrap_or_else(|why| panic!("{case:?}: {why}"));
+    }
+    assert!(answer.billing.units > 0, "{case:?}: speech bills units");
+    assert!(
+        !answer.billing.charges.is_empty() || answer.billing.reported_cost.is_some(),
+        "{case:?}: speech is billed by charges or a reported cost"
+    );
+}
+
+/// Why `data` is not a well-formed WAV: its chunks must be walkable from the RIFF header to a
+/// `fmt ` chunk, then a `data` chunk whose size fits in the bytes.
+pub fn wav_is_well_formed(data: &[u8]) -> Result<(), String> {
+    let u32_at = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    if !(data.starts_with(b"RIFF") && data.get(8..12) == Some(b"WAVE")) {
+        return Err("no RIFF/WAVE header".into());
+    }
+    let riff = u32_at(4).ok_or("no RIFF size")?;
+    if riff + 8 > data.len() {
+        return Err(format!(
+            "the RIFF size {riff} exceeds the {} bytes",
+            data.len()
+        ));
+    }
+    let (mut at, mut fmt) = (12, false);
+    while at + 8 <= data.len() {
+        let size = u32_at(at + 4).ok_or("a chunk without a size")?;
+        match &data[at..at + 4] {
+            b"fmt " => fmt = size >= 16,
+            b"data" if !fmt => return Err("a `data` chunk before any `fmt ` chunk".into()),
+            b"data" if at + 8 + size > data.len() => {
+                return Err(format!(
+                    "the `data` chunk of {size} bytes exceeds the {} bytes after it",
+                    data.len() - at - 8
+                ));
+            }
+            b"data" => return Ok(()),
+            _ => {}
+        }
+        at += 8 + size + (size & 1);
+    }
+    Err("no `data` chunk".into())
+}
+
+/// A transcription of a short WAV: non-empty text, billed units; or, for `TranscriptionError`,
+/// an error classified by its status.
+async fn transcribes<H: Harness>(harness: &H, case: Case, served: &Served) {
+    let model = served
+        .transcription
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case:?}: the harness served no transcription provider"));
+    let id = harness.transcription().map_or("", |(id, _)| id);
+    let req = TranscriptionRequest::new(id, MediaInput::bytes(one_second_wav(), "audio/wav"));
+    model
+        .check_transcription_dyn(&req)
+        .unwrap_or_else(|e| panic!("{case:?}: refused before IO: {e}"));
+    assert!(
+        model.transcription_billing_dyn(&req).units > 0,
+        "{case:?}: a transcription is expected to bill its seconds of audio"
+    );
+    let result = model.transcribe_dyn(req).await;
+    if let Case::TranscriptionError(status) = case {
+        let err = result.expect_err("an error answer must be an error");
+        return error_is_classified(harness.provider(), status, &err);
+    }
+    let answer = result.unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    assert!(!answer.text.trim().is_empty(), "{case:?}: no text");
+    assert!(
+        answer.billing.units > 0,
+        "{case:?}: a transcription bills its seconds of audio"
+    );
+}
+
+/// One second of silence: 16-bit mono PCM at 16 kHz in a 44-byte WAV header.
+pub fn one_second_wav() -> Vec<u8> {
+    let pcm_len: u32 = 32_000;
+    let mut out = Vec::with_capacity(44 + pcm_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + pcm_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for (value, width) in [
+        (16u32, 4),
+        (1, 2),
+        (1, 2),
+        (16_000, 4),
+        (32_000, 4),
+        (2, 2),
+        (16, 2),
+    ] {
+        out.extend_from_slice(&value.to_le_bytes()[..width]);
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&pcm_len.to_le_bytes());
+    out.resize(44 + pcm_len as usize, 0);
+    out
 }
 
 /// A normal stream: text deltas, exactly one finish after every delta, usage (if any) last and
@@ -509,5 +687,15 @@ mod tests {
         assert!(!some.contains(&Case::Stream) && some.contains(&Case::GenerateJson));
         assert!(some.contains(&Case::EmbedTwo));
         assert_eq!(cases(None, true), [Case::EmbedOne, Case::EmbedTwo]);
+    }
+
+    #[test]
+    fn wav_checks() {
+        let wav = one_second_wav();
+        assert_eq!(wav.len(), 44 + 32_000);
+        assert_eq!(wav_is_well_formed(&wav), Ok(()));
+        assert!(wav_is_well_formed(&wav[..1000]).is_err());
+        assert!(wav_is_well_formed(b"RIFF\x04\0\0\0WAVE").is_err());
+        assert!(wav_is_well_formed(b"not a wav at all").is_err());
     }
 }

@@ -27,12 +27,19 @@ const AUTH: Auth = Auth::Header("x-goog-api-key");
 /// 15 MB of bytes 20 MB of text.
 pub const DEFAULT_DOWNLOAD_MAX_BYTES: usize = 15_000_000;
 
+/// The largest audio sent inline to be transcribed, before base64; larger audio goes through the
+/// Files API. "Always use the Files API when the total request size ... is larger than 20 MB"
+/// (<https://ai.google.dev/gemini-api/docs/audio>), and base64 makes 15 MB of bytes 20 MB.
+pub const DEFAULT_INLINE_AUDIO_MAX_BYTES: usize = 15_000_000;
+
 #[doc = include_str!("docs.md")]
 #[derive(Clone, Debug)]
 pub struct GeminiClient {
     upstream: Arc<Upstream>,
     /// Fetches the images callers link to (clones share its connection pool).
     downloader: Downloader,
+    /// Audio larger than this is uploaded through the Files API rather than sent inline.
+    inline_audio_max_bytes: usize,
 }
 
 impl GeminiClient {
@@ -51,10 +58,14 @@ impl GeminiClient {
     /// Fails with [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
     /// a field it does not know.
     pub fn from_config(cfg: &ProviderConfig) -> Result<Self> {
-        let GeminiConfig { downloads } = cfg.extra(PROVIDER)?;
+        let GeminiConfig {
+            downloads,
+            inline_audio_max_bytes,
+        } = cfg.extra(PROVIDER)?;
         GeminiClientBuilder {
             settings: UpstreamBuilder::from_config(cfg, PROVIDER, DEFAULT_API_KEY_ENV)?,
             downloads,
+            inline_audio_max_bytes,
         }
         .build()
     }
@@ -79,6 +90,16 @@ impl GeminiClient {
         self.upstream.post_json(path, body, classify).await
     }
 
+    /// The shared HTTP plumbing: requests with the key header, to paths under the base URL.
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Audio larger than this (in bytes) is uploaded through the Files API to be transcribed.
+    pub fn inline_audio_max_bytes(&self) -> usize {
+        self.inline_audio_max_bytes
+    }
+
     /// The downloader of caller-linked images.
     pub(crate) fn downloader(&self) -> &Downloader {
         &self.downloader
@@ -95,6 +116,7 @@ impl GeminiClient {
 pub struct GeminiClientBuilder {
     settings: UpstreamBuilder,
     downloads: DownloadSettings,
+    inline_audio_max_bytes: Option<usize>,
 }
 
 impl GeminiClientBuilder {
@@ -124,6 +146,13 @@ impl GeminiClientBuilder {
         self
     }
 
+    /// Audio larger than `bytes` is uploaded through the Files API to be transcribed, rather than
+    /// sent inline (default [`DEFAULT_INLINE_AUDIO_MAX_BYTES`]).
+    pub fn inline_audio_max_bytes(mut self, bytes: usize) -> Self {
+        self.inline_audio_max_bytes = Some(bytes);
+        self
+    }
+
     /// The client; an [`ErrorKind::Config`](gateway_core::ErrorKind::Config) error if the key is
     /// missing or unusable, or the base URL is not an http(s) URL.
     pub fn build(self) -> Result<GeminiClient> {
@@ -134,6 +163,9 @@ impl GeminiClientBuilder {
         Ok(GeminiClient {
             upstream: Arc::new(self.settings.build(PROVIDER, DEFAULT_BASE_URL, AUTH)?),
             downloader: Downloader::new(policy).map_err(|e| e.with_provider(PROVIDER))?,
+            inline_audio_max_bytes: self
+                .inline_audio_max_bytes
+                .unwrap_or(DEFAULT_INLINE_AUDIO_MAX_BYTES),
         })
     }
 }

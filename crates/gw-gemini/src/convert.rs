@@ -1140,7 +1140,10 @@ impl SseDecode for StreamDecoder {
     }
 }
 
+pub(crate) mod audio;
 pub(crate) mod image;
+pub(crate) mod speech;
+pub(crate) mod transcription;
 
 #[cfg(test)]
 mod tests;

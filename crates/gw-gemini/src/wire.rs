@@ -480,6 +480,9 @@ pub(crate) struct UsageMetadata {
     /// models' image tokens are told from their text tokens.
     #[serde(default)]
     pub(crate) candidates_tokens_details: Option<Vec<ModalityTokenCount>>,
+    /// The prompt tokens by modality (`TEXT`, `AUDIO`, ...): audio input has its own rate.
+    #[serde(default)]
+    pub(crate) prompt_tokens_details: Option<Vec<ModalityTokenCount>>,
 }
 
 /// One entry of `usageMetadata.candidatesTokensDetails`: `{"modality": "IMAGE", "tokenCount": 1290}`.
@@ -756,4 +759,101 @@ pub(crate) struct Prediction {
     /// Why the image was filtered by Google's responsible-AI filters.
     #[serde(default)]
     pub(crate) rai_filtered_reason: Option<String>,
+}
+
+/// The body of `generateContent` on a text-to-speech model: the text, and audio output in one
+/// prebuilt voice. A type of its own, so chat requests never carry these fields.
+///
+/// Source: <https://ai.google.dev/gemini-api/docs/speech-generation>; SDK `types.py`
+/// `SpeechConfig`, `VoiceConfig`, `PrebuiltVoiceConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SpeechGenerateContentRequest {
+    /// One `user` turn with the text to speak.
+    pub(crate) contents: Vec<Content>,
+    /// `responseModalities: ["AUDIO"]` and the voice.
+    pub(crate) generation_config: SpeechGenerationConfig,
+}
+
+/// `generationConfig` of a speech request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SpeechGenerationConfig {
+    /// `["AUDIO"]`.
+    pub(crate) response_modalities: Vec<&'static str>,
+    /// The voice.
+    pub(crate) speech_config: SpeechConfig,
+}
+
+/// `speechConfig`: one prebuilt voice (single speaker).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SpeechConfig {
+    /// The voice.
+    pub(crate) voice_config: VoiceConfig,
+}
+
+/// `voiceConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VoiceConfig {
+    /// A prebuilt voice by name.
+    pub(crate) prebuilt_voice_config: PrebuiltVoiceConfig,
+}
+
+/// `prebuiltVoiceConfig`: `{"voiceName": "Kore"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PrebuiltVoiceConfig {
+    /// One of the documented voice names.
+    pub(crate) voice_name: String,
+}
+
+/// The JSON body of the Files API's resumable upload start, `POST /upload/v1beta/files`:
+/// `{"file": {"displayName": ...}}`.
+///
+/// Source: <https://ai.google.dev/api/files#method:-media.upload>; SDK `files.py` `upload`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct UploadStart {
+    /// The file's metadata.
+    pub(crate) file: UploadMetadata,
+}
+
+/// The metadata of a file being uploaded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UploadMetadata {
+    /// A name for people; not the resource name.
+    pub(crate) display_name: String,
+}
+
+/// The answer to the upload's last chunk (`upload, finalize`): `{"file": File}`.
+///
+/// Source: <https://ai.google.dev/api/files#response-body>.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub(crate) struct UploadResponse {
+    /// The uploaded file.
+    #[serde(default)]
+    pub(crate) file: Option<File>,
+}
+
+/// A Files API file.
+///
+/// Source: <https://ai.google.dev/api/files#File>: `name` (`files/abc-123`), `uri`,
+/// `mimeType`, `state` (`PROCESSING`, `ACTIVE`, `FAILED`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct File {
+    /// The resource name, `files/{id}`.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// The URI a prompt names it by (`fileData.fileUri`).
+    #[serde(default)]
+    pub(crate) uri: Option<String>,
+    /// Its MIME type.
+    #[serde(default)]
+    pub(crate) mime_type: Option<String>,
+    /// `PROCESSING`, `ACTIVE` or `FAILED`.
+    #[serde(default)]
+    pub(crate) state: Option<String>,
 }

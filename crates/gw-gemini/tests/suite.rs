@@ -13,6 +13,7 @@ struct MockGemini;
 const CHAT: &str = "gemini-2.5-flash";
 const EMBED: &str = "gemini-embedding-001";
 const IMAGE: &str = "gemini-2.5-flash-image";
+const TTS: &str = "gemini-2.5-flash-preview-tts";
 
 impl Harness for MockGemini {
     fn provider(&self) -> &'static str {
@@ -29,6 +30,14 @@ impl Harness for MockGemini {
 
     fn image(&self) -> Option<(&'static str, &'static [u16])> {
         Some((IMAGE, &[400, 401, 404, 429, 500, 503]))
+    }
+
+    fn speech(&self) -> Option<(&'static str, &'static [u16])> {
+        Some((TTS, &[400, 401, 429, 500, 503]))
+    }
+
+    fn transcription(&self) -> Option<(&'static str, &'static [u16])> {
+        Some((CHAT, &[400, 401, 429, 500, 503]))
     }
 
     async fn serve(&self, case: Case) -> Served {
@@ -69,6 +78,22 @@ impl Harness for MockGemini {
                 format!("{IMAGE}:generateContent"),
                 format!("errors/{status}.json"),
             ),
+            Case::Speech => (
+                format!("{TTS}:generateContent"),
+                "speech/tts_ok.json".into(),
+            ),
+            Case::SpeechError(status) => (
+                format!("{TTS}:generateContent"),
+                format!("errors/{status}.json"),
+            ),
+            Case::Transcription => (
+                format!("{CHAT}:generateContent"),
+                "transcription/transcript_ok.json".into(),
+            ),
+            Case::TranscriptionError(status) => (
+                format!("{CHAT}:generateContent"),
+                format!("errors/{status}.json"),
+            ),
             other => panic!("no recording for {other:?}"),
         };
         let step = UpstreamStep {
@@ -91,7 +116,9 @@ impl Harness for MockGemini {
             text: Some(client.clone()),
             embedding: Some(client.clone()),
             search: None,
-            image: Some(client),
+            image: Some(client.clone()),
+            speech: Some(client.clone()),
+            transcription: Some(client),
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -71,6 +71,8 @@ impl Harness for MockHf {
             embedding: Some(client.clone()),
             search: None,
             image: Some(client),
+            speech: None,
+            transcription: None,
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -52,6 +52,8 @@ impl Harness for MockExa {
             embedding: None,
             search: Some(Arc::new(client)),
             image: None,
+            speech: None,
+            transcription: None,
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -57,6 +57,8 @@ impl Harness for MockSerper {
             embedding: None,
             search: Some(client),
             image: None,
+            speech: None,
+            transcription: None,
             verify: Box::new(move || mock.verify()),
         }
     }

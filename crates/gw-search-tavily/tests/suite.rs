@@ -56,6 +56,8 @@ impl Harness for MockTavily {
             embedding: None,
             search: Some(client),
             image: None,
+            speech: None,
+            transcription: None,
             verify: Box::new(move || mock.verify()),
         }
     }
