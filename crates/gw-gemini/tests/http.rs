@@ -607,3 +607,280 @@ async fn register_announces_image_models_for_images() {
         .unwrap();
     assert_eq!(cost.to_string(), "0.0387027");
 }
+
+// --- Speech and transcription ---------------------------------------------------------------
+
+const TTS: &str = "gemini-2.5-flash-preview-tts";
+
+#[tokio::test]
+async fn speech_is_generate_content_with_audio_output_wrapped_in_wav() {
+    use gateway_core::{SpeechModel, SpeechRequest, testing::wav_is_well_formed};
+    let mock = MockUpstream::start(vec![image_step(
+        TTS,
+        "generateContent",
+        Some(json!({
+            "contents": [{"role": "user", "parts": [{"text": "Say cheerfully: Have a wonderful day!"}]}],
+            "generationConfig": {
+                "responseModalities": ["AUDIO"],
+                "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Zephyr"}}}
+            }
+        })),
+        "speech/tts_ok.json",
+    )])
+    .await
+    .unwrap();
+    let gemini = client(&mock);
+    let mut req = SpeechRequest::new(TTS, "Have a wonderful day!");
+    req.voice = Some("zephyr".into());
+    req.options
+        .insert("instructions".into(), json!("Say cheerfully"));
+    gemini.check_speech(&req).unwrap();
+    // 21 characters read at 5 a second.
+    assert_eq!(gemini.speech_billing(&req).units, 5);
+    let r = gemini.speak(req).await.unwrap();
+    assert_eq!(r.mime, "audio/wav");
+    // 0.1 s of 24 kHz 16-bit PCM: 4800 bytes behind a 44-byte header.
+    assert_eq!(r.audio.len(), 44 + 4800);
+    wav_is_well_formed(&r.audio).unwrap();
+    assert_eq!(&r.audio[24..28], &24_000u32.to_le_bytes());
+    assert_eq!(r.billing.units, 1);
+    assert_wire_clean(&mock);
+    // The catalog prices it: 9 text tokens at $0.50 and 4 audio tokens at $10 per 1M.
+    let prices = gateway_core::PriceCatalog::from_toml(gw_gemini::PRICES, "pricing.toml").unwrap();
+    let cost = prices
+        .charges_cost(PROVIDER, TTS, &r.billing.charges)
+        .unwrap();
+    assert_eq!(cost.to_string(), "0.0000445");
+}
+
+#[tokio::test]
+async fn speech_as_pcm_is_the_bytes_gemini_sent() {
+    use gateway_core::{SpeechModel, SpeechRequest};
+    let mock = MockUpstream::start(vec![image_step(
+        TTS,
+        "generateContent",
+        None,
+        "speech/tts_ok.json",
+    )])
+    .await
+    .unwrap();
+    let mut req = SpeechRequest::new(TTS, "Hello");
+    req.format = Some("pcm".into());
+    let r = client(&mock).speak(req).await.unwrap();
+    assert_eq!(r.mime, "audio/pcm;rate=24000");
+    assert_eq!(r.audio.len(), 4800);
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn speech_refusals_make_no_call() {
+    use gateway_core::{SpeechModel, SpeechRequest};
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let gemini = client(&mock);
+    for (field, change) in [
+        (
+            "voice",
+            (|r: &mut SpeechRequest| r.voice = Some("alloy".into())) as fn(&mut _),
+        ),
+        ("response_format", |r| r.format = Some("mp3".into())),
+        ("speed", |r| r.speed = Some(2.0)),
+    ] {
+        let mut req = SpeechRequest::new(TTS, "Hello");
+        change(&mut req);
+        let e = gemini.speak(req).await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::Unsupported, "{e}");
+        assert_eq!(e.param(), Some(field));
+    }
+    assert!(mock.received().is_empty());
+}
+
+fn one_second_wav() -> Vec<u8> {
+    gateway_core::testing::one_second_wav()
+}
+
+#[tokio::test]
+async fn transcription_sends_small_audio_inline() {
+    use gateway_core::{MediaInput, TranscriptionModel, TranscriptionRequest};
+    let wav = one_second_wav();
+    let mock = MockUpstream::start(vec![image_step(
+        MODEL,
+        "generateContent",
+        Some(json!({
+            "contents": [{"role": "user", "parts": [
+                {"text": "<any>"},
+                {"inlineData": {"mimeType": "audio/wav", "data": gateway_core::encode_base64(&wav)}}
+            ]}],
+            "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}
+        })),
+        "transcription/transcript_ok.json",
+    )])
+    .await
+    .unwrap();
+    let gemini = client(&mock);
+    // Declared as something else: the bytes decide.
+    let mut req =
+        TranscriptionRequest::new(MODEL, MediaInput::bytes(wav, "application/octet-stream"));
+    req.language = Some("en".into());
+    gemini.check_transcription(&req).unwrap();
+    assert_eq!(gemini.transcription_billing(&req).units, 1);
+    let r = gemini.transcribe(req).await.unwrap();
+    assert_eq!(r.text, "Hello, and thank you for calling.");
+    assert_eq!(r.language.as_deref(), Some("en"));
+    assert_eq!(r.duration, Some(Duration::from_secs(1)));
+    assert!(r.segments.is_empty());
+    assert_eq!(r.billing.units, 1);
+    assert_wire_clean(&mock);
+    let text = mock.received()[0].json().unwrap()["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("Transcribe") && text.contains("`en`"),
+        "{text}"
+    );
+    // Audio input at $1.00, the instruction at $0.30 and the transcript at $2.50 per 1M.
+    let prices = gateway_core::PriceCatalog::from_toml(gw_gemini::PRICES, "pricing.toml").unwrap();
+    let cost = prices
+        .charges_cost(PROVIDER, MODEL, &r.billing.charges)
+        .unwrap();
+    assert_eq!(cost.to_string(), "0.0000652");
+}
+
+#[tokio::test]
+async fn transcription_uploads_large_audio_through_the_files_api() {
+    use gateway_core::{MediaInput, TranscriptionModel, TranscriptionRequest};
+    let wav = one_second_wav();
+    let uri = "https://generativelanguage.googleapis.com/v1beta/files/abc-123";
+    let start = UpstreamStep {
+        expect: UpstreamExpect {
+            method: Some("POST".into()),
+            path: Some("/upload/v1beta/files".into()),
+            headers: [
+                ("x-goog-api-key".to_owned(), json!(KEY)),
+                ("x-goog-upload-protocol".to_owned(), json!("resumable")),
+                ("x-goog-upload-command".to_owned(), json!("start")),
+                (
+                    "x-goog-upload-header-content-length".to_owned(),
+                    json!(wav.len().to_string()),
+                ),
+                ("x-goog-upload-header-content-type".to_owned(), json!("audio/wav")),
+            ]
+            .into(),
+            json: Some(json!({"file": {"displayName": "<any>"}})),
+            ..UpstreamExpect::default()
+        },
+        // Google answers an absolute URL on its own host; the client keeps its path and query.
+        respond: Respond::json(json!({})).header(
+            "x-goog-upload-url",
+            "https://generativelanguage.googleapis.com/upload/v1beta/files?upload_id=UP-1&upload_protocol=resumable",
+        ),
+    };
+    let upload = UpstreamStep {
+        expect: UpstreamExpect {
+            method: Some("POST".into()),
+            path: Some("/upload/v1beta/files".into()),
+            query: serde_json::from_value(json!({"upload_id": "UP-1"})).unwrap(),
+            headers: [
+                ("x-goog-api-key".to_owned(), json!(KEY)),
+                (
+                    "x-goog-upload-command".to_owned(),
+                    json!("upload, finalize"),
+                ),
+                ("x-goog-upload-offset".to_owned(), json!("0")),
+            ]
+            .into(),
+            ..UpstreamExpect::default()
+        },
+        respond: Respond::json(json!({"file": {
+            "name": "files/abc-123", "mimeType": "audio/wav", "sizeBytes": wav.len().to_string(),
+            "uri": uri, "state": "ACTIVE"
+        }})),
+    };
+    let generate = image_step(
+        MODEL,
+        "generateContent",
+        Some(json!({"contents": [{"role": "user", "parts": [
+            {"text": "<any>"},
+            {"fileData": {"mimeType": "audio/wav", "fileUri": uri}}
+        ]}]})),
+        "transcription/transcript_ok.json",
+    );
+    let mock = MockUpstream::start(vec![start, upload, generate])
+        .await
+        .unwrap();
+    let gemini = GeminiClient::builder()
+        .api_key(KEY)
+        .base_url(mock.url())
+        .inline_audio_max_bytes(1000)
+        .build()
+        .unwrap();
+    let req = TranscriptionRequest::new(MODEL, MediaInput::bytes(wav.clone(), "audio/wav"));
+    let r = gemini.transcribe(req).await.unwrap();
+    assert_eq!(r.text, "Hello, and thank you for calling.");
+    assert_wire_clean(&mock);
+    // The bytes went up whole, raw.
+    assert_eq!(&mock.received()[1].body[..], &wav[..]);
+}
+
+#[tokio::test]
+async fn a_failed_upload_start_is_classified() {
+    use gateway_core::{MediaInput, TranscriptionModel, TranscriptionRequest};
+    let mock = MockUpstream::start(vec![UpstreamStep {
+        expect: UpstreamExpect {
+            path: Some("/upload/v1beta/files".into()),
+            ..UpstreamExpect::default()
+        },
+        respond: Respond::recorded(env!("CARGO_MANIFEST_DIR"), "errors/503.json"),
+    }])
+    .await
+    .unwrap();
+    let gemini = GeminiClient::builder()
+        .api_key(KEY)
+        .base_url(mock.url())
+        .inline_audio_max_bytes(10)
+        .build()
+        .unwrap();
+    let req = TranscriptionRequest::new(MODEL, MediaInput::bytes(one_second_wav(), "audio/wav"));
+    let e = gemini.transcribe(req).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_error_clean(&e, &mock);
+    assert_wire_clean(&mock);
+}
+
+#[tokio::test]
+async fn audio_gemini_cannot_read_is_refused_without_a_call() {
+    use gateway_core::{MediaInput, TranscriptionModel, TranscriptionRequest};
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let req = TranscriptionRequest::new(
+        MODEL,
+        MediaInput::bytes(&b"%PDF-1.7 not audio at all"[..], "audio/mpeg"),
+    );
+    let e = client(&mock).transcribe(req).await.unwrap_err();
+    assert_eq!(e.kind(), &ErrorKind::Unsupported);
+    assert_eq!(e.param(), Some("file"));
+    assert!(mock.received().is_empty());
+}
+
+#[tokio::test]
+async fn register_announces_tts_models_for_speech() {
+    use gateway_core::Service;
+    let cfg = ProviderConfig {
+        api_key: Some(KEY.into()),
+        models: vec![MODEL.into(), TTS.into()],
+        ..ProviderConfig::default()
+    };
+    let mut reg = Registry::new();
+    gw_gemini::register(&mut reg, &cfg).unwrap();
+    let services: Vec<(String, Vec<Service>)> = reg
+        .models()
+        .map(|(route, s)| (route.to_string(), s.iter().copied().collect()))
+        .collect();
+    assert_eq!(
+        services,
+        vec![
+            (format!("gemini/{MODEL}"), vec![Service::Chat]),
+            (format!("gemini/{TTS}"), vec![Service::Speech]),
+        ]
+    );
+    assert!(reg.speech(PROVIDER).is_some() && reg.transcription(PROVIDER).is_some());
+}
