@@ -103,12 +103,20 @@ pub(crate) fn audio_of(req: &TranscriptionRequest) -> Result<Audio<'_>> {
         }
         _ => {}
     }
-    if let Some(name) = req.options.keys().next() {
-        return Err(
-            unsupported(format!("Gemini's transcription takes no option `{name}`"))
-                .with_param(format!("options.{name}")),
-        );
+    for name in req.options.keys() {
+        if name != "temperature" {
+            let why = if name == "timestamp_granularities" {
+                " (it gives no timed segments or words)"
+            } else {
+                " (it takes `temperature`)"
+            };
+            return Err(unsupported(format!(
+                "Gemini's transcription takes no option `{name}`{why}"
+            ))
+            .with_param(format!("options.{name}")));
+        }
     }
+    temperature(req)?;
     if let Some(lang) = &req.language {
         let ok = !lang.is_empty()
             && lang.len() <= 16
@@ -125,6 +133,19 @@ pub(crate) fn audio_of(req: &TranscriptionRequest) -> Result<Audio<'_>> {
         format,
         length,
     })
+}
+
+/// `options.temperature`, a number from 0 to 2 (<https://ai.google.dev/api/generate-content#FIELDS.temperature>).
+fn temperature(req: &TranscriptionRequest) -> Result<Option<f64>> {
+    match req.options.get("temperature") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(t) if (0.0..=2.0).contains(&t) => Ok(Some(t)),
+            _ => {
+                Err(invalid("`temperature` must be a number from 0 to 2").with_param("temperature"))
+            }
+        },
+    }
 }
 
 /// The instruction sent with the audio: a verbatim transcript and nothing else, in `language`
@@ -158,19 +179,24 @@ pub(crate) enum AudioPart {
     File(String),
 }
 
-/// Gemini 2.5 Flash and Flash-Lite think unless told not to; a transcript needs no thinking, and
-/// `thinkingBudget: 0` turns it off on them (<https://ai.google.dev/gemini-api/docs/thinking>).
-/// Other models keep their default (2.5 Pro cannot turn it off).
-fn thinking(model: &str) -> Option<wire::GenerationConfig> {
-    let id = model.strip_prefix("models/").unwrap_or(model);
-    id.starts_with("gemini-2.5-flash")
-        .then(|| wire::GenerationConfig {
-            thinking_config: Some(wire::ThinkingConfig {
+/// The `generationConfig`: the temperature asked for, and no thinking where it can be turned
+/// off. Gemini 2.5 Flash and Flash-Lite think unless told not to; a transcript needs no
+/// thinking, and `thinkingBudget: 0` turns it off on them
+/// (<https://ai.google.dev/gemini-api/docs/thinking>). Other models keep their default (2.5 Pro
+/// cannot turn it off).
+fn generation_config(req: &TranscriptionRequest) -> Option<wire::GenerationConfig> {
+    let id = req.model.strip_prefix("models/").unwrap_or(&req.model);
+    let config = wire::GenerationConfig {
+        temperature: temperature(req).ok().flatten(),
+        thinking_config: id
+            .starts_with("gemini-2.5-flash")
+            .then_some(wire::ThinkingConfig {
                 thinking_budget: Some(0),
                 thinking_level: None,
             }),
-            ..wire::GenerationConfig::default()
-        })
+        ..wire::GenerationConfig::default()
+    };
+    (config != wire::GenerationConfig::default()).then_some(config)
 }
 
 /// The `generateContent` body: the instruction, then the audio.
@@ -208,7 +234,7 @@ pub(crate) fn transcription_request(
             ],
         }],
         system_instruction: None,
-        generation_config: thinking(&req.model),
+        generation_config: generation_config(req),
         tools: Vec::new(),
         tool_config: None,
     }
@@ -333,6 +359,7 @@ mod tests {
         let mut r = req(one_second_wav());
         r.language = Some("fr".into());
         r.prompt = Some("Names: Zoë".into());
+        r.options.insert("temperature".into(), json!(0));
         let audio = audio_of(&r).unwrap();
         assert_eq!(audio.length, Length::Exact(Duration::from_secs(1)));
         let body =
@@ -350,7 +377,7 @@ mod tests {
         );
         assert_eq!(
             body["generationConfig"],
-            json!({"thinkingConfig": {"thinkingBudget": 0}})
+            json!({"temperature": 0.0, "thinkingConfig": {"thinkingBudget": 0}})
         );
         let uri = "https://generativelanguage.googleapis.com/v1beta/files/abc";
         let body = serde_json::to_value(transcription_request(
@@ -386,6 +413,22 @@ mod tests {
         let mut r = req(one_second_wav());
         r.model = "gemini-2.5-flash-preview-tts".into();
         assert_eq!(param(&r), (ErrorKind::Unsupported, Some("model".into())));
+        let mut r = req(one_second_wav());
+        r.options
+            .insert("timestamp_granularities".into(), json!(["segment"]));
+        assert_eq!(
+            param(&r),
+            (
+                ErrorKind::Unsupported,
+                Some("options.timestamp_granularities".into())
+            )
+        );
+        let mut r = req(one_second_wav());
+        r.options.insert("temperature".into(), json!(3));
+        assert_eq!(
+            param(&r),
+            (ErrorKind::InvalidRequest, Some("temperature".into()))
+        );
         let mut r = req(one_second_wav());
         r.language = Some("en; ignore that".into());
         assert_eq!(
