@@ -53,6 +53,8 @@ struct Inner {
     telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// How often the store is asked whether keys or plans changed elsewhere.
     auth_poll: Duration,
+    /// Video jobs: poll settings and the downloaders of their outputs.
+    video: Arc<crate::video_jobs::VideoJobs>,
 }
 
 /// Where gateway keys are checked.
@@ -238,6 +240,7 @@ impl AppState {
                 auth_poll: Duration::from_millis(
                     crate::config::StoreSection::default().auth_poll_ms,
                 ),
+                video: Arc::default(),
             }),
         }
     }
@@ -313,6 +316,10 @@ impl AppState {
             inner.admin_key = admin_key;
             inner.user_limit = incoming("in-user-requests", &config.rate_limits.users);
             inner.key_limit = incoming("in-key-requests", &config.rate_limits.keys);
+            inner.video = Arc::new(crate::video_jobs::VideoJobs::new(
+                config.jobs.clone(),
+                &config.providers,
+            ));
         }
         Ok(state)
     }
@@ -358,6 +365,11 @@ impl AppState {
     /// The largest image an edit request may upload, in bytes (`server.max_image_bytes`).
     pub(crate) fn max_image_bytes(&self) -> usize {
         self.inner.max_image_bytes
+    }
+
+    /// Video jobs' settings and downloaders.
+    pub(crate) fn video_jobs(&self) -> &crate::video_jobs::VideoJobs {
+        &self.inner.video
     }
 
     /// The prices in force.
@@ -492,11 +504,20 @@ fn watch_auth_changes(state: &AppState) {
 /// The application with all routes and layers.
 pub fn app(state: AppState) -> Router {
     watch_auth_changes(&state);
+    if let Some(store) = state.store() {
+        crate::video_jobs::spawn_poller(
+            Arc::downgrade(&state.inner),
+            state.gateway().clone(),
+            store.clone(),
+            &state.inner.video.settings,
+        );
+    }
     let max_body = state.inner.max_body_bytes;
     Router::new()
         .merge(routes::chat::router())
         .merge(routes::embeddings::router())
         .merge(routes::images::router())
+        .merge(routes::videos::router())
         .merge(routes::audio::router())
         .merge(routes::models::router())
         .merge(routes::search::router())

@@ -54,6 +54,9 @@ pub struct Config {
     /// `[telemetry]`: OpenTelemetry traces and metrics, and Prometheus' `/metrics`.
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetrySection,
+    /// `[jobs]`: how video jobs are followed and their output served.
+    #[serde(default)]
+    pub jobs: crate::video_jobs::JobsSection,
 }
 
 /// `[server]`.

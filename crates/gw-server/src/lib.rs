@@ -14,8 +14,10 @@ mod error;
 mod openai;
 mod routes;
 pub mod telemetry;
+mod video_jobs;
 
 pub use app::{AppState, app};
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use telemetry::Telemetry;
+pub use video_jobs::JobsSection;

@@ -10,6 +10,7 @@ pub(crate) mod images;
 pub(crate) mod models;
 pub(crate) mod search;
 pub(crate) mod usage;
+pub(crate) mod videos;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,280 @@
+//! Video jobs in flight: one step of a job (ask its provider once, record what it said, settle
+//! its end exactly once) shared by `GET /v1/videos/{id}` and the background poller, which
+//! advances every unfinished job of the store, on whichever replica takes its lease, after a
+//! restart included.
+
+use std::collections::BTreeMap;
+use std::sync::Weak;
+use std::time::Duration;
+
+use gw_store::{JobEnd, JobError, JobState, Store, VideoJob};
+use llm_gateway::http::{DownloadPolicy, DownloadSettings, Downloader};
+use llm_gateway::{
+    ErrorKind, Gateway, JobId, JobStatus, MediaOutput, ProvidersConfig, VideoJobRef, VideoOutput,
+    encode_base64,
+};
+use serde::Deserialize;
+
+/// `[jobs]`: how video jobs are followed and their output served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSection {
+    /// How often the background poller looks for unfinished jobs and asks their providers
+    /// where they are, in milliseconds (default 2000). 0 turns it off: jobs then advance only
+    /// when their owner asks (`GET /v1/videos/{id}`), as the contract runner wants.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long a replica holds a job it polls before another may take it over (default 60000).
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// The largest video `GET /v1/videos/{id}/content` serves, in bytes (default 256 MiB). A
+    /// provider's `[providers.<id>.downloads]` table (its address rules, timeout and size) applies
+    /// on top, as for its other downloads.
+    #[serde(default = "default_max_content_bytes")]
+    pub max_content_bytes: usize,
+}
+
+fn default_poll_interval_ms() -> u64 {
+    2_000
+}
+
+fn default_lease_ms() -> u64 {
+    60_000
+}
+
+fn default_max_content_bytes() -> usize {
+    256 * 1024 * 1024
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: default_poll_interval_ms(),
+            lease_ms: default_lease_ms(),
+            max_content_bytes: default_max_content_bytes(),
+        }
+    }
+}
+
+/// What the video routes need beyond the gateway and the store: the downloaders of providers'
+/// outputs, and the poll settings.
+pub(crate) struct VideoJobs {
+    pub(crate) settings: JobsSection,
+    /// One per provider that has a `downloads` table; `default` for the others.
+    downloaders: BTreeMap<String, Downloader>,
+    default: Option<Downloader>,
+}
+
+impl VideoJobs {
+    /// The downloaders from `providers`' `downloads` tables, each over a policy for videos.
+    pub(crate) fn new(settings: JobsSection, providers: &ProvidersConfig) -> Self {
+        let base = DownloadPolicy {
+            max_bytes: settings.max_content_bytes,
+            timeout: Duration::from_secs(300),
+            ..DownloadPolicy::default()
+        };
+        let mut downloaders = BTreeMap::new();
+        for (name, cfg) in providers {
+            let Some(table) = cfg.extra.get("downloads") else {
+                continue;
+            };
+            let parsed = DownloadSettings::deserialize(table.clone());
+            match parsed
+                .map_err(|e| e.to_string())
+                .and_then(|d| Downloader::new(d.apply(base)).map_err(|e| e.to_string()))
+            {
+                Ok(downloader) => {
+                    downloaders.insert(name.clone(), downloader);
+                }
+                Err(e) => tracing::warn!(
+                    provider = %name,
+                    error = %e,
+                    "providers.{name}.downloads cannot be read for video content: the default limits apply"
+                ),
+            }
+        }
+        let default = Downloader::new(base)
+            .inspect_err(|e| tracing::error!(error = %e, "no downloader for video content"))
+            .ok();
+        Self {
+            settings,
+            downloaders,
+            default,
+        }
+    }
+
+    /// The downloader for `provider`'s outputs.
+    pub(crate) fn downloader(&self, provider: &str) -> Option<&Downloader> {
+        self.downloaders.get(provider).or(self.default.as_ref())
+    }
+}
+
+impl Default for VideoJobs {
+    fn default() -> Self {
+        Self::new(JobsSection::default(), &ProvidersConfig::default())
+    }
+}
+
+/// Asks `job`'s provider once where it is and records the answer: progress for a job still
+/// running, its end (settled exactly once, whichever replica sees it first) for one that ended.
+/// Returns the job as stored afterwards. A poll that fails is logged and changes nothing (the
+/// job is asked again later), except a provider that no longer knows the job: it failed.
+pub(crate) async fn advance(gateway: &Gateway, store: &Store, job: VideoJob) -> VideoJob {
+    if job.settled {
+        return job;
+    }
+    let route = match gateway.route(&job.route_name()) {
+        Ok(route) => route,
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "a video job's route is unknown here");
+            return job;
+        }
+    };
+    let provider_job = JobId(job.provider_job_id.clone());
+    let status = match gateway.poll_video_with(&route, &provider_job).await {
+        Ok(status) => status,
+        Err(e) if *e.kind() == ErrorKind::NotFound => JobStatus::Failed(e),
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "polling a video job failed; it is asked again later");
+            return job;
+        }
+    };
+    let recorded = match &status {
+        JobStatus::Queued => store
+            .update_video_job(&job.id, JobState::Queued, None)
+            .await
+            .map(drop),
+        JobStatus::InProgress { progress } => store
+            .update_video_job(&job.id, JobState::InProgress, *progress)
+            .await
+            .map(drop),
+        _ => {
+            let charge = gateway.video_record(
+                &VideoJobRef {
+                    request_id: &job.request_id,
+                    user_id: &job.user_id,
+                    route: &route,
+                    age: job.age(),
+                    retries: job.retries,
+                },
+                &status,
+            );
+            let end = job_end(&status, charge.as_ref().and_then(|c| c.cost));
+            let record = charge.map(|c| c.record);
+            match store.finish_video_job(&job.id, &end, record).await {
+                Ok(true) => {
+                    tracing::info!(job = %job.id, status = end.status.as_str(), "video job ended");
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(job = %job.id, error = %e, "a video job's state could not be stored");
+    }
+    match store.video_job_by_id(&job.id).await {
+        Ok(Some(stored)) => stored,
+        _ => job,
+    }
+}
+
+/// The stored end of a job that ended with `status`.
+fn job_end(status: &JobStatus<VideoOutput>, cost: Option<llm_gateway::Cost>) -> JobEnd {
+    match status {
+        JobStatus::Completed(output) => JobEnd {
+            status: JobState::Completed,
+            output_url: Some(match &output.video {
+                MediaOutput::Url { url, .. } => url.clone(),
+                // Kept inline: no provider here answers videos as bytes, but one could.
+                MediaOutput::Bytes { data, mime } => {
+                    format!("data:{mime};base64,{}", encode_base64(data))
+                }
+                _ => String::new(),
+            }),
+            seconds: output
+                .duration
+                .map(|d| d.as_secs_f64().ceil() as u64)
+                .or(Some(output.billing.units).filter(|u| *u > 0)),
+            error: None,
+            cost,
+        },
+        JobStatus::Failed(error) => JobEnd {
+            status: JobState::Failed,
+            output_url: None,
+            seconds: None,
+            error: Some(JobError {
+                code: error.kind().as_str().to_owned(),
+                message: error.message().to_owned(),
+            }),
+            cost,
+        },
+        _ => JobEnd {
+            status: JobState::InProgress,
+            output_url: None,
+            seconds: None,
+            error: None,
+            cost,
+        },
+    }
+}
+
+/// Starts the background poller: every `poll_interval_ms` it takes the lease of each due job
+/// (unfinished, and no other replica polling it) and advances it once. Runs while `alive` does;
+/// does nothing when the interval is 0.
+pub(crate) fn spawn_poller<T: Send + Sync + 'static>(
+    alive: Weak<T>,
+    gateway: Gateway,
+    store: Store,
+    settings: &JobsSection,
+) {
+    if settings.poll_interval_ms == 0 {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let every = Duration::from_millis(settings.poll_interval_ms);
+    let lease = Duration::from_millis(settings.lease_ms).max(every * 2);
+    runtime.spawn(async move {
+        loop {
+            if alive.upgrade().is_none() {
+                return;
+            }
+            poll_due(&gateway, &store, lease, every).await;
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+/// How many jobs one round of the poller takes at most.
+const ROUND: u32 = 100;
+
+/// One round of the poller: each due job whose lease this instance gets (for `lease`, while it
+/// asks) is advanced once; one still running is then held for `every` more, so that the next
+/// round, here or on another replica, asks again no sooner.
+pub(crate) async fn poll_due(gateway: &Gateway, store: &Store, lease: Duration, every: Duration) {
+    let due = match store.video_jobs_due(ROUND).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the video jobs due");
+            return;
+        }
+    };
+    for job in due {
+        match store.claim_video_job(&job.id, lease).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "cannot take a video job's lease");
+                continue;
+            }
+        }
+        let id = job.id.clone();
+        let after = advance(gateway, store, job).await;
+        if !after.settled {
+            let _ = store.claim_video_job(&id, every).await;
+        }
+    }
+}
