@@ -1,7 +1,9 @@
 //! The official `openai` Python SDK, unchanged, against the running gateway: `images.generate`
 //! on each image provider and `images.edit` with an uploaded file, every image written to a PNG
-//! that Pillow opens (`tests/sdk/openai_images.py`). The providers are a scripted mock playing
-//! each one's wire format.
+//! that Pillow opens (`tests/sdk/openai_images.py`); `audio.speech.create` saved to a `.wav` that
+//! Python's `wave` module reads, and that file sent back to `audio.transcriptions.create`
+//! (`tests/sdk/openai_audio.py`). The providers are a scripted mock playing each one's wire
+//! format.
 //!
 //! Needs `python3` with `openai` and `pillow` (`pip install openai pillow`). Without them the test
 //! says so and skips, unless `GATEWAY_REQUIRE_PYTHON_SDK=1` (set by `.ci/run` after installing
@@ -217,6 +219,120 @@ async fn the_openai_python_sdk_generates_and_edits_images_on_every_provider() {
         format!("data:image/png;base64,{PNG}"),
         "{edit}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
+}
+
+/// Half a second of a 440 Hz tone as Gemini's TTS answers it: raw 16-bit PCM, mono, 24 kHz.
+fn gemini_pcm() -> String {
+    let samples: Vec<u8> = (0..12_000)
+        .flat_map(|i| {
+            let t = f64::from(i) / 24_000.0;
+            let v = (t * 440.0 * std::f64::consts::TAU).sin() * 8_000.0;
+            (v as i16).to_le_bytes()
+        })
+        .collect();
+    llm_gateway::encode_base64(&samples)
+}
+
+#[tokio::test]
+async fn the_openai_python_sdk_speaks_and_transcribes_through_the_gateway() {
+    if let Err(why) = python_ready() {
+        assert!(
+            std::env::var("GATEWAY_REQUIRE_PYTHON_SDK").as_deref() != Ok("1"),
+            "GATEWAY_REQUIRE_PYTHON_SDK=1 but python3 cannot import openai and PIL: {why}"
+        );
+        eprintln!(
+            "skipped: python3 cannot import openai and PIL ({why}); pip install openai pillow"
+        );
+        return;
+    }
+    let transcript = |text: &str| {
+        step(json!({
+            "expect": {"method": "POST", "path": "/v1beta/models/gemini-2.5-flash:generateContent"},
+            "respond": {"json": {
+                "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 60, "candidatesTokenCount": 5, "totalTokenCount": 65,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 44},
+                                            {"modality": "AUDIO", "tokenCount": 16}],
+                    "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 5}]}}}
+        }))
+    };
+    let upstream = MockUpstream::start(vec![
+        step(json!({
+            "expect": {"method": "POST",
+                       "path": "/v1beta/models/gemini-2.5-flash-preview-tts:generateContent",
+                       "json": {"generationConfig": {"responseModalities": ["AUDIO"]}}},
+            "respond": {"json": {
+                "candidates": [{"content": {"role": "model", "parts": [{"inlineData": {
+                    "mimeType": "audio/L16;codec=pcm;rate=24000", "data": gemini_pcm()}}]},
+                    "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 16, "totalTokenCount": 25,
+                    "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": 16}]}}}
+        })),
+        transcript("Hello from the gateway"),
+        transcript("Hello from the gateway"),
+    ])
+    .await
+    .unwrap();
+    let u = upstream.url();
+    let text = format!(
+        "[retry]\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
+         [providers.gemini]\nbase_url = \"{u}\"\napi_key = \"provider-key\"\n"
+    );
+    let config = Config::from_toml(&text, "test config", std::iter::empty()).unwrap();
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "pro").await;
+    let server = start(&config, Some(store)).await;
+
+    let dir = std::env::temp_dir().join(support::unique("sdk-audio"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "..",
+        "tests",
+        "sdk",
+        "openai_audio.py",
+    ]
+    .iter()
+    .collect();
+    let args = [
+        format!("{}/v1", server.url),
+        key,
+        dir.display().to_string(),
+        "gemini/gemini-2.5-flash-preview-tts".to_owned(),
+        "gemini/gemini-2.5-flash".to_owned(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}\nupstream: {:?}",
+        String::from_utf8_lossy(&out.stderr),
+        upstream.verify()
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        report,
+        json!({"channels": 1, "sample_width": 2, "rate": 24000, "frames": 12000,
+               "text": "Hello from the gateway", "plain": "Hello from the gateway"}),
+        "{stdout}"
+    );
+    assert!(upstream.verify().is_empty(), "{:?}", upstream.verify());
+    // The WAV the SDK saved went back to Gemini inline, as it was.
+    let sent = upstream.received()[1].json().unwrap();
+    let inline = &sent["contents"][0]["parts"][1]["inlineData"];
+    assert_eq!(inline["mimeType"], "audio/wav", "{sent}");
     let _ = std::fs::remove_dir_all(&dir);
     drop(server);
 }
