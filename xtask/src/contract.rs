@@ -164,8 +164,11 @@ async fn start_gateway(
     plan: &str,
     prior_usage: &BTreeMap<String, Value>,
 ) -> Result<RunningGateway, String> {
+    // No background polling of video jobs: a job advances only when a fixture asks for it, so
+    // the upstream steps happen in a fixed order (FORMAT.md, "Asynchronous jobs").
     let mut config = String::from(
-        "[retry]\nmax_retries = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\nmax_retry_after_ms = 60000\n",
+        "[retry]\nmax_retries = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\nmax_retry_after_ms = 60000\n\
+         [jobs]\npoll_interval_ms = 0\n",
     );
     for provider in llm_gateway::COMPILED_PROVIDERS {
         config.push_str(&format!(

@@ -242,8 +242,19 @@ fn size_parts(size: &str) -> Result<(String, String), ApiError> {
     fn gcd(a: u32, b: u32) -> u32 {
         if b == 0 { a } else { gcd(b, a % b) }
     }
-    let g = gcd(w, h);
-    Ok((format!("{}p", w.min(h)), format!("{}:{}", w / g, h / g)))
+    // Video sizes are rounded to multiples of 16 (832x480 is "16:9"): the nearest common ratio
+    // within 5% names the shape, else the exact one.
+    const COMMON: [(u32, u32); 7] = [(16, 9), (9, 16), (1, 1), (4, 3), (3, 4), (21, 9), (9, 21)];
+    let ratio = f64::from(w) / f64::from(h);
+    let aspect = COMMON
+        .iter()
+        .find(|(a, b)| (ratio / (f64::from(*a) / f64::from(*b)) - 1.0).abs() < 0.05)
+        .map(|(a, b)| format!("{a}:{b}"))
+        .unwrap_or_else(|| {
+            let g = gcd(w, h);
+            format!("{}:{}", w / g, h / g)
+        });
+    Ok((format!("{}p", w.min(h)), aspect))
 }
 
 impl CreateBody {
@@ -582,6 +593,14 @@ mod tests {
         assert_eq!(
             size_parts("720x1280").unwrap(),
             ("720p".into(), "9:16".into())
+        );
+        assert_eq!(
+            size_parts("832x480").unwrap(),
+            ("480p".into(), "16:9".into())
+        );
+        assert_eq!(
+            size_parts("1000x300").unwrap(),
+            ("300p".into(), "10:3".into())
         );
     }
 
