@@ -1,6 +1,6 @@
 //! The `gateway` binary: `gateway serve` (the default) runs the server; `gateway admin ...`
 //! manages users, plans, keys and usage in the store directly; `gateway speak` and `gateway
-//! transcribe` are clients of a running gateway.
+//! transcribe` and `gateway video` are clients of a running gateway.
 
 mod admin;
 mod client;
@@ -49,11 +49,13 @@ enum Command {
     Speak(client::Speak),
     /// Transcribe an audio file through a running gateway and print the text.
     Transcribe(client::Transcribe),
+    /// Make a video through a running gateway, following the job to the end.
+    Video(client::Video),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Speak(_) | Command::Transcribe(_)) = &cli.command {
+    if let Some(Command::Speak(_) | Command::Transcribe(_) | Command::Video(_)) = &cli.command {
         return run_client(cli.command);
     }
     let admin = matches!(cli.command, Some(Command::Admin { .. }));
@@ -91,7 +93,7 @@ fn main() -> ExitCode {
             Some(Command::Admin { command }) => admin::run(&config, command)
                 .await
                 .map_err(|e| e.to_string()),
-            Some(Command::Speak(_) | Command::Transcribe(_)) => Ok(()),
+            Some(Command::Speak(_) | Command::Transcribe(_) | Command::Video(_)) => Ok(()),
         }
     });
     drop(runtime);
@@ -119,6 +121,7 @@ fn run_client(command: Option<Command>) -> ExitCode {
         match command {
             Some(Command::Speak(args)) => client::speak(args).await,
             Some(Command::Transcribe(args)) => client::transcribe(args).await,
+            Some(Command::Video(args)) => client::video(args).await,
             _ => Ok(()),
         }
     });
