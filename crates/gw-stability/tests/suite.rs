@@ -60,6 +60,8 @@ impl Harness for MockStability {
             embedding: None,
             search: None,
             image: Some(client),
+            speech: None,
+            transcription: None,
             verify: Box::new(move || mock.verify()),
         }
     }

@@ -32,8 +32,6 @@ pub struct WaveSpeedClient {
     pub(crate) downloader: Downloader,
     pub(crate) poll: PollPolicy,
     pub(crate) sync_mode: bool,
-    /// The video tasks this client submitted, for billing them when they complete.
-    pub(crate) videos: Arc<crate::video::SubmittedVideos>,
 }
 
 impl WaveSpeedClient {
@@ -161,7 +159,6 @@ impl WaveSpeedClientBuilder {
             downloader,
             poll,
             sync_mode: c.enable_sync_mode.unwrap_or(false),
-            videos: Arc::default(),
         })
     }
 }

@@ -5,8 +5,6 @@
 //! not confirm says "unverified". A model missing from the table is served with a generic
 //! mapping and cannot be checked before the call.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use gateway_core::{
@@ -415,30 +413,31 @@ pub(crate) fn video_input(req: &VideoRequest) -> Result<Map<String, Value>> {
     Ok(body)
 }
 
-/// The most submitted jobs remembered for billing their completion.
-const REMEMBERED_JOBS: usize = 10_000;
-
-/// What this client submitted, by task id: a finished task says neither its duration nor its
-/// resolution, so the bill is counted from what was asked.
-#[derive(Debug, Default)]
-pub(crate) struct SubmittedVideos {
-    jobs: Mutex<HashMap<String, Made>>,
+/// The gateway's id of a submitted task: the WaveSpeed task id, then what was asked of it
+/// (`<task>:<seconds>:<resolution>`). A finished task says neither its duration nor its
+/// resolution, and the job may end in another gateway process (after a restart, on another
+/// replica, which keep only this id): the bill is counted from the id alone.
+fn job_id(task: &str, made: &Made) -> JobId {
+    JobId(format!(
+        "{task}:{}:{}",
+        made.seconds,
+        made.resolution.as_deref().unwrap_or_default()
+    ))
 }
 
-impl SubmittedVideos {
-    fn remember(&self, job: &str, made: Made) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if jobs.len() >= REMEMBERED_JOBS {
-            // Old entries are the likeliest to have been polled to their end already.
-            jobs.clear();
-        }
-        jobs.insert(job.to_owned(), made);
-    }
-
-    fn take(&self, job: &str) -> Option<Made> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.remove(job)
-    }
+/// The task id and what was asked of it, from an id of [`job_id`]; a bare task id (made
+/// outside the gateway) has nothing asked.
+fn parse_job_id(job: &JobId) -> (JobId, Option<Made>) {
+    let mut parts = job.0.splitn(3, ':');
+    let task = parts.next().unwrap_or_default();
+    let made = match (parts.next().map(str::parse::<u32>), parts.next()) {
+        (Some(Ok(seconds)), Some(resolution)) => Some(Made {
+            seconds,
+            resolution: (!resolution.is_empty()).then(|| resolution.to_owned()),
+        }),
+        _ => None,
+    };
+    (JobId(task.to_owned()), made)
 }
 
 /// The finished video of a completed task.
@@ -505,24 +504,23 @@ impl VideoModel for WaveSpeedClient {
         VideoModel::check_video(self, &req)?;
         let input = video_input(&req).map_err(|e| e.with_provider(PROVIDER))?;
         let submitted = self.submit(&req.model, &input).await?;
-        self.videos.remember(&submitted.id, made(&req));
-        Ok(JobId(submitted.id))
+        Ok(job_id(&submitted.id, &made(&req)))
     }
 
     /// One read of the task. A completed task is its video URL, billed at what was asked of it
-    /// when this client submitted it; a task submitted elsewhere (another gateway process) is
-    /// billed at its model's default duration and resolution, which WaveSpeed's answer cannot
-    /// correct.
+    /// (carried in the job id, so any gateway process bills it the same); a bare task id made
+    /// outside the gateway is billed at its model's default duration and resolution.
     async fn poll_video(&self, job: &JobId) -> Result<JobStatus<VideoOutput>> {
-        let prediction = self.prediction(job).await?;
+        let (task, asked) = parse_job_id(job);
+        let prediction = self.prediction(&task).await?;
         Ok(match prediction.job_status() {
             JobStatus::Completed(done) => {
-                let made = self.videos.take(&job.0).unwrap_or_else(|| {
+                let made = asked.unwrap_or_else(|| {
                     let model = done.model.clone().unwrap_or_default();
                     tracing::warn!(
                         job = %job,
                         model,
-                        "a wavespeed video this process did not submit is billed at its model's defaults"
+                        "a wavespeed video submitted outside the gateway is billed at its model's defaults"
                     );
                     made(&VideoRequest::new(model, ""))
                 });
@@ -531,10 +529,7 @@ impl VideoModel for WaveSpeedClient {
                     Err(e) => JobStatus::Failed(e.with_provider(PROVIDER)),
                 }
             }
-            JobStatus::Failed(e) => {
-                self.videos.take(&job.0);
-                JobStatus::Failed(e)
-            }
+            JobStatus::Failed(e) => JobStatus::Failed(e),
             JobStatus::Queued => JobStatus::Queued,
             JobStatus::InProgress { progress } => JobStatus::InProgress { progress },
             _ => JobStatus::InProgress { progress: None },
@@ -554,6 +549,23 @@ mod tests {
     fn refused(req: &VideoRequest) -> (ErrorKind, String) {
         let e = check_video(req).unwrap_err();
         (e.kind().clone(), e.param().unwrap_or_default().to_owned())
+    }
+
+    #[test]
+    fn a_job_id_carries_what_was_asked_so_any_process_bills_it() {
+        let mut req = hunyuan("a fox");
+        req.duration_secs = Some(8);
+        req.resolution = Some("720p".into());
+        let id = job_id("6488c2754f6f4dfea924382fa14d11bd", &made(&req));
+        assert_eq!(id.0, "6488c2754f6f4dfea924382fa14d11bd:8:720p");
+        let (task, asked) = parse_job_id(&id);
+        assert_eq!(task.0, "6488c2754f6f4dfea924382fa14d11bd");
+        assert_eq!(asked, Some(made(&req)));
+        assert_eq!(billing_of(&asked.unwrap()).units, 8);
+        let (task, asked) = parse_job_id(&JobId("abc123".into()));
+        assert_eq!((task.0.as_str(), asked), ("abc123", None));
+        let (_, asked) = parse_job_id(&JobId("abc123:x:720p".into()));
+        assert_eq!(asked, None, "a part that is not a number asks nothing");
     }
 
     #[test]

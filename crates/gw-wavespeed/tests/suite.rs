@@ -73,6 +73,8 @@ impl Harness for MockWaveSpeed {
             embedding: None,
             search: None,
             image: Some(client),
+            speech: None,
+            transcription: None,
             verify: Box::new(move || mock.verify()),
         }
     }
