@@ -92,7 +92,7 @@ async fn a_job_outlives_a_killed_gateway_and_is_charged_once() {
         .bearer_auth(&key)
         .json(
             &json!({"model": format!("wavespeed/{MODEL}"), "prompt": "A fox in the snow",
-                      "seconds": "5"}),
+                      "seconds": "8"}),
         )
         .send()
         .await
@@ -101,7 +101,7 @@ async fn a_job_outlives_a_killed_gateway_and_is_charged_once() {
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["object"], "video");
     assert_eq!(created["status"], "queued");
-    assert_eq!(created["seconds"], "5");
+    assert_eq!(created["seconds"], "8");
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("video_"), "{id}");
 
@@ -163,14 +163,15 @@ async fn a_job_outlives_a_killed_gateway_and_is_charged_once() {
     assert_eq!(log.len(), 1, "charged once: {log:?}");
     assert_eq!(
         (log[0].status.as_str(), log[0].modality, log[0].units),
-        ("ok", Modality::Video, 5)
+        ("ok", Modality::Video, 8)
     );
     assert!(!log[0].estimated);
-    assert_eq!(log[0].cost, Some("0.20".parse().unwrap()), "5 s at 720p");
+    // 8 s, not the model's default 5: the restarted process knows what was asked.
+    assert_eq!(log[0].cost, Some("0.32".parse().unwrap()), "8 s at 720p");
     let period = store.plans().require("pro").unwrap().current_period();
     let used = store.counters(&alice.id, &period).await.unwrap();
     assert_eq!(used.get(Counter::Requests(Modality::Video)), 1);
-    assert_eq!(used.get(Counter::Volume(Modality::Video)), 5);
+    assert_eq!(used.get(Counter::Volume(Modality::Video)), 8);
     assert_eq!(store.open_reservations().await.unwrap(), 0);
     assert!(api.verify().is_empty(), "{:?}", api.verify());
     assert!(cdn.verify().is_empty(), "{:?}", cdn.verify());
