@@ -104,11 +104,14 @@ async fn run_file(file: &Path) -> (String, Result<(), Vec<String>>) {
 /// Runs one fixture; `Err` holds every difference found.
 pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
     let exchanges = fixture.all_exchanges().map_err(|e| vec![e])?;
-    let mock = MockUpstream::start(fixture.upstream.clone())
+    let mock = MockUpstream::start_with(|url| fixture.upstream_at(url))
         .await
         .map_err(|e| vec![format!("cannot start the mock upstream: {e}")])?;
     let plan = fixture.plan.as_deref().unwrap_or("enterprise");
-    let gateway = start_gateway(mock.url(), plan, &fixture.prior_usage)
+    // A fixture whose answers link back to the mock lets the gateway download from it (it is
+    // on loopback, which the gateway refuses by default); every other fixture keeps the guard.
+    let downloads_from_mock = fixture.upstream_url_placeholder.is_some();
+    let gateway = start_gateway(mock.url(), plan, &fixture.prior_usage, downloads_from_mock)
         .await
         .map_err(|e| vec![e])?;
 
@@ -163,6 +166,7 @@ async fn start_gateway(
     upstream: &str,
     plan: &str,
     prior_usage: &BTreeMap<String, Value>,
+    downloads_from_mock: bool,
 ) -> Result<RunningGateway, String> {
     // No background polling of video jobs: a job advances only when a fixture asks for it, so
     // the upstream steps happen in a fixed order (FORMAT.md, "Asynchronous jobs").
@@ -178,6 +182,12 @@ async fn start_gateway(
         // of a fixture happen in a fixed order at once (FORMAT.md, "Asynchronous jobs").
         if *provider == "wavespeed" {
             config.push_str("poll_interval_ms = 0\n");
+        }
+        // The providers whose answers link to files the gateway fetches.
+        if downloads_from_mock && ["gemini", "hf", "wavespeed"].contains(provider) {
+            config.push_str(&format!(
+                "[providers.{provider}.downloads]\nallow_private = true\n"
+            ));
         }
     }
     let config = Config::from_toml(&config, "contract runner config", std::iter::empty())

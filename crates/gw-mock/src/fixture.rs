@@ -31,6 +31,48 @@ pub struct Fixture {
     /// The provider calls the gateway must make, in order, across the whole fixture.
     #[serde(default)]
     pub upstream: Vec<UpstreamStep>,
+    /// A token that stands, in the `upstream` answers, for the mock upstream's base URL
+    /// (`"{{upstream}}"`): an answer can then link to a file the mock serves, as a provider links
+    /// to its outputs, and the gateway under test may download from the mock's loopback address.
+    #[serde(default)]
+    pub upstream_url_placeholder: Option<String>,
+}
+
+impl Fixture {
+    /// The `upstream` steps with [`Fixture::upstream_url_placeholder`] replaced by `url` in
+    /// every string of their answers.
+    pub fn upstream_at(&self, url: &str) -> Vec<UpstreamStep> {
+        let Some(token) = self
+            .upstream_url_placeholder
+            .as_deref()
+            .filter(|t| !t.is_empty())
+        else {
+            return self.upstream.clone();
+        };
+        let mut steps = self.upstream.clone();
+        for step in &mut steps {
+            if let Some(json) = &mut step.respond.json {
+                replace_in(json, token, url);
+            }
+            if let Some(text) = &mut step.respond.text {
+                *text = text.replace(token, url);
+            }
+            for event in step.respond.sse.iter_mut().flatten() {
+                *event = event.replace(token, url);
+            }
+        }
+        steps
+    }
+}
+
+/// Replaces `token` by `url` in every string of `value`.
+fn replace_in(value: &mut Value, token: &str, url: &str) {
+    match value {
+        Value::String(s) if s.contains(token) => *s = s.replace(token, url),
+        Value::Array(items) => items.iter_mut().for_each(|v| replace_in(v, token, url)),
+        Value::Object(map) => map.values_mut().for_each(|v| replace_in(v, token, url)),
+        _ => {}
+    }
 }
 
 impl Fixture {

@@ -186,8 +186,17 @@ pub struct MockUpstream {
 impl MockUpstream {
     /// Starts a mock on a free loopback port.
     pub async fn start(steps: Vec<UpstreamStep>) -> std::io::Result<Self> {
+        Self::start_with(|_| steps).await
+    }
+
+    /// Starts a mock on a free loopback port, playing the steps `steps` makes of its base URL:
+    /// for answers that link back to the mock (a provider's output URL the gateway downloads).
+    pub async fn start_with(
+        steps: impl FnOnce(&str) -> Vec<UpstreamStep>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
+        let steps = steps(&url);
         let inner = Arc::new(Inner {
             state: Mutex::new(Log {
                 steps,
