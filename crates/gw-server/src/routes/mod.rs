@@ -9,6 +9,7 @@ pub(crate) mod embeddings;
 pub(crate) mod images;
 pub(crate) mod models;
 pub(crate) mod search;
+pub(crate) mod upload;
 pub(crate) mod usage;
 pub(crate) mod videos;
 

@@ -15,7 +15,7 @@
 //! `negative_prompt`, `seed`, `fallbacks`, `options` (provider-specific fields, checked by the
 //! provider).
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
@@ -24,10 +24,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use gw_store::{JobState, NewVideoJob, Store, VideoJob};
 use llm_gateway::http::UrlOrigin;
-use llm_gateway::{Cost, MediaInput, VideoRequest, sniff_image};
+use llm_gateway::{Cost, MediaInput, VideoRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::upload::{json_image, uploaded};
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
@@ -100,7 +101,7 @@ impl CreateJson {
         let image = self
             .input_reference
             .as_ref()
-            .map(|v| json_image(v, max_bytes))
+            .map(|v| json_image(v, "input_reference", max_bytes))
             .transpose()?;
         Ok(CreateBody {
             model: self.model,
@@ -118,63 +119,6 @@ impl CreateJson {
     }
 }
 
-/// The first frame given in JSON: a URL or data URL, or `{"image_url": ...}` (whose value may
-/// itself be `{"url": ...}`).
-fn json_image(value: &Value, max_bytes: usize) -> Result<MediaInput, ApiError> {
-    const PARAM: &str = "input_reference";
-    let url = match value {
-        Value::String(url) => Some(url.as_str()),
-        Value::Object(o) => match o.get("image_url") {
-            Some(Value::String(url)) => Some(url.as_str()),
-            Some(Value::Object(inner)) => inner.get("url").and_then(Value::as_str),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(url) = url else {
-        return Err(ApiError::invalid(
-            Some(PARAM.into()),
-            "`input_reference` must be an image URL, a data URL, or {\"image_url\": \"...\"}",
-        ));
-    };
-    match MediaInput::from_url(url) {
-        Ok(MediaInput::Bytes { data, .. }) => uploaded(data, max_bytes),
-        Ok(MediaInput::Url(url)) if url.starts_with("https://") || url.starts_with("http://") => {
-            Ok(MediaInput::Url(url))
-        }
-        Ok(_) => Err(ApiError::invalid(
-            Some(PARAM.into()),
-            "`input_reference` must be an http(s) URL or a base64 data URL",
-        )),
-        Err(why) => Err(ApiError::invalid(
-            Some(PARAM.into()),
-            format!("`input_reference`: {why}"),
-        )),
-    }
-}
-
-/// Uploaded bytes as the first frame, if they are an image within the size limit; the MIME
-/// type is the bytes' own, whatever the client declared.
-fn uploaded(data: Bytes, max_bytes: usize) -> Result<MediaInput, ApiError> {
-    const PARAM: &str = "input_reference";
-    if data.len() > max_bytes {
-        return Err(ApiError::invalid(
-            Some(PARAM.into()),
-            format!(
-                "`input_reference` is {} bytes; the gateway takes images up to {max_bytes} bytes",
-                data.len()
-            ),
-        ));
-    }
-    let Some(mime) = sniff_image(&data) else {
-        return Err(ApiError::invalid(
-            Some(PARAM.into()),
-            "`input_reference` is not an image the gateway reads (PNG, JPEG, WebP or GIF)",
-        ));
-    };
-    Ok(MediaInput::bytes(data, mime))
-}
-
 /// The multipart form of a create, OpenAI's.
 async fn multipart_body(mut form: Multipart, max_bytes: usize) -> Result<CreateBody, ApiError> {
     let mut body = CreateBody::default();
@@ -188,7 +132,7 @@ async fn multipart_body(mut form: Multipart, max_bytes: usize) -> Result<CreateB
         let name = field.name().unwrap_or_default().to_owned();
         if name == "input_reference" {
             let data = field.bytes().await.map_err(bad_form)?;
-            body.image = Some(uploaded(data, max_bytes)?);
+            body.image = Some(uploaded(data, "input_reference", max_bytes)?);
             continue;
         }
         let text = field.text().await.map_err(bad_form)?;
