@@ -111,9 +111,15 @@ pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
     // A fixture whose answers link back to the mock lets the gateway download from it (it is
     // on loopback, which the gateway refuses by default); every other fixture keeps the guard.
     let downloads_from_mock = fixture.upstream_url_placeholder.is_some();
-    let gateway = start_gateway(mock.url(), plan, &fixture.prior_usage, downloads_from_mock)
-        .await
-        .map_err(|e| vec![e])?;
+    let gateway = start_gateway(
+        mock.url(),
+        plan,
+        &fixture.prior_usage,
+        downloads_from_mock,
+        &fixture.provider_settings,
+    )
+    .await
+    .map_err(|e| vec![e])?;
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -167,7 +173,14 @@ async fn start_gateway(
     plan: &str,
     prior_usage: &BTreeMap<String, Value>,
     downloads_from_mock: bool,
+    provider_settings: &BTreeMap<String, serde_json::Map<String, Value>>,
 ) -> Result<RunningGateway, String> {
+    if let Some(unknown) = provider_settings
+        .keys()
+        .find(|p| !llm_gateway::COMPILED_PROVIDERS.contains(&p.as_str()))
+    {
+        return Err(format!("provider_settings.{unknown}: no such provider"));
+    }
     // No background polling of video jobs: a job advances only when a fixture asks for it, so
     // the upstream steps happen in a fixed order (FORMAT.md, "Asynchronous jobs").
     let mut config = String::from(
@@ -182,6 +195,18 @@ async fn start_gateway(
         // of a fixture happen in a fixed order at once (FORMAT.md, "Asynchronous jobs").
         if *provider == "wavespeed" {
             config.push_str("poll_interval_ms = 0\n");
+        }
+        for (name, value) in provider_settings.get(*provider).into_iter().flatten() {
+            let value = match value {
+                // A JSON string is a valid TOML basic string.
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => value.to_string(),
+                _ => {
+                    return Err(format!(
+                        "provider_settings.{provider}.{name}: only strings, numbers and booleans"
+                    ));
+                }
+            };
+            config.push_str(&format!("{name} = {value}\n"));
         }
         // The providers whose answers link to files the gateway fetches.
         if downloads_from_mock && ["gemini", "hf", "wavespeed"].contains(provider) {

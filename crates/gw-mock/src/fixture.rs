@@ -36,6 +36,11 @@ pub struct Fixture {
     /// to its outputs, and the gateway under test may download from the mock's loopback address.
     #[serde(default)]
     pub upstream_url_placeholder: Option<String>,
+    /// Settings added to a provider's section of the gateway's configuration for this fixture,
+    /// by provider id (`{"gemini": {"inline_audio_max_bytes": 1000}}`): strings, numbers and
+    /// booleans. For a path that depends on a setting (large audio through Gemini's Files API).
+    #[serde(default)]
+    pub provider_settings: BTreeMap<String, serde_json::Map<String, Value>>,
 }
 
 impl Fixture {
