@@ -1087,3 +1087,44 @@ price = "0.01"
     let err = gw.transcribe_with(&ctx(), empty).await.unwrap_err();
     assert_eq!(err.param(), Some("file"));
 }
+
+#[tokio::test]
+async fn a_video_job_end_is_reported_once_by_whoever_settles_it() {
+    let alpha = Scripted::new("alpha", vec![Step::Answer("hi")]);
+    let ledger = Arc::new(Ledger::default());
+    let watcher = Arc::new(Watcher::default());
+    let gw = gateway(&[alpha], &ledger).with_observer(watcher.clone());
+    let route = route("alpha/film");
+    let output = gateway_core::VideoOutput::new(
+        MediaOutput::Url {
+            url: "https://example.com/v.mp4".into(),
+            mime: None,
+        },
+        None,
+        Usage::units(5),
+    )
+    .billing(gateway_core::per_second_billing(5, None));
+    let job = super::VideoJobRef {
+        request_id: "req-v",
+        user_id: "user1",
+        route: &route,
+        age: Duration::from_secs(30),
+        retries: 0,
+    };
+    let charge = gw
+        .video_record(&job, &gateway_core::JobStatus::Completed(output))
+        .unwrap();
+    assert_eq!(charge.record.units, 5);
+    gw.report_video_end("alpha/film", &charge.record);
+    let ended = watcher.ended.lock().unwrap().clone();
+    assert_eq!(
+        ended,
+        [(
+            "generate_content",
+            "alpha/film".to_owned(),
+            false,
+            "alpha/film".to_owned(),
+            None
+        )]
+    );
+}

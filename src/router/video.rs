@@ -263,6 +263,21 @@ impl Gateway {
         Some(VideoCharge { record, cost })
     }
 
+    /// Tells the gateway's observer (metrics) that a video job ended and was settled with
+    /// `record`: a job ends long after its request, often in another process, so its end is
+    /// reported by whoever settles it, once. `request_model` is what the caller asked for.
+    pub fn report_video_end(&self, request_model: &str, record: &UsageRecord) {
+        if let Some(observer) = &self.telemetry.observer {
+            observer.request_ended(&gateway_core::telemetry::RequestEnd {
+                operation: "generate_content",
+                request_model,
+                stream: false,
+                record,
+                reserved: None,
+            });
+        }
+    }
+
     /// Settles a job's end through the gateway's accounting, for callers that keep jobs
     /// themselves: `reservation` is the one [`VideoSubmission`] carried. The caller makes sure
     /// this runs once per job. Returns what the job cost (`None` while it runs, or unpriced).

@@ -161,9 +161,13 @@ pub(crate) async fn advance(gateway: &Gateway, store: &Store, job: VideoJob) -> 
             );
             let end = job_end(&status, charge.as_ref().and_then(|c| c.cost));
             let record = charge.map(|c| c.record);
-            match store.finish_video_job(&job.id, &end, record).await {
+            match store.finish_video_job(&job.id, &end, record.clone()).await {
                 Ok(true) => {
                     tracing::info!(job = %job.id, status = end.status.as_str(), "video job ended");
+                    // Once, by the replica that settled it: the metrics count the job here.
+                    if let Some(record) = &record {
+                        gateway.report_video_end(&job.model, record);
+                    }
                     Ok(())
                 }
                 Ok(false) => Ok(()),
