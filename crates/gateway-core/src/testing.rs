@@ -668,6 +668,52 @@ pub fn client_settings<C: std::fmt::Debug, B: std::fmt::Debug>(c: &ClientSetting
     assert!(err.to_string().contains(&unset), "{err}");
 }
 
+/// Headers from `(name, value)` pairs, for the error-classification tests of provider crates.
+#[cfg(feature = "http")]
+pub fn headers(pairs: &[(&'static str, &'static str)]) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    for (name, value) in pairs {
+        h.insert(*name, reqwest::header::HeaderValue::from_static(value));
+    }
+    h
+}
+
+/// A provider crate's recorded error answer, `tests/fixtures/errors/<name>` under `crate_dir`
+/// (a JSON file `{"status", "headers", "json" | "text"}`): its status, headers and body.
+///
+/// # Panics
+/// When the file is missing or not in that shape: a test's own mistake.
+#[cfg(feature = "http")]
+pub fn recorded_error(crate_dir: &str, name: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use serde_json::Value;
+    let path = format!("{crate_dir}/tests/fixtures/errors/{name}");
+    let fixture: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| panic!("{path}: not a readable recorded error"));
+    let status = fixture["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or_else(|| panic!("{path}: no `status`"));
+    let mut headers = HeaderMap::new();
+    for (name, value) in fixture["headers"].as_object().into_iter().flatten() {
+        let (Ok(name), Some(Ok(value))) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            value.as_str().map(HeaderValue::from_str),
+        ) else {
+            panic!("{path}: header `{name}` is not a valid header");
+        };
+        headers.insert(name, value);
+    }
+    let body = match (&fixture["json"], &fixture["text"]) {
+        (Value::Null, Value::String(text)) => text.clone(),
+        (Value::Null, _) => String::new(),
+        (json, _) => json.to_string(),
+    };
+    (status, headers, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

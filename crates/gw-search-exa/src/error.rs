@@ -109,20 +109,12 @@ fn reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
-    use reqwest::header::HeaderValue;
+    use gateway_core::http::ERROR_MESSAGE_LIMIT;
+    use gateway_core::testing::headers;
 
     /// Fixed "now" of the table: 2026-02-11T01:02:58Z, the `Date` of the recorded answer whose
     /// `x-ratelimit-reset` was 1770771778.
     const NOW: u64 = 1_770_771_778;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.insert(*name, HeaderValue::from_static(value));
-        }
-        h
-    }
 
     fn recorded(name: &str) -> String {
         let path = format!(

@@ -102,40 +102,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
-    use reqwest::header::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.insert(*name, HeaderValue::from_static(value));
-        }
-        h
-    }
-
-    /// The body of a recorded error answer: `tests/fixtures/errors/<name>`.
+    /// A recorded error answer of this crate: `tests/fixtures/errors/<name>`.
     fn recorded(name: &str) -> (u16, HeaderMap, String) {
-        let path = format!(
-            "{}/tests/fixtures/errors/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let fixture: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let status = fixture["status"].as_u64().unwrap() as u16;
-        let mut h = HeaderMap::new();
-        for (name, value) in fixture["headers"].as_object().into_iter().flatten() {
-            h.insert(
-                reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value.as_str().unwrap()).unwrap(),
-            );
-        }
-        let body = match (&fixture["json"], &fixture["text"]) {
-            (serde_json::Value::Null, serde_json::Value::String(text)) => text.clone(),
-            (serde_json::Value::Null, _) => String::new(),
-            (json, _) => json.to_string(),
-        };
-        (status, h, body)
+        gateway_core::testing::recorded_error(env!("CARGO_MANIFEST_DIR"), name)
     }
+    use gateway_core::http::ERROR_MESSAGE_LIMIT;
+    use gateway_core::testing::headers;
 
     #[test]
     fn classify_the_recorded_error_bodies() {

@@ -152,16 +152,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use gateway_core::http::{ERROR_MESSAGE_LIMIT, reqwest};
-    use reqwest::header::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.insert(*name, HeaderValue::from_static(value));
-        }
-        h
-    }
+    use gateway_core::http::ERROR_MESSAGE_LIMIT;
+    use gateway_core::testing::headers;
 
     #[test]
     fn classify_table() {
