@@ -48,15 +48,47 @@ impl Failed {
     }
 
     /// Releases the reservation (nothing billable), logging every attempt, and returns the error.
+    ///
+    /// A failure [in doubt](Error::is_in_doubt) (a job submit whose answer was lost, an output
+    /// the provider made and billed but that could not be fetched) is charged at what was
+    /// reserved, marked estimated: the provider may well bill the work, and a plan's limit must
+    /// hold for it.
     pub(crate) async fn settle(self) -> Error {
         if let Some(meter) = &self.meter {
-            let end = End {
-                error: Some(&self.error),
-                billable: false,
-                retries: self.retries,
-                ..End::default()
+            let reserved = meter
+                .reservation
+                .as_ref()
+                .filter(|_| self.error.is_in_doubt())
+                .map(|r| r.estimate);
+            let record = match reserved {
+                Some(estimate) => {
+                    let usage = Usage {
+                        tokens: gateway_core::TokenUsage {
+                            input_tokens: estimate.tokens,
+                            ..Default::default()
+                        },
+                        units: estimate.units,
+                    };
+                    let end = End {
+                        error: Some(&self.error),
+                        billable: true,
+                        estimated: true,
+                        retries: self.retries,
+                        ..End::default()
+                    };
+                    meter.record_priced(usage, end, estimate.cost)
+                }
+                None => {
+                    let end = End {
+                        error: Some(&self.error),
+                        billable: false,
+                        retries: self.retries,
+                        ..End::default()
+                    };
+                    meter.record(Usage::default(), end)
+                }
             };
-            meter.settle(meter.record(Usage::default(), end)).await;
+            meter.settle(record).await;
         } else {
             self.trace.refused(self.route.as_ref(), &self.error);
         }

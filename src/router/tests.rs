@@ -1017,7 +1017,14 @@ async fn a_failure_in_doubt_is_neither_retried_nor_sent_elsewhere() {
         (1, 0),
         "one submit, no second anywhere"
     );
-    assert_eq!(ledger.settled().len(), 1, "the request is settled once");
+    let settled = ledger.settled();
+    assert_eq!(settled.len(), 1, "the request is settled once");
+    // The provider may have made (and billed) the image: charged at what was reserved.
+    assert!(settled[0].billable && settled[0].estimated);
+    assert_eq!(
+        (settled[0].units, settled[0].cost),
+        (1, Some(Cost::from_nanos(40_000_000)))
+    );
 }
 
 #[tokio::test]
