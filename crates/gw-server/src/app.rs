@@ -50,6 +50,7 @@ struct Inner {
     unavailable: BTreeMap<String, String>,
     max_body_bytes: usize,
     max_image_bytes: usize,
+    drain: Arc<crate::drain::Drain>,
     telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// How often the store is asked whether keys or plans changed elsewhere.
     auth_poll: Duration,
@@ -236,6 +237,7 @@ impl AppState {
                 unavailable,
                 max_body_bytes: crate::config::ServerSection::default().max_body_bytes,
                 max_image_bytes: crate::config::ServerSection::default().max_image_bytes,
+                drain: Arc::default(),
                 telemetry: None,
                 auth_poll: Duration::from_millis(
                     crate::config::StoreSection::default().auth_poll_ms,
@@ -360,6 +362,11 @@ impl AppState {
     /// The router.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway
+    }
+
+    /// The requests in flight, for a graceful shutdown.
+    pub fn drain(&self) -> Arc<crate::drain::Drain> {
+        Arc::clone(&self.inner.drain)
     }
 
     /// The largest image an edit request may upload, in bytes (`server.max_image_bytes`).
@@ -538,6 +545,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::drain::track,
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(

@@ -72,6 +72,10 @@ pub struct ServerSection {
     /// The largest image one edit request may upload (each `image` and the `mask`), in bytes.
     #[serde(default = "default_max_image")]
     pub max_image_bytes: usize,
+    /// On SIGTERM, how long the requests in flight may run on before they are cancelled, in
+    /// milliseconds (default 30000).
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -80,8 +84,13 @@ impl Default for ServerSection {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             max_image_bytes: default_max_image(),
+            drain_ms: default_drain_ms(),
         }
     }
+}
+
+fn default_drain_ms() -> u64 {
+    30_000
 }
 
 fn default_max_image() -> usize {

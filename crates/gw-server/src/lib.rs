@@ -6,10 +6,12 @@
 //! - [`config`]: the TOML configuration, with `GATEWAY__SECTION__FIELD` environment overrides.
 //! - [`app`]: the router and its layers, for embedding and for tests.
 //! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP, and Prometheus' `/metrics`.
+//! - [`drain`]: graceful shutdown: requests in flight finish, then what is left is cancelled.
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod config;
+pub mod drain;
 mod error;
 mod openai;
 mod routes;

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
@@ -215,10 +216,42 @@ async fn serve(config: Config, telemetry: Arc<Telemetry>) -> Result<(), String> 
         }
     });
     let store = state.store().cloned();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    let drain = state.drain();
+    let drain_time = Duration::from_millis(config.server.drain_ms);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown({
+        let drain = Arc::clone(&drain);
+        async move {
+            shutdown().await;
+            drain.begin();
+            tracing::info!(
+                in_flight = drain.in_flight(),
+                drain_ms = drain_time.as_millis() as u64,
+                "shutting down: no new connections; finishing requests in flight"
+            );
+        }
+    });
+    let drained = async {
+        drain.draining().await;
+        tokio::time::sleep(drain_time).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| format!("server error: {e}"))?,
+        () = drained => {
+            tracing::warn!(
+                in_flight = drain.in_flight(),
+                "the drain time is over: cancelling the requests still in flight"
+            );
+            drain.cancel();
+            if !drain.idle(Duration::from_secs(5)).await {
+                tracing::error!(
+                    in_flight = drain.in_flight(),
+                    "requests still running after their cancellation: recovery settles them"
+                );
+            }
+        }
+    }
+    // A cancelled request settles from a task of its own: let those run before the flush.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     if let Some(store) = store {
         // Write the usage rows still queued before the process ends.
         store.close().await;
@@ -245,5 +278,4 @@ async fn shutdown() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -161,6 +161,31 @@ pub mod process {
     /// A running gateway process, killed when dropped.
     pub struct Gateway(Child);
 
+    impl Gateway {
+        /// Sends the process SIGTERM, as an orchestrator stopping it does.
+        #[allow(dead_code)]
+        pub fn terminate(&self) {
+            let status = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -TERM failed");
+        }
+
+        /// Waits (at most `within`) for the process to exit; its status, if it did.
+        #[allow(dead_code)]
+        pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = self.0.try_wait() {
+                    return Some(status);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        }
+    }
+
     impl Drop for Gateway {
         fn drop(&mut self) {
             let _ = self.0.kill();
