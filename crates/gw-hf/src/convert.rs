@@ -733,14 +733,27 @@ fn token_usage(usage: Option<&wire::Usage>) -> TokenUsage {
     }
 }
 
+/// Whether a usage object reports any count.
+fn has_counts(usage: &wire::Usage) -> bool {
+    usage.prompt_tokens.is_some() || usage.completion_tokens.is_some()
+}
+
 fn invalid(message: impl Into<String>) -> Error {
     Error::invalid_request(message).with_provider(PROVIDER)
 }
 
 /// Maps the router's chat-completion chunks onto [`TextChunk`]s.
 ///
-/// Only `data: [DONE]` ends a stream normally: a stream that stops without it was cut off, even
-/// after a `finish_reason`, because the usage chunk may still have been on the way.
+/// A stream ends normally at `data: [DONE]`, or where it has sent all an answer has: its
+/// `finish_reason` and, on that chunk or a later one, its usage. Cerebras ends there without
+/// `[DONE]` (its recorded stream, cited on [`wire::ChatCompletionChunk::usage`]). A stream that
+/// stops before both were sent was cut off, even after a `finish_reason`, because the usage may
+/// still have been on the way.
+///
+/// Usage is read wherever the backend puts it: a chunk's `usage` (on an empty-`choices` chunk
+/// or on the one with the `finish_reason`), else Groq's `x_groq.usage`. Backends that repeat it
+/// (Groq sends it on the finishing chunk and again on an empty-`choices` chunk) have it passed
+/// on once per change: [`TextChunk::Usage`] is cumulative, the last one final.
 ///
 /// Tool calls arrive in pieces (`delta.tool_calls[]`): the first piece of a call carries its
 /// `id` and `function.name`, later ones more `function.arguments`
@@ -757,6 +770,10 @@ pub(crate) struct StreamDecoder {
     status: u16,
     /// Whether a `Finish` has been emitted; a backend repeating `finish_reason` gets one.
     finished: bool,
+    /// The last usage passed on, so a repeated one is not passed on again.
+    usage: Option<TokenUsage>,
+    /// Whether usage came with or after the `finish_reason`: the answer is then complete.
+    usage_after_finish: bool,
     /// The answer's tool calls so far; a call's position is its core index.
     calls: Vec<StreamCall>,
     ids: CallIds,
@@ -785,6 +802,8 @@ impl StreamDecoder {
         Self {
             status,
             finished: false,
+            usage: None,
+            usage_after_finish: false,
             calls: Vec::new(),
             ids: CallIds::default(),
         }
@@ -950,14 +969,31 @@ impl SseDecode for StreamDecoder {
                 )));
             }
         }
-        if let Some(usage) = &chunk.usage {
-            out.push(TextChunk::Usage(token_usage(Some(usage))));
+        // The top-level `usage` where a chunk has it, else Groq's (see `wire::XGroq`). A usage
+        // object without counts (some backends send one) says nothing.
+        let usage = chunk
+            .usage
+            .filter(has_counts)
+            .or_else(|| chunk.x_groq.and_then(|x| x.usage).filter(has_counts));
+        if let Some(usage) = usage {
+            let usage = token_usage(Some(&usage));
+            if self.usage != Some(usage) {
+                self.usage = Some(usage);
+                out.push(TextChunk::Usage(usage));
+            }
+            self.usage_after_finish |= self.finished;
         }
         Ok(SseStep::Continue)
     }
 
     fn on_eof(&mut self, _out: &mut Vec<TextChunk>) -> Result<()> {
-        Err(interrupted(PROVIDER, "`data: [DONE]`"))
+        if self.finished && self.usage_after_finish {
+            return Ok(());
+        }
+        Err(interrupted(
+            PROVIDER,
+            "`data: [DONE]` (or its finish_reason and usage)",
+        ))
     }
 }
 

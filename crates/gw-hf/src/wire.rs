@@ -404,11 +404,40 @@ pub(crate) struct CompletionTokensDetails {
 pub(crate) struct ChatCompletionChunk {
     #[serde(default)]
     pub(crate) choices: Vec<ChunkChoice>,
-    /// With `stream_options.include_usage`, on a last chunk whose `choices` is empty.
+    /// The backends put it in different chunks:
+    /// - OpenAI, with `stream_options.include_usage`: on a last chunk whose `choices` is empty
+    ///   (<https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options>);
+    /// - Cerebras: on the chunk that carries the `finish_reason`, and no `data: [DONE]` after it
+    ///   (`ChatChunkResponse.usage` of <https://github.com/Cerebras/cerebras-cloud-sdk-python>,
+    ///   `src/cerebras/cloud/sdk/types/chat/chat_completion.py`; a recorded stream:
+    ///   <https://github.com/charmbracelet/fantasy/blob/71f727f0c6f1021be71a2284bfccaa8465fa2213/providertests/testdata/TestCerebrasCommon/cerebras-qwen-3-coder-480b/simple_streaming.yaml>);
+    /// - Together, through the router: on the chunk with the `finish_reason`, `null` on the
+    ///   others (<https://github.com/pydantic/pydantic-ai/blob/82fc848a1a14328c20743af789495a3c553c750e/tests/models/cassettes/test_huggingface/test_hf_model_thinking_part_iter.yaml>);
+    /// - Groq: on the chunk with the `finish_reason` (also as `x_groq.usage`), and again on an
+    ///   empty-`choices` chunk with `include_usage`
+    ///   (<https://github.com/charmbracelet/fantasy/blob/e8ea87a7029ec73944fa730c9313d27e82555f03/providertests/testdata/TestGroqCommon/groq-kimi-k2-0905/simple_streaming.yaml>).
     #[serde(default)]
     pub(crate) usage: Option<Usage>,
+    /// Groq's own extension; its `usage` is the request's, on the chunk with the
+    /// `finish_reason` (see [`XGroq`]).
+    #[serde(default)]
+    pub(crate) x_groq: Option<XGroq>,
     #[serde(default)]
     pub(crate) error: Option<ErrorField>,
+}
+
+/// `x_groq` of a Groq stream chunk: `{"id": "req_...", "usage": {...}}`. Its `usage` is "Usage
+/// information for the stream. Only sent in the final chunk", whether or not the request asked
+/// for `stream_options.include_usage`, which adds the top-level `usage` (`XGroq` and
+/// `ChatCompletionChunk` in `src/groq/types/chat/chat_completion_chunk.py` of
+/// <https://github.com/groq/groq-python>); OpenAI's names plus Groq's timings (ignored).
+///
+/// Recorded: <https://github.com/pydantic/pydantic-ai/blob/5039551ad6f598c61893f702583300620184b956/tests/models/cassettes/test_groq/test_tool_use_failed_error_streaming.yaml>,
+/// <https://github.com/charmbracelet/fantasy/blob/e8ea87a7029ec73944fa730c9313d27e82555f03/providertests/testdata/TestGroqCommon/groq-kimi-k2-0905/simple_streaming.yaml>.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct XGroq {
+    #[serde(default)]
+    pub(crate) usage: Option<Usage>,
 }
 
 /// One of `choices` of a stream chunk.

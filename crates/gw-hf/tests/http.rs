@@ -137,6 +137,41 @@ async fn stream_to_done() {
 }
 
 #[tokio::test]
+async fn a_cerebras_stream_ends_after_its_finish_and_usage_without_done() {
+    // Cerebras's shape (recorded by charmbracelet/fantasy,
+    // `providertests/testdata/TestCerebrasCommon/cerebras-qwen-3-coder-480b/simple_streaming.yaml`
+    // at 71f727f0c6f1021be71a2284bfccaa8465fa2213): usage on the finishing chunk, no `[DONE]`.
+    let (mock, client) = mock(vec![step(
+        Some(json!({"model": MODEL, "stream": true, "stream_options": {"include_usage": true}})),
+        Respond::sse([
+            r#"{"id":"chatcmpl-07ac2555","choices":[{"delta":{"content":"Oi!"},"index":0}],"created":1761231233,"model":"llama3.1-8b","object":"chat.completion.chunk"}"#,
+            r#"{"id":"chatcmpl-07ac2555","choices":[{"delta":{},"finish_reason":"stop","index":0}],"created":1761231233,"model":"llama3.1-8b","object":"chat.completion.chunk","usage":{"prompt_tokens":22,"completion_tokens":3,"total_tokens":25,"prompt_tokens_details":{"cached_tokens":0}},"time_info":{"queue_time":0.000533844,"prompt_time":0.00128098,"completion_time":0.003694258,"total_time":0.007519960403442383,"created":1761231233.440385}}"#,
+        ]),
+    )])
+    .await;
+    let items: Vec<TextChunk> = client
+        .stream(TextRequest::new(MODEL).user("hi"))
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(
+        items,
+        vec![
+            TextChunk::Delta("Oi!".into()),
+            TextChunk::Finish(FinishReason::Stop),
+            TextChunk::Usage(TokenUsage {
+                input_tokens: 22,
+                output_tokens: 3,
+                ..TokenUsage::default()
+            }),
+        ]
+    );
+    assert_clean(&mock);
+}
+
+#[tokio::test]
 async fn a_stream_cut_before_done_ends_with_stream_interrupted() {
     let (mock, client) = mock(vec![step(
         None,

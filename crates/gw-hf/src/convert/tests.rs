@@ -435,6 +435,183 @@ fn eof_without_done_is_interrupted_even_after_finish() {
     assert_eq!(err.provider(), PROVIDER);
 }
 
+/// Feeds `events` (each must be accepted without ending the stream), then the end of the
+/// bytes: the chunks and what the end was.
+fn feed_to_eof(events: &[&str]) -> (Vec<TextChunk>, Result<()>) {
+    let mut decoder = StreamDecoder::new(200);
+    let mut out = Vec::new();
+    for data in events {
+        let step = decoder.on_event(
+            SseEvent {
+                data: (*data).to_owned(),
+                ..SseEvent::default()
+            },
+            &mut out,
+        );
+        assert_eq!(step.unwrap(), SseStep::Continue, "{data}");
+    }
+    let end = decoder.on_eof(&mut out);
+    (out, end)
+}
+
+fn tokens(input_tokens: u64, output_tokens: u64) -> TokenUsage {
+    TokenUsage {
+        input_tokens,
+        output_tokens,
+        ..TokenUsage::default()
+    }
+}
+
+#[test]
+fn recorded_cerebras_stream_usage_with_the_finish_and_no_done() {
+    // api.cerebras.ai with `stream_options.include_usage`, recorded by charmbracelet/fantasy
+    // (`providertests/testdata/TestCerebrasCommon/cerebras-qwen-3-coder-480b/simple_streaming.yaml`
+    // at 71f727f0c6f1021be71a2284bfccaa8465fa2213): the usage rides on the chunk with the
+    // `finish_reason`, and the body ends there, without `data: [DONE]`.
+    let (chunks, end) = feed_to_eof(&[
+        r#"{"id":"chatcmpl-07ac2555-5f70-4250-bf47-c33cb5e4e22f","choices":[{"delta":{"role":"assistant"},"index":0}],"created":1761231233,"model":"qwen-3-coder-480b","system_fingerprint":"fp_386b539e7b02ce3613b7","object":"chat.completion.chunk"}"#,
+        r#"{"id":"chatcmpl-07ac2555-5f70-4250-bf47-c33cb5e4e22f","choices":[{"delta":{"content":"Oi"},"index":0}],"created":1761231233,"model":"qwen-3-coder-480b","system_fingerprint":"fp_386b539e7b02ce3613b7","object":"chat.completion.chunk"}"#,
+        r#"{"id":"chatcmpl-07ac2555-5f70-4250-bf47-c33cb5e4e22f","choices":[{"delta":{"content":"!"},"index":0}],"created":1761231233,"model":"qwen-3-coder-480b","system_fingerprint":"fp_386b539e7b02ce3613b7","object":"chat.completion.chunk"}"#,
+        r#"{"id":"chatcmpl-07ac2555-5f70-4250-bf47-c33cb5e4e22f","choices":[{"delta":{},"index":0}],"created":1761231233,"model":"qwen-3-coder-480b","system_fingerprint":"fp_386b539e7b02ce3613b7","object":"chat.completion.chunk"}"#,
+        r#"{"id":"chatcmpl-07ac2555-5f70-4250-bf47-c33cb5e4e22f","choices":[{"delta":{},"finish_reason":"stop","index":0}],"created":1761231233,"model":"qwen-3-coder-480b","system_fingerprint":"fp_386b539e7b02ce3613b7","object":"chat.completion.chunk","usage":{"prompt_tokens":22,"completion_tokens":3,"total_tokens":25,"prompt_tokens_details":{"cached_tokens":0}},"time_info":{"queue_time":0.000533844,"prompt_time":0.00128098,"completion_time":0.003694258,"total_time":0.007519960403442383,"created":1761231233.440385}}"#,
+    ]);
+    end.unwrap();
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("Oi".into()),
+            TextChunk::Delta("!".into()),
+            TextChunk::Finish(FinishReason::Stop),
+            TextChunk::Usage(tokens(22, 3)),
+        ]
+    );
+}
+
+#[test]
+fn recorded_together_stream_through_the_router_usage_with_the_finish() {
+    // router.huggingface.co/together, recorded by pydantic-ai
+    // (`tests/models/cassettes/test_huggingface/test_hf_model_thinking_part_iter.yaml` at
+    // 82fc848a1a14328c20743af789495a3c553c750e): `"usage":null` on every chunk but the one with
+    // the `finish_reason`.
+    let (chunks, end) = feed_to_eof(&[
+        r#"{"id":"oV1nHvx-28Eivz-9c4b16f37c27e605","object":"chat.completion.chunk","created":1769546683,"choices":[{"index":0,"text":"!","logprobs":null,"finish_reason":null,"seed":null,"delta":{"token_id":3,"role":"assistant","content":"!"}}],"model":"deepseek-ai/DeepSeek-R1","usage":null}"#,
+        r#"{"id":"oV1nHvx-28Eivz-9c4b16f37c27e605","object":"chat.completion.chunk","created":1769546683,"choices":[{"index":0,"text":"","logprobs":null,"finish_reason":"stop","seed":7228414683750928000,"delta":{"token_id":1,"role":"assistant","content":""}}],"model":"deepseek-ai/DeepSeek-R1","usage":{"prompt_tokens":10,"completion_tokens":955,"total_tokens":965,"cached_tokens":0}}"#,
+    ]);
+    end.unwrap();
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("!".into()),
+            TextChunk::Finish(FinishReason::Stop),
+            TextChunk::Usage(tokens(10, 955)),
+        ]
+    );
+}
+
+#[test]
+fn recorded_groq_stream_usage_repeated_is_passed_on_once() {
+    // api.groq.com with `stream_options.include_usage`, recorded by charmbracelet/fantasy
+    // (`providertests/testdata/TestGroqCommon/groq-kimi-k2-0905/simple_streaming.yaml` at
+    // e8ea87a7029ec73944fa730c9313d27e82555f03): the usage on the finishing chunk, both as
+    // `x_groq.usage` and `usage`, then again on an empty-`choices` chunk.
+    let (chunks, steps) = feed(&[
+        r#"{"id":"chatcmpl-217967f6-a17e-43ab-a156-6b28ea4e8338","object":"chat.completion.chunk","created":1761231344,"model":"moonshotai/kimi-k2-instruct-0905","system_fingerprint":"fp_5fe129dff6","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"x_groq":{"id":"req_01k88s34vjesy920ksmza5dh2b"}}"#,
+        r#"{"id":"chatcmpl-217967f6-a17e-43ab-a156-6b28ea4e8338","object":"chat.completion.chunk","created":1761231344,"model":"moonshotai/kimi-k2-instruct-0905","system_fingerprint":"fp_5fe129dff6","choices":[{"index":0,"delta":{"content":"Olá!"},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-217967f6-a17e-43ab-a156-6b28ea4e8338","object":"chat.completion.chunk","created":1761231344,"model":"moonshotai/kimi-k2-instruct-0905","system_fingerprint":"fp_5fe129dff6","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"x_groq":{"id":"req_01k88s34vjesy920ksmza5dh2b","usage":{"queue_time":0.16084081,"prompt_tokens":20,"prompt_time":0.012868493,"completion_tokens":4,"completion_time":0.009134913,"total_tokens":24,"total_time":0.022003406}},"usage":{"queue_time":0.16084081,"prompt_tokens":20,"prompt_time":0.012868493,"completion_tokens":4,"completion_time":0.009134913,"total_tokens":24,"total_time":0.022003406}}"#,
+        r#"{"id":"chatcmpl-217967f6-a17e-43ab-a156-6b28ea4e8338","object":"chat.completion.chunk","created":1761231344,"model":"moonshotai/kimi-k2-instruct-0905","system_fingerprint":"fp_5fe129dff6","choices":[],"usage":{"queue_time":0.16084081,"prompt_tokens":20,"prompt_time":0.012868493,"completion_tokens":4,"completion_time":0.009134913,"total_tokens":24,"total_time":0.022003406},"service_tier":"on_demand"}"#,
+        "[DONE]",
+    ]);
+    assert_eq!(steps.last().unwrap().as_ref().unwrap(), &SseStep::Done);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("Olá!".into()),
+            TextChunk::Finish(FinishReason::Stop),
+            TextChunk::Usage(tokens(20, 4)),
+        ]
+    );
+}
+
+#[test]
+fn groq_usage_only_in_x_groq() {
+    // Without `stream_options.include_usage` Groq sends no top-level `usage`, only
+    // `x_groq.usage` on the final chunk (`XGroq.usage` and `ChatCompletionChunk.usage` of
+    // groq-python's `src/groq/types/chat/chat_completion_chunk.py`); the finishing chunk of
+    // pydantic-ai's recording (`test_groq/test_tool_use_failed_error_streaming.yaml` at
+    // 5039551ad6f598c61893f702583300620184b956) with its top-level `usage` left out.
+    let (chunks, end) = feed_to_eof(&[
+        r#"{"id":"chatcmpl-935610b8-ec6a-4b1d-8a58-84b34ab0590e","object":"chat.completion.chunk","created":1771434741,"model":"openai/gpt-oss-120b","system_fingerprint":"fp_c82faf3ca0","choices":[{"index":0,"delta":{"content":"."},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-935610b8-ec6a-4b1d-8a58-84b34ab0590e","object":"chat.completion.chunk","created":1771434741,"model":"openai/gpt-oss-120b","system_fingerprint":"fp_c82faf3ca0","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"x_groq":{"id":"req_01khrvt3cxe8dt0makxnbdgqz6","usage":{"queue_time":0.005626991,"prompt_tokens":339,"prompt_time":0.017648485,"completion_tokens":58,"completion_time":0.125333784,"total_tokens":397,"total_time":0.142982269,"completion_tokens_details":{"reasoning_tokens":38}}}}"#,
+    ]);
+    end.unwrap();
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta(".".into()),
+            TextChunk::Finish(FinishReason::Stop),
+            TextChunk::Usage(TokenUsage {
+                reasoning_tokens: 38,
+                ..tokens(339, 58)
+            }),
+        ]
+    );
+}
+
+#[test]
+fn usage_on_every_chunk_is_passed_on_as_it_grows_and_a_cut_before_the_finish_is_interrupted() {
+    // Written for the rule, not recorded: a backend that sends a running usage on every chunk
+    // has each change passed on (the last one stands), and usage without a finish is not a
+    // complete answer.
+    let (chunks, end) = feed_to_eof(&[
+        r#"{"choices":[{"index":0,"delta":{"content":"Coca"}}],"usage":{"prompt_tokens":38,"completion_tokens":1,"total_tokens":39}}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"-Cola"}}],"usage":{"prompt_tokens":38,"completion_tokens":2,"total_tokens":40}}"#,
+    ]);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("Coca".into()),
+            TextChunk::Usage(tokens(38, 1)),
+            TextChunk::Delta("-Cola".into()),
+            TextChunk::Usage(tokens(38, 2)),
+        ]
+    );
+    assert_eq!(end.unwrap_err().kind(), &ErrorKind::StreamInterrupted);
+}
+
+#[test]
+fn eof_after_the_finish_and_a_later_usage_chunk_is_a_normal_end() {
+    // OpenAI's order (finish, then usage on an empty-`choices` chunk) from a backend that leaves
+    // out `[DONE]`: nothing more was owed.
+    let (chunks, end) = feed_to_eof(&[
+        r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":41,"completion_tokens":5,"total_tokens":46}}"#,
+    ]);
+    end.unwrap();
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("Hi".into()),
+            TextChunk::Finish(FinishReason::Stop),
+            TextChunk::Usage(tokens(41, 5)),
+        ]
+    );
+}
+
+#[test]
+fn a_usage_object_without_counts_is_no_usage() {
+    let (chunks, end) = feed_to_eof(&[
+        r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}],"usage":{"total_tokens":null}}"#,
+    ]);
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("Hi".into()),
+            TextChunk::Finish(FinishReason::Stop),
+        ]
+    );
+    assert_eq!(end.unwrap_err().kind(), &ErrorKind::StreamInterrupted);
+}
+
 // ---- content parts ----
 
 #[test]
