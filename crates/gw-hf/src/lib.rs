@@ -112,3 +112,79 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     reg.add_prices(PriceCatalog::from_toml(PRICES, "gw-hf/pricing.toml")?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::TokenUsage;
+
+    /// The chat models the shipped config and the README name, as a request names them.
+    const SHIPPED: [&str; 3] = [
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "meta-llama/Llama-3.1-8B-Instruct:cerebras",
+        "openai/gpt-oss-120b:cerebras",
+    ];
+
+    /// Every backend suffix priced for `model`.
+    fn backends(catalog: &PriceCatalog, model: &str) -> Vec<String> {
+        [
+            "cerebras",
+            "groq",
+            "sambanova",
+            "fireworks-ai",
+            "together",
+            "novita",
+            "nebius",
+        ]
+        .iter()
+        .map(|b| format!("{model}:{b}"))
+        .filter(|m| catalog.text_price(PROVIDER, m).is_some())
+        .collect()
+    }
+
+    #[test]
+    fn the_shipped_chat_models_are_priced_with_and_without_a_backend() {
+        let catalog = PriceCatalog::from_toml(PRICES, "pricing.toml").unwrap();
+        assert_eq!(catalog.version_of(PROVIDER), "2026-11-28");
+        for model in SHIPPED {
+            assert!(
+                catalog.text_price(PROVIDER, model).is_some(),
+                "{model} has no price"
+            );
+        }
+        for bare in ["meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-120b"] {
+            assert!(catalog.text_price(PROVIDER, bare).is_some(), "{bare}");
+        }
+        // 12 prompt and 9 generated tokens on Cerebras at $0.10 / $0.10 per 1M.
+        let usage = TokenUsage {
+            input_tokens: 12,
+            output_tokens: 9,
+            ..TokenUsage::default()
+        };
+        let cost = catalog
+            .text_cost(
+                PROVIDER,
+                "meta-llama/Llama-3.1-8B-Instruct:cerebras",
+                &usage,
+            )
+            .unwrap();
+        assert_eq!(cost.to_string(), "0.0000021");
+    }
+
+    #[test]
+    fn a_bare_hub_id_costs_at_least_every_priced_backend() {
+        let catalog = PriceCatalog::from_toml(PRICES, "pricing.toml").unwrap();
+        for bare in ["meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-120b"] {
+            let top = catalog.text_price(PROVIDER, bare).unwrap().base;
+            let priced = backends(&catalog, bare);
+            assert!(priced.len() >= 2, "{bare}: {priced:?}");
+            for model in priced {
+                let rate = catalog.text_price(PROVIDER, &model).unwrap().base;
+                assert!(top.input >= rate.input, "{model} input");
+                assert!(top.output >= rate.output, "{model} output");
+                let cached = |p: &gateway_core::TokenPrice| p.cached_input.unwrap_or(p.input);
+                assert!(cached(&top) >= cached(&rate), "{model} cached input");
+            }
+        }
+    }
+}
