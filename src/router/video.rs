@@ -564,7 +564,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_submit_in_doubt_is_sent_once_and_its_reservation_released() {
+    async fn a_submit_in_doubt_is_sent_once_and_charged_at_its_reservation() {
         let alpha = FakeVideo::new(
             "alpha",
             vec![Err(Error::new(ErrorKind::Timeout, "lost").in_doubt())],
@@ -582,7 +582,13 @@ mod tests {
         assert!(err.is_in_doubt(), "{err}");
         assert_eq!(alpha.submitted.load(Ordering::SeqCst), 1);
         assert_eq!(beta.submitted.load(Ordering::SeqCst), 0);
-        assert_eq!(ledger.settled.lock().unwrap().len(), 1);
+        let settled = ledger.settled.lock().unwrap().clone();
+        assert_eq!(settled.len(), 1);
+        // The task may be running and billed: charged at what was reserved, marked estimated.
+        let (reservation, record) = &settled[0];
+        assert!(record.billable && record.estimated, "{record:?}");
+        assert_eq!(record.units, reservation.estimate.units);
+        assert!(record.units > 0, "{record:?}");
 
         // A plain 503 is retried, then served by the fallback.
         let alpha = FakeVideo::new(
