@@ -23,6 +23,7 @@ use llm_gateway::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::upload::{bad_form, merge_options};
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
@@ -184,12 +185,6 @@ struct TranscriptionForm {
 
 impl TranscriptionForm {
     async fn read(mut form: Multipart) -> Result<Self, ApiError> {
-        let bad_form = |e: axum::extract::multipart::MultipartError| {
-            ApiError::invalid(
-                None,
-                format!("the multipart form cannot be read: {}", e.body_text()),
-            )
-        };
         let mut out = Self::default();
         while let Some(field) = form.next_field().await.map_err(bad_form)? {
             let name = field.name().unwrap_or_default().to_owned();
@@ -221,15 +216,7 @@ impl TranscriptionForm {
             "prompt" => self.prompt = Some(text),
             "response_format" => self.response_format = Some(text),
             "fallbacks" | "fallbacks[]" => self.fallbacks.push(text),
-            "options" => {
-                let options: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
-                    ApiError::invalid(
-                        Some("options".into()),
-                        format!("`options` must be a JSON object: {e}"),
-                    )
-                })?;
-                self.options.extend(options);
-            }
+            "options" => merge_options(&mut self.options, &text)?,
             "temperature" => {
                 let t: f64 = text.trim().parse().map_err(|_| {
                     ApiError::invalid(Some(name.into()), "`temperature` must be a number")

@@ -13,9 +13,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Multipart, Request, State};
 use axum::http::HeaderMap;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -26,7 +25,7 @@ use llm_gateway::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::upload::{json_image, uploaded};
+use super::upload::{JsonOrForm, bad_form, json_image, json_or_form, merge_options, uploaded};
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
@@ -360,12 +359,6 @@ impl EditJson {
 /// The multipart form of an edit, OpenAI's.
 async fn multipart_body(mut form: Multipart, max_bytes: usize) -> Result<EditBody, ApiError> {
     let mut body = EditBody::default();
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::invalid(
-            None,
-            format!("the multipart form cannot be read: {}", e.body_text()),
-        )
-    };
     while let Some(field) = form.next_field().await.map_err(bad_form)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
@@ -421,16 +414,7 @@ fn set_text_field(body: &mut EditBody, name: &str, text: String) -> Result<(), A
         "edit" => body.edit = Some(text),
         "user" => body.user = Some(text),
         "fallbacks" | "fallbacks[]" => body.fallbacks.push(text),
-        // Merged, not replaced: the form's fields come in any order.
-        "options" => {
-            let options: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
-                ApiError::invalid(
-                    Some("options".into()),
-                    format!("`options` must be a JSON object: {e}"),
-                )
-            })?;
-            body.options.extend(options);
-        }
+        "options" => merge_options(&mut body.options, &text)?,
         "quality" | "background" | "input_fidelity" | "output_compression" | "style"
         | "moderation" => {
             body.options.insert(name.to_owned(), Value::String(text));
@@ -455,28 +439,9 @@ async fn edits(
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
     let max_bytes = state.max_image_bytes();
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    let body = if is_json {
-        let Json(body) = Json::<EditJson>::from_request(request, &state)
-            .await
-            .map_err(ApiError::from_json)?;
-        body.into_body(max_bytes)?
-    } else {
-        let form = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::invalid(
-                    None,
-                    format!(
-                        "an edit is a multipart form (OpenAI's) or a JSON body: {}",
-                        e.body_text()
-                    ),
-                )
-            })?;
-        multipart_body(form, max_bytes).await?
+    let body = match json_or_form::<EditJson>(request, &state, "an edit").await? {
+        JsonOrForm::Json(body) => body.into_body(max_bytes)?,
+        JsonOrForm::Form(form) => multipart_body(form, max_bytes).await?,
     };
     let req = body.to_core()?;
     let mut call = call_context(&ctx, caller, &headers, &body.fallbacks)?;

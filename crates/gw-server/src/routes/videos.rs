@@ -16,7 +16,7 @@
 //! provider).
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use llm_gateway::{Cost, MediaInput, VideoRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::upload::{json_image, uploaded};
+use super::upload::{JsonOrForm, bad_form, json_image, json_or_form, merge_options, uploaded};
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
@@ -122,12 +122,6 @@ impl CreateJson {
 /// The multipart form of a create, OpenAI's.
 async fn multipart_body(mut form: Multipart, max_bytes: usize) -> Result<CreateBody, ApiError> {
     let mut body = CreateBody::default();
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::invalid(
-            None,
-            format!("the multipart form cannot be read: {}", e.body_text()),
-        )
-    };
     while let Some(field) = form.next_field().await.map_err(bad_form)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "input_reference" {
@@ -150,15 +144,7 @@ async fn multipart_body(mut form: Multipart, max_bytes: usize) -> Result<CreateB
                 })?);
             }
             "fallbacks" | "fallbacks[]" => body.fallbacks.push(text),
-            "options" => {
-                let options: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
-                    ApiError::invalid(
-                        Some("options".into()),
-                        format!("`options` must be a JSON object: {e}"),
-                    )
-                })?;
-                body.options.extend(options);
-            }
+            "options" => merge_options(&mut body.options, &text)?,
             _ => {
                 return Err(ApiError::invalid(
                     Some(name.clone()),
@@ -281,28 +267,9 @@ async fn create(
     let store = store_of(&state)?.clone();
     let headers = request.headers().clone();
     let max_bytes = state.max_image_bytes();
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    let body = if is_json {
-        let Json(body) = Json::<CreateJson>::from_request(request, &state)
-            .await
-            .map_err(ApiError::from_json)?;
-        body.into_body(max_bytes)?
-    } else {
-        let form = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::invalid(
-                    None,
-                    format!(
-                        "a video is created with a multipart form (OpenAI's) or a JSON body: {}",
-                        e.body_text()
-                    ),
-                )
-            })?;
-        multipart_body(form, max_bytes).await?
+    let body = match json_or_form::<CreateJson>(request, &state, "a video").await? {
+        JsonOrForm::Json(body) => body.into_body(max_bytes)?,
+        JsonOrForm::Form(form) => multipart_body(form, max_bytes).await?,
     };
     let req = body.to_core()?;
     let user_id = caller.user_id.clone();
