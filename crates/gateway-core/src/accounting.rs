@@ -33,16 +33,19 @@ pub enum Modality {
     Audio,
     /// Web search.
     Search,
+    /// Fine-tuning (LoRA training) jobs.
+    Training,
 }
 
 impl Modality {
     /// Every modality.
-    pub const ALL: [Modality; 5] = [
+    pub const ALL: [Modality; 6] = [
         Self::Text,
         Self::Image,
         Self::Video,
         Self::Audio,
         Self::Search,
+        Self::Training,
     ];
 
     /// The lower-case name used in plans, counters and logs (`text`, `image`, ...).
@@ -53,6 +56,7 @@ impl Modality {
             Self::Video => "video",
             Self::Audio => "audio",
             Self::Search => "search",
+            Self::Training => "training",
         }
     }
 

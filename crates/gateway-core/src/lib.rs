@@ -43,6 +43,7 @@ pub mod speech;
 pub mod sse;
 pub mod telemetry;
 mod text;
+mod training;
 pub mod transcription;
 mod usage;
 pub mod video;
@@ -83,6 +84,9 @@ pub use text::{
     Choice, DynTextModel, FinishReason, Message, Part, ReasoningEffort, ResponseFormat, Role,
     TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream, TokenLogprob, Tool,
     ToolCall, ToolChoice,
+};
+pub use training::{
+    DynTrainingModel, LoraModel, TrainingModel, TrainingOutput, TrainingRequest, per_step_billing,
 };
 pub use transcription::{
     DynTranscriptionModel, Segment, TranscriptionModel, TranscriptionRequest, TranscriptionResponse,

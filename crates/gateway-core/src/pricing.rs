@@ -90,11 +90,13 @@ pub enum PriceUnit {
     /// One of the provider's own credits (`credit`); its price is the provider's `[[credit]]`
     /// entry, not a `[[unit]]`.
     Credit,
+    /// One step of a training run (`training_step`), as LoRA trainers bill.
+    TrainingStep,
 }
 
 impl PriceUnit {
     /// Every unit kind.
-    pub const ALL: [PriceUnit; 12] = [
+    pub const ALL: [PriceUnit; 13] = [
         Self::InputToken,
         Self::CachedInputToken,
         Self::OutputToken,
@@ -107,6 +109,7 @@ impl PriceUnit {
         Self::Page,
         Self::Request,
         Self::Credit,
+        Self::TrainingStep,
     ];
 
     /// The name the catalog file uses (`image`, `video_second`, ...).
@@ -124,6 +127,7 @@ impl PriceUnit {
             Self::Page => "page",
             Self::Request => "request",
             Self::Credit => "credit",
+            Self::TrainingStep => "training_step",
         }
     }
 

@@ -12,6 +12,7 @@ use crate::image::DynImageModel;
 use crate::search::DynSearchProvider;
 use crate::speech::DynSpeechModel;
 use crate::text::DynTextModel;
+use crate::training::DynTrainingModel;
 use crate::transcription::DynTranscriptionModel;
 use crate::video::DynVideoModel;
 use crate::{Error, ErrorKind, Modality, ModelEntry, PriceCatalog, Result, RouteId};
@@ -35,11 +36,13 @@ pub enum Service {
     Video,
     /// Web search ([`SearchProvider`](crate::SearchProvider)).
     Search,
+    /// Fine-tuning ([`TrainingModel`](crate::TrainingModel)).
+    Training,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Self::Chat,
         Self::Embeddings,
         Self::Images,
@@ -47,6 +50,7 @@ impl Service {
         Self::Transcription,
         Self::Video,
         Self::Search,
+        Self::Training,
     ];
 
     /// The name configuration and `/v1/models` use (`chat`, `embeddings`, ...).
@@ -59,6 +63,7 @@ impl Service {
             Self::Transcription => "transcription",
             Self::Video => "video",
             Self::Search => "search",
+            Self::Training => "training",
         }
     }
 
@@ -70,6 +75,7 @@ impl Service {
             Self::Speech | Self::Transcription => Modality::Audio,
             Self::Video => Modality::Video,
             Self::Search => Modality::Search,
+            Self::Training => Modality::Training,
         }
     }
 }
@@ -133,6 +139,7 @@ services! {
     transcription: Transcription => DynTranscriptionModel, add_transcription, "transcription";
     video: Video => DynVideoModel, add_video, "video";
     search: Search => DynSearchProvider, add_search, "search";
+    training: Training => DynTrainingModel, add_training, "fine-tuning";
 }
 
 impl Registry {
