@@ -52,7 +52,9 @@ pub use breaker::{BreakerConfig, Breakers, CircuitBreaker};
 pub use gateway_core::*;
 pub use metering::{CallContext, Metered};
 pub use ratelimit::{Decision, LimiterBackend, Quota, RateLimitConfig, RateLimiter, RateLimiters};
-pub use router::{Gateway, ProviderLimits, RetryPolicy, VideoCharge, VideoJobRef, VideoSubmission};
+pub use router::{
+    Gateway, JobCharge, JobRef, ProviderLimits, RetryPolicy, TrainingSubmission, VideoSubmission,
+};
 pub use routing::{Alias, RouteEntry, RoutingConfig};
 
 #[cfg(feature = "store")]

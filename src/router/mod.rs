@@ -16,6 +16,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 mod text;
+mod training;
 mod video;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,7 +29,8 @@ use crate::breaker::{Breakers, CircuitBreaker};
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Aliases, RoutingConfig};
 
-pub use video::{VideoCharge, VideoJobRef, VideoSubmission};
+pub use training::TrainingSubmission;
+pub use video::{JobCharge, JobRef, VideoSubmission};
 
 /// When and how long to wait before retrying a failed provider call.
 ///

@@ -1111,7 +1111,7 @@ async fn a_video_job_end_is_reported_once_by_whoever_settles_it() {
         Usage::units(5),
     )
     .billing(gateway_core::per_second_billing(5, None));
-    let job = super::VideoJobRef {
+    let job = super::JobRef {
         request_id: "req-v",
         user_id: "user1",
         route: &route,

@@ -15,12 +15,12 @@ use futures_util::future::BoxFuture;
 use gateway_core::{
     Amount, Attempt, AttemptOutcome, Billing, Cost, DynVideoModel, Error, ErrorKind, JobId,
     JobStatus, Modality, Outcome, PriceCatalog, Registry, RequestTags, Reservation, Result,
-    RouteId, Service, Usage, UsageRecord, VideoOutput, VideoRequest,
+    RouteId, Service, UsageRecord, VideoOutput, VideoRequest,
 };
 use tracing::Instrument;
 
 use super::Gateway;
-use super::op::{Estimate, Operation};
+use super::op::{Estimate, Operation, billed_cost, unpriced_by_usage};
 use crate::metering::{CallContext, Pricer};
 
 /// The operation name usage logs give a video job.
@@ -28,19 +28,6 @@ pub(crate) const OPERATION: &str = "videos.generate";
 
 /// Video generation (`videos.generate`): the call is the submission.
 struct Submit;
-
-/// Video is priced from the provider's charges, not from a usage count.
-fn unpriced_by_usage(_: &PriceCatalog, _: &RouteId, _: &Usage) -> Option<Cost> {
-    None
-}
-
-/// What `billing` costs on `route`: the provider's own figure when it reported one, else the
-/// catalog's price of its charges (`None` when any charge has no price).
-fn billed_cost(pricing: &PriceCatalog, route: &RouteId, billing: &Billing) -> Option<Cost> {
-    billing
-        .reported_cost
-        .or_else(|| pricing.charges_cost(route.provider, &route.model, &billing.charges))
-}
 
 impl Operation for Submit {
     type Model = dyn DynVideoModel;
@@ -115,9 +102,10 @@ pub struct VideoSubmission {
     pub retries: u32,
 }
 
-/// A stored job, as [`Gateway::video_record`] needs it to write the job's usage record.
+/// A stored job (video or fine-tuning), as [`Gateway::video_record`] and
+/// [`Gateway::training_record`] need it to write the job's usage record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoJobRef<'a> {
+pub struct JobRef<'a> {
     /// The gateway's id of the request that submitted it.
     pub request_id: &'a str,
     /// The owner.
@@ -132,7 +120,7 @@ pub struct VideoJobRef<'a> {
 
 /// How a job's end is charged: its usage record and what it cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoCharge {
+pub struct JobCharge {
     /// The record that replaces the job's reservation.
     pub record: UsageRecord,
     /// What it costs (`None`: the model has no price).
@@ -210,18 +198,35 @@ impl Gateway {
     /// a failed one nothing, as the provider bills no failed task; `None` while it runs.
     pub fn video_record(
         &self,
-        job: &VideoJobRef<'_>,
+        job: &JobRef<'_>,
         status: &JobStatus<VideoOutput>,
-    ) -> Option<VideoCharge> {
-        let (outcome, units, cost, billable, attempt) = match status {
-            JobStatus::Completed(output) => (
+    ) -> Option<JobCharge> {
+        let end = match status {
+            JobStatus::Completed(output) => Ok(&output.billing),
+            JobStatus::Failed(error) => Err(error),
+            _ => return None,
+        };
+        Some(self.job_record(job, Modality::Video, OPERATION, end))
+    }
+
+    /// The record of a job of `modality` that ended: `Ok` with what it billed, or `Err` with
+    /// why it failed (charged nothing, as the job providers here bill no failed task).
+    pub(super) fn job_record(
+        &self,
+        job: &JobRef<'_>,
+        modality: Modality,
+        operation: &'static str,
+        end: std::result::Result<&Billing, &Error>,
+    ) -> JobCharge {
+        let (outcome, units, cost, billable, attempt) = match end {
+            Ok(billing) => (
                 Outcome::Ok,
-                output.billing.units,
-                billed_cost(&self.pricing, job.route, &output.billing),
+                billing.units,
+                billed_cost(&self.pricing, job.route, billing),
                 true,
                 AttemptOutcome::Ok,
             ),
-            JobStatus::Failed(error) => (
+            Err(error) => (
                 Outcome::Failed {
                     kind: error.kind().as_str().to_owned(),
                     message: error.to_string(),
@@ -231,7 +236,6 @@ impl Gateway {
                 false,
                 AttemptOutcome::Failed(error.kind().clone()),
             ),
-            _ => return None,
         };
         if billable && cost.is_none() {
             crate::metering::warn_unpriced(job.route);
@@ -240,8 +244,8 @@ impl Gateway {
             request_id: job.request_id.to_owned(),
             user_id: job.user_id.to_owned(),
             route: job.route.clone(),
-            modality: Modality::Video,
-            operation: OPERATION,
+            modality,
+            operation,
             outcome,
             tokens: Default::default(),
             units,
@@ -260,16 +264,26 @@ impl Gateway {
             }],
             tags: RequestTags::default(),
         };
-        Some(VideoCharge { record, cost })
+        JobCharge { record, cost }
     }
 
     /// Tells the gateway's observer (metrics) that a video job ended and was settled with
     /// `record`: a job ends long after its request, often in another process, so its end is
     /// reported by whoever settles it, once. `request_model` is what the caller asked for.
     pub fn report_video_end(&self, request_model: &str, record: &UsageRecord) {
+        self.report_job_end("generate_content", request_model, record);
+    }
+
+    /// Reports a job's end (`operation` as spans name it) to the observer.
+    pub(super) fn report_job_end(
+        &self,
+        operation: &'static str,
+        request_model: &str,
+        record: &UsageRecord,
+    ) {
         if let Some(observer) = &self.telemetry.observer {
             observer.request_ended(&gateway_core::telemetry::RequestEnd {
-                operation: "generate_content",
+                operation,
                 request_model,
                 stream: false,
                 record,
@@ -283,7 +297,7 @@ impl Gateway {
     /// this runs once per job. Returns what the job cost (`None` while it runs, or unpriced).
     pub async fn settle_video(
         &self,
-        job: &VideoJobRef<'_>,
+        job: &JobRef<'_>,
         reservation: Option<Reservation>,
         status: &JobStatus<VideoOutput>,
     ) -> Result<Option<Cost>> {
@@ -304,7 +318,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use gateway_core::{
-        Accounting, Admission, Charge, MediaOutput, PriceUnit, VideoModel, per_second_billing,
+        Accounting, Admission, Charge, MediaOutput, PriceUnit, Usage, VideoModel,
+        per_second_billing,
     };
 
     use super::*;
@@ -487,7 +502,7 @@ mod tests {
             "the reservation is the job's until it ends"
         );
 
-        let job = VideoJobRef {
+        let job = JobRef {
             request_id: "req-1",
             user_id: "alice",
             route: &sub.route,
@@ -516,7 +531,7 @@ mod tests {
     async fn a_failed_job_is_charged_nothing() {
         let gw = gateway(&[], &Arc::new(Ledger::default()));
         let route = RouteId::new("alpha", "clip");
-        let job = VideoJobRef {
+        let job = JobRef {
             request_id: "r",
             user_id: "u",
             route: &route,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use gw_store::{JobEnd, JobError, JobState, Store, VideoJob};
 use llm_gateway::http::{DownloadPolicy, DownloadSettings, Downloader};
 use llm_gateway::{
-    ErrorKind, Gateway, JobId, JobStatus, MediaOutput, ProvidersConfig, VideoJobRef, VideoOutput,
+    ErrorKind, Gateway, JobId, JobRef, JobStatus, MediaOutput, ProvidersConfig, VideoOutput,
     encode_base64,
 };
 use serde::Deserialize;
@@ -150,7 +150,7 @@ pub(crate) async fn advance(gateway: &Gateway, store: &Store, job: VideoJob) -> 
             .map(drop),
         _ => {
             let charge = gateway.video_record(
-                &VideoJobRef {
+                &JobRef {
                     request_id: &job.request_id,
                     user_id: &job.user_id,
                     route: &route,
