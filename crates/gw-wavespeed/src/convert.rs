@@ -111,12 +111,16 @@ fn check_common(
             }
         }
     }
-    for key in options.keys() {
+    for (key, value) in options {
         if let Some((_, instead)) = RESERVED.iter().find(|(name, _)| name == key) {
             return Err(Error::invalid_request(format!(
                 "option `{key}` is not passed on: {instead}"
             ))
             .with_param(format!("options.{key}")));
+        }
+        if key == "loras" && spec.max_loras > 0 {
+            check_loras(model, value, spec.max_loras)?;
+            continue;
         }
         if spec.is_known() && !spec.options.contains(&key.as_str()) {
             let known = if spec.options.is_empty() {
@@ -131,6 +135,101 @@ fn check_common(
         }
     }
     Ok(())
+}
+
+/// The highest LoRA `scale` the LoRA models document ("0.0 ~ 4.0" on
+/// <https://wavespeed.ai/docs/docs-api/wavespeed-ai/flux-dev-lora> and
+/// <https://wavespeed.ai/docs/docs-api/wavespeed-ai/qwen-image-text-to-image-lora>).
+const MAX_LORA_SCALE: f64 = 4.0;
+
+/// Refuses, naming the entry (`options.loras[1].scale`), LoRAs a model cannot take: `loras` must
+/// be an array of at most `max` objects, each with a `path` (an `https://` URL of the weights,
+/// or a Hugging Face style `<owner>/<name>`, the two forms the pages document: "provide
+/// `<owner>/<model-name>` or external `.safetensors` URL") and an optional `scale` in 0.0..=4.0
+/// (the pages give 1.0 as its default). Nothing else is passed in an entry.
+fn check_loras(model: &str, loras: &Value, max: u32) -> Result<()> {
+    let Value::Array(loras) = loras else {
+        return Err(Error::invalid_request(
+            "`loras` must be an array of objects `{\"path\": ..., \"scale\": ...}`",
+        )
+        .with_param("options.loras"));
+    };
+    if loras.len() > max as usize {
+        return Err(unsupported(
+            model,
+            &format!("takes at most {max} LoRA(s), not {}", loras.len()),
+            "options.loras",
+        ));
+    }
+    for (i, lora) in loras.iter().enumerate() {
+        let at = format!("options.loras[{i}]");
+        let Value::Object(lora) = lora else {
+            return Err(Error::invalid_request(format!(
+                "`{at}` must be an object `{{\"path\": ..., \"scale\": ...}}`"
+            ))
+            .with_param(at));
+        };
+        match lora.get("path") {
+            Some(Value::String(path)) if valid_lora_path(path) => {}
+            Some(Value::String(_)) => {
+                return Err(Error::invalid_request(format!(
+                    "`{at}.path` must be an https:// URL of the LoRA weights or a repository id \
+                     `<owner>/<name>`"
+                ))
+                .with_param(format!("{at}.path")));
+            }
+            Some(_) => {
+                return Err(
+                    Error::invalid_request(format!("`{at}.path` must be a string"))
+                        .with_param(format!("{at}.path")),
+                );
+            }
+            None => {
+                return Err(Error::invalid_request(format!("`{at}` needs a `path`"))
+                    .with_param(format!("{at}.path")));
+            }
+        }
+        if let Some(scale) = lora.get("scale") {
+            let in_range = scale
+                .as_f64()
+                .is_some_and(|s| s.is_finite() && (0.0..=MAX_LORA_SCALE).contains(&s));
+            if !in_range {
+                return Err(Error::invalid_request(format!(
+                    "`{at}.scale` must be a number from 0 to {MAX_LORA_SCALE}, not {scale}"
+                ))
+                .with_param(format!("{at}.scale")));
+            }
+        }
+        if let Some(other) = lora.keys().find(|k| *k != "path" && *k != "scale") {
+            return Err(Error::invalid_request(format!(
+                "a LoRA has a `path` and a `scale`, not `{}`",
+                other.escape_debug()
+            ))
+            .with_param(format!("{at}.{other}")));
+        }
+    }
+    Ok(())
+}
+
+/// An `https://` URL (with a host and no spaces), or `<owner>/<name>`: two segments of letters,
+/// digits, `-`, `_` and `.`.
+fn valid_lora_path(path: &str) -> bool {
+    if path.is_empty() || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let scheme = path.get(..8).unwrap_or_default();
+    if scheme.eq_ignore_ascii_case("https://") {
+        let host = path[8..].split(['/', '?', '#']).next().unwrap_or_default();
+        return !host.is_empty();
+    }
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    matches!(path.split_once('/'), Some((owner, name)) if segment(owner) && segment(name))
 }
 
 /// `jpg` is JPEG's other name; WaveSpeed writes `jpeg`.

@@ -1,6 +1,7 @@
 //! [WaveSpeedAI](https://wavespeed.ai/docs) for `llm-gateway`: text-to-image and image editing
-//! (inpainting and erasing, background removal, face swap), text- and image-to-video
-//! (HunyuanVideo 1.5, LTX-2 Pro) and speech (MiniMax Speech-02) over WaveSpeed's v3 task API.
+//! (inpainting and erasing, background removal, face swap, images with LoRAs), text- and
+//! image-to-video (HunyuanVideo 1.5, LTX-2 Pro), speech (MiniMax Speech-02) and LoRA training
+//! (FLUX.1 dev, Z-Image, Qwen-Image) over WaveSpeed's v3 task API.
 //!
 //! - [`WaveSpeedClient`] implements [`gateway_core::ImageModel`]: a request is checked against
 //!   the model's documented fields (a table of the models this crate knows: sizes, image count,
@@ -16,8 +17,14 @@
 //! - [`gateway_core::VideoModel`]: a video is a job, submitted once (its task id is the job id)
 //!   and polled one read at a time; [`gateway_core::SpeechModel`]: a speech task runs to its end
 //!   and its audio is downloaded. Both are checked against per-model tables before any IO.
-//! - Billing: one `image` per image, seconds of video by resolution, characters of speech, at
-//!   the prices of `pricing.toml`.
+//! - [`gateway_core::TrainingModel`]: a LoRA training run on a trainer family (`flux-dev`,
+//!   `z-image`, `qwen-image`) is checked against its trainer's options, priced by WaveSpeed's
+//!   quote (`/api/v3/model/price`), its zip uploaded when it comes as bytes, submitted once (the
+//!   job id carries its steps) and polled to the URL of its weights. The family's LoRA model
+//!   (`wavespeed-ai/flux-dev-lora`, ...) serves them: `options.loras = [{path, scale}]` on an
+//!   image request, checked against the model's limit.
+//! - Billing: one `image` per image, seconds of video by resolution, characters of speech,
+//!   `training_step`s of a training run, at the prices of `pricing.toml`.
 //! - The key comes from `WAVESPEED_API_KEY` by default and is only ever sent as
 //!   `Authorization: Bearer`.
 //! - [`register`] adds the client to a [`Registry`] from its [`ProviderConfig`], with its prices.
@@ -52,6 +59,7 @@ mod image;
 mod job;
 mod models;
 mod speech;
+mod training;
 mod video;
 mod wire;
 
@@ -71,7 +79,8 @@ pub const DEFAULT_ENV: &str = "WAVESPEED_API_KEY";
 /// WaveSpeedAI's API base URL (the official SDK's `config.py`).
 pub const DEFAULT_BASE: &str = "https://api.wavespeed.ai";
 
-/// WaveSpeed's prices (USD per image, per second of video, per character of speech), merged into the gateway's catalog at registration.
+/// WaveSpeed's prices (USD per image, per second of video, per character of speech), merged
+/// into the gateway's catalog at registration. Training runs are priced by WaveSpeed's quote.
 pub const PRICES: &str = include_str!("../pricing.toml");
 
 /// WaveSpeed's own settings under `[providers.wavespeed]`, beyond the ones every provider has.
@@ -100,9 +109,11 @@ pub struct WaveSpeedConfig {
     pub downloads: DownloadSettings,
 }
 
-/// Builds a [`WaveSpeedClient`] from `cfg` and adds it to `reg` as the `wavespeed` images, video
-/// and speech provider, with its prices and the models `cfg` announces (a plain id announces a
-/// video or speech model of this crate's tables for that service, anything else for images).
+/// Builds a [`WaveSpeedClient`] from `cfg` and adds it to `reg` as the `wavespeed` images,
+/// video, speech and fine-tuning provider, with its prices, its trainer families (`flux-dev`,
+/// `z-image`, `qwen-image`, always announced for fine-tuning) and the models `cfg` announces (a
+/// plain id announces a video, speech or trainer model of this crate's tables for that service,
+/// anything else for images).
 ///
 /// Fails with [`ErrorKind::Unavailable`](gateway_core::ErrorKind::Unavailable) when no API key
 /// is set, and [`ErrorKind::Config`](gateway_core::ErrorKind::Config), naming the field, for
@@ -113,20 +124,29 @@ pub fn register(reg: &mut Registry, cfg: &ProviderConfig) -> Result<()> {
     reg.set_address(PROVIDER, client.base_url());
     reg.add_image(client.clone());
     reg.add_video(client.clone());
-    reg.add_speech(client);
-    // A plain id serves what its model does: video and speech for the models of those tables,
-    // images otherwise.
+    reg.add_speech(client.clone());
+    reg.add_training(client);
+    // The trainer families are always served: they need no configuration of their own.
+    for t in training::TRAINERS {
+        reg.announce(PROVIDER, t.family, &[Service::Training]);
+    }
+    // A plain id serves what its model does: video, speech and training for the models of
+    // those tables, images otherwise.
     let of_table = |m: &ModelEntry, is: fn(&str) -> bool| matches!(m, ModelEntry::Id(id) if is(id));
     let (videos, rest): (Vec<_>, Vec<_>) = cfg
         .models
         .iter()
         .cloned()
         .partition(|m| of_table(m, video::is_video_model));
-    let (speech, images): (Vec<_>, Vec<_>) = rest
+    let (speech, rest): (Vec<_>, Vec<_>) = rest
         .into_iter()
         .partition(|m| of_table(m, speech::is_speech_model));
+    let (trainers, images): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|m| of_table(m, training::is_training_model));
     reg.announce_configured(PROVIDER, Service::Video, &videos)?;
     reg.announce_configured(PROVIDER, Service::Speech, &speech)?;
+    reg.announce_configured(PROVIDER, Service::Training, &trainers)?;
     reg.announce_configured(PROVIDER, Service::Images, &images)?;
     reg.add_prices(PriceCatalog::from_toml(
         PRICES,
@@ -159,8 +179,23 @@ mod tests {
             Some("0.01")
         );
         assert_eq!(cost("someone/unknown-model", 1), None);
+        assert_eq!(
+            cost("wavespeed-ai/flux-dev-lora", 2).as_deref(),
+            Some("0.03")
+        );
+        assert_eq!(
+            cost("wavespeed-ai/qwen-image/text-to-image-lora", 1).as_deref(),
+            Some("0.025")
+        );
+        // Unpriced on purpose: its price is unverified (see pricing.toml).
+        let unpriced = ["wavespeed-ai/z-image/turbo-lora"];
         for m in models::MODELS {
-            assert!(cost(m.id, 1).is_some(), "no price for {}", m.id);
+            assert_eq!(
+                cost(m.id, 1).is_some(),
+                !unpriced.contains(&m.id),
+                "price of {}",
+                m.id
+            );
         }
         let seconds = |model: &str, n: u64, resolution: &str| {
             catalog
@@ -197,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn register_adds_images_video_and_speech_and_announces_each_model_for_its_service() {
+    fn register_adds_every_service_and_announces_each_model_for_its_service() {
         let cfg = ProviderConfig {
             api_key: Some("k".into()),
             base_url: Some("http://127.0.0.1:9".into()),
@@ -205,6 +240,7 @@ mod tests {
                 "wavespeed-ai/flux-dev".into(),
                 "wavespeed-ai/hunyuan-video-1.5/text-to-video".into(),
                 "minimax/speech-02-hd".into(),
+                "wavespeed-ai/flux-dev-lora-trainer".into(),
             ],
             ..ProviderConfig::default()
         };
@@ -212,27 +248,45 @@ mod tests {
         register(&mut reg, &cfg).unwrap();
         assert_eq!(
             reg.services_of(PROVIDER),
-            [Service::Images, Service::Speech, Service::Video]
+            [
+                Service::Images,
+                Service::Speech,
+                Service::Video,
+                Service::Training
+            ]
+        );
+        assert_eq!(
+            reg.training(PROVIDER)
+                .unwrap()
+                .lora_model_dyn("flux-dev")
+                .map(|l| (l.model, l.max_loras)),
+            Some(("wavespeed-ai/flux-dev-lora".to_owned(), 4))
         );
         let served: Vec<(String, Vec<Service>)> = reg
             .models()
             .map(|(route, services)| (route.to_string(), services.iter().copied().collect()))
             .collect();
+        let training = |family: &str| (format!("wavespeed/{family}"), vec![Service::Training]);
         assert_eq!(
             served,
             [
+                training("flux-dev"),
                 (
                     "wavespeed/minimax/speech-02-hd".to_owned(),
                     vec![Service::Speech]
                 ),
+                training("qwen-image"),
                 (
                     "wavespeed/wavespeed-ai/flux-dev".to_owned(),
                     vec![Service::Images]
                 ),
+                // A trainer's own id, configured, is announced for fine-tuning too.
+                training("wavespeed-ai/flux-dev-lora-trainer"),
                 (
                     "wavespeed/wavespeed-ai/hunyuan-video-1.5/text-to-video".to_owned(),
                     vec![Service::Video]
                 ),
+                training("z-image"),
             ]
         );
     }

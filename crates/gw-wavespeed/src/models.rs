@@ -63,6 +63,8 @@ pub(crate) struct ModelSpec {
     pub sync: bool,
     /// Its other documented fields, passed on from `options`.
     pub options: &'static [&'static str],
+    /// How many LoRAs `options.loras` may carry (`[{path, scale}]`); 0: the model takes none.
+    pub max_loras: u32,
 }
 
 impl ModelSpec {
@@ -111,6 +113,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
             "guidance_scale",
             "enable_safety_checker",
         ],
+        max_loras: 0,
     },
     // https://wavespeed.ai/docs/docs-api/flux-schnell (v3 request example: prompt, size,
     // num_images, seed, output_format "jpeg", enable_base64_output, enable_sync_mode) and
@@ -136,6 +139,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
             "guidance_scale",
             "enable_safety_checker",
         ],
+        max_loras: 0,
     },
     // The official agent skill
     // (https://github.com/WaveSpeedAI/agent-skills/blob/4dedf7c7ef7a0169035fe15c1b6aec0677872e0f/skills/wavespeed-seedream-45/SKILL.md):
@@ -154,6 +158,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
         base64: false,
         sync: false,
         options: &[],
+        max_loras: 0,
     },
     // The same skill: `images` (1..10 URLs), `prompt`, `size`; an edit from the prompt, no mask.
     ModelSpec {
@@ -178,6 +183,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
         base64: false,
         sync: false,
         options: &[],
+        max_loras: 0,
     },
     // https://wavespeed.ai/models/wavespeed-ai/image-eraser/llms.txt: `image` (required),
     // `mask_image` (white = erase), `prompt` ("the objects or areas to be removed"),
@@ -202,6 +208,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
         base64: true,
         sync: true,
         options: &[],
+        max_loras: 0,
     },
     // https://wavespeed.ai/models/wavespeed-ai/flux-v1-pro/erase/llms.txt: `image`, `mask_image`
     // (both required; white = erase), `dilate_pixels`; $0.08 per run
@@ -226,6 +233,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
         base64: false,
         sync: false,
         options: &["dilate_pixels"],
+        max_loras: 0,
     },
     // https://wavespeed.ai/docs/docs-api/image-background-remover: `image`,
     // `enable_base64_output`, `enable_sync_mode`; $0.01 per image
@@ -249,6 +257,7 @@ pub(crate) const MODELS: &[ModelSpec] = &[
         base64: true,
         sync: true,
         options: &[],
+        max_loras: 0,
     },
     // https://wavespeed.ai/docs-api/image-face-swap: `image` ("the image that contains the face
     // to be replaced"), `face_image` ("the face image as reference"), `target_index` 0..10,
@@ -274,6 +283,81 @@ pub(crate) const MODELS: &[ModelSpec] = &[
         base64: true,
         sync: true,
         options: &["target_index", "enable_safety_checker"],
+        max_loras: 0,
+    },
+    // The LoRA models: each serves the LoRAs its trainer family makes (`crate::training`), as
+    // `loras: [{path, scale}]`.
+    //
+    // https://wavespeed.ai/docs/docs-api/wavespeed-ai/flux-dev-lora (parameter table: prompt,
+    // image, mask_image, strength 0..1, loras "max 4 items" with `path` and `scale` 0.0..4.0,
+    // size 256..1536 per dimension, num_inference_steps, guidance_scale, num_images 1..4, seed,
+    // output_format jpeg/png/webp, enable_base64_output, enable_sync_mode; "$0.015 per image").
+    // With `image` it edits as flux-dev does.
+    ModelSpec {
+        id: "wavespeed-ai/flux-dev-lora",
+        generation: true,
+        edit: Some(EditSpec {
+            kind: EditKind::Edit,
+            image_field: "image",
+            images_array: None,
+            prompt: Prompt::Required,
+            mask: Some(("mask_image", false)),
+            face_field: None,
+            mask_or_prompt: false,
+        }),
+        sizes: Some(Sizes {
+            min: 256,
+            max: 1536,
+        }),
+        max_n: 4,
+        seed: true,
+        output_formats: JPEG_PNG_WEBP,
+        base64: true,
+        sync: true,
+        options: &["strength", "num_inference_steps", "guidance_scale"],
+        max_loras: 4,
+    },
+    // https://wavespeed.ai/docs/docs-api/wavespeed-ai/qwen-image-text-to-image-lora (parameter
+    // table: prompt, size 256..1536 per dimension, loras "max 3 items" with `path` and `scale`
+    // 0.0..4.0, seed, output_format jpeg/png/webp, enable_sync_mode, enable_base64_output; no
+    // num_images; "$0.025 per image").
+    ModelSpec {
+        id: "wavespeed-ai/qwen-image/text-to-image-lora",
+        generation: true,
+        edit: None,
+        sizes: Some(Sizes {
+            min: 256,
+            max: 1536,
+        }),
+        max_n: 1,
+        seed: true,
+        output_formats: JPEG_PNG_WEBP,
+        base64: true,
+        sync: true,
+        options: &[],
+        max_loras: 3,
+    },
+    // https://wavespeed.ai/models/wavespeed-ai/z-image/turbo-lora/llms.txt (input schema:
+    // prompt, loras "max 3", size 256..1536, seed, output_format jpeg/png/webp,
+    // enable_sync_mode) and https://wavespeed.ai/docs/docs-api/z-image-turbo-lora ("up to 3
+    // LoRAs"). The scale range is unverified for this model (0.0..4.0 as on the other LoRA
+    // models), and so is `enable_base64_output` (not read on the page: bytes are downloaded).
+    // Its price is unverified too: it has no entry in pricing.toml.
+    ModelSpec {
+        id: "wavespeed-ai/z-image/turbo-lora",
+        generation: true,
+        edit: None,
+        sizes: Some(Sizes {
+            min: 256,
+            max: 1536,
+        }),
+        max_n: 1,
+        seed: true,
+        output_formats: JPEG_PNG_WEBP,
+        base64: false,
+        sync: true,
+        options: &[],
+        max_loras: 3,
     },
 ];
 
@@ -294,6 +378,7 @@ pub(crate) const GENERIC: ModelSpec = ModelSpec {
     base64: false,
     sync: false,
     options: &[],
+    max_loras: 0,
 };
 
 /// The table's entry for `id`, or [`GENERIC`].
@@ -326,5 +411,15 @@ mod tests {
         }
         assert!(spec("wavespeed-ai/flux-dev").is_known());
         assert!(!spec("someone/new-model").is_known());
+        // Only the LoRA models take LoRAs, each within its page's limit.
+        for m in MODELS {
+            assert_eq!(m.max_loras > 0, m.id.ends_with("-lora"), "{}", m.id);
+        }
+        assert_eq!(spec("wavespeed-ai/flux-dev-lora").max_loras, 4);
+        assert_eq!(
+            spec("wavespeed-ai/qwen-image/text-to-image-lora").max_loras,
+            3
+        );
+        assert_eq!(spec("wavespeed-ai/z-image/turbo-lora").max_loras, 3);
     }
 }

@@ -71,3 +71,31 @@ where
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
+
+/// The `data` of a price quote (`POST /api/v3/model/price`), as the official MCP server types it
+/// (`ModelPrice` in
+/// <https://github.com/WaveSpeedAI/mcp-server/blob/bb1c8fb64f282c9a74464f44194b21fee29f2974/src/lib/api.ts>):
+/// `{model_id, price, discounted_price, discount_rate?, currency?}`, prices in USD as numbers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ModelPrice {
+    #[serde(default)]
+    pub model_id: Option<String>,
+    /// The list price of the run.
+    #[serde(default)]
+    pub price: Option<Value>,
+    /// What the account pays after its discount.
+    #[serde(default)]
+    pub discounted_price: Option<Value>,
+    /// `USD` where given.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// The `data` of an upload (`POST /api/v3/media/upload/binary`): where the file can be fetched,
+/// as the official SDK reads it (`result["data"]["download_url"]` in `upload()`,
+/// <https://github.com/WaveSpeedAI/wavespeed-python/blob/19c2efaaf3134eedb6136120d2ded74ddcb60805/src/wavespeed/api/client.py>).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Uploaded {
+    #[serde(default)]
+    pub download_url: Option<String>,
+}

@@ -404,3 +404,165 @@ fn outputs_are_urls_or_bytes() {
         assert_eq!(e.kind(), &ErrorKind::Decode, "{bad}");
     }
 }
+
+fn with_loras(model: &str, loras: Value) -> ImageRequest {
+    let mut req = gen_req(model);
+    req.options.insert("loras".into(), loras);
+    req
+}
+
+#[test]
+fn loras_are_passed_on_to_the_lora_models() {
+    let loras = json!([
+        {"path": "https://files.example.com/lora.safetensors", "scale": 1.0},
+        {"path": "strangerzonehf/Flux-Super-Realism-LoRA", "scale": 0.5},
+        {"path": "owner/name"},
+    ]);
+    let mut req = with_loras("wavespeed-ai/flux-dev-lora", loras.clone());
+    req.size = Some("1024x1024".into());
+    req.n = Some(2);
+    check_generation(&req).unwrap();
+    assert_eq!(
+        Value::Object(generation_input(&req, false).unwrap()),
+        json!({"prompt": "A lighthouse at dusk", "size": "1024*1024", "num_images": 2,
+               "loras": loras})
+    );
+    // The qwen and z-image LoRA models make one image a task: no `num_images`.
+    for model in [
+        "wavespeed-ai/qwen-image/text-to-image-lora",
+        "wavespeed-ai/z-image/turbo-lora",
+    ] {
+        let loras = json!([{"path": "https://x.example/a.safetensors", "scale": 4}]);
+        let mut req = with_loras(model, loras.clone());
+        req.n = Some(1);
+        check_generation(&req).unwrap();
+        assert_eq!(
+            Value::Object(generation_input(&req, false).unwrap()),
+            json!({"prompt": "A lighthouse at dusk", "loras": loras}),
+            "{model}"
+        );
+    }
+    // An edit on flux-dev-lora takes them too.
+    let mut edit = edit_req(
+        "wavespeed-ai/flux-dev-lora",
+        vec![url("https://x.example/a.png")],
+    );
+    edit.prompt = "in the style".into();
+    edit.options
+        .insert("loras".into(), json!([{"path": "a/b", "scale": 0}]));
+    check_edit(&edit).unwrap();
+    assert_eq!(
+        edit_input(&edit, false).unwrap()["loras"],
+        json!([{"path": "a/b", "scale": 0}])
+    );
+}
+
+#[test]
+fn bad_loras_are_refused_naming_the_entry() {
+    let flux = "wavespeed-ai/flux-dev-lora";
+    let ok = json!({"path": "https://x.example/a.safetensors", "scale": 1});
+    let cases = [
+        (
+            json!({"path": "a/b"}),
+            "options.loras",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([ok, ok, ok, ok, ok]),
+            "options.loras",
+            ErrorKind::Unsupported,
+        ),
+        (
+            json!([ok, "a/b"]),
+            "options.loras[1]",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([ok, {"path": "a/b", "scale": 4.5}]),
+            "options.loras[1].scale",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "a/b", "scale": -0.1}]),
+            "options.loras[0].scale",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "a/b", "scale": "1"}]),
+            "options.loras[0].scale",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"scale": 1}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": 3}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "http://x.example/a.safetensors"}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "https://"}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "a/b/c"}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "../b"}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "a/b c"}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "justaname"}]),
+            "options.loras[0].path",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            json!([{"path": "a/b", "weight": 1}]),
+            "options.loras[0].weight",
+            ErrorKind::InvalidRequest,
+        ),
+    ];
+    for (loras, param, kind) in cases {
+        assert_eq!(
+            refused(check_generation(&with_loras(flux, loras.clone()))),
+            (param.to_owned(), kind),
+            "{loras}"
+        );
+    }
+    // Three is the limit of the qwen and z-image LoRA models.
+    for model in [
+        "wavespeed-ai/qwen-image/text-to-image-lora",
+        "wavespeed-ai/z-image/turbo-lora",
+    ] {
+        let four = json!([{"path": "a/b"}, {"path": "a/c"}, {"path": "a/d"}, {"path": "a/e"}]);
+        assert_eq!(
+            refused(check_generation(&with_loras(model, four))),
+            ("options.loras".to_owned(), ErrorKind::Unsupported),
+            "{model}"
+        );
+    }
+    // A model without LoRAs has no such option.
+    assert_eq!(
+        refused(check_generation(&with_loras(
+            "wavespeed-ai/flux-dev",
+            json!([{"path": "a/b"}])
+        ))),
+        ("options.loras".to_owned(), ErrorKind::InvalidRequest)
+    );
+}
