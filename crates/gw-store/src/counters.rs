@@ -25,7 +25,8 @@ pub enum Counter {
     Requests(Modality),
     /// What a modality's requests used ([`Amount::volume`]): tokens for text, prompt and output
     /// (`text_tokens`); units for the others (`image_units`: images; `video_units`: seconds of
-    /// video; `audio_units`: seconds of audio or characters of speech; `search_units`: credits).
+    /// video; `audio_units`: seconds of audio or characters of speech; `search_units`: credits;
+    /// `training_units`: training steps).
     Volume(Modality),
     /// Money spent, in nano-USD (`cost_usd`).
     CostUsd,
@@ -58,6 +59,10 @@ impl Counter {
     pub const SearchRequests: Counter = Counter::Requests(Modality::Search);
     /// `search_units`: search credits.
     pub const SearchUnits: Counter = Counter::Volume(Modality::Search);
+    /// `training_requests`: fine-tuning jobs.
+    pub const TrainingRequests: Counter = Counter::Requests(Modality::Training);
+    /// `training_units`: training steps.
+    pub const TrainingUnits: Counter = Counter::Volume(Modality::Training);
 }
 
 /// The names of [`Counter::ALL`], in its order; built once, so that [`Counter::as_str`] can
@@ -306,6 +311,8 @@ mod tests {
                 "audio_units",
                 "search_requests",
                 "search_units",
+                "training_requests",
+                "training_units",
                 "cost_usd",
             ]
         );
@@ -344,7 +351,7 @@ mod tests {
         assert_eq!(c.cost().to_string(), "1.5");
         let err = Counters::parse_named([("text_request", "1")]).unwrap_err();
         assert!(err.message().contains("text_request"), "{err}");
-        assert!(err.message().contains("search_units, cost_usd"), "{err}");
+        assert!(err.message().contains("training_units, cost_usd"), "{err}");
     }
 
     #[test]

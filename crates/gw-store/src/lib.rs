@@ -16,6 +16,10 @@
 //! submitted it, owns its reservation (recovery leaves it alone) and is settled exactly once,
 //! when it ends, by whichever replica sees the end first ([`Store::finish_video_job`]).
 //!
+//! Fine-tuning jobs are kept the same way ([`Store::create_fine_tuning_job`],
+//! [`Store::finish_fine_tuning_job`]), with their events and the files they train on and produce
+//! ([`Store::create_file`]).
+//!
 //! Each [`Modality`](gateway_core::Modality) has a request and a volume [`Counter`], plus one
 //! for money; the database keeps one row per counter, so a new modality needs no migration.
 //!
@@ -105,6 +109,7 @@
 mod accounting;
 mod counters;
 mod db;
+mod fine_tuning;
 mod jobs;
 mod plans;
 mod reads;
@@ -125,6 +130,10 @@ use tokio::sync::{OwnedMutexGuard, mpsc};
 
 pub use counters::{Counter, Counters};
 pub use db::SCHEMA_VERSION;
+pub use fine_tuning::{
+    EventLevel, FineTuningEnd, FineTuningEvent, FineTuningJob, FineTuningStatus, NewFile,
+    NewFineTuningJob, StoredFile,
+};
 pub use jobs::{JobEnd, JobError, JobState, NewVideoJob, VideoJob};
 pub use plans::{BUILTIN_PLANS, Limits, Period, Plan, Plans};
 pub use reads::{

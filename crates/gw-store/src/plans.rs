@@ -44,7 +44,8 @@ pub struct Limits {
     pub requests: Option<u64>,
     /// Tokens, prompt and output (text only).
     pub tokens: Option<u64>,
-    /// Media units: images, seconds of video or audio, characters of speech, search credits.
+    /// Media units: images, seconds of video or audio, characters of speech, search credits,
+    /// training steps.
     pub units: Option<u64>,
 }
 
@@ -502,6 +503,23 @@ mod tests {
         );
         assert_eq!(free.limit(Counter::VideoRequests), Some(0));
         assert!(free.cost_cap.is_some());
+        let training = |plan: &str| plans.get(plan).unwrap().modalities.get(&Modality::Training);
+        assert_eq!(
+            training("basic"),
+            Some(&Limits {
+                requests: Some(2),
+                tokens: None,
+                units: Some(4000),
+            })
+        );
+        assert_eq!(
+            training("pro"),
+            Some(&Limits {
+                requests: Some(20),
+                tokens: None,
+                units: Some(40000),
+            })
+        );
         let enterprise = plans.get("enterprise").unwrap();
         assert_eq!(enterprise.allow, ["*"]);
         assert!(enterprise.allow_unpriced);
@@ -509,6 +527,49 @@ mod tests {
         for c in Counter::ALL {
             assert_eq!(enterprise.limit(c), None, "{c}");
         }
+    }
+
+    /// Fine-tuning is not part of the free plan: both its counters are capped at zero, so a
+    /// training admission is refused before any provider call.
+    #[test]
+    fn free_has_no_training() {
+        let plans = Plans::builtin();
+        let free = plans.get("free").unwrap();
+        assert!(!free.includes(Modality::Training));
+        assert_eq!(free.limit(Counter::TrainingRequests), Some(0));
+        assert_eq!(free.limit(Counter::TrainingUnits), Some(0));
+        let admission = Admission {
+            request_id: "req-1".into(),
+            user_id: "usr-1".into(),
+            route: gateway_core::RouteId::new("wavespeed", "flux-dev"),
+            modality: Modality::Training,
+            operation: "fine_tuning.jobs.create",
+            estimate: gateway_core::Amount::new(0, 1000, None),
+            open_output: None,
+            priced: true,
+        };
+        let err = free.check(&admission).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::PermissionDenied);
+        assert!(err.message().contains("training"), "{err}");
+        assert!(plans.get("basic").unwrap().check(&admission).is_ok());
+    }
+
+    #[test]
+    fn training_is_a_modality_table() {
+        let plans = Plans::parse(
+            "t.toml",
+            "[plans.p]\nallow = [\"*\"]\n[plans.p.training]\nrequests = 1\nunits = 500\n",
+        )
+        .unwrap();
+        let p = plans.get("p").unwrap();
+        assert_eq!(p.limit(Counter::TrainingRequests), Some(1));
+        assert_eq!(p.limit(Counter::TrainingUnits), Some(500));
+        let err = Plans::parse(
+            "t.toml",
+            "[plans.p]\nallow = [\"*\"]\n[plans.p.training]\ntokens = 5\n",
+        )
+        .unwrap_err();
+        assert!(err.message().contains("plans.p.training.tokens"), "{err}");
     }
 
     #[test]

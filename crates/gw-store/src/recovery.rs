@@ -48,8 +48,9 @@ impl Store {
     /// Settles at their estimate the reservations of every other instance whose last
     /// heartbeat is older than `stale_after` (or that never registered), as if each request
     /// had used all it reserved: nothing that may have reached a provider goes unaccounted.
-    /// A reservation owned by a video job not settled yet is left alone: the job outlives the
-    /// instance that submitted it, and its end settles it (see [`Store::finish_video_job`]).
+    /// A reservation owned by a video or fine-tuning job not settled yet is left alone: the job
+    /// outlives the instance that submitted it, and its end settles it (see
+    /// [`Store::finish_video_job`], [`Store::finish_fine_tuning_job`]).
     /// Each becomes a usage-log row with status [`RECOVERED`] and `estimated = true`, and is
     /// logged as a warning. Returns how many were settled.
     ///
@@ -64,6 +65,8 @@ impl Store {
              WHERE r.instance_id <> $1 AND (i.id IS NULL OR i.heartbeat_at < $2)
                AND NOT EXISTS (SELECT 1 FROM video_jobs j
                                WHERE j.reservation_id = r.id AND j.settled = 0)
+               AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs f
+                               WHERE f.reservation_id = r.id AND f.settled = 0)
              ORDER BY r.created_at",
         )
         .bind(&*self.instance_id)
