@@ -217,15 +217,23 @@ impl Gateway {
     }
 
     /// The usage record (and cost) of a run that ended with `status`: a completed run is charged
-    /// what its provider billed (its steps as plan units, at the quote or the catalog's price),
-    /// a failed one nothing; `None` while it runs.
+    /// what its provider billed (its steps as plan units, at the cost the provider reported,
+    /// else at `quote`, the price it gave before the submit, else at the catalog's price); a
+    /// failed one nothing; `None` while it runs.
     pub fn training_record(
         &self,
         job: &JobRef<'_>,
         status: &JobStatus<TrainingOutput>,
+        quote: Option<Cost>,
     ) -> Option<JobCharge> {
+        let billing;
         let end = match status {
-            JobStatus::Completed(output) => Ok(&output.billing),
+            JobStatus::Completed(output) => {
+                let mut billed = output.billing.clone();
+                billed.reported_cost = billed.reported_cost.or(quote);
+                billing = billed;
+                Ok(&billing)
+            }
             JobStatus::Failed(error) => Err(error),
             _ => return None,
         };

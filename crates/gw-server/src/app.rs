@@ -56,6 +56,8 @@ struct Inner {
     auth_poll: Duration,
     /// Video jobs: poll settings and the downloaders of their outputs.
     video: Arc<crate::video_jobs::VideoJobs>,
+    /// Stored files and trained LoRAs (with a store only).
+    media: Option<Arc<crate::media::Media>>,
 }
 
 /// Where gateway keys are checked.
@@ -243,6 +245,7 @@ impl AppState {
                     crate::config::StoreSection::default().auth_poll_ms,
                 ),
                 video: Arc::default(),
+                media: None,
             }),
         }
     }
@@ -322,6 +325,12 @@ impl AppState {
                 config.jobs.clone(),
                 &config.providers,
             ));
+            if inner.store.is_some() {
+                inner.media = Some(Arc::new(
+                    crate::media::Media::new(&config.media)
+                        .map_err(|(at, problem)| ConfigError::new(at, problem))?,
+                ));
+            }
         }
         Ok(state)
     }
@@ -377,6 +386,11 @@ impl AppState {
     /// Video jobs' settings and downloaders.
     pub(crate) fn video_jobs(&self) -> &crate::video_jobs::VideoJobs {
         &self.inner.video
+    }
+
+    /// Stored files and trained LoRAs, when the gateway runs with a store.
+    pub(crate) fn media(&self) -> Option<&crate::media::Media> {
+        self.inner.media.as_deref()
     }
 
     /// The prices in force.
@@ -530,6 +544,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::search::router())
         .merge(routes::usage::router())
         .merge(routes::admin::router())
+        .merge(crate::media::router())
         .route("/metrics", get(metrics))
         .route(
             "/healthz",

@@ -57,6 +57,9 @@ pub struct Config {
     /// `[jobs]`: how video jobs are followed and their output served.
     #[serde(default)]
     pub jobs: crate::video_jobs::JobsSection,
+    /// `[media]`: where uploaded files and trained LoRAs are kept.
+    #[serde(default)]
+    pub media: crate::media::MediaSection,
 }
 
 /// `[server]`.

@@ -13,6 +13,7 @@ pub mod app;
 pub mod config;
 pub mod drain;
 mod error;
+mod media;
 mod openai;
 mod routes;
 pub mod telemetry;

@@ -193,12 +193,16 @@ async fn a_run_is_reserved_at_the_providers_quote_and_settled_at_its_end() {
         age: Duration::from_secs(600),
         retries: 0,
     };
+    // The provider reports no cost: the run is charged its quote.
     let done = JobStatus::Completed(TrainingOutput::new(
         "https://cdn.example/lora.safetensors",
-        per_step_billing(1000).reported_cost("1.25".parse().unwrap()),
+        per_step_billing(1000),
     ));
-    let charge = gw.training_record(&job, &done).unwrap();
+    let charge = gw.training_record(&job, &done, sub.quote).unwrap();
     assert_eq!(charge.cost, Some("1.25".parse().unwrap()));
+    // Without a quote, the catalog's price of its steps.
+    let charge = gw.training_record(&job, &done, None).unwrap();
+    assert_eq!(charge.cost, Some("2".parse().unwrap()));
     assert_eq!(
         (
             charge.record.units,
@@ -208,11 +212,11 @@ async fn a_run_is_reserved_at_the_providers_quote_and_settled_at_its_end() {
         (1000, true, Modality::Training)
     );
     let failed = JobStatus::Failed(Error::new(ErrorKind::Upstream { status: 500 }, "oom"));
-    let charge = gw.training_record(&job, &failed).unwrap();
+    let charge = gw.training_record(&job, &failed, sub.quote).unwrap();
     assert!(!charge.record.billable);
     assert_eq!(charge.cost, Some(Cost::ZERO));
     assert!(matches!(charge.record.outcome, Outcome::Failed { .. }));
-    assert_eq!(gw.training_record(&job, &JobStatus::Queued), None);
+    assert_eq!(gw.training_record(&job, &JobStatus::Queued, None), None);
 }
 
 #[tokio::test]
