@@ -113,6 +113,11 @@ impl Gateway {
             .ok_or_else(|| no_fine_tuning(route.provider))
     }
 
+    /// Whether `provider` trains (has a fine-tuning provider registered).
+    pub fn trains(&self, provider: &str) -> bool {
+        self.registry.training(provider).is_some()
+    }
+
     /// Starts a training run for `ctx`'s caller: the request is checked against the trainer
     /// (family, options) before any IO, the caller's plan is asked whether it includes training
     /// on this model before the provider is (a plan without training makes no upstream call),

@@ -324,6 +324,7 @@ impl AppState {
             inner.video = Arc::new(crate::video_jobs::VideoJobs::new(
                 config.jobs.clone(),
                 &config.providers,
+                config.media.max_file_bytes,
             ));
             if inner.store.is_some() {
                 inner.media = Some(Arc::new(
@@ -533,12 +534,15 @@ pub fn app(state: AppState) -> Router {
             &state.inner.video.settings,
         );
     }
+    spawn_fine_tuning_poller(&state);
     let max_body = state.inner.max_body_bytes;
     Router::new()
         .merge(routes::chat::router())
         .merge(routes::embeddings::router())
         .merge(routes::images::router())
         .merge(routes::videos::router())
+        .merge(routes::files::router())
+        .merge(routes::fine_tuning::router())
         .merge(routes::audio::router())
         .merge(routes::models::router())
         .merge(routes::search::router())
@@ -572,6 +576,31 @@ pub fn app(state: AppState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// Starts the background poller of fine-tuning jobs, as video jobs have (`[jobs]` settings):
+/// every `poll_interval_ms`, each due job whose lease this replica takes is advanced once (its
+/// LoRA copied and its end settled when it has ended). Runs while the state lives.
+fn spawn_fine_tuning_poller(state: &AppState) {
+    let settings = &state.inner.video.settings;
+    if settings.poll_interval_ms == 0 || state.store().is_none() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let every = Duration::from_millis(settings.poll_interval_ms);
+    let lease = Duration::from_millis(settings.lease_ms).max(every * 2);
+    let alive = Arc::downgrade(&state.inner);
+    runtime.spawn(async move {
+        loop {
+            let Some(inner) = alive.upgrade() else {
+                return;
+            };
+            crate::fine_tuning_jobs::poll_due(&AppState { inner }, lease, every).await;
+            tokio::time::sleep(every).await;
+        }
+    });
 }
 
 /// `/metrics` on a listener of its own (`[telemetry] prometheus = "<address>"`): no key, so bind

@@ -13,6 +13,7 @@ pub mod app;
 pub mod config;
 pub mod drain;
 mod error;
+mod fine_tuning_jobs;
 mod media;
 mod openai;
 mod routes;

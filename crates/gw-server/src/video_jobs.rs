@@ -56,62 +56,104 @@ impl Default for JobsSection {
     }
 }
 
-/// What the video routes need beyond the gateway and the store: the downloaders of providers'
-/// outputs, and the poll settings.
+/// What the job routes need beyond the gateway and the store: the downloaders of providers'
+/// outputs (videos, and trained weights, each under its own size limit), and the poll settings.
 pub(crate) struct VideoJobs {
     pub(crate) settings: JobsSection,
-    /// One per provider that has a `downloads` table; `default` for the others.
-    downloaders: BTreeMap<String, Downloader>,
+    videos: Downloaders,
+    weights: Downloaders,
+}
+
+/// One downloader per provider that has a `downloads` table; `default` for the others.
+struct Downloaders {
+    by_provider: BTreeMap<String, Downloader>,
     default: Option<Downloader>,
 }
 
-impl VideoJobs {
-    /// The downloaders from `providers`' `downloads` tables, each over a policy for videos.
-    pub(crate) fn new(settings: JobsSection, providers: &ProvidersConfig) -> Self {
-        let base = DownloadPolicy {
-            max_bytes: settings.max_content_bytes,
-            timeout: Duration::from_secs(300),
-            ..DownloadPolicy::default()
-        };
-        let mut downloaders = BTreeMap::new();
+impl Downloaders {
+    /// `providers`' `downloads` tables over `base`; with `own_limit`, `base.max_bytes` stays the
+    /// limit whatever a table says (the media storage's limit, for trained weights).
+    fn new(base: DownloadPolicy, providers: &ProvidersConfig, what: &str, own_limit: bool) -> Self {
+        let mut by_provider = BTreeMap::new();
         for (name, cfg) in providers {
             let Some(table) = cfg.extra.get("downloads") else {
                 continue;
             };
             let parsed = DownloadSettings::deserialize(table.clone());
-            match parsed
-                .map_err(|e| e.to_string())
-                .and_then(|d| Downloader::new(d.apply(base)).map_err(|e| e.to_string()))
-            {
+            match parsed.map_err(|e| e.to_string()).and_then(|d| {
+                let mut policy = d.apply(base);
+                if own_limit {
+                    policy.max_bytes = base.max_bytes;
+                }
+                Downloader::new(policy).map_err(|e| e.to_string())
+            }) {
                 Ok(downloader) => {
-                    downloaders.insert(name.clone(), downloader);
+                    by_provider.insert(name.clone(), downloader);
                 }
                 Err(e) => tracing::warn!(
                     provider = %name,
                     error = %e,
-                    "providers.{name}.downloads cannot be read for video content: the default limits apply"
+                    "providers.{name}.downloads cannot be read for {what}: the default limits apply"
                 ),
             }
         }
         let default = Downloader::new(base)
-            .inspect_err(|e| tracing::error!(error = %e, "no downloader for video content"))
+            .inspect_err(|e| tracing::error!(error = %e, "no downloader for {what}"))
             .ok();
         Self {
-            settings,
-            downloaders,
+            by_provider,
             default,
         }
     }
 
-    /// The downloader for `provider`'s outputs.
+    fn get(&self, provider: &str) -> Option<&Downloader> {
+        self.by_provider.get(provider).or(self.default.as_ref())
+    }
+}
+
+impl VideoJobs {
+    /// The downloaders from `providers`' `downloads` tables: for videos over a policy of
+    /// `settings.max_content_bytes`, for trained weights of `max_weights_bytes`.
+    pub(crate) fn new(
+        settings: JobsSection,
+        providers: &ProvidersConfig,
+        max_weights_bytes: usize,
+    ) -> Self {
+        let videos = DownloadPolicy {
+            max_bytes: settings.max_content_bytes,
+            timeout: Duration::from_secs(300),
+            ..DownloadPolicy::default()
+        };
+        let weights = DownloadPolicy {
+            max_bytes: max_weights_bytes,
+            timeout: Duration::from_secs(900),
+            ..DownloadPolicy::default()
+        };
+        Self {
+            videos: Downloaders::new(videos, providers, "video content", false),
+            weights: Downloaders::new(weights, providers, "trained weights", true),
+            settings,
+        }
+    }
+
+    /// The downloader for `provider`'s videos.
     pub(crate) fn downloader(&self, provider: &str) -> Option<&Downloader> {
-        self.downloaders.get(provider).or(self.default.as_ref())
+        self.videos.get(provider)
+    }
+
+    /// The downloader for `provider`'s trained weights.
+    pub(crate) fn weights_downloader(&self, provider: &str) -> Option<&Downloader> {
+        self.weights.get(provider)
     }
 }
 
 impl Default for VideoJobs {
     fn default() -> Self {
-        Self::new(JobsSection::default(), &ProvidersConfig::default())
+        Self::new(
+            JobsSection::default(),
+            &ProvidersConfig::default(),
+            crate::media::MediaSection::default().max_file_bytes,
+        )
     }
 }
 

@@ -9,6 +9,10 @@
 //! provider). OpenAI's fields no provider here shares (`quality`, `style`, `background`,
 //! `moderation`, `output_compression`) go into `options` under their own names, so a provider
 //! that takes one uses it and the others refuse it by name.
+//!
+//! A fine-tuned model (`ft:wavespeed/flux-dev:<suffix>:<job id>`, the `fine_tuned_model` of a
+//! succeeded fine-tuning job) generates with its base family's LoRA model and the stored LoRA,
+//! for the job's owner only; `options.lora_scale` sets its weight (default 1).
 
 use std::sync::Arc;
 
@@ -203,7 +207,11 @@ async fn generations(
     body: Result<Json<GenerationBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(ApiError::from_json)?;
-    let req = body.to_core()?;
+    let mut req = body.to_core()?;
+    // A fine-tuned model runs its family's LoRA model with the caller's stored LoRA.
+    if req.model.starts_with("ft:") {
+        req = crate::fine_tuning_jobs::lora_request(&state, &caller.user_id, req).await?;
+    }
     let mut call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
     call.tags = Arc::new(end_user_tags(body.user.as_ref())?);
     let metered = state

@@ -6,6 +6,8 @@ pub(crate) mod admin;
 pub(crate) mod audio;
 pub(crate) mod chat;
 pub(crate) mod embeddings;
+pub(crate) mod files;
+pub(crate) mod fine_tuning;
 pub(crate) mod images;
 pub(crate) mod models;
 pub(crate) mod search;
