@@ -158,13 +158,19 @@ struct RunningGateway {
     /// The fixture user's gateway key.
     key: String,
     task: tokio::task::JoinHandle<()>,
+    /// The fixture's media directory.
+    media: std::path::PathBuf,
 }
 
 impl Drop for RunningGateway {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.media);
     }
 }
+
+/// Numbers the fixtures' media directories.
+static MEDIA_DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A gateway over a fresh in-memory store holding one user on `plan` with `prior_usage`
 /// already counted in the current period, and every provider pointed at `upstream`.
@@ -187,6 +193,16 @@ async fn start_gateway(
         "[retry]\nmax_retries = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\nmax_retry_after_ms = 60000\n\
          [jobs]\npoll_interval_ms = 0\n",
     );
+    // Uploaded files and copied LoRAs go to a directory of this fixture's own, removed after it.
+    let media = std::env::temp_dir().join(format!(
+        "gw-contract-media-{}-{}",
+        std::process::id(),
+        MEDIA_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    config.push_str(&format!(
+        "[media]\ndir = {}\n",
+        Value::String(media.display().to_string())
+    ));
     for provider in llm_gateway::COMPILED_PROVIDERS {
         config.push_str(&format!(
             "\n[providers.{provider}]\nbase_url = \"{upstream}\"\napi_key = \"contract-provider-key\"\n"
@@ -267,6 +283,7 @@ async fn start_gateway(
         url,
         key: key.expose().to_owned(),
         task,
+        media,
     })
 }
 

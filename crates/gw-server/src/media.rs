@@ -101,7 +101,11 @@ impl Default for MediaSection {
 
 /// The storage itself.
 pub(crate) struct Media {
-    store: Arc<dyn ObjectStore>,
+    /// The bucket, or the local directory once first used (it is created then, so a gateway that
+    /// never stores a file leaves no directory behind).
+    store: std::sync::OnceLock<Arc<dyn ObjectStore>>,
+    /// The local directory, when there is no bucket.
+    dir: Option<std::path::PathBuf>,
     #[cfg(feature = "s3")]
     signer: Option<Arc<object_store::aws::AmazonS3>>,
     public_url: Option<String>,
@@ -113,7 +117,7 @@ pub(crate) struct Media {
 impl std::fmt::Debug for Media {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Media")
-            .field("store", &self.store.to_string())
+            .field("dir", &self.dir)
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
@@ -170,8 +174,9 @@ impl Media {
             .public_url
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_owned());
-        let common = |store: Arc<dyn ObjectStore>| Self {
-            store,
+        let common = |store: Option<Arc<dyn ObjectStore>>, dir: Option<std::path::PathBuf>| Self {
+            store: store.map(std::sync::OnceLock::from).unwrap_or_default(),
+            dir,
             #[cfg(feature = "s3")]
             signer: None,
             public_url: public_url.clone(),
@@ -181,15 +186,14 @@ impl Media {
         };
         match &section.bucket {
             None => {
-                std::fs::create_dir_all(&section.dir).map_err(|e| {
-                    (
+                let dir = std::path::PathBuf::from(&section.dir);
+                if dir.exists() && !dir.is_dir() {
+                    return Err((
                         "media.dir".to_owned(),
-                        format!("`{}` cannot be created: {e}", section.dir),
-                    )
-                })?;
-                let local = object_store::local::LocalFileSystem::new_with_prefix(&section.dir)
-                    .map_err(|e| ("media.dir".to_owned(), e.to_string()))?;
-                Ok(common(Arc::new(local)))
+                        format!("`{}` is not a directory", section.dir),
+                    ));
+                }
+                Ok(common(None, Some(dir)))
             }
             #[cfg(feature = "s3")]
             Some(bucket) => {
@@ -208,7 +212,7 @@ impl Media {
                         .build()
                         .map_err(|e| ("media.bucket".to_owned(), e.to_string()))?,
                 );
-                let mut media = common(s3.clone());
+                let mut media = common(Some(s3.clone()), None);
                 media.signer = Some(s3);
                 Ok(media)
             }
@@ -220,6 +224,22 @@ impl Media {
         }
     }
 
+    /// The storage, the local directory created (and opened) on first use.
+    fn store(&self) -> Result<&Arc<dyn ObjectStore>, ApiError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("the media storage has no location"))?;
+        std::fs::create_dir_all(dir).map_err(|e| storage_error("create its directory", e))?;
+        let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| storage_error("open its directory", e))?;
+        // Another request may have opened it meanwhile: either is the same directory.
+        Ok(self.store.get_or_init(|| Arc::new(local)))
+    }
+
     /// The largest upload, in bytes.
     pub(crate) fn max_file_bytes(&self) -> usize {
         self.max_file_bytes
@@ -228,7 +248,7 @@ impl Media {
     /// Stores `data` at `key`.
     pub(crate) async fn put(&self, key: &str, data: Bytes) -> Result<(), ApiError> {
         debug_assert!(valid_key(key), "{key}");
-        self.store
+        self.store()?
             .put(&StorePath::from(key), PutPayload::from_bytes(data))
             .await
             .map(drop)
@@ -237,7 +257,7 @@ impl Media {
 
     /// The bytes at `key`; `None` when nothing is stored there.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, ApiError> {
-        match self.store.get(&StorePath::from(key)).await {
+        match self.store()?.get(&StorePath::from(key)).await {
             Ok(found) => found
                 .bytes()
                 .await
@@ -250,7 +270,7 @@ impl Media {
 
     /// Deletes what is at `key` (nothing there is fine).
     pub(crate) async fn delete(&self, key: &str) -> Result<(), ApiError> {
-        match self.store.delete(&StorePath::from(key)).await {
+        match self.store()?.delete(&StorePath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(storage_error("delete a file", e)),
         }

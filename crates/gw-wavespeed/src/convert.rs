@@ -143,7 +143,7 @@ fn check_common(
 const MAX_LORA_SCALE: f64 = 4.0;
 
 /// Refuses, naming the entry (`options.loras[1].scale`), LoRAs a model cannot take: `loras` must
-/// be an array of at most `max` objects, each with a `path` (an `https://` URL of the weights,
+/// be an array of at most `max` objects, each with a `path` (an http(s) URL of the weights,
 /// or a Hugging Face style `<owner>/<name>`, the two forms the pages document: "provide
 /// `<owner>/<model-name>` or external `.safetensors` URL") and an optional `scale` in 0.0..=4.0
 /// (the pages give 1.0 as its default). Nothing else is passed in an entry.
@@ -173,7 +173,7 @@ fn check_loras(model: &str, loras: &Value, max: u32) -> Result<()> {
             Some(Value::String(path)) if valid_lora_path(path) => {}
             Some(Value::String(_)) => {
                 return Err(Error::invalid_request(format!(
-                    "`{at}.path` must be an https:// URL of the LoRA weights or a repository id \
+                    "`{at}.path` must be an http(s) URL of the LoRA weights or a repository id \
                      `<owner>/<name>`"
                 ))
                 .with_param(format!("{at}.path")));
@@ -217,9 +217,18 @@ fn valid_lora_path(path: &str) -> bool {
     if path.is_empty() || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
-    let scheme = path.get(..8).unwrap_or_default();
-    if scheme.eq_ignore_ascii_case("https://") {
-        let host = path[8..].split(['/', '?', '#']).next().unwrap_or_default();
+    // A plain-http URL too: the gateway's own signed links are http where the operator serves
+    // it so (`[media] public_url`).
+    let lower = path.get(..8).unwrap_or_default().to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        Some(&path[8..])
+    } else if lower.starts_with("http://") {
+        Some(&path[7..])
+    } else {
+        None
+    };
+    if let Some(rest) = rest {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         return !host.is_empty();
     }
     let segment = |s: &str| {

@@ -503,12 +503,12 @@ fn bad_loras_are_refused_naming_the_entry() {
             ErrorKind::InvalidRequest,
         ),
         (
-            json!([{"path": "http://x.example/a.safetensors"}]),
+            json!([{"path": "ftp://x.example/a.safetensors"}]),
             "options.loras[0].path",
             ErrorKind::InvalidRequest,
         ),
         (
-            json!([{"path": "https://"}]),
+            json!([{"path": "http://"}]),
             "options.loras[0].path",
             ErrorKind::InvalidRequest,
         ),
