@@ -1,0 +1,337 @@
+//! Fine-tuning through the server: a zip uploaded, a LoRA trained on WaveSpeed, the gateway
+//! killed while the run goes on, and the next process still ends the job with the LoRA in its
+//! own storage and one charge; the fine-tuned model then serves its owner alone, through a link
+//! the provider can fetch and no one else can forge.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use gw_mock::MockUpstream;
+use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+use gw_store::{Counter, FineTuningStatus};
+use llm_gateway::Modality;
+use serde_json::{Value, json};
+use support::process::{free_port, spawn_gateway};
+use support::{open_store, user};
+
+const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
+const TASK: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
+const IMAGE_TASK: &str = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a";
+/// Not real weights, but the bytes the gateway must keep unchanged.
+const LORA: &[u8] = b"safetensors: p3r5on rank 16";
+
+fn envelope(data: Value) -> Respond {
+    Respond::json(json!({"code": 200, "message": "success", "data": data}))
+}
+
+fn task(id: &str, model: &str, status: &str, outputs: Value) -> Respond {
+    envelope(json!({
+        "id": id, "model": model, "outputs": outputs, "has_nsfw_contents": [],
+        "status": status, "error": "", "timings": {"inference": 0}
+    }))
+}
+
+fn step(method: &str, path: &str, respond: Respond) -> UpstreamStep {
+    UpstreamStep {
+        expect: UpstreamExpect {
+            method: Some(method.into()),
+            path: Some(path.into()),
+            ..UpstreamExpect::default()
+        },
+        respond,
+    }
+}
+
+/// A zip (stored entries) of four one-pixel PNGs and their captions.
+fn dataset() -> Vec<u8> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 1..=4 {
+        files.push((format!("p3r5on_{i}.png"), PNG.to_vec()));
+        files.push((format!("p3r5on_{i}.txt"), b"a photo of p3r5on".to_vec()));
+    }
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in &files {
+        let offset = out.len() as u32;
+        let header = |sig: &[u8], out: &mut Vec<u8>| {
+            out.extend_from_slice(sig);
+            out.extend_from_slice(&[20, 0]);
+        };
+        header(b"PK\x03\x04", &mut out);
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&[0; 4]); // crc (not checked by the gateway)
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        header(b"PK\x01\x02", &mut central);
+        central.extend_from_slice(&[20, 0]);
+        central.extend_from_slice(&[0; 8]);
+        central.extend_from_slice(&[0; 4]);
+        central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0; 12]);
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_offset, cd_len) = (out.len() as u32, central.len() as u32);
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&cd_len.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+fn config(port: u16, db: &str, media: &str, wavespeed: &str, poll_ms: u64) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         [store]\nurl = \"{db}\"\nheartbeat_ms = 100\nstale_after_ms = 500\n\
+         [jobs]\npoll_interval_ms = {poll_ms}\n\
+         [media]\ndir = \"{media}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+         [providers.wavespeed]\nbase_url = \"{wavespeed}\"\napi_key = \"provider-key\"\n\
+         downloads = {{ allow_private = true }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_job_outlives_a_killed_gateway_and_ends_with_its_lora_and_one_charge() {
+    let dir = support::tempfile_dir::TempDir::new("fine-tuning-killed");
+    let db = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let media = dir.path().join("media");
+    let store = open_store(&db).await;
+    let (alice, key) = user(&store, "pro").await;
+    let (_bob, bob_key) = user(&store, "pro").await;
+
+    let cdn = MockUpstream::start(vec![step(
+        "GET",
+        "/outputs/p3r5on.safetensors",
+        Respond {
+            base64: Some(llm_gateway::encode_base64(LORA)),
+            ..Respond::default()
+        },
+    )])
+    .await
+    .unwrap();
+    let weights = format!("{}/outputs/p3r5on.safetensors", cdn.url());
+    let result = format!("/api/v3/predictions/{TASK}/result");
+    let image_result = format!("/api/v3/predictions/{IMAGE_TASK}/result");
+    let api = MockUpstream::start(vec![
+        step(
+            "POST",
+            "/api/v3/model/price",
+            envelope(
+                json!({"model_id": TRAINER, "price": 1.25, "discounted_price": 1.25,
+                            "currency": "USD"}),
+            ),
+        ),
+        step(
+            "POST",
+            "/api/v3/media/upload/binary",
+            envelope(json!({"download_url": "https://cdn.example/uploads/photos.zip"})),
+        ),
+        step(
+            "POST",
+            &format!("/api/v3/{TRAINER}"),
+            task(TASK, TRAINER, "created", json!([])),
+        ),
+        step("GET", &result, task(TASK, TRAINER, "processing", json!([]))),
+        step(
+            "GET",
+            &result,
+            task(TASK, TRAINER, "completed", json!([weights])),
+        ),
+        step(
+            "POST",
+            "/api/v3/wavespeed-ai/flux-dev-lora",
+            task(
+                IMAGE_TASK,
+                "wavespeed-ai/flux-dev-lora",
+                "created",
+                json!([]),
+            ),
+        ),
+        step(
+            "GET",
+            &image_result,
+            task(
+                IMAGE_TASK,
+                "wavespeed-ai/flux-dev-lora",
+                "completed",
+                json!(["https://cdn.example/p3r5on-bike.jpeg"]),
+            ),
+        ),
+    ])
+    .await
+    .unwrap();
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config_path = dir.path().join("gateway.toml");
+    let media_dir = media.display().to_string();
+    // The first process never polls on its own: the job is where its one GET left it.
+    std::fs::write(&config_path, config(port, &db, &media_dir, api.url(), 0)).unwrap();
+    let first = spawn_gateway(&config_path, &url).await;
+    let http = reqwest::Client::new();
+    let zip = dataset();
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "fine-tune")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(zip.clone())
+                .file_name("photos.zip")
+                .mime_str("application/zip")
+                .unwrap(),
+        );
+    let file: Value = http
+        .post(format!("{url}/v1/files"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["bytes"], zip.len(), "{file}");
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    let created = http
+        .post(format!("{url}/v1/fine_tuning/jobs"))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": "wavespeed/flux-dev", "training_file": file_id, "suffix": "bike",
+                      "provider_options": {"trigger_word": "p3r5on"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["status"], "queued", "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("ftjob-"), "{id}");
+
+    let get = |key: &str, path: String| http.get(format!("{url}{path}")).bearer_auth(key).send();
+    let seen: Value = get(&key, format!("/v1/fine_tuning/jobs/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["status"], "running");
+    for path in [
+        format!("/v1/fine_tuning/jobs/{id}"),
+        format!("/v1/fine_tuning/jobs/{id}/events"),
+        format!("/v1/files/{file_id}"),
+    ] {
+        let other = get(&bob_key, path.clone()).await.unwrap();
+        assert_eq!(other.status(), 404, "another user's {path}");
+    }
+
+    drop(first); // SIGKILL while the run goes on at the provider
+    assert_eq!(store.open_reservations().await.unwrap(), 1);
+
+    // The next process polls on its own: it copies the LoRA and settles the job, and its
+    // maintenance does not charge the job's reservation although its instance is dead.
+    std::fs::write(&config_path, config(port, &db, &media_dir, api.url(), 100)).unwrap();
+    let _second = spawn_gateway(&config_path, &url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        let job = store.fine_tuning_job_by_id(&id).await.unwrap().unwrap();
+        if job.settled {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job was never resumed: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job.status, FineTuningStatus::Succeeded);
+    let model = job.fine_tuned_model.clone().unwrap();
+    assert_eq!(model, format!("ft:wavespeed/flux-dev:bike:{id}"));
+    // Several heartbeats and recoveries pass: nothing more is charged.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // The LoRA is in the gateway's own storage, listed as the job's result file.
+    let stored = std::fs::read(media.join(format!("loras/{id}.safetensors"))).unwrap();
+    assert_eq!(stored, LORA);
+    let done: Value = get(&key, format!("/v1/fine_tuning/jobs/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["fine_tuned_model"], model);
+    let result_file = done["result_files"][0].as_str().unwrap().to_owned();
+    let content = get(&key, format!("/v1/files/{result_file}/content"))
+        .await
+        .unwrap();
+    assert_eq!(content.status(), 200);
+    assert_eq!(&content.bytes().await.unwrap()[..], LORA);
+
+    let log = store.usage_log(Some(&alice.id), 10).await.unwrap();
+    assert_eq!(log.len(), 1, "charged once: {log:?}");
+    assert_eq!(
+        (log[0].status.as_str(), log[0].modality, log[0].units),
+        ("ok", Modality::Training, 1000)
+    );
+    assert!(!log[0].estimated);
+    assert_eq!(log[0].cost, Some("1.25".parse().unwrap()), "the quote");
+    let period = store.plans().require("pro").unwrap().current_period();
+    let used = store.counters(&alice.id, &period).await.unwrap();
+    assert_eq!(used.get(Counter::Requests(Modality::Training)), 1);
+    assert_eq!(used.get(Counter::Volume(Modality::Training)), 1000);
+    assert_eq!(store.open_reservations().await.unwrap(), 0);
+
+    // The fine-tuned model is its owner's alone.
+    let generate = |key: &str| {
+        http.post(format!("{url}/v1/images/generations"))
+            .bearer_auth(key)
+            .json(&json!({"model": model, "prompt": "p3r5on riding a bike"}))
+            .send()
+    };
+    let stolen = generate(&bob_key).await.unwrap();
+    assert_eq!(stolen.status(), 404);
+    let image = generate(&key).await.unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["x-gateway-cost-usd"], "0.015");
+    let image: Value = image.json().await.unwrap();
+    assert_eq!(
+        image["data"][0]["url"],
+        "https://cdn.example/p3r5on-bike.jpeg"
+    );
+
+    // The provider was handed a signed link to the stored LoRA, on the gateway's public address.
+    let submit = api
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/api/v3/wavespeed-ai/flux-dev-lora")
+        .unwrap()
+        .json()
+        .unwrap();
+    let path = submit["loras"][0]["path"].as_str().unwrap().to_owned();
+    assert_eq!(submit["loras"][0]["scale"], 1.0);
+    assert!(
+        path.starts_with(&format!("{url}/media/loras/{id}.safetensors?")),
+        "{path}"
+    );
+    // Fetched without a gateway key, as the provider does; a forged one is refused.
+    let fetched = http.get(&path).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(&fetched.bytes().await.unwrap()[..], LORA);
+    let forged = path.replace("signature=", "signature=0");
+    assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
+    let other = path.replace(&id, "ftjob-other");
+    assert_eq!(http.get(&other).send().await.unwrap().status(), 404);
+
+    assert!(api.verify().is_empty(), "{:?}", api.verify());
+    assert!(cdn.verify().is_empty(), "{:?}", cdn.verify());
+}
