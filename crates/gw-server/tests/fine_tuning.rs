@@ -335,3 +335,65 @@ async fn a_training_job_outlives_a_killed_gateway_and_ends_with_its_lora_and_one
     assert!(api.verify().is_empty(), "{:?}", api.verify());
     assert!(cdn.verify().is_empty(), "{:?}", cdn.verify());
 }
+
+/// Uploads are held to `[media] max_file_bytes`, not to the body limit of chat requests, and a
+/// file that is not a zip of images is refused by name before anything is stored.
+#[tokio::test]
+async fn uploads_are_checked_and_held_to_the_media_limit() {
+    let dir = support::tempfile_dir::TempDir::new("fine-tuning-uploads");
+    let db = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let media = dir.path().join("media");
+    let store = open_store(&db).await;
+    let (_alice, key) = user(&store, "pro").await;
+    let zip = dataset();
+    let config = gw_server::Config::from_toml(
+        &format!(
+            "[server]\nmax_body_bytes = 256\n[media]\ndir = \"{}\"\nmax_file_bytes = {}\n",
+            media.display(),
+            zip.len() + 10
+        ),
+        "test config",
+        std::iter::empty(),
+    )
+    .unwrap();
+    let server = support::start(&config, Some(store)).await;
+    let upload = |name: &str, data: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", "fine-tune")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(data).file_name(name.to_owned()),
+            );
+        reqwest::Client::new()
+            .post(format!("{}/v1/files", server.url))
+            .bearer_auth(&key)
+            .multipart(form)
+            .send()
+    };
+    // Larger than the body limit, within the media limit.
+    let ok = upload("photos.zip", zip.clone()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok: Value = ok.json().await.unwrap();
+    assert_eq!(ok["bytes"], zip.len());
+
+    let mut big = zip.clone();
+    big.extend_from_slice(&[0; 64]);
+    let too_big = upload("photos.zip", big).await.unwrap();
+    assert_eq!(too_big.status(), 413);
+    let pdf = upload("photos.pdf", b"%PDF-1.7 not a zip".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 400);
+    let pdf: Value = pdf.json().await.unwrap();
+    assert_eq!(pdf["error"]["param"], "file");
+    assert!(
+        pdf["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("photos.pdf"),
+        "{pdf}"
+    );
+    // Only the accepted upload is stored.
+    let stored = std::fs::read_dir(media.join("files")).unwrap().count();
+    assert_eq!(stored, 1);
+}
