@@ -13,7 +13,7 @@ use gw_store::{Counter, FineTuningStatus};
 use llm_gateway::Modality;
 use serde_json::{Value, json};
 use support::process::{free_port, spawn_gateway};
-use support::{open_store, user};
+use support::{open_store, training_zip as dataset, user};
 
 const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
 const TASK: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
@@ -41,52 +41,6 @@ fn step(method: &str, path: &str, respond: Respond) -> UpstreamStep {
         },
         respond,
     }
-}
-
-/// A zip (stored entries) of four one-pixel PNGs and their captions.
-fn dataset() -> Vec<u8> {
-    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for i in 1..=4 {
-        files.push((format!("p3r5on_{i}.png"), PNG.to_vec()));
-        files.push((format!("p3r5on_{i}.txt"), b"a photo of p3r5on".to_vec()));
-    }
-    let (mut out, mut central) = (Vec::new(), Vec::new());
-    for (name, data) in &files {
-        let offset = out.len() as u32;
-        let header = |sig: &[u8], out: &mut Vec<u8>| {
-            out.extend_from_slice(sig);
-            out.extend_from_slice(&[20, 0]);
-        };
-        header(b"PK\x03\x04", &mut out);
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&[0; 4]); // crc (not checked by the gateway)
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        header(b"PK\x01\x02", &mut central);
-        central.extend_from_slice(&[20, 0]);
-        central.extend_from_slice(&[0; 8]);
-        central.extend_from_slice(&[0; 4]);
-        central.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        central.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        central.extend_from_slice(&[0; 12]);
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
-    }
-    let (cd_offset, cd_len) = (out.len() as u32, central.len() as u32);
-    out.extend_from_slice(&central);
-    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&cd_len.to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out
 }
 
 fn config(port: u16, db: &str, media: &str, wavespeed: &str, poll_ms: u64) -> String {

@@ -202,9 +202,19 @@ pub mod process {
     }
 
     pub async fn spawn_gateway(config: &std::path::Path, url: &str) -> Gateway {
+        spawn_gateway_with_env(config, url, &[]).await
+    }
+
+    /// [`spawn_gateway`] with `env` added to the process's environment.
+    pub async fn spawn_gateway_with_env(
+        config: &std::path::Path,
+        url: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .arg("--config")
             .arg(config)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -310,4 +320,50 @@ pub fn story_body_with_fallback(model: &str, fallback: &str) -> Value {
     let mut body = story_body(model, false);
     body["fallbacks"] = json!([fallback]);
     body
+}
+
+/// A zip (stored entries) of four one-pixel PNGs and their captions.
+pub fn training_zip() -> Vec<u8> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 1..=4 {
+        files.push((format!("p3r5on_{i}.png"), PNG.to_vec()));
+        files.push((format!("p3r5on_{i}.txt"), b"a photo of p3r5on".to_vec()));
+    }
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in &files {
+        let offset = out.len() as u32;
+        let header = |sig: &[u8], out: &mut Vec<u8>| {
+            out.extend_from_slice(sig);
+            out.extend_from_slice(&[20, 0]);
+        };
+        header(b"PK\x03\x04", &mut out);
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&[0; 4]); // crc (not checked by the gateway)
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        header(b"PK\x01\x02", &mut central);
+        central.extend_from_slice(&[20, 0]);
+        central.extend_from_slice(&[0; 8]);
+        central.extend_from_slice(&[0; 4]);
+        central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0; 12]);
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_offset, cd_len) = (out.len() as u32, central.len() as u32);
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&cd_len.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
 }
