@@ -1,6 +1,6 @@
 //! The `gateway` binary: `gateway serve` (the default) runs the server; `gateway admin ...`
-//! manages users, plans, keys and usage in the store directly; `gateway speak` and `gateway
-//! transcribe` and `gateway video` are clients of a running gateway.
+//! manages users, plans, keys and usage in the store directly; `gateway speak`, `gateway
+//! transcribe`, `gateway video` and `gateway tune` are clients of a running gateway.
 
 mod admin;
 mod client;
@@ -52,11 +52,16 @@ enum Command {
     Transcribe(client::Transcribe),
     /// Make a video through a running gateway, following the job to the end.
     Video(client::Video),
+    /// Train a LoRA on a zip of images through a running gateway, following the job to the end
+    /// and printing the trained model's name.
+    Tune(client::Tune),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Speak(_) | Command::Transcribe(_) | Command::Video(_)) = &cli.command {
+    if let Some(Command::Speak(_) | Command::Transcribe(_) | Command::Video(_) | Command::Tune(_)) =
+        &cli.command
+    {
         return run_client(cli.command);
     }
     let admin = matches!(cli.command, Some(Command::Admin { .. }));
@@ -94,7 +99,9 @@ fn main() -> ExitCode {
             Some(Command::Admin { command }) => admin::run(&config, command)
                 .await
                 .map_err(|e| e.to_string()),
-            Some(Command::Speak(_) | Command::Transcribe(_) | Command::Video(_)) => Ok(()),
+            Some(
+                Command::Speak(_) | Command::Transcribe(_) | Command::Video(_) | Command::Tune(_),
+            ) => Ok(()),
         }
     });
     drop(runtime);
@@ -118,19 +125,20 @@ fn run_client(command: Option<Command>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: Result<(), client::Stop> = runtime.block_on(async {
         match command {
-            Some(Command::Speak(args)) => client::speak(args).await,
-            Some(Command::Transcribe(args)) => client::transcribe(args).await,
-            Some(Command::Video(args)) => client::video(args).await,
+            Some(Command::Speak(args)) => client::speak(args).await.map_err(Into::into),
+            Some(Command::Transcribe(args)) => client::transcribe(args).await.map_err(Into::into),
+            Some(Command::Video(args)) => client::video(args).await.map_err(Into::into),
+            Some(Command::Tune(args)) => client::tune(args).await,
             _ => Ok(()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("gateway: {message}");
-            ExitCode::FAILURE
+        Err(stop) => {
+            eprintln!("gateway: {}", stop.message);
+            ExitCode::from(stop.code)
         }
     }
 }
