@@ -337,11 +337,15 @@ impl Media {
 }
 
 /// object_store's S3 client speaks TLS through rustls without a built-in crypto provider (so
-/// that aws-lc is not built): the process's default provider is ring, as for the other clients.
-#[cfg(feature = "s3")]
-fn install_tls_provider() {
-    // Fails only when a provider is installed already, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// that aws-lc is not built), and other reqwest 0.13 clients in the process (the OTLP exporter's)
+/// then share that build of rustls: the process's default provider is ring, as for the other
+/// clients. Safe to call more than once.
+pub(crate) fn install_tls_provider() {
+    #[cfg(feature = "s3")]
+    {
+        // Fails only when a provider is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// `GET /media/{key}?expires=&signature=`: a stored object, to whoever holds a valid link (the

@@ -342,6 +342,9 @@ fn otlp_exporters(
             .filter(|_| !from_env)
             .map(|e| format!("{}/{path}", e.trim_end_matches('/')))
     };
+    // The exporter's HTTP client may share rustls with the media storage's S3 client, which
+    // brings no crypto provider of its own: the process's is ring.
+    crate::media::install_tls_provider();
     let mut traces = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(protocol);

@@ -245,7 +245,21 @@ async fn a_training_job_outlives_a_killed_gateway_and_ends_with_its_lora_and_one
     assert_eq!(used.get(Counter::Volume(Modality::Training)), 1000);
     assert_eq!(store.open_reservations().await.unwrap(), 0);
 
-    // The fine-tuned model is its owner's alone.
+    // The fine-tuned model is listed for its owner alone, and usable by its owner alone.
+    let listed = |key: String| {
+        let get = get(&key, "/v1/models".to_owned());
+        let model = model.clone();
+        async move {
+            let models: Value = get.await.unwrap().json().await.unwrap();
+            models["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["id"] == model.as_str())
+        }
+    };
+    assert!(listed(key.clone()).await);
+    assert!(!listed(bob_key.clone()).await);
     let generate = |key: &str| {
         http.post(format!("{url}/v1/images/generations"))
             .bearer_auth(key)
