@@ -2,7 +2,9 @@
 //! on each image provider and `images.edit` with an uploaded file, every image written to a PNG
 //! that Pillow opens (`tests/sdk/openai_images.py`); `audio.speech.create` saved to a `.wav` that
 //! Python's `wave` module reads, and that file sent back to `audio.transcriptions.create`
-//! (`tests/sdk/openai_audio.py`). The providers are a scripted mock playing each one's wire
+//! (`tests/sdk/openai_audio.py`); a zip of images uploaded with `files.create`, a LoRA trained on
+//! it through `fine_tuning.jobs` and an image generated with the fine-tuned model
+//! (`tests/sdk/openai_fine_tuning.py`). The providers are a scripted mock playing each one's wire
 //! format.
 //!
 //! Needs `python3` with `openai` and `pillow` (`pip install openai pillow`). Without them the test
@@ -334,5 +336,232 @@ async fn the_openai_python_sdk_speaks_and_transcribes_through_the_gateway() {
     let inline = &sent["contents"][0]["parts"][1]["inlineData"];
     assert_eq!(inline["mimeType"], "audio/wav", "{sent}");
     let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
+}
+
+/// The LoRA WaveSpeed's trainer hands back (a safetensors file in a real run).
+const LORA: &[u8] = b"SAFETENSORS-LORA-WEIGHTS";
+
+#[tokio::test]
+async fn the_openai_python_sdk_uploads_a_zip_trains_and_generates_with_the_fine_tuned_model() {
+    if let Err(why) = python_ready() {
+        assert!(
+            std::env::var("GATEWAY_REQUIRE_PYTHON_SDK").as_deref() != Ok("1"),
+            "GATEWAY_REQUIRE_PYTHON_SDK=1 but python3 cannot import openai and PIL: {why}"
+        );
+        eprintln!(
+            "skipped: python3 cannot import openai and PIL ({why}); pip install openai pillow"
+        );
+        return;
+    }
+    const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
+    const TRAINING: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
+    const LORA_MODEL: &str = "wavespeed-ai/flux-dev-lora";
+    const IMAGE: &str = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a";
+    let zip_url = "https://d1q70pf5vjeyhc.cloudfront.net/media/uploads/photos.zip";
+    let image_url = format!("https://d1q70pf5vjeyhc.cloudfront.net/predictions/{IMAGE}/0.jpeg");
+    let auth = json!({"authorization": "Bearer provider-key"});
+    // The calls of tests/contract/fine-tuning/train-upload-poll-copy-generate.json, in its
+    // order (its `source` cites WaveSpeed's docs for each): the quote, the zip's upload and the
+    // trainer's submit when the job is made, a poll per retrieve until the run completes, the
+    // LoRA's copy from the output URL (on this mock), then the LoRA model's image job.
+    let upstream = MockUpstream::start_with(|u| {
+        let weights = format!("{u}/outputs/x.safetensors");
+        vec![
+            step(json!({
+                "expect": {"method": "POST", "path": "/api/v3/model/price", "headers": auth,
+                           "json": {"model_id": TRAINER,
+                                    "inputs": {"trigger_word": "p3r5on", "steps": 1000}}},
+                "respond": {"json": {"code": 200, "message": "success", "data": {
+                    "model_id": TRAINER, "price": 1.25, "discounted_price": 1.25,
+                    "discount_rate": 0, "currency": "USD"}}}
+            })),
+            step(json!({
+                "expect": {"method": "POST", "path": "/api/v3/media/upload/binary",
+                           "headers": auth, "multipart": {"file": "<any>"}},
+                "respond": {"json": {"code": 200, "message": "success", "data": {
+                    "type": "file", "download_url": zip_url, "filename": "photos.zip"}}}
+            })),
+            step(json!({
+                "expect": {"method": "POST", "path": format!("/api/v3/{TRAINER}"), "headers": auth,
+                           "json": {"data": zip_url, "trigger_word": "p3r5on", "steps": 1000}},
+                "respond": {"json": prediction(TRAINING, TRAINER, "created", json!([]))}
+            })),
+            step(json!({
+                "expect": {"method": "GET", "path": format!("/api/v3/predictions/{TRAINING}/result")},
+                "respond": {"json": prediction(TRAINING, TRAINER, "processing", json!([]))}
+            })),
+            step(json!({
+                "expect": {"method": "GET", "path": format!("/api/v3/predictions/{TRAINING}/result")},
+                "respond": {"json": prediction(TRAINING, TRAINER, "completed", json!([weights]))}
+            })),
+            step(json!({
+                "expect": {"method": "GET", "path": "/outputs/x.safetensors"},
+                "respond": {"headers": {"content-type": "application/octet-stream"},
+                            "base64": llm_gateway::encode_base64(LORA)}
+            })),
+            // Without `[media] public_url` the provider gets its own URL of the LoRA back.
+            step(json!({
+                "expect": {"method": "POST", "path": format!("/api/v3/{LORA_MODEL}"), "headers": auth,
+                           "json": {"prompt": "p3r5on riding a bike, studio light",
+                                    "loras": [{"path": weights, "scale": 1}]}},
+                "respond": {"json": prediction(IMAGE, LORA_MODEL, "created", json!([]))}
+            })),
+            step(json!({
+                "expect": {"method": "GET", "path": format!("/api/v3/predictions/{IMAGE}/result")},
+                "respond": {"json": prediction(IMAGE, LORA_MODEL, "completed", json!([image_url]))}
+            })),
+        ]
+    })
+    .await
+    .unwrap();
+
+    let dir = support::tempfile_dir::TempDir::new("sdk-fine-tuning");
+    let media = dir.path().join("media");
+    // No background poller: a job advances only when the script retrieves it, so the polls
+    // happen in the mock's order. Uploads and LoRAs go to this test's own directory.
+    let text = format!(
+        "[retry]\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
+         [jobs]\npoll_interval_ms = 0\n\
+         [media]\ndir = {}\n\
+         [providers.wavespeed]\nbase_url = \"{}\"\napi_key = \"provider-key\"\npoll_interval_ms = 0\n\
+         [providers.wavespeed.downloads]\nallow_private = true\n",
+        Value::String(media.display().to_string()),
+        upstream.url()
+    );
+    let config = Config::from_toml(&text, "test config", std::iter::empty()).unwrap();
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "pro").await;
+    let server = start(&config, Some(store)).await;
+
+    let script: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "..",
+        "tests",
+        "sdk",
+        "openai_fine_tuning.py",
+    ]
+    .iter()
+    .collect();
+    let args = [
+        format!("{}/v1", server.url),
+        key,
+        dir.path().display().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{stdout}\n{}\nupstream: {:?}",
+        String::from_utf8_lossy(&out.stderr),
+        upstream.verify()
+    );
+    let reports: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let step_of = |name: &str| {
+        reports
+            .iter()
+            .find(|r| r["step"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` line in:\n{stdout}"))
+    };
+    let steps: Vec<&str> = reports.iter().filter_map(|r| r["step"].as_str()).collect();
+    assert_eq!(
+        steps,
+        [
+            "upload", "create", "retrieve", "result", "events", "list", "generate", "refusal"
+        ],
+        "{stdout}"
+    );
+
+    let zip = std::fs::read(dir.path().join("photos.zip")).unwrap();
+    let upload = step_of("upload");
+    assert_eq!(upload["bytes"], zip.len(), "{upload}");
+    assert_eq!(upload["purpose"], "fine-tune", "{upload}");
+    assert_eq!(upload["filename"], "photos.zip", "{upload}");
+    let file_id = upload["id"].as_str().unwrap();
+    assert!(file_id.starts_with("file-"), "{upload}");
+
+    let create = step_of("create");
+    assert_eq!(create["status"], "queued", "{create}");
+    assert_eq!(create["model"], "wavespeed/flux-dev", "{create}");
+    assert_eq!(create["training_file"], file_id, "{create}");
+    let job_id = create["id"].as_str().unwrap();
+
+    // One retrieve per poll: running while WaveSpeed processes, then succeeded with the model
+    // named after the suffix and the job.
+    let retrieve = step_of("retrieve");
+    assert_eq!(
+        retrieve["statuses"],
+        json!(["running", "succeeded"]),
+        "{retrieve}"
+    );
+    let model = format!("ft:wavespeed/flux-dev:p3r5on:{job_id}");
+    assert_eq!(retrieve["fine_tuned_model"], model, "{retrieve}");
+    assert_eq!(retrieve["error"], Value::Null, "{retrieve}");
+    // The result file is the LoRA copied from the provider, byte for byte.
+    let result = step_of("result");
+    assert_eq!(result["file"], retrieve["result_files"][0], "{result}");
+    assert_eq!(
+        result["base64"],
+        llm_gateway::encode_base64(LORA),
+        "{result}"
+    );
+
+    let events = step_of("events");
+    let messages = events["messages"].as_array().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "The job has successfully completed"),
+        "{events}"
+    );
+    let list = step_of("list");
+    assert!(
+        list["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| id == job_id),
+        "{list}"
+    );
+
+    let generate = step_of("generate");
+    assert_eq!(generate["model"], model, "{generate}");
+    assert_eq!(generate["url"], image_url, "WaveSpeed's URL: {generate}");
+
+    let refusal = step_of("refusal");
+    assert_eq!(refusal["status_code"], 400, "{refusal}");
+    assert_eq!(refusal["param"], "hyperparameters.n_epochs", "{refusal}");
+    assert_eq!(
+        refusal["body"]["type"], "invalid_request_error",
+        "{refusal}"
+    );
+
+    // Every call WaveSpeed should see, in order, and nothing for the refusal.
+    assert!(upstream.verify().is_empty(), "{:?}", upstream.verify());
+    // The zip reached WaveSpeed as the SDK uploaded it.
+    let received = upstream.received();
+    assert!(
+        received[1].body.windows(zip.len()).any(|w| w == zip),
+        "the upload to WaveSpeed does not carry the zip"
+    );
+    // The LoRA was copied into this test's media directory.
+    let copied = media.join("loras").join(format!("{job_id}.safetensors"));
+    assert_eq!(
+        std::fs::read(&copied).ok().as_deref(),
+        Some(LORA),
+        "{copied:?}"
+    );
     drop(server);
 }
