@@ -8,11 +8,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+use gw_mock::fixture::Respond;
 use gw_store::{Counter, FineTuningStatus};
 use llm_gateway::Modality;
 use serde_json::{Value, json};
 use support::process::{free_port, spawn_gateway};
+use support::wavespeed::{envelope, step, task};
 use support::{open_store, training_zip as dataset, user};
 
 const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
@@ -20,28 +21,6 @@ const TASK: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
 const IMAGE_TASK: &str = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a";
 /// Not real weights, but the bytes the gateway must keep unchanged.
 const LORA: &[u8] = b"safetensors: p3r5on rank 16";
-
-fn envelope(data: Value) -> Respond {
-    Respond::json(json!({"code": 200, "message": "success", "data": data}))
-}
-
-fn task(id: &str, model: &str, status: &str, outputs: Value) -> Respond {
-    envelope(json!({
-        "id": id, "model": model, "outputs": outputs, "has_nsfw_contents": [],
-        "status": status, "error": "", "timings": {"inference": 0}
-    }))
-}
-
-fn step(method: &str, path: &str, respond: Respond) -> UpstreamStep {
-    UpstreamStep {
-        expect: UpstreamExpect {
-            method: Some(method.into()),
-            path: Some(path.into()),
-            ..UpstreamExpect::default()
-        },
-        respond,
-    }
-}
 
 fn config(port: u16, db: &str, media: &str, wavespeed: &str, poll_ms: u64) -> String {
     format!(

@@ -12,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gw_mock::MockUpstream;
-use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+use gw_mock::fixture::Respond;
 use serde_json::{Value, json};
 use support::process::{free_port, spawn_gateway_with_env};
+use support::wavespeed::{envelope, step, task};
 use support::{open_store, training_zip, user};
 
 const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
@@ -29,28 +30,6 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn envelope(data: Value) -> Respond {
-    Respond::json(json!({"code": 200, "message": "success", "data": data}))
-}
-
-fn task(id: &str, model: &str, status: &str, outputs: Value) -> Respond {
-    envelope(json!({
-        "id": id, "model": model, "outputs": outputs, "has_nsfw_contents": [],
-        "status": status, "error": "", "timings": {"inference": 0}
-    }))
-}
-
-fn step(method: &str, path: &str, respond: Respond) -> UpstreamStep {
-    UpstreamStep {
-        expect: UpstreamExpect {
-            method: Some(method.into()),
-            path: Some(path.into()),
-            ..UpstreamExpect::default()
-        },
-        respond,
     }
 }
 

@@ -25,7 +25,6 @@ use sqlx::any::AnyRow;
 use crate::Store;
 use crate::db::{Tx, corrupt, db_error, from_db, to_db};
 use crate::jobs::JobError;
-use crate::settlement::ms;
 use crate::time::now_ms;
 use crate::users::random_base62;
 
@@ -713,34 +712,13 @@ impl Store {
     /// not settled and no other instance holds a lease that has not run out. Returns whether
     /// this instance holds it now: one poller per job across replicas.
     pub async fn claim_fine_tuning_job(&self, id: &str, lease: Duration) -> Result<bool> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE fine_tuning_jobs SET lease_owner = $2, lease_until = $3
-             WHERE id = $1 AND settled = 0 AND (lease_until < $4 OR lease_owner = $2)",
-        )
-        .bind(id)
-        .bind(&*self.instance_id)
-        .bind(now.saturating_add(ms(lease)))
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
+        self.claim_lease("fine_tuning_jobs", id, lease).await
     }
 
     /// Gives up this instance's lease on fine-tuning job `id`, so another poller may take it
     /// at once.
     pub async fn release_fine_tuning_job(&self, id: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE fine_tuning_jobs SET lease_owner = NULL, lease_until = 0
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(&*self.instance_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
+        self.release_lease("fine_tuning_jobs", id).await
     }
 
     /// Records where a fine-tuning job not settled yet is (`Queued` or `Running`). When the

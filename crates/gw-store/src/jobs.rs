@@ -304,11 +304,28 @@ impl Store {
     /// and no other instance holds a lease that has not run out. Returns whether this instance
     /// holds it now: one poller per job across replicas.
     pub async fn claim_video_job(&self, id: &str, lease: Duration) -> Result<bool> {
+        self.claim_lease("video_jobs", id, lease).await
+    }
+
+    /// Gives up this instance's lease on job `id`, so another poller may take it at once.
+    pub async fn release_video_job(&self, id: &str) -> Result<()> {
+        self.release_lease("video_jobs", id).await
+    }
+
+    /// Takes (or extends) this instance's lease on the job `id` of `table` (`video_jobs`,
+    /// `fine_tuning_jobs`: a table of jobs with `settled`, `lease_owner` and `lease_until`) for
+    /// `lease`, unless it is settled or another instance's lease has not run out.
+    pub(crate) async fn claim_lease(
+        &self,
+        table: &'static str,
+        id: &str,
+        lease: Duration,
+    ) -> Result<bool> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE video_jobs SET lease_owner = $2, lease_until = $3
-             WHERE id = $1 AND settled = 0 AND (lease_until < $4 OR lease_owner = $2)",
-        )
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET lease_owner = $2, lease_until = $3
+             WHERE id = $1 AND settled = 0 AND (lease_until < $4 OR lease_owner = $2)"
+        )))
         .bind(id)
         .bind(&*self.instance_id)
         .bind(now.saturating_add(ms(lease)))
@@ -319,12 +336,12 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives up this instance's lease on job `id`, so another poller may take it at once.
-    pub async fn release_video_job(&self, id: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE video_jobs SET lease_owner = NULL, lease_until = 0
-             WHERE id = $1 AND lease_owner = $2",
-        )
+    /// Gives up this instance's lease on the job `id` of `table`.
+    pub(crate) async fn release_lease(&self, table: &'static str, id: &str) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET lease_owner = NULL, lease_until = 0
+             WHERE id = $1 AND lease_owner = $2"
+        )))
         .bind(id)
         .bind(&*self.instance_id)
         .execute(&self.pool)

@@ -367,3 +367,34 @@ pub fn training_zip() -> Vec<u8> {
     out.extend_from_slice(&[0, 0]);
     out
 }
+
+/// WaveSpeed's answers, for tests that play its task API.
+pub mod wavespeed {
+    use gw_mock::fixture::{Respond, UpstreamExpect, UpstreamStep};
+    use serde_json::{Value, json};
+
+    /// WaveSpeed's envelope around `data`.
+    pub fn envelope(data: Value) -> Respond {
+        Respond::json(json!({"code": 200, "message": "success", "data": data}))
+    }
+
+    /// Task `id` of `model` in `status`, with `outputs`.
+    pub fn task(id: &str, model: &str, status: &str, outputs: Value) -> Respond {
+        envelope(json!({
+            "id": id, "model": model, "outputs": outputs, "has_nsfw_contents": [],
+            "status": status, "error": "", "timings": {"inference": 0}
+        }))
+    }
+
+    /// An expected `method` `path` answered with `respond`.
+    pub fn step(method: &str, path: &str, respond: Respond) -> UpstreamStep {
+        UpstreamStep {
+            expect: UpstreamExpect {
+                method: Some(method.into()),
+                path: Some(path.into()),
+                ..UpstreamExpect::default()
+            },
+            respond,
+        }
+    }
+}
