@@ -457,7 +457,12 @@ impl Gateway {
             };
             let started = Instant::now();
             run.calls += 1;
-            let call = op.call(provider.clone(), route, req);
+            let output_bound = run
+                .meter
+                .as_ref()
+                .and_then(|m| m.reservation.as_ref())
+                .and_then(|r| r.output_bound);
+            let call = op.call_bounded(provider.clone(), route, req, output_bound);
             // No span (nor its wrapper) when nothing records the request's.
             let span = run.trace.is_on().then(|| attempt_span(route, retry, index));
             let timed = match &span {

@@ -71,6 +71,21 @@ pub(crate) trait Operation: Sync {
         route: &RouteId,
         req: &Self::Request,
     ) -> BoxFuture<'static, Result<Self::Output>>;
+
+    /// [`Operation::call`] with the output bounded to `output_bound` per answer, when the
+    /// reservation gave one (the request set none, and the plan limits what output costs): the
+    /// provider is told the bound, so what comes back cannot pass what was reserved. Operations
+    /// whose output is not counted in tokens ignore it.
+    fn call_bounded(
+        &self,
+        model: Arc<Self::Model>,
+        route: &RouteId,
+        req: &Self::Request,
+        output_bound: Option<u64>,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        let _ = output_bound;
+        self.call(model, route, req)
+    }
 }
 
 /// Prices token usage with the route's token rates (`[[text]]`, or `[[unit]]` token entries).

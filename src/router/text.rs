@@ -108,6 +108,18 @@ fn for_route(req: &TextRequest, route: &RouteId) -> TextRequest {
     req
 }
 
+/// `req` for `route`, with `output_bound` (the reservation's) as its `max_tokens` when it set
+/// none.
+fn bounded_for_route(req: &TextRequest, route: &RouteId, output_bound: Option<u64>) -> TextRequest {
+    let mut req = for_route(req, route);
+    if req.max_tokens.is_none()
+        && let Some(bound) = output_bound
+    {
+        req.max_tokens = Some(u32::try_from(bound).unwrap_or(u32::MAX));
+    }
+    req
+}
+
 impl Operation for Chat {
     type Model = dyn DynTextModel;
     type Request = TextRequest;
@@ -144,7 +156,17 @@ impl Operation for Chat {
         route: &RouteId,
         req: &TextRequest,
     ) -> BoxFuture<'static, Result<TextResponse>> {
-        let req = for_route(req, route);
+        self.call_bounded(model, route, req, None)
+    }
+
+    fn call_bounded(
+        &self,
+        model: Arc<dyn DynTextModel>,
+        route: &RouteId,
+        req: &TextRequest,
+        output_bound: Option<u64>,
+    ) -> BoxFuture<'static, Result<TextResponse>> {
+        let req = bounded_for_route(req, route, output_bound);
         Box::pin(async move { model.generate_dyn(req).await })
     }
 }
@@ -193,7 +215,17 @@ impl Operation for ChatStream {
         route: &RouteId,
         req: &TextRequest,
     ) -> BoxFuture<'static, Result<TextStream>> {
-        let req = for_route(req, route);
+        self.call_bounded(model, route, req, None)
+    }
+
+    fn call_bounded(
+        &self,
+        model: Arc<dyn DynTextModel>,
+        route: &RouteId,
+        req: &TextRequest,
+        output_bound: Option<u64>,
+    ) -> BoxFuture<'static, Result<TextStream>> {
+        let req = bounded_for_route(req, route, output_bound);
         Box::pin(async move { model.stream_dyn(req).await })
     }
 }

@@ -414,6 +414,7 @@ mod tests {
                     user_id: admission.user_id.clone(),
                     period: "2026-11".into(),
                     estimate: admission.estimate,
+                    output_bound: None,
                 };
                 self.admitted.lock().unwrap().push(admission);
                 Ok(reservation)

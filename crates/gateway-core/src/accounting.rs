@@ -156,6 +156,11 @@ pub struct Reservation {
     pub period: String,
     /// What was reserved.
     pub estimate: Amount,
+    /// For a request that set no output bound: the output per answer its reservation covers
+    /// (the plan's default, lowered to what the remaining allowances pay for), to send the
+    /// provider as the bound (`max_tokens`), so what comes back cannot pass what was reserved.
+    /// `None` when the request set its own bound, or nothing limits what output costs.
+    pub output_bound: Option<u64>,
 }
 
 /// How a metered call ended.

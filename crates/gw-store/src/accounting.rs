@@ -11,8 +11,8 @@ use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Accounting, Admission, Amount, Cost, Error, ErrorKind, Modality, Reservation, Result,
-    UsageRecord,
+    Accounting, Admission, Amount, Cost, Error, ErrorKind, Modality, OpenOutput, Reservation,
+    Result, UsageRecord,
 };
 use sqlx::AssertSqlSafe;
 
@@ -38,23 +38,84 @@ fn limits_for(plan: &Plan, modality: Modality) -> [i64; COUNTERS] {
     limits
 }
 
+/// An open-ended output's part of an admission: how many answers, at what output price, and
+/// the plan's `default_max_tokens` each may produce at most.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenBound {
+    open: OpenOutput,
+    default: u64,
+    /// Whether the plan limits what output costs (its text tokens or its money): only then is
+    /// the bound lowered to what is left, and sent upstream.
+    limited: bool,
+}
+
+impl OpenBound {
+    /// The admission's estimate with each answer producing at most `per_answer` tokens.
+    fn estimate(&self, base: Amount, per_answer: u64) -> Amount {
+        let mut estimate = base;
+        let extra = self.open.reserve(per_answer);
+        estimate.tokens = estimate.tokens.saturating_add(extra);
+        if let Some(price) = self.open.price_per_million {
+            let output = Cost::per_million(price, extra);
+            estimate.cost = Some(estimate.cost.unwrap_or(Cost::ZERO) + output);
+        }
+        estimate
+    }
+}
+
+/// The open-ended output of `admission` under `plan`, when there is one: an output counted in
+/// tokens that the request left unbounded, and a plan default to bound it.
+fn open_bound(plan: &Plan, admission: &Admission) -> Option<OpenBound> {
+    let open = admission.open_output?;
+    if !counts_tokens(admission.modality) {
+        return None;
+    }
+    Some(OpenBound {
+        open,
+        default: plan.default_max_tokens?,
+        limited: plan.limit(Counter::Volume(admission.modality)).is_some()
+            || plan.limit(Counter::CostUsd).is_some(),
+    })
+}
+
 /// The estimate to reserve: the router's, plus, for an open-ended output, the plan's
 /// `default_max_tokens` (priced at the admission's output price when it has one). The default
 /// is a token budget, so it applies only to modalities counted in tokens.
 fn full_estimate(plan: &Plan, admission: &Admission) -> Amount {
-    let mut estimate = admission.estimate;
-    if let Some(open) = admission.open_output
-        && counts_tokens(admission.modality)
-        && let Some(per_answer) = plan.default_max_tokens
-    {
-        let extra = open.reserve(per_answer);
-        estimate.tokens = estimate.tokens.saturating_add(extra);
-        if let Some(price) = open.price_per_million {
-            let output = Cost::per_million(price, extra);
-            estimate.cost = Some(estimate.cost.unwrap_or(Cost::ZERO) + output);
+    match open_bound(plan, admission) {
+        Some(open) => open.estimate(admission.estimate, open.default),
+        None => admission.estimate,
+    }
+}
+
+/// The largest output per answer, from 1 to `open.default`, whose estimate fits under `limits`
+/// on top of `used`, with that estimate and its deltas; `None` when not even one token fits.
+fn lowered(
+    open: &OpenBound,
+    modality: Modality,
+    base: Amount,
+    used: &[i64; COUNTERS],
+    limits: &[i64; COUNTERS],
+) -> Option<(u64, Amount, [i64; COUNTERS])> {
+    let at = |per_answer: u64| {
+        let estimate = open.estimate(base, per_answer);
+        (estimate, amount_deltas(modality, &estimate))
+    };
+    let (mut low, mut high) = (1u64, open.default);
+    if !fits(used, &at(low).1, limits) {
+        return None;
+    }
+    // The estimate grows with the output: the largest that fits, by bisection.
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(used, &at(mid).1, limits) {
+            low = mid;
+        } else {
+            high = mid - 1;
         }
     }
-    estimate
+    let (estimate, deltas) = at(low);
+    Some((low, estimate, deltas))
 }
 
 /// Whether `deltas` fit under `limits` (negative: none) on top of `used`.
@@ -117,6 +178,7 @@ impl Store {
             now_ms: unix_ms(now),
             deltas: amount_deltas(admission.modality, &estimate),
             limits: limits_for(plan, admission.modality),
+            open: open_bound(plan, &admission),
             plan: plan_name,
             estimate,
             admission,
@@ -189,23 +251,41 @@ impl Store {
             let used = tally
                 .values_mut(user, &p.period)
                 .expect("every admission's counters were loaded");
-            if !fits(used, &p.deltas, &p.limits) {
+            // An open output that does not fit at the plan's default is lowered to what the
+            // remaining allowances pay for, and the provider is told that bound.
+            let limited = p.open.filter(|o| o.limited);
+            let admitted_at = if fits(used, &p.deltas, &p.limits) {
+                Some((limited.map(|o| o.default), p.estimate, p.deltas))
+            } else {
+                limited.and_then(|open| {
+                    lowered(
+                        &open,
+                        p.admission.modality,
+                        p.admission.estimate,
+                        used,
+                        &p.limits,
+                    )
+                    .map(|(bound, estimate, deltas)| (Some(bound), estimate, deltas))
+                })
+            };
+            let Some((output_bound, estimate, deltas)) = admitted_at else {
                 let plan = self.plan_named(user, &p.plan)?;
                 answers.push(Err(quota_error(
                     plan, &p.period, used, &p.deltas, &p.limits,
                 )));
                 continue;
-            }
-            for (u, d) in used.iter_mut().zip(&p.deltas) {
+            };
+            for (u, d) in used.iter_mut().zip(&deltas) {
                 *u = u.saturating_add(*d);
             }
             let reservation = Reservation {
                 id: format!("res_{}", random_base62(20)?),
                 user_id: p.admission.user_id.clone(),
                 period: p.period.clone(),
-                estimate: p.estimate,
+                estimate,
+                output_bound,
             };
-            admitted.push((p, reservation.id.clone()));
+            admitted.push((p, reservation.id.clone(), estimate));
             answers.push(Ok(reservation));
         }
         tally.store(tx, now).await?;
@@ -213,11 +293,12 @@ impl Store {
         Ok(answers)
     }
 
-    /// Inserts the reservations of the admitted `(admission, reservation id)`s, in one statement.
+    /// Inserts the reservations of the admitted `(admission, reservation id, amount reserved)`s,
+    /// in one statement.
     async fn insert_reservations(
         &self,
         tx: &mut Tx,
-        admitted: &[(&Prepared, String)],
+        admitted: &[(&Prepared, String, Amount)],
     ) -> Result<()> {
         if admitted.is_empty() {
             return Ok(());
@@ -227,7 +308,7 @@ impl Store {
             placeholders(admitted.len(), 14, 1, "")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (p, id) in admitted {
+        for (p, id, estimate) in admitted {
             let a = &p.admission;
             query = query
                 .bind(id.as_str())
@@ -238,10 +319,10 @@ impl Store {
                 .bind(&*a.route.model)
                 .bind(a.modality.as_str())
                 .bind(a.operation)
-                .bind(to_db(p.estimate.requests))
-                .bind(to_db(p.estimate.tokens))
-                .bind(to_db(p.estimate.units))
-                .bind(p.estimate.cost.map(|c| to_db(c.nanos())))
+                .bind(to_db(estimate.requests))
+                .bind(to_db(estimate.tokens))
+                .bind(to_db(estimate.units))
+                .bind(estimate.cost.map(|c| to_db(c.nanos())))
                 .bind(&*self.instance_id)
                 .bind(p.now_ms);
         }
@@ -258,6 +339,8 @@ fn no_answer() -> Error {
 pub(crate) struct Prepared {
     admission: Admission,
     plan: String,
+    /// The output the request left open, to lower when the full default does not fit.
+    open: Option<OpenBound>,
     estimate: Amount,
     period: String,
     now_ms: i64,

@@ -430,6 +430,7 @@ impl Store {
                 user_id,
                 period: String::new(),
                 estimate: gateway_core::Amount::default(),
+                output_bound: None,
             };
             self.settle_in(&mut tx, &[(reservation, record)]).await?;
         }

@@ -52,6 +52,82 @@ async fn open_ended_text_reserves_the_plan_default() {
 }
 
 #[tokio::test]
+async fn an_open_output_is_bounded_by_what_is_left_and_the_bound_is_returned() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await; // default 500, 10 000 tokens, $1
+        let period = store.plans().require("metered").unwrap().current_period();
+        let open = |request: &str| {
+            let mut a = text(&u, "gemini", "gemini-2.5-flash", 20, Some("0.00002"));
+            a.request_id = request.into();
+            a.open_output = Some(OpenOutput {
+                price_per_million: Some(cost("2")),
+                answers: 1,
+            });
+            a
+        };
+        // Room for the default: it is the bound.
+        let r = store.admit(open("full")).await.unwrap();
+        assert_eq!(r.output_bound, Some(500));
+        assert_eq!(r.estimate.tokens, 520);
+
+        // 300 tokens left: the prompt's 20 and 280 of output fit, and 280 is the bound.
+        let v = user(&store, "metered").await;
+        store
+            .add_counters(
+                &v,
+                &period,
+                &Counters::new().with(Counter::TextTokens, 9_700),
+            )
+            .await
+            .unwrap();
+        let mut a = open("lowered");
+        a.user_id = v.clone();
+        let r = store.admit(a.clone()).await.unwrap();
+        assert_eq!(r.output_bound, Some(280));
+        assert_eq!(r.estimate.tokens, 300);
+        // 280 tokens at $2/M, on top of the prompt's estimate.
+        assert_eq!(r.estimate.cost, Some(cost("0.00058")));
+        let c = store.counters(&v, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextTokens), 10_000);
+        // Nothing is left for another: refused, naming the counter.
+        a.request_id = "nothing-left".into();
+        let err = store.admit(a).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("text_tokens"), "{err}");
+
+        // The money cap lowers it the same way: $0.001 left pays the prompt and 490 tokens.
+        let w = user(&store, "metered").await;
+        store
+            .add_counters(
+                &w,
+                &period,
+                &Counters::new().with(Counter::CostUsd, cost("0.999").nanos()),
+            )
+            .await
+            .unwrap();
+        let mut a = open("money");
+        a.user_id = w.clone();
+        let r = store.admit(a).await.unwrap();
+        assert_eq!(r.output_bound, Some(490));
+        assert!(store.counters(&w, &period).await.unwrap().cost() <= cost("1"));
+
+        // A request that set its own bound keeps it: no bound comes back.
+        let r = store
+            .admit(text(&u, "gemini", "gemini-2.5-flash", 100, Some("0.0001")))
+            .await
+            .unwrap();
+        assert_eq!(r.output_bound, None);
+        // A plan that limits neither tokens nor money sends no bound.
+        let e = user(&store, "enterprise").await;
+        let mut a = open("unlimited");
+        a.user_id = e;
+        assert_eq!(store.admit(a).await.unwrap().output_bound, None);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn quota_exceeded_names_the_counter_and_changes_nothing() {
     on_each_backend(|db| async move {
         let store = db.store().await;

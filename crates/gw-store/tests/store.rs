@@ -888,6 +888,7 @@ async fn unreachable_database_is_unavailable() {
             user_id: u.clone(),
             period: "2026-11".into(),
             estimate: Amount::default(),
+            output_bound: None,
         };
         let a = text(&u, "gemini", "gemini-2.5-flash", 1, Some("0"));
         assert_eq!(

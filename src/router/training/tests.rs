@@ -113,6 +113,7 @@ impl Accounting for Ledger {
                 user_id: admission.user_id.clone(),
                 period: "2026-11".into(),
                 estimate: admission.estimate,
+                output_bound: None,
             };
             self.admitted.lock().unwrap().push(admission);
             Ok(reservation)
