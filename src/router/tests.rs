@@ -41,6 +41,8 @@ struct Scripted {
     calls: AtomicU32,
     caps: TextCaps,
     usage: TokenUsage,
+    /// The `max_tokens` of each chat request it got.
+    max_tokens: Mutex<Vec<Option<u32>>>,
 }
 
 impl Scripted {
@@ -55,6 +57,7 @@ impl Scripted {
                 output_tokens: 3,
                 ..TokenUsage::default()
             },
+            max_tokens: Mutex::default(),
         })
     }
 
@@ -103,6 +106,7 @@ impl TextModel for Scripted {
     }
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
+        self.max_tokens.lock().unwrap().push(req.max_tokens);
         let text = self.next().await?;
         Ok(TextResponse::new(
             req.model,
@@ -279,6 +283,8 @@ struct Ledger {
     settled: Mutex<Vec<UsageRecord>>,
     /// `(route, kind)`: refuse admissions (and permits) on that route with that kind.
     refuse: Mutex<Vec<(RouteId, ErrorKind)>>,
+    /// The output bound reservations of open-ended requests carry, as a plan's would.
+    bound: Option<u64>,
 }
 
 impl Ledger {
@@ -307,7 +313,7 @@ impl Accounting for Ledger {
                 user_id: admission.user_id.clone(),
                 period: "2026-11".into(),
                 estimate: admission.estimate,
-                output_bound: None,
+                output_bound: self.bound.filter(|_| admission.open_output.is_some()),
             };
             self.admitted.lock().unwrap().push(admission);
             Ok(reservation)
@@ -407,6 +413,32 @@ async fn retries_a_retryable_failure_and_records_every_attempt() {
         (admitted[0].modality, admitted[0].operation),
         (Modality::Text, "chat")
     );
+}
+
+#[tokio::test]
+async fn an_open_output_is_sent_the_bound_its_reservation_covers_on_every_attempt() {
+    let alpha = Scripted::new(
+        "alpha",
+        vec![
+            Step::Fail(ErrorKind::Upstream { status: 503 }),
+            Step::Answer("hi"),
+        ],
+    );
+    let ledger = Arc::new(Ledger {
+        bound: Some(77),
+        ..Ledger::default()
+    });
+    let gw = gateway(std::slice::from_ref(&alpha), &ledger);
+    gw.generate_with(&ctx(), TextRequest::new("alpha/a").user("x"))
+        .await
+        .unwrap();
+    // The retry is bounded too.
+    assert_eq!(*alpha.max_tokens.lock().unwrap(), [Some(77), Some(77)]);
+    // A caller's own bound is theirs: it is what was reserved.
+    gw.generate_with(&ctx(), TextRequest::new("alpha/a").user("x").max_tokens(5))
+        .await
+        .unwrap();
+    assert_eq!(alpha.max_tokens.lock().unwrap().last(), Some(&Some(5)));
 }
 
 #[tokio::test]
