@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use gateway_core::{
-    Admission, Attempt, AttemptOutcome, Cost, Error, ErrorKind, Result, RouteId, Skip, Usage,
+    Admission, Amount, Attempt, AttemptOutcome, Cost, Error, ErrorKind, Reservation, Result,
+    RouteId, Skip, Usage,
 };
 
 use super::Gateway;
@@ -410,6 +411,20 @@ impl Gateway {
                         }
                         Err(e) => return Prepared::Fail(e),
                     }
+                    // A pricier route is paid for before it is called: the reservation grows
+                    // to what this route needs, or the route is skipped.
+                    if let Some(reservation) = &meter.reservation
+                        && let Some(to) = grown(reservation, estimate)
+                    {
+                        match accounting.extend(reservation.clone(), to).await {
+                            Ok(grown) => meter.reservation = Some(grown),
+                            Err(e) if *e.kind() == ErrorKind::QuotaExceeded => {
+                                run.skip(route, Skip::OverBudget, e, true);
+                                return Prepared::Skip;
+                            }
+                            Err(e) => return Prepared::Fail(e),
+                        }
+                    }
                 }
                 meter.retarget(route);
             }
@@ -593,6 +608,41 @@ fn admission<O: Operation>(
         open_output: estimate.open_output,
         priced: estimate.priced(),
     }
+}
+
+/// What `reservation` must grow to for a route whose request is expected to use `estimate`
+/// (its open output, if any, at the reservation's bound and this route's output price), or
+/// `None` when what is reserved covers it.
+fn grown(reservation: &Reservation, estimate: &Estimate) -> Option<Amount> {
+    let reserved = reservation.estimate;
+    let mut needed = estimate.amount;
+    if let (Some(open), Some(bound)) = (estimate.open_output, reservation.output_bound) {
+        let output = open.reserve(bound);
+        needed.tokens = needed.tokens.saturating_add(output);
+        if let (Some(cost), Some(price)) = (needed.cost, open.price_per_million) {
+            needed.cost = Some(cost + Cost::per_million(price, output));
+        }
+    }
+    let more_cost = match (needed.cost, reserved.cost) {
+        (Some(needed), Some(reserved)) => needed > reserved,
+        _ => false,
+    };
+    if !more_cost
+        && needed.tokens <= reserved.tokens
+        && needed.units <= reserved.units
+        && needed.requests <= reserved.requests
+    {
+        return None;
+    }
+    Some(Amount {
+        requests: reserved.requests.max(needed.requests),
+        tokens: reserved.tokens.max(needed.tokens),
+        units: reserved.units.max(needed.units),
+        cost: match (reserved.cost, needed.cost) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
+    })
 }
 
 /// `Ok(None)` when `provider`'s limits allow a call of `tokens`, `Ok(Some(error))` when they do

@@ -9,11 +9,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Accounting, Admission, Billing, Charge, Cost, EmbeddingCaps, EmbeddingModel, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, FinishReason, Message, Modality, Outcome, PriceUnit,
-    Registry, Reservation, Result, RouteId, SearchProvider, SearchRequest, SearchResponse,
-    SearchResult, TextCaps, TextChunk, TextModel, TextRequest, TextResponse, TextStream,
-    TokenUsage, UsageRecord,
+    Accounting, Admission, Amount, Billing, Charge, Cost, EmbeddingCaps, EmbeddingModel,
+    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, FinishReason, Message, Modality,
+    Outcome, PriceUnit, Registry, Reservation, Result, RouteId, SearchProvider, SearchRequest,
+    SearchResponse, SearchResult, TextCaps, TextChunk, TextModel, TextRequest, TextResponse,
+    TextStream, TokenUsage, UsageRecord,
 };
 use gateway_core::{
     ImageCaps, ImageEditRequest, ImageModel, ImageRequest, ImageResponse, MediaInput, MediaOutput,
@@ -285,6 +285,10 @@ struct Ledger {
     refuse: Mutex<Vec<(RouteId, ErrorKind)>>,
     /// The output bound reservations of open-ended requests carry, as a plan's would.
     bound: Option<u64>,
+    /// What reservations were grown to, for pricier fallbacks.
+    extended: Mutex<Vec<Amount>>,
+    /// The most a reservation may grow to cost, as a plan's money left would allow.
+    budget: Option<Cost>,
 }
 
 impl Ledger {
@@ -332,6 +336,21 @@ impl Accounting for Ledger {
             }
             self.permitted.lock().unwrap().push(admission);
             Ok(())
+        })
+    }
+
+    fn extend(&self, reservation: Reservation, to: Amount) -> BoxFuture<'_, Result<Reservation>> {
+        Box::pin(async move {
+            if let (Some(budget), Some(cost)) = (self.budget, to.cost)
+                && cost > budget
+            {
+                return Err(Error::new(ErrorKind::QuotaExceeded, "no money left for it"));
+            }
+            self.extended.lock().unwrap().push(to);
+            Ok(Reservation {
+                estimate: to,
+                ..reservation
+            })
         })
     }
 }
@@ -1030,6 +1049,34 @@ async fn an_image_fallback_to_a_pricier_route_is_charged_at_its_price() {
     let settled = ledger.settled();
     assert_eq!(settled[0].cost, Some(Cost::from_nanos(1_000_000_000)));
     assert_eq!(settled[0].route, route("beta/img"));
+    // Reserved at alpha's price, then grown to beta's before beta was called.
+    let extended = ledger.extended.lock().unwrap().clone();
+    assert_eq!(extended.len(), 1);
+    assert_eq!(extended[0].cost, Some(Cost::from_nanos(1_000_000_000)));
+
+    // With no money left for the difference, the pricier route is skipped, uncalled.
+    let alpha = Scripted::new(
+        "alpha",
+        vec![Step::Fail(ErrorKind::Upstream { status: 503 })],
+    );
+    let beta = Scripted::new("beta", vec![Step::Answer("drawn")]);
+    let ledger = Arc::new(Ledger {
+        budget: Some(Cost::from_nanos(500_000_000)),
+        ..Ledger::default()
+    });
+    let gw = gateway(&[alpha.clone(), beta.clone()], &ledger).with_price_overrides(image_prices());
+    let err = gw
+        .generate_image_with(&c, ImageRequest::new("alpha/img", "a lighthouse"))
+        .await
+        .unwrap_err();
+    assert_eq!(beta.calls(), 0, "the pricier route is never called");
+    let settled = ledger.settled();
+    assert_eq!(settled.len(), 1);
+    assert!(
+        outcomes(&settled[0]).contains(&"beta/img over_budget".to_owned()),
+        "{:?} {err}",
+        outcomes(&settled[0])
+    );
 }
 
 #[tokio::test]

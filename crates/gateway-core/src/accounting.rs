@@ -191,6 +191,9 @@ pub enum Skip {
     RateLimitedLocally,
     /// Its circuit breaker is open.
     CircuitOpen,
+    /// It costs more than was reserved, and the plan's remaining allowance cannot pay the
+    /// difference.
+    OverBudget,
 }
 
 /// How one attempt ended.
@@ -208,7 +211,7 @@ pub enum AttemptOutcome {
 impl AttemptOutcome {
     /// The name usage logs record: `ok`, the error kind (`rate_limited`, `timeout`, ...), or the
     /// reason for skipping (`not_available`, `unsupported`, `not_in_plan`,
-    /// `rate_limited_locally`, `circuit_open`).
+    /// `rate_limited_locally`, `circuit_open`, `over_budget`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -218,6 +221,7 @@ impl AttemptOutcome {
             Self::Skipped(Skip::NotInPlan) => "not_in_plan",
             Self::Skipped(Skip::RateLimitedLocally) => "rate_limited_locally",
             Self::Skipped(Skip::CircuitOpen) => "circuit_open",
+            Self::Skipped(Skip::OverBudget) => "over_budget",
         }
     }
 }
@@ -326,6 +330,22 @@ pub trait Accounting: Send + Sync + 'static {
     /// reserving anything: the router asks it before falling back to another route of a request
     /// already admitted, so a fallback can never reach a model the plan excludes.
     fn permits(&self, admission: Admission) -> BoxFuture<'_, Result<()>>;
+
+    /// Grows `reservation` to `to` (no part of it below what it was), reserving the difference
+    /// under the plan's limits in one atomic step: the router asks it before falling back to a
+    /// pricier route, so the fallback is paid for before it is called. Fails with
+    /// [`ErrorKind::QuotaExceeded`](crate::ErrorKind::QuotaExceeded) when the difference does
+    /// not fit (the route is then skipped). The default cannot grow one: it refuses, and
+    /// pricier fallbacks are skipped.
+    fn extend(&self, reservation: Reservation, to: Amount) -> BoxFuture<'_, Result<Reservation>> {
+        let _ = (reservation, to);
+        Box::pin(async {
+            Err(crate::Error::new(
+                crate::ErrorKind::QuotaExceeded,
+                "this accounting cannot grow a reservation for a pricier route",
+            ))
+        })
+    }
 }
 
 /// A rough token count for text the provider has not counted (a prompt before the call, the

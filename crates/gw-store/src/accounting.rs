@@ -331,6 +331,97 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Grows reservation `reservation` to `to` (no part below what it holds): the difference is
+    /// checked against the plan's limits and added to the counters, and the reservation row
+    /// updated, in one transaction. Refused with a quota error, changing nothing, when the
+    /// difference does not fit.
+    async fn extend_reservation(
+        &self,
+        reservation: Reservation,
+        to: Amount,
+    ) -> Result<Reservation> {
+        let plan_name = self.plan_of(&reservation.user_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::PermissionDenied,
+                format!("unknown user `{}`", reservation.user_id),
+            )
+        })?;
+        let plan = self.plan_named(&reservation.user_id, &plan_name)?;
+        let (_writing, mut tx) = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT user_id, period, modality, requests, tokens, units, cost_nanos
+             FROM reservations WHERE id = $1",
+        )
+        .bind(&reservation.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the reservation to grow is gone (settled or recovered)",
+            ));
+        };
+        let held = crate::settlement::stored_reservation(&row)?;
+        let grown = Amount {
+            requests: held.amount.requests.max(to.requests),
+            tokens: held.amount.tokens.max(to.tokens),
+            units: held.amount.units.max(to.units),
+            cost: match (held.amount.cost, to.cost) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+        };
+        let difference = Amount {
+            requests: grown.requests - held.amount.requests,
+            tokens: grown.tokens - held.amount.tokens,
+            units: grown.units - held.amount.units,
+            cost: grown.cost.map(|g| {
+                Cost::from_nanos(
+                    g.nanos()
+                        .saturating_sub(held.amount.cost.map_or(0, Cost::nanos)),
+                )
+            }),
+        };
+        let deltas = amount_deltas(held.modality, &difference);
+        let limits = limits_for(plan, held.modality);
+        let mut tally = Tally::default();
+        tally.touch(&held.user_id, &held.period, Counter::of(held.modality));
+        let now = unix_ms(SystemTime::now());
+        tally.load(&mut tx, self.backend, now).await?;
+        let used = tally
+            .values_mut(&held.user_id, &held.period)
+            .expect("the reservation's counters were loaded");
+        if !fits(used, &deltas, &limits) {
+            let refusal = quota_error(plan, &held.period, used, &deltas, &limits);
+            tx.rollback().await.map_err(db_error)?;
+            return Err(refusal);
+        }
+        for (u, d) in used.iter_mut().zip(&deltas) {
+            *u = u.saturating_add(*d);
+        }
+        tally.store(&mut tx, now).await?;
+        sqlx::query(
+            "UPDATE reservations SET requests = $2, tokens = $3, units = $4, cost_nanos = $5
+             WHERE id = $1",
+        )
+        .bind(&reservation.id)
+        .bind(to_db(grown.requests))
+        .bind(to_db(grown.tokens))
+        .bind(to_db(grown.units))
+        .bind(grown.cost.map(|c| to_db(c.nanos())))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Reservation {
+            estimate: grown,
+            ..reservation
+        })
+    }
+}
+
 fn no_answer() -> Error {
     Error::new(ErrorKind::Unavailable, "admission produced no answer")
 }
@@ -392,6 +483,10 @@ pub(crate) fn spawn_admitter(store: Store) -> tokio::sync::mpsc::Sender<PendingA
 impl Accounting for Store {
     fn admit(&self, admission: Admission) -> BoxFuture<'_, Result<Reservation>> {
         Box::pin(self.admit_request(admission))
+    }
+
+    fn extend(&self, reservation: Reservation, to: Amount) -> BoxFuture<'_, Result<Reservation>> {
+        Box::pin(self.extend_reservation(reservation, to))
     }
 
     fn permits(&self, admission: Admission) -> BoxFuture<'_, Result<()>> {

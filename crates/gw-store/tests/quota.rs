@@ -128,6 +128,46 @@ async fn an_open_output_is_bounded_by_what_is_left_and_the_bound_is_returned() {
 }
 
 #[tokio::test]
+async fn a_reservation_grows_for_a_pricier_route_only_within_the_plan() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await; // $1, 10 000 tokens
+        let period = store.plans().require("metered").unwrap().current_period();
+        let a = text(&u, "gemini", "gemini-2.5-flash", 100, Some("0.10"));
+        let r = store.admit(a.clone()).await.unwrap();
+        // The fallback costs 25x as much: $2.50 does not fit the $1 cap.
+        let mut pricier = r.estimate;
+        pricier.cost = Some(cost("2.50"));
+        let err = store.extend(r.clone(), pricier).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("cost_usd"), "{err}");
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.cost(), cost("0.10"), "nothing changed");
+        // $0.60 fits: the difference is reserved, and the reservation holds the whole.
+        pricier.cost = Some(cost("0.60"));
+        pricier.tokens = 150;
+        let grown = store.extend(r.clone(), pricier).await.unwrap();
+        assert_eq!(grown.id, r.id);
+        assert_eq!(grown.estimate.cost, Some(cost("0.60")));
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!((c.cost(), c.get(Counter::TextTokens)), (cost("0.60"), 150));
+        // Settled, all of it is replaced by what the call used.
+        store
+            .settle(grown, record(&a, 20, 30, Some("0.55")))
+            .await
+            .unwrap();
+        store.flush().await;
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!((c.cost(), c.get(Counter::TextTokens)), (cost("0.55"), 50));
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+        // A reservation already settled cannot grow.
+        let gone = store.extend(r, pricier).await.unwrap_err();
+        assert_eq!(gone.kind(), &ErrorKind::Unavailable);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn quota_exceeded_names_the_counter_and_changes_nothing() {
     on_each_backend(|db| async move {
         let store = db.store().await;
