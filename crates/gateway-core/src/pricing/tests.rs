@@ -106,6 +106,7 @@ fn each_unit_kind_prices_a_quantity_exactly() {
         ("search_result", "0.001", 7, "0.007"),
         ("page", "0.001", 12, "0.012"),
         ("request", "0.005", 1, "0.005"),
+        ("training_step", "0.00125", 1_000, "1.25"),
     ];
     for (unit, price, _, _) in units {
         text.push_str(&format!(
