@@ -304,14 +304,17 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let (store, _) = storage(&state)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let files = store
-        .files(&caller.user_id, query.purpose.as_deref(), limit)
+    let limit = query.limit.unwrap_or(10_000).clamp(1, 10_000);
+    // One more than asked, to tell whether there are more.
+    let mut files = store
+        .files(&caller.user_id, query.purpose.as_deref(), limit + 1)
         .await?;
+    let has_more = files.len() > limit as usize;
+    files.truncate(limit as usize);
     Ok(Json(serde_json::json!({
         "object": "list",
         "data": files.iter().map(FileObject::of).collect::<Vec<_>>(),
-        "has_more": false,
+        "has_more": has_more,
     }))
     .into_response())
 }
