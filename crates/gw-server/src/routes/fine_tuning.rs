@@ -360,9 +360,20 @@ async fn retrieve(
         .fine_tuning_job(&id, &caller.user_id)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let job = advance(&state, job).await;
+    // Asked of the provider only by the holder of the job's lease: a replica polling it already
+    // (and maybe copying its LoRA) is not raced; its owner sees the job as stored meanwhile.
+    let job = if job.settled || !store.claim_fine_tuning_job(&id, JOB_STEP_LEASE).await? {
+        job
+    } else {
+        let job = advance(&state, job).await;
+        let _ = store.release_fine_tuning_job(&id).await;
+        job
+    };
     Ok(respond(&job))
 }
+
+/// How long a `GET` holds a job's lease while it advances it (its download of a LoRA included).
+const JOB_STEP_LEASE: std::time::Duration = std::time::Duration::from_secs(900);
 
 async fn events(
     State(state): State<AppState>,
