@@ -113,9 +113,13 @@ impl Gateway {
             .ok_or_else(|| no_fine_tuning(route.provider))
     }
 
-    /// Whether `provider` trains (has a fine-tuning provider registered).
-    pub fn trains(&self, provider: &str) -> bool {
-        self.registry.training(provider).is_some()
+    /// Why `provider` cannot train (a 400 naming `model`, saying why for the Gemini API and
+    /// Stability), or `None` when it has a fine-tuning provider registered.
+    pub fn training_refusal(&self, provider: &str) -> Option<Error> {
+        self.registry
+            .training(provider)
+            .is_none()
+            .then(|| no_fine_tuning(provider))
     }
 
     /// Starts a training run for `ctx`'s caller: the request is checked against the trainer

@@ -141,7 +141,7 @@ pub use reads::{
 };
 pub use recovery::{Maintenance, RECOVERED};
 pub use time::format_utc;
-pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key};
+pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key, random_base62};
 
 #[doc(no_inline)]
 pub use gateway_core::Accounting;

@@ -75,7 +75,7 @@ pub fn is_well_formed_key(key: &str) -> bool {
 }
 
 /// `n` random base62 characters from the operating system's CSPRNG.
-pub(crate) fn random_base62(n: usize) -> Result<String> {
+pub fn random_base62(n: usize) -> Result<String> {
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
     while out.len() < n {

@@ -230,7 +230,7 @@ async fn create(
                 }
                 Some(_) => {}
             }
-            let key = format!("files/upload-{}", random_id());
+            let key = format!("files/upload-{}", gw_store::random_base62(24)?);
             let bytes = data.len() as u64;
             media.put(&key, data).await?;
             NewFile {
@@ -280,14 +280,6 @@ async fn create(
             Err(ApiError::from(e))
         }
     }
-}
-
-/// 24 random base62 characters.
-fn random_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..24)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
 }
 
 #[derive(Debug, Deserialize)]

@@ -221,22 +221,8 @@ async fn create(
     let route = gateway
         .route(&body.model)
         .map_err(|e| model_error(&state, &body.model, e))?;
-    if !gateway.trains(route.provider) {
-        let why = match route.provider {
-            "gemini" => {
-                ": the Gemini API has had no tunable model since May 2025 (https://ai.google.dev/gemini-api/docs/model-tuning)"
-            }
-            "stability" => ": Stability AI's API has no fine-tuning endpoint",
-            _ => "",
-        };
-        return Err(ApiError::invalid(
-            Some("model".into()),
-            format!(
-                "provider `{}` offers no fine-tuning{why}; WaveSpeed trains LoRAs (`wavespeed/flux-dev`)",
-                route.provider
-            ),
-        )
-        .with_code("fine_tuning_not_supported"));
+    if let Some(refusal) = gateway.training_refusal(route.provider) {
+        return Err(ApiError::from(refusal).with_code("fine_tuning_not_supported"));
     }
     let file = store
         .file(&body.training_file, &caller.user_id)
