@@ -13,12 +13,9 @@ use gw_store::{Counter, FineTuningStatus};
 use llm_gateway::Modality;
 use serde_json::{Value, json};
 use support::process::{free_port, spawn_gateway};
-use support::wavespeed::{envelope, step, task};
+use support::wavespeed::{step, training_then_image};
 use support::{open_store, training_zip as dataset, user};
 
-const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
-const TASK: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
-const IMAGE_TASK: &str = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a";
 /// Not real weights, but the bytes the gateway must keep unchanged.
 const LORA: &[u8] = b"safetensors: p3r5on rank 16";
 
@@ -53,54 +50,11 @@ async fn a_training_job_outlives_a_killed_gateway_and_ends_with_its_lora_and_one
     .await
     .unwrap();
     let weights = format!("{}/outputs/p3r5on.safetensors", cdn.url());
-    let result = format!("/api/v3/predictions/{TASK}/result");
-    let image_result = format!("/api/v3/predictions/{IMAGE_TASK}/result");
-    let api = MockUpstream::start(vec![
-        step(
-            "POST",
-            "/api/v3/model/price",
-            envelope(
-                json!({"model_id": TRAINER, "price": 1.25, "discounted_price": 1.25,
-                            "currency": "USD"}),
-            ),
-        ),
-        step(
-            "POST",
-            "/api/v3/media/upload/binary",
-            envelope(json!({"download_url": "https://cdn.example/uploads/photos.zip"})),
-        ),
-        step(
-            "POST",
-            &format!("/api/v3/{TRAINER}"),
-            task(TASK, TRAINER, "created", json!([])),
-        ),
-        step("GET", &result, task(TASK, TRAINER, "processing", json!([]))),
-        step(
-            "GET",
-            &result,
-            task(TASK, TRAINER, "completed", json!([weights])),
-        ),
-        step(
-            "POST",
-            "/api/v3/wavespeed-ai/flux-dev-lora",
-            task(
-                IMAGE_TASK,
-                "wavespeed-ai/flux-dev-lora",
-                "created",
-                json!([]),
-            ),
-        ),
-        step(
-            "GET",
-            &image_result,
-            task(
-                IMAGE_TASK,
-                "wavespeed-ai/flux-dev-lora",
-                "completed",
-                json!(["https://cdn.example/p3r5on-bike.jpeg"]),
-            ),
-        ),
-    ])
+    let api = MockUpstream::start(training_then_image(
+        &weights,
+        1,
+        "https://cdn.example/p3r5on-bike.jpeg",
+    ))
     .await
     .unwrap();
 

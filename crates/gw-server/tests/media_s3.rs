@@ -15,12 +15,9 @@ use gw_mock::MockUpstream;
 use gw_mock::fixture::Respond;
 use serde_json::{Value, json};
 use support::process::{free_port, spawn_gateway_with_env};
-use support::wavespeed::{envelope, step, task};
+use support::wavespeed::{step, training_then_image};
 use support::{open_store, training_zip, user};
 
-const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
-const TASK: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
-const IMAGE_TASK: &str = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a";
 const LORA: &[u8] = b"safetensors: p3r5on in a bucket";
 
 /// moto's S3 server, killed when dropped.
@@ -94,49 +91,11 @@ async fn stored_files_and_loras_live_in_the_bucket_and_the_provider_gets_a_presi
     .await
     .unwrap();
     let weights = format!("{}/outputs/p3r5on.safetensors", cdn.url());
-    let result = format!("/api/v3/predictions/{TASK}/result");
-    let api = MockUpstream::start(vec![
-        step(
-            "POST",
-            "/api/v3/model/price",
-            envelope(json!({"model_id": TRAINER, "price": 1.25, "currency": "USD"})),
-        ),
-        step(
-            "POST",
-            "/api/v3/media/upload/binary",
-            envelope(json!({"download_url": "https://cdn.example/uploads/photos.zip"})),
-        ),
-        step(
-            "POST",
-            &format!("/api/v3/{TRAINER}"),
-            task(TASK, TRAINER, "created", json!([])),
-        ),
-        step(
-            "GET",
-            &result,
-            task(TASK, TRAINER, "completed", json!([weights])),
-        ),
-        step(
-            "POST",
-            "/api/v3/wavespeed-ai/flux-dev-lora",
-            task(
-                IMAGE_TASK,
-                "wavespeed-ai/flux-dev-lora",
-                "created",
-                json!([]),
-            ),
-        ),
-        step(
-            "GET",
-            &format!("/api/v3/predictions/{IMAGE_TASK}/result"),
-            task(
-                IMAGE_TASK,
-                "wavespeed-ai/flux-dev-lora",
-                "completed",
-                json!(["https://cdn.example/p3r5on.jpeg"]),
-            ),
-        ),
-    ])
+    let api = MockUpstream::start(training_then_image(
+        &weights,
+        0,
+        "https://cdn.example/p3r5on.jpeg",
+    ))
     .await
     .unwrap();
 

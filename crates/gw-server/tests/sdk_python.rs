@@ -380,7 +380,7 @@ async fn the_openai_python_sdk_uploads_a_zip_trains_and_generates_with_the_fine_
                 "expect": {"method": "POST", "path": "/api/v3/media/upload/binary",
                            "headers": auth, "multipart": {"file": "<any>"}},
                 "respond": {"json": {"code": 200, "message": "success", "data": {
-                    "type": "file", "download_url": zip_url, "filename": "photos.zip"}}}
+                    "download_url": zip_url}}}
             })),
             step(json!({
                 "expect": {"method": "POST", "path": format!("/api/v3/{TRAINER}"), "headers": auth,

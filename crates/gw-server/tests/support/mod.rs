@@ -386,6 +386,62 @@ pub mod wavespeed {
         }))
     }
 
+    /// WaveSpeed's FLUX.1-dev LoRA trainer, and the task ids the tests give it and its image.
+    pub const TRAINER: &str = "wavespeed-ai/flux-dev-lora-trainer";
+    pub const TASK: &str = "5b4a9c2e1d7f4e3a8c6b0d9f2e1a7c3b";
+    pub const IMAGE_TASK: &str = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a";
+
+    /// A training run as WaveSpeed plays it to the gateway (a $1.25 quote, the upload, the
+    /// submit, `processing` polls, then completed with `weights`), then one image of the
+    /// flux-dev LoRA model, submitted and found completed at `image`.
+    pub fn training_then_image(weights: &str, processing: usize, image: &str) -> Vec<UpstreamStep> {
+        let result = format!("/api/v3/predictions/{TASK}/result");
+        let mut steps = vec![
+            step(
+                "POST",
+                "/api/v3/model/price",
+                envelope(json!({"model_id": TRAINER, "price": 1.25,
+                                "discounted_price": 1.25, "currency": "USD"})),
+            ),
+            step(
+                "POST",
+                "/api/v3/media/upload/binary",
+                envelope(json!({"download_url": "https://cdn.example/uploads/photos.zip"})),
+            ),
+            step(
+                "POST",
+                &format!("/api/v3/{TRAINER}"),
+                task(TASK, TRAINER, "created", json!([])),
+            ),
+        ];
+        for _ in 0..processing {
+            steps.push(step(
+                "GET",
+                &result,
+                task(TASK, TRAINER, "processing", json!([])),
+            ));
+        }
+        let lora = "wavespeed-ai/flux-dev-lora";
+        steps.extend([
+            step(
+                "GET",
+                &result,
+                task(TASK, TRAINER, "completed", json!([weights])),
+            ),
+            step(
+                "POST",
+                &format!("/api/v3/{lora}"),
+                task(IMAGE_TASK, lora, "created", json!([])),
+            ),
+            step(
+                "GET",
+                &format!("/api/v3/predictions/{IMAGE_TASK}/result"),
+                task(IMAGE_TASK, lora, "completed", json!([image])),
+            ),
+        ]);
+        steps
+    }
+
     /// An expected `method` `path` answered with `respond`.
     pub fn step(method: &str, path: &str, respond: Respond) -> UpstreamStep {
         UpstreamStep {
