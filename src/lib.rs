@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod breaker;
+pub mod cache;
 mod metering;
 pub mod ratelimit;
 mod router;
@@ -49,6 +50,7 @@ pub mod routing;
 mod trace;
 
 pub use breaker::{BreakerConfig, Breakers, CircuitBreaker};
+pub use cache::{Cache, CacheConfig, CacheControl, CacheMode, CacheStatus, MemoryCache};
 pub use gateway_core::*;
 pub use metering::{CallContext, Metered};
 pub use ratelimit::{Decision, LimiterBackend, Quota, RateLimitConfig, RateLimiter, RateLimiters};

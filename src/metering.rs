@@ -31,6 +31,8 @@ pub struct CallContext {
     /// Set when the caller sampled this request out of tracing: the gateway then creates no
     /// spans for it (its observer still hears of its end, for metrics).
     pub untraced: bool,
+    /// What the request asks of the response cache (by default: what the configuration says).
+    pub cache: crate::cache::CacheControl,
 }
 
 impl CallContext {
@@ -61,6 +63,8 @@ pub struct Metered<T> {
     pub estimated: bool,
     /// Retries it took, across fallback routes.
     pub retries: u32,
+    /// What the response cache did.
+    pub cache: crate::cache::CacheStatus,
 }
 
 /// Prices a call's usage on a route; each operation brings its own.
@@ -167,7 +171,7 @@ impl Meter {
             latency: self.started.elapsed(),
             time_to_first_token: end.ttft,
             retries: end.retries,
-            cached: false,
+            cached: None,
             attempts: self.attempts.clone(),
             tags: RequestTags::clone(&self.tags),
         }

@@ -189,7 +189,7 @@ impl Trace {
         }
         span.record("gateway.route", tracing::field::display(route));
         span.record("gateway.retries", i64::from(record.retries));
-        span.record("gateway.cache_hit", record.cached);
+        span.record("gateway.cache_hit", record.cached.is_some());
         span.record("gateway.usage.estimated", record.estimated);
         // Token counts where there are any (a web search is billed in searches, not tokens).
         if record.tokens.input_tokens > 0 || record.tokens.output_tokens > 0 {

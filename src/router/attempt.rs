@@ -136,6 +136,7 @@ impl<T> Served<T> {
             usage: Some(usage),
             estimated,
             retries: self.retries,
+            cache: crate::cache::CacheStatus::Unused,
         }
     }
 }
@@ -557,6 +558,31 @@ impl Gateway {
         route: &RouteId,
         estimate: &Estimate,
     ) -> Result<Meter> {
+        let mut meter = self
+            .admit_as(
+                ctx,
+                trace,
+                route,
+                O::SERVICE.modality(),
+                op.name(),
+                estimate,
+            )
+            .await?;
+        meter.pricer = O::PRICER;
+        Ok(meter)
+    }
+
+    /// Admits a call of `operation` (of `modality`) on `route` expected to use `estimate`, and
+    /// returns what settling it needs (priced from token usage; an operation prices its own).
+    pub(crate) async fn admit_as(
+        &self,
+        ctx: &CallContext,
+        trace: &Trace,
+        route: &RouteId,
+        modality: gateway_core::Modality,
+        operation: &'static str,
+        estimate: &Estimate,
+    ) -> Result<Meter> {
         let user_id = ctx.user_id.clone().unwrap_or_default();
         let reservation = match &self.accounting {
             Some(accounting) => {
@@ -566,7 +592,16 @@ impl Gateway {
                         "this gateway checks plans: the call must name its user",
                     ));
                 }
-                let admission = admission(op, ctx, &user_id, route, estimate);
+                let admission = Admission {
+                    request_id: ctx.request_id.clone(),
+                    user_id: user_id.clone(),
+                    route: route.clone(),
+                    modality,
+                    operation,
+                    estimate: estimate.amount,
+                    open_output: estimate.open_output,
+                    priced: estimate.priced(),
+                };
                 Some(accounting.admit(admission).await?)
             }
             None => None,
@@ -577,11 +612,11 @@ impl Gateway {
             request_id: ctx.request_id.clone(),
             user_id,
             route: route.clone(),
-            modality: O::SERVICE.modality(),
-            operation: op.name(),
+            modality,
+            operation,
             prompt_tokens: estimate.prompt_tokens,
             pricing: self.pricing.clone(),
-            pricer: O::PRICER,
+            pricer: super::op::token_cost,
             started: Instant::now(),
             attempts: Vec::new(),
             tags: ctx.tags.clone(),

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use gateway_core::accounting::estimate_tokens;
 use gateway_core::{
-    Amount, DynEmbeddingModel, EmbeddingRequest, EmbeddingResponse, PriceCatalog, Registry, Result,
-    RouteId, Service, TokenUsage, Usage,
+    Amount, DynEmbeddingModel, EmbeddingRequest, EmbeddingResponse, Modality, PriceCatalog,
+    Registry, Result, RouteId, Service, TokenUsage, Usage,
 };
 use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, token_cost};
+use crate::cache::{CacheStatus, Kind};
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Embeddings (`embeddings`).
@@ -99,6 +100,16 @@ impl Gateway {
     ) -> Result<Metered<EmbeddingResponse>> {
         let trace = self.trace("embeddings", &req.model, ctx, false);
         async {
+            let mut step = self.cache_step(Kind::Embeddings, ctx, &req.model, &req, None)?;
+            if let Some(found) = self.cache_lookup(&mut step, ctx, "embeddings").await {
+                match self
+                    .serve_hit(ctx, &trace, found, Modality::Text, "embeddings")
+                    .await?
+                {
+                    Some(hit) => return Ok(hit),
+                    None => step.status = CacheStatus::Miss,
+                }
+            }
             let served = match self.attempt(&Embed, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
@@ -108,7 +119,10 @@ impl Gateway {
                 ..TokenUsage::default()
             });
             let reported = Usage::tokens(served.value.usage);
-            Ok(served.settle(reported, local).await)
+            let mut metered = served.settle(reported, local).await;
+            metered.cache = step.status;
+            self.cache_store(step, ctx, &metered.route, metered.cost, &metered.value);
+            Ok(metered)
         }
         .instrument(trace.span())
         .await

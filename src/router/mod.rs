@@ -9,6 +9,9 @@
 
 mod attempt;
 mod audio;
+#[cfg(test)]
+mod cache_tests;
+mod cached;
 mod embed;
 mod image;
 mod op;
@@ -118,6 +121,7 @@ pub struct Gateway {
     provider_wide: Arc<HashMap<&'static str, RouteId>>,
     limits: Arc<BTreeMap<&'static str, ProviderLimits>>,
     telemetry: crate::trace::Telemetry,
+    cache: Option<crate::cache::Cache>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -129,6 +133,7 @@ impl std::fmt::Debug for Gateway {
             .field("accounting", &self.accounting.is_some())
             .field("aliases", &self.routing.aliases.keys().collect::<Vec<_>>())
             .field("limited_providers", &self.limits.keys().collect::<Vec<_>>())
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -160,6 +165,7 @@ impl Gateway {
             provider_wide: Arc::new(provider_wide),
             limits: Arc::new(BTreeMap::new()),
             telemetry: crate::trace::Telemetry::default(),
+            cache: None,
         }
     }
 
@@ -262,6 +268,28 @@ impl Gateway {
     pub fn with_accounting(mut self, accounting: Arc<dyn gateway_core::Accounting>) -> Self {
         self.accounting = Some(accounting);
         self
+    }
+
+    /// Answers repeated requests from `cache` (see [`crate::cache`]). Fails, naming the field,
+    /// when the semantic cache's embedding model is not one this gateway can route.
+    pub fn with_cache(mut self, cache: crate::cache::Cache) -> Result<Self> {
+        if let Some(model) = &cache.config().semantic.embedding_model
+            && !self.aliases.contains(model)
+        {
+            self.route(model).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cache.semantic.embedding_model: {}", e.message()),
+                )
+            })?;
+        }
+        self.cache = Some(cache);
+        Ok(self)
+    }
+
+    /// The response cache, if any.
+    pub fn cache(&self) -> Option<&crate::cache::Cache> {
+        self.cache.as_ref()
     }
 
     /// Reports every request's end (and every refusal before a provider call) to `observer`,

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Amount, DynSearchProvider, PriceCatalog, Registry, Result, RouteId, SearchRequest,
+    Amount, DynSearchProvider, Modality, PriceCatalog, Registry, Result, RouteId, SearchRequest,
     SearchResponse, Service, Usage,
 };
 use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, unpriced_by_usage};
+use crate::cache::{CacheStatus, Kind};
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Web search (`search`).
@@ -116,6 +117,16 @@ impl Gateway {
                 .iter()
                 .map(|f| with_endpoint(self, f))
                 .collect();
+            let mut step = self.cache_step(Kind::Search, &ctx, &model, &req, None)?;
+            if let Some(found) = self.cache_lookup(&mut step, &ctx, "search").await {
+                match self
+                    .serve_hit(&ctx, &trace, found, Modality::Search, "search")
+                    .await?
+                {
+                    Some(hit) => return Ok(hit),
+                    None => step.status = CacheStatus::Miss,
+                }
+            }
             let served = match self.attempt(&Search, &ctx, &trace, &model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
@@ -127,7 +138,10 @@ impl Gateway {
                 self.pricing
                     .charges_cost(route.provider, &route.model, &billing.charges)
             });
-            Ok(served.settle_priced(usage, false, cost).await)
+            let mut metered = served.settle_priced(usage, false, cost).await;
+            metered.cache = step.status;
+            self.cache_store(step, &ctx, &metered.route, metered.cost, &metered.value);
+            Ok(metered)
         }
         .instrument(trace.span())
         .await

@@ -8,13 +8,15 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use gateway_core::accounting::estimate_tokens;
 use gateway_core::{
-    Amount, DynTextModel, Error, ErrorKind, OpenOutput, PriceCatalog, Registry, Result, RouteId,
-    Service, TextChunk, TextRequest, TextResponse, TextStream, TokenUsage, Usage,
+    Amount, DynTextModel, Error, ErrorKind, FinishReason, Modality, OpenOutput, Part, PriceCatalog,
+    Registry, Result, Role, RouteId, Service, TextChunk, TextRequest, TextResponse, TextStream,
+    TokenUsage, Usage,
 };
 use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, token_cost};
+use crate::cache::{CacheStatus, Kind};
 use crate::metering::{CallContext, Metered, MeteredStream, Pricer, StreamUsage};
 
 /// Chat answered whole (`chat`).
@@ -325,6 +327,17 @@ impl Gateway {
         let trace = self.trace("chat", &req.model, ctx, false);
         record_request(&trace, &req);
         async {
+            let mut step =
+                self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?;
+            if let Some(found) = self.cache_lookup(&mut step, ctx, "chat").await {
+                match self
+                    .serve_hit(ctx, &trace, found, Modality::Text, "chat")
+                    .await?
+                {
+                    Some(hit) => return Ok(hit),
+                    None => step.status = CacheStatus::Miss,
+                }
+            }
             let served = match self.attempt(&Chat, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
@@ -345,7 +358,12 @@ impl Gateway {
                 ..TokenUsage::default()
             });
             let reported = Usage::tokens(served.value.usage);
-            Ok(served.settle(reported, local).await)
+            let mut metered = served.settle(reported, local).await;
+            metered.cache = step.status;
+            if complete(&metered.value) {
+                self.cache_store(step, ctx, &metered.route, metered.cost, &metered.value);
+            }
+            Ok(metered)
         }
         .instrument(trace.span())
         .await
@@ -364,6 +382,27 @@ impl Gateway {
         let trace = self.trace("chat", &req.model, ctx, true);
         record_request(&trace, &req);
         async {
+            let mut step =
+                self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?;
+            if let Some(found) = self.cache_lookup(&mut step, ctx, "chat.stream").await {
+                match self
+                    .serve_hit(ctx, &trace, found, Modality::Text, "chat.stream")
+                    .await?
+                {
+                    Some(hit) => {
+                        return Ok(Metered {
+                            value: replay(hit.value),
+                            route: hit.route,
+                            cost: hit.cost,
+                            usage: hit.usage,
+                            estimated: false,
+                            retries: 0,
+                            cache: hit.cache,
+                        });
+                    }
+                    None => step.status = CacheStatus::Miss,
+                }
+            }
             let served = match self
                 .attempt(&ChatStream, ctx, &trace, &req.model, &req)
                 .await
@@ -384,17 +423,176 @@ impl Gateway {
                 served.meter,
                 retries,
             );
+            let status = step.status;
+            let value = if step.plan.as_ref().is_some_and(|p| p.write) {
+                self.keep_when_complete(metered.boxed(), step, ctx, &route)
+            } else {
+                metered.boxed()
+            };
             Ok(Metered {
-                value: metered.boxed(),
+                value,
                 route,
                 cost: None,
                 usage: None,
                 estimated: false,
                 retries,
+                cache: status,
             })
         }
         .instrument(trace.span())
         .await
+    }
+}
+
+/// For the semantic cache: `req` without its last turn, and that turn's text, when the last
+/// turn is the user's and holds only text (the turn whose meaning may vary; everything else
+/// must match exactly).
+fn semantic_split(req: &TextRequest) -> Option<(serde_json::Value, String)> {
+    let (last, earlier) = req.messages.split_last()?;
+    if last.role != Role::User || last.content.is_empty() {
+        return None;
+    }
+    let mut texts = Vec::with_capacity(last.content.len());
+    for part in &last.content {
+        match part {
+            Part::Text(text) => texts.push(text.as_str()),
+            _ => return None,
+        }
+    }
+    let mut rest = serde_json::to_value(req).ok()?;
+    rest["messages"] = serde_json::to_value(earlier).ok()?;
+    Some((rest, texts.join("\n")))
+}
+
+/// Whether every answer of `response` ended as it should (a content filter's cut is not kept).
+fn complete(response: &TextResponse) -> bool {
+    std::iter::once(response.finish_reason)
+        .chain(response.alternatives.iter().map(|c| c.finish_reason))
+        .all(|f| f != FinishReason::ContentFilter)
+}
+
+/// A cached answer as a stream: its text, its tool calls whole, its end and its usage.
+fn replay(answer: TextResponse) -> TextStream {
+    let mut chunks = Vec::with_capacity(answer.tool_calls.len() + 3);
+    if !answer.content.is_empty() {
+        chunks.push(Ok(TextChunk::Delta(answer.content)));
+    }
+    for (index, call) in answer.tool_calls.into_iter().enumerate() {
+        chunks.push(Ok(TextChunk::ToolCall {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        }));
+    }
+    chunks.push(Ok(TextChunk::Finish(answer.finish_reason)));
+    chunks.push(Ok(TextChunk::Usage(answer.usage)));
+    futures_util::stream::iter(chunks).boxed()
+}
+
+/// An answer assembled from its stream, to be cached once the stream ended normally.
+#[derive(Default)]
+struct Assembled {
+    content: String,
+    calls: Vec<gateway_core::ToolCall>,
+    finish: Option<FinishReason>,
+    usage: TokenUsage,
+    broken: bool,
+}
+
+impl Assembled {
+    fn observe(&mut self, item: &Result<TextChunk>) {
+        match item {
+            Ok(TextChunk::Delta(text)) => self.content.push_str(text),
+            Ok(TextChunk::Finish(reason)) => self.finish = Some(*reason),
+            Ok(TextChunk::Usage(usage)) => self.usage = *usage,
+            Ok(TextChunk::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            }) => {
+                let index = *index as usize;
+                if index > self.calls.len() {
+                    // A provider numbering calls with gaps: not something to replay.
+                    self.broken = true;
+                    return;
+                }
+                if index == self.calls.len() {
+                    self.calls
+                        .push(gateway_core::ToolCall::new("", "", String::new()));
+                }
+                let call = &mut self.calls[index];
+                if let Some(id) = id {
+                    call.id.clone_from(id);
+                }
+                if let Some(name) = name {
+                    call.name.clone_from(name);
+                }
+                call.arguments.push_str(arguments);
+            }
+            Ok(_) => {}
+            Err(_) => self.broken = true,
+        }
+    }
+}
+
+impl Gateway {
+    /// `stream` as it is, keeping its answer in the cache once it ended normally (its finish
+    /// seen, no error): a stream cut short, broken off or dropped by its client is never kept.
+    fn keep_when_complete(
+        &self,
+        stream: TextStream,
+        step: super::cached::Step,
+        ctx: &CallContext,
+        route: &RouteId,
+    ) -> TextStream {
+        struct Keep {
+            inner: TextStream,
+            seen: Assembled,
+            store: Option<(Gateway, super::cached::Step, CallContext, RouteId)>,
+        }
+        let keep = Keep {
+            inner: stream,
+            seen: Assembled::default(),
+            store: Some((self.clone(), step, ctx.clone(), route.clone())),
+        };
+        futures_util::stream::unfold(keep, |mut keep| async move {
+            match keep.inner.next().await {
+                Some(item) => {
+                    keep.seen.observe(&item);
+                    Some((item, keep))
+                }
+                None => {
+                    let seen = std::mem::take(&mut keep.seen);
+                    if let (Some((gateway, step, ctx, route)), Some(finish), false) =
+                        (keep.store.take(), seen.finish, seen.broken)
+                        && finish != FinishReason::ContentFilter
+                    {
+                        let mut answer = TextResponse::new(
+                            route.model.to_string(),
+                            seen.content,
+                            finish,
+                            seen.usage,
+                        );
+                        answer.tool_calls = seen.calls;
+                        let cost = (seen.usage.total_tokens() > 0)
+                            .then(|| {
+                                gateway.pricing.token_cost(
+                                    route.provider,
+                                    &route.model,
+                                    &seen.usage,
+                                    &[],
+                                )
+                            })
+                            .flatten();
+                        gateway.cache_store(step, &ctx, &route, cost, &answer);
+                    }
+                    None
+                }
+            }
+        })
+        .boxed()
     }
 }
 

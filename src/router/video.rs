@@ -256,7 +256,7 @@ impl Gateway {
             latency: job.age,
             time_to_first_token: None,
             retries: job.retries,
-            cached: false,
+            cached: None,
             attempts: vec![Attempt {
                 route: job.route.clone(),
                 outcome: attempt,

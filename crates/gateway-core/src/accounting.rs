@@ -295,12 +295,22 @@ pub struct UsageRecord {
     pub time_to_first_token: Option<Duration>,
     /// Retries after the first attempt.
     pub retries: u32,
-    /// Whether the answer came from a cache.
-    pub cached: bool,
+    /// Set when the answer came from the gateway's response cache.
+    pub cached: Option<CacheHit>,
     /// Every attempt, in order, across retries and fallback routes.
     pub attempts: Vec<Attempt>,
     /// The caller's end user and tags.
     pub tags: RequestTags,
+}
+
+/// How a request was answered from the gateway's response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheHit {
+    /// Found by meaning (a close enough earlier question) rather than by the exact request.
+    pub semantic: bool,
+    /// What the answer cost when it was made: what serving it again saved (`None` when it was
+    /// not priced).
+    pub saved: Option<Cost>,
 }
 
 impl UsageRecord {
@@ -388,7 +398,7 @@ mod tests {
             latency: Duration::ZERO,
             time_to_first_token: None,
             retries: 2,
-            cached: false,
+            cached: None,
             attempts: Vec::new(),
             tags: RequestTags::default(),
         };

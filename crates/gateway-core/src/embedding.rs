@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::{Error, Result, TokenUsage};
 
 /// An embeddings request, addressed to one provider's model id (after routing).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct EmbeddingRequest {
     /// The provider's model id, e.g. `gemini-embedding-001`.
@@ -52,7 +52,7 @@ impl EmbeddingRequest {
 }
 
 /// The vectors, in the order of the inputs.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct EmbeddingResponse {
     /// The model that answered, as the provider names it.

@@ -57,8 +57,8 @@ pub mod http;
 pub mod testing;
 
 pub use accounting::{
-    Accounting, Admission, Amount, Attempt, AttemptOutcome, Modality, OpenOutput, Outcome,
-    RequestTags, Reservation, Skip, UsageRecord,
+    Accounting, Admission, Amount, Attempt, AttemptOutcome, CacheHit, Modality, OpenOutput,
+    Outcome, RequestTags, Reservation, Skip, UsageRecord,
 };
 pub use config::{ModelEntry, ProviderConfig, ProvidersConfig, SecretString, ServingModel};
 pub use embedding::{

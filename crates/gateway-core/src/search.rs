@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use crate::{Billing, Charge, PriceUnit, Result};
 
 /// How recent results must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TimeRange {
     /// The last day.
@@ -23,7 +24,7 @@ pub enum TimeRange {
 
 /// A search request, addressed to one provider's endpoint (after routing): `search` on every
 /// provider, and the providers' other endpoints where they have them (`news`, `images`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SearchRequest {
     /// The provider's endpoint or model (`search`).
@@ -62,7 +63,7 @@ impl SearchRequest {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct SearchResult {
     /// The page title.
@@ -83,7 +84,7 @@ pub struct SearchResult {
 }
 
 /// Search results.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct SearchResponse {
     /// The endpoint that answered.
@@ -96,6 +97,8 @@ pub struct SearchResponse {
     pub results: Vec<SearchResult>,
     /// What the call bills: the provider's credits (or searches and pages) as units, and the
     /// charges the pricing catalog prices, from what the provider reported where it did.
+    /// Not kept by the response cache: an answer served again bills nothing.
+    #[serde(skip)]
     pub billing: Billing,
 }
 

@@ -63,6 +63,13 @@ pub trait Observer: Send + Sync + 'static {
 
     /// A request was refused before any provider call.
     fn refused(&self, refusal: &Refusal<'_>);
+
+    /// The response cache looked a request of `operation` up: `outcome` is `hit`,
+    /// `semantic_hit`, `miss`, `skip`, or `unavailable` (the cache was bypassed because its
+    /// backend failed or was too slow).
+    fn cache_lookup(&self, operation: &'static str, outcome: &'static str) {
+        let _ = (operation, outcome);
+    }
 }
 
 /// Whether (and how much of) prompts and answers are recorded on spans. Off by default: content

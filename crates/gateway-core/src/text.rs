@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::{Result, TokenUsage};
 
 /// Who said a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Role {
     /// Instructions for the model; providers without a system role receive them their own way.
@@ -35,7 +36,7 @@ impl Role {
 }
 
 /// A function the model may call (OpenAI's `tools[]` entry of type `function`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Tool {
     /// The function's name.
@@ -67,7 +68,8 @@ impl Tool {
 }
 
 /// Whether and which tool the model must call (OpenAI's `tool_choice`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ToolChoice {
     /// The model decides (the default when tools are given).
@@ -81,7 +83,7 @@ pub enum ToolChoice {
 }
 
 /// A function call the model made (in an answer, or earlier in the conversation).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCall {
     /// The call's id, which the tool's result names. Providers may carry state of their own in
     /// it (Gemini's thought signature), so it goes back exactly as received.
@@ -108,7 +110,8 @@ impl ToolCall {
 }
 
 /// How hard a reasoning model thinks (OpenAI's `reasoning_effort`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReasoningEffort {
     /// No reasoning, where the model can do without.
@@ -150,7 +153,8 @@ impl ReasoningEffort {
 }
 
 /// One part of a message's content, as OpenAI's chat format has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Part {
     /// Text.
@@ -216,7 +220,7 @@ impl Part {
 const IMAGE_TOKENS: u64 = 1_600;
 
 /// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Message {
     /// Who said it.
     pub role: Role,
@@ -287,7 +291,8 @@ impl Message {
 }
 
 /// The shape the model must answer in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ResponseFormat {
     /// Free text (the default).
@@ -306,7 +311,7 @@ pub enum ResponseFormat {
 }
 
 /// A text generation request, addressed to one provider's model id (after routing).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct TextRequest {
     /// The provider's model id, e.g. `gemini-2.5-flash` or `meta-llama/Llama-3.1-8B-Instruct:cerebras`.
@@ -444,7 +449,8 @@ impl TextRequest {
 }
 
 /// Why generation ended, in OpenAI's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FinishReason {
     /// A natural end or a stop sequence.
@@ -470,7 +476,7 @@ impl FinishReason {
 }
 
 /// The log probability of one output token, and of the likeliest alternatives at its place.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct TokenLogprob {
     /// The token.
@@ -493,7 +499,7 @@ impl TokenLogprob {
 }
 
 /// One answer of several (`n` > 1).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Choice {
     /// The generated text.
@@ -519,7 +525,7 @@ impl Choice {
 }
 
 /// A complete answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct TextResponse {
     /// The provider's response id, when it gives one.

@@ -9,7 +9,7 @@ use std::str::FromStr;
 ///
 /// `output_tokens` includes `reasoning_tokens`, and `input_tokens` includes `cached_input_tokens`,
 /// so `input_tokens + output_tokens` is the total the provider bills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TokenUsage {
     /// Prompt tokens, cached ones included.
     pub input_tokens: u64,
