@@ -58,6 +58,12 @@ pub struct CacheConfig {
     pub embeddings: ModalityCache,
     /// Web search, by the exact request (a short TTL: results age fast).
     pub search: ModalityCache,
+    /// Generated images, by the exact request, and only for a request that pins a `seed` (an
+    /// image drawn again without one is meant to differ). Only images the provider returned as
+    /// bytes are kept: its URLs expire.
+    pub images: ModalityCache,
+    /// Speech, by the exact request, and only for a request that pins a `seed` in its options.
+    pub speech: ModalityCache,
     /// Who shares entries: `user` (each user alone, the default) or `global` (every caller of
     /// this gateway: only for a gateway whose users may see each other's answers).
     pub share: Sharing,
@@ -85,6 +91,8 @@ impl Default for CacheConfig {
                 enabled: false,
                 ttl_secs: Some(300),
             },
+            images: ModalityCache::default(),
+            speech: ModalityCache::default(),
             share: Sharing::User,
             groups: BTreeMap::new(),
             count_hits: true,
@@ -177,6 +185,8 @@ impl CacheConfig {
         for (name, ttl) in [
             ("embeddings.ttl_secs", self.embeddings.ttl_secs),
             ("search.ttl_secs", self.search.ttl_secs),
+            ("images.ttl_secs", self.images.ttl_secs),
+            ("speech.ttl_secs", self.speech.ttl_secs),
         ] {
             if ttl.is_some_and(|t| t == 0 || t > self.max_ttl_secs) {
                 return bad(name, "must be between 1 and cache.max_ttl_secs");
@@ -489,6 +499,8 @@ pub(crate) enum Kind {
     Chat,
     Embeddings,
     Search,
+    Images,
+    Speech,
 }
 
 impl Kind {
@@ -497,6 +509,8 @@ impl Kind {
             Self::Chat => "chat",
             Self::Embeddings => "embeddings",
             Self::Search => "search",
+            Self::Images => "images",
+            Self::Speech => "speech",
         }
     }
 }
@@ -545,9 +559,13 @@ impl Cache {
             Kind::Chat => config.enabled,
             Kind::Embeddings => config.embeddings.enabled,
             Kind::Search => config.search.enabled,
+            Kind::Images => config.images.enabled,
+            Kind::Speech => config.speech.enabled,
         });
         let used = match control.mode {
             CacheMode::Skip => false,
+            // Media only where the operator enabled it, whatever the request asks.
+            _ if matches!(kind, Kind::Images | Kind::Speech) => configured,
             CacheMode::Exact | CacheMode::Semantic => true,
             CacheMode::Configured => configured,
         };
@@ -570,6 +588,8 @@ impl Cache {
                         Kind::Chat => None,
                         Kind::Embeddings => config.embeddings.ttl_secs,
                         Kind::Search => config.search.ttl_secs,
+                        Kind::Images => config.images.ttl_secs,
+                        Kind::Speech => config.speech.ttl_secs,
                     })
                     .unwrap_or(config.ttl_secs),
             ),

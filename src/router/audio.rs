@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    DynSpeechModel, DynTranscriptionModel, PriceCatalog, Registry, Result, RouteId, Service,
-    SpeechRequest, SpeechResponse, TranscriptionRequest, TranscriptionResponse,
+    DynSpeechModel, DynTranscriptionModel, Modality, PriceCatalog, Registry, Result, RouteId,
+    Service, SpeechRequest, SpeechResponse, TranscriptionRequest, TranscriptionResponse, Usage,
 };
 use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, billed, billed_estimate, unpriced_by_usage};
+use crate::cache::{CacheStatus, Kind};
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Text to speech (`audio.speech`).
@@ -151,6 +152,24 @@ impl Gateway {
     ) -> Result<Metered<SpeechResponse>> {
         let trace = self.trace("generate_content", &req.model, ctx, false);
         async {
+            // Only a request that pins its seed asks for the same audio again.
+            let mut step = match req.options.get("seed") {
+                Some(_) => self.cache_step(Kind::Speech, ctx, &req.model, &req, None)?,
+                None => self.cache_step_skipped(),
+            };
+            if let Some(found) = self
+                .cache_lookup::<CachedSpeech>(&mut step, ctx, "speech")
+                .await
+            {
+                let found = found.map(CachedSpeech::into_response);
+                match self
+                    .serve_hit(ctx, &trace, found, Modality::Audio, "speech")
+                    .await?
+                {
+                    Some(hit) => return Ok(hit),
+                    None => step.status = CacheStatus::Miss,
+                }
+            }
             let served = match self.attempt(&Speak, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
@@ -161,7 +180,11 @@ impl Gateway {
                 &served.value.billing,
                 served.value.usage.tokens,
             );
-            Ok(served.settle_priced(usage, false, cost).await)
+            let mut metered = served.settle_priced(usage, false, cost).await;
+            metered.cache = step.status;
+            let kept = CachedSpeech::of(&metered.value);
+            self.cache_store(step, ctx, &metered.route, metered.cost, &kept);
+            Ok(metered)
         }
         .instrument(trace.span())
         .await
@@ -203,5 +226,34 @@ impl Gateway {
         }
         .instrument(trace.span())
         .await
+    }
+}
+
+/// Speech as the cache keeps it: the audio in base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedSpeech {
+    model: String,
+    mime: String,
+    audio: String,
+}
+
+impl CachedSpeech {
+    fn of(response: &SpeechResponse) -> Self {
+        use base64::Engine as _;
+        Self {
+            model: response.model.clone(),
+            mime: response.mime.clone(),
+            audio: base64::engine::general_purpose::STANDARD.encode(&response.audio),
+        }
+    }
+
+    /// The audio served again, billing nothing (undecodable audio is served empty rather than
+    /// failing: the entry was written by this code, so it cannot be).
+    fn into_response(self) -> SpeechResponse {
+        use base64::Engine as _;
+        let audio = base64::engine::general_purpose::STANDARD
+            .decode(self.audio)
+            .unwrap_or_default();
+        SpeechResponse::new(self.model, audio.into(), self.mime, Usage::default())
     }
 }

@@ -137,6 +137,39 @@ impl EmbeddingModel for Counting {
     }
 }
 
+impl gateway_core::ImageModel for Counting {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn image_capabilities(&self) -> gateway_core::ImageCaps {
+        gateway_core::ImageCaps::default()
+    }
+
+    async fn generate_image(
+        &self,
+        req: gateway_core::ImageRequest,
+    ) -> Result<gateway_core::ImageResponse> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let image = gateway_core::MediaOutput::Bytes {
+            data: format!("image {n}").into_bytes().into(),
+            mime: "image/png".into(),
+        };
+        Ok(gateway_core::ImageResponse::new(
+            req.model,
+            vec![image],
+            gateway_core::Usage::default(),
+        ))
+    }
+
+    async fn edit_image(
+        &self,
+        _req: gateway_core::ImageEditRequest,
+    ) -> Result<gateway_core::ImageResponse> {
+        Err(Error::unsupported("no edits here"))
+    }
+}
+
 /// Admissions and settlements, and routes the plan refuses.
 #[derive(Default)]
 struct Ledger {
@@ -261,6 +294,7 @@ fn setup_with(config: CacheConfig, backend: Arc<dyn CacheBackend>) -> Setup {
     registry.add_text(gemini.clone());
     registry.add_text(hf.clone());
     registry.add_embedding(gemini.clone());
+    registry.add_image(gemini.clone());
     let ledger = Arc::new(Ledger::default());
     let prices = gateway_core::PriceCatalog::from_toml(
         r#"
@@ -815,4 +849,65 @@ fn bad_settings_are_refused_by_name() {
         "{}",
         error.message()
     );
+}
+
+#[tokio::test]
+async fn images_are_cached_only_with_a_pinned_seed_where_the_operator_enables_it() {
+    let mut config = CacheConfig::default();
+    config.images.enabled = true;
+    let s = setup(config);
+    let draw = |seed: Option<i64>| {
+        let mut req = gateway_core::ImageRequest::new("gemini/flash", "a cat");
+        req.seed = seed;
+        req
+    };
+    let bytes = |r: &gateway_core::ImageResponse| match &r.images[0] {
+        gateway_core::MediaOutput::Bytes { data, .. } => data.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let first = s
+        .gateway
+        .generate_image_with(&ctx("u1", 1), draw(Some(7)))
+        .await
+        .unwrap();
+    assert_eq!(first.cache, CacheStatus::Miss);
+    settle_writes().await;
+    let again = s
+        .gateway
+        .generate_image_with(&ctx("u1", 2), draw(Some(7)))
+        .await
+        .unwrap();
+    assert!(again.cache.is_hit());
+    assert_eq!(bytes(&again.value), bytes(&first.value));
+    let other_seed = s
+        .gateway
+        .generate_image_with(&ctx("u1", 3), draw(Some(8)))
+        .await
+        .unwrap();
+    assert_eq!(other_seed.cache, CacheStatus::Miss);
+    // Without a seed an image is meant to differ: never cached, even when asked.
+    let mut forced = ctx("u1", 4);
+    forced.cache.mode = CacheMode::Exact;
+    for n in 0..2 {
+        let unseeded = s
+            .gateway
+            .generate_image_with(&forced, draw(None))
+            .await
+            .unwrap();
+        assert_eq!(unseeded.cache, CacheStatus::Skip, "try {n}");
+        settle_writes().await;
+    }
+    assert_eq!(s.gemini.calls(), 4);
+
+    // Not enabled by the operator: a request cannot turn it on.
+    let s = setup(CacheConfig::default());
+    for n in 0..2 {
+        let got = s
+            .gateway
+            .generate_image_with(&forced, draw(Some(7)))
+            .await
+            .unwrap();
+        assert_eq!(got.cache, CacheStatus::Skip, "try {n}");
+        settle_writes().await;
+    }
 }

@@ -46,7 +46,28 @@ impl Step {
     }
 }
 
+impl<T> Found<T> {
+    /// The same find with its answer turned into another type.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Found<U> {
+        Found {
+            value: f(self.value),
+            route: self.route,
+            saved: self.saved,
+            status: self.status,
+        }
+    }
+}
+
 impl Gateway {
+    /// The step of a request the cache leaves out whatever is configured (a media request
+    /// without a seed): `skip` when a cache is configured.
+    pub(crate) fn cache_step_skipped(&self) -> Step {
+        Step::without(match self.cache {
+            Some(_) => CacheStatus::Skip,
+            None => CacheStatus::Unused,
+        })
+    }
+
     /// How a request of `kind` for `model` uses the cache; `request` is the request as its key
     /// covers it, `semantic` (chat) the request without its last user turn and that turn's text.
     pub(crate) fn cache_step(

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    DynImageModel, ImageEditRequest, ImageRequest, ImageResponse, PriceCatalog, Registry, Result,
-    RouteId, Service,
+    DynImageModel, ImageEditRequest, ImageRequest, ImageResponse, MediaOutput, Modality,
+    PriceCatalog, Registry, Result, RouteId, Service, Usage,
 };
 use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, billed, billed_estimate, unpriced_by_usage};
+use crate::cache::{CacheStatus, Kind};
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Image generation (`images.generate`).
@@ -145,11 +146,34 @@ impl Gateway {
     ) -> Result<Metered<ImageResponse>> {
         let trace = self.trace("generate_content", &req.model, ctx, false);
         async {
+            // Only a request that pins its seed asks for the same images again.
+            let mut step = match req.seed {
+                Some(_) => self.cache_step(Kind::Images, ctx, &req.model, &req, None)?,
+                None => self.cache_step_skipped(),
+            };
+            if let Some(found) = self
+                .cache_lookup::<CachedImages>(&mut step, ctx, "images")
+                .await
+            {
+                let found = found.map(CachedImages::into_response);
+                match self
+                    .serve_hit(ctx, &trace, found, Modality::Image, "images")
+                    .await?
+                {
+                    Some(hit) => return Ok(hit),
+                    None => step.status = CacheStatus::Miss,
+                }
+            }
             let served = match self.attempt(&Generate, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
                 Err(failed) => return Err(failed.settle().await),
             };
-            Ok(self.settle_images(served).await)
+            let mut metered = self.settle_images(served).await;
+            metered.cache = step.status;
+            if let Some(kept) = CachedImages::of(&metered.value) {
+                self.cache_store(step, ctx, &metered.route, metered.cost, &kept);
+            }
+            Ok(metered)
         }
         .instrument(trace.span())
         .await
@@ -198,5 +222,56 @@ impl Gateway {
             served.value.usage.tokens,
         );
         served.settle_priced(usage, false, cost).await
+    }
+}
+
+/// Generated images as the cache keeps them: bytes only (a provider's URLs expire), base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedImages {
+    model: String,
+    /// Each image's MIME type and base64 bytes.
+    images: Vec<(String, String)>,
+}
+
+impl CachedImages {
+    /// `response` to keep, when every image is bytes.
+    fn of(response: &ImageResponse) -> Option<Self> {
+        use base64::Engine as _;
+        let images = response
+            .images
+            .iter()
+            .map(|image| match image {
+                MediaOutput::Bytes { data, mime } => Some((
+                    mime.clone(),
+                    base64::engine::general_purpose::STANDARD.encode(data),
+                )),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            model: response.model.clone(),
+            images,
+        })
+    }
+
+    /// The response served again: its images, billing nothing.
+    fn into_response(self) -> ImageResponse {
+        use base64::Engine as _;
+        let images: Vec<MediaOutput> = self
+            .images
+            .into_iter()
+            .filter_map(|(mime, data)| {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .ok()?;
+                Some(MediaOutput::Bytes {
+                    data: data.into(),
+                    mime,
+                })
+            })
+            .collect();
+        let mut response = ImageResponse::new(self.model, images, Usage::default());
+        response.billing = gateway_core::Billing::default();
+        response
     }
 }

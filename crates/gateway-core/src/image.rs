@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use crate::{Billing, Charge, Error, MediaInput, MediaOutput, PriceUnit, Result, Usage};
 
 /// How the caller wants the images: OpenAI's `response_format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ImageFormat {
     /// The bytes ([`MediaOutput::Bytes`]): a provider that answers with URLs downloads them.
@@ -38,7 +39,7 @@ impl ImageFormat {
 }
 
 /// A text-to-image request, addressed to one provider's model id (after routing).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct ImageRequest {
     /// The provider's model id.

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::{Billing, Charge, PriceUnit, Result, Usage};
 
 /// A text-to-speech request, addressed to one provider's model id (after routing).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SpeechRequest {
     /// The provider's model id.
