@@ -51,7 +51,7 @@ fn record(user_id: &str, request_id: &str) -> UsageRecord {
         latency: Duration::from_millis(3),
         time_to_first_token: None,
         retries: 0,
-        cached: false,
+        cached: None,
         attempts: Vec::new(),
         tags: RequestTags::default(),
     }

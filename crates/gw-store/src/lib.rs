@@ -12,6 +12,11 @@
 //! another one settles them at their estimate ([`Store::recover_stale`], run by
 //! [`Store::spawn_maintenance`]).
 //!
+//! A request answered from the gateway's response cache is settled the same way, its record's
+//! [`cached`](gateway_core::UsageRecord::cached) set: its usage-log row says whether the hit was
+//! exact or semantic and what the cached answer had cost when it was made, and the summary and
+//! the log totals count hits and add up what they saved ([`SummaryRow::cost_saved`]).
+//!
 //! Video jobs live here too ([`Store::create_video_job`]): a job outlives the process that
 //! submitted it, owns its reservation (recovery leaves it alone) and is settled exactly once,
 //! when it ends, by whichever replica sees the end first ([`Store::finish_video_job`]).
@@ -87,7 +92,7 @@
 //!             latency: Duration::from_millis(420),
 //!             time_to_first_token: None,
 //!             retries: 0,
-//!             cached: false,
+//!             cached: None,
 //!             attempts: Vec::new(),
 //!             tags: RequestTags::default(),
 //!         },

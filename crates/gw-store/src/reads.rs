@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use gateway_core::{Cost, Error, ErrorKind, Modality, Result, TokenUsage};
+use gateway_core::{CacheHit, Cost, Error, ErrorKind, Modality, Result, TokenUsage};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -47,6 +47,11 @@ pub struct SummaryRow {
     pub unpriced: u64,
     /// Rows whose usage was estimated rather than reported by the provider.
     pub estimated: u64,
+    /// Rows answered from the response cache.
+    pub cached_requests: u64,
+    /// What the cached answers had cost when they were made: what serving them again saved
+    /// (hits whose original answer was not priced add nothing).
+    pub cost_saved: Cost,
 }
 
 /// One usage-log row: one request, from admission to settlement.
@@ -92,8 +97,9 @@ pub struct UsageLogRow {
     pub time_to_first_token: Option<Duration>,
     /// Retries after the first attempt.
     pub retries: u32,
-    /// Whether the answer came from a cache.
-    pub cached: bool,
+    /// Set when the answer came from the response cache: how it was found, and what the
+    /// answer had cost when it was made (what serving it again saved).
+    pub cached: Option<CacheHit>,
     /// When it was written.
     pub created_at: SystemTime,
     /// Every upstream attempt, in order (empty for a recovered row).
@@ -186,6 +192,18 @@ pub struct LogTotals {
     pub cost: Cost,
     /// Rows whose cost is unknown.
     pub unpriced: u64,
+    /// Rows answered from the response cache.
+    pub cached_requests: u64,
+    /// What the cached answers had cost when they were made (unpriced ones add nothing).
+    pub cost_saved: Cost,
+}
+
+impl UsageLogRow {
+    /// What serving this row's answer from the cache saved: `None` unless it was a cache hit
+    /// whose original answer was priced.
+    pub fn cost_saved(&self) -> Option<Cost> {
+        self.cached.and_then(|hit| hit.saved)
+    }
 }
 
 /// One upstream attempt as the usage log recorded it.
@@ -230,12 +248,13 @@ pub struct Remaining {
 
 const SUMMARY_COLUMNS: &str = "user_id, period, provider, model, modality, requests, errors,
     input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
-    unpriced, estimated";
+    unpriced, estimated, cached_requests, cost_saved_nanos";
 
 const LOG_COLUMNS: &str = "id, request_id, reservation_id, user_id, period, provider, model,
     modality, operation, status, error_message, input_tokens, output_tokens,
     cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version, estimated,
-    billable, latency_ms, ttft_ms, retries, cached, created_at, attempts, end_user, metadata";
+    billable, latency_ms, ttft_ms, retries, created_at, attempts, end_user, metadata, cache_hit,
+    cost_saved_nanos";
 
 fn modality_of(row: &AnyRow) -> Result<Modality> {
     let name: String = row.try_get("modality").map_err(db_error)?;
@@ -261,6 +280,8 @@ fn summary_from_row(row: &AnyRow) -> Result<SummaryRow> {
         cost: Cost::from_nanos(n("cost_nanos")?),
         unpriced: n("unpriced")?,
         estimated: n("estimated")?,
+        cached_requests: n("cached_requests")?,
+        cost_saved: Cost::from_nanos(n("cost_saved_nanos")?),
     })
 }
 
@@ -296,7 +317,10 @@ fn log_from_row(row: &AnyRow) -> Result<UsageLogRow> {
         latency: millis(opt("latency_ms")?),
         time_to_first_token: millis(opt("ttft_ms")?),
         retries: u32::try_from(n("retries")?).unwrap_or(u32::MAX),
-        cached: n("cached")? != 0,
+        cached: crate::settlement::cache_hit_from_db(
+            os("cache_hit")?.as_deref(),
+            opt("cost_saved_nanos")?,
+        )?,
         created_at: from_unix_ms(row.try_get("created_at").map_err(db_error)?),
         attempts: match os("attempts")? {
             Some(text) => crate::settlement::attempts_from_json(&text)?,
@@ -484,7 +508,9 @@ impl Store {
                 CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
                 CAST(COALESCE(SUM(units), 0) AS BIGINT) AS units,
                 CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos,
-                CAST(COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unpriced
+                CAST(COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unpriced,
+                CAST(COALESCE(SUM(CASE WHEN cache_hit IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) AS cached_requests,
+                CAST(COALESCE(SUM(cost_saved_nanos), 0) AS BIGINT) AS cost_saved_nanos
              FROM usage_log{clause}"
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -501,6 +527,8 @@ impl Store {
             units: n("units")?,
             cost: Cost::from_nanos(n("cost_nanos")?),
             unpriced: n("unpriced")?,
+            cached_requests: n("cached_requests")?,
+            cost_saved: Cost::from_nanos(n("cost_saved_nanos")?),
         })
     }
 

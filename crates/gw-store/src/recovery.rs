@@ -169,7 +169,7 @@ impl Store {
                 latency: None,
                 time_to_first_token: None,
                 retries: 0,
-                cached: false,
+                cached: None,
                 attempts: None,
                 tags: None,
             }

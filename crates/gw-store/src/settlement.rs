@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use gateway_core::{
-    Amount, Attempt, Cost, Modality, Outcome, RequestTags, Reservation, Result, UsageRecord,
+    Amount, Attempt, CacheHit, Cost, Modality, Outcome, RequestTags, Reservation, Result,
+    UsageRecord,
 };
 use sqlx::{AssertSqlSafe, Row};
 
@@ -22,9 +23,9 @@ const INSERT_LOG: &str = "INSERT INTO usage_log (request_id, reservation_id, use
         provider, model, modality, operation, status, error_message, input_tokens,
         output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
         pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at,
-        attempts, end_user, metadata)
+        attempts, end_user, metadata, cache_hit, cost_saved_nanos)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23, $24, $25, $26, $27)";
+        $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)";
 
 const INSERT_TAG: &str = "INSERT INTO usage_log_tags (request_id, user_id, tag_key, tag_value,
         created_at)
@@ -32,8 +33,9 @@ const INSERT_TAG: &str = "INSERT INTO usage_log_tags (request_id, user_id, tag_k
 
 const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provider, model,
         modality, requests, errors, input_tokens, output_tokens, cached_input_tokens,
-        reasoning_tokens, units, cost_nanos, unpriced, estimated, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        reasoning_tokens, units, cost_nanos, unpriced, estimated, cached_requests,
+        cost_saved_nanos, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
     ON CONFLICT (user_id, period, provider, model, modality) DO UPDATE SET
         requests            = usage_summary.requests            + excluded.requests,
         errors              = usage_summary.errors              + excluded.errors,
@@ -45,6 +47,8 @@ const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provid
         cost_nanos          = usage_summary.cost_nanos          + excluded.cost_nanos,
         unpriced            = usage_summary.unpriced            + excluded.unpriced,
         estimated           = usage_summary.estimated           + excluded.estimated,
+        cached_requests     = usage_summary.cached_requests     + excluded.cached_requests,
+        cost_saved_nanos    = usage_summary.cost_saved_nanos    + excluded.cost_saved_nanos,
         updated_at          = excluded.updated_at";
 
 /// One usage-log row, before it is written.
@@ -71,7 +75,8 @@ pub(crate) struct LogEntry<'a> {
     pub(crate) latency: Option<Duration>,
     pub(crate) time_to_first_token: Option<Duration>,
     pub(crate) retries: u32,
-    pub(crate) cached: bool,
+    /// Set when the answer came from the response cache.
+    pub(crate) cached: Option<CacheHit>,
     /// The attempts as a JSON array (see [`attempts_json`]).
     pub(crate) attempts: Option<String>,
     /// The caller's end user and tags.
@@ -84,6 +89,11 @@ pub(crate) fn ms(d: Duration) -> i64 {
 }
 
 impl LogEntry<'_> {
+    /// What a cache hit saved, when its original answer was priced.
+    fn cost_saved(&self) -> Option<Cost> {
+        self.cached.and_then(|hit| hit.saved)
+    }
+
     /// Writes the row and adds it to the summary, in `tx`.
     pub(crate) async fn write(&self, tx: &mut Tx, now: i64) -> Result<()> {
         sqlx::query(INSERT_LOG)
@@ -109,11 +119,13 @@ impl LogEntry<'_> {
             .bind(self.latency.map(ms))
             .bind(self.time_to_first_token.map(ms))
             .bind(i64::from(self.retries))
-            .bind(i64::from(self.cached))
+            .bind(i64::from(self.cached.is_some()))
             .bind(now)
             .bind(self.attempts.as_deref())
             .bind(self.tags.and_then(|t| t.end_user.as_deref()))
             .bind(self.tags.and_then(metadata_json))
+            .bind(self.cached.map(cache_hit_name))
+            .bind(self.cost_saved().map(|c| to_db(c.nanos())))
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
@@ -145,12 +157,41 @@ impl LogEntry<'_> {
             .bind(to_db(self.cost.map_or(0, Cost::nanos)))
             .bind(i64::from(self.cost.is_none()))
             .bind(i64::from(self.estimated))
+            .bind(i64::from(self.cached.is_some()))
+            .bind(to_db(self.cost_saved().map_or(0, Cost::nanos)))
             .bind(now)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
         Ok(())
     }
+}
+
+/// How `usage_log.cache_hit` names a hit.
+pub(crate) const EXACT: &str = "exact";
+/// How `usage_log.cache_hit` names a semantic hit.
+pub(crate) const SEMANTIC: &str = "semantic";
+
+/// The `usage_log.cache_hit` value of `hit`.
+fn cache_hit_name(hit: CacheHit) -> &'static str {
+    if hit.semantic { SEMANTIC } else { EXACT }
+}
+
+/// The hit of a usage-log row, from its `cache_hit` and `cost_saved_nanos` columns.
+pub(crate) fn cache_hit_from_db(
+    name: Option<&str>,
+    saved: Option<i64>,
+) -> Result<Option<CacheHit>> {
+    let semantic = match name {
+        None => return Ok(None),
+        Some(EXACT) => false,
+        Some(SEMANTIC) => true,
+        Some(other) => return Err(corrupt(&format!("the cache hit `{other}`"))),
+    };
+    Ok(Some(CacheHit {
+        semantic,
+        saved: saved.map(|n| Cost::from_nanos(from_db(n))),
+    }))
 }
 
 /// A reservation as the database holds it.

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use gateway_core::{Accounting, Amount, ErrorKind, Modality, Outcome, RequestTags, Reservation};
+use gateway_core::{
+    Accounting, Amount, CacheHit, ErrorKind, Modality, Outcome, RequestTags, Reservation,
+};
 use gw_store::{
     Backend, Counter, LogFilter, LogTotals, Maintenance, Plans, RECOVERED, SCHEMA_VERSION, Store,
     StoreOptions, is_well_formed_key,
@@ -500,6 +502,7 @@ async fn recovery_settles_a_dead_instances_reservations() {
         assert_eq!(text_row.reservation_id.as_deref(), Some(r.id.as_str()));
         assert_eq!(text_row.tokens.input_tokens, 400);
         assert_eq!(text_row.cost, Some(cost("0.004")));
+        assert_eq!(text_row.cached, None);
         assert!(
             text_row
                 .error_message
@@ -639,6 +642,13 @@ async fn summary_matches_the_log() {
             if a.modality == Modality::Image {
                 rec.units = 2;
             }
+            if i % 6 == 3 {
+                // Rows 3 and 9: answered from the cache, one of them by meaning.
+                rec.cached = Some(CacheHit {
+                    semantic: i == 9,
+                    saved: price.map(cost),
+                });
+            }
             store.settle(r, rec).await.unwrap();
             store.flush().await;
         }
@@ -659,7 +669,7 @@ async fn summary_matches_the_log() {
 
         // Sum the log by hand and compare with the summary kept by the upserts.
         type Key = (String, String, String, Modality);
-        let mut sums: BTreeMap<Key, [u64; 10]> = BTreeMap::new();
+        let mut sums: BTreeMap<Key, [u64; 12]> = BTreeMap::new();
         for row in store.usage_log(None, 1000).await.unwrap() {
             let s = sums
                 .entry((
@@ -681,6 +691,8 @@ async fn summary_matches_the_log() {
                 row.cost.map_or(0, |c| c.nanos()),
                 u64::from(row.cost.is_none()),
                 u64::from(row.estimated),
+                u64::from(row.cached.is_some()),
+                row.cost_saved().map_or(0, |c| c.nanos()),
             ]) {
                 *slot += v;
             }
@@ -695,7 +707,7 @@ async fn summary_matches_the_log() {
             (&a.user_id, &a.provider, &a.model).cmp(&(&b.user_id, &b.provider, &b.model))
         });
         assert_eq!(summary, mine);
-        let kept: BTreeMap<Key, [u64; 10]> = summary
+        let kept: BTreeMap<Key, [u64; 12]> = summary
             .iter()
             .map(|s| {
                 (
@@ -716,6 +728,8 @@ async fn summary_matches_the_log() {
                         s.cost.nanos(),
                         s.unpriced,
                         s.estimated,
+                        s.cached_requests,
+                        s.cost_saved.nanos(),
                     ],
                 )
             })
@@ -723,6 +737,8 @@ async fn summary_matches_the_log() {
         assert_eq!(kept, sums);
         assert_eq!(kept.values().map(|s| s[0]).sum::<u64>(), 13);
         assert!(kept.values().any(|s| s[1] > 0 && s[8] > 0 && s[9] > 0));
+        assert_eq!(kept.values().map(|s| s[10]).sum::<u64>(), 2);
+        assert_eq!(kept.values().map(|s| s[11]).sum::<u64>(), 2 * 123_000);
 
         // The log reads newest first and honours the limit.
         let log = store.usage_log(None, 5).await.unwrap();
@@ -731,6 +747,245 @@ async fn summary_matches_the_log() {
             log.windows(2)
                 .all(|w| (w[0].created_at, w[0].id) >= (w[1].created_at, w[1].id))
         );
+    })
+    .await;
+}
+
+/// A request answered from the response cache is settled like any other (the gateway admits it
+/// and settles a record with no tokens and cost 0): its log row says how the answer was found and
+/// what it saved, the summary and the log totals count it and add up the savings, and it counts
+/// one request against the plan when the operator counts hits (`billable`), none otherwise.
+#[tokio::test]
+async fn cache_hits_are_logged_summed_and_counted() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "metered").await;
+        let flash = |tokens| text(&u, "gemini", "gemini-2.5-flash", tokens, Some("0.001"));
+
+        // The call whose answer is cached.
+        let a = flash(100);
+        let r = store.admit(a.clone()).await.unwrap();
+        let period = period_of(&r);
+        store
+            .settle(r, record(&a, 40, 60, Some("0.0004")))
+            .await
+            .unwrap();
+        store.flush().await;
+        let before = store.counters(&u, &period).await.unwrap();
+        assert_eq!(before.get(Counter::TextRequests), 1);
+
+        // An exact hit the plan counts: one more request, no tokens, no cost.
+        let exact = flash(100);
+        let r = store.admit(exact.clone()).await.unwrap();
+        store
+            .settle(r, cache_hit(&exact, false, Some("0.0004"), true))
+            .await
+            .unwrap();
+        store.flush().await;
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 2);
+        assert_eq!(c.get(Counter::TextTokens), 100);
+        assert_eq!(c.cost(), cost("0.0004"));
+
+        // A semantic hit the plan does not count: nothing counted, its reservation released.
+        let semantic = flash(100);
+        let r = store.admit(semantic.clone()).await.unwrap();
+        store
+            .settle(r, cache_hit(&semantic, true, Some("0.0002"), false))
+            .await
+            .unwrap();
+        // A counted hit of an answer that was not priced saves nothing known.
+        let unpriced = flash(100);
+        let r = store.admit(unpriced.clone()).await.unwrap();
+        store
+            .settle(r, cache_hit(&unpriced, false, None, true))
+            .await
+            .unwrap();
+        store.flush().await;
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(c.get(Counter::TextRequests), 3);
+        assert_eq!(c.get(Counter::TextTokens), 100);
+        assert_eq!(c.cost(), cost("0.0004"));
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+
+        // The log, newest first.
+        let log = store.usage_log(Some(&u), 10).await.unwrap();
+        let shown: Vec<_> = log
+            .iter()
+            .map(|row| {
+                (
+                    row.request_id.as_str(),
+                    row.cached,
+                    row.cost_saved(),
+                    row.cost,
+                    row.billable,
+                    row.tokens.total_tokens(),
+                )
+            })
+            .collect();
+        let hit = |semantic, saved: Option<&str>| {
+            Some(CacheHit {
+                semantic,
+                saved: saved.map(cost),
+            })
+        };
+        let zero = Some(cost("0"));
+        assert_eq!(
+            shown,
+            [
+                (
+                    unpriced.request_id.as_str(),
+                    hit(false, None),
+                    None,
+                    zero,
+                    true,
+                    0
+                ),
+                (
+                    semantic.request_id.as_str(),
+                    hit(true, Some("0.0002")),
+                    Some(cost("0.0002")),
+                    zero,
+                    false,
+                    0
+                ),
+                (
+                    exact.request_id.as_str(),
+                    hit(false, Some("0.0004")),
+                    Some(cost("0.0004")),
+                    zero,
+                    true,
+                    0
+                ),
+                (
+                    a.request_id.as_str(),
+                    None,
+                    None,
+                    Some(cost("0.0004")),
+                    true,
+                    100
+                ),
+            ]
+        );
+        assert!(log.iter().all(|row| row.status == "ok"));
+
+        // As the columns hold it: the old `cached` flag is kept for older readers.
+        let pool = db.raw().await;
+        let raw: Vec<(String, i64, Option<String>, Option<i64>)> = sqlx::query(
+            "SELECT request_id, cached, cache_hit, cost_saved_nanos FROM usage_log
+             WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(&u)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get("request_id"),
+                row.get("cached"),
+                row.get("cache_hit"),
+                row.get("cost_saved_nanos"),
+            )
+        })
+        .collect();
+        let raw_row = |id: &str, cached, hit: Option<&str>, saved| {
+            (id.to_owned(), cached, hit.map(str::to_owned), saved)
+        };
+        assert_eq!(
+            raw,
+            [
+                raw_row(&a.request_id, 0, None, None),
+                raw_row(&exact.request_id, 1, Some("exact"), Some(400_000)),
+                raw_row(&semantic.request_id, 1, Some("semantic"), Some(200_000)),
+                raw_row(&unpriced.request_id, 1, Some("exact"), None),
+            ]
+        );
+        pool.close().await;
+
+        // The summary: four requests, three from the cache, which saved what the priced ones
+        // had cost; only the first call cost anything, and every row was priced.
+        let summary = store.usage_summary(&u, &period).await.unwrap();
+        assert_eq!(summary.len(), 1);
+        let s = &summary[0];
+        assert_eq!((s.requests, s.cached_requests, s.errors), (4, 3, 0));
+        assert_eq!((s.cost, s.cost_saved), (cost("0.0004"), cost("0.0006")));
+        assert_eq!((s.input_tokens, s.output_tokens, s.unpriced), (40, 60, 0));
+
+        // The log totals agree.
+        let totals = store
+            .usage_totals(&LogFilter::user(u.clone()))
+            .await
+            .unwrap();
+        assert_eq!((totals.requests, totals.cached_requests), (4, 3));
+        assert_eq!(
+            (totals.cost, totals.cost_saved),
+            (cost("0.0004"), cost("0.0006"))
+        );
+    })
+    .await;
+}
+
+/// Migration 8 adds the cache columns to a database of version 7: rows written before read
+/// back as no hit, and a summary row written before goes on counting from zero hits.
+#[tokio::test]
+async fn migration_8_adds_cache_hits_to_existing_usage() {
+    on_each_backend(|db| async move {
+        gw_store::testing::migrate_to(&db.url, 7).await.unwrap();
+        let period = test_plans().require("metered").unwrap().current_period();
+        let pool = db.raw().await;
+        sqlx::query(
+            "INSERT INTO users (id, name, plan, created_at) VALUES ('usr_a', 'a', 'metered', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        // A version-7 log row and its summary row.
+        sqlx::query(
+            "INSERT INTO usage_log (request_id, reservation_id, user_id, period, provider, model,
+                modality, operation, status, error_message, input_tokens, output_tokens,
+                cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version,
+                estimated, billable, latency_ms, ttft_ms, retries, cached, created_at)
+             VALUES ('req_old', 'res_old', 'usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text',
+                'chat', 'ok', NULL, 10, 20, 0, 0, 0, 5000, 'v1', 0, 1, 100, NULL, 0, 0, 1)",
+        )
+        .bind(&period)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO usage_summary (user_id, period, provider, model, modality, requests,
+                errors, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units,
+                cost_nanos, unpriced, estimated, updated_at)
+             VALUES ('usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text', 1, 0, 10, 20, 0, 0, 0,
+                5000, 0, 0, 1)",
+        )
+        .bind(&period)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = db.store().await; // applies migration 8
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let old = &store.usage_log(Some("usr_a"), 1).await.unwrap()[0];
+        assert_eq!((old.request_id.as_str(), old.cached), ("req_old", None));
+        let s = &store.usage_summary("usr_a", &period).await.unwrap()[0];
+        assert_eq!(
+            (s.requests, s.cached_requests, s.cost_saved),
+            (1, 0, cost("0"))
+        );
+
+        let a = text("usr_a", "gemini", "gemini-2.5-flash", 30, Some("0.001"));
+        let r = store.admit(a.clone()).await.unwrap();
+        store
+            .settle(r, cache_hit(&a, true, Some("0.000005"), true))
+            .await
+            .unwrap();
+        store.flush().await;
+        let s = &store.usage_summary("usr_a", &period).await.unwrap()[0];
+        assert_eq!((s.requests, s.cached_requests), (2, 1));
+        assert_eq!((s.cost, s.cost_saved), (cost("0.000005"), cost("0.000005")));
     })
     .await;
 }

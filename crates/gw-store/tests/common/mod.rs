@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::{
-    Admission, Amount, Cost, Modality, Outcome, RequestTags, Reservation, RouteId, TokenUsage,
-    UsageRecord,
+    Admission, Amount, CacheHit, Cost, Modality, Outcome, RequestTags, Reservation, RouteId,
+    TokenUsage, UsageRecord,
 };
 use gw_store::{BUILTIN_PLANS, Backend, Plans, Store, StoreOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Connection, PgConnection};
@@ -253,7 +253,7 @@ pub fn record(admission: &Admission, input: u64, output: u64, price: Option<&str
         latency: Duration::from_millis(250),
         time_to_first_token: Some(Duration::from_millis(40)),
         retries: 0,
-        cached: false,
+        cached: None,
         attempts: Vec::new(),
         tags: RequestTags::default(),
     }
@@ -270,6 +270,30 @@ pub fn failed(admission: &Admission) -> UsageRecord {
         cost: None,
         billable: false,
         retries: 2,
+        ..record(admission, 0, 0, None)
+    }
+}
+
+/// The record of a request for `admission` answered from the response cache, as the gateway
+/// settles it: no tokens or units, cost 0, `billable` when the operator counts hits against the
+/// plan; `saved` is what the cached answer had cost (`None` when it was not priced).
+pub fn cache_hit(
+    admission: &Admission,
+    semantic: bool,
+    saved: Option<&str>,
+    billable: bool,
+) -> UsageRecord {
+    UsageRecord {
+        tokens: TokenUsage::default(),
+        units: 0,
+        cost: Some(Cost::ZERO),
+        billable,
+        latency: Duration::from_millis(2),
+        time_to_first_token: None,
+        cached: Some(CacheHit {
+            semantic,
+            saved: saved.map(cost),
+        }),
         ..record(admission, 0, 0, None)
     }
 }
