@@ -107,6 +107,8 @@ pub(crate) async fn log_json(
             "units": totals.units,
             "cost_usd": totals.cost.to_string(),
             "unpriced_requests": totals.unpriced,
+            "cached_requests": totals.cached_requests,
+            "cost_saved_usd": totals.cost_saved.to_string(),
         },
     }))
 }
@@ -138,6 +140,10 @@ fn log_row_json(r: &UsageLogRow) -> Value {
             "units": r.units,
         },
         "cost_usd": r.cost.map(|c| c.to_string()),
+        // How the response cache answered it (`null`: it did not), and what the cached answer
+        // had cost when it was made (`null` unless a hit whose original answer was priced).
+        "cache": r.cached.map(|hit| if hit.semantic { "semantic" } else { "exact" }),
+        "cost_saved_usd": r.cost_saved().map(|c| c.to_string()),
         "estimated": r.estimated,
         "latency_ms": ms(r.latency),
         "time_to_first_token_ms": ms(r.time_to_first_token),
@@ -216,6 +222,7 @@ pub(crate) fn is_period(p: &str) -> bool {
 /// Totals and one entry per provider, model and modality; money as exact decimal strings.
 pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
     let mut totals = (0u64, 0u64, 0u64, 0u64, 0u64, Cost::ZERO);
+    let (mut cached_requests, mut cost_saved) = (0u64, Cost::ZERO);
     let by_model: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -225,6 +232,8 @@ pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
             totals.3 += r.output_tokens;
             totals.4 += r.units;
             totals.5 = totals.5 + r.cost;
+            cached_requests += r.cached_requests;
+            cost_saved = cost_saved + r.cost_saved;
             json!({
                 "user_id": r.user_id,
                 "provider": r.provider,
@@ -240,6 +249,8 @@ pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
                 "cost_usd": r.cost.to_string(),
                 "unpriced_requests": r.unpriced,
                 "estimated_requests": r.estimated,
+                "cached_requests": r.cached_requests,
+                "cost_saved_usd": r.cost_saved.to_string(),
             })
         })
         .collect();
@@ -252,6 +263,8 @@ pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
             "output_tokens": totals.3,
             "units": totals.4,
             "cost_usd": totals.5.to_string(),
+            "cached_requests": cached_requests,
+            "cost_saved_usd": cost_saved.to_string(),
         },
         "by_model": by_model,
     })
@@ -330,6 +343,101 @@ mod tests {
         }
         let (_, user, _) = log_query(&q(&[("user", "bob")]), true).unwrap();
         assert_eq!(user.as_deref(), Some("bob"));
+    }
+
+    fn log_row(cached: Option<llm_gateway::CacheHit>) -> UsageLogRow {
+        UsageLogRow {
+            id: 1,
+            request_id: "req_1".into(),
+            reservation_id: Some("res_1".into()),
+            user_id: "usr_1".into(),
+            period: "2026-11".into(),
+            provider: "gemini".into(),
+            model: "gemini-2.5-flash".into(),
+            modality: llm_gateway::Modality::Text,
+            operation: "chat".into(),
+            status: "ok".into(),
+            error_message: None,
+            tokens: llm_gateway::TokenUsage::default(),
+            units: 0,
+            cost: Some(Cost::ZERO),
+            pricing_version: Some("v1".into()),
+            estimated: false,
+            billable: true,
+            latency: Some(std::time::Duration::from_millis(3)),
+            time_to_first_token: None,
+            retries: 0,
+            cached,
+            created_at: std::time::UNIX_EPOCH,
+            attempts: Vec::new(),
+            end_user: None,
+            metadata: Default::default(),
+        }
+    }
+
+    #[test]
+    fn log_rows_say_how_the_cache_answered() {
+        let hit = |semantic, saved: Option<&str>| {
+            Some(llm_gateway::CacheHit {
+                semantic,
+                saved: saved.map(|s| s.parse().unwrap()),
+            })
+        };
+        for (cached, cache, saved) in [
+            (None, Value::Null, Value::Null),
+            (hit(false, Some("0.0004")), json!("exact"), json!("0.0004")),
+            (
+                hit(true, Some("0.000002")),
+                json!("semantic"),
+                json!("0.000002"),
+            ),
+            // The cached answer was not priced: what it saved is not known.
+            (hit(false, None), json!("exact"), Value::Null),
+        ] {
+            let row = log_row_json(&log_row(cached));
+            assert_eq!(row["cache"], cache, "{row}");
+            assert_eq!(row["cost_saved_usd"], saved, "{row}");
+            assert_eq!(row["cost_usd"], "0", "{row}");
+        }
+    }
+
+    #[test]
+    fn summaries_count_cache_hits_and_savings() {
+        let row = |model: &str, requests, cached_requests, cost: &str, saved: &str| SummaryRow {
+            user_id: "usr_1".into(),
+            period: "2026-11".into(),
+            provider: "gemini".into(),
+            model: model.into(),
+            modality: llm_gateway::Modality::Text,
+            requests,
+            errors: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            reasoning_tokens: 0,
+            units: 0,
+            cost: cost.parse().unwrap(),
+            unpriced: 0,
+            estimated: 0,
+            cached_requests,
+            cost_saved: saved.parse().unwrap(),
+        };
+        let body = summary_json(
+            "2026-11",
+            &[
+                row("gemini-2.5-flash", 4, 3, "0.0004", "0.0006"),
+                row("gemini-2.5-pro", 2, 0, "0.01", "0"),
+            ],
+        );
+        let flash = &body["by_model"][0];
+        assert_eq!(flash["cached_requests"], 3, "{body}");
+        assert_eq!(flash["cost_saved_usd"], "0.0006", "{body}");
+        assert_eq!(body["by_model"][1]["cost_saved_usd"], "0", "{body}");
+        let totals = &body["totals"];
+        assert_eq!(totals["requests"], 6, "{body}");
+        assert_eq!(totals["cached_requests"], 3, "{body}");
+        assert_eq!(totals["cost_saved_usd"], "0.0006", "{body}");
+        assert_eq!(totals["cost_usd"], "0.0104", "{body}");
     }
 
     #[test]
