@@ -17,6 +17,7 @@
 mod load;
 mod procs;
 mod report;
+mod semantic;
 mod suite;
 
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ pub(crate) struct BenchArgs {
     /// A short run (about 2 minutes): shorter windows, fewer scenarios, fewer open streams.
     #[arg(long)]
     quick: bool,
-    /// Run only these parts: hf, gemini, stream, stream-gemini, pacing, memory, growth
+    /// Run only these parts: hf, gemini, stream, stream-gemini, pacing, memory, growth, semantic
     /// (repeat the flag or separate with commas).
     #[arg(long = "scenario", value_delimiter = ',')]
     scenarios: Vec<String>,
@@ -251,6 +252,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
         "pacing",
         "memory",
         "growth",
+        "semantic",
     ];
     for s in &args.scenarios {
         if !known.contains(&s.as_str()) {
@@ -283,6 +285,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
         pacing: wanted("pacing", true),
         memory: wanted("memory", true),
         growth: wanted("growth", true),
+        semantic: wanted("semantic", true),
         concurrency: vec![1, 16, 64],
         warmup: if quick {
             Duration::from_millis(500)

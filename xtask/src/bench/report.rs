@@ -152,7 +152,8 @@ pub(crate) fn render(results: &Results, machine: &Machine, command: &str) -> Str
          pool), `proxy` (gateway, `[store] enabled = false`), `full-sqlite` / `full-postgres` \
          (gateway with plans, cost and usage log), `proxy-otel` (`proxy` with \
          `[telemetry]` on: every span and metric exported over OTLP/HTTP to a local receiver that \
-         accepts and drops them, `/metrics` served).\n",
+         accepts and drops them, `/metrics` served), `proxy-cache` (`proxy` with the exact \
+         response cache on, in memory: every request after the first is answered from it).\n",
         plan.concurrency
             .iter()
             .map(|c| c.to_string())
@@ -176,6 +177,9 @@ pub(crate) fn render(results: &Results, machine: &Machine, command: &str) -> Str
     memory_table(&mut s, results);
     if !results.growth.is_empty() {
         growth_table(&mut s, results);
+    }
+    if !results.semantic.is_empty() {
+        semantic_table(&mut s, results);
     }
     s
 }
@@ -268,6 +272,28 @@ fn targets(s: &mut String, results: &Results) {
             on.target_cpu_us - off.target_cpu_us,
             signed_ms(added(runs, on, 0.99, false).unwrap_or(0.0)),
             signed_ms(added(runs, off, 0.99, false).unwrap_or(0.0)),
+        );
+    }
+    for scenario in ["hf", "gemini"] {
+        let (Some(proxied), Some(hit)) = (
+            find(runs, scenario, "proxy", top),
+            find(runs, scenario, "proxy-cache", top),
+        ) else {
+            continue;
+        };
+        let faster = hit.outcome.throughput() > proxied.outcome.throughput();
+        let (hit50, proxied50) = (
+            added(runs, hit, 0.5, false).unwrap_or(0.0),
+            added(runs, proxied, 0.5, false).unwrap_or(0.0),
+        );
+        let _ = writeln!(
+            s,
+            "| cache: exact hits faster than a proxied call at c{top} | {scenario} | {:.0} vs {:.0} req/s, p50 {} vs {} ms (direct's p50 subtracted from both) | {} |",
+            hit.outcome.throughput(),
+            proxied.outcome.throughput(),
+            signed_ms(hit50),
+            signed_ms(proxied50),
+            verdict(Some(faster && hit50 <= proxied50))
         );
     }
     let c = if results.plan.concurrency.contains(&16) {
@@ -540,4 +566,37 @@ pub(crate) fn write(path: &Path, section: &str) -> Result<(), String> {
         Err(_) => format!("{TEMPLATE_HEAD}{block}\n"),
     };
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn semantic_table(s: &mut String, results: &Results) {
+    let _ = writeln!(
+        s,
+        "### semantic cache: one lookup in a namespace of {} entries of {} dimensions\n",
+        super::semantic::ENTRIES,
+        super::semantic::DIMENSIONS
+    );
+    let _ = writeln!(
+        s,
+        "The time a semantic lookup adds besides its embedding call (the provider's time): \
+         finding the nearest entry. On Redis, each replica mirrors the namespaces it looks up \
+         and fetches only entries newer than its mirror, so the first lookup loads the \
+         namespace and later ones scan memory.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| backend | fill (s) | first lookup ms | p50 ms | p99 ms |"
+    );
+    let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
+    for l in &results.semantic {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.2} | {:.2} | {:.2} |",
+            l.backend,
+            l.fill.as_secs_f64(),
+            l.first.as_secs_f64() * 1e3,
+            l.p50.as_secs_f64() * 1e3,
+            l.p99.as_secs_f64() * 1e3
+        );
+    }
+    let _ = writeln!(s);
 }

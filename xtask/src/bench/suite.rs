@@ -139,6 +139,9 @@ pub(crate) struct Plan {
     pub(crate) pacing: bool,
     pub(crate) memory: bool,
     pub(crate) growth: bool,
+    /// The semantic cache's lookup with 10,000 entries (memory, and Redis when
+    /// `GATEWAY_TEST_REDIS_URL` is set).
+    pub(crate) semantic: bool,
     pub(crate) concurrency: Vec<usize>,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
@@ -205,6 +208,7 @@ pub(crate) struct Results {
     pub(crate) pacing: Vec<Measured>,
     pub(crate) memory: Vec<Memory>,
     pub(crate) growth: Vec<Growth>,
+    pub(crate) semantic: Vec<super::semantic::Lookup>,
 }
 
 /// Paths and tools of a run.
@@ -235,6 +239,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
         pacing: Vec::new(),
         memory: Vec::new(),
         growth: Vec::new(),
+        semantic: Vec::new(),
     };
     let mock = procs::start_mock(&env.xtask, plan.mock_threads, &env.dir.join("mock.log"))?;
     say(format!("mock upstream on {}", mock.addr));
@@ -267,7 +272,12 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 .into(),
         ),
     }
-    let mut configs = vec![Config::Proxy, Config::ProxyOtel, Config::FullSqlite];
+    let mut configs = vec![
+        Config::Proxy,
+        Config::ProxyOtel,
+        Config::ProxyCache,
+        Config::FullSqlite,
+    ];
     if env.postgres.is_some() {
         configs.push(Config::FullPostgres);
     } else {
@@ -421,6 +431,23 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
         }
     }
 
+    if plan.semantic {
+        let redis = std::env::var("GATEWAY_TEST_REDIS_URL").ok();
+        if redis.is_none() {
+            results.notes.push(
+                "GATEWAY_TEST_REDIS_URL is not set, so the semantic lookup ran on the in-memory \
+                 backend only"
+                    .into(),
+            );
+        }
+        say("semantic cache lookups, 10,000 entries ...");
+        match super::semantic::measure(redis.as_deref()).await {
+            Ok(lookups) => results.semantic = lookups,
+            Err(e) => results
+                .notes
+                .push(format!("the semantic lookup failed: {e}")),
+        }
+    }
     if plan.growth {
         let mut stores = vec![Config::FullSqlite];
         if env.postgres.is_some() {
@@ -517,6 +544,9 @@ pub(crate) enum Config {
     FullPostgres,
     /// As `Proxy`, with traces and metrics exported over OTLP and `/metrics` on.
     ProxyOtel,
+    /// As `Proxy`, with the exact response cache on (in memory): every request after the
+    /// first is a hit.
+    ProxyCache,
 }
 
 impl Config {
@@ -526,6 +556,7 @@ impl Config {
             Self::FullSqlite => "full-sqlite",
             Self::FullPostgres => "full-postgres",
             Self::ProxyOtel => "proxy-otel",
+            Self::ProxyCache => "proxy-cache",
         }
     }
 }
@@ -583,7 +614,7 @@ async fn start_gateway(
     std::fs::write(&prices, price_overrides()).map_err(|e| e.to_string())?;
     let mut created_db = None;
     let (store, key, store_url) = match config {
-        Config::Proxy | Config::ProxyOtel => {
+        Config::Proxy | Config::ProxyOtel | Config::ProxyCache => {
             let key = "sk-bench-proxy-0123456789abcdef".to_owned();
             (
                 format!(
@@ -613,6 +644,7 @@ async fn start_gateway(
             format!("[telemetry]\notlp_endpoint = \"http://{sink}\"\nprometheus = \"admin\"\n\n")
         }
         (Config::ProxyOtel, None) => return Err("proxy-otel needs a receiver".into()),
+        (Config::ProxyCache, _) => "[cache]\nenabled = true\n\n".to_owned(),
         _ => String::new(),
     };
     let toml = format!(
