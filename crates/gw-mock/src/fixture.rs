@@ -41,6 +41,26 @@ pub struct Fixture {
     /// booleans. For a path that depends on a setting (large audio through Gemini's Files API).
     #[serde(default)]
     pub provider_settings: BTreeMap<String, serde_json::Map<String, Value>>,
+    /// The gateway's response cache for this fixture: the `[cache]` section of its configuration
+    /// (`{"enabled": true, "semantic": {"embedding_model": "gemini/gemini-embedding-001"}}`),
+    /// kept in memory. Without it, the gateway has no cache, as before.
+    #[serde(default, deserialize_with = "cache_object")]
+    pub cache: Option<serde_json::Map<String, Value>>,
+}
+
+/// `cache` as a JSON object (`null` as no cache), refused by name otherwise (`"cache": true` is
+/// a mistake to point at, not a parse error somewhere in the file).
+fn cache_object<'de, D>(deserializer: D) -> Result<Option<serde_json::Map<String, Value>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Value::deserialize(deserializer)? {
+        Value::Object(map) => Ok(Some(map)),
+        Value::Null => Ok(None),
+        other => Err(serde::de::Error::custom(format!(
+            "cache: expected a JSON object of the gateway's [cache] settings, got {other}"
+        ))),
+    }
 }
 
 impl Fixture {
@@ -389,5 +409,43 @@ impl Respond {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.insert(name.to_owned(), value.to_owned());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<Fixture, serde_json::Error> {
+        serde_json::from_str(&format!(
+            r#"{{"name": "n", "request": {{"method": "GET", "path": "/v1/models"}},
+                "expect": {{"status": 200}}{extra}}}"#
+        ))
+    }
+
+    #[test]
+    fn cache_is_optional() {
+        assert_eq!(parse("").unwrap().cache, None);
+        assert_eq!(parse(r#", "cache": null"#).unwrap().cache, None);
+    }
+
+    #[test]
+    fn cache_is_kept_as_given() {
+        let fixture =
+            parse(r#", "cache": {"enabled": true, "semantic": {"embedding_model": "gemini/e"}}"#)
+                .unwrap();
+        let cache = fixture.cache.unwrap();
+        assert_eq!(cache["enabled"], Value::Bool(true));
+        assert_eq!(cache["semantic"]["embedding_model"], "gemini/e");
+    }
+
+    #[test]
+    fn a_cache_that_is_not_an_object_is_refused_by_name() {
+        for bad in ["true", "[]", r#""on""#, "1"] {
+            let e = parse(&format!(r#", "cache": {bad}"#))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("cache: expected a JSON object"), "{bad}: {e}");
+        }
     }
 }
