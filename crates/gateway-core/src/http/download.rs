@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
+use tokio::time::Instant;
 
-use super::{BodyError, MAX_RESPONSE_BYTES, check_ip, content_type, kind_for_status, read_bounded};
+use super::{MAX_RESPONSE_BYTES, check_ip, content_type, kind_for_status};
 use crate::{Error, ErrorKind, Result};
 
 /// The limits of a [`Downloader`].
@@ -32,7 +34,9 @@ pub struct DownloadPolicy {
     pub max_redirects: u8,
     /// How long to wait for each connection.
     pub connect_timeout: Duration,
-    /// How long the whole download may take, redirects included.
+    /// How long the whole download may take, redirects included. For a
+    /// [`stream`](Downloader::stream), the time spent waiting for the server: the time its reader
+    /// takes between chunks is not counted.
     pub timeout: Duration,
 }
 
@@ -184,7 +188,9 @@ impl Downloader {
         &self.policy
     }
 
-    /// GETs `url`, following redirects, and returns the body with its `Content-Type`.
+    /// GETs `url`, following redirects, and returns the body, read whole, with its
+    /// `Content-Type`. [`stream`](Self::stream) passes the body on as it arrives instead, under
+    /// the same checks.
     ///
     /// Errors (all with the provider of `origin`, if any):
     /// - a scheme other than http(s), a refused address, an invalid URL or redirect target,
@@ -193,27 +199,88 @@ impl Downloader {
     /// - a non-2xx answer: the kind [`kind_for_status`] gives, except that 401/403 are not
     ///   [`ErrorKind::Auth`], which means the gateway's provider key is bad and none was sent
     ///   here: [`ErrorKind::Upstream`] for a provider's URL (e.g. an expired signed link);
-    /// - no connection, or the policy's timeout: [`ErrorKind::Connect`], [`ErrorKind::Timeout`].
+    /// - no connection, a body that breaks off, or the policy's timeout: [`ErrorKind::Connect`],
+    ///   [`ErrorKind::Timeout`].
     ///
     /// For a caller's URL every failure is [`ErrorKind::InvalidRequest`] (see
     /// [`UrlOrigin::Caller`]), its cause in the message.
     pub async fn download(&self, url: &str, origin: UrlOrigin) -> Result<(Bytes, Option<String>)> {
-        let downloaded = tokio::time::timeout(self.policy.timeout, self.follow(url, origin))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the download did not finish within {} s",
-                        self.policy.timeout.as_secs_f64()
-                    ),
-                )
-                .with_provider(origin.provider()))
-            });
-        downloaded.map_err(|e| origin.attribute(e))
+        let mut body = self.open(url, origin).await?;
+        // At most `max_bytes` (`open` refused a larger declared length), so trusting the
+        // declared length for the allocation is bounded.
+        let mut data = Vec::with_capacity(body.content_length.map_or(0, |n| n as usize));
+        while let Some(chunk) = body.next_chunk().await? {
+            data.extend_from_slice(&chunk);
+        }
+        Ok((data.into(), body.content_type))
     }
 
-    async fn follow(&self, url: &str, origin: UrlOrigin) -> Result<(Bytes, Option<String>)> {
+    /// GETs `url` like [`download`](Self::download), and returns once the answer's headers are
+    /// in, with its body as a stream of chunks and its `Content-Type`, so that a large file (a
+    /// video) is passed on without being held in memory.
+    ///
+    /// Everything [`download`](Self::download) refuses before reading the body is refused here
+    /// before this returns: the URL and every redirect target are checked the same way, and a
+    /// declared `Content-Length` above `max_bytes` fails at once, before any byte is read.
+    /// While the body is read, bytes are counted as they pass: the chunk that takes the count
+    /// over `max_bytes` is not yielded, and the stream ends with that error instead. It ends
+    /// with an error too when the connection breaks off (a body shorter than its declared
+    /// length included) or the server keeps it waiting too long, so a reader that has passed
+    /// the first chunks on can tell a cut body from a whole one: the stream ends without an
+    /// error only after the whole body. Nothing is yielded after an error.
+    ///
+    /// The policy's `timeout` bounds the time spent waiting for the server over the whole
+    /// download (the answer's headers, redirects included, then each chunk), not the time the
+    /// reader takes between chunks: a slow client of a gateway passing the stream on does not
+    /// cut it.
+    ///
+    /// The errors, before or during the stream, and their kinds are those of
+    /// [`download`](Self::download).
+    pub async fn stream(
+        &self,
+        url: &str,
+        origin: UrlOrigin,
+    ) -> Result<(BoxStream<'static, Result<Bytes>>, Option<String>)> {
+        let mut body = self.open(url, origin).await?;
+        let content_type = body.content_type.take();
+        // `None` once the body has ended or failed: nothing more is read.
+        let chunks = stream::unfold(Some(body), |body| async move {
+            let mut body = body?;
+            match body.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+        .fuse()
+        .boxed();
+        Ok((chunks, content_type))
+    }
+
+    /// Follows `url` to a successful answer within the policy (its addresses, redirects, time
+    /// and declared length), its body still to be read.
+    async fn open(&self, url: &str, origin: UrlOrigin) -> Result<Body> {
+        let mut waiting = Waiting::new(self.policy.timeout);
+        let answer = waiting
+            .wait(self.follow(url, origin))
+            .await
+            .unwrap_or_else(|| Err(waiting.timed_out(origin)))
+            .map_err(|e| origin.attribute(e))?;
+        Ok(Body {
+            response: answer.response,
+            host: answer.host,
+            content_type: answer.content_type,
+            content_length: answer.content_length,
+            origin,
+            max_bytes: self.policy.max_bytes,
+            read: 0,
+            waiting,
+        })
+    }
+
+    /// Follows redirects to a successful answer whose declared length (if any) is within
+    /// `max_bytes`; its body is left unread.
+    async fn follow(&self, url: &str, origin: UrlOrigin) -> Result<Answer> {
         let mut url = Url::parse(url)
             .map_err(|_| origin.refusal("the URL to download is not a valid URL".into()))?;
         let mut redirects = 0;
@@ -255,17 +322,16 @@ impl Downloader {
                     origin,
                 ));
             }
-            let content_type = content_type(&response);
-            let body = read_bounded(response, self.policy.max_bytes)
-                .await
-                .map_err(|e| match e {
-                    BodyError::TooLarge => origin.refusal(format!(
-                        "the file at {host} is larger than {} bytes",
-                        self.policy.max_bytes
-                    )),
-                    BodyError::Transport(e) => transport_error(&host, e, origin),
-                })?;
-            return Ok((body, content_type));
+            let content_length = response.content_length();
+            if content_length.is_some_and(|n| n > self.policy.max_bytes as u64) {
+                return Err(too_large(&host, self.policy.max_bytes, origin));
+            }
+            return Ok(Answer {
+                content_type: content_type(&response),
+                content_length,
+                response,
+                host,
+            });
         }
     }
 
@@ -304,6 +370,93 @@ impl fmt::Debug for Downloader {
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
+}
+
+/// A successful answer whose body is still to be read.
+struct Answer {
+    response: reqwest::Response,
+    /// The host it came from, for messages.
+    host: String,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+}
+
+/// A body being read: each chunk counted against `max_bytes`, each wait for one taken from
+/// the download's time.
+struct Body {
+    response: reqwest::Response,
+    /// The host it comes from, for messages.
+    host: String,
+    content_type: Option<String>,
+    /// The declared length: at most `max_bytes`.
+    content_length: Option<u64>,
+    origin: UrlOrigin,
+    max_bytes: usize,
+    /// Bytes read so far.
+    read: usize,
+    waiting: Waiting,
+}
+
+impl Body {
+    /// The next chunk, or `None` at the body's end; errors as [`UrlOrigin`] attributes them.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        self.read_chunk()
+            .await
+            .map_err(|e| self.origin.attribute(e))
+    }
+
+    async fn read_chunk(&mut self) -> Result<Option<Bytes>> {
+        let chunk = match self.waiting.wait(self.response.chunk()).await {
+            Some(chunk) => chunk.map_err(|e| transport_error(&self.host, e, self.origin))?,
+            None => return Err(self.waiting.timed_out(self.origin)),
+        };
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        self.read = self.read.saturating_add(chunk.len());
+        if self.read > self.max_bytes {
+            return Err(too_large(&self.host, self.max_bytes, self.origin));
+        }
+        Ok(Some(chunk))
+    }
+}
+
+/// The time a download may still spend waiting for its server, out of the policy's `limit`.
+struct Waiting {
+    limit: Duration,
+    left: Duration,
+}
+
+impl Waiting {
+    fn new(limit: Duration) -> Self {
+        Self { limit, left: limit }
+    }
+
+    /// The error of a download that ran out of time.
+    fn timed_out(&self, origin: UrlOrigin) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the download did not finish within {} s",
+                self.limit.as_secs_f64()
+            ),
+        )
+        .with_provider(origin.provider())
+    }
+
+    /// `f`'s output, unless the time left runs out first (`None`); the time waited is spent.
+    async fn wait<T>(&mut self, f: impl Future<Output = T>) -> Option<T> {
+        let started = Instant::now();
+        let out = tokio::time::timeout(self.left, f).await.ok();
+        self.left = self.left.saturating_sub(started.elapsed());
+        out
+    }
+}
+
+fn too_large(host: &str, max_bytes: usize, origin: UrlOrigin) -> Error {
+    origin.refusal(format!(
+        "the file at {host} is larger than {max_bytes} bytes"
+    ))
 }
 
 fn is_redirect(status: u16) -> bool {
@@ -431,6 +584,11 @@ mod tests {
                 "/lying-length" => b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n".to_vec(),
                 "/chunked-100" => chunked(&[], &[&[1; 50], &[2; 50]]),
                 "/chunked-120" => chunked(&[], &[&[1; 40], &[2; 40], &[3; 40]]),
+                "/short" => {
+                    let mut answer = b"HTTP/1.1 200 OK\r\ncontent-length: 80\r\n\r\n".to_vec();
+                    answer.extend_from_slice(&[7; 50]);
+                    answer
+                }
                 "/relative" => redirect("/image.png"),
                 "/loop" => redirect("/loop"),
                 "/to-127.0.0.2" => redirect(&format!("http://127.0.0.2:{port}/secret?token=t0k")),
@@ -697,6 +855,182 @@ mod tests {
         let err = d.download(&url, UrlOrigin::Caller).await.unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
         assert!(!err.is_retryable());
+        assert_eq!(err.message(), "the download did not finish within 0.2 s");
+    }
+
+    /// The whole body of `chunks`, or the error it ended with and how many bytes came first.
+    async fn drain(
+        mut chunks: BoxStream<'static, Result<Bytes>>,
+    ) -> std::result::Result<Vec<u8>, (usize, Error)> {
+        let mut body = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(e) => {
+                    assert!(chunks.next().await.is_none(), "a chunk after the error");
+                    return Err((body.len(), e));
+                }
+            }
+        }
+        Ok(body)
+    }
+
+    #[tokio::test]
+    async fn a_stream_passes_a_whole_body_on() {
+        let (addr, _) = server().await;
+        let d = downloader(true);
+        for route in ["/100", "/chunked-100"] {
+            let (chunks, _) = d
+                .stream(&format!("http://{addr}{route}"), UrlOrigin::Caller)
+                .await
+                .unwrap();
+            let body = drain(chunks).await.unwrap();
+            assert_eq!(body.len(), 100, "{route}");
+        }
+        // Through a redirect, with the answer's content type.
+        let (chunks, content_type) = d
+            .stream(&format!("http://{addr}/relative"), UrlOrigin::Caller)
+            .await
+            .unwrap();
+        assert_eq!(content_type.as_deref(), Some("image/png"));
+        assert_eq!(drain(chunks).await.unwrap(), b"PNGDATA");
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_refused_like_a_download_before_connecting() {
+        let (addr, hits) = server().await;
+        let port = addr.port();
+        let d = downloader(false);
+        for url in [
+            format!("http://{addr}/image.png"),
+            format!("http://[::1]:{port}/image.png"),
+            format!("http://localhost:{port}/image.png"),
+        ] {
+            let err = d
+                .stream(&url, UrlOrigin::Caller)
+                .await
+                .map(drop)
+                .expect_err("refused before streaming");
+            assert_eq!(err.kind(), &ErrorKind::InvalidRequest, "{url}: {err}");
+            assert!(
+                err.message().starts_with("refused to download from"),
+                "{err}"
+            );
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        let only_server = Arc::new(|ip: IpAddr| ip == IpAddr::from([127, 0, 0, 1]));
+        let d = Downloader::with_rule(policy(false), only_server).unwrap();
+        let err = d
+            .stream(
+                &format!("http://{addr}/to-127.0.0.2"),
+                UrlOrigin::Provider("p"),
+            )
+            .await
+            .map(drop)
+            .expect_err("refused before streaming");
+        assert_eq!(err.kind(), &ErrorKind::Decode);
+        assert_eq!(
+            err.message(),
+            "refused to download from 127.0.0.2: not a public address"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the refused target was requested"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_over_the_cap_ends_with_an_error_not_a_short_body() {
+        let (addr, _) = server().await;
+        let d = downloader(true);
+        let p = UrlOrigin::Provider("p");
+        let too_large = "the file at 127.0.0.1 is larger than 100 bytes";
+        // A declared length over the cap is refused before the stream starts.
+        for route in ["/101", "/lying-length"] {
+            let err = d
+                .stream(&format!("http://{addr}{route}"), p)
+                .await
+                .map(drop)
+                .expect_err("refused before streaming");
+            assert_eq!(err.kind(), &ErrorKind::Decode, "{route}");
+            assert_eq!(err.message(), too_large, "{route}");
+        }
+        // Without one, the stream starts, passes on what fits, and ends with the error in
+        // place of the chunk that would pass the cap.
+        let (chunks, _) = d
+            .stream(&format!("http://{addr}/chunked-120"), p)
+            .await
+            .unwrap();
+        let (passed, err) = drain(chunks).await.unwrap_err();
+        assert!(passed <= 100, "{passed} bytes passed on");
+        assert_eq!(err.kind(), &ErrorKind::Decode);
+        assert_eq!(err.provider(), "p");
+        assert_eq!(err.message(), too_large);
+        // A body shorter than its declared length ends with an error too, not as if whole.
+        let (chunks, _) = d.stream(&format!("http://{addr}/short"), p).await.unwrap();
+        let (passed, err) = drain(chunks).await.unwrap_err();
+        assert!(passed <= 50, "{passed} bytes passed on");
+        assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
+        assert_eq!(err.message(), "the download from 127.0.0.1 broke off");
+        // A caller's link that breaks is the caller's to fix, mid-stream too.
+        let (chunks, _) = d
+            .stream(&format!("http://{addr}/chunked-120"), UrlOrigin::Caller)
+            .await
+            .unwrap();
+        let (_, err) = drain(chunks).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidRequest);
+        assert_eq!(err.message(), too_large);
+    }
+
+    #[tokio::test]
+    async fn a_stream_times_the_server_not_its_reader() {
+        let d = Downloader::new(DownloadPolicy {
+            timeout: Duration::from_millis(200),
+            ..policy(true)
+        })
+        .unwrap();
+        // A reader that takes longer than the timeout between chunks gets the whole body.
+        let (addr, _) = server().await;
+        let (mut chunks, _) = d
+            .stream(&format!("http://{addr}/chunked-100"), UrlOrigin::Caller)
+            .await
+            .unwrap();
+        let mut body = chunks.next().await.unwrap().unwrap().to_vec();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        body.extend(drain(chunks).await.unwrap());
+        assert_eq!(body.len(), 100);
+
+        // A server that sends the headers and a first chunk, then nothing: the stream ends with
+        // the timeout once the waits add up to it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                // The request first (its head ends with an empty line), then the answer.
+                let mut request = Vec::new();
+                let mut buf = [0; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = chunked(&[], &[&[1; 10]]);
+                // Up to the end of the first chunk, without the last (empty) one.
+                let _ = stream.write_all(&answer[..answer.len() - 5]).await;
+                held.push(stream);
+            }
+        });
+        let (chunks, _) = d
+            .stream(&format!("http://{addr}/"), UrlOrigin::Provider("p"))
+            .await
+            .unwrap();
+        let (passed, err) = drain(chunks).await.unwrap_err();
+        assert_eq!(passed, 10);
+        assert_eq!(err.kind(), &ErrorKind::Timeout);
         assert_eq!(err.message(), "the download did not finish within 0.2 s");
     }
 }
