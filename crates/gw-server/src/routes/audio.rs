@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::upload::{bad_form, merge_options};
-use super::{call_context, model_error, set_cost, set_route};
+use super::{call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 
@@ -128,6 +128,7 @@ async fn speech(
         value: answer,
         route,
         cost,
+        cache,
         ..
     } = state
         .gateway()
@@ -137,6 +138,7 @@ async fn speech(
     let mut response = ([(CONTENT_TYPE, answer.mime)], answer.audio).into_response();
     set_cost(&mut response, cost);
     set_route(&mut response, &route);
+    set_cache(&mut response, &cache);
     Ok(response)
 }
 

@@ -11,9 +11,9 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use llm_gateway::{Metered, RouteId, TextChunk, TextStream, TokenUsage};
+use llm_gateway::{CacheStatus, Cost, Metered, RouteId, TextChunk, TextStream, TokenUsage};
 
-use super::{call_context, model_error, set_cost, set_route};
+use super::{call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
@@ -46,15 +46,22 @@ async fn chat(
         let pricing = PriceFor {
             state: state.clone(),
             route: served.route.clone(),
+            cache: served.cache,
         };
         let mut response = sse_response(served.value, ctx, body.model, include_usage, pricing);
         set_route(&mut response, &served.route);
+        set_cache(&mut response, &served.cache);
+        if served.cache.is_hit() {
+            // A replayed answer's cost is known before it starts: nothing.
+            set_cost(&mut response, served.cost);
+        }
         return Ok(response);
     }
     let Metered {
         value: answer,
         route,
         cost,
+        cache,
         ..
     } = state
         .gateway()
@@ -72,6 +79,7 @@ async fn chat(
     let mut response = Json(completion).into_response();
     set_cost(&mut response, cost);
     set_route(&mut response, &route);
+    set_cache(&mut response, &cache);
     Ok(response)
 }
 
@@ -79,10 +87,16 @@ async fn chat(
 struct PriceFor {
     state: AppState,
     route: RouteId,
+    /// A stream replayed from the cache costs nothing, whatever its usage says (the tokens
+    /// of the answer when it was made).
+    cache: CacheStatus,
 }
 
 impl PriceFor {
     fn cost(&self, usage: &TokenUsage) -> Option<String> {
+        if self.cache.is_hit() {
+            return Some(Cost::ZERO.to_string());
+        }
         self.state
             .pricing()
             .token_cost(self.route.provider, &self.route.model, usage, &[])

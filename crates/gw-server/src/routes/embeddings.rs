@@ -14,7 +14,7 @@ use llm_gateway::{EmbeddingRequest, Metered, encode_base64};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{call_context, model_error, set_cost, set_route};
+use super::{call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::end_user_tags;
@@ -178,13 +178,19 @@ async fn embeddings(
         route,
         cost,
         usage,
+        cache,
         ..
     } = state
         .gateway()
         .embed_with(&call, req)
         .await
         .map_err(|e| model_error(&state, &body.model, e))?;
-    let tokens = usage.map_or(0, |u| u.tokens.input_tokens);
+    // A cached answer shows the tokens of the call that made it (at no cost), as chat does.
+    let tokens = if cache.is_hit() {
+        answer.usage.input_tokens
+    } else {
+        usage.map_or(0, |u| u.tokens.input_tokens)
+    };
     let data = answer
         .embeddings
         .into_iter()
@@ -208,6 +214,7 @@ async fn embeddings(
     let mut response = Json(response).into_response();
     set_cost(&mut response, cost);
     set_route(&mut response, &route);
+    set_cache(&mut response, &cache);
     Ok(response)
 }
 

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::upload::{JsonOrForm, bad_form, json_image, json_or_form, merge_options, uploaded};
-use super::{call_context, model_error, set_cost, set_route};
+use super::{call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::end_user_tags;
@@ -503,6 +503,7 @@ fn respond(metered: Metered<ImageResponse>) -> Response {
         route,
         cost,
         usage,
+        cache,
         ..
     } = metered;
     let mut notes = answer.notes.into_iter();
@@ -541,6 +542,7 @@ fn respond(metered: Metered<ImageResponse>) -> Response {
     let mut response = Json(response).into_response();
     set_cost(&mut response, cost);
     set_route(&mut response, &route);
+    set_cache(&mut response, &cache);
     response
 }
 

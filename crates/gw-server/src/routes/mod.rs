@@ -18,9 +18,9 @@ pub(crate) mod videos;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use llm_gateway::{CallContext, Cost, ErrorKind, RouteId};
+use llm_gateway::{CacheControl, CacheMode, CacheStatus, CallContext, Cost, ErrorKind, RouteId};
 
 use crate::app::{AppState, COST_HEADER, Caller, RequestContext};
 use crate::error::ApiError;
@@ -61,7 +61,147 @@ pub(crate) fn call_context(
         tags: Arc::default(),
         plan: Some(caller.plan),
         untraced: !ctx.traced,
+        cache: cache_control(headers)?,
     })
+}
+
+/// The gateway's own cache header: a comma-separated list of `skip`, `exact`, `semantic` and
+/// `refresh`, on requests; what the cache did, on answers.
+pub(crate) const CACHE_HEADER: &str = "x-gateway-cache";
+/// How long the request's answer is kept, in seconds (within the operator's `max_ttl_secs`).
+const CACHE_TTL_HEADER: &str = "x-gateway-cache-ttl";
+
+/// What the request asks of the response cache, from `x-gateway-cache`, `x-gateway-cache-ttl`
+/// and the request directives of `Cache-Control` (RFC 9111 section 5.2.1): `no-cache` (do not
+/// serve a cached answer: call the provider and keep its answer), `no-store` (keep nothing),
+/// `max-age=N` (serve only an answer at most N seconds old). Other `Cache-Control` directives are
+/// ignored, as HTTP says; anything else malformed is a 400 naming the header.
+fn cache_control(headers: &HeaderMap) -> Result<CacheControl, ApiError> {
+    let mut control = CacheControl::default();
+    let bad = |header: &str, why: String| ApiError::invalid(Some(header.to_owned()), why);
+    let mut mode: Option<(CacheMode, &'static str)> = None;
+    let mut refresh = false;
+    for item in list(headers, CACHE_HEADER, &bad)? {
+        let asked = match item.to_ascii_lowercase().as_str() {
+            "skip" => (CacheMode::Skip, "skip"),
+            "exact" => (CacheMode::Exact, "exact"),
+            "semantic" => (CacheMode::Semantic, "semantic"),
+            "refresh" => {
+                refresh = true;
+                continue;
+            }
+            _ => {
+                return Err(bad(
+                    CACHE_HEADER,
+                    format!(
+                        "{CACHE_HEADER}: unknown value `{item}`: expected skip, exact, semantic or refresh"
+                    ),
+                ));
+            }
+        };
+        match mode {
+            Some((earlier, name)) if earlier != asked.0 => {
+                return Err(bad(
+                    CACHE_HEADER,
+                    format!(
+                        "{CACHE_HEADER}: `{name}` and `{}` contradict each other",
+                        asked.1
+                    ),
+                ));
+            }
+            _ => mode = Some(asked),
+        }
+    }
+    if let Some((mode, _)) = mode {
+        if mode == CacheMode::Skip && refresh {
+            return Err(bad(
+                CACHE_HEADER,
+                format!("{CACHE_HEADER}: `skip` and `refresh` contradict each other"),
+            ));
+        }
+        control.mode = mode;
+    }
+    if refresh {
+        control.read = false;
+    }
+    for directive in list(headers, header::CACHE_CONTROL.as_str(), &bad)? {
+        let (name, argument) = match directive.split_once('=') {
+            Some((name, argument)) => (name.trim(), Some(argument.trim())),
+            None => (directive, None),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "no-cache" => control.read = false,
+            "no-store" => control.write = false,
+            "max-age" => {
+                // The argument's token form, or the quoted form recipients should accept
+                // (RFC 9111 section 5.2).
+                let seconds = argument
+                    .map(|a| a.strip_prefix('"').and_then(|a| a.strip_suffix('"')).unwrap_or(a))
+                    .and_then(delta_seconds)
+                    .ok_or_else(|| {
+                        bad(
+                            "cache-control",
+                            format!("cache-control: `{directive}`: max-age takes a whole number of seconds"),
+                        )
+                    })?;
+                control.max_age = Some(Duration::from_secs(seconds));
+            }
+            _ => {}
+        }
+    }
+    if let Some(value) = headers.get(CACHE_TTL_HEADER) {
+        let seconds = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                bad(
+                    CACHE_TTL_HEADER,
+                    format!("{CACHE_TTL_HEADER} must be a whole number of seconds, at least 1"),
+                )
+            })?;
+        control.ttl = Some(Duration::from_secs(seconds));
+    }
+    Ok(control)
+}
+
+/// The elements of the comma-separated list `name` (every line of it), trimmed, empty ones
+/// left out (as HTTP's list syntax wants, RFC 9110 section 5.6.1).
+fn list<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    bad: &impl Fn(&str, String) -> ApiError,
+) -> Result<Vec<&'a str>, ApiError> {
+    let mut items = Vec::new();
+    for value in headers.get_all(name) {
+        let text = value
+            .to_str()
+            .map_err(|_| bad(name, format!("{name} must be visible ASCII")))?;
+        items.extend(text.split(',').map(str::trim).filter(|i| !i.is_empty()));
+    }
+    Ok(items)
+}
+
+/// A `delta-seconds` value (RFC 9111 section 1.2.2): digits, a value too large for the clock
+/// taken as the largest there is.
+fn delta_seconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().unwrap_or(u64::MAX))
+}
+
+/// Says what the response cache did (`x-gateway-cache`), and how old a served answer is
+/// (`age`, in whole seconds, as HTTP's `Age`).
+pub(crate) fn set_cache(response: &mut Response, status: &CacheStatus) {
+    let headers = response.headers_mut();
+    if let Some(value) = status.header().and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(CACHE_HEADER, value);
+    }
+    if let Some(age) = status.age() {
+        headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    }
 }
 
 /// The request's deadline from `x-gateway-deadline-ms`, if it set one.
@@ -110,4 +250,74 @@ pub(crate) fn set_cost(response: &mut Response, cost: Option<Cost>) {
         .and_then(|c| HeaderValue::from_str(&c.to_string()).ok())
         .unwrap_or(HeaderValue::from_static("unknown"));
     response.headers_mut().insert(COST_HEADER, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(pairs: &[(&str, &str)]) -> Result<CacheControl, ApiError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        cache_control(&headers)
+    }
+
+    #[test]
+    fn cache_headers_become_the_cache_control() {
+        assert_eq!(control(&[]).unwrap(), CacheControl::default());
+        let c = control(&[("x-gateway-cache", "Semantic, refresh")]).unwrap();
+        assert_eq!(
+            (c.mode, c.read, c.write),
+            (CacheMode::Semantic, false, true)
+        );
+        let c = control(&[("x-gateway-cache", "skip"), ("x-gateway-cache", "skip,")]).unwrap();
+        assert_eq!(c.mode, CacheMode::Skip);
+        let c = control(&[("x-gateway-cache", "exact")]).unwrap();
+        assert_eq!(c.mode, CacheMode::Exact);
+        let c = control(&[
+            ("cache-control", "No-Cache, no-store, max-age=30, private"),
+            ("x-gateway-cache-ttl", "600"),
+        ])
+        .unwrap();
+        assert_eq!((c.read, c.write), (false, false));
+        assert_eq!(c.max_age, Some(Duration::from_secs(30)));
+        assert_eq!(c.ttl, Some(Duration::from_secs(600)));
+        let c = control(&[
+            ("cache-control", "max-age=\"5\""),
+            ("cache-control", "max-stale"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_age, Some(Duration::from_secs(5)));
+        let c = control(&[("cache-control", "max-age=99999999999999999999999")]).unwrap();
+        assert_eq!(c.max_age, Some(Duration::from_secs(u64::MAX)));
+    }
+
+    #[test]
+    fn bad_cache_headers_are_refused_by_name() {
+        for (headers, param) in [
+            (&[("x-gateway-cache", "sometimes")][..], "x-gateway-cache"),
+            (&[("x-gateway-cache", "exact, semantic")], "x-gateway-cache"),
+            (&[("x-gateway-cache", "skip, refresh")], "x-gateway-cache"),
+            (&[("cache-control", "max-age=soon")], "cache-control"),
+            (&[("cache-control", "max-age")], "cache-control"),
+            (&[("cache-control", "max-age=-1")], "cache-control"),
+            (&[("x-gateway-cache-ttl", "0")], "x-gateway-cache-ttl"),
+            (&[("x-gateway-cache-ttl", "1h")], "x-gateway-cache-ttl"),
+        ] {
+            let e = control(headers).unwrap_err();
+            assert_eq!(
+                e.param.as_deref(),
+                Some(param),
+                "{headers:?}: {}",
+                e.message
+            );
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{headers:?}");
+            assert_eq!(e.kind, "invalid_request_error", "{headers:?}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use llm_gateway::{Cost, Metered, RequestTags, SearchRequest, SearchResponse, Tim
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{call_context, model_error, set_cost, set_route};
+use super::{call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::end_user_tags;
@@ -183,6 +183,7 @@ fn respond(body: impl Serialize, metered: &Metered<SearchResponse>) -> Response 
     let mut response = Json(body).into_response();
     set_cost(&mut response, metered.cost);
     set_route(&mut response, &metered.route);
+    set_cache(&mut response, &metered.cache);
     response
 }
 
