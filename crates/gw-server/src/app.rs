@@ -19,7 +19,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gw_store::Store;
+use llm_gateway::cache::{CacheBackend, RedisCache};
 use llm_gateway::ratelimit::{RateLimiter, RateLimiters};
+use llm_gateway::{Cache, MemoryCache};
 use llm_gateway::{Gateway, PriceCatalog, ProviderLimits, Registry, SecretString};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -482,7 +484,49 @@ fn build_gateway(
             )
             .map_err(ConfigError::from)?;
     }
+    if let Some(section) = &config.cache {
+        gateway = gateway
+            .with_cache(build_cache(section)?)
+            .map_err(ConfigError::from)?;
+    }
     Ok((gateway, skipped))
+}
+
+/// The response cache `[cache]` describes. A Redis that cannot be reached does not stop the
+/// start: the cache connects on first use and is bypassed while Redis is down (a warning says
+/// so now, without delaying the start).
+fn build_cache(section: &crate::config::CacheSection) -> Result<Cache, ConfigError> {
+    use crate::config::CacheStore;
+    let backend: Arc<dyn CacheBackend> = match &section.store {
+        CacheStore::Memory(memory) => Arc::new(MemoryCache::new(memory.max_bytes)),
+        CacheStore::Redis(redis) => {
+            let cache = RedisCache::connect_lazy(redis.url.expose(), &redis.prefix)
+                .map_err(|e| ConfigError::new("cache.store.url", e))?
+                .with_timeouts(
+                    Duration::from_millis(redis.connect_timeout_ms),
+                    Duration::from_millis(redis.response_timeout_ms),
+                )
+                .with_mirror_limits(
+                    section.config.semantic.max_entries,
+                    redis.mirror_namespaces,
+                    redis.mirror_bytes,
+                );
+            let cache = Arc::new(cache);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let probe = Arc::clone(&cache);
+                runtime.spawn(async move {
+                    if let Err(e) = probe.ping().await {
+                        tracing::warn!(
+                            error = %e,
+                            "the response cache's Redis cannot be reached: requests go on without the cache until it can"
+                        );
+                    }
+                });
+            }
+            cache
+        }
+    };
+    Cache::new(section.config.clone(), backend).map_err(ConfigError::from)
 }
 
 /// Drops remembered keys and plans whenever the store says a key was revoked or a plan changed

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+use llm_gateway::CacheConfig;
 use llm_gateway::ratelimit::{LimiterBackend, RateLimitConfig};
 use llm_gateway::{ProvidersConfig, RetryPolicy, RoutingConfig, SecretString};
 use serde::Deserialize;
@@ -60,6 +61,9 @@ pub struct Config {
     /// `[media]`: where uploaded files and trained LoRAs are kept.
     #[serde(default)]
     pub media: crate::media::MediaSection,
+    /// `[cache]`: the response cache, off unless the section is present.
+    #[serde(default)]
+    pub cache: Option<CacheSection>,
 }
 
 /// `[server]`.
@@ -211,6 +215,173 @@ pub struct RateLimitsSection {
     /// `[rate_limits.keys]`: requests per minute of each gateway key.
     #[serde(default)]
     pub keys: Option<RateLimitConfig>,
+}
+
+/// `[cache]`: the response cache. Off unless the section is present; with it, the cache is
+/// there for requests that ask for it (`x-gateway-cache: exact`), for the models of
+/// `[cache.models]` that enable it, and for every chat model with `enabled = true`.
+///
+/// The section holds every field of [`CacheConfig`] (`enabled`, `ttl_secs`, `max_ttl_secs`,
+/// `share`, `groups`, `count_hits`, `budget_ms`, `max_entry_bytes`, `[cache.models]`,
+/// `[cache.semantic]`, `[cache.embeddings]`, `[cache.search]`, `[cache.images]`,
+/// `[cache.speech]`) and `[cache.store]`, where entries live.
+#[derive(Debug, Clone, Default)]
+pub struct CacheSection {
+    /// What is cached, for how long, and who shares entries.
+    pub config: CacheConfig,
+    /// `[cache.store]`: `backend = "memory"` (the default) or `backend = "redis"`.
+    pub store: CacheStore,
+}
+
+impl<'de> Deserialize<'de> for CacheSection {
+    // By hand: `#[serde(flatten)]` would let a misspelt field of `[cache]` pass unnoticed
+    // (flattening turns `deny_unknown_fields` off), so `store` is taken out and the rest read as
+    // a `CacheConfig`, which refuses unknown fields.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let store = match table.remove("store") {
+            None => CacheStore::default(),
+            Some(toml::Value::Table(mut store)) => {
+                // `backend` may be left out for the default, as `[cache.store] max_bytes = ...`.
+                store
+                    .entry("backend")
+                    .or_insert_with(|| toml::Value::String("memory".into()));
+                CacheStore::deserialize(toml::Value::Table(store))
+                    .map_err(|e| D::Error::custom(at_field("cache.store", &e)))?
+            }
+            Some(_) => return Err(D::Error::custom("cache.store: expected a table")),
+        };
+        let config = CacheConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| D::Error::custom(at_field("cache", &e)))?;
+        Ok(Self { config, store })
+    }
+}
+
+/// `e`, a TOML error found under `section`, as `<section>.<field>: <problem>`: the field
+/// comes from the error's own path (`unknown field ... in `semantic``).
+fn at_field(section: &str, e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let text = text.trim_end();
+    match text.rsplit_once("\nin `") {
+        Some((problem, path)) => {
+            let path = path.trim_end_matches('`');
+            format!("{section}.{path}: {}", problem.trim_end())
+        }
+        None => format!("{section}: {text}"),
+    }
+}
+
+/// `[cache.store]`: where cache entries live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum CacheStore {
+    /// In this process (the default): nothing is shared between replicas, nothing survives a
+    /// restart.
+    Memory(MemoryCacheStore),
+    /// In a Redis every replica shares.
+    Redis(RedisCacheStore),
+}
+
+impl Default for CacheStore {
+    fn default() -> Self {
+        Self::Memory(MemoryCacheStore::default())
+    }
+}
+
+/// `[cache.store] backend = "memory"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCacheStore {
+    /// The most bytes of answers kept (the oldest go first). Default 64 MiB.
+    #[serde(default = "default_cache_max_bytes")]
+    pub max_bytes: usize,
+}
+
+impl Default for MemoryCacheStore {
+    fn default() -> Self {
+        Self {
+            max_bytes: default_cache_max_bytes(),
+        }
+    }
+}
+
+fn default_cache_max_bytes() -> usize {
+    64 << 20
+}
+
+/// `[cache.store] backend = "redis"`: as `[rate_limits.store]`, with the cache's own prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisCacheStore {
+    /// `redis://[user:password@]host:port[/db]` (or `unix:///path`). It may hold a password, so
+    /// it is kept as a secret and never appears in errors or logs; prefer
+    /// `GATEWAY__CACHE__STORE__URL`.
+    pub url: SecretString,
+    /// Every key is written under `gw:cache:<prefix>:`, so several gateways or environments can
+    /// share one Redis without sharing entries. Default empty (`gw:cache:`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Longest wait for a connection, in milliseconds. Default 500.
+    #[serde(default = "default_cache_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for an answer of Redis, in milliseconds (a request waits at most
+    /// `cache.budget_ms` for it, whatever this says). Default 1000.
+    #[serde(default = "default_cache_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    /// The most namespaces whose semantic index each replica mirrors (the least recently used
+    /// go first). Default 256.
+    #[serde(default = "default_mirror_namespaces")]
+    pub mirror_namespaces: usize,
+    /// The most memory each replica's mirrors of semantic indexes take, in bytes. Default
+    /// 256 MiB.
+    #[serde(default = "default_mirror_bytes")]
+    pub mirror_bytes: usize,
+}
+
+fn default_cache_connect_timeout_ms() -> u64 {
+    500
+}
+fn default_cache_response_timeout_ms() -> u64 {
+    1_000
+}
+fn default_mirror_namespaces() -> usize {
+    256
+}
+fn default_mirror_bytes() -> usize {
+    256 << 20
+}
+
+impl CacheSection {
+    /// Checks the settings, naming the field at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.config.validate().map_err(ConfigError::from)?;
+        let positive = |field: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::new(
+                    format!("cache.store.{field}"),
+                    "must be at least 1",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match &self.store {
+            CacheStore::Memory(memory) => positive("max_bytes", memory.max_bytes as u64),
+            CacheStore::Redis(redis) => {
+                if redis.url.expose().trim().is_empty() {
+                    return Err(ConfigError::new(
+                        "cache.store.url",
+                        "must name the Redis (redis://host:port)",
+                    ));
+                }
+                positive("connect_timeout_ms", redis.connect_timeout_ms)?;
+                positive("response_timeout_ms", redis.response_timeout_ms)?;
+                positive("mirror_namespaces", redis.mirror_namespaces as u64)?;
+                positive("mirror_bytes", redis.mirror_bytes as u64)
+            }
+        }
+    }
 }
 
 /// `[admin]`.
@@ -453,6 +624,18 @@ impl Config {
             .breaker
             .validate()
             .map_err(|e| ConfigError::new(format!("{origin}: routing.breaker"), e))?;
+        if let Some(cache) = &self.cache {
+            cache.validate().map_err(|e| {
+                ConfigError::new(
+                    if e.at.is_empty() {
+                        origin.to_owned()
+                    } else {
+                        format!("{origin}: {}", e.at)
+                    },
+                    e.problem,
+                )
+            })?;
+        }
         if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
             return Err(ConfigError::new(
                 format!("{origin}: retry.initial_backoff_ms"),
@@ -610,6 +793,141 @@ api_key_env = "GEMINI_API_KEY"
         let err =
             Config::from_toml("[[auth.keys]]\nname = \"x\"\n", "g.toml", env(&[])).unwrap_err();
         assert_eq!(err.at, "g.toml: auth.keys[0]", "{err}");
+    }
+
+    #[test]
+    fn the_cache_is_off_unless_its_section_is_there() {
+        let c = Config::from_toml(SAMPLE, "g.toml", env(&[])).unwrap();
+        assert!(c.cache.is_none());
+
+        let text = format!(
+            "{SAMPLE}\n[cache]\nenabled = true\nttl_secs = 60\n\
+             [cache.semantic]\nembedding_model = \"gemini/gemini-embedding-001\"\nthreshold = 0.9\n\
+             [cache.models.\"gemini/*\"]\nsemantic = true\n"
+        );
+        let c = Config::from_toml(&text, "g.toml", env(&[])).unwrap();
+        let cache = c.cache.unwrap();
+        assert!(cache.config.enabled);
+        assert_eq!(cache.config.ttl_secs, 60);
+        assert_eq!(cache.config.semantic.threshold, 0.9);
+        assert_eq!(cache.config.models["gemini/*"].semantic, Some(true));
+        assert!(
+            matches!(cache.store, CacheStore::Memory(m) if m.max_bytes == 64 << 20),
+            "memory by default"
+        );
+
+        // An override alone turns it on.
+        let c = Config::from_toml(
+            SAMPLE,
+            "g.toml",
+            env(&[("GATEWAY__CACHE__ENABLED", "true")]),
+        )
+        .unwrap();
+        assert!(c.cache.unwrap().config.enabled);
+    }
+
+    #[test]
+    fn the_cache_store_is_memory_or_redis() {
+        let c = Config::from_toml(
+            &format!("{SAMPLE}\n[cache.store]\nmax_bytes = 1024\n"),
+            "g.toml",
+            env(&[]),
+        )
+        .unwrap();
+        assert!(matches!(c.cache.unwrap().store, CacheStore::Memory(m) if m.max_bytes == 1024));
+
+        let c = Config::from_toml(
+            &format!("{SAMPLE}\n[cache.store]\nbackend = \"redis\"\nurl = \"redis://:hunter2@127.0.0.1:6379\"\n"),
+            "g.toml",
+            env(&[("GATEWAY__CACHE__STORE__PREFIX", "staging")]),
+        )
+        .unwrap();
+        let CacheStore::Redis(redis) = c.cache.unwrap().store else {
+            panic!("not redis");
+        };
+        assert_eq!(redis.prefix, "staging");
+        assert_eq!(redis.connect_timeout_ms, 500);
+        assert!(
+            !format!("{redis:?}").contains("hunter2"),
+            "the URL is a secret"
+        );
+    }
+
+    #[test]
+    fn cache_errors_name_the_field() {
+        for (section, named) in [
+            (
+                "[cache]\nenabeld = true\n",
+                "cache: unknown field `enabeld`",
+            ),
+            (
+                "[cache.semantic]\nthresold = 0.9\n",
+                "cache.semantic: unknown field `thresold`",
+            ),
+            (
+                "[cache]\nttl_secs = \"long\"\n",
+                "cache.ttl_secs: invalid type",
+            ),
+            (
+                "[cache.semantic]\nthreshold = 1.5\n",
+                "cache.semantic.threshold: must be in (0, 1]",
+            ),
+            (
+                "[cache]\nttl_secs = 0\n",
+                "cache.ttl_secs: must be at least 1",
+            ),
+            (
+                "[cache.semantic]\nenabled = true\n",
+                "cache.semantic.enabled: needs cache.semantic.embedding_model",
+            ),
+            (
+                "[cache.store]\nbackend = \"disk\"\n",
+                "cache.store.backend: unknown variant `disk`",
+            ),
+            (
+                "[cache.store]\nmax_bites = 1\n",
+                "cache.store: unknown field `max_bites`",
+            ),
+            (
+                "[cache.store]\nmax_bytes = 0\n",
+                "cache.store.max_bytes: must be at least 1",
+            ),
+            (
+                "[cache.store]\nbackend = \"redis\"\n",
+                "cache.store: missing field `url`",
+            ),
+            (
+                "[cache.store]\nbackend = \"redis\"\nurl = \"redis://x\"\nresponse_timeout_ms = 0\n",
+                "cache.store.response_timeout_ms: must be at least 1",
+            ),
+        ] {
+            let err = Config::from_toml(&format!("{SAMPLE}\n{section}"), "g.toml", env(&[]))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{section}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_commented_cache_example_of_gateway_toml_is_valid() {
+        let file = include_str!("../gateway.toml");
+        let start = file
+            .find("\n# [cache]\n")
+            .expect("gateway.toml shows [cache]")
+            + 1;
+        let block: String = file[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .filter(|l| !l.starts_with("# #"))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        let c = Config::from_toml(&format!("{SAMPLE}\n{block}"), "gateway.toml", env(&[]))
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let cache = c.cache.unwrap();
+        assert!(cache.config.enabled);
+        assert!(cache.config.search.enabled);
+        assert_eq!(cache.config.groups["team-a"].len(), 2);
     }
 
     #[test]
