@@ -459,6 +459,8 @@ pub(crate) struct Metrics {
     cost: Counter<f64>,
     excess_tokens: Counter<u64>,
     excess_cost: Counter<f64>,
+    cache_lookups: Counter<u64>,
+    cache_saved: Counter<f64>,
     /// The breakers' observable instruments, kept for the life of the provider.
     breakers: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
 }
@@ -523,6 +525,16 @@ impl Metrics {
                 .f64_counter("gateway.usage.excess_cost.usd")
                 .with_unit("{USD}")
                 .with_description("Cost charged beyond what admission reserved, in US dollars.")
+                .build(),
+            cache_lookups: meter
+                .u64_counter("gateway.cache.lookups")
+                .with_unit("{lookup}")
+                .with_description("Response cache lookups, by operation and outcome (hit, semantic_hit, miss, skip, unavailable: the cache was bypassed).")
+                .build(),
+            cache_saved: meter
+                .f64_counter("gateway.cache.saved.usd")
+                .with_unit("{USD}")
+                .with_description("What the answers served from the response cache cost when they were made, in US dollars.")
                 .build(),
             breakers: std::sync::Mutex::new(Vec::new()),
         }
@@ -686,6 +698,9 @@ impl Observer for Metrics {
         {
             self.cost.add(usd(cost.nanos()), &by_route);
         }
+        if let Some(saved) = record.cached.and_then(|hit| hit.saved) {
+            self.cache_saved.add(usd(saved.nanos()), &by_route);
+        }
         if let Some(reserved) = end.reserved {
             let used = tokens.input_tokens + tokens.output_tokens;
             if reserved.tokens > 0 && used > reserved.tokens {
@@ -698,6 +713,17 @@ impl Observer for Metrics {
                     .add(usd(charged.nanos() - held.nanos()), &by_route);
             }
         }
+    }
+
+    fn cache_lookup(&self, operation: &'static str, outcome: &'static str) {
+        // Both come from the router's fixed sets: the labels stay bounded.
+        self.cache_lookups.add(
+            1,
+            &[
+                KeyValue::new("gen_ai.operation.name", operation),
+                KeyValue::new("gateway.cache.outcome", outcome),
+            ],
+        );
     }
 
     fn refused(&self, refusal: &Refusal<'_>) {
