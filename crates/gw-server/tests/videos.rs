@@ -213,3 +213,171 @@ async fn free_has_no_video_and_is_refused_before_the_provider() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// A job of `MODEL` made through `server` for `key`, then found completed at the provider by its
+/// owner's `GET` (the provider's next steps: [`made_and_completed`]); its id.
+async fn completed_video(server: &str, key: &str) -> String {
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{server}/v1/videos"))
+        .bearer_auth(key)
+        .json(&json!({"model": format!("wavespeed/{MODEL}"), "prompt": "A fox in the snow"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let done: Value = support::get_json(server, key, &format!("/v1/videos/{id}")).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    id
+}
+
+/// WaveSpeed's answers to one job, task `task`, made and then found completed with `output`.
+fn made_and_completed(task_id: &str, output: &str) -> Vec<UpstreamStep> {
+    use support::wavespeed::task;
+    vec![
+        step(
+            "POST",
+            &format!("/api/v3/{MODEL}"),
+            task(task_id, MODEL, "created", json!([])),
+        ),
+        step(
+            "GET",
+            &format!("/api/v3/predictions/{task_id}/result"),
+            task(task_id, MODEL, "completed", json!([output])),
+        ),
+    ]
+}
+
+/// The largest video the content tests let through (`[jobs] max_content_bytes`).
+const LIMIT: usize = 64 * 1024;
+/// How the test CDN cuts its bodies.
+const CHUNK: usize = 16 * 1024;
+
+/// A CDN written by hand, to send bodies no client library would: `/whole.mp4`, three chunks
+/// within [`LIMIT`]; `/big.mp4`, six chunks without a declared length, past it;
+/// `/declared.mp4`, a declared length past it.
+async fn cdn() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&request);
+                let path = request.split(' ').nth(1).unwrap_or_default();
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\nconnection: close\r\n";
+                let chunked = |n: usize| {
+                    let mut out = format!("{head}transfer-encoding: chunked\r\n\r\n").into_bytes();
+                    for i in 0..n {
+                        out.extend_from_slice(format!("{CHUNK:x}\r\n").as_bytes());
+                        out.extend_from_slice(&[i as u8; CHUNK]);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    out
+                };
+                let answer = match path {
+                    "/whole.mp4" => chunked(3),
+                    "/big.mp4" => chunked(6),
+                    "/declared.mp4" => {
+                        let mut out =
+                            format!("{head}content-length: {}\r\n\r\n", LIMIT + 1).into_bytes();
+                        out.extend_from_slice(&vec![0; LIMIT + 1]);
+                        out
+                    }
+                    _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                };
+                // The gateway hangs up on a body past the limit: not this server's concern.
+                let _ = stream.write_all(&answer).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// `GET /v1/videos/{id}/content` passes the provider's file on as it arrives, within
+/// `[jobs] max_content_bytes`: a file within it comes whole; one that announces more is refused
+/// before anything is sent; one that passes it without announcing it is cut off with a broken
+/// transfer, never ended as if it were whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_is_streamed_within_the_limit_and_cut_past_it() {
+    let cdn = cdn().await;
+    let tasks = [
+        "0a1b2c3d4e5f40718293a4b5c6d7e8f9",
+        "1a1b2c3d4e5f40718293a4b5c6d7e8f9",
+        "2a1b2c3d4e5f40718293a4b5c6d7e8f9",
+    ];
+    let mut steps = Vec::new();
+    for (task, file) in tasks.iter().zip(["whole", "declared", "big"]) {
+        steps.extend(made_and_completed(task, &format!("{cdn}/{file}.mp4")));
+    }
+    let api = MockUpstream::start(steps).await.unwrap();
+    let config = gw_server::Config::from_toml(
+        &format!(
+            "[jobs]\npoll_interval_ms = 0\nmax_content_bytes = {LIMIT}\n\
+             [providers.wavespeed]\nbase_url = \"{}\"\napi_key = \"k\"\n\
+             downloads = {{ allow_private = true }}\n",
+            api.url()
+        ),
+        "test config",
+        std::iter::empty(),
+    )
+    .unwrap();
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "pro").await;
+    let server = support::start(&config, Some(store)).await;
+    let http = reqwest::Client::new();
+    let content = |id: String| {
+        http.get(format!("{}/v1/videos/{id}/content", server.url))
+            .bearer_auth(&key)
+            .send()
+    };
+
+    let whole = completed_video(&server.url, &key).await;
+    let response = content(whole).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "video/mp4");
+    let body = response.bytes().await.unwrap();
+    let expected: Vec<u8> = (0..3u8).flat_map(|i| [i; CHUNK]).collect();
+    assert_eq!(&body[..], &expected[..]);
+
+    let declared = completed_video(&server.url, &key).await;
+    let response = content(declared).await.unwrap();
+    assert_eq!(response.status(), 502);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("larger than {LIMIT} bytes")),
+        "{error}"
+    );
+
+    let big = completed_video(&server.url, &key).await;
+    let mut response = content(big).await.unwrap();
+    // The status was sent with the first chunks; the body then breaks off.
+    assert_eq!(response.status(), 200);
+    let mut received = 0;
+    let broke = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(broke, "a body past the limit ended as if whole");
+    assert!(received <= LIMIT, "{received} bytes passed on");
+    assert!(api.verify().is_empty(), "{:?}", api.verify());
+}

@@ -22,6 +22,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use futures_util::TryStreamExt;
 use gw_store::{JobState, NewVideoJob, Store, VideoJob};
 use llm_gateway::http::UrlOrigin;
 use llm_gateway::{Cost, MediaInput, VideoRequest};
@@ -364,9 +365,9 @@ async fn content(
             ));
         }
     };
-    let (data, mime) = if url.starts_with("data:") {
+    let (body, mime) = if url.starts_with("data:") {
         match MediaInput::from_url(&url) {
-            Ok(MediaInput::Bytes { data, mime }) => (data, Some(mime)),
+            Ok(MediaInput::Bytes { data, mime }) => (Body::from(data), Some(mime)),
             _ => return Err(ApiError::internal("the stored video cannot be read")),
         }
     } else {
@@ -378,14 +379,23 @@ async fn content(
             .video_jobs()
             .downloader(route.provider)
             .ok_or_else(|| ApiError::internal("no downloader for video content"))?;
-        downloader
-            .download(&url, UrlOrigin::Provider(route.provider))
-            .await?
+        // Passed on as it arrives, never held whole. What is refused before the first byte (a
+        // declared length over the limit, the provider's error status) is an error answer; what
+        // fails once the status is sent (the limit passed, the link broken off) ends the body
+        // with an error, so the client sees a broken transfer, never a short video as if whole.
+        let (chunks, mime) = downloader
+            .stream(&url, UrlOrigin::Provider(route.provider))
+            .await?;
+        let video = id.clone();
+        let chunks = chunks.inspect_err(move |e| {
+            tracing::warn!(video = %video, error = %e, "a video's content broke off");
+        });
+        (Body::from_stream(chunks), mime)
     };
     let mime = mime
         .filter(|m| m.starts_with("video/") || m == "application/octet-stream")
         .unwrap_or_else(|| "video/mp4".into());
-    let mut response = Response::new(Body::from(data));
+    let mut response = Response::new(body);
     if let Ok(v) = HeaderValue::from_str(&mime) {
         response.headers_mut().insert(CONTENT_TYPE, v);
     }
