@@ -16,6 +16,7 @@ use gw_mock::fixture::{ClientExpect, ClientRequest, Fixture};
 use gw_mock::matcher::{differences, scalar_matches};
 use gw_server::{AppState, Config, app};
 use gw_store::{Counters, Store};
+use llm_gateway::CacheConfig;
 use llm_gateway::sse::SseDecoder;
 use serde_json::{Value, json};
 
@@ -117,6 +118,7 @@ pub(crate) async fn run_fixture(fixture: Fixture) -> Result<(), Vec<String>> {
         &fixture.prior_usage,
         downloads_from_mock,
         &fixture.provider_settings,
+        fixture.cache.as_ref(),
     )
     .await
     .map_err(|e| vec![e])?;
@@ -180,6 +182,7 @@ async fn start_gateway(
     prior_usage: &BTreeMap<String, Value>,
     downloads_from_mock: bool,
     provider_settings: &BTreeMap<String, serde_json::Map<String, Value>>,
+    cache: Option<&serde_json::Map<String, Value>>,
 ) -> Result<RunningGateway, String> {
     if let Some(unknown) = provider_settings
         .keys()
@@ -230,6 +233,9 @@ async fn start_gateway(
                 "[providers.{provider}.downloads]\nallow_private = true\n"
             ));
         }
+    }
+    if let Some(cache) = cache {
+        config.push_str(&cache_section(cache)?);
     }
     let config = Config::from_toml(&config, "contract runner config", std::iter::empty())
         .map_err(|e| e.to_string())?;
@@ -284,6 +290,93 @@ async fn start_gateway(
         key: key.expose().to_owned(),
         task,
         media,
+    })
+}
+
+/// The fixture's `cache` as the gateway's `[cache]` section, over the in-memory store. Each
+/// setting is first read as the library's [`CacheConfig`] reads it and checked as it checks
+/// them, so a mistake fails the fixture naming its field (`cache.semantic.threshold: ...`).
+fn cache_section(cache: &serde_json::Map<String, Value>) -> Result<String, String> {
+    if cache.contains_key("store") {
+        return Err(
+            "cache.store: the runner keeps a fixture's cache in memory; leave it out".into(),
+        );
+    }
+    let whole = Value::Object(cache.clone());
+    if let Some((path, why)) = first_unreadable(&mut Vec::new(), &whole) {
+        return Err(format!("cache{path}: {why}"));
+    }
+    let config: CacheConfig = serde_json::from_value(whole).map_err(|e| format!("cache: {e}"))?;
+    // `validate` names the field itself (`cache.ttl_secs: must be at least 1`).
+    config.validate().map_err(|e| e.to_string())?;
+    let mut section = String::from("\n[cache]\n");
+    for (name, value) in cache {
+        let path = format!("cache.{name}");
+        section.push_str(&format!(
+            "{} = {}\n",
+            Value::String(name.clone()),
+            toml_value(&path, value)?
+        ));
+    }
+    // Stated, not left to the default: a fixture's entries live and die with its gateway.
+    section.push_str("\n[cache.store]\nbackend = \"memory\"\n");
+    Ok(section)
+}
+
+/// The deepest setting of `value` (at `path` under `cache`) that [`CacheConfig`] cannot read
+/// on its own, as `(".a.b", why)`: a wrong type or an unknown name, by its place.
+fn first_unreadable(path: &mut Vec<String>, value: &Value) -> Option<(String, String)> {
+    let mut probe = value.clone();
+    for name in path.iter().rev() {
+        probe = json!({ name.as_str(): probe });
+    }
+    let why = serde_json::from_value::<CacheConfig>(probe)
+        .err()?
+        .to_string();
+    if let Value::Object(fields) = value {
+        for (name, inner) in fields {
+            path.push(name.clone());
+            let found = first_unreadable(path, inner);
+            path.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    let at: String = path.iter().map(|p| format!(".{p}")).collect();
+    Some((at, why))
+}
+
+/// `value` as a TOML value (strings, numbers, booleans, arrays and inline tables); `path` names
+/// it when it has no TOML form (`null`).
+fn toml_value(path: &str, value: &Value) -> Result<String, String> {
+    Ok(match value {
+        // A JSON string is a TOML basic string, but for DEL, which TOML wants escaped.
+        Value::String(_) => value.to_string().replace('\u{7f}', "\\u007F"),
+        Value::Number(_) | Value::Bool(_) => value.to_string(),
+        Value::Null => {
+            return Err(format!(
+                "{path}: null has no TOML form; leave the setting out"
+            ));
+        }
+        Value::Array(items) => {
+            let items = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| toml_value(&format!("{path}[{i}]"), v))
+                .collect::<Result<Vec<_>, _>>()?;
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(fields) => {
+            let fields = fields
+                .iter()
+                .map(|(name, v)| {
+                    let v = toml_value(&format!("{path}.{name}"), v)?;
+                    Ok(format!("{} = {v}", Value::String(name.clone())))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            format!("{{ {} }}", fields.join(", "))
+        }
     })
 }
 
@@ -675,6 +768,71 @@ mod tests {
             json!([{"type": "function", "function": {"name": "get_weather"}}, {"id": "<any>"}]);
         assert!(differences(&want, &calls).is_empty());
         assert!(!differences(&json!([{"function": {"name": "x"}}]), &calls).is_empty());
+    }
+
+    fn cache(value: Value) -> serde_json::Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_fixture_cache_is_the_gateway_cache_section_in_memory() {
+        let section = cache_section(&cache(json!({
+            "enabled": true,
+            "ttl_secs": 60,
+            "semantic": {"embedding_model": "gemini/gemini-embedding-001", "threshold": 0.9},
+            "models": {"hf/*": {"enabled": false}},
+            "groups": {"team": ["u1", "u2"]}
+        })))
+        .unwrap();
+        let config = Config::from_toml(&section, "test", std::iter::empty()).unwrap();
+        let cache = config.cache.expect("a [cache] section");
+        assert!(matches!(
+            cache.store,
+            gw_server::config::CacheStore::Memory(_)
+        ));
+        let c = cache.config;
+        assert!(c.enabled);
+        assert_eq!(c.ttl_secs, 60);
+        assert_eq!(
+            c.semantic.embedding_model.as_deref(),
+            Some("gemini/gemini-embedding-001")
+        );
+        assert!((c.semantic.threshold - 0.9).abs() < 1e-6);
+        assert_eq!(c.models["hf/*"].enabled, Some(false));
+        assert_eq!(c.groups["team"], ["u1", "u2"]);
+    }
+
+    #[test]
+    fn a_bad_cache_setting_fails_naming_it() {
+        for (bad, named) in [
+            (json!({"enabled": "yes"}), "cache.enabled: "),
+            (json!({"ttl": 60}), "cache.ttl: "),
+            (
+                json!({"semantic": {"threshold": "high"}}),
+                "cache.semantic.threshold: ",
+            ),
+            (
+                json!({"semantic": {"treshold": 0.9}}),
+                "cache.semantic.treshold: ",
+            ),
+            (
+                json!({"models": {"gemini/*": {"ttl_secs": -1}}}),
+                "cache.models.gemini/*.ttl_secs: ",
+            ),
+            (
+                json!({"semantic": {"embedding_model": null}}),
+                "cache.semantic.embedding_model: ",
+            ),
+            (
+                json!({"semantic": {"threshold": 2.0}}),
+                "cache.semantic.threshold: ",
+            ),
+            (json!({"ttl_secs": 0}), "cache.ttl_secs: "),
+            (json!({"store": {"backend": "redis"}}), "cache.store: "),
+        ] {
+            let e = cache_section(&cache(bad.clone())).unwrap_err();
+            assert!(e.starts_with(named), "{bad}: {e}");
+        }
     }
 
     /// Every fixture in the repository passes (the same run as `cargo xtask contract`).
