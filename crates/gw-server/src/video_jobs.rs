@@ -1,10 +1,11 @@
 //! Video jobs in flight: one step of a job (ask its provider once, record what it said, settle
 //! its end exactly once) shared by `GET /v1/videos/{id}` and the background poller, which
 //! advances every unfinished job of the store, on whichever replica takes its lease, after a
-//! restart included.
+//! restart included. Both take the job's lease first: one of them asks the provider about a
+//! job at a time, across replicas.
 
-use std::collections::BTreeMap;
-use std::sync::Weak;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use gw_store::{JobEnd, JobError, JobState, Store, VideoJob};
@@ -154,6 +155,59 @@ impl Default for VideoJobs {
             &ProvidersConfig::default(),
             crate::media::MediaSection::default().max_file_bytes,
         )
+    }
+}
+
+/// `GET /v1/videos/{id}`'s step of `job`: advanced once (see [`advance`]) if this request gets
+/// the job's lease for `lease`, and the lease given up after; the job as stored if another
+/// replica holds the lease (its poller is asking the provider) or another task of this process
+/// is advancing the job, and for a job already settled. So the provider is asked about a job by
+/// one poller at a time across replicas, its owner's requests included.
+pub(crate) async fn advance_if_free(
+    gateway: &Gateway,
+    store: &Store,
+    job: VideoJob,
+    lease: Duration,
+) -> llm_gateway::Result<VideoJob> {
+    if job.settled {
+        return Ok(job);
+    }
+    let Some(_advancing) = Advancing::take(&job.id) else {
+        return Ok(job);
+    };
+    if !store.claim_video_job(&job.id, lease).await? {
+        return Ok(job);
+    }
+    let id = job.id.clone();
+    let job = advance(gateway, store, job).await;
+    if let Err(e) = store.release_video_job(&id).await {
+        tracing::warn!(job = %id, error = %e, "cannot give up a video job's lease; it runs out");
+    }
+    Ok(job)
+}
+
+/// The video jobs a task of this process is advancing now. A job's lease belongs to the process
+/// (the store's instance), which may take it again while it holds it; this keeps two of its own
+/// tasks (the poller and an owner's `GET`) from asking the provider about one job at once.
+static ADVANCING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// A job in [`ADVANCING`], taken out again when dropped.
+struct Advancing(String);
+
+impl Advancing {
+    /// The job marked as advanced by the caller, unless another task has it.
+    fn take(id: &str) -> Option<Self> {
+        let mut advancing = ADVANCING.lock().unwrap_or_else(PoisonError::into_inner);
+        advancing.insert(id.to_owned()).then(|| Self(id.to_owned()))
+    }
+}
+
+impl Drop for Advancing {
+    fn drop(&mut self) {
+        ADVANCING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
     }
 }
 
@@ -317,6 +371,10 @@ pub(crate) async fn poll_due(gateway: &Gateway, store: &Store, lease: Duration, 
                 continue;
             }
         }
+        // A `GET` of this process advancing the job gives the lease up when it is done.
+        let Some(_advancing) = Advancing::take(&job.id) else {
+            continue;
+        };
         let id = job.id.clone();
         let after = advance(gateway, store, job).await;
         if !after.settled {

@@ -381,3 +381,89 @@ async fn content_is_streamed_within_the_limit_and_cut_past_it() {
     assert!(received <= LIMIT, "{received} bytes passed on");
     assert!(api.verify().is_empty(), "{:?}", api.verify());
 }
+
+/// The owner's `GET /v1/videos/{id}` asks the provider only under the job's lease, as the
+/// poller does: while another replica holds it, or another request of this one is asking, it
+/// answers the job as stored; once it has asked, it gives the lease up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_asks_the_provider_only_under_the_jobs_lease() {
+    let dir = support::tempfile_dir::TempDir::new("video-lease");
+    let db = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let store = open_store(&db).await;
+    // Another replica: its own instance on the same database.
+    let replica = open_store(&db).await;
+    assert_ne!(store.instance_id(), replica.instance_id());
+    let (_alice, key) = user(&store, "pro").await;
+    let result = format!("/api/v3/predictions/{TASK}/result");
+    let mut slow = task("processing", json!([]));
+    // Long enough for a second request to come while the first one asks.
+    slow.delay_ms = Some(500);
+    let api = MockUpstream::start(vec![
+        step(
+            "POST",
+            &format!("/api/v3/{MODEL}"),
+            task("created", json!([])),
+        ),
+        step("GET", &result, slow),
+    ])
+    .await
+    .unwrap();
+    let config = gw_server::Config::from_toml(
+        &format!(
+            "[jobs]\npoll_interval_ms = 0\n\
+             [providers.wavespeed]\nbase_url = \"{}\"\napi_key = \"k\"\n",
+            api.url()
+        ),
+        "test config",
+        std::iter::empty(),
+    )
+    .unwrap();
+    let server = support::start(&config, Some(store.clone())).await;
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/v1/videos", server.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": format!("wavespeed/{MODEL}"), "prompt": "A fox"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/videos/{id}");
+
+    // The other replica's poller holds the lease: the job as stored, the provider not asked.
+    assert!(
+        replica
+            .claim_video_job(&id, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let seen = support::get_json(&server.url, &key, &path).await;
+    assert_eq!(seen["status"], "queued", "{seen}");
+    assert_eq!(api.received().len(), 1, "the provider was asked");
+
+    // Released: of two requests at once, one asks the provider; the other answers the job as
+    // stored rather than ask too.
+    replica.release_video_job(&id).await.unwrap();
+    let (a, b) = tokio::join!(
+        support::get_json(&server.url, &key, &path),
+        support::get_json(&server.url, &key, &path)
+    );
+    let mut statuses = [a["status"].clone(), b["status"].clone()];
+    statuses.sort_by_key(ToString::to_string);
+    assert_eq!(statuses, [json!("in_progress"), json!("queued")]);
+    assert_eq!(api.received().len(), 2, "{:?}", api.verify());
+    assert_eq!(
+        store.video_job_by_id(&id).await.unwrap().unwrap().status,
+        JobState::InProgress
+    );
+    // The lease was given up once asked: another replica may take the job at once.
+    assert!(
+        replica
+            .claim_video_job(&id, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(api.verify().is_empty(), "{:?}", api.verify());
+}

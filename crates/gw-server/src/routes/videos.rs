@@ -15,6 +15,8 @@
 //! `negative_prompt`, `seed`, `fallbacks`, `options` (provider-specific fields, checked by the
 //! provider).
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::HeaderValue;
@@ -33,7 +35,7 @@ use super::upload::{JsonOrForm, bad_form, json_image, json_or_form, merge_option
 use super::{call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
-use crate::video_jobs::advance;
+use crate::video_jobs::advance_if_free;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -324,7 +326,10 @@ async fn retrieve(
         .video_job(&id, &caller.user_id)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let job = advance(state.gateway(), store, job).await;
+    // Asked of the provider only under the job's lease: a replica polling it already is not
+    // raced, and its owner sees the job as stored meanwhile.
+    let lease = Duration::from_millis(state.video_jobs().settings.lease_ms);
+    let job = advance_if_free(state.gateway(), store, job, lease).await?;
     Ok(respond(&job))
 }
 
