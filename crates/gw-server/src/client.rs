@@ -158,8 +158,9 @@ impl From<&str> for Stop {
 }
 
 /// Makes a video (or follows one with `--resume`), shows how it goes, and writes it to
-/// `args.out`. Ctrl-C stops the waiting, not the job: the id to resume with is printed.
-pub(crate) async fn video(args: Video) -> Result<(), String> {
+/// `args.out`. Ctrl-C stops the waiting, not the job: the command to resume with is printed,
+/// and the exit code is 130.
+pub(crate) async fn video(args: Video) -> Result<(), Stop> {
     let http = http()?;
     let base = args.connection.url.trim_end_matches('/').to_owned();
     let key = args.connection.key.clone();
@@ -195,19 +196,24 @@ pub(crate) async fn video(args: Video) -> Result<(), String> {
     let follow = follow(&http, &base, &key, &id, Duration::from_millis(args.poll_ms));
     let finished = tokio::select! {
         finished = follow => finished?,
-        _ = tokio::signal::ctrl_c() => {
+        // A signal handler that cannot be installed disables this branch (the pattern does not
+        // match) rather than ending the wait.
+        Ok(()) = tokio::signal::ctrl_c() => {
             eprintln!();
-            return Err(format!(
-                "stopped waiting; the job goes on: gateway video --resume {id} --out {}",
-                args.out.display()
-            ));
+            return Err(Stop {
+                message: format!(
+                    "stopped waiting; the job goes on: gateway video --resume {id} --out {}",
+                    args.out.display()
+                ),
+                code: 130,
+            });
         }
     };
     if finished["status"] != "completed" {
         let why = finished["error"]["message"]
             .as_str()
             .unwrap_or("no reason given");
-        return Err(format!("job {id} failed: {why}"));
+        return Err(format!("job {id} failed: {why}").into());
     }
     let response = http
         .get(format!("{base}/v1/videos/{id}/content"))
@@ -262,7 +268,7 @@ async fn follow(
         let job: Value = serde_json::from_slice(&answer(response).await?)
             .map_err(|e| format!("the gateway's answer is not a video object: {e}"))?;
         let status = job["status"].as_str().unwrap_or("unknown").to_owned();
-        let line = progress_line(&status, job["progress"].as_u64(), started.elapsed());
+        let line = progress_line(&status, known_progress(&job), started.elapsed());
         if live {
             eprint!("\r{line:<60}");
         } else if line != last_line {
@@ -277,6 +283,14 @@ async fn follow(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// A video object's progress in percent, if it says anything. OpenAI's video object always
+/// carries `progress`, an integer, so a job whose provider reports none (WaveSpeed) shows 0
+/// until it is completed: 0 on a job not completed is unknown, not a percentage.
+fn known_progress(job: &Value) -> Option<u64> {
+    let progress = job["progress"].as_u64()?;
+    (progress > 0 || job["status"] == "completed").then_some(progress)
 }
 
 /// `[#######.............]  35%  in_progress  01:12`: a bar where the provider reports
@@ -778,6 +792,25 @@ mod tests {
         assert_eq!(progress_line("queued", None, at), "queued  01:12");
         assert!(
             progress_line("completed", Some(250), at).starts_with("[####################] 100%")
+        );
+    }
+
+    #[test]
+    fn a_progress_of_0_before_the_end_is_unknown() {
+        let job = |status: &str, progress: Value| json!({"status": status, "progress": progress});
+        assert_eq!(known_progress(&job("queued", json!(0))), None);
+        assert_eq!(known_progress(&job("in_progress", json!(0))), None);
+        assert_eq!(known_progress(&job("failed", json!(0))), None);
+        assert_eq!(known_progress(&job("in_progress", json!(35))), Some(35));
+        assert_eq!(known_progress(&job("completed", json!(100))), Some(100));
+        assert_eq!(known_progress(&job("in_progress", Value::Null)), None);
+        assert_eq!(known_progress(&json!({"status": "in_progress"})), None);
+        // What the CLI shows of a WaveSpeed job running: its status and the time, no percent.
+        let at = Duration::from_secs(5);
+        let running = job("in_progress", json!(0));
+        assert_eq!(
+            progress_line("in_progress", known_progress(&running), at),
+            "in_progress  00:05"
         );
     }
 

@@ -129,7 +129,7 @@ fn run_client(command: Option<Command>) -> ExitCode {
         match command {
             Some(Command::Speak(args)) => client::speak(args).await.map_err(Into::into),
             Some(Command::Transcribe(args)) => client::transcribe(args).await.map_err(Into::into),
-            Some(Command::Video(args)) => client::video(args).await.map_err(Into::into),
+            Some(Command::Video(args)) => client::video(args).await,
             Some(Command::Tune(args)) => client::tune(args).await,
             _ => Ok(()),
         }

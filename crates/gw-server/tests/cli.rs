@@ -1,8 +1,8 @@
 //! `gateway speak`, `gateway transcribe`, `gateway video` and `gateway tune`, the real binary,
 //! against a running gateway over mock providers: the speech lands in a WAV file that parses, the
-//! transcript is printed, a video job is followed to its end (or resumed by id) and written to a
-//! file, and a LoRA training is followed (stopped with Ctrl-C, resumed by id) to the name of its
-//! model.
+//! transcript is printed, a video job is followed to its end (or resumed by id, or stopped with
+//! Ctrl-C) and written to a file, and a LoRA training is followed (stopped with Ctrl-C, resumed by
+//! id) to the name of its model.
 
 mod support;
 
@@ -218,6 +218,106 @@ async fn video_follows_a_job_to_its_file_and_resume_picks_one_up_by_id() {
     assert_eq!(std::fs::read(&again).unwrap(), video);
     assert!(upstream.verify().is_empty(), "{:?}", upstream.verify());
     assert!(cdn.verify().is_empty(), "{:?}", cdn.verify());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// WaveSpeed reports no percentage: the CLI shows the job's status and the time spent, no made-up
+/// `0%`; Ctrl-C stops the waiting (not the job) with the command that resumes it, and exit code
+/// 130, as a shell reports a process that SIGINT ended.
+#[tokio::test]
+async fn video_shows_no_unknown_percent_and_ctrl_c_exits_130() {
+    const TASK: &str = "6488c2754f6f4dfea924382fa14d11bd";
+    const MODEL: &str = "wavespeed-ai/hunyuan-video-1.5/text-to-video";
+    let task = |status: &str| {
+        json!({"code": 200, "message": "success", "data": {"id": TASK, "model": MODEL,
+               "outputs": [], "has_nsfw_contents": [], "status": status, "error": ""}})
+    };
+    let upstream = MockUpstream::start(vec![
+        step(
+            json!({"expect": {"method": "POST", "path": format!("/api/v3/{MODEL}")},
+                    "respond": {"json": task("created")}}),
+        ),
+        step(
+            json!({"expect": {"method": "GET", "path": format!("/api/v3/predictions/{TASK}/result")},
+                    "respond": {"json": task("processing")}}),
+        ),
+    ])
+    .await
+    .unwrap();
+    let text = format!(
+        "[jobs]\npoll_interval_ms = 0\n\
+         [providers.wavespeed]\nbase_url = \"{}\"\napi_key = \"provider-key\"\n",
+        upstream.url()
+    );
+    let config = gw_server::Config::from_toml(&text, "test config", std::iter::empty()).unwrap();
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "pro").await;
+    let server = start(&config, Some(store)).await;
+    let dir = std::env::temp_dir().join(support::unique("cli-video-stop"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("fox.mp4");
+    let args: Vec<String> = vec![
+        "video".into(),
+        "A fox in the snow".into(),
+        "--model".into(),
+        format!("wavespeed/{MODEL}"),
+        "--poll-ms".into(),
+        "60000".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let url = server.url.clone();
+    let stopped = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(&args)
+            .env("GATEWAY_URL", url)
+            .env("GATEWAY_API_KEY", key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        // Until the progress line of the running job (the CLI then waits a minute).
+        while !said.lines().any(|l| l.starts_with("in_progress")) {
+            if stderr.read_line(&mut said).unwrap() == 0 {
+                break;
+            }
+        }
+        let interrupted = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(interrupted.success(), "kill -INT failed");
+        stderr.read_to_string(&mut said).unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        Ran {
+            code: child.wait().unwrap().code(),
+            stdout,
+            stderr: said,
+        }
+    })
+    .await
+    .unwrap();
+    let said = &stopped.stderr;
+    assert_eq!(stopped.code, Some(130), "{said}");
+    assert!(stopped.stdout.is_empty(), "{}", stopped.stdout);
+    // Status and time, no bar and no percent: the provider reported none.
+    assert!(said.contains("in_progress  00:0"), "{said}");
+    assert!(!said.contains('%') && !said.contains("[...."), "{said}");
+    assert!(
+        said.contains("stopped waiting; the job goes on: gateway video --resume video_"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("--out {}", out.display())), "{said}");
+    assert!(!out.exists(), "a file was written");
+    assert!(upstream.verify().is_empty(), "{:?}", upstream.verify());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -416,6 +416,8 @@ struct VideoObject {
     created_at: i64,
     status: &'static str,
     model: String,
+    /// Always an integer in OpenAI's object ("approximate completion percentage"): 0 while
+    /// nothing is known (queued, or a provider that reports no percentage), 100 once completed.
     progress: u8,
     seconds: Option<String>,
     size: Option<String>,
@@ -436,7 +438,7 @@ fn respond(job: &VideoJob) -> Response {
     let progress = match job.status {
         JobState::Completed => 100,
         JobState::Queued => 0,
-        _ => job.progress.unwrap_or(0),
+        _ => job.progress.unwrap_or(0).min(100),
     };
     let object = VideoObject {
         id: job.id.clone(),
