@@ -183,7 +183,8 @@ impl Gateway {
             let mut metered = served.settle_priced(usage, false, cost).await;
             metered.cache = step.status;
             let kept = CachedSpeech::of(&metered.value);
-            self.cache_store(step, ctx, &metered.route, metered.cost, &kept);
+            self.cache_store(step, ctx, &metered.route, metered.cost, &kept)
+                .await;
             Ok(metered)
         }
         .instrument(trace.span())

@@ -2,7 +2,7 @@
 //! exact request, then by meaning), a hit admitted and logged like any call (the plan must
 //! allow the route the answer came from), and an answer kept after the loop when allowed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gateway_core::{
     Amount, CacheHit, Cost, EmbeddingRequest, Error, ErrorKind, Modality, Result, RouteId, Usage,
@@ -285,9 +285,11 @@ impl Gateway {
         }))
     }
 
-    /// Keeps `value`, the answer `route` gave for `cost`, when the step allows it: in the
-    /// background, so the answer is not delayed, within the cache's time budget.
-    pub(crate) fn cache_store<T: Serialize>(
+    /// Keeps `value`, the answer `route` gave for `cost`, when the step allows it. The answer is
+    /// written before this returns (within the cache's time budget), so the caller's next
+    /// identical request finds it; the semantic index is updated in the background (it may need
+    /// an embedding call first).
+    pub(crate) async fn cache_store<T: Serialize + Sync>(
         &self,
         step: Step,
         ctx: &CallContext,
@@ -318,44 +320,58 @@ impl Gateway {
             );
             return;
         }
-        let gateway = self.clone();
-        let ctx = ctx.clone();
-        let vector = step.vector;
-        tokio::spawn(async move {
-            let started = Instant::now();
-            if cache
-                .within("put", cache.backend.put(&plan.key, bytes, plan.ttl))
-                .await
-                .is_none()
-            {
-                return;
-            }
-            let Some((group, text)) = plan.semantic else {
-                return;
-            };
+        if cache
+            .within("put", cache.backend.put(&plan.key, bytes, plan.ttl))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let Some((group, text)) = plan.semantic else {
+            return;
+        };
+        tokio::spawn(self.clone().remember(
+            cache,
+            plan.namespace,
+            plan.key,
+            plan.ttl,
+            group,
+            text,
+            step.vector,
+            ctx.clone(),
+        ));
+    }
+
+    /// Indexes the answer under `key` by the meaning of `text` (embedded first, when the lookup
+    /// did not), in the background. A named future type: the embedding goes through
+    /// [`Gateway::embed_with`], which itself stores answers, and an opaque type here would make
+    /// that cycle unprovable as `Send`.
+    #[allow(clippy::too_many_arguments)]
+    fn remember(
+        self,
+        cache: crate::cache::Cache,
+        namespace: String,
+        key: String,
+        ttl: Duration,
+        group: String,
+        text: String,
+        vector: Option<Vec<f32>>,
+        ctx: CallContext,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(async move {
             let vector = match vector {
                 Some(vector) => Some(vector),
-                None => gateway.cache_embedding(&ctx, &text).await,
+                None => self.cache_embedding(&ctx, &text).await,
             };
             let Some(vector) = vector else { return };
-            let entry = SemanticEntry {
-                group,
-                vector,
-                key: plan.key,
-            };
+            let entry = SemanticEntry { group, vector, key };
             let max_entries = cache.config.semantic.max_entries;
             cache
                 .within(
                     "remember",
-                    cache
-                        .backend
-                        .remember(&plan.namespace, entry, plan.ttl, max_entries),
+                    cache.backend.remember(&namespace, entry, ttl, max_entries),
                 )
                 .await;
-            tracing::trace!(
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "answer cached"
-            );
-        });
+        })
     }
 }

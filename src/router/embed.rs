@@ -121,7 +121,8 @@ impl Gateway {
             let reported = Usage::tokens(served.value.usage);
             let mut metered = served.settle(reported, local).await;
             metered.cache = step.status;
-            self.cache_store(step, ctx, &metered.route, metered.cost, &metered.value);
+            self.cache_store(step, ctx, &metered.route, metered.cost, &metered.value)
+                .await;
             Ok(metered)
         }
         .instrument(trace.span())

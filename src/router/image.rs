@@ -171,7 +171,8 @@ impl Gateway {
             let mut metered = self.settle_images(served).await;
             metered.cache = step.status;
             if let Some(kept) = CachedImages::of(&metered.value) {
-                self.cache_store(step, ctx, &metered.route, metered.cost, &kept);
+                self.cache_store(step, ctx, &metered.route, metered.cost, &kept)
+                    .await;
             }
             Ok(metered)
         }

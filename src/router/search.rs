@@ -140,7 +140,8 @@ impl Gateway {
             });
             let mut metered = served.settle_priced(usage, false, cost).await;
             metered.cache = step.status;
-            self.cache_store(step, &ctx, &metered.route, metered.cost, &metered.value);
+            self.cache_store(step, &ctx, &metered.route, metered.cost, &metered.value)
+                .await;
             Ok(metered)
         }
         .instrument(trace.span())

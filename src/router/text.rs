@@ -361,7 +361,8 @@ impl Gateway {
             let mut metered = served.settle(reported, local).await;
             metered.cache = step.status;
             if complete(&metered.value) {
-                self.cache_store(step, ctx, &metered.route, metered.cost, &metered.value);
+                self.cache_store(step, ctx, &metered.route, metered.cost, &metered.value)
+                    .await;
             }
             Ok(metered)
         }
@@ -586,7 +587,7 @@ impl Gateway {
                                 )
                             })
                             .flatten();
-                        gateway.cache_store(step, &ctx, &route, cost, &answer);
+                        gateway.cache_store(step, &ctx, &route, cost, &answer).await;
                     }
                     None
                 }
