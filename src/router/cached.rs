@@ -287,8 +287,8 @@ impl Gateway {
 
     /// Keeps `value`, the answer `route` gave for `cost`, when the step allows it. The answer is
     /// written before this returns (within the cache's time budget), so the caller's next
-    /// identical request finds it; the semantic index is updated in the background (it may need
-    /// an embedding call first).
+    /// identical request finds it, and so is its semantic index entry when the lookup already
+    /// embedded the question (else in the background: it needs an embedding call first).
     pub(crate) async fn cache_store<T: Serialize + Sync>(
         &self,
         step: Step,
@@ -330,20 +330,28 @@ impl Gateway {
         let Some((group, text)) = plan.semantic else {
             return;
         };
-        tokio::spawn(self.clone().remember(
+        let remember = self.clone().remember(
             cache,
             plan.namespace,
             plan.key,
             plan.ttl,
             group,
             text,
-            step.vector,
+            step.vector.clone(),
             ctx.clone(),
-        ));
+        );
+        // With the question's vector at hand (the lookup computed it), indexing is one backend
+        // call within the budget: done before returning, like the answer. Without it (a refresh
+        // that skipped the lookup), the embedding call would delay the answer: done after.
+        if step.vector.is_some() {
+            remember.await;
+        } else {
+            tokio::spawn(remember);
+        }
     }
 
     /// Indexes the answer under `key` by the meaning of `text` (embedded first, when the lookup
-    /// did not), in the background. A named future type: the embedding goes through
+    /// did not). A named future type: the embedding goes through
     /// [`Gateway::embed_with`], which itself stores answers, and an opaque type here would make
     /// that cycle unprovable as `Send`.
     #[allow(clippy::too_many_arguments)]
