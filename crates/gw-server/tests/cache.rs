@@ -18,9 +18,6 @@ use support::{
     ADMIN_KEY, gemini_ok, gemini_stream_ok, open_store, post_chat_with, start, unique, user,
 };
 
-/// Time for an answer to reach the cache: it is written in the background, after the response.
-const SETTLE: Duration = Duration::from_millis(250);
-
 /// Where the cache keeps its entries in a test.
 #[derive(Debug, Clone)]
 enum Backend {
@@ -227,7 +224,6 @@ async fn identical_chat_requests_hit() {
         assert_eq!(first.age, None);
         let paid = first.cost.clone().unwrap();
         assert_ne!(paid, "0", "the first answer is paid for");
-        tokio::time::sleep(SETTLE).await;
 
         let second = chat(&server.url, &key, &ask("Say hi"), &[]).await;
         assert!(second.is("hit"), "{backend:?}: {second:?}");
@@ -315,7 +311,6 @@ async fn any_change_that_changes_the_answer_misses() {
         )
         .await;
         assert!(chat(&server.url, &key, &base, &[]).await.is("miss"));
-        tokio::time::sleep(SETTLE).await;
         for (what, variant) in &variants {
             let answer = chat(&server.url, &key, variant, &[]).await;
             assert!(
@@ -349,11 +344,9 @@ async fn two_users_never_see_each_others_entries() {
                 .await
                 .is("miss")
         );
-        tokio::time::sleep(SETTLE).await;
         let bob_first = chat(&server.url, &bob, &ask("secret?"), &[]).await;
         assert!(bob_first.is("miss"), "{backend:?}: {bob_first:?}");
         assert_eq!(bob_first.text(), "for B");
-        tokio::time::sleep(SETTLE).await;
         let alice_again = chat(&server.url, &alice, &ask("secret?"), &[]).await;
         assert!(alice_again.is("hit"));
         assert_eq!(alice_again.text(), "for A");
@@ -387,19 +380,16 @@ async fn no_cache_calls_and_refreshes_and_no_store_keeps_nothing() {
         .await;
         let q = ask("What time is it?");
         assert_eq!(chat(&server.url, &key, &q, &[]).await.text(), "first");
-        tokio::time::sleep(SETTLE).await;
         // `no-cache`: the provider is called, and its answer replaces the kept one.
         let refreshed = chat(&server.url, &key, &q, &[("cache-control", "no-cache")]).await;
         assert!(refreshed.is("miss"), "{backend:?}: {refreshed:?}");
         assert_eq!(refreshed.text(), "second");
-        tokio::time::sleep(SETTLE).await;
         let hit = chat(&server.url, &key, &q, &[]).await;
         assert!(hit.is("hit"));
         assert_eq!(hit.text(), "second");
         // The gateway's own `refresh` does the same.
         let refreshed = chat(&server.url, &key, &q, &[("x-gateway-cache", "refresh")]).await;
         assert_eq!(refreshed.text(), "third");
-        tokio::time::sleep(SETTLE).await;
         assert_eq!(chat(&server.url, &key, &q, &[]).await.text(), "third");
 
         // `no-store`: answered, and nothing kept.
@@ -407,7 +397,6 @@ async fn no_cache_calls_and_refreshes_and_no_store_keeps_nothing() {
         let unkept = chat(&server.url, &key, &other, &[("cache-control", "no-store")]).await;
         assert!(unkept.is("miss"));
         assert_eq!(unkept.text(), "fourth");
-        tokio::time::sleep(SETTLE).await;
         let next = chat(&server.url, &key, &other, &[]).await;
         assert!(next.is("miss"), "{backend:?}: {next:?}");
         assert_eq!(next.text(), "fifth");
@@ -441,7 +430,6 @@ async fn the_cache_is_used_only_where_configured_or_asked() {
         let asked = chat(&server.url, &key, &q, &[("x-gateway-cache", "exact")]).await;
         assert!(asked.is("miss"), "{asked:?}");
         assert_eq!(asked.text(), "two");
-        tokio::time::sleep(SETTLE).await;
         let hit = chat(&server.url, &key, &q, &[("x-gateway-cache", "exact")]).await;
         assert!(hit.is("hit"), "{hit:?}");
         assert_eq!(hit.text(), "two");
@@ -515,7 +503,6 @@ async fn a_finished_stream_is_replayed_to_streams_and_blocking_requests() {
         assert_eq!(first.text, "Once upon a time");
         let paid = first.usage.as_ref().unwrap()["cost_usd"].clone();
         assert_ne!(paid, json!("0"));
-        tokio::time::sleep(SETTLE).await;
 
         let replayed = stream(&server.url, &key, &body, &[]).await;
         assert_eq!(replayed.cache.as_deref(), Some("hit"), "{backend:?}");
@@ -580,14 +567,12 @@ async fn a_stream_that_did_not_end_normally_is_not_kept() {
 
         let broken = stream(&server.url, &key, &body, &[]).await;
         assert!(broken.error.is_some(), "{broken:?}");
-        tokio::time::sleep(SETTLE).await;
         let early = stream(&server.url, &key, &body, &[]).await;
         assert_eq!(
             early.cache.as_deref(),
             Some("miss"),
             "{backend:?}: {early:?}"
         );
-        tokio::time::sleep(SETTLE).await;
 
         let mut dropped = post_chat_with(&server.url, &key, body.clone(), &[]).await;
         assert_eq!(header(&dropped, "x-gateway-cache"), Some("miss"));
@@ -606,7 +591,6 @@ async fn a_stream_that_did_not_end_normally_is_not_kept() {
             "{backend:?}: {whole:?}"
         );
         assert_eq!(whole.text, "Once upon a time");
-        tokio::time::sleep(SETTLE).await;
         let hit = stream(&server.url, &key, &body, &[]).await;
         assert_eq!(hit.cache.as_deref(), Some("hit"), "{backend:?}");
         assert_eq!(hit.text, "Once upon a time");
@@ -643,7 +627,6 @@ async fn a_paraphrase_hits_the_semantic_cache_and_another_question_does_not() {
         )
         .await;
         assert!(first.is("miss"), "{backend:?}: {first:?}");
-        tokio::time::sleep(SETTLE).await;
 
         let paraphrase = chat(
             &server.url,
@@ -670,7 +653,6 @@ async fn a_paraphrase_hits_the_semantic_cache_and_another_question_does_not() {
         let other = chat(&server.url, &key, &ask("How high is Mont Blanc?"), &[]).await;
         assert!(other.is("miss"), "{backend:?}: {other:?}");
         assert_eq!(other.text(), "About 4,806 m.");
-        tokio::time::sleep(SETTLE).await;
 
         // The very question again: an exact hit, with no embedding call at all.
         let exact = chat(
@@ -705,7 +687,6 @@ async fn a_hit_is_served_only_to_a_caller_whose_plan_allows_its_model() {
         let mut q = ask("Think hard");
         q["model"] = json!("gemini/gemini-2.5-pro");
         assert!(chat(&server.url, &rich, &q, &[]).await.is("miss"));
-        tokio::time::sleep(SETTLE).await;
 
         let refused = chat(&server.url, &free, &q, &[]).await;
         assert_eq!(refused.status, 403, "{backend:?}: {refused:?}");
@@ -756,7 +737,6 @@ async fn identical_embeddings_and_searches_hit() {
 
         let embed = json!({"model": "gemini/gemini-embedding-001", "input": "hello"});
         assert!(post("/v1/embeddings", embed.clone()).await.is("miss"));
-        tokio::time::sleep(SETTLE).await;
         let again = post("/v1/embeddings", embed).await;
         assert!(again.is("hit"), "{backend:?}: {again:?}");
         assert_eq!(again.body["data"][0]["embedding"], json!([0.25, 0.5]));
@@ -766,7 +746,6 @@ async fn identical_embeddings_and_searches_hit() {
 
         let search = json!({"model": "tavily", "query": "rust caching"});
         assert!(post("/v1/search", search.clone()).await.is("miss"));
-        tokio::time::sleep(SETTLE).await;
         let again = post("/v1/search", search).await;
         assert!(again.is("hit"), "{backend:?}: {again:?}");
         assert_eq!(again.body["results"][0]["url"], "https://example.com/rust");
@@ -865,7 +844,6 @@ async fn requests_are_served_while_redis_is_down() {
     };
     let up = timed(ask("Q"), DEADLINE).await;
     assert!(up.is("miss"), "the cache is back by itself: {up:?}");
-    tokio::time::sleep(SETTLE).await;
     let hit = timed(ask("Q"), DEADLINE).await;
     assert!(hit.is("hit"), "{hit:?}");
     assert_eq!(hit.text(), "kept");
@@ -905,7 +883,6 @@ async fn metrics_count_lookups_and_savings() {
     )
     .await;
     let first = chat(&url, &key, &ask("Say hi"), &[]).await;
-    tokio::time::sleep(SETTLE).await;
     assert!(chat(&url, &key, &ask("Say hi"), &[]).await.is("hit"));
     assert!(chat(&url, &key, &ask("Say hi"), &[]).await.is("hit"));
     assert!(
