@@ -133,7 +133,8 @@ impl Gateway {
             return None;
         };
         if !plan.read {
-            self.cache_outcome(operation, "skip");
+            // A refresh: the provider answers and the answer is kept, as on a miss.
+            self.cache_outcome(operation, "miss");
             return None;
         }
         let Some(exact) = cache.within("get", cache.backend.get(&plan.key)).await else {
@@ -220,6 +221,8 @@ impl Gateway {
         embed_ctx.request_id = format!("{}.cache", ctx.request_id);
         embed_ctx.fallbacks = Vec::new();
         embed_ctx.deadline = Some(timeout);
+        // The request's own cache controls are about its answer, not about this embedding.
+        embed_ctx.cache = crate::cache::CacheControl::default();
         let req = EmbeddingRequest::new(model).input(text);
         match Box::pin(self.embed_with(&embed_ctx, req)).await {
             Ok(metered) => metered.value.embeddings.first().and_then(|v| unit(v)),

@@ -383,8 +383,13 @@ impl Gateway {
         let trace = self.trace("chat", &req.model, ctx, true);
         record_request(&trace, &req);
         async {
-            let mut step =
-                self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?;
+            // A stream carries one answer and no log probabilities: a cached answer with several
+            // or with them could not be replayed whole.
+            let mut step = if req.n.unwrap_or(1) > 1 || req.logprobs {
+                self.cache_step_skipped()
+            } else {
+                self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?
+            };
             if let Some(found) = self.cache_lookup(&mut step, ctx, "chat.stream").await {
                 match self
                     .serve_hit(ctx, &trace, found, Modality::Text, "chat.stream")
