@@ -521,6 +521,8 @@ impl RateLimiters {
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use shared::{RedisLimiter, RedisStore};
+#[cfg(feature = "redis")]
+pub(crate) use shared::{redact, redis_unavailable};
 
 #[cfg(feature = "redis")]
 mod shared {
@@ -781,16 +783,28 @@ return {1, 0}
 
     /// An [`ErrorKind::Unavailable`] for a failed Redis `action`, without any secret.
     fn unavailable(action: &str, e: &redis::RedisError, secrets: &[String]) -> Error {
+        redis_unavailable("rate limits", action, e, secrets)
+    }
+
+    /// An [`ErrorKind::Unavailable`] for a failed Redis `action` of `component` (the rate
+    /// limits, the response cache), without any of `secrets` (the URL, its password).
+    pub(crate) fn redis_unavailable(
+        component: &str,
+        action: &str,
+        e: &redis::RedisError,
+        secrets: &[String],
+    ) -> Error {
         Error::new(
             ErrorKind::Unavailable,
             redact(
-                format!("rate limits: Redis {action} failed ({}): {e}", e.category()),
+                format!("{component}: Redis {action} failed ({}): {e}", e.category()),
                 secrets,
             ),
         )
     }
 
-    fn redact(mut message: String, secrets: &[String]) -> String {
+    /// `message` with each of `secrets` replaced by `***`.
+    pub(crate) fn redact(mut message: String, secrets: &[String]) -> String {
         for secret in secrets.iter().filter(|s| !s.is_empty()) {
             message = message.replace(secret.as_str(), "***");
         }

@@ -49,6 +49,7 @@ use gateway_core::{Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
 
 use super::{CacheBackend, Nearest, SemanticEntry, now_ms};
+use crate::ratelimit::redact;
 
 /// The default longest wait for a connection: short, so a dead Redis fails fast.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -843,23 +844,7 @@ fn decode(blob: &[u8], now: u64) -> Slot {
 
 /// An [`ErrorKind::Unavailable`] for a failed Redis `action`, without any secret.
 fn unavailable(action: &str, e: &::redis::RedisError, secrets: &[String]) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        redact(
-            format!(
-                "response cache: Redis {action} failed ({}): {e}",
-                e.category()
-            ),
-            secrets,
-        ),
-    )
-}
-
-fn redact(mut message: String, secrets: &[String]) -> String {
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        message = message.replace(secret.as_str(), "***");
-    }
-    message
+    crate::ratelimit::redis_unavailable("response cache", action, e, secrets)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, billed, billed_estimate, unpriced_by_usage};
-use crate::cache::{CacheStatus, Kind};
+use crate::cache::Kind;
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Text to speech (`audio.speech`).
@@ -157,18 +157,12 @@ impl Gateway {
                 Some(_) => self.cache_step(Kind::Speech, ctx, &req.model, &req, None)?,
                 None => self.cache_step_skipped(),
             };
-            if let Some(found) = self
-                .cache_lookup::<CachedSpeech>(&mut step, ctx, "speech")
-                .await
+            let what = (Modality::Audio, "speech");
+            if let Some(hit) = self
+                .answer_from_cache(&mut step, ctx, &trace, what, CachedSpeech::into_response)
+                .await?
             {
-                let found = found.map(CachedSpeech::into_response);
-                match self
-                    .serve_hit(ctx, &trace, found, Modality::Audio, "speech")
-                    .await?
-                {
-                    Some(hit) => return Ok(hit),
-                    None => step.status = CacheStatus::Miss,
-                }
+                return Ok(hit);
             }
             let served = match self.attempt(&Speak, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,

@@ -233,6 +233,29 @@ impl Gateway {
         }
     }
 
+    /// The cached answer of the step's request, served (admitted and logged) when the lookup
+    /// finds one the caller's plan allows: the lookup's find is `stored`, turned into the answer
+    /// by `answer`. `Ok(None)` when the request must go to the providers.
+    pub(crate) async fn answer_from_cache<S: DeserializeOwned, T>(
+        &self,
+        step: &mut Step,
+        ctx: &CallContext,
+        trace: &Trace,
+        (modality, operation): (Modality, &'static str),
+        answer: impl FnOnce(S) -> T,
+    ) -> Result<Option<Metered<T>>> {
+        let Some(found) = self.cache_lookup::<S>(step, ctx, operation).await else {
+            return Ok(None);
+        };
+        let hit = self
+            .serve_hit(ctx, trace, found.map(answer), modality, operation)
+            .await?;
+        if hit.is_none() {
+            step.status = CacheStatus::Miss;
+        }
+        Ok(hit)
+    }
+
     /// Serves `found` to `ctx`'s caller: admitted on the route it came from (so the plan must
     /// allow that model, and a hit counts as one request when the operator counts hits), then
     /// logged as cached at no cost. `Ok(None)` when the plan does not allow the route: the

@@ -12,7 +12,9 @@ use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, token_cost};
-use crate::cache::{CacheStatus, Kind};
+use std::convert::identity;
+
+use crate::cache::Kind;
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Embeddings (`embeddings`).
@@ -101,14 +103,12 @@ impl Gateway {
         let trace = self.trace("embeddings", &req.model, ctx, false);
         async {
             let mut step = self.cache_step(Kind::Embeddings, ctx, &req.model, &req, None)?;
-            if let Some(found) = self.cache_lookup(&mut step, ctx, "embeddings").await {
-                match self
-                    .serve_hit(ctx, &trace, found, Modality::Text, "embeddings")
-                    .await?
-                {
-                    Some(hit) => return Ok(hit),
-                    None => step.status = CacheStatus::Miss,
-                }
+            let what = (Modality::Text, "embeddings");
+            if let Some(hit) = self
+                .answer_from_cache(&mut step, ctx, &trace, what, identity::<EmbeddingResponse>)
+                .await?
+            {
+                return Ok(hit);
             }
             let served = match self.attempt(&Embed, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, billed, billed_estimate, unpriced_by_usage};
-use crate::cache::{CacheStatus, Kind};
+use crate::cache::Kind;
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Image generation (`images.generate`).
@@ -151,18 +151,12 @@ impl Gateway {
                 Some(_) => self.cache_step(Kind::Images, ctx, &req.model, &req, None)?,
                 None => self.cache_step_skipped(),
             };
-            if let Some(found) = self
-                .cache_lookup::<CachedImages>(&mut step, ctx, "images")
-                .await
+            let what = (Modality::Image, "images");
+            if let Some(hit) = self
+                .answer_from_cache(&mut step, ctx, &trace, what, CachedImages::into_response)
+                .await?
             {
-                let found = found.map(CachedImages::into_response);
-                match self
-                    .serve_hit(ctx, &trace, found, Modality::Image, "images")
-                    .await?
-                {
-                    Some(hit) => return Ok(hit),
-                    None => step.status = CacheStatus::Miss,
-                }
+                return Ok(hit);
             }
             let served = match self.attempt(&Generate, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,

@@ -12,7 +12,9 @@ use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, unpriced_by_usage};
-use crate::cache::{CacheStatus, Kind};
+use std::convert::identity;
+
+use crate::cache::Kind;
 use crate::metering::{CallContext, Metered, Pricer};
 
 /// Web search (`search`).
@@ -118,14 +120,12 @@ impl Gateway {
                 .map(|f| with_endpoint(self, f))
                 .collect();
             let mut step = self.cache_step(Kind::Search, &ctx, &model, &req, None)?;
-            if let Some(found) = self.cache_lookup(&mut step, &ctx, "search").await {
-                match self
-                    .serve_hit(&ctx, &trace, found, Modality::Search, "search")
-                    .await?
-                {
-                    Some(hit) => return Ok(hit),
-                    None => step.status = CacheStatus::Miss,
-                }
+            let what = (Modality::Search, "search");
+            if let Some(hit) = self
+                .answer_from_cache(&mut step, &ctx, &trace, what, identity::<SearchResponse>)
+                .await?
+            {
+                return Ok(hit);
             }
             let served = match self.attempt(&Search, &ctx, &trace, &model, &req).await {
                 Ok(served) => served,

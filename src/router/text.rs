@@ -16,7 +16,9 @@ use tracing::Instrument;
 
 use super::Gateway;
 use super::op::{Estimate, Operation, token_cost};
-use crate::cache::{CacheStatus, Kind};
+use std::convert::identity;
+
+use crate::cache::Kind;
 use crate::metering::{CallContext, Metered, MeteredStream, Pricer, StreamUsage};
 
 /// Chat answered whole (`chat`).
@@ -329,14 +331,12 @@ impl Gateway {
         async {
             let mut step =
                 self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?;
-            if let Some(found) = self.cache_lookup(&mut step, ctx, "chat").await {
-                match self
-                    .serve_hit(ctx, &trace, found, Modality::Text, "chat")
-                    .await?
-                {
-                    Some(hit) => return Ok(hit),
-                    None => step.status = CacheStatus::Miss,
-                }
+            let what = (Modality::Text, "chat");
+            if let Some(hit) = self
+                .answer_from_cache(&mut step, ctx, &trace, what, identity::<TextResponse>)
+                .await?
+            {
+                return Ok(hit);
             }
             let served = match self.attempt(&Chat, ctx, &trace, &req.model, &req).await {
                 Ok(served) => served,
@@ -390,24 +390,20 @@ impl Gateway {
             } else {
                 self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?
             };
-            if let Some(found) = self.cache_lookup(&mut step, ctx, "chat.stream").await {
-                match self
-                    .serve_hit(ctx, &trace, found, Modality::Text, "chat.stream")
-                    .await?
-                {
-                    Some(hit) => {
-                        return Ok(Metered {
-                            value: replay(hit.value),
-                            route: hit.route,
-                            cost: hit.cost,
-                            usage: hit.usage,
-                            estimated: false,
-                            retries: 0,
-                            cache: hit.cache,
-                        });
-                    }
-                    None => step.status = CacheStatus::Miss,
-                }
+            let what = (Modality::Text, "chat.stream");
+            if let Some(hit) = self
+                .answer_from_cache(&mut step, ctx, &trace, what, identity::<TextResponse>)
+                .await?
+            {
+                return Ok(Metered {
+                    value: replay(hit.value),
+                    route: hit.route,
+                    cost: hit.cost,
+                    usage: hit.usage,
+                    estimated: false,
+                    retries: 0,
+                    cache: hit.cache,
+                });
             }
             let served = match self
                 .attempt(&ChatStream, ctx, &trace, &req.model, &req)
