@@ -232,6 +232,10 @@ pub(crate) async fn poll_due(state: &AppState, lease: Duration, every: Duration)
         }
     };
     for job in due {
+        // Not while an owner's request of this process advances it.
+        let Some(_advancing) = crate::video_jobs::Advancing::take(&job.id) else {
+            continue;
+        };
         match store.claim_fine_tuning_job(&job.id, lease).await {
             Ok(true) => {}
             Ok(false) => continue,

@@ -186,17 +186,18 @@ pub(crate) async fn advance_if_free(
     Ok(job)
 }
 
-/// The video jobs a task of this process is advancing now. A job's lease belongs to the process
-/// (the store's instance), which may take it again while it holds it; this keeps two of its own
-/// tasks (the poller and an owner's `GET`) from asking the provider about one job at once.
+/// The jobs (video and fine-tuning) a task of this process is advancing now. A job's lease
+/// belongs to the process (the store's instance), which may take it again while it holds it;
+/// this keeps two of its own tasks (the poller and an owner's `GET`) from asking the provider
+/// about one job at once.
 static ADVANCING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// A job in [`ADVANCING`], taken out again when dropped.
-struct Advancing(String);
+pub(crate) struct Advancing(String);
 
 impl Advancing {
     /// The job marked as advanced by the caller, unless another task has it.
-    fn take(id: &str) -> Option<Self> {
+    pub(crate) fn take(id: &str) -> Option<Self> {
         let mut advancing = ADVANCING.lock().unwrap_or_else(PoisonError::into_inner);
         advancing.insert(id.to_owned()).then(|| Self(id.to_owned()))
     }

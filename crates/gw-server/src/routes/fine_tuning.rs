@@ -347,8 +347,12 @@ async fn retrieve(
         .await?
         .ok_or_else(|| not_found(&id))?;
     // Asked of the provider only by the holder of the job's lease: a replica polling it already
-    // (and maybe copying its LoRA) is not raced; its owner sees the job as stored meanwhile.
-    let job = if job.settled || !store.claim_fine_tuning_job(&id, JOB_STEP_LEASE).await? {
+    // (and maybe copying its LoRA) is not raced, nor this process's own poller; its owner sees
+    // the job as stored meanwhile.
+    let advancing = (!job.settled)
+        .then(|| crate::video_jobs::Advancing::take(&id))
+        .flatten();
+    let job = if advancing.is_none() || !store.claim_fine_tuning_job(&id, JOB_STEP_LEASE).await? {
         job
     } else {
         let job = advance(&state, job).await;
