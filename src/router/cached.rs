@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gateway_core::{
-    Amount, CacheHit, Cost, EmbeddingRequest, Error, ErrorKind, Modality, Result, RouteId, Usage,
+    Amount, CacheHit, Cost, EmbeddingRequest, ErrorKind, Modality, Result, RouteId, Usage,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -85,8 +85,10 @@ impl Gateway {
         let Ok(routes) = chain(&self.aliases, model, &ctx.fallbacks, |m| self.route(m)) else {
             return Ok(Step::without(CacheStatus::Unused));
         };
-        let mut request = serde_json::to_value(request)
-            .map_err(|e| Error::new(ErrorKind::Decode, format!("cache key: {e}")))?;
+        // Requests always serialise; should one not, it goes on without the cache.
+        let Ok(mut request) = serde_json::to_value(request) else {
+            return Ok(Step::without(CacheStatus::Skip));
+        };
         if let Some(object) = request.as_object_mut() {
             object.remove("model");
         }
