@@ -283,10 +283,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 9,
+        name: "over_reservation",
+        common: include_str!("../migrations/0009_over_reservation.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
 /// replicas starting at once.

@@ -52,6 +52,9 @@ pub struct SummaryRow {
     /// What the cached answers had cost when they were made: what serving them again saved
     /// (hits whose original answer was not priced add nothing).
     pub cost_saved: Cost,
+    /// Rows whose settled usage passed what admission reserved (see
+    /// [`UsageLogRow::over_reservation`]).
+    pub over_reservation: u64,
 }
 
 /// One usage-log row: one request, from admission to settlement.
@@ -100,6 +103,11 @@ pub struct UsageLogRow {
     /// Set when the answer came from the response cache: how it was found, and what the
     /// answer had cost when it was made (what serving it again saved).
     pub cached: Option<CacheHit>,
+    /// Whether the settled usage passed what admission reserved: more tokens (text) or units
+    /// than reserved, or a cost above the reserved cost when both are known. The provider
+    /// ignored the bound the request set; the real usage was charged all the same. Never set
+    /// on a recovered row (charged at its reservation).
+    pub over_reservation: bool,
     /// When it was written.
     pub created_at: SystemTime,
     /// Every upstream attempt, in order (empty for a recovered row).
@@ -196,6 +204,8 @@ pub struct LogTotals {
     pub cached_requests: u64,
     /// What the cached answers had cost when they were made (unpriced ones add nothing).
     pub cost_saved: Cost,
+    /// Rows whose settled usage passed what admission reserved.
+    pub over_reservation: u64,
 }
 
 impl UsageLogRow {
@@ -248,13 +258,13 @@ pub struct Remaining {
 
 const SUMMARY_COLUMNS: &str = "user_id, period, provider, model, modality, requests, errors,
     input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
-    unpriced, estimated, cached_requests, cost_saved_nanos";
+    unpriced, estimated, cached_requests, cost_saved_nanos, over_reservation";
 
 const LOG_COLUMNS: &str = "id, request_id, reservation_id, user_id, period, provider, model,
     modality, operation, status, error_message, input_tokens, output_tokens,
     cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version, estimated,
     billable, latency_ms, ttft_ms, retries, created_at, attempts, end_user, metadata, cache_hit,
-    cost_saved_nanos";
+    cost_saved_nanos, over_reservation";
 
 fn modality_of(row: &AnyRow) -> Result<Modality> {
     let name: String = row.try_get("modality").map_err(db_error)?;
@@ -282,6 +292,7 @@ fn summary_from_row(row: &AnyRow) -> Result<SummaryRow> {
         estimated: n("estimated")?,
         cached_requests: n("cached_requests")?,
         cost_saved: Cost::from_nanos(n("cost_saved_nanos")?),
+        over_reservation: n("over_reservation")?,
     })
 }
 
@@ -321,6 +332,7 @@ fn log_from_row(row: &AnyRow) -> Result<UsageLogRow> {
             os("cache_hit")?.as_deref(),
             opt("cost_saved_nanos")?,
         )?,
+        over_reservation: n("over_reservation")? != 0,
         created_at: from_unix_ms(row.try_get("created_at").map_err(db_error)?),
         attempts: match os("attempts")? {
             Some(text) => crate::settlement::attempts_from_json(&text)?,
@@ -510,7 +522,8 @@ impl Store {
                 CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos,
                 CAST(COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS unpriced,
                 CAST(COALESCE(SUM(CASE WHEN cache_hit IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) AS cached_requests,
-                CAST(COALESCE(SUM(cost_saved_nanos), 0) AS BIGINT) AS cost_saved_nanos
+                CAST(COALESCE(SUM(cost_saved_nanos), 0) AS BIGINT) AS cost_saved_nanos,
+                CAST(COALESCE(SUM(over_reservation), 0) AS BIGINT) AS over_reservation
              FROM usage_log{clause}"
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -529,6 +542,7 @@ impl Store {
             unpriced: n("unpriced")?,
             cached_requests: n("cached_requests")?,
             cost_saved: Cost::from_nanos(n("cost_saved_nanos")?),
+            over_reservation: n("over_reservation")?,
         })
     }
 

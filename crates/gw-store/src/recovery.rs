@@ -170,6 +170,8 @@ impl Store {
                 time_to_first_token: None,
                 retries: 0,
                 cached: None,
+                // Charged at its reservation: never over it.
+                over_reservation: false,
                 attempts: None,
                 tags: None,
             }

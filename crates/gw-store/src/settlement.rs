@@ -23,9 +23,9 @@ const INSERT_LOG: &str = "INSERT INTO usage_log (request_id, reservation_id, use
         provider, model, modality, operation, status, error_message, input_tokens,
         output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
         pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at,
-        attempts, end_user, metadata, cache_hit, cost_saved_nanos)
+        attempts, end_user, metadata, cache_hit, cost_saved_nanos, over_reservation)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)";
+        $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
 
 const INSERT_TAG: &str = "INSERT INTO usage_log_tags (request_id, user_id, tag_key, tag_value,
         created_at)
@@ -34,8 +34,9 @@ const INSERT_TAG: &str = "INSERT INTO usage_log_tags (request_id, user_id, tag_k
 const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provider, model,
         modality, requests, errors, input_tokens, output_tokens, cached_input_tokens,
         reasoning_tokens, units, cost_nanos, unpriced, estimated, cached_requests,
-        cost_saved_nanos, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        cost_saved_nanos, over_reservation, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19)
     ON CONFLICT (user_id, period, provider, model, modality) DO UPDATE SET
         requests            = usage_summary.requests            + excluded.requests,
         errors              = usage_summary.errors              + excluded.errors,
@@ -49,6 +50,7 @@ const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provid
         estimated           = usage_summary.estimated           + excluded.estimated,
         cached_requests     = usage_summary.cached_requests     + excluded.cached_requests,
         cost_saved_nanos    = usage_summary.cost_saved_nanos    + excluded.cost_saved_nanos,
+        over_reservation    = usage_summary.over_reservation    + excluded.over_reservation,
         updated_at          = excluded.updated_at";
 
 /// One usage-log row, before it is written.
@@ -77,6 +79,9 @@ pub(crate) struct LogEntry<'a> {
     pub(crate) retries: u32,
     /// Set when the answer came from the response cache.
     pub(crate) cached: Option<CacheHit>,
+    /// Whether the settled usage passed what admission reserved (see [`over_reservation`]);
+    /// never for a row recovered at its reservation.
+    pub(crate) over_reservation: bool,
     /// The attempts as a JSON array (see [`attempts_json`]).
     pub(crate) attempts: Option<String>,
     /// The caller's end user and tags.
@@ -126,6 +131,7 @@ impl LogEntry<'_> {
             .bind(self.tags.and_then(metadata_json))
             .bind(self.cached.map(cache_hit_name))
             .bind(self.cost_saved().map(|c| to_db(c.nanos())))
+            .bind(i64::from(self.over_reservation))
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
@@ -159,6 +165,7 @@ impl LogEntry<'_> {
             .bind(i64::from(self.estimated))
             .bind(i64::from(self.cached.is_some()))
             .bind(to_db(self.cost_saved().map_or(0, Cost::nanos)))
+            .bind(i64::from(self.over_reservation))
             .bind(now)
             .execute(&mut **tx)
             .await
@@ -192,6 +199,22 @@ pub(crate) fn cache_hit_from_db(
         semantic,
         saved: saved.map(|n| Cost::from_nanos(from_db(n))),
     }))
+}
+
+/// Whether `used` (what a settled record charges, of `modality`) passed `reserved` (what
+/// admission reserved, of `reserved_modality`, grown by any fallback): more of the volume the
+/// plan counts (tokens for text, units for the others) than reserved, or a cost above the
+/// reserved cost when both are known. A provider that ignores the bound a request set is still
+/// charged what it reports; this says so on the row (the excess metrics count the amount).
+pub(crate) fn over_reservation(
+    modality: Modality,
+    used: &Amount,
+    reserved_modality: Modality,
+    reserved: &Amount,
+) -> bool {
+    let volume = used.volume(modality) > reserved.volume(reserved_modality);
+    let cost = matches!((used.cost, reserved.cost), (Some(u), Some(r)) if u.nanos() > r.nanos());
+    volume || cost
 }
 
 /// A reservation as the database holds it.
@@ -396,6 +419,12 @@ fn log_entry<'a>(
         time_to_first_token: record.time_to_first_token,
         retries: record.retries,
         cached: record.cached,
+        over_reservation: over_reservation(
+            record.modality,
+            &record.amount(),
+            stored.modality,
+            &stored.amount,
+        ),
         attempts: Some(attempts_json(&record.attempts)),
         tags: Some(&record.tags),
     }
@@ -539,5 +568,28 @@ mod tests {
         );
         assert!(attempts_from_json("{").is_err());
         assert!(attempts_from_json(r#"[{"route": "a/b"}]"#).is_err());
+    }
+
+    #[test]
+    fn over_reservation_compares_the_counted_volume_and_known_costs() {
+        let usd = |s: &str| Some(s.parse::<Cost>().unwrap());
+        let text = |tokens, cost| Amount::new(tokens, 0, cost);
+        let over = |used: Amount, reserved: Amount| {
+            over_reservation(Modality::Text, &used, Modality::Text, &reserved)
+        };
+        assert!(!over(text(100, usd("0.001")), text(100, usd("0.001"))));
+        assert!(over(text(101, usd("0.001")), text(100, usd("0.001"))));
+        assert!(over(text(50, usd("0.0011")), text(100, usd("0.001"))));
+        // A cost is only passed when both are known.
+        assert!(!over(text(50, usd("5")), text(100, None)));
+        assert!(!over(text(50, None), text(100, usd("0.001"))));
+        // Nothing charged is never over.
+        assert!(!over(Amount::default(), text(100, usd("0.001"))));
+        // Units count for media, tokens do not (the plan counts units there).
+        let image = |tokens, units| Amount::new(tokens, units, None);
+        let media =
+            |used, reserved| over_reservation(Modality::Image, &used, Modality::Image, &reserved);
+        assert!(media(image(0, 3), image(0, 2)));
+        assert!(!media(image(1_000, 2), image(0, 2)));
     }
 }

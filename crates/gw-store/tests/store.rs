@@ -642,6 +642,10 @@ async fn summary_matches_the_log() {
             if a.modality == Modality::Image {
                 rec.units = 2;
             }
+            if i == 11 {
+                // Row 11 goes past its reservation of 100 tokens.
+                rec.tokens.output_tokens = 150;
+            }
             if i % 6 == 3 {
                 // Rows 3 and 9: answered from the cache, one of them by meaning.
                 rec.cached = Some(CacheHit {
@@ -669,7 +673,7 @@ async fn summary_matches_the_log() {
 
         // Sum the log by hand and compare with the summary kept by the upserts.
         type Key = (String, String, String, Modality);
-        let mut sums: BTreeMap<Key, [u64; 12]> = BTreeMap::new();
+        let mut sums: BTreeMap<Key, [u64; 13]> = BTreeMap::new();
         for row in store.usage_log(None, 1000).await.unwrap() {
             let s = sums
                 .entry((
@@ -693,6 +697,7 @@ async fn summary_matches_the_log() {
                 u64::from(row.estimated),
                 u64::from(row.cached.is_some()),
                 row.cost_saved().map_or(0, |c| c.nanos()),
+                u64::from(row.over_reservation),
             ]) {
                 *slot += v;
             }
@@ -707,7 +712,7 @@ async fn summary_matches_the_log() {
             (&a.user_id, &a.provider, &a.model).cmp(&(&b.user_id, &b.provider, &b.model))
         });
         assert_eq!(summary, mine);
-        let kept: BTreeMap<Key, [u64; 12]> = summary
+        let kept: BTreeMap<Key, [u64; 13]> = summary
             .iter()
             .map(|s| {
                 (
@@ -730,6 +735,7 @@ async fn summary_matches_the_log() {
                         s.estimated,
                         s.cached_requests,
                         s.cost_saved.nanos(),
+                        s.over_reservation,
                     ],
                 )
             })
@@ -739,6 +745,7 @@ async fn summary_matches_the_log() {
         assert!(kept.values().any(|s| s[1] > 0 && s[8] > 0 && s[9] > 0));
         assert_eq!(kept.values().map(|s| s[10]).sum::<u64>(), 2);
         assert_eq!(kept.values().map(|s| s[11]).sum::<u64>(), 2 * 123_000);
+        assert_eq!(kept.values().map(|s| s[12]).sum::<u64>(), 1);
 
         // The log reads newest first and honours the limit.
         let log = store.usage_log(None, 5).await.unwrap();
@@ -986,6 +993,215 @@ async fn migration_8_adds_cache_hits_to_existing_usage() {
         let s = &store.usage_summary("usr_a", &period).await.unwrap()[0];
         assert_eq!((s.requests, s.cached_requests), (2, 1));
         assert_eq!((s.cost, s.cost_saved), (cost("0.000005"), cost("0.000005")));
+    })
+    .await;
+}
+
+/// A provider that ignores the bound a request set is charged what it reports, and the row says
+/// so: `over_reservation` is set when the settled tokens (text) or units passed what admission
+/// reserved, or the cost passed the reserved cost when both are known; the summary and the log
+/// totals count those rows. A row within its reservation, one whose reserved cost was not known,
+/// one that charged nothing and one recovered at its reservation are not flagged.
+#[tokio::test]
+async fn settlements_past_their_reservation_are_flagged_and_counted() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "enterprise").await;
+        let flash = |tokens, price| text(&u, "gemini", "gemini-2.5-flash", tokens, price);
+
+        // Reserved 100 tokens and 0.001: used exactly that many tokens, for less.
+        let within = flash(100, Some("0.001"));
+        let r = store.admit(within.clone()).await.unwrap();
+        let period = period_of(&r);
+        store
+            .settle(r, record(&within, 40, 60, Some("0.0004")))
+            .await
+            .unwrap();
+        // Reserved 100 tokens: the provider wrote 250 (it ignored max_tokens).
+        let tokens = flash(100, Some("0.001"));
+        let r = store.admit(tokens.clone()).await.unwrap();
+        store
+            .settle(r, record(&tokens, 50, 200, Some("0.0009")))
+            .await
+            .unwrap();
+        // Fewer tokens than reserved, but a cost above the reserved one.
+        let priced_up = flash(100, Some("0.001"));
+        let r = store.admit(priced_up.clone()).await.unwrap();
+        store
+            .settle(r, record(&priced_up, 30, 50, Some("0.002")))
+            .await
+            .unwrap();
+        // No reserved cost to pass: within on tokens, so not over whatever it cost.
+        let unpriced = flash(100, None);
+        let r = store.admit(unpriced.clone()).await.unwrap();
+        store
+            .settle(r, record(&unpriced, 30, 50, Some("0.005")))
+            .await
+            .unwrap();
+        // A failure that charged nothing.
+        let nothing = flash(100, Some("0.001"));
+        let r = store.admit(nothing.clone()).await.unwrap();
+        store.settle(r, failed(&nothing)).await.unwrap();
+        // Reserved 2 images, the provider made 3.
+        let images = media(&u, "gemini", "imagen-4", Modality::Image, 2);
+        let r = store.admit(images.clone()).await.unwrap();
+        let mut made = record(&images, 0, 0, Some("0.009"));
+        made.units = 3;
+        store.settle(r, made).await.unwrap();
+        store.flush().await;
+
+        // One recovered at its reservation.
+        let dead = db.store().await;
+        let lost = flash(500, Some("0.05"));
+        dead.admit(lost.clone()).await.unwrap();
+        dead.close().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .recover_stale(Duration::from_millis(10))
+                .await
+                .unwrap(),
+            1
+        );
+
+        // What was used is what was charged, past the reservations or not.
+        let c = store.counters(&u, &period).await.unwrap();
+        assert_eq!(
+            c.get(Counter::TextTokens),
+            100 + 250 + 80 + 80 + 500,
+            "the excess is charged"
+        );
+        assert_eq!(c.get(Counter::ImageUnits), 3);
+        assert_eq!(c.cost(), cost("0.0673"));
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+
+        let log = store.usage_log(Some(&u), 10).await.unwrap();
+        let flags: BTreeMap<&str, (bool, &str)> = log
+            .iter()
+            .map(|row| {
+                (
+                    row.request_id.as_str(),
+                    (row.over_reservation, row.status.as_str()),
+                )
+            })
+            .collect();
+        let expected: BTreeMap<&str, (bool, &str)> = [
+            (within.request_id.as_str(), (false, "ok")),
+            (tokens.request_id.as_str(), (true, "ok")),
+            (priced_up.request_id.as_str(), (true, "ok")),
+            (unpriced.request_id.as_str(), (false, "ok")),
+            (nothing.request_id.as_str(), (false, "upstream")),
+            (images.request_id.as_str(), (true, "ok")),
+            (lost.request_id.as_str(), (false, RECOVERED)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(flags, expected);
+
+        // As the column holds it.
+        let pool = db.raw().await;
+        let raw: Vec<(String, i64)> = sqlx::query(
+            "SELECT request_id, over_reservation FROM usage_log WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(&u)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get("request_id"), row.get("over_reservation")))
+        .collect();
+        assert_eq!(raw.iter().map(|(_, v)| v).sum::<i64>(), 3, "{raw:?}");
+        assert!(raw.iter().all(|(_, v)| *v == 0 || *v == 1), "{raw:?}");
+        pool.close().await;
+
+        // The summary counts the flagged rows of each model, and the log totals agree.
+        let summary = store.usage_summary(&u, &period).await.unwrap();
+        let by_model: BTreeMap<&str, (u64, u64)> = summary
+            .iter()
+            .map(|s| (s.model.as_str(), (s.requests, s.over_reservation)))
+            .collect();
+        assert_eq!(
+            by_model,
+            [("gemini-2.5-flash", (6, 2)), ("imagen-4", (1, 1))]
+                .into_iter()
+                .collect()
+        );
+        let totals = store
+            .usage_totals(&LogFilter::user(u.clone()))
+            .await
+            .unwrap();
+        assert_eq!((totals.requests, totals.over_reservation), (7, 3));
+    })
+    .await;
+}
+
+/// Migration 9 adds the flag to a database of version 8: rows written before read back as
+/// within their reservation, and a summary row written before goes on counting from zero.
+#[tokio::test]
+async fn migration_9_adds_the_over_reservation_flag_to_existing_usage() {
+    on_each_backend(|db| async move {
+        gw_store::testing::migrate_to(&db.url, 8).await.unwrap();
+        let period = test_plans().require("metered").unwrap().current_period();
+        let pool = db.raw().await;
+        sqlx::query(
+            "INSERT INTO users (id, name, plan, created_at) VALUES ('usr_a', 'a', 'metered', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        // A version-8 log row and its summary row.
+        sqlx::query(
+            "INSERT INTO usage_log (request_id, reservation_id, user_id, period, provider, model,
+                modality, operation, status, error_message, input_tokens, output_tokens,
+                cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version,
+                estimated, billable, latency_ms, ttft_ms, retries, cached, created_at, cache_hit,
+                cost_saved_nanos)
+             VALUES ('req_old', 'res_old', 'usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text',
+                'chat', 'ok', NULL, 10, 20, 0, 0, 0, 5000, 'v1', 0, 1, 100, NULL, 0, 0, 1, NULL,
+                NULL)",
+        )
+        .bind(&period)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO usage_summary (user_id, period, provider, model, modality, requests,
+                errors, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units,
+                cost_nanos, unpriced, estimated, cached_requests, cost_saved_nanos, updated_at)
+             VALUES ('usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text', 1, 0, 10, 20, 0, 0, 0,
+                5000, 0, 0, 0, 0, 1)",
+        )
+        .bind(&period)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = db.store().await; // applies migration 9
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let old = &store.usage_log(Some("usr_a"), 1).await.unwrap()[0];
+        assert_eq!(
+            (old.request_id.as_str(), old.over_reservation),
+            ("req_old", false)
+        );
+        let s = &store.usage_summary("usr_a", &period).await.unwrap()[0];
+        assert_eq!((s.requests, s.over_reservation), (1, 0));
+
+        // A settlement past its reservation counts on from there.
+        let a = text("usr_a", "gemini", "gemini-2.5-flash", 30, Some("0.001"));
+        let r = store.admit(a.clone()).await.unwrap();
+        store
+            .settle(r, record(&a, 20, 40, Some("0.0008")))
+            .await
+            .unwrap();
+        store.flush().await;
+        let s = &store.usage_summary("usr_a", &period).await.unwrap()[0];
+        assert_eq!((s.requests, s.over_reservation), (2, 1));
+        let totals = store
+            .usage_totals(&LogFilter::user("usr_a".to_owned()))
+            .await
+            .unwrap();
+        assert_eq!((totals.requests, totals.over_reservation), (2, 1));
     })
     .await;
 }

@@ -109,6 +109,7 @@ pub(crate) async fn log_json(
             "unpriced_requests": totals.unpriced,
             "cached_requests": totals.cached_requests,
             "cost_saved_usd": totals.cost_saved.to_string(),
+            "over_reservation_requests": totals.over_reservation,
         },
     }))
 }
@@ -144,6 +145,9 @@ fn log_row_json(r: &UsageLogRow) -> Value {
         // had cost when it was made (`null` unless a hit whose original answer was priced).
         "cache": r.cached.map(|hit| if hit.semantic { "semantic" } else { "exact" }),
         "cost_saved_usd": r.cost_saved().map(|c| c.to_string()),
+        // The provider went past what admission reserved (it ignored the request's bound): the
+        // real usage was charged all the same.
+        "over_reservation": r.over_reservation,
         "estimated": r.estimated,
         "latency_ms": ms(r.latency),
         "time_to_first_token_ms": ms(r.time_to_first_token),
@@ -223,6 +227,7 @@ pub(crate) fn is_period(p: &str) -> bool {
 pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
     let mut totals = (0u64, 0u64, 0u64, 0u64, 0u64, Cost::ZERO);
     let (mut cached_requests, mut cost_saved) = (0u64, Cost::ZERO);
+    let mut over_reservation = 0u64;
     let by_model: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -234,6 +239,7 @@ pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
             totals.5 = totals.5 + r.cost;
             cached_requests += r.cached_requests;
             cost_saved = cost_saved + r.cost_saved;
+            over_reservation += r.over_reservation;
             json!({
                 "user_id": r.user_id,
                 "provider": r.provider,
@@ -251,6 +257,7 @@ pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
                 "estimated_requests": r.estimated,
                 "cached_requests": r.cached_requests,
                 "cost_saved_usd": r.cost_saved.to_string(),
+                "over_reservation_requests": r.over_reservation,
             })
         })
         .collect();
@@ -265,6 +272,7 @@ pub(crate) fn summary_json(period: &str, rows: &[SummaryRow]) -> Value {
             "cost_usd": totals.5.to_string(),
             "cached_requests": cached_requests,
             "cost_saved_usd": cost_saved.to_string(),
+            "over_reservation_requests": over_reservation,
         },
         "by_model": by_model,
     })
@@ -345,7 +353,7 @@ mod tests {
         assert_eq!(user.as_deref(), Some("bob"));
     }
 
-    fn log_row(cached: Option<llm_gateway::CacheHit>) -> UsageLogRow {
+    fn log_row(cached: Option<llm_gateway::CacheHit>, over_reservation: bool) -> UsageLogRow {
         UsageLogRow {
             id: 1,
             request_id: "req_1".into(),
@@ -368,6 +376,7 @@ mod tests {
             time_to_first_token: None,
             retries: 0,
             cached,
+            over_reservation,
             created_at: std::time::UNIX_EPOCH,
             attempts: Vec::new(),
             end_user: None,
@@ -394,11 +403,20 @@ mod tests {
             // The cached answer was not priced: what it saved is not known.
             (hit(false, None), json!("exact"), Value::Null),
         ] {
-            let row = log_row_json(&log_row(cached));
+            let row = log_row_json(&log_row(cached, false));
             assert_eq!(row["cache"], cache, "{row}");
             assert_eq!(row["cost_saved_usd"], saved, "{row}");
             assert_eq!(row["cost_usd"], "0", "{row}");
+            assert_eq!(row["over_reservation"], false, "{row}");
         }
+    }
+
+    #[test]
+    fn log_rows_say_when_usage_passed_the_reservation() {
+        let row = log_row_json(&log_row(None, true));
+        assert_eq!(row["over_reservation"], true, "{row}");
+        let row = log_row_json(&log_row(None, false));
+        assert_eq!(row["over_reservation"], false, "{row}");
     }
 
     #[test]
@@ -421,6 +439,7 @@ mod tests {
             estimated: 0,
             cached_requests,
             cost_saved: saved.parse().unwrap(),
+            over_reservation: 0,
         };
         let body = summary_json(
             "2026-11",
@@ -438,6 +457,43 @@ mod tests {
         assert_eq!(totals["cached_requests"], 3, "{body}");
         assert_eq!(totals["cost_saved_usd"], "0.0006", "{body}");
         assert_eq!(totals["cost_usd"], "0.0104", "{body}");
+    }
+
+    #[test]
+    fn summaries_count_rows_over_their_reservation() {
+        let row = |model: &str, requests, over_reservation| SummaryRow {
+            user_id: "usr_1".into(),
+            period: "2026-11".into(),
+            provider: "gemini".into(),
+            model: model.into(),
+            modality: llm_gateway::Modality::Text,
+            requests,
+            errors: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            reasoning_tokens: 0,
+            units: 0,
+            cost: Cost::ZERO,
+            unpriced: 0,
+            estimated: 0,
+            cached_requests: 0,
+            cost_saved: Cost::ZERO,
+            over_reservation,
+        };
+        let body = summary_json(
+            "2026-11",
+            &[
+                row("gemini-2.5-flash", 4, 1),
+                row("gemini-2.5-pro", 3, 2),
+                row("gemini-2.5-flash-lite", 2, 0),
+            ],
+        );
+        let over: Vec<&Value> = (0..3)
+            .map(|i| &body["by_model"][i]["over_reservation_requests"])
+            .collect();
+        assert_eq!(over, [&json!(1), &json!(2), &json!(0)], "{body}");
+        assert_eq!(body["totals"]["over_reservation_requests"], 3, "{body}");
     }
 
     #[test]
