@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
-use gateway_core::{Error, ErrorKind, Result, RouteId};
+use gateway_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -532,6 +532,8 @@ pub(crate) struct Plan {
 
 /// What the cache decided for one request.
 pub(crate) enum Decision {
+    /// The model name does not resolve: the attempt loop refuses it, by name.
+    Unused,
     /// Left out by the request or the configuration.
     Skip,
     /// Used.
@@ -539,18 +541,21 @@ pub(crate) enum Decision {
 }
 
 impl Cache {
-    /// Decides how `ctx`'s request of `kind` for `model` (whose routes are `chain`) uses the
-    /// cache. `request` is the request as the key covers it (its `model` field is left
-    /// out: the chain stands for it); `semantic` is, for chat, the request without its last
-    /// user turn and that turn's text, when the request has that shape.
+    /// Decides how `ctx`'s request of `kind` for `model` uses the cache. What the key needs is
+    /// computed only for a request that uses the cache (the configuration and the request's
+    /// controls say so first): `routes`, the model's routes as names (`None` when the model
+    /// does not resolve); `request`, the request as the key covers it (its `model` field left
+    /// out: the routes stand for it; `None` when it cannot be written); `semantic` (chat, and
+    /// only when looked up by meaning), the request without its last user turn and that turn's
+    /// text, when the request has that shape.
     pub(crate) fn decide(
         &self,
         kind: Kind,
         model: &str,
-        chain: &[RouteId],
         ctx: &crate::CallContext,
-        request: serde_json::Value,
-        semantic: Option<(serde_json::Value, String)>,
+        routes: impl FnOnce() -> Option<Vec<String>>,
+        request: impl FnOnce() -> Option<serde_json::Value>,
+        semantic: impl FnOnce() -> Option<(serde_json::Value, String)>,
     ) -> Result<Decision> {
         let config = &self.config;
         let control = &ctx.cache;
@@ -608,16 +613,18 @@ impl Cache {
             )
             .with_param("x-gateway-cache"));
         }
+        let Some(routes) = routes() else {
+            return Ok(Decision::Unused);
+        };
+        let Some(request) = request() else {
+            return Ok(Decision::Skip);
+        };
         let namespace = self.namespace(ctx.user_id.as_deref());
-        let routes: Vec<String> = chain.iter().map(ToString::to_string).collect();
         let key = digest(&(kind.as_str(), "exact", &namespace, &routes, &request));
-        let semantic = wants_semantic
-            .then_some(semantic)
-            .flatten()
-            .map(|(rest, text)| {
-                let group = digest(&(kind.as_str(), "semantic", &namespace, &routes, &rest));
-                (group, text)
-            });
+        let semantic = wants_semantic.then(semantic).flatten().map(|(rest, text)| {
+            let group = digest(&(kind.as_str(), "semantic", &namespace, &routes, &rest));
+            (group, text)
+        });
         Ok(Decision::Use(Plan {
             namespace: digest(&namespace),
             key,

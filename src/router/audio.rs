@@ -154,7 +154,7 @@ impl Gateway {
         async {
             // Only a request that pins its seed asks for the same audio again.
             let mut step = match req.options.get("seed") {
-                Some(_) => self.cache_step(Kind::Speech, ctx, &req.model, &req, None)?,
+                Some(_) => self.cache_step(Kind::Speech, ctx, &req.model, &req, || None)?,
                 None => self.cache_step_skipped(),
             };
             let what = (Modality::Audio, "speech");

@@ -69,40 +69,37 @@ impl Gateway {
     }
 
     /// How a request of `kind` for `model` uses the cache; `request` is the request as its key
-    /// covers it, `semantic` (chat) the request without its last user turn and that turn's text.
+    /// covers it, `semantic` (chat) gives the request without its last user turn and that
+    /// turn's text. Nothing is written out for the key unless the request uses the cache.
     pub(crate) fn cache_step(
         &self,
         kind: Kind,
         ctx: &CallContext,
         model: &str,
         request: &impl Serialize,
-        semantic: Option<(serde_json::Value, String)>,
+        semantic: impl FnOnce() -> Option<(serde_json::Value, String)>,
     ) -> Result<Step> {
         let Some(cache) = &self.cache else {
             return Ok(Step::without(CacheStatus::Unused));
         };
-        // A model that does not resolve is the attempt loop's to refuse, by name.
-        let Ok(routes) = chain(&self.aliases, model, &ctx.fallbacks, |m| self.route(m)) else {
-            return Ok(Step::without(CacheStatus::Unused));
+        // An alias's routes as a set: its order may be drawn by weight per request.
+        let routes = || {
+            let routes = chain(&self.aliases, model, &ctx.fallbacks, |m| self.route(m)).ok()?;
+            let mut names: Vec<String> = routes.iter().map(ToString::to_string).collect();
+            names.sort();
+            Some(names)
         };
-        // Requests always serialise; should one not, it goes on without the cache.
-        let Ok(mut request) = serde_json::to_value(request) else {
-            return Ok(Step::without(CacheStatus::Skip));
-        };
-        if let Some(object) = request.as_object_mut() {
-            object.remove("model");
-        }
-        let semantic = semantic.map(|(mut rest, text)| {
-            if let Some(object) = rest.as_object_mut() {
+        let without_model = |mut value: serde_json::Value| {
+            if let Some(object) = value.as_object_mut() {
                 object.remove("model");
             }
-            (rest, text)
-        });
-        // An alias's routes as a set: its order may be drawn by weight per request.
-        let mut routes = routes;
-        routes.sort_by_key(ToString::to_string);
+            value
+        };
+        let request = || serde_json::to_value(request).ok().map(without_model);
+        let semantic = || semantic().map(|(rest, text)| (without_model(rest), text));
         Ok(
-            match cache.decide(kind, model, &routes, ctx, request, semantic)? {
+            match cache.decide(kind, model, ctx, routes, request, semantic)? {
+                Decision::Unused => Step::without(CacheStatus::Unused),
                 Decision::Skip => Step::without(CacheStatus::Skip),
                 Decision::Use(plan) => Step {
                     plan: Some(plan),

@@ -102,7 +102,7 @@ impl Gateway {
     ) -> Result<Metered<EmbeddingResponse>> {
         let trace = self.trace("embeddings", &req.model, ctx, false);
         async {
-            let mut step = self.cache_step(Kind::Embeddings, ctx, &req.model, &req, None)?;
+            let mut step = self.cache_step(Kind::Embeddings, ctx, &req.model, &req, || None)?;
             let what = (Modality::Text, "embeddings");
             if let Some(hit) = self
                 .answer_from_cache(&mut step, ctx, &trace, what, identity::<EmbeddingResponse>)

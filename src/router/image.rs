@@ -148,7 +148,7 @@ impl Gateway {
         async {
             // Only a request that pins its seed asks for the same images again.
             let mut step = match req.seed {
-                Some(_) => self.cache_step(Kind::Images, ctx, &req.model, &req, None)?,
+                Some(_) => self.cache_step(Kind::Images, ctx, &req.model, &req, || None)?,
                 None => self.cache_step_skipped(),
             };
             let what = (Modality::Image, "images");

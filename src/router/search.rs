@@ -119,7 +119,7 @@ impl Gateway {
                 .iter()
                 .map(|f| with_endpoint(self, f))
                 .collect();
-            let mut step = self.cache_step(Kind::Search, &ctx, &model, &req, None)?;
+            let mut step = self.cache_step(Kind::Search, &ctx, &model, &req, || None)?;
             let what = (Modality::Search, "search");
             if let Some(hit) = self
                 .answer_from_cache(&mut step, &ctx, &trace, what, identity::<SearchResponse>)

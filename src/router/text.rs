@@ -330,7 +330,7 @@ impl Gateway {
         record_request(&trace, &req);
         async {
             let mut step =
-                self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?;
+                self.cache_step(Kind::Chat, ctx, &req.model, &req, || semantic_split(&req))?;
             let what = (Modality::Text, "chat");
             if let Some(hit) = self
                 .answer_from_cache(&mut step, ctx, &trace, what, identity::<TextResponse>)
@@ -388,7 +388,7 @@ impl Gateway {
             let mut step = if req.n.unwrap_or(1) > 1 || req.logprobs {
                 self.cache_step_skipped()
             } else {
-                self.cache_step(Kind::Chat, ctx, &req.model, &req, semantic_split(&req))?
+                self.cache_step(Kind::Chat, ctx, &req.model, &req, || semantic_split(&req))?
             };
             let what = (Modality::Text, "chat.stream");
             if let Some(hit) = self
