@@ -14,7 +14,7 @@ use gw_store::{
     Backend, Counter, LogFilter, LogTotals, Maintenance, Plans, RECOVERED, SCHEMA_VERSION, Store,
     StoreOptions, is_well_formed_key,
 };
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 async fn user(store: &Store, plan: &str) -> String {
     store.create_user(&unique("user"), plan).await.unwrap().id
@@ -933,45 +933,52 @@ async fn cache_hits_are_logged_summed_and_counted() {
     .await;
 }
 
+/// Migrates `db` to `version` only, and writes in that version's shape user `usr_a` (on the
+/// metered plan) with one usage-log row and its summary row (`log` and `summary`, each binding
+/// the current period as `$1`); returns the period.
+async fn usage_of_version(db: &TestDb, version: i64, log: &str, summary: &str) -> String {
+    gw_store::testing::migrate_to(&db.url, version)
+        .await
+        .unwrap();
+    let period = test_plans().require("metered").unwrap().current_period();
+    let pool = db.raw().await;
+    sqlx::query(
+        "INSERT INTO users (id, name, plan, created_at) VALUES ('usr_a', 'a', 'metered', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for sql in [log, summary] {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&period)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    period
+}
+
 /// Migration 8 adds the cache columns to a database of version 7: rows written before read
 /// back as no hit, and a summary row written before goes on counting from zero hits.
 #[tokio::test]
 async fn migration_8_adds_cache_hits_to_existing_usage() {
     on_each_backend(|db| async move {
-        gw_store::testing::migrate_to(&db.url, 7).await.unwrap();
-        let period = test_plans().require("metered").unwrap().current_period();
-        let pool = db.raw().await;
-        sqlx::query(
-            "INSERT INTO users (id, name, plan, created_at) VALUES ('usr_a', 'a', 'metered', 0)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
         // A version-7 log row and its summary row.
-        sqlx::query(
+        let log =
             "INSERT INTO usage_log (request_id, reservation_id, user_id, period, provider, model,
                 modality, operation, status, error_message, input_tokens, output_tokens,
                 cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version,
                 estimated, billable, latency_ms, ttft_ms, retries, cached, created_at)
              VALUES ('req_old', 'res_old', 'usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text',
-                'chat', 'ok', NULL, 10, 20, 0, 0, 0, 5000, 'v1', 0, 1, 100, NULL, 0, 0, 1)",
-        )
-        .bind(&period)
-        .execute(&pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                'chat', 'ok', NULL, 10, 20, 0, 0, 0, 5000, 'v1', 0, 1, 100, NULL, 0, 0, 1)";
+        let summary =
             "INSERT INTO usage_summary (user_id, period, provider, model, modality, requests,
                 errors, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units,
                 cost_nanos, unpriced, estimated, updated_at)
              VALUES ('usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text', 1, 0, 10, 20, 0, 0, 0,
-                5000, 0, 0, 1)",
-        )
-        .bind(&period)
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
+                5000, 0, 0, 1)";
+        let period = usage_of_version(&db, 7, log, summary).await;
 
         let store = db.store().await; // applies migration 8
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
@@ -1140,17 +1147,8 @@ async fn settlements_past_their_reservation_are_flagged_and_counted() {
 #[tokio::test]
 async fn migration_9_adds_the_over_reservation_flag_to_existing_usage() {
     on_each_backend(|db| async move {
-        gw_store::testing::migrate_to(&db.url, 8).await.unwrap();
-        let period = test_plans().require("metered").unwrap().current_period();
-        let pool = db.raw().await;
-        sqlx::query(
-            "INSERT INTO users (id, name, plan, created_at) VALUES ('usr_a', 'a', 'metered', 0)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
         // A version-8 log row and its summary row.
-        sqlx::query(
+        let log =
             "INSERT INTO usage_log (request_id, reservation_id, user_id, period, provider, model,
                 modality, operation, status, error_message, input_tokens, output_tokens,
                 cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version,
@@ -1158,24 +1156,14 @@ async fn migration_9_adds_the_over_reservation_flag_to_existing_usage() {
                 cost_saved_nanos)
              VALUES ('req_old', 'res_old', 'usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text',
                 'chat', 'ok', NULL, 10, 20, 0, 0, 0, 5000, 'v1', 0, 1, 100, NULL, 0, 0, 1, NULL,
-                NULL)",
-        )
-        .bind(&period)
-        .execute(&pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                NULL)";
+        let summary =
             "INSERT INTO usage_summary (user_id, period, provider, model, modality, requests,
                 errors, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units,
                 cost_nanos, unpriced, estimated, cached_requests, cost_saved_nanos, updated_at)
              VALUES ('usr_a', $1, 'gemini', 'gemini-2.5-flash', 'text', 1, 0, 10, 20, 0, 0, 0,
-                5000, 0, 0, 0, 0, 1)",
-        )
-        .bind(&period)
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
+                5000, 0, 0, 0, 0, 1)";
+        let period = usage_of_version(&db, 8, log, summary).await;
 
         let store = db.store().await; // applies migration 9
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
