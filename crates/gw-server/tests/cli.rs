@@ -266,45 +266,7 @@ async fn video_shows_no_unknown_percent_and_ctrl_c_exits_130() {
         "--out".into(),
         out.display().to_string(),
     ];
-    let url = server.url.clone();
-    let stopped = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(&args)
-            .env("GATEWAY_URL", url)
-            .env("GATEWAY_API_KEY", key)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut said = String::new();
-        // Until the progress line of the running job (the CLI then waits a minute).
-        while !said.lines().any(|l| l.starts_with("in_progress")) {
-            if stderr.read_line(&mut said).unwrap() == 0 {
-                break;
-            }
-        }
-        let interrupted = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(interrupted.success(), "kill -INT failed");
-        stderr.read_to_string(&mut said).unwrap();
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        Ran {
-            code: child.wait().unwrap().code(),
-            stdout,
-            stderr: said,
-        }
-    })
-    .await
-    .unwrap();
+    let stopped = interrupt_once(&args, &server.url, &key, "in_progress").await;
     let said = &stopped.stderr;
     assert_eq!(stopped.code, Some(130), "{said}");
     assert!(stopped.stdout.is_empty(), "{}", stopped.stdout);
@@ -364,6 +326,50 @@ struct Ran {
     code: Option<i32>,
     stdout: String,
     stderr: String,
+}
+
+/// Runs `gateway` with `args` against `url` as `key`, and once a progress line starts with
+/// `status` (the CLI then waits a minute before its next poll), interrupts it (SIGINT, as
+/// Ctrl-C), and returns what it said and its exit code.
+async fn interrupt_once(args: &[String], url: &str, key: &str, status: &'static str) -> Ran {
+    let (args, url, key) = (args.to_vec(), url.to_owned(), key.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(&args)
+            .env("GATEWAY_URL", url)
+            .env("GATEWAY_API_KEY", key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        while !said.lines().any(|l| l.starts_with(status)) {
+            if stderr.read_line(&mut said).unwrap() == 0 {
+                break;
+            }
+        }
+        let interrupted = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(interrupted.success(), "kill -INT failed");
+        stderr.read_to_string(&mut said).unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        Ran {
+            code: child.wait().unwrap().code(),
+            stdout,
+            stderr: said,
+        }
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -490,45 +496,7 @@ async fn tune_follows_a_training_to_its_model_through_ctrl_c_and_resume() {
     ]
     .map(str::to_owned)
     .to_vec();
-    let (key2, url2) = (key.clone(), server.url.clone());
-    let stopped = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(&args)
-            .env("GATEWAY_URL", url2)
-            .env("GATEWAY_API_KEY", key2)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut said = String::new();
-        // Until the first progress line that says the job runs (the CLI then sleeps a minute).
-        while !said.lines().any(|l| l.starts_with("running")) {
-            if stderr.read_line(&mut said).unwrap() == 0 {
-                break;
-            }
-        }
-        let interrupted = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(interrupted.success(), "kill -INT failed");
-        stderr.read_to_string(&mut said).unwrap();
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        Ran {
-            code: child.wait().unwrap().code(),
-            stdout,
-            stderr: said,
-        }
-    })
-    .await
-    .unwrap();
+    let stopped = interrupt_once(&args, &server.url, &key, "running").await;
     let said = &stopped.stderr;
     assert_eq!(stopped.code, Some(130), "{said}");
     assert!(stopped.stdout.is_empty(), "{}", stopped.stdout);
