@@ -419,9 +419,9 @@ mod tests {
         assert_eq!(row["over_reservation"], false, "{row}");
     }
 
-    #[test]
-    fn summaries_count_cache_hits_and_savings() {
-        let row = |model: &str, requests, cached_requests, cost: &str, saved: &str| SummaryRow {
+    /// A summary of `requests` text requests on Gemini's `model` that used nothing.
+    fn summary_row(model: &str, requests: u64) -> SummaryRow {
+        SummaryRow {
             user_id: "usr_1".into(),
             period: "2026-11".into(),
             provider: "gemini".into(),
@@ -434,12 +434,22 @@ mod tests {
             cached_input_tokens: 0,
             reasoning_tokens: 0,
             units: 0,
-            cost: cost.parse().unwrap(),
+            cost: Cost::ZERO,
             unpriced: 0,
             estimated: 0,
+            cached_requests: 0,
+            cost_saved: Cost::ZERO,
+            over_reservation: 0,
+        }
+    }
+
+    #[test]
+    fn summaries_count_cache_hits_and_savings() {
+        let row = |model: &str, requests, cached_requests, cost: &str, saved: &str| SummaryRow {
+            cost: cost.parse().unwrap(),
             cached_requests,
             cost_saved: saved.parse().unwrap(),
-            over_reservation: 0,
+            ..summary_row(model, requests)
         };
         let body = summary_json(
             "2026-11",
@@ -462,24 +472,8 @@ mod tests {
     #[test]
     fn summaries_count_rows_over_their_reservation() {
         let row = |model: &str, requests, over_reservation| SummaryRow {
-            user_id: "usr_1".into(),
-            period: "2026-11".into(),
-            provider: "gemini".into(),
-            model: model.into(),
-            modality: llm_gateway::Modality::Text,
-            requests,
-            errors: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cached_input_tokens: 0,
-            reasoning_tokens: 0,
-            units: 0,
-            cost: Cost::ZERO,
-            unpriced: 0,
-            estimated: 0,
-            cached_requests: 0,
-            cost_saved: Cost::ZERO,
             over_reservation,
+            ..summary_row(model, requests)
         };
         let body = summary_json(
             "2026-11",
