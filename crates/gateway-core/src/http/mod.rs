@@ -37,11 +37,70 @@ pub type Classify = fn(u16, &HeaderMap, &str) -> Error;
 ///
 /// A read timeout rather than a total one, so a long stream is not cut while bytes still flow.
 pub fn client(cfg: &ProviderConfig) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(cfg.connect_timeout())
-        .read_timeout(cfg.read_timeout())
-        .build()
-        .map_err(|e| Error::new(ErrorKind::Config, "cannot build the HTTP client").with_source(e))
+    Timeouts::of(cfg).build()
+}
+
+/// The settings a provider's client is built from, kept so that a thread with clients of its
+/// own ([`use_thread_clients`]) can build its copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timeouts {
+    connect: Duration,
+    read: Duration,
+}
+
+impl Timeouts {
+    fn of(cfg: &ProviderConfig) -> Self {
+        Self {
+            connect: cfg.connect_timeout(),
+            read: cfg.read_timeout(),
+        }
+    }
+
+    fn build(self) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(self.read)
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "cannot build the HTTP client").with_source(e)
+            })
+    }
+}
+
+thread_local! {
+    /// This thread's own clients, one per [`Timeouts`], once [`use_thread_clients`] was called
+    /// on it; `None` on every other thread.
+    static THREAD_CLIENTS: std::cell::RefCell<Option<Vec<(Timeouts, reqwest::Client)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes the provider calls made on this thread use connection pools of the thread's own,
+/// instead of the pool each provider shares across threads.
+///
+/// For a server that runs one single-threaded runtime per core (the `gateway` binary does):
+/// a connection belongs to the runtime that opened it, so a request served on one core that
+/// picks up a connection another core opened pays a cross-thread wake-up on every read and
+/// write. With this, each core opens, keeps and reuses its own upstream connections. Clients
+/// a caller built and handed over ([`UpstreamBuilder::http`]) are always shared: their settings
+/// cannot be copied.
+pub fn use_thread_clients() {
+    THREAD_CLIENTS.with(|clients| {
+        clients.borrow_mut().get_or_insert_with(Vec::new);
+    });
+}
+
+/// The client of `timeouts` on this thread, when it has clients of its own.
+fn thread_client(timeouts: Timeouts) -> Option<reqwest::Client> {
+    THREAD_CLIENTS.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        let clients = clients.as_mut()?;
+        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == timeouts) {
+            return Some(client.clone());
+        }
+        let client = timeouts.build().ok()?;
+        clients.push((timeouts, client.clone()));
+        Some(client)
+    })
 }
 
 /// Sends `request`; a non-2xx answer becomes the error `classify` makes of it.
@@ -436,6 +495,70 @@ mod tests {
 
     /// An upstream whose server answers every request with an [`Echo`] of it, except for
     /// `/fail`, which answers 503.
+    #[test]
+    fn urls_are_the_base_and_the_path_as_joined_text_would_parse() {
+        for (base, path) in [
+            ("https://example.test", "/v1/chat/completions"),
+            ("https://example.test/", "/v1/chat/completions"),
+            (
+                "http://127.0.0.1:9/api/v2",
+                "/models/a:generateContent?alt=sse",
+            ),
+            (
+                "http://user:pw@example.test:8080/x/",
+                "/tasks/abc%20d/result",
+            ),
+            ("https://example.test", "/models/org/some model:predict"),
+        ] {
+            let mut b = UpstreamBuilder::default();
+            b.api_key("k".into());
+            b.base_url(base.into());
+            let upstream = b.build("p", "https://unused.test", Auth::Bearer).unwrap();
+            let joined = format!("{}{path}", base.trim_end_matches('/'));
+            let parsed = reqwest::Url::parse(&joined).unwrap();
+            let built = upstream.url(path);
+            assert_eq!(built.path(), parsed.path(), "{base} {path}");
+            assert_eq!(built.query(), parsed.query(), "{base} {path}");
+            assert_eq!(built.host_str(), parsed.host_str(), "{base} {path}");
+            assert_eq!(built.port(), parsed.port(), "{base} {path}");
+            assert_eq!(built.username(), parsed.username(), "{base} {path}");
+        }
+        // Where joined text would cut the path at a `#` (a fragment, never sent), the path is
+        // sent whole, the `#` escaped.
+        let mut b = UpstreamBuilder::default();
+        b.api_key("k".into());
+        let upstream = b.build("p", "https://example.test", Auth::Bearer).unwrap();
+        let url = upstream.url("/models/a#1:predict");
+        assert_eq!(url.path(), "/models/a%231:predict");
+        assert_eq!(url.fragment(), None);
+    }
+
+    #[tokio::test]
+    async fn a_thread_with_clients_of_its_own_calls_through_its_own_pool() {
+        let upstream = echo_upstream().await;
+        assert!(thread_client(upstream.timeouts.unwrap()).is_none());
+        let shared = upstream.get_json::<serde_json::Value>("/a", classify).await;
+        assert_eq!(shared.unwrap()["target"], "/a");
+        use_thread_clients();
+        let first = thread_client(upstream.timeouts.unwrap()).expect("this thread's client");
+        let again = thread_client(upstream.timeouts.unwrap()).unwrap();
+        assert_eq!(
+            THREAD_CLIENTS.with(|c| c.borrow().as_ref().unwrap().len()),
+            1
+        );
+        drop((first, again));
+        let local = upstream
+            .get_json::<serde_json::Value>("/b?x=1", classify)
+            .await;
+        assert_eq!(local.unwrap()["target"], "/b?x=1");
+        // A client the caller handed over is never replaced.
+        let mut b = UpstreamBuilder::default();
+        b.api_key("k".into());
+        b.http(reqwest::Client::new());
+        let handed = b.build("p", "https://example.test", Auth::Bearer).unwrap();
+        assert!(handed.timeouts.is_none());
+    }
+
     async fn echo_upstream() -> Upstream {
         let addr = test_server::serve(|req| {
             if req.target == "/fail" {
@@ -645,7 +768,12 @@ pub enum Auth {
 pub struct Upstream {
     provider: &'static str,
     http: reqwest::Client,
+    /// The settings `http` was built from, when the gateway built it: a thread with clients of
+    /// its own then uses its copy.
+    timeouts: Option<Timeouts>,
     base_url: String,
+    /// `base_url`, parsed.
+    base: reqwest::Url,
     auth_header: reqwest::header::HeaderName,
     auth_value: reqwest::header::HeaderValue,
 }
@@ -678,9 +806,29 @@ impl Upstream {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base_url))
+        let local = self.timeouts.and_then(thread_client);
+        local
+            .as_ref()
+            .unwrap_or(&self.http)
+            .request(method, self.url(path))
             .header(self.auth_header.clone(), self.auth_value.clone())
+    }
+
+    /// `{base}{path}` (`path` may end in a query): the base URL parsed once, when the client was
+    /// built, and only the path and query set here, so no request parses a host again.
+    fn url(&self, path: &str) -> reqwest::Url {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = self.base.clone();
+        let base_path = self.base.path().trim_end_matches('/');
+        let mut full = String::with_capacity(base_path.len() + path.len());
+        full.push_str(base_path);
+        full.push_str(path);
+        url.set_path(&full);
+        url.set_query(query);
+        url
     }
 
     /// GETs `{base}{path}` and decodes the JSON answer (at most [`MAX_RESPONSE_BYTES`]); a
@@ -761,6 +909,8 @@ pub struct UpstreamBuilder {
     api_key: Option<SecretString>,
     base_url: Option<String>,
     http: Option<reqwest::Client>,
+    /// Set while `http` is the one built from these settings (not one the caller handed over).
+    timeouts: Option<Timeouts>,
 }
 
 impl UpstreamBuilder {
@@ -771,10 +921,12 @@ impl UpstreamBuilder {
         provider: &'static str,
         default_env: &str,
     ) -> Result<Self> {
+        let timeouts = Timeouts::of(cfg);
         Ok(Self {
             api_key: Some(cfg.resolve_api_key(provider, default_env)?),
             base_url: cfg.base_url.clone(),
-            http: Some(client(cfg).map_err(|e| e.with_provider(provider))?),
+            http: Some(timeouts.build().map_err(|e| e.with_provider(provider))?),
+            timeouts: Some(timeouts),
         })
     }
 
@@ -791,6 +943,7 @@ impl UpstreamBuilder {
     /// Shares an HTTP client (its pool and timeouts).
     pub fn http(&mut self, http: reqwest::Client) {
         self.http = Some(http);
+        self.timeouts = None;
     }
 
     /// Checks the settings. Errors are [`ErrorKind::Config`] and never repeat the key or the URL,
@@ -832,14 +985,20 @@ impl UpstreamBuilder {
                 "the base URL must be http(s), without a query or fragment",
             ));
         }
-        let http = match self.http {
-            Some(http) => http,
-            None => client(&ProviderConfig::default()).map_err(|e| e.with_provider(provider))?,
+        let (http, timeouts) = match self.http {
+            Some(http) => (http, self.timeouts),
+            None => {
+                let timeouts = Timeouts::of(&ProviderConfig::default());
+                let http = timeouts.build().map_err(|e| e.with_provider(provider))?;
+                (http, Some(timeouts))
+            }
         };
         Ok(Upstream {
             provider,
             http,
+            timeouts,
             base_url,
+            base: parsed,
             auth_header,
             auth_value,
         })
