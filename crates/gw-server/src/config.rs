@@ -83,6 +83,11 @@ pub struct ServerSection {
     /// milliseconds (default 30000).
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,
+    /// How many threads serve connections, each a single-threaded runtime that keeps a
+    /// connection, its provider calls and its answer on one core; 0 (the default) is one per
+    /// CPU.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 impl Default for ServerSection {
@@ -92,6 +97,7 @@ impl Default for ServerSection {
             max_body_bytes: default_max_body(),
             max_image_bytes: default_max_image(),
             drain_ms: default_drain_ms(),
+            workers: 0,
         }
     }
 }

@@ -14,11 +14,13 @@ pub mod config;
 pub mod drain;
 mod error;
 mod fine_tuning_jobs;
+pub mod log_writer;
 mod media;
 mod openai;
 mod routes;
 pub mod telemetry;
 mod video_jobs;
+pub mod workers;
 
 pub use app::{AppState, app};
 pub use config::{Config, ConfigError};

@@ -11,10 +11,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
+use gw_server::log_writer::{Flusher, LogWriter};
 use gw_server::telemetry::PrometheusMode;
+use gw_server::workers::Workers;
 use gw_server::{AppState, Config, Telemetry, app};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -84,7 +86,13 @@ fn main() -> ExitCode {
             }
         }
     };
-    init_logging(admin, &telemetry);
+    let log = match init_logging(admin, &telemetry) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("gateway: cannot start the log writer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -107,6 +115,10 @@ fn main() -> ExitCode {
     drop(runtime);
     // The spans and metrics still buffered.
     telemetry.shutdown();
+    // The log lines still buffered.
+    if let Some(log) = log {
+        log.finish();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -144,8 +156,10 @@ fn run_client(command: Option<Command>) -> ExitCode {
 }
 
 /// Logs to stderr (`RUST_LOG`, default `info`; `warn` for the admin commands, which print
-/// tables), and the gateway's spans to OpenTelemetry when traces are exported.
-fn init_logging(admin: bool, telemetry: &Telemetry) {
+/// tables), and the gateway's spans to OpenTelemetry when traces are exported. The server
+/// writes its log from a thread of its own ([`LogWriter`]); the returned [`Flusher`] writes what
+/// is left at exit.
+fn init_logging(admin: bool, telemetry: &Telemetry) -> std::io::Result<Option<Flusher>> {
     let default_filter = if admin { "warn" } else { "info" };
     let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
     let mut filter =
@@ -157,12 +171,18 @@ fn init_logging(admin: bool, telemetry: &Telemetry) {
         filter = filter.add_directive(off);
     }
     let ansi = std::io::stderr().is_terminal();
+    let (writer, flusher) = if admin {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    } else {
+        let (writer, flusher) = LogWriter::start(std::io::stderr())?;
+        (BoxMakeWriter::new(writer), Some(flusher))
+    };
     match telemetry.layer() {
         // Each layer with its own filter: the log, and the spans for OpenTelemetry.
         Some(otel) => tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
+                    .with_writer(writer)
                     .with_ansi(ansi)
                     .with_filter(filter),
             )
@@ -177,10 +197,11 @@ fn init_logging(admin: bool, telemetry: &Telemetry) {
         // nothing (an absent layer would still ask for every span).
         None => tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_ansi(ansi)
             .init(),
     }
+    Ok(flusher)
 }
 
 async fn serve(config: Config, telemetry: Arc<Telemetry>) -> Result<(), String> {
@@ -209,42 +230,36 @@ async fn serve(config: Config, telemetry: Arc<Telemetry>) -> Result<(), String> 
                 config.server.listen
             )
         })?;
+    let store = state.store().cloned();
+    let drain = state.drain();
+    let drain_time = Duration::from_millis(config.server.drain_ms);
+    let count = gw_server::workers::count(config.server.workers);
     tracing::info!(
         listen = %config.server.listen,
+        workers = count,
         providers = ?providers,
         pricing = state.pricing().version(),
         store = state.store().map(|s| s.backend().as_str()).unwrap_or("off"),
         "gateway ready"
     );
-    // Each SSE event is its own small write: without TCP_NODELAY the kernel holds the second
-    // until the client's delayed ACK (about 40 ms), stalling every stream.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    let store = state.store().cloned();
-    let drain = state.drain();
-    let drain_time = Duration::from_millis(config.server.drain_ms);
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown({
-        let drain = Arc::clone(&drain);
-        async move {
-            shutdown().await;
-            drain.begin();
-            tracing::info!(
-                in_flight = drain.in_flight(),
-                drain_ms = drain_time.as_millis() as u64,
-                "shutting down: no new connections; finishing requests in flight"
-            );
-        }
-    });
-    let drained = async {
+    let mut workers = Workers::start(listener, count, app(state))
+        .map_err(|e| format!("cannot start the server's worker threads: {e}"))?;
+    let stopper = workers.stopper();
+    let stop = async {
+        shutdown().await;
+        drain.begin();
+        stopper.stop();
+        tracing::info!(
+            in_flight = drain.in_flight(),
+            drain_ms = drain_time.as_millis() as u64,
+            "shutting down: no new connections; finishing requests in flight"
+        );
         drain.draining().await;
         tokio::time::sleep(drain_time).await;
     };
     tokio::select! {
-        served = server => served.map_err(|e| format!("server error: {e}"))?,
-        () = drained => {
+        served = workers.served() => served.map_err(|e| format!("server error: {e}"))?,
+        () = stop => {
             tracing::warn!(
                 in_flight = drain.in_flight(),
                 "the drain time is over: cancelling the requests still in flight"
@@ -264,6 +279,7 @@ async fn serve(config: Config, telemetry: Arc<Telemetry>) -> Result<(), String> 
         // Write the usage rows still queued before the process ends.
         store.close().await;
     }
+    workers.exit();
     Ok(())
 }
 
