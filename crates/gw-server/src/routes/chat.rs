@@ -253,11 +253,11 @@ fn sse_response(
                 st.done = true;
             }
         }
-        Some((stream::iter(out.into_iter().map(Ok::<_, Infallible>)), st))
+        Some((stream::iter(out), st))
     })
     .flatten();
 
-    let mut response = axum::body::Body::from_stream(body).into_response();
+    let mut response = axum::body::Body::from_stream(coalesce(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -269,10 +269,55 @@ fn sse_response(
     response
 }
 
+/// The most events sent in one write.
+const COALESCE_EVENTS: usize = 64;
+
+/// The events of `events` that are ready together, sent as one body frame: a provider that
+/// delivers many events in one read (most do, once they are past the first token) costs one
+/// write to the client instead of one per event, and an event that comes alone still goes out
+/// at once (nothing waits for more).
+fn coalesce(
+    events: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    events.ready_chunks(COALESCE_EVENTS).map(|events| {
+        Ok(match <[Bytes; 1]>::try_from(events) {
+            Ok([one]) => one,
+            Err(events) => Bytes::from(events.concat()),
+        })
+    })
+}
+
 fn data_frame(data: &str) -> Bytes {
     let mut frame = String::with_capacity(data.len() + 8);
     frame.push_str("data: ");
     frame.push_str(data);
     frame.push_str("\n\n");
     Bytes::from(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn events_ready_together_go_out_as_one_frame_and_a_late_one_alone() {
+        let (late, arrives) = tokio::sync::oneshot::channel::<()>();
+        let ready = stream::iter(["data: a\n\n", "data: b\n\n", "data: c\n\n"].map(Bytes::from));
+        let after = stream::once(async move {
+            let _ = arrives.await;
+            Bytes::from("data: d\n\n")
+        });
+        let mut frames = Box::pin(coalesce(ready.chain(after)));
+        let first = frames.next().await.unwrap().unwrap();
+        assert_eq!(first, "data: a\n\ndata: b\n\ndata: c\n\n");
+        // Nothing more is ready: the stream waits for the next event, it does not hold the
+        // first frame back.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), frames.next()).await;
+        assert!(waiting.is_err(), "no frame until the next event is there");
+        late.send(()).unwrap();
+        assert_eq!(frames.next().await.unwrap().unwrap(), "data: d\n\n");
+        assert!(frames.next().await.is_none());
+    }
 }
