@@ -325,7 +325,8 @@ fn targets(s: &mut String, results: &Results) {
         }
     }
     for m in &results.pacing {
-        if m.target == "direct" || m.outcome.gaps.is_empty() {
+        // `proxy-cache` replays the first stream from its cache, at once: nothing to pace.
+        if m.target == "direct" || m.target == "proxy-cache" || m.outcome.gaps.is_empty() {
             continue;
         }
         let g = &m.outcome.gaps;
