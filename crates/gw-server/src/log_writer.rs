@@ -98,6 +98,9 @@ impl Shared {
 /// one write for all the lines of that time, instead of one each under load.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// Buffered bytes past which the writer thread writes at once instead of lingering.
+const LINGER_MARK: usize = LogWriter::MAX_BUFFERED / 4;
+
 /// The writer thread: sleeps until a line comes, lets more gather for [`LINGER`] (less when the
 /// buffer fills up or the writer is closing), writes them all in one go; until closed with
 /// nothing left.
@@ -112,7 +115,7 @@ fn write_out(shared: &Shared, mut out: impl Write) {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            if !state.closed && state.lines.len() < LogWriter::MAX_BUFFERED / 4 {
+            if !state.closed && state.lines.len() < LINGER_MARK {
                 // Lines written meanwhile find the buffer not empty and wake no one.
                 state = shared
                     .ready
@@ -151,13 +154,13 @@ impl Write for Line<'_> {
             state.dropped += 1;
             return Ok(bytes.len());
         }
-        let was_empty = state.lines.is_empty();
+        let before = state.lines.len();
         state.lines.extend_from_slice(bytes);
-        let len_after = state.lines.len();
         drop(state);
         // The writer thread sleeps only on an empty buffer, or for its linger: wake it for the
         // first line, or to write a buffer that fills up; the lines between wait for its round.
-        if was_empty || state_len_crossed(bytes.len(), len_after) {
+        let crossed = before < LINGER_MARK && before + bytes.len() >= LINGER_MARK;
+        if before == 0 || crossed {
             self.shared.ready.notify_one();
         }
         Ok(bytes.len())
@@ -166,13 +169,6 @@ impl Write for Line<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Whether adding `added` bytes, to `len_after` in all, took the buffer past the mark at which
-/// the writer thread stops lingering.
-fn state_len_crossed(added: usize, len_after: usize) -> bool {
-    let mark = LogWriter::MAX_BUFFERED / 4;
-    len_after >= mark && len_after - added < mark
 }
 
 impl<'a> MakeWriter<'a> for LogWriter {
