@@ -290,10 +290,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 10,
+        name: "recovered_index",
+        common: include_str!("../migrations/0010_recovered_index.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
 /// replicas starting at once.

@@ -10,7 +10,9 @@
 //! written by a background task (so no response waits for its usage row; [`Store::flush`] waits
 //! for them). Reservations live in the database: if a gateway process dies before settling,
 //! another one settles them at their estimate ([`Store::recover_stale`], run by
-//! [`Store::spawn_maintenance`]).
+//! [`Store::spawn_maintenance`]); a settlement that still arrives afterwards (the process was
+//! only slow or cut off) replaces that estimate with what the request used, so every admitted
+//! request ends with exactly one usage-log row.
 //!
 //! A request answered from the gateway's response cache is settled the same way, its record's
 //! [`cached`](gateway_core::UsageRecord::cached) set: its usage-log row says whether the hit was

@@ -52,7 +52,9 @@ impl Store {
     /// outlives the instance that submitted it, and its end settles it (see
     /// [`Store::finish_video_job`], [`Store::finish_fine_tuning_job`]).
     /// Each becomes a usage-log row with status [`RECOVERED`] and `estimated = true`, and is
-    /// logged as a warning. Returns how many were settled.
+    /// logged as a warning. If the instance was alive after all and settles the request later,
+    /// its settlement replaces that row (counters, log and summary moved to what the request
+    /// used), so a request never has two rows. Returns how many were settled.
     ///
     /// `stale_after` must be well above the heartbeat interval, or a live but slow instance
     /// would lose its reservations (they would be charged at the estimate).
@@ -95,8 +97,10 @@ impl Store {
     /// Settles at their estimate, like [`Store::recover_stale`], the reservations of any
     /// instance, this one included, that were admitted more than `older_than` ago: those whose
     /// settlement failed (the database was briefly unreachable) and would otherwise stay open
-    /// as long as their instance lives. `older_than` must be longer than any request, stream or
-    /// media job may take, or a late settlement finds its reservation gone and is dropped.
+    /// as long as their instance lives. `older_than` should be longer than any request, stream
+    /// or media job may take: a settlement that arrives after all still replaces the recovered
+    /// row with what the request used (see [`Accounting::settle`](gateway_core::Accounting)),
+    /// but until then the request is charged its estimate.
     pub async fn recover_abandoned(&self, older_than: Duration) -> Result<usize> {
         let cutoff = now_ms().saturating_sub(ms(older_than));
         let rows = sqlx::query(

@@ -146,6 +146,13 @@ impl LogEntry<'_> {
                 .await
                 .map_err(db_error)?;
         }
+        self.summarize(tx, now, 1).await
+    }
+
+    /// Adds this row to the summary (`sign` 1), or takes it out (`sign` -1) when the row is
+    /// replaced, in `tx`.
+    pub(crate) async fn summarize(&self, tx: &mut Tx, now: i64, sign: i64) -> Result<()> {
+        let signed = |v: i64| sign * v;
         let is_error = self.status != "ok" && self.status != RECOVERED;
         sqlx::query(UPSERT_SUMMARY)
             .bind(self.user_id)
@@ -153,19 +160,19 @@ impl LogEntry<'_> {
             .bind(self.provider)
             .bind(self.model)
             .bind(self.modality.as_str())
-            .bind(1i64)
-            .bind(i64::from(is_error))
-            .bind(to_db(self.input_tokens))
-            .bind(to_db(self.output_tokens))
-            .bind(to_db(self.cached_input_tokens))
-            .bind(to_db(self.reasoning_tokens))
-            .bind(to_db(self.units))
-            .bind(to_db(self.cost.map_or(0, Cost::nanos)))
-            .bind(i64::from(self.cost.is_none()))
-            .bind(i64::from(self.estimated))
-            .bind(i64::from(self.cached.is_some()))
-            .bind(to_db(self.cost_saved().map_or(0, Cost::nanos)))
-            .bind(i64::from(self.over_reservation))
+            .bind(signed(1))
+            .bind(signed(i64::from(is_error)))
+            .bind(signed(to_db(self.input_tokens)))
+            .bind(signed(to_db(self.output_tokens)))
+            .bind(signed(to_db(self.cached_input_tokens)))
+            .bind(signed(to_db(self.reasoning_tokens)))
+            .bind(signed(to_db(self.units)))
+            .bind(signed(to_db(self.cost.map_or(0, Cost::nanos))))
+            .bind(signed(i64::from(self.cost.is_none())))
+            .bind(signed(i64::from(self.estimated)))
+            .bind(signed(i64::from(self.cached.is_some())))
+            .bind(signed(to_db(self.cost_saved().map_or(0, Cost::nanos))))
+            .bind(signed(i64::from(self.over_reservation)))
             .bind(now)
             .execute(&mut **tx)
             .await
@@ -270,6 +277,97 @@ async fn take_reservations(
         .collect()
 }
 
+/// A usage-log row written by recovery, taken out to be replaced by the real settlement.
+struct RecoveredRow {
+    request_id: String,
+    user_id: String,
+    period: String,
+    provider: String,
+    model: String,
+    operation: String,
+    modality: Modality,
+    /// What recovery charged: the reservation's tokens, units and cost (one request).
+    amount: Amount,
+}
+
+impl RecoveredRow {
+    /// The row as recovery wrote it, for taking it out of the summary.
+    fn entry<'a>(&'a self, reservation_id: &'a str) -> LogEntry<'a> {
+        LogEntry {
+            request_id: &self.request_id,
+            reservation_id,
+            user_id: &self.user_id,
+            period: &self.period,
+            provider: &self.provider,
+            model: &self.model,
+            modality: self.modality,
+            operation: &self.operation,
+            status: RECOVERED,
+            error_message: None,
+            input_tokens: self.amount.tokens,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            reasoning_tokens: 0,
+            units: self.amount.units,
+            cost: self.amount.cost,
+            pricing_version: None,
+            estimated: true,
+            billable: true,
+            latency: None,
+            time_to_first_token: None,
+            retries: 0,
+            cached: None,
+            over_reservation: false,
+            attempts: None,
+            tags: None,
+        }
+    }
+}
+
+/// Deletes the usage-log rows that recovery wrote for the reservations `ids` and returns them
+/// by reservation id; reservations without one are missing.
+async fn take_recovered(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, RecoveredRow>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "DELETE FROM usage_log WHERE status = '{RECOVERED}' AND reservation_id IN {}
+         RETURNING reservation_id, request_id, user_id, period, provider, model, operation,
+             modality, input_tokens, units, cost_nanos",
+        placeholders(1, ids.len(), 1, "")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(&mut **tx).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let text = |col: &str| row.try_get::<String, _>(col).map_err(db_error);
+            let int = |col: &str| row.try_get::<i64, _>(col).map(from_db).map_err(db_error);
+            let modality = text("modality")?;
+            let recovered = RecoveredRow {
+                request_id: text("request_id")?,
+                user_id: text("user_id")?,
+                period: text("period")?,
+                provider: text("provider")?,
+                model: text("model")?,
+                operation: text("operation")?,
+                modality: Modality::parse(&modality)
+                    .ok_or_else(|| corrupt(&format!("the modality `{modality}`")))?,
+                amount: Amount::new(
+                    int("input_tokens")?,
+                    int("units")?,
+                    row.try_get::<Option<i64>, _>("cost_nanos")
+                        .map_err(db_error)?
+                        .map(|n| Cost::from_nanos(from_db(n))),
+                ),
+            };
+            Ok((text("reservation_id")?, recovered))
+        })
+        .collect()
+}
+
 /// How long the writer keeps trying a batch while the database takes no writes at all (down,
 /// failing over, locked by another process): long enough for a failover, short enough that a
 /// shutdown is not held for ever. Past it, the reservations stay for recovery at their estimate.
@@ -338,22 +436,52 @@ impl Store {
     ) -> Result<()> {
         let ids: Vec<&str> = batch.iter().map(|(r, _)| r.id.as_str()).collect();
         let mut stored = take_reservations(tx, &ids).await?;
+        let now = now_ms();
+        // A reservation recovered at its estimate (its instance was taken for dead, or its
+        // settlement was late) is corrected: the recovered row gives way to the real one.
+        let gone: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !stored.contains_key(*id))
+            .collect();
+        let mut recovered = take_recovered(tx, &gone).await?;
+        for (reservation, _) in batch {
+            if let Some(row) = recovered.remove(&reservation.id) {
+                row.entry(&reservation.id).summarize(tx, now, -1).await?;
+                tracing::info!(
+                    reservation = %reservation.id,
+                    request_id = %row.request_id,
+                    "settle: a reservation recovered at its estimate is corrected to what the \
+                     request used"
+                );
+                let amount = Amount {
+                    requests: reservation.estimate.requests,
+                    ..row.amount
+                };
+                stored.insert(
+                    reservation.id.clone(),
+                    StoredReservation {
+                        user_id: row.user_id,
+                        period: row.period,
+                        modality: row.modality,
+                        amount,
+                    },
+                );
+            }
+        }
         let mut taken = Vec::with_capacity(batch.len());
         for (reservation, record) in batch {
             match stored.remove(&reservation.id) {
                 Some(s) => taken.push((reservation, record, s)),
-                // Settled already, or recovered at its estimate by another instance that took
-                // this one for dead: that row stands, so counters, log and summary stay
-                // consistent.
+                // Settled already: the first settlement stands, so counters, log and summary
+                // stay consistent.
                 None => tracing::warn!(
                     reservation = %reservation.id,
                     request_id = %record.request_id,
-                    "settle: the reservation is gone (settled twice, or recovered at its \
-                     estimate); this usage record is dropped"
+                    "settle: the reservation is settled already; this usage record is dropped"
                 ),
             }
         }
-        let now = now_ms();
         let deltas: Vec<[i64; COUNTERS]> = taken
             .iter()
             .map(|(_, record, stored)| {

@@ -516,16 +516,62 @@ async fn recovery_settles_a_dead_instances_reservations() {
             .unwrap();
         assert_eq!((image_row.modality, image_row.units), (Modality::Image, 2));
 
-        // Nothing left to recover; a late settle of a recovered reservation changes nothing.
+        // Nothing left to recover. The text request's settlement arrives after all (its
+        // instance was cut off, not dead): it replaces the recovered row, counters and summary
+        // move from the estimate to what was used, and a second settlement changes nothing.
         live.heartbeat().await.unwrap();
         assert_eq!(survivor.recover_stale(stale_after).await.unwrap(), 0);
-        survivor
-            .settle(r, record(&a, 1, 1, Some("0")))
-            .await
+        let summary_of = |rows: Vec<gw_store::SummaryRow>| {
+            rows.into_iter()
+                .find(|s| s.model == "gemini-2.5-flash")
+                .map(|s| {
+                    (
+                        s.requests,
+                        s.input_tokens,
+                        s.output_tokens,
+                        s.cost,
+                        s.estimated,
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            summary_of(survivor.usage_summary(&u, &period).await.unwrap()),
+            (1, 400, 0, cost("0.004"), 1)
+        );
+        for _ in 0..2 {
+            survivor
+                .settle(r.clone(), record(&a, 30, 12, Some("0.0007")))
+                .await
+                .unwrap();
+            survivor.flush().await;
+        }
+        let after = survivor.counters(&u, &period).await.unwrap();
+        assert_eq!(
+            after.get(Counter::TextTokens),
+            before.get(Counter::TextTokens) - 400 + 42
+        );
+        assert_eq!(
+            after.cost().nanos(),
+            before.cost().nanos() - cost("0.004").nanos() + cost("0.0007").nanos()
+        );
+        let log = survivor.usage_log(Some(&u), 10).await.unwrap();
+        assert_eq!(log.len(), 2, "still one row per request");
+        let text_row = log
+            .iter()
+            .find(|row| row.request_id == a.request_id)
             .unwrap();
-        survivor.flush().await;
-        assert_eq!(survivor.counters(&u, &period).await.unwrap(), before);
-        assert_eq!(survivor.usage_log(Some(&u), 10).await.unwrap().len(), 2);
+        assert_eq!(text_row.status, "ok");
+        assert!(!text_row.estimated);
+        assert_eq!(text_row.reservation_id.as_deref(), Some(r.id.as_str()));
+        assert_eq!(
+            (text_row.tokens.input_tokens, text_row.tokens.output_tokens),
+            (30, 12)
+        );
+        assert_eq!(
+            summary_of(survivor.usage_summary(&u, &period).await.unwrap()),
+            (1, 30, 12, cost("0.0007"), 0)
+        );
 
         // The live instance settles normally.
         live.settle(lr, record(&l, 10, 10, Some("0.0001")))
