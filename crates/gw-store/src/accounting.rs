@@ -305,7 +305,7 @@ impl Store {
         }
         let sql = format!(
             "INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES {}",
-            placeholders(admitted.len(), 14, 1, "")
+            placeholders(self.backend, admitted.len(), 14, 1, "")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (p, id, estimate) in admitted {

@@ -377,18 +377,46 @@ pub(crate) async fn migrate_to(pool: &AnyPool, backend: Backend, target: i64) ->
     tx.commit().await.map_err(db_error)
 }
 
+/// Parameter `n` (from 1) of a statement: `$n` on PostgreSQL, a plain `?` on SQLite, where the
+/// parameters of a statement must then appear in the text in the order they are bound.
+///
+/// SQLite looks a named parameter (`$n`, `?n`) up in a list, one by one, both when it parses a
+/// statement and each time sqlx binds one (`sqlite3_bind_parameter_name`): a statement of `k`
+/// such parameters costs k² steps, milliseconds for a batch of usage rows. Plain `?`s are never
+/// named, so binding them costs nothing.
+pub(crate) fn param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
 /// The placeholders of a multi-row `VALUES` list: `rows` rows of `columns` parameters each,
-/// numbered from `$first` on, each row ending with `tail` (constants or shared parameters):
-/// `placeholders(2, 2, 2, ", $1")` is `($2, $3, $1), ($4, $5, $1)`.
-pub(crate) fn placeholders(rows: usize, columns: usize, first: usize, tail: &str) -> String {
+/// numbered from `first` on (see [`param`]: on SQLite every parameter before them must be
+/// bound before them too), each row ending with the constants `tail`:
+/// `placeholders(Postgres, 2, 2, 2, ", 0")` is `($2, $3, 0), ($4, $5, 0)`.
+pub(crate) fn placeholders(
+    backend: Backend,
+    rows: usize,
+    columns: usize,
+    first: usize,
+    tail: &str,
+) -> String {
     use std::fmt::Write;
     let mut sql = String::with_capacity(rows * (columns * 6 + tail.len() + 4));
     let mut n = first;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..columns {
-            let sep = if column == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}${n}");
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    let _ = write!(sql, "${n}");
+                }
+            }
             n += 1;
         }
         sql.push_str(tail);
@@ -412,9 +440,13 @@ mod tests {
 
     #[test]
     fn multi_row_placeholders() {
-        assert_eq!(placeholders(2, 2, 2, ", $1"), "($2, $3, $1), ($4, $5, $1)");
-        assert_eq!(placeholders(1, 3, 1, ""), "($1, $2, $3)");
-        assert_eq!(placeholders(0, 3, 1, ""), "");
+        let pg = Backend::Postgres;
+        assert_eq!(placeholders(pg, 2, 2, 2, ", 0"), "($2, $3, 0), ($4, $5, 0)");
+        assert_eq!(placeholders(pg, 1, 3, 1, ""), "($1, $2, $3)");
+        assert_eq!(placeholders(pg, 0, 3, 1, ""), "");
+        let lite = Backend::Sqlite;
+        assert_eq!(placeholders(lite, 2, 2, 1, ", 0"), "(?, ?, 0), (?, ?, 0)");
+        assert_eq!((param(pg, 7), param(lite, 7)), ("$7".into(), "?".into()));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::Store;
 use crate::db::db_error;
-use crate::settlement::{LogEntry, ms, stored_reservation};
+use crate::settlement::{LogEntry, ms, stored_reservation, write_log};
 use crate::time::now_ms;
 
 /// The status of a usage-log row written by [`Store::recover_stale`].
@@ -150,7 +150,7 @@ impl Store {
             // The estimate was counted at admission and stays counted; only the log and the
             // summary are written. A recovered row has no split of the tokens: the estimate's
             // total goes in input_tokens.
-            LogEntry {
+            let entry = LogEntry {
                 request_id: &request_id,
                 reservation_id: &id,
                 user_id: &stored.user_id,
@@ -178,9 +178,8 @@ impl Store {
                 over_reservation: false,
                 attempts: None,
                 tags: None,
-            }
-            .write(&mut tx, now_ms())
-            .await?;
+            };
+            write_log(&mut tx, self.backend, &[entry], &[], now_ms()).await?;
             tx.commit().await.map_err(db_error)?;
             recovered += 1;
             tracing::warn!(

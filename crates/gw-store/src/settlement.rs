@@ -11,33 +11,35 @@ use gateway_core::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::Store;
 use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{Tx, corrupt, db_error, from_db, placeholders, to_db};
 use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
 use crate::tally::Tally;
 use crate::time::now_ms;
+use crate::{Backend, Store};
 
-const INSERT_LOG: &str = "INSERT INTO usage_log (request_id, reservation_id, user_id, period,
-        provider, model, modality, operation, status, error_message, input_tokens,
-        output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
-        pricing_version, estimated, billable, latency_ms, ttft_ms, retries, cached, created_at,
-        attempts, end_user, metadata, cache_hit, cost_saved_nanos, over_reservation)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
+/// The columns of a usage-log row, in the order [`LogEntry::bind`] binds them.
+const LOG_COLUMNS: &str = "request_id, reservation_id, user_id, period, provider, model,
+    modality, operation, status, error_message, input_tokens, output_tokens,
+    cached_input_tokens, reasoning_tokens, units, cost_nanos, pricing_version, estimated,
+    billable, latency_ms, ttft_ms, retries, cached, created_at, attempts, end_user, metadata,
+    cache_hit, cost_saved_nanos, over_reservation";
 
-const INSERT_TAG: &str = "INSERT INTO usage_log_tags (request_id, user_id, tag_key, tag_value,
-        created_at)
-    VALUES ($1, $2, $3, $4, $5)";
+/// How many columns [`LOG_COLUMNS`] names.
+const LOG_WIDTH: usize = 30;
 
-const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provider, model,
-        modality, requests, errors, input_tokens, output_tokens, cached_input_tokens,
-        reasoning_tokens, units, cost_nanos, unpriced, estimated, cached_requests,
-        cost_saved_nanos, over_reservation, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19)
-    ON CONFLICT (user_id, period, provider, model, modality) DO UPDATE SET
+/// The columns of a summary row: its key, then the sums of [`SummarySums`], then `updated_at`.
+const SUMMARY_COLUMNS: &str = "user_id, period, provider, model, modality, requests, errors,
+    input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, units, cost_nanos,
+    unpriced, estimated, cached_requests, cost_saved_nanos, over_reservation, updated_at";
+
+/// How many columns [`SUMMARY_COLUMNS`] names.
+const SUMMARY_WIDTH: usize = 19;
+
+/// What an upserted summary row does to the one already there: adds its sums.
+const SUMMARY_CONFLICT: &str =
+    "ON CONFLICT (user_id, period, provider, model, modality) DO UPDATE SET
         requests            = usage_summary.requests            + excluded.requests,
         errors              = usage_summary.errors              + excluded.errors,
         input_tokens        = usage_summary.input_tokens        + excluded.input_tokens,
@@ -52,6 +54,27 @@ const UPSERT_SUMMARY: &str = "INSERT INTO usage_summary (user_id, period, provid
         cost_saved_nanos    = usage_summary.cost_saved_nanos    + excluded.cost_saved_nanos,
         over_reservation    = usage_summary.over_reservation    + excluded.over_reservation,
         updated_at          = excluded.updated_at";
+
+/// What one usage-log row adds to its summary row, in [`SUMMARY_COLUMNS`] order.
+type SummarySums = [i64; 13];
+
+/// Rows per multi-row statement, largest first: a batch goes out in chunks of these sizes, so
+/// the database sees a few statement texts per table (each prepared once per connection and
+/// kept in its statement cache) whatever the size of the batch.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// `items` cut into runs of [`CHUNKS`] sizes, largest first.
+fn chunked<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    for size in CHUNKS {
+        while items.len() >= size {
+            let (run, rest) = items.split_at(size);
+            runs.push(run);
+            items = rest;
+        }
+    }
+    runs
+}
 
 /// One usage-log row, before it is written.
 pub(crate) struct LogEntry<'a> {
@@ -99,9 +122,9 @@ impl LogEntry<'_> {
         self.cached.and_then(|hit| hit.saved)
     }
 
-    /// Writes the row and adds it to the summary, in `tx`.
-    pub(crate) async fn write(&self, tx: &mut Tx, now: i64) -> Result<()> {
-        sqlx::query(INSERT_LOG)
+    /// Binds the row's [`LOG_COLUMNS`].
+    fn bind<'q>(&'q self, query: LogQuery<'q>, now: i64) -> LogQuery<'q> {
+        query
             .bind(self.request_id)
             .bind(self.reservation_id)
             .bind(self.user_id)
@@ -132,53 +155,125 @@ impl LogEntry<'_> {
             .bind(self.cached.map(cache_hit_name))
             .bind(self.cost_saved().map(|c| to_db(c.nanos())))
             .bind(i64::from(self.over_reservation))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        for (key, value) in self.tags.iter().flat_map(|t| &t.metadata) {
-            sqlx::query(INSERT_TAG)
-                .bind(self.request_id)
-                .bind(self.user_id)
-                .bind(key)
-                .bind(value)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        self.summarize(tx, now, 1).await
     }
 
-    /// Adds this row to the summary (`sign` 1), or takes it out (`sign` -1) when the row is
-    /// replaced, in `tx`.
-    pub(crate) async fn summarize(&self, tx: &mut Tx, now: i64, sign: i64) -> Result<()> {
-        let signed = |v: i64| sign * v;
+    /// What this row adds to its summary row.
+    fn sums(&self) -> SummarySums {
         let is_error = self.status != "ok" && self.status != RECOVERED;
-        sqlx::query(UPSERT_SUMMARY)
-            .bind(self.user_id)
-            .bind(self.period)
-            .bind(self.provider)
-            .bind(self.model)
-            .bind(self.modality.as_str())
-            .bind(signed(1))
-            .bind(signed(i64::from(is_error)))
-            .bind(signed(to_db(self.input_tokens)))
-            .bind(signed(to_db(self.output_tokens)))
-            .bind(signed(to_db(self.cached_input_tokens)))
-            .bind(signed(to_db(self.reasoning_tokens)))
-            .bind(signed(to_db(self.units)))
-            .bind(signed(to_db(self.cost.map_or(0, Cost::nanos))))
-            .bind(signed(i64::from(self.cost.is_none())))
-            .bind(signed(i64::from(self.estimated)))
-            .bind(signed(i64::from(self.cached.is_some())))
-            .bind(signed(to_db(self.cost_saved().map_or(0, Cost::nanos))))
-            .bind(signed(i64::from(self.over_reservation)))
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        [
+            1,
+            i64::from(is_error),
+            to_db(self.input_tokens),
+            to_db(self.output_tokens),
+            to_db(self.cached_input_tokens),
+            to_db(self.reasoning_tokens),
+            to_db(self.units),
+            to_db(self.cost.map_or(0, Cost::nanos)),
+            i64::from(self.cost.is_none()),
+            i64::from(self.estimated),
+            i64::from(self.cached.is_some()),
+            to_db(self.cost_saved().map_or(0, Cost::nanos)),
+            i64::from(self.over_reservation),
+        ]
     }
+}
+
+/// A statement being bound.
+type LogQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Writes `entries` to the usage log with their tags and adds them to the summary, and takes
+/// the `removed` rows (already deleted from the log) out of the summary, in `tx`: a few
+/// multi-row statements whatever the number of rows (see [`CHUNKS`]), so a batch of
+/// settlements costs the database a handful of round trips, not two per request.
+pub(crate) async fn write_log(
+    tx: &mut Tx,
+    backend: Backend,
+    entries: &[LogEntry<'_>],
+    removed: &[LogEntry<'_>],
+    now: i64,
+) -> Result<()> {
+    for run in chunked(entries) {
+        let sql = format!(
+            "INSERT INTO usage_log ({LOG_COLUMNS}) VALUES {}",
+            placeholders(backend, run.len(), LOG_WIDTH, 1, "")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for entry in run {
+            query = entry.bind(query, now);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
+    }
+
+    let tags: Vec<(&LogEntry<'_>, &String, &String)> = entries
+        .iter()
+        .flat_map(|e| {
+            e.tags
+                .iter()
+                .flat_map(|t| &t.metadata)
+                .map(move |(k, v)| (e, k, v))
+        })
+        .collect();
+    for run in chunked(&tags) {
+        let sql = format!(
+            "INSERT INTO usage_log_tags (request_id, user_id, tag_key, tag_value, created_at)
+             VALUES {}",
+            placeholders(backend, run.len(), 5, 1, "")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (entry, key, value) in run {
+            query = query
+                .bind(entry.request_id)
+                .bind(entry.user_id)
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .bind(now);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
+    }
+
+    // One upsert per summary row touched, each key once (PostgreSQL refuses a statement that
+    // updates a row twice).
+    type Key<'a> = (&'a str, &'a str, &'a str, &'a str, &'static str);
+    let mut sums: BTreeMap<Key<'_>, SummarySums> = BTreeMap::new();
+    let signed = entries
+        .iter()
+        .map(|e| (e, 1))
+        .chain(removed.iter().map(|e| (e, -1)));
+    for (entry, sign) in signed {
+        let key = (
+            entry.user_id,
+            entry.period,
+            entry.provider,
+            entry.model,
+            entry.modality.as_str(),
+        );
+        let total = sums.entry(key).or_default();
+        for (t, v) in total.iter_mut().zip(entry.sums()) {
+            *t = t.saturating_add(sign * v);
+        }
+    }
+    let rows: Vec<(Key<'_>, SummarySums)> = sums.into_iter().collect();
+    for run in chunked(&rows) {
+        let sql = format!(
+            "INSERT INTO usage_summary ({SUMMARY_COLUMNS}) VALUES {} {SUMMARY_CONFLICT}",
+            placeholders(backend, run.len(), SUMMARY_WIDTH, 1, "")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for ((user, period, provider, model, modality), values) in run {
+            query = query
+                .bind(*user)
+                .bind(*period)
+                .bind(*provider)
+                .bind(*model)
+                .bind(*modality);
+            for v in values {
+                query = query.bind(*v);
+            }
+            query = query.bind(now);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// How `usage_log.cache_hit` names a hit.
@@ -257,12 +352,13 @@ pub(crate) fn stored_reservation(row: &sqlx::any::AnyRow) -> Result<StoredReserv
 /// Deletes the reservations `ids` and returns them by id; ids already gone are missing.
 async fn take_reservations(
     tx: &mut Tx,
+    backend: Backend,
     ids: &[&str],
 ) -> Result<HashMap<String, StoredReservation>> {
     let sql = format!(
         "DELETE FROM reservations WHERE id IN {}
          RETURNING id, user_id, period, modality, requests, tokens, units, cost_nanos",
-        placeholders(1, ids.len(), 1, "")
+        placeholders(backend, 1, ids.len(), 1, "")
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for id in ids {
@@ -326,7 +422,11 @@ impl RecoveredRow {
 
 /// Deletes the usage-log rows that recovery wrote for the reservations `ids` and returns them
 /// by reservation id; reservations without one are missing.
-async fn take_recovered(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, RecoveredRow>> {
+async fn take_recovered(
+    tx: &mut Tx,
+    backend: Backend,
+    ids: &[&str],
+) -> Result<HashMap<String, RecoveredRow>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -334,7 +434,7 @@ async fn take_recovered(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, Rec
         "DELETE FROM usage_log WHERE status = '{RECOVERED}' AND reservation_id IN {}
          RETURNING reservation_id, request_id, user_id, period, provider, model, operation,
              modality, input_tokens, units, cost_nanos",
-        placeholders(1, ids.len(), 1, "")
+        placeholders(backend, 1, ids.len(), 1, "")
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for id in ids {
@@ -435,7 +535,7 @@ impl Store {
         batch: &[(Reservation, UsageRecord)],
     ) -> Result<()> {
         let ids: Vec<&str> = batch.iter().map(|(r, _)| r.id.as_str()).collect();
-        let mut stored = take_reservations(tx, &ids).await?;
+        let mut stored = take_reservations(tx, self.backend, &ids).await?;
         let now = now_ms();
         // A reservation recovered at its estimate (its instance was taken for dead, or its
         // settlement was late) is corrected: the recovered row gives way to the real one.
@@ -444,10 +544,10 @@ impl Store {
             .copied()
             .filter(|id| !stored.contains_key(*id))
             .collect();
-        let mut recovered = take_recovered(tx, &gone).await?;
+        let mut recovered = take_recovered(tx, self.backend, &gone).await?;
+        let mut replaced = Vec::new();
         for (reservation, _) in batch {
             if let Some(row) = recovered.remove(&reservation.id) {
-                row.entry(&reservation.id).summarize(tx, now, -1).await?;
                 tracing::info!(
                     reservation = %reservation.id,
                     request_id = %row.request_id,
@@ -461,12 +561,13 @@ impl Store {
                 stored.insert(
                     reservation.id.clone(),
                     StoredReservation {
-                        user_id: row.user_id,
-                        period: row.period,
+                        user_id: row.user_id.clone(),
+                        period: row.period.clone(),
                         modality: row.modality,
                         amount,
                     },
                 );
+                replaced.push((reservation.id.as_str(), row));
             }
         }
         let mut taken = Vec::with_capacity(batch.len());
@@ -499,12 +600,12 @@ impl Store {
             tally.adjust(&s.user_id, &s.period, d);
         }
         tally.store(tx, now).await?;
-        for (reservation, record, stored) in &taken {
-            log_entry(reservation, record, stored)
-                .write(tx, now)
-                .await?;
-        }
-        Ok(())
+        let entries: Vec<LogEntry<'_>> = taken
+            .iter()
+            .map(|(reservation, record, stored)| log_entry(reservation, record, stored))
+            .collect();
+        let removed: Vec<LogEntry<'_>> = replaced.iter().map(|(id, row)| row.entry(id)).collect();
+        write_log(tx, self.backend, &entries, &removed, now).await
     }
 }
 

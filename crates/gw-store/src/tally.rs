@@ -23,7 +23,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::Backend;
 use crate::counters::{COUNTERS, Counter};
-use crate::db::{Tx, db_error, placeholders};
+use crate::db::{Tx, db_error, param, placeholders};
 
 /// The counters of (`$1` user, `$2` period), for reading them outside a transaction.
 pub(crate) const SELECT_COUNTERS: &str =
@@ -37,10 +37,20 @@ static BY_NAME: LazyLock<[Counter; COUNTERS]> = LazyLock::new(|| {
 });
 
 /// The counters of some (user, period) pairs inside one transaction.
-#[derive(Default)]
 pub(crate) struct Tally {
     /// By user, then period (nested so lookups by `&str` need no allocation).
     users: BTreeMap<String, BTreeMap<String, Group>>,
+    /// The database [`Tally::load`] read from, which [`Tally::store`] writes to.
+    backend: Backend,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            users: BTreeMap::new(),
+            backend: Backend::Sqlite,
+        }
+    }
 }
 
 /// The counters of one user in one period.
@@ -127,6 +137,7 @@ impl Tally {
     /// changed). A row that does not exist reads as zero; a counter name this version does not
     /// know (a newer gateway's modality) is left alone.
     pub(crate) async fn load(&mut self, tx: &mut Tx, backend: Backend, now: i64) -> Result<()> {
+        self.backend = backend;
         if self.users.is_empty() {
             return Ok(());
         }
@@ -163,9 +174,9 @@ impl Tally {
             }
             let _ = write!(
                 sql,
-                "(user_id = ${} AND period = ${})",
-                2 * i + 1,
-                2 * i + 2
+                "(user_id = {} AND period = {})",
+                param(Backend::Sqlite, 2 * i + 1),
+                param(Backend::Sqlite, 2 * i + 2)
             );
         }
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -187,11 +198,16 @@ impl Tally {
             "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
              ON CONFLICT (user_id, period, counter) DO UPDATE SET value = usage_counters.value
              RETURNING user_id, period, counter, value",
-            placeholders(rows.len(), 3, 2, ", 0, $1")
+            placeholders(Backend::Postgres, rows.len(), 5, 1, "")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for (user, period, counter) in rows {
-            query = query.bind(user).bind(period).bind(counter.as_str());
+            query = query
+                .bind(user)
+                .bind(period)
+                .bind(counter.as_str())
+                .bind(0i64)
+                .bind(now);
         }
         query.fetch_all(&mut **tx).await.map_err(db_error)
     }
@@ -227,15 +243,16 @@ impl Tally {
             "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
              ON CONFLICT (user_id, period, counter) DO UPDATE
              SET value = excluded.value, updated_at = excluded.updated_at",
-            placeholders(rows.len(), 4, 2, ", $1")
+            placeholders(self.backend, rows.len(), 5, 1, "")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for (user, period, counter, value) in rows {
             query = query
                 .bind(user)
                 .bind(period)
                 .bind(counter.as_str())
-                .bind(value);
+                .bind(value)
+                .bind(now);
         }
         query.execute(&mut **tx).await.map_err(db_error)?;
         Ok(())

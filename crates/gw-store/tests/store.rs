@@ -22,8 +22,9 @@ async fn user(store: &Store, plan: &str) -> String {
 
 #[tokio::test]
 async fn placeholders_work_on_sqlite_through_any() {
-    // The whole crate writes `$1` placeholders for both databases; SQLite takes `$NNN` as a
-    // parameter named by its number, which sqlx maps to the N-th bound value.
+    // Most statements of the crate are one `$1` text for both databases; SQLite takes `$NNN`
+    // as a parameter named by its number, which sqlx maps to the N-th bound value. Multi-row
+    // statements use plain `?`s on SQLite, bound in order (named ones cost it k² steps).
     let db = TestDb::sqlite();
     let _store = db.store().await; // creates the file
     let pool = db.raw().await;
@@ -35,6 +36,95 @@ async fn placeholders_work_on_sqlite_through_any() {
         .unwrap();
     let (b, a, sum): (i64, i64, i64) = (row.get("b"), row.get("a"), row.get("sum"));
     assert_eq!((b, a, sum), (2, 40, 42));
+    let row = sqlx::query("SELECT ? AS a, ? AS b")
+        .bind(40i64)
+        .bind(2i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((row.get::<i64, _>("a"), row.get::<i64, _>("b")), (40, 2));
+}
+
+#[tokio::test]
+async fn a_large_batch_of_settlements_is_written_whole() {
+    // 90 settlements queued before the writer runs: written as one batch in multi-row
+    // statements of 64, 16, 4 and 1 rows, tags and summary included.
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let (u, v) = (
+            user(&store, "enterprise").await,
+            user(&store, "enterprise").await,
+        );
+        let mut settlements = Vec::new();
+        let mut period = String::new();
+        for i in 0..90u64 {
+            let who = if i % 3 == 0 { &v } else { &u };
+            let model = if i % 2 == 0 {
+                "gemini-2.5-flash"
+            } else {
+                "gemini-2.5-pro"
+            };
+            let a = text(who, "gemini", model, 100, Some("0.001"));
+            let r = store.admit(a.clone()).await.unwrap();
+            period = period_of(&r);
+            let mut rec = record(&a, i, 2 * i, Some("0.000001"));
+            if i % 5 == 0 {
+                rec.tags
+                    .metadata
+                    .insert("batch".into(), format!("b{}", i % 2));
+                rec.tags.metadata.insert("env".into(), "test".into());
+            }
+            settlements.push((r, rec));
+        }
+        for (r, rec) in settlements {
+            store.settle(r, rec).await.unwrap();
+        }
+        store.flush().await;
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+
+        // By user and model: i over the matching rows.
+        let expect = |who_v: bool, flash: bool| {
+            let rows: Vec<u64> = (0..90u64)
+                .filter(|i| (i % 3 == 0) == who_v && (i % 2 == 0) == flash)
+                .collect();
+            let n = rows.len() as u64;
+            let sum: u64 = rows.iter().sum();
+            (n, sum, 2 * sum, n)
+        };
+        for (who, is_v) in [(&u, false), (&v, true)] {
+            let summary = store.usage_summary(who, &period).await.unwrap();
+            assert_eq!(summary.len(), 2);
+            for row in summary {
+                let flash = row.model == "gemini-2.5-flash";
+                assert_eq!(
+                    (
+                        row.requests,
+                        row.input_tokens,
+                        row.output_tokens,
+                        row.cost.nanos() / 1_000
+                    ),
+                    expect(is_v, flash),
+                    "{who} {}",
+                    row.model
+                );
+            }
+            let log = store.usage_log(Some(who), 1000).await.unwrap();
+            assert_eq!(log.len(), if is_v { 30 } else { 60 });
+            let counters = store.counters(who, &period).await.unwrap();
+            let tokens: u64 = log.iter().map(|r| r.tokens.total_tokens()).sum();
+            assert_eq!(counters.get(Counter::TextTokens), tokens);
+        }
+        // Every tag row written: rows 0, 10, ... 80 carry `batch = b0`, 5, 15, ... `b1`.
+        for (tag, n) in [("b0", 9), ("b1", 9)] {
+            let filter = LogFilter {
+                metadata: vec![("batch".into(), tag.into()), ("env".into(), "test".into())],
+                ..LogFilter::default()
+            };
+            let rows = store.usage_log_where(&filter, 100).await.unwrap();
+            assert_eq!(rows.len(), n, "{tag}");
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
