@@ -114,7 +114,9 @@ pub(crate) async fn run(config: &Config, command: AdminCommand) -> Result<(), Ad
     if !config.store.enabled {
         return Err(AdminError::StoreDisabled);
     }
-    let store = open_store(config).await.map_err(AdminError::Config)?;
+    let store = open_store(config, false)
+        .await
+        .map_err(AdminError::Config)?;
     let result = dispatch(&store, command).await;
     store.close().await;
     result

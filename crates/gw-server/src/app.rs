@@ -259,7 +259,7 @@ impl AppState {
     /// that names the field.
     pub async fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let store = if config.store.enabled {
-            let store = open_store(config).await?;
+            let store = open_store(config, true).await?;
             store
                 .spawn_maintenance(config.store.maintenance())
                 .map_err(|e| ConfigError::new("store", e))?;
@@ -412,9 +412,14 @@ impl AppState {
     }
 }
 
-/// Opens (and migrates) the store the configuration names, with its plans.
-pub async fn open_store(config: &Config) -> Result<Store, ConfigError> {
+/// Opens (and migrates) the store the configuration names, with its plans; a gateway that
+/// serves requests (`serving`) also keeps the settlement journal and replays what an earlier
+/// process left in it.
+pub async fn open_store(config: &Config, serving: bool) -> Result<Store, ConfigError> {
     let mut options = gw_store::StoreOptions::new();
+    if serving && let Some(path) = config.store.journal_path() {
+        options = options.journal(path);
+    }
     if let Some(path) = &config.store.plans {
         let plans = gw_store::Plans::load(path).map_err(|e| ConfigError::new("store.plans", e))?;
         options = options.plans(plans);
@@ -424,7 +429,16 @@ pub async fn open_store(config: &Config) -> Result<Store, ConfigError> {
     }
     Store::connect_with(&config.store.url, options)
         .await
-        .map_err(|e| ConfigError::new("store.url", e))
+        .map_err(|e| {
+            let field = if e.kind() == &llm_gateway::ErrorKind::Config
+                && e.to_string().contains("settlement journal")
+            {
+                "store.journal"
+            } else {
+                "store.url"
+            };
+            ConfigError::new(field, e)
+        })
 }
 
 /// The router from the configuration: providers, retries, prices, routing and outgoing rate

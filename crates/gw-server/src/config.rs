@@ -153,6 +153,26 @@ pub struct StoreSection {
     /// 500 ms: a change applies everywhere within it; on this replica at once).
     #[serde(default = "default_auth_poll_ms")]
     pub auth_poll_ms: u64,
+    /// Where the gateway keeps each settlement until the database has it, so usage already
+    /// reported to a client survives the process being killed (relative paths are relative to
+    /// the config file). Default: beside a SQLite file, `<file>.settlements`; none for
+    /// PostgreSQL or an in-memory database unless set. Each replica needs its own (replicas on
+    /// one host given the same path take `<path>-2`, `<path>-3`, ...).
+    #[serde(default)]
+    pub journal: Option<PathBuf>,
+}
+
+impl StoreSection {
+    /// The settlement journal: [`StoreSection::journal`], or its default for the URL.
+    pub fn journal_path(&self) -> Option<PathBuf> {
+        if self.journal.is_some() {
+            return self.journal.clone();
+        }
+        let file = self.url.strip_prefix("sqlite://")?;
+        let file = file.split('?').next().unwrap_or(file);
+        (!file.is_empty() && !file.contains(":memory:"))
+            .then(|| PathBuf::from(format!("{file}.settlements")))
+    }
 }
 
 fn default_auth_poll_ms() -> u64 {
@@ -187,6 +207,7 @@ impl Default for StoreSection {
             stale_after_ms: default_stale_after_ms(),
             key_cache_ms: default_key_cache_ms(),
             auth_poll_ms: default_auth_poll_ms(),
+            journal: None,
         }
     }
 }
@@ -542,9 +563,13 @@ impl Config {
         })?;
         let mut config = Self::from_toml(&text, &path.display().to_string(), std::env::vars())?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut config.pricing.overrides, &mut config.store.plans]
-            .into_iter()
-            .flatten()
+        for file in [
+            &mut config.pricing.overrides,
+            &mut config.store.plans,
+            &mut config.store.journal,
+        ]
+        .into_iter()
+        .flatten()
         {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -739,6 +764,27 @@ key = "sk-dev"
 [providers.gemini]
 api_key_env = "GEMINI_API_KEY"
 "#;
+
+    #[test]
+    fn the_settlement_journal_sits_beside_a_sqlite_file_unless_set() {
+        let store = |url: &str, journal: Option<&str>| StoreSection {
+            url: url.into(),
+            journal: journal.map(PathBuf::from),
+            ..StoreSection::default()
+        };
+        let path = |s: StoreSection| s.journal_path().map(|p| p.display().to_string());
+        assert_eq!(
+            path(store("sqlite://data/gateway.db?mode=rwc", None)).as_deref(),
+            Some("data/gateway.db.settlements")
+        );
+        assert_eq!(path(store("sqlite::memory:", None)), None);
+        assert_eq!(path(store("sqlite://:memory:", None)), None);
+        assert_eq!(path(store("postgres://db/gw", None)), None);
+        assert_eq!(
+            path(store("postgres://db/gw", Some("/var/lib/gw/a.settlements"))).as_deref(),
+            Some("/var/lib/gw/a.settlements")
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -428,3 +428,21 @@ async fn hf_bills_the_configured_organisation() {
     assert_eq!(body["data"][0]["embedding"], json!([0.25, 0.5]));
     assert_eq!(mock.verify(), Vec::<String>::new());
 }
+
+/// A settlement journal that cannot be opened stops the start, naming the field and the path.
+#[tokio::test]
+async fn a_journal_that_cannot_be_opened_is_named() {
+    let dir = support::tempfile_dir::TempDir::new("bad-journal");
+    let db = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let journal = dir.path().join("missing").join("usage.settlements");
+    let text = format!(
+        "[store]\nurl = \"{db}\"\njournal = \"{}\"\n",
+        journal.display()
+    );
+    let config = Config::from_toml(&text, "gateway.toml", std::iter::empty()).unwrap();
+    let Err(e) = gw_server::AppState::from_config(&config).await else {
+        panic!("a journal in a missing directory was accepted");
+    };
+    assert_eq!(e.at, "store.journal", "{e}");
+    assert!(e.problem.contains("missing"), "{e}");
+}

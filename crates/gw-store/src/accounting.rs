@@ -18,7 +18,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::counters::{COUNTERS, Counter, amount_deltas, counts_tokens};
 use crate::db::{Tx, db_error, from_db, placeholders, to_db};
-use crate::settlement::Queued;
+use crate::settlement::{Queued, Settlement};
 use crate::tally::Tally;
 use crate::time::unix_ms;
 use crate::users::random_base62;
@@ -508,9 +508,10 @@ impl Accounting for Store {
         })
     }
 
-    /// Queues the settlement for the writer task, which commits queued settlements in batches:
-    /// the caller never waits for the usage row. If the process dies before the batch is written,
-    /// the reservation is still in the database and is recovered at its estimate.
+    /// Appends the settlement to the journal, when there is one, and queues it for the writer
+    /// task, which commits queued settlements in batches: the caller never waits for the usage
+    /// row. If the process dies before the batch is written, the next start replays the journal;
+    /// without a journal the reservation, still in the database, is recovered at its estimate.
     fn settle(&self, reservation: Reservation, record: UsageRecord) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             if self.pool.is_closed() {
@@ -519,15 +520,34 @@ impl Accounting for Store {
                     "the usage store is closed",
                 ));
             }
+            let settlement = Settlement::new(&reservation, record);
+            let segment = match &self.journal {
+                Some(journal) => match journal.append(&settlement) {
+                    Ok(segment) => Some(segment),
+                    Err(e) => {
+                        // Still written to the database; only a kill before that loses it.
+                        tracing::warn!(error = %e, "settlement journal: append failed");
+                        None
+                    }
+                },
+                None => None,
+            };
             match &self.settler {
                 Some(settler) => settler
-                    .send(Queued::Settle(Box::new((reservation, record))))
+                    .send(Queued::Settle(Box::new(settlement), segment))
                     .await
                     .map_err(|_| {
                         Error::new(ErrorKind::Unavailable, "the usage writer has stopped")
                     }),
                 None => {
-                    self.settle_batch(&[(reservation, record)]).await;
+                    if self
+                        .settle_batch(std::slice::from_ref(&settlement))
+                        .await
+                        .is_some()
+                        && let (Some(journal), Some(segment)) = (&self.journal, segment)
+                    {
+                        journal.written(&[segment]);
+                    }
                     Ok(())
                 }
             }

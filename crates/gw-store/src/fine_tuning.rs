@@ -862,15 +862,17 @@ impl Store {
         let reservation_id: Option<String> = row.try_get("reservation_id").map_err(db_error)?;
         let user_id: String = row.try_get("user_id").map_err(db_error)?;
         if let (Some(reservation_id), Some(record)) = (reservation_id, record) {
-            // Only the id is read: the amounts and the period are the stored reservation's.
+            // Only the id and the one request a job's admission counts are read: the amounts
+            // and the period are the stored reservation's.
             let reservation = Reservation {
                 id: reservation_id,
                 user_id,
                 period: String::new(),
-                estimate: gateway_core::Amount::default(),
+                estimate: gateway_core::Amount::new(0, 0, None),
                 output_bound: None,
             };
-            self.settle_in(&mut tx, &[(reservation, record)]).await?;
+            let settlement = crate::settlement::Settlement::new(&reservation, record);
+            self.settle_in(&mut tx, &[settlement]).await?;
         }
         for (level, message) in final_events(end) {
             add_event(&mut tx, id, level, &message, now).await?;

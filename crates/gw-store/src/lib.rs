@@ -118,6 +118,7 @@ mod counters;
 mod db;
 mod fine_tuning;
 mod jobs;
+mod journal;
 mod plans;
 mod reads;
 mod recovery;
@@ -205,6 +206,7 @@ pub struct StoreOptions {
     acquire_timeout: Duration,
     busy_timeout: Duration,
     plans: Option<Plans>,
+    journal: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -214,6 +216,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
             plans: None,
+            journal: None,
         }
     }
 }
@@ -249,6 +252,18 @@ impl StoreOptions {
         self.plans = Some(plans);
         self
     }
+
+    /// Keeps a settlement journal at `path` (segments `path.1`, `path.2`, ... beside it; the
+    /// directory must exist): every settlement is appended there before it is queued for the
+    /// database and let go of once written, and [`Store::connect_with`] replays what an earlier
+    /// process left, so usage already reported to a client survives the process being killed
+    /// before its batch was written. Not synced: it survives a killed process, not a power loss.
+    /// Without it (the default), such settlements are lost and their reservations recovered at
+    /// the estimate.
+    pub fn journal(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
 }
 
 /// Users, keys, plans and usage in a SQLite or PostgreSQL database. Cheap to clone: clones
@@ -275,6 +290,8 @@ pub struct Store {
     /// Admissions queued for the admission task, which counts them a batch per transaction;
     /// `None` in the tasks' own copies.
     admitter: Option<mpsc::Sender<accounting::PendingAdmission>>,
+    /// Where settlements are kept until the database has them (see [`StoreOptions::journal`]).
+    journal: Option<Arc<journal::Journal>>,
 }
 
 /// How long a user's plan is remembered: a plan changed by another process applies within it,
@@ -317,6 +334,15 @@ impl Store {
             .await
             .map_err(|e| db::connect_error(e, target.backend, url, options.acquire_timeout))?;
         db::migrate(&pool, target.backend).await?;
+        let journal = options
+            .journal
+            .as_deref()
+            .map(journal::Journal::open)
+            .transpose()?;
+        let (journal, leftovers) = match journal {
+            Some((j, left)) => (Some(Arc::new(j)), Some(left)),
+            None => (None, None),
+        };
         let mut store = Store {
             pool,
             backend: target.backend,
@@ -326,8 +352,12 @@ impl Store {
             plan_cache: Arc::new(Mutex::new(HashMap::new())),
             settler: None,
             admitter: None,
+            journal,
         };
         store.register_instance().await?;
+        if let (Some(journal), Some(leftovers)) = (&store.journal, leftovers) {
+            store.replay(journal, &leftovers).await;
+        }
         store.settler = Some(settlement::spawn_writer(store.clone()));
         store.admitter = Some(accounting::spawn_admitter(Store {
             settler: None,
@@ -339,6 +369,34 @@ impl Store {
             "usage store ready"
         );
         Ok(store)
+    }
+
+    /// Writes the settlements an earlier process left in the journal (those the database
+    /// already has are dropped), then deletes its segments; a segment whose settlements could
+    /// not all be written stays for the next start.
+    async fn replay(&self, journal: &journal::Journal, leftovers: &journal::Leftovers) {
+        if leftovers.settlements.is_empty() {
+            journal.forget(leftovers);
+            return;
+        }
+        let (mut written, mut settled_already, mut complete) = (0usize, 0usize, true);
+        for batch in leftovers.settlements.chunks(settlement::BATCH) {
+            match self.settle_batch(batch).await {
+                Some(dropped) => {
+                    written += batch.len() - dropped;
+                    settled_already += dropped;
+                }
+                None => complete = false,
+            }
+        }
+        tracing::info!(
+            written,
+            settled_already,
+            "settlement journal replayed: usage an earlier process reported but had not written"
+        );
+        if complete {
+            journal.forget(leftovers);
+        }
     }
 
     /// This store with other plans (e.g. a reloaded plans file); the pool is shared.

@@ -177,7 +177,8 @@ impl Store {
                 // Charged at its reservation: never over it.
                 over_reservation: false,
                 attempts: None,
-                tags: None,
+                end_user: None,
+                metadata: None,
             };
             write_log(&mut tx, self.backend, &[entry], &[], now_ms()).await?;
             tx.commit().await.map_err(db_error)?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use gateway_core::{
-    Amount, Attempt, CacheHit, Cost, Modality, Outcome, RequestTags, Reservation, Result,
+    Amount, Attempt, CacheHit, Cost, Modality, Outcome, Reservation, Result, TokenUsage,
     UsageRecord,
 };
 use sqlx::{AssertSqlSafe, Row};
@@ -107,8 +107,10 @@ pub(crate) struct LogEntry<'a> {
     pub(crate) over_reservation: bool,
     /// The attempts as a JSON array (see [`attempts_json`]).
     pub(crate) attempts: Option<String>,
-    /// The caller's end user and tags.
-    pub(crate) tags: Option<&'a RequestTags>,
+    /// The caller's end user (OpenAI's `user`).
+    pub(crate) end_user: Option<&'a str>,
+    /// The caller's tags (OpenAI's `metadata`).
+    pub(crate) metadata: Option<&'a BTreeMap<String, String>>,
 }
 
 /// `d` in whole milliseconds, for the database.
@@ -150,8 +152,8 @@ impl LogEntry<'_> {
             .bind(i64::from(self.cached.is_some()))
             .bind(now)
             .bind(self.attempts.as_deref())
-            .bind(self.tags.and_then(|t| t.end_user.as_deref()))
-            .bind(self.tags.and_then(metadata_json))
+            .bind(self.end_user)
+            .bind(self.metadata.and_then(metadata_json))
             .bind(self.cached.map(cache_hit_name))
             .bind(self.cost_saved().map(|c| to_db(c.nanos())))
             .bind(i64::from(self.over_reservation))
@@ -207,9 +209,9 @@ pub(crate) async fn write_log(
     let tags: Vec<(&LogEntry<'_>, &String, &String)> = entries
         .iter()
         .flat_map(|e| {
-            e.tags
-                .iter()
-                .flat_map(|t| &t.metadata)
+            e.metadata
+                .into_iter()
+                .flatten()
                 .map(move |(k, v)| (e, k, v))
         })
         .collect();
@@ -415,7 +417,8 @@ impl RecoveredRow {
             cached: None,
             over_reservation: false,
             attempts: None,
-            tags: None,
+            end_user: None,
+            metadata: None,
         }
     }
 }
@@ -480,22 +483,25 @@ impl Store {
     /// Writes settlements in one transaction. While the database takes no writes at all, the
     /// batch is tried again with backoff (for up to [`SETTLE_PATIENCE`]), so an outage or a
     /// lock held elsewhere loses no usage; when the database takes writes but not this batch,
-    /// each record is written on its own, so one bad record cannot lose the others. A record
-    /// that still fails leaves its reservation for recovery at the estimate.
-    pub(crate) async fn settle_batch(&self, batch: &[(Reservation, UsageRecord)]) {
+    /// each record is written on its own, so one bad record cannot lose the others. Returns how
+    /// many were settled already (dropped), or `None` when some could not be written: their
+    /// reservations stay for recovery at the estimate, and the journal keeps them for the next
+    /// start.
+    pub(crate) async fn settle_batch(&self, batch: &[Settlement]) -> Option<usize> {
         if batch.is_empty() {
-            return;
+            return Some(0);
         }
         let started = std::time::Instant::now();
         let mut wait = Duration::from_millis(50);
         let outcome = loop {
             let all = async {
                 let (_writing, mut tx) = self.begin().await?;
-                self.settle_in(&mut tx, batch).await?;
-                tx.commit().await.map_err(db_error)
+                let dropped = self.settle_in(&mut tx, batch).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok::<_, gateway_core::Error>(dropped)
             };
             match all.await {
-                Ok(()) => break Ok(()),
+                Ok(dropped) => break Ok(dropped),
                 Err(e) if started.elapsed() < SETTLE_PATIENCE && !self.takes_writes().await => {
                     tracing::warn!(error = %e, records = batch.len(), retry_in_ms = wait.as_millis() as u64, "the database takes no writes; usage kept and tried again");
                     tokio::time::sleep(wait).await;
@@ -505,14 +511,18 @@ impl Store {
             }
         };
         match outcome {
-            Ok(()) => {}
+            Ok(dropped) => Some(dropped),
             Err(e) if batch.len() == 1 => {
-                tracing::error!(request_id = %batch[0].1.request_id, error = %e, "usage not settled; recovery will settle the reservation at its estimate");
+                tracing::error!(request_id = %batch[0].request_id, error = %e, "usage not settled; recovery will settle the reservation at its estimate, and the journal keeps the record for the next start");
+                None
             }
             Err(_) => {
+                let mut dropped = Some(0);
                 for one in batch {
-                    Box::pin(self.settle_batch(std::slice::from_ref(one))).await;
+                    let written = Box::pin(self.settle_batch(std::slice::from_ref(one))).await;
+                    dropped = dropped.zip(written).map(|(a, b)| a + b);
                 }
+                dropped
             }
         }
     }
@@ -529,12 +539,9 @@ impl Store {
     /// Settles `batch` inside `tx`: takes the reservations, moves the counters by what each
     /// request used minus what it reserved (all together, locked in the one order every writer
     /// uses), then writes the usage rows, in the order of `batch`.
-    pub(crate) async fn settle_in(
-        &self,
-        tx: &mut Tx,
-        batch: &[(Reservation, UsageRecord)],
-    ) -> Result<()> {
-        let ids: Vec<&str> = batch.iter().map(|(r, _)| r.id.as_str()).collect();
+    /// Returns how many of `batch` were settled already, and dropped.
+    pub(crate) async fn settle_in(&self, tx: &mut Tx, batch: &[Settlement]) -> Result<usize> {
+        let ids: Vec<&str> = batch.iter().map(|s| s.reservation_id.as_str()).collect();
         let mut stored = take_reservations(tx, self.backend, &ids).await?;
         let now = now_ms();
         // A reservation recovered at its estimate (its instance was taken for dead, or its
@@ -546,20 +553,21 @@ impl Store {
             .collect();
         let mut recovered = take_recovered(tx, self.backend, &gone).await?;
         let mut replaced = Vec::new();
-        for (reservation, _) in batch {
-            if let Some(row) = recovered.remove(&reservation.id) {
+        for settlement in batch {
+            let id = &settlement.reservation_id;
+            if let Some(row) = recovered.remove(id) {
                 tracing::info!(
-                    reservation = %reservation.id,
+                    reservation = %id,
                     request_id = %row.request_id,
                     "settle: a reservation recovered at its estimate is corrected to what the \
                      request used"
                 );
                 let amount = Amount {
-                    requests: reservation.estimate.requests,
+                    requests: settlement.reserved_requests,
                     ..row.amount
                 };
                 stored.insert(
-                    reservation.id.clone(),
+                    id.clone(),
                     StoredReservation {
                         user_id: row.user_id.clone(),
                         period: row.period.clone(),
@@ -567,113 +575,217 @@ impl Store {
                         amount,
                     },
                 );
-                replaced.push((reservation.id.as_str(), row));
+                replaced.push((id.as_str(), row));
             }
         }
         let mut taken = Vec::with_capacity(batch.len());
-        for (reservation, record) in batch {
-            match stored.remove(&reservation.id) {
-                Some(s) => taken.push((reservation, record, s)),
+        let mut dropped = 0;
+        for settlement in batch {
+            match stored.remove(&settlement.reservation_id) {
+                Some(s) => taken.push((settlement, s)),
                 // Settled already: the first settlement stands, so counters, log and summary
-                // stay consistent.
-                None => tracing::warn!(
-                    reservation = %reservation.id,
-                    request_id = %record.request_id,
-                    "settle: the reservation is settled already; this usage record is dropped"
-                ),
+                // stay consistent. (Replaying the journal meets those it had written.)
+                None => {
+                    dropped += 1;
+                    tracing::debug!(
+                        reservation = %settlement.reservation_id,
+                        request_id = %settlement.request_id,
+                        "settle: the reservation is settled already; this usage record is dropped"
+                    );
+                }
             }
         }
         let deltas: Vec<[i64; COUNTERS]> = taken
             .iter()
-            .map(|(_, record, stored)| {
-                let actual = amount_deltas(record.modality, &record.amount());
+            .map(|(settlement, stored)| {
+                let actual = amount_deltas(settlement.modality, &settlement.amount());
                 let estimate = amount_deltas(stored.modality, &stored.amount);
                 std::array::from_fn(|i| actual[i] - estimate[i])
             })
             .collect();
         let mut tally = Tally::default();
-        for ((_, _, s), d) in taken.iter().zip(&deltas) {
+        for ((_, s), d) in taken.iter().zip(&deltas) {
             tally.touch_deltas(&s.user_id, &s.period, d);
         }
         tally.load(tx, self.backend, now).await?;
-        for ((_, _, s), d) in taken.iter().zip(&deltas) {
+        for ((_, s), d) in taken.iter().zip(&deltas) {
             tally.adjust(&s.user_id, &s.period, d);
         }
         tally.store(tx, now).await?;
         let entries: Vec<LogEntry<'_>> = taken
             .iter()
-            .map(|(reservation, record, stored)| log_entry(reservation, record, stored))
+            .map(|(settlement, stored)| log_entry(settlement, stored))
             .collect();
         let removed: Vec<LogEntry<'_>> = replaced.iter().map(|(id, row)| row.entry(id)).collect();
-        write_log(tx, self.backend, &entries, &removed, now).await
+        write_log(tx, self.backend, &entries, &removed, now).await?;
+        Ok(dropped)
     }
 }
 
 /// The usage-log row of a settlement.
-fn log_entry<'a>(
-    reservation: &'a Reservation,
-    record: &'a UsageRecord,
-    stored: &'a StoredReservation,
-) -> LogEntry<'a> {
-    let (status, error_message) = match &record.outcome {
-        Outcome::Ok => ("ok", None),
-        Outcome::Failed { kind, message } => (kind.as_str(), Some(message.as_str())),
-    };
+fn log_entry<'a>(settlement: &'a Settlement, stored: &'a StoredReservation) -> LogEntry<'a> {
+    let s = settlement;
     LogEntry {
-        request_id: &record.request_id,
-        reservation_id: &reservation.id,
+        request_id: &s.request_id,
+        reservation_id: &s.reservation_id,
         user_id: &stored.user_id,
         period: &stored.period,
-        provider: record.route.provider,
-        model: &record.route.model,
-        modality: record.modality,
-        operation: record.operation,
-        status,
-        error_message,
-        input_tokens: record.tokens.input_tokens,
-        output_tokens: record.tokens.output_tokens,
-        cached_input_tokens: record.tokens.cached_input_tokens,
-        reasoning_tokens: record.tokens.reasoning_tokens,
-        units: record.units,
+        provider: &s.provider,
+        model: &s.model,
+        modality: s.modality,
+        operation: &s.operation,
+        status: &s.status,
+        error_message: s.error_message.as_deref(),
+        input_tokens: s.tokens.input_tokens,
+        output_tokens: s.tokens.output_tokens,
+        cached_input_tokens: s.tokens.cached_input_tokens,
+        reasoning_tokens: s.tokens.reasoning_tokens,
+        units: s.units,
         // Nothing billable was charged nothing, whatever the price.
-        cost: if record.billable {
-            record.cost
+        cost: if s.billable {
+            s.cost()
         } else {
             Some(Cost::ZERO)
         },
-        pricing_version: Some(&record.pricing_version),
-        estimated: record.estimated,
-        billable: record.billable,
-        latency: Some(record.latency),
-        time_to_first_token: record.time_to_first_token,
-        retries: record.retries,
-        cached: record.cached,
+        pricing_version: Some(&s.pricing_version),
+        estimated: s.estimated,
+        billable: s.billable,
+        latency: Some(Duration::from_millis(s.latency_ms)),
+        time_to_first_token: s.ttft_ms.map(Duration::from_millis),
+        retries: s.retries,
+        cached: s.cached(),
         over_reservation: over_reservation(
-            record.modality,
-            &record.amount(),
+            s.modality,
+            &s.amount(),
             stored.modality,
             &stored.amount,
         ),
-        attempts: Some(attempts_json(&record.attempts)),
-        tags: Some(&record.tags),
+        attempts: Some(s.attempts.clone()),
+        end_user: s.end_user.as_deref(),
+        metadata: Some(&s.metadata),
+    }
+}
+
+/// A finished request's settlement, as the writer queues it and the journal keeps it: what the
+/// request used, and the reservation it replaces. Owned and plain, so it can be written to the
+/// journal and read back by the next process.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Settlement {
+    pub(crate) reservation_id: String,
+    /// The requests the reservation counted: what a recovered row of it had charged.
+    pub(crate) reserved_requests: u64,
+    pub(crate) request_id: String,
+    pub(crate) provider: String,
+    pub(crate) model: String,
+    #[serde(with = "modality_name")]
+    pub(crate) modality: Modality,
+    pub(crate) operation: String,
+    /// `ok`, or the error kind.
+    pub(crate) status: String,
+    pub(crate) error_message: Option<String>,
+    pub(crate) tokens: TokenUsage,
+    pub(crate) units: u64,
+    pub(crate) cost_nanos: Option<u64>,
+    pub(crate) pricing_version: String,
+    pub(crate) estimated: bool,
+    pub(crate) billable: bool,
+    pub(crate) latency_ms: u64,
+    pub(crate) ttft_ms: Option<u64>,
+    pub(crate) retries: u32,
+    /// Answered from the cache: whether by meaning.
+    pub(crate) cache_semantic: Option<bool>,
+    pub(crate) cost_saved_nanos: Option<u64>,
+    /// The attempts as [`attempts_json`] writes them.
+    pub(crate) attempts: String,
+    pub(crate) end_user: Option<String>,
+    pub(crate) metadata: BTreeMap<String, String>,
+}
+
+impl Settlement {
+    /// The settlement of `reservation` with `record`.
+    pub(crate) fn new(reservation: &Reservation, record: UsageRecord) -> Self {
+        let (status, error_message) = match record.outcome {
+            Outcome::Ok => ("ok".to_owned(), None),
+            Outcome::Failed { kind, message } => (kind.as_str().to_owned(), Some(message)),
+        };
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Settlement {
+            reservation_id: reservation.id.clone(),
+            reserved_requests: reservation.estimate.requests,
+            attempts: attempts_json(&record.attempts),
+            request_id: record.request_id,
+            provider: record.route.provider.to_owned(),
+            model: record.route.model.to_string(),
+            modality: record.modality,
+            operation: record.operation.to_owned(),
+            status,
+            error_message,
+            tokens: record.tokens,
+            units: record.units,
+            cost_nanos: record.cost.map(Cost::nanos),
+            pricing_version: record.pricing_version,
+            estimated: record.estimated,
+            billable: record.billable,
+            latency_ms: millis(record.latency),
+            ttft_ms: record.time_to_first_token.map(millis),
+            retries: record.retries,
+            cache_semantic: record.cached.map(|hit| hit.semantic),
+            cost_saved_nanos: record.cached.and_then(|hit| hit.saved).map(Cost::nanos),
+            end_user: record.tags.end_user,
+            metadata: record.tags.metadata,
+        }
+    }
+
+    fn cost(&self) -> Option<Cost> {
+        self.cost_nanos.map(Cost::from_nanos)
+    }
+
+    fn cached(&self) -> Option<CacheHit> {
+        self.cache_semantic.map(|semantic| CacheHit {
+            semantic,
+            saved: self.cost_saved_nanos.map(Cost::from_nanos),
+        })
+    }
+
+    /// What the request is charged (as [`UsageRecord::amount`]).
+    fn amount(&self) -> Amount {
+        if !self.billable {
+            return Amount::default();
+        }
+        Amount::new(self.tokens.total_tokens(), self.units, self.cost())
+    }
+}
+
+/// A modality as its name, in the journal.
+mod modality_name {
+    use gateway_core::Modality;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(m: &Modality, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Modality, D::Error> {
+        let name = String::deserialize(d)?;
+        Modality::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown modality `{name}`")))
     }
 }
 
 /// What the writer task is asked to do.
 pub(crate) enum Queued {
-    /// Write this settlement.
-    Settle(Box<(Reservation, UsageRecord)>),
+    /// Write this settlement; the journal segment that holds it, if there is a journal.
+    Settle(Box<Settlement>, Option<u64>),
     /// Answer once everything queued before is written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// How many settlements the writer commits in one transaction at most.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// Starts the task that writes queued settlements: it takes whatever has queued up (up to
 /// [`BATCH`]) and commits it as one transaction, so under load N settlements cost one commit,
-/// and when idle a settlement is written at once. It ends when the last handle to the store is
-/// dropped, after writing what is queued.
+/// and when idle a settlement is written at once. Once a batch is committed, the journal lets
+/// go of it. It ends when the last handle to the store is dropped, after writing what is queued.
 pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(16 * BATCH);
     let writer = Store {
@@ -682,20 +794,37 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
     };
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut segments = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
             while let Some(item) = next.take() {
                 match item {
-                    Queued::Settle(one) => batch.push(*one),
+                    Queued::Settle(one, segment) => {
+                        batch.push(*one);
+                        segments.extend(segment);
+                    }
                     Queued::Flush(done) => flushes.push(done),
                 }
                 if batch.len() < BATCH {
                     next = rx.try_recv().ok();
                 }
             }
-            writer.settle_batch(&batch).await;
+            // A batch not written stays pending in the journal, for the next start.
+            if let Some(dropped) = writer.settle_batch(&batch).await {
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        "settle: reservations settled already (settled twice?); those usage \
+                         records are dropped"
+                    );
+                }
+                if let Some(journal) = &writer.journal {
+                    journal.written(&segments);
+                }
+            }
             batch.clear();
+            segments.clear();
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
@@ -720,10 +849,9 @@ pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
 }
 
 /// The tags of a usage-log row as a JSON object, or `None` when there are none.
-fn metadata_json(tags: &RequestTags) -> Option<String> {
-    (!tags.metadata.is_empty()).then(|| {
-        let object: serde_json::Map<String, serde_json::Value> = tags
-            .metadata
+fn metadata_json(metadata: &BTreeMap<String, String>) -> Option<String> {
+    (!metadata.is_empty()).then(|| {
+        let object: serde_json::Map<String, serde_json::Value> = metadata
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();

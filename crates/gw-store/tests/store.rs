@@ -1559,3 +1559,132 @@ async fn a_settlement_waits_out_a_database_locked_elsewhere() {
         (12, 30, false)
     );
 }
+
+/// A settlement line as the journal writes it (the format a process of this version leaves for
+/// the next one).
+fn journal_line(
+    r: &Reservation,
+    request_id: &str,
+    input: u64,
+    output: u64,
+    cost_nanos: u64,
+) -> String {
+    serde_json::json!({
+        "reservation_id": r.id,
+        "reserved_requests": 1,
+        "request_id": request_id,
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "modality": "text",
+        "operation": "chat",
+        "status": "ok",
+        "error_message": null,
+        "tokens": {"input_tokens": input, "output_tokens": output, "reasoning_tokens": 0,
+                   "cached_input_tokens": 0},
+        "units": 0,
+        "cost_nanos": cost_nanos,
+        "pricing_version": "test",
+        "estimated": false,
+        "billable": true,
+        "latency_ms": 12,
+        "ttft_ms": null,
+        "retries": 0,
+        "cache_semantic": null,
+        "cost_saved_nanos": null,
+        "attempts": "[]",
+        "end_user": "end-7",
+        "metadata": {"team": "search"}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_journal_a_killed_process_left_is_replayed_once() {
+    on_each_backend(|db| async move {
+        let dir = std::env::temp_dir().join(unique("gw-store-journal"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = dir.join("usage.settlements");
+        let store = db.store().await;
+        let u = user(&store, "enterprise").await;
+
+        // A process answers four requests, journals their settlements and is killed before its
+        // writer commits three of them (the last line cut by the kill); one was written.
+        let dead = db.store().await;
+        let a = text(&u, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+        // (Admitted through the surviving store, so recovery leaves it open: the journal's
+        // settlement finds it still reserved.)
+        let pending = store.admit(a.clone()).await.unwrap();
+        let b = text(&u, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+        let recovered_first = dead.admit(b.clone()).await.unwrap();
+        let c = text(&u, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+        let written = dead.admit(c.clone()).await.unwrap();
+        let d = text(&u, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+        let lost = dead.admit(d.clone()).await.unwrap();
+        dead.settle(written.clone(), record(&c, 10, 20, Some("0.0001")))
+            .await
+            .unwrap();
+        dead.close().await;
+        let lines = [
+            journal_line(&pending, &a.request_id, 30, 40, 70_000),
+            journal_line(&recovered_first, &b.request_id, 31, 41, 71_000),
+            journal_line(&written, &c.request_id, 10, 20, 100_000),
+            // Cut by the kill.
+            journal_line(&lost, &d.request_id, 1, 1, 1)[..40].to_owned(),
+        ];
+        std::fs::write(journal.with_extension("settlements.3"), lines.join("\n")).unwrap();
+
+        // Another instance recovers the dead one's open reservations before the dead one's host
+        // restarts: both are charged at their estimate for now.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .recover_stale(Duration::from_millis(10))
+                .await
+                .unwrap(),
+            2
+        );
+        // The restart replays the journal.
+        let next = Store::connect_with(&db.url, db.options().journal(&journal))
+            .await
+            .unwrap();
+        next.flush().await;
+        let log = next.usage_log(Some(&u), 10).await.unwrap();
+        let by_request = |id: &str| {
+            let rows: Vec<_> = log.iter().filter(|r| r.request_id == id).collect();
+            assert_eq!(rows.len(), 1, "{id}: one row");
+            rows[0].clone()
+        };
+        for (admission, input, output) in [(&a, 30, 40), (&b, 31, 41), (&c, 10, 20)] {
+            let row = by_request(&admission.request_id);
+            assert_eq!(row.status, "ok");
+            assert_eq!(
+                (row.tokens.input_tokens, row.tokens.output_tokens),
+                (input, output)
+            );
+        }
+        assert_eq!(by_request(&a.request_id).end_user.as_deref(), Some("end-7"));
+        // The cut line's request stays charged at its estimate.
+        let cut = by_request(&d.request_id);
+        assert_eq!(
+            (cut.status.as_str(), cut.tokens.input_tokens),
+            (RECOVERED, 500)
+        );
+        assert_eq!(log.len(), 4);
+        let period = period_of(&pending);
+        let used = next.counters(&u, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextTokens), 70 + 72 + 30 + 500);
+        assert_eq!(used.get(Counter::TextRequests), 4);
+        assert_eq!(next.open_reservations().await.unwrap(), 0);
+        // The replayed segment is gone; the next start finds nothing to replay.
+        assert!(!journal.with_extension("settlements.3").exists());
+        next.close().await;
+        drop(next);
+        let again = Store::connect_with(&db.url, db.options().journal(&journal))
+            .await
+            .unwrap();
+        again.flush().await;
+        assert_eq!(again.usage_log(Some(&u), 10).await.unwrap().len(), 4);
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
