@@ -74,12 +74,7 @@ async fn upstream() -> (String, Arc<AtomicUsize>) {
     let router = Router::new()
         .route("/v1beta/models/{*model}", post(longest))
         .with_state(calls.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (url, calls)
+    (support::serve(router).await, calls)
 }
 
 async fn store(url: &str) -> Store {

@@ -123,12 +123,7 @@ async fn slow_upstream() -> (String, Arc<AtomicUsize>) {
     let router = Router::new()
         .route("/v1beta/models/{*model}", post(answer))
         .with_state(calls.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (url, calls)
+    (support::serve(router).await, calls)
 }
 
 /// `kill -9` with 64 requests in flight (admitted, some at the provider, some not yet sent),

@@ -148,8 +148,7 @@ impl Store {
             );
             let message = why(&instance);
             // The estimate was counted at admission and stays counted; only the log and the
-            // summary are written. A recovered row has no split of the tokens: the estimate's
-            // total goes in input_tokens.
+            // summary are written.
             let entry = LogEntry {
                 request_id: &request_id,
                 reservation_id: &id,
@@ -157,28 +156,8 @@ impl Store {
                 period: &stored.period,
                 provider: &provider,
                 model: &model,
-                modality: stored.modality,
                 operation: &operation,
-                status: RECOVERED,
-                error_message: Some(&message),
-                input_tokens: stored.amount.tokens,
-                output_tokens: 0,
-                cached_input_tokens: 0,
-                reasoning_tokens: 0,
-                units: stored.amount.units,
-                cost: stored.amount.cost,
-                pricing_version: None,
-                estimated: true,
-                billable: true,
-                latency: None,
-                time_to_first_token: None,
-                retries: 0,
-                cached: None,
-                // Charged at its reservation: never over it.
-                over_reservation: false,
-                attempts: None,
-                end_user: None,
-                metadata: None,
+                ..LogEntry::recovered(stored.modality, &stored.amount, Some(&message))
             };
             write_log(&mut tx, self.backend, &[entry], &[], now_ms()).await?;
             tx.commit().await.map_err(db_error)?;

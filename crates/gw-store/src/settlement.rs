@@ -118,7 +118,42 @@ pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-impl LogEntry<'_> {
+impl<'a> LogEntry<'a> {
+    /// The row of a reservation of `modality` recovered at its `amount` (`why` it was), with
+    /// empty names for the caller to fill in. A recovered row has no split of the tokens: the
+    /// estimate's total goes in `input_tokens`; charged at its reservation, it is never over it.
+    pub(crate) fn recovered(modality: Modality, amount: &Amount, why: Option<&'a str>) -> Self {
+        LogEntry {
+            request_id: "",
+            reservation_id: "",
+            user_id: "",
+            period: "",
+            provider: "",
+            model: "",
+            modality,
+            operation: "",
+            status: RECOVERED,
+            error_message: why,
+            input_tokens: amount.tokens,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            reasoning_tokens: 0,
+            units: amount.units,
+            cost: amount.cost,
+            pricing_version: None,
+            estimated: true,
+            billable: true,
+            latency: None,
+            time_to_first_token: None,
+            retries: 0,
+            cached: None,
+            over_reservation: false,
+            attempts: None,
+            end_user: None,
+            metadata: None,
+        }
+    }
+
     /// What a cache hit saved, when its original answer was priced.
     fn cost_saved(&self) -> Option<Cost> {
         self.cached.and_then(|hit| hit.saved)
@@ -351,22 +386,36 @@ pub(crate) fn stored_reservation(row: &sqlx::any::AnyRow) -> Result<StoredReserv
     })
 }
 
+/// Runs `sql`, a `DELETE ... RETURNING` whose `{ids}` stands for the list of `ids`, and
+/// returns the deleted rows.
+async fn delete_returning(
+    tx: &mut Tx,
+    backend: Backend,
+    sql: &str,
+    ids: &[&str],
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let sql = sql.replace("{ids}", &placeholders(backend, 1, ids.len(), 1, ""));
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut **tx).await.map_err(db_error)
+}
+
 /// Deletes the reservations `ids` and returns them by id; ids already gone are missing.
 async fn take_reservations(
     tx: &mut Tx,
     backend: Backend,
     ids: &[&str],
 ) -> Result<HashMap<String, StoredReservation>> {
-    let sql = format!(
-        "DELETE FROM reservations WHERE id IN {}
+    let rows = delete_returning(
+        tx,
+        backend,
+        "DELETE FROM reservations WHERE id IN {ids}
          RETURNING id, user_id, period, modality, requests, tokens, units, cost_nanos",
-        placeholders(backend, 1, ids.len(), 1, "")
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(&mut **tx).await.map_err(db_error)?;
+        ids,
+    )
+    .await?;
     rows.iter()
         .map(|row| {
             let id: String = row.try_get("id").map_err(db_error)?;
@@ -398,27 +447,8 @@ impl RecoveredRow {
             period: &self.period,
             provider: &self.provider,
             model: &self.model,
-            modality: self.modality,
             operation: &self.operation,
-            status: RECOVERED,
-            error_message: None,
-            input_tokens: self.amount.tokens,
-            output_tokens: 0,
-            cached_input_tokens: 0,
-            reasoning_tokens: 0,
-            units: self.amount.units,
-            cost: self.amount.cost,
-            pricing_version: None,
-            estimated: true,
-            billable: true,
-            latency: None,
-            time_to_first_token: None,
-            retries: 0,
-            cached: None,
-            over_reservation: false,
-            attempts: None,
-            end_user: None,
-            metadata: None,
+            ..LogEntry::recovered(self.modality, &self.amount, None)
         }
     }
 }
@@ -433,17 +463,13 @@ async fn take_recovered(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // The status is written out (not bound), so SQLite uses the partial index on it.
     let sql = format!(
-        "DELETE FROM usage_log WHERE status = '{RECOVERED}' AND reservation_id IN {}
+        "DELETE FROM usage_log WHERE status = '{RECOVERED}' AND reservation_id IN {{ids}}
          RETURNING reservation_id, request_id, user_id, period, provider, model, operation,
-             modality, input_tokens, units, cost_nanos",
-        placeholders(backend, 1, ids.len(), 1, "")
+             modality, input_tokens, units, cost_nanos"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(&mut **tx).await.map_err(db_error)?;
+    let rows = delete_returning(tx, backend, &sql, ids).await?;
     rows.iter()
         .map(|row| {
             let text = |col: &str| row.try_get::<String, _>(col).map_err(db_error);

@@ -108,6 +108,16 @@ pub async fn start(config: &Config, store: Option<Store>) -> Server {
     Server { url, state, task }
 }
 
+/// Serves `router` on a free local port (an upstream a test writes itself); returns its URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
 /// A user on `plan` with a key.
 pub async fn user(store: &Store, plan: &str) -> (gw_store::User, String) {
     let user = store.create_user(&unique("user"), plan).await.unwrap();
