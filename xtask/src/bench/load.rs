@@ -25,8 +25,8 @@ pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) path: String,
     pub(crate) body: Bytes,
-    /// `Authorization: Bearer ...`.
-    pub(crate) key: Option<String>,
+    /// `Authorization: Bearer ...`, taken in turn request after request (none: no header).
+    pub(crate) keys: Vec<String>,
     /// Content chunks (`Zq` markers) each answer must hold; an answer with fewer is an error.
     pub(crate) chunks: u64,
     /// Whether the answer is a stream (only then are gaps between chunks recorded).
@@ -129,11 +129,14 @@ pub(crate) async fn run(target: &Target, load: Load) -> Outcome {
         (from, Some(from + load.duration))
     };
     let workers: Vec<_> = (0..load.concurrency)
-        .map(|_| {
+        .map(|i| {
             let target = target.clone();
             let open = open.clone();
             let max_open = max_open.clone();
-            tokio::spawn(async move { client(&target, measure_from, end, &open, &max_open).await })
+            let first_key = i * target.keys.len() / load.concurrency.max(1);
+            tokio::spawn(async move {
+                client(&target, first_key, measure_from, end, &open, &max_open).await
+            })
         })
         .collect();
     let mut outcome = Outcome::new();
@@ -169,6 +172,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
 /// `None`); the request in flight at `end` completes but does not count.
 async fn client(
     target: &Target,
+    first_key: usize,
     measure_from: Instant,
     end: Option<Instant>,
     open: &AtomicUsize,
@@ -177,10 +181,13 @@ async fn client(
     let mut outcome = Outcome::new();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let host = HeaderValue::from_str(&target.addr.to_string()).expect("an address is a header");
-    let auth = target
-        .key
-        .as_ref()
-        .map(|k| HeaderValue::from_str(&format!("Bearer {k}")).expect("keys are ASCII"));
+    let auths: Vec<HeaderValue> = target
+        .keys
+        .iter()
+        .map(|k| HeaderValue::from_str(&format!("Bearer {k}")).expect("keys are ASCII"))
+        .collect();
+    // Clients start at different keys, so a short run still spreads over all of them.
+    let mut turn = first_key;
     loop {
         if end.is_some_and(|end| Instant::now() >= end) {
             break;
@@ -208,8 +215,9 @@ async fn client(
             .uri(target.path.as_str())
             .header(HOST, host.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(auth) = &auth {
-            request = request.header(AUTHORIZATION, auth.clone());
+        if !auths.is_empty() {
+            request = request.header(AUTHORIZATION, auths[turn % auths.len()].clone());
+            turn = turn.wrapping_add(1);
         }
         let request = request
             .body(Full::new(target.body.clone()))

@@ -145,7 +145,8 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
         } else {
             suite::Shape::Gateway
         };
-        let target = suite::request(scenario, shape, &model_suffix, chunks, addr, key.as_deref());
+        let keys: Vec<String> = key.into_iter().collect();
+        let target = suite::request(scenario, shape, &model_suffix, chunks, addr, &keys);
         let load = load::Load {
             concurrency,
             warmup: Duration::from_secs(1),

@@ -84,7 +84,7 @@ pub(crate) fn request(
     suffix: &str,
     chunks: u64,
     addr: SocketAddr,
-    key: Option<&str>,
+    keys: &[String],
 ) -> Target {
     let stream = scenario.streams();
     let (path, body) = match (shape, scenario.gemini()) {
@@ -124,7 +124,7 @@ pub(crate) fn request(
         addr,
         path,
         body: Bytes::from(body.to_string()),
-        key: key.map(str::to_owned),
+        keys: keys.to_vec(),
         chunks,
         stream,
         expect_done: stream && !(shape == Shape::Upstream && scenario.gemini()),
@@ -158,7 +158,7 @@ pub(crate) struct Endpoint {
     pub(crate) shape: Shape,
     pub(crate) addr: SocketAddr,
     pub(crate) pid: u32,
-    pub(crate) key: Option<String>,
+    pub(crate) keys: Vec<String>,
 }
 
 /// One measured run.
@@ -250,7 +250,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
         shape: Shape::Upstream,
         addr: mock.addr,
         pid: mock.pid(),
-        key: None,
+        keys: Vec::new(),
     }];
     match &env.nginx {
         Some(nginx) => {
@@ -262,7 +262,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 shape: Shape::Upstream,
                 addr,
                 pid: proc.pid(),
-                key: None,
+                keys: Vec::new(),
             });
             procs.push(proc);
         }
@@ -297,7 +297,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
             shape: Shape::Gateway,
             addr: gw.proc.addr,
             pid: gw.proc.pid(),
-            key: Some(gw.key.clone()),
+            keys: gw.keys.clone(),
         });
         gateways.push(gw);
     }
@@ -322,7 +322,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                     "",
                     CHUNKS,
                     endpoint.addr,
-                    endpoint.key.as_deref(),
+                    &endpoint.keys,
                 );
                 let m = measure(scenario.name(), endpoint, &mock, &target, load).await;
                 report_line(&m);
@@ -350,7 +350,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 "-n5-i100",
                 5,
                 endpoint.addr,
-                endpoint.key.as_deref(),
+                &endpoint.keys,
             );
             let m = measure("pacing", endpoint, &mock, &target, load).await;
             report_line(&m);
@@ -393,7 +393,7 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 &format!("-n{chunks}-i1000"),
                 chunks,
                 gw.proc.addr,
-                Some(&gw.key),
+                &gw.keys,
             );
             say(format!(
                 "{} streams held open through `{}` ...",
@@ -565,7 +565,9 @@ impl Config {
 struct Gateway {
     config: Config,
     proc: Proc,
-    key: String,
+    /// The keys clients take in turn: the proxy's one static key; for a store, half of them
+    /// the hot user's, the others one each for 999 more users.
+    keys: Vec<String>,
     idle_rss: u64,
     /// The store URL (full configurations).
     store_url: Option<String>,
@@ -613,14 +615,14 @@ async fn start_gateway(
     let prices = dir.join("prices.toml");
     std::fs::write(&prices, price_overrides()).map_err(|e| e.to_string())?;
     let mut created_db = None;
-    let (store, key, store_url) = match config {
+    let (store, keys, store_url) = match config {
         Config::Proxy | Config::ProxyOtel | Config::ProxyCache => {
             let key = "sk-bench-proxy-0123456789abcdef".to_owned();
             (
                 format!(
                     "[store]\nenabled = false\n\n[[auth.keys]]\nname = \"bench\"\nkey = \"{key}\"\n"
                 ),
-                key,
+                vec![key],
                 None,
             )
         }
@@ -635,8 +637,17 @@ async fn start_gateway(
                     url
                 }
             };
-            let key = create_user_and_key(&url).await?;
-            (format!("[store]\nurl = \"{url}\"\n"), key, Some(url))
+            let plans = dir.join("plans.toml");
+            std::fs::write(&plans, BENCH_PLANS).map_err(|e| e.to_string())?;
+            let keys = create_users_and_keys(&url, &plans).await?;
+            (
+                format!(
+                    "[store]\nurl = \"{url}\"\nplans = \"{}\"\n",
+                    plans.display()
+                ),
+                keys,
+                Some(url),
+            )
         }
     };
     let telemetry = match (config, otlp) {
@@ -665,30 +676,65 @@ async fn start_gateway(
     Ok(Gateway {
         config,
         proc,
-        key,
+        keys,
         idle_rss,
         store_url,
         created_db,
     })
 }
 
-/// An enterprise user (no limits) and a key for it; returns the key.
-async fn create_user_and_key(url: &str) -> Result<String, String> {
-    let store = gw_store::Store::connect(url)
+/// The plan of the full configurations' users: every limit a plan can set, high enough that no
+/// request of the bench is refused, so admission checks and reserves them all (the money cap
+/// and the token caps included) without ever saying no.
+const BENCH_PLANS: &str = r#"
+[plans.bench]
+cost_usd = "1000000000"
+allow = ["*"]
+allow_unpriced = true
+default_max_tokens = 1024
+
+[plans.bench.text]
+requests = 1000000000000
+tokens = 1000000000000000
+"#;
+
+/// Users on the bench plan with a key each: `bench` (the hot user) and 999 more; returns the
+/// keys clients take in turn, every other one the hot user's.
+async fn create_users_and_keys(url: &str, plans: &Path) -> Result<Vec<String>, String> {
+    let plans = gw_store::Plans::load(plans).map_err(|e| format!("bench plans: {e}"))?;
+    let store = gw_store::Store::connect_with(url, gw_store::StoreOptions::new().plans(plans))
         .await
         .map_err(|e| format!("store: {e}"))?;
-    let user = store
-        .create_user("bench", "enterprise")
-        .await
-        .map_err(|e| format!("creating the bench user: {e}"))?;
-    let (_, key) = store
-        .create_key(&user.id, "bench")
-        .await
-        .map_err(|e| format!("creating the bench key: {e}"))?;
-    let key = key.expose().to_owned();
+    let mut keys = Vec::with_capacity(2 * USERS);
+    let mut hot = String::new();
+    for i in 0..USERS {
+        let name = if i == 0 {
+            "bench".to_owned()
+        } else {
+            format!("bench-{i}")
+        };
+        let user = store
+            .create_user(&name, "bench")
+            .await
+            .map_err(|e| format!("creating the bench user {name}: {e}"))?;
+        let (_, key) = store
+            .create_key(&user.id, "bench")
+            .await
+            .map_err(|e| format!("creating the key of {name}: {e}"))?;
+        let key = key.expose().to_owned();
+        if i == 0 {
+            hot = key;
+        } else {
+            keys.push(hot.clone());
+            keys.push(key);
+        }
+    }
     store.close().await;
-    Ok(key)
+    Ok(keys)
 }
+
+/// Users of the full configurations: one hot one and 999 others.
+const USERS: usize = 1000;
 
 /// `server` with its database replaced by `name`.
 fn with_database(server: &str, name: &str) -> Result<String, String> {
@@ -764,8 +810,8 @@ async fn prefill(url: &str, rows: u64) -> Result<(), String> {
         .fetch_one(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-    let period = gw_store::Plans::builtin()
-        .require("enterprise")
+    let period = gw_store::Plans::parse("bench plans", BENCH_PLANS)
+        .and_then(|p| p.require("bench").cloned())
         .map_err(|e| e.to_string())?
         .current_period();
     let now = SystemTime::now()
@@ -815,7 +861,7 @@ async fn growth(config: Config, plan: &Plan, env: &Env, mock: &Proc) -> Result<G
         shape: Shape::Gateway,
         addr: gw.proc.addr,
         pid: gw.proc.pid(),
-        key: Some(gw.key.clone()),
+        keys: gw.keys.clone(),
     };
     let target = request(
         Scenario::Hf,
@@ -823,7 +869,7 @@ async fn growth(config: Config, plan: &Plan, env: &Env, mock: &Proc) -> Result<G
         "",
         CHUNKS,
         endpoint.addr,
-        Some(&gw.key),
+        &gw.keys,
     );
     let load = Load {
         concurrency,
