@@ -382,8 +382,8 @@ impl Store {
     /// settled already (another replica saw the end first) or does not exist.
     ///
     /// Without a `record` (a gateway without accounting) only the end is recorded. A reservation
-    /// that is gone (recovered at its estimate after `abandon_after`) leaves that charge
-    /// standing: the record is dropped, as any late settlement is.
+    /// recovered at its estimate after `abandon_after` is corrected to the record, as any late
+    /// settlement is: the job still has one usage row.
     pub async fn finish_video_job(
         &self,
         id: &str,

@@ -327,3 +327,61 @@ async fn recovery_leaves_a_live_jobs_reservation_to_the_job() {
     })
     .await;
 }
+
+/// A job still open after `abandon_after` is charged at its estimate; when it ends after all,
+/// its settlement replaces that charge with what it made, and it keeps one usage row.
+#[tokio::test]
+async fn a_job_that_ends_after_its_recovery_replaces_the_estimate() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let alice = user(&store, "pro").await;
+        let admission = video(&alice, 8);
+        let r = store.admit(admission.clone()).await.unwrap();
+        let period = r.period.clone();
+        let job = store
+            .create_video_job(new_job(&admission, Some(r.id.clone())))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            store
+                .recover_abandoned(Duration::from_millis(10))
+                .await
+                .unwrap(),
+            1
+        );
+        let charged = store.counters(&alice, &period).await.unwrap();
+        assert_eq!(charged.get(Counter::VideoUnits), 8);
+        assert_eq!(charged.cost(), cost("0.50"));
+
+        assert!(
+            store
+                .claim_video_job(&job.id, Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .finish_video_job(
+                    &job.id,
+                    &completed("https://cdn/v.mp4"),
+                    Some(finished(&admission, 5, "0.40"))
+                )
+                .await
+                .unwrap()
+        );
+        let log = store.usage_log(Some(&alice), 10).await.unwrap();
+        assert_eq!(log.len(), 1, "one row for the job");
+        assert_eq!((log[0].status.as_str(), log[0].units), ("ok", 5));
+        let used = store.counters(&alice, &period).await.unwrap();
+        assert_eq!(used.get(Counter::VideoUnits), 5);
+        assert_eq!(used.get(Counter::VideoRequests), 1);
+        assert_eq!(used.cost(), cost("0.40"));
+        let summary = store.usage_summary(&alice, &period).await.unwrap();
+        assert_eq!(
+            (summary[0].requests, summary[0].units, summary[0].estimated),
+            (1, 5, 0)
+        );
+    })
+    .await;
+}
