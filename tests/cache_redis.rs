@@ -329,11 +329,17 @@ async fn ten_thousand_entries_are_fetched_once() {
     let writer = Arc::new(replica(&url, &prefix).await);
     let vectors: Arc<Vec<Vec<f32>>> = Arc::new((0..ENTRIES).map(|_| unit_vector(DIMS)).collect());
     let started = Instant::now();
+    // k0 first and alone, so it is the oldest entry, the one the trim below removes (the eight
+    // writers after it race, so their first entries come in any order).
+    writer
+        .remember("big", entry("g", vectors[0].clone(), "k0"), MINUTE, ENTRIES)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for task in 0..8 {
         let (writer, vectors) = (Arc::clone(&writer), Arc::clone(&vectors));
         tasks.push(tokio::spawn(async move {
-            for i in (task..ENTRIES).step_by(8) {
+            for i in (1 + task..ENTRIES).step_by(8) {
                 let e = entry("g", vectors[i].clone(), &format!("k{i}"));
                 writer.remember("big", e, MINUTE, ENTRIES).await.unwrap();
             }
