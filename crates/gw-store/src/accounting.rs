@@ -288,7 +288,7 @@ impl Store {
             admitted.push((p, reservation.id.clone(), estimate));
             answers.push(Ok(reservation));
         }
-        tally.store(tx, now).await?;
+        tally.store(tx, self.backend, now).await?;
         self.insert_reservations(tx, &admitted).await?;
         Ok(answers)
     }
@@ -401,7 +401,7 @@ impl Store {
         for (u, d) in used.iter_mut().zip(&deltas) {
             *u = u.saturating_add(*d);
         }
-        tally.store(&mut tx, now).await?;
+        tally.store(&mut tx, self.backend, now).await?;
         sqlx::query(
             "UPDATE reservations SET requests = $2, tokens = $3, units = $4, cost_nanos = $5
              WHERE id = $1",

@@ -377,24 +377,15 @@ pub(crate) async fn migrate_to(pool: &AnyPool, backend: Backend, target: i64) ->
     tx.commit().await.map_err(db_error)
 }
 
-/// Parameter `n` (from 1) of a statement: `$n` on PostgreSQL, a plain `?` on SQLite, where the
-/// parameters of a statement must then appear in the text in the order they are bound.
-///
-/// SQLite looks a named parameter (`$n`, `?n`) up in a list, one by one, both when it parses a
-/// statement and each time sqlx binds one (`sqlite3_bind_parameter_name`): a statement of `k`
-/// such parameters costs k² steps, milliseconds for a batch of usage rows. Plain `?`s are never
-/// named, so binding them costs nothing.
-pub(crate) fn param(backend: Backend, n: usize) -> String {
-    match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("${n}"),
-    }
-}
-
 /// The placeholders of a multi-row `VALUES` list: `rows` rows of `columns` parameters each,
-/// numbered from `first` on (see [`param`]: on SQLite every parameter before them must be
-/// bound before them too), each row ending with the constants `tail`:
+/// numbered from `first` on, each row ending with the constants `tail`:
 /// `placeholders(Postgres, 2, 2, 2, ", 0")` is `($2, $3, 0), ($4, $5, 0)`.
+///
+/// On SQLite they are plain `?`s, bound in order, so every parameter before them must be bound
+/// before them too. SQLite looks a named parameter (`$n`, `?n`) up in a list, one by one, both
+/// when it parses a statement and each time sqlx binds one (`sqlite3_bind_parameter_name`): a
+/// statement of `k` such parameters costs k² steps, milliseconds for a batch of usage rows.
+/// Plain `?`s are never named, so binding them costs nothing.
 pub(crate) fn placeholders(
     backend: Backend,
     rows: usize,
@@ -446,7 +437,6 @@ mod tests {
         assert_eq!(placeholders(pg, 0, 3, 1, ""), "");
         let lite = Backend::Sqlite;
         assert_eq!(placeholders(lite, 2, 2, 1, ", 0"), "(?, ?, 0), (?, ?, 0)");
-        assert_eq!((param(pg, 7), param(lite, 7)), ("$7".into(), "?".into()));
     }
 
     #[test]

@@ -13,13 +13,13 @@
 
 use std::time::Duration;
 
-use gateway_core::{Cost, Error, ErrorKind, Reservation, Result, RouteId, UsageRecord};
+use gateway_core::{Cost, Error, ErrorKind, Result, RouteId, UsageRecord};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::db::{corrupt, db_error, from_db, to_db};
-use crate::settlement::ms;
+use crate::settlement::{Settlement, ms};
 use crate::time::now_ms;
 use crate::users::random_base62;
 
@@ -422,18 +422,8 @@ impl Store {
             return Ok(false);
         };
         let reservation_id: Option<String> = row.try_get("reservation_id").map_err(db_error)?;
-        let user_id: String = row.try_get("user_id").map_err(db_error)?;
         if let (Some(reservation_id), Some(record)) = (reservation_id, record) {
-            // Only the id and the one request a job's admission counts are read: the amounts
-            // and the period are the stored reservation's.
-            let reservation = Reservation {
-                id: reservation_id,
-                user_id,
-                period: String::new(),
-                estimate: gateway_core::Amount::new(0, 0, None),
-                output_bound: None,
-            };
-            let settlement = crate::settlement::Settlement::new(&reservation, record);
+            let settlement = Settlement::of_job(reservation_id, record);
             self.settle_in(&mut tx, &[settlement]).await?;
         }
         tx.commit().await.map_err(db_error)?;

@@ -409,7 +409,7 @@ impl Store {
         tally.touch_deltas(user_id, period, &deltas);
         tally.load(&mut tx, self.backend, now).await?;
         tally.adjust(user_id, period, &deltas);
-        tally.store(&mut tx, now).await?;
+        tally.store(&mut tx, self.backend, now).await?;
         tx.commit().await.map_err(db_error)
     }
 

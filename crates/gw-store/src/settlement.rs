@@ -637,7 +637,7 @@ impl Store {
         for ((_, s), d) in taken.iter().zip(&deltas) {
             tally.adjust(&s.user_id, &s.period, d);
         }
-        tally.store(tx, now).await?;
+        tally.store(tx, self.backend, now).await?;
         let entries: Vec<LogEntry<'_>> = taken
             .iter()
             .map(|(settlement, stored)| log_entry(settlement, stored))
@@ -730,14 +730,29 @@ pub(crate) struct Settlement {
 impl Settlement {
     /// The settlement of `reservation` with `record`.
     pub(crate) fn new(reservation: &Reservation, record: UsageRecord) -> Self {
+        Self::of(
+            reservation.id.clone(),
+            reservation.estimate.requests,
+            record,
+        )
+    }
+
+    /// The settlement of a video or fine-tuning job's reservation `reservation_id` with
+    /// `record`: a job's admission counts one request, and the rest of what it reserved is read
+    /// from the stored reservation.
+    pub(crate) fn of_job(reservation_id: String, record: UsageRecord) -> Self {
+        Self::of(reservation_id, 1, record)
+    }
+
+    fn of(reservation_id: String, reserved_requests: u64, record: UsageRecord) -> Self {
         let (status, error_message) = match record.outcome {
             Outcome::Ok => ("ok".to_owned(), None),
             Outcome::Failed { kind, message } => (kind.as_str().to_owned(), Some(message)),
         };
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Settlement {
-            reservation_id: reservation.id.clone(),
-            reserved_requests: reservation.estimate.requests,
+            reservation_id,
+            reserved_requests,
             attempts: attempts_json(&record.attempts),
             request_id: record.request_id,
             provider: record.route.provider.to_owned(),

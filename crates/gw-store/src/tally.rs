@@ -14,7 +14,6 @@
 //! them with `SELECT ... FOR UPDATE` is as exact but costs one more round trip.)
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::LazyLock;
 
 use gateway_core::Result;
@@ -23,7 +22,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::Backend;
 use crate::counters::{COUNTERS, Counter};
-use crate::db::{Tx, db_error, param, placeholders};
+use crate::db::{Tx, db_error, placeholders};
 
 /// The counters of (`$1` user, `$2` period), for reading them outside a transaction.
 pub(crate) const SELECT_COUNTERS: &str =
@@ -37,20 +36,10 @@ static BY_NAME: LazyLock<[Counter; COUNTERS]> = LazyLock::new(|| {
 });
 
 /// The counters of some (user, period) pairs inside one transaction.
+#[derive(Default)]
 pub(crate) struct Tally {
     /// By user, then period (nested so lookups by `&str` need no allocation).
     users: BTreeMap<String, BTreeMap<String, Group>>,
-    /// The database [`Tally::load`] read from, which [`Tally::store`] writes to.
-    backend: Backend,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Self {
-            users: BTreeMap::new(),
-            backend: Backend::Sqlite,
-        }
-    }
 }
 
 /// The counters of one user in one period.
@@ -137,7 +126,6 @@ impl Tally {
     /// changed). A row that does not exist reads as zero; a counter name this version does not
     /// know (a newer gateway's modality) is left alone.
     pub(crate) async fn load(&mut self, tx: &mut Tx, backend: Backend, now: i64) -> Result<()> {
-        self.backend = backend;
         if self.users.is_empty() {
             return Ok(());
         }
@@ -168,16 +156,12 @@ impl Tally {
     async fn select_rows(&self, tx: &mut Tx) -> Result<Vec<AnyRow>> {
         let mut sql =
             String::from("SELECT user_id, period, counter, value FROM usage_counters WHERE ");
+        // SQLite only: plain `?`s, bound in order (see `db::placeholders`).
         for (i, _) in self.groups().enumerate() {
             if i > 0 {
                 sql.push_str(" OR ");
             }
-            let _ = write!(
-                sql,
-                "(user_id = {} AND period = {})",
-                param(Backend::Sqlite, 2 * i + 1),
-                param(Backend::Sqlite, 2 * i + 2)
-            );
+            sql.push_str("(user_id = ? AND period = ?)");
         }
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (user, period, _) in self.groups() {
@@ -223,7 +207,7 @@ impl Tally {
     }
 
     /// Writes back every counter whose value changed since [`Tally::load`], in one statement.
-    pub(crate) async fn store(&self, tx: &mut Tx, now: i64) -> Result<()> {
+    pub(crate) async fn store(&self, tx: &mut Tx, backend: Backend, now: i64) -> Result<()> {
         let rows: Vec<(&str, &str, Counter, i64)> = self
             .groups()
             .flat_map(|(user, period, group)| {
@@ -243,7 +227,7 @@ impl Tally {
             "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
              ON CONFLICT (user_id, period, counter) DO UPDATE
              SET value = excluded.value, updated_at = excluded.updated_at",
-            placeholders(self.backend, rows.len(), 5, 1, "")
+            placeholders(backend, rows.len(), 5, 1, "")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (user, period, counter, value) in rows {
