@@ -1,10 +1,12 @@
 //! Caps on tokens and money hold as exactly as request counts: 200 concurrent requests against
 //! a capped plan, answered by an upstream that always writes the longest output the request's
 //! bound allows, never charge past the cap. On SQLite, PostgreSQL, and two replicas (two stores,
-//! two servers) sharing PostgreSQL.
+//! two servers) sharing PostgreSQL; each with every admission a database transaction, and with
+//! journals, admitting from leases.
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -77,11 +79,14 @@ async fn upstream() -> (String, Arc<AtomicUsize>) {
     (support::serve(router).await, calls)
 }
 
-async fn store(url: &str) -> Store {
+/// A store on `url`; with `journal`, one that admits from leases (see `gw_store`'s ledger).
+async fn store(url: &str, journal: Option<PathBuf>) -> Store {
     let plans = Plans::parse("caps plans", PLANS).unwrap();
-    Store::connect_with(url, StoreOptions::new().max_connections(8).plans(plans))
-        .await
-        .unwrap()
+    let mut options = StoreOptions::new().max_connections(8).plans(plans);
+    if let Some(journal) = journal {
+        options = options.journal(journal);
+    }
+    Store::connect_with(url, options).await.unwrap()
 }
 
 /// Sends 200 requests at once, alternating over `servers` and between no `max_tokens` and
@@ -122,10 +127,17 @@ async fn storm(servers: &[String], key: &str) -> Vec<u16> {
 }
 
 /// Runs the storm against `plan` on `url` with `replicas` servers, and checks the cap held.
-async fn capped(url: &str, replicas: usize, plan: &str) {
+/// With `leases`, each replica has a journal in it and admits from leases; without, each
+/// admission is a database transaction.
+async fn capped(url: &str, replicas: usize, plan: &str, leases: Option<&Path>) {
     let (upstream, calls) = upstream().await;
-    let stores: Vec<Store> =
-        futures_util::future::join_all((0..replicas).map(|_| store(url))).await;
+    let stores: Vec<Store> = futures_util::future::join_all((0..replicas).map(|i| {
+        store(
+            url,
+            leases.map(|dir| dir.join(format!("replica-{i}.settlements"))),
+        )
+    }))
+    .await;
     let (who, key) = user(&stores[0], plan).await;
     let mut servers = Vec::new();
     for s in &stores {
@@ -136,7 +148,14 @@ async fn capped(url: &str, replicas: usize, plan: &str) {
     let statuses = storm(&urls, &key).await;
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
-    let what = format!("{plan} on {url} with {replicas} replica(s)");
+    let what = format!(
+        "{plan} on {url} with {replicas} replica(s), {}",
+        if leases.is_some() {
+            "leases"
+        } else {
+            "no journal"
+        }
+    );
     assert_eq!(ok + refused, 200, "{what}: {statuses:?}");
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -187,22 +206,26 @@ async fn capped(url: &str, replicas: usize, plan: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cost_cap_is_never_passed_by_200_concurrent_requests() {
-    for (url, _dir) in databases("cost_cap") {
-        capped(&url, 1, "costcap").await;
-        if url.starts_with("postgres") {
-            capped(&url, 2, "costcap").await;
+/// Every way of running `plan`'s storm: one instance with and without leases, and, on
+/// PostgreSQL, two replicas with and without.
+async fn every_setup(test: &str, plan: &str) {
+    let journals = support::tempfile_dir::TempDir::new(test);
+    for (url, _dir) in databases(test) {
+        for leases in [None, Some(journals.path())] {
+            capped(&url, 1, plan, leases).await;
+            if url.starts_with("postgres") {
+                capped(&url, 2, plan, leases).await;
+            }
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cost_cap_is_never_passed_by_200_concurrent_requests() {
+    every_setup("cost_cap", "costcap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_cap_is_never_passed_by_200_concurrent_requests() {
-    for (url, _dir) in databases("token_cap") {
-        capped(&url, 1, "tokencap").await;
-        if url.starts_with("postgres") {
-            capped(&url, 2, "tokencap").await;
-        }
-    }
+    every_setup("token_cap", "tokencap").await;
 }

@@ -76,7 +76,9 @@ async fn a_stream_cut_by_a_killed_process_is_recovered_and_logged() {
     }
 
     drop(first); // SIGKILL mid-stream: no settlement can run
-    assert_eq!(store.open_reservations().await.unwrap(), 1);
+    // Admitted from a lease, the reservation is in the journal before the upstream call; its
+    // row may or may not have been written by the time of the kill.
+    assert!(store.open_reservations().await.unwrap() <= 1);
     assert!(
         store
             .usage_log(Some(&alice.id), 10)

@@ -22,7 +22,7 @@ use crate::settlement::{Queued, Settlement};
 use crate::tally::Tally;
 use crate::time::unix_ms;
 use crate::users::random_base62;
-use crate::{Plan, Store};
+use crate::{Backend, Plan, Store};
 
 /// The columns of a reservation, in the order [`Store::insert_reservations`] binds them.
 const RESERVATION_COLUMNS: &str = "id, request_id, user_id, period, provider, model, modality,
@@ -123,6 +123,36 @@ fn fits(used: &[i64; COUNTERS], deltas: &[i64; COUNTERS], limits: &[i64; COUNTER
     (0..COUNTERS).all(|i| limits[i] < 0 || used[i].saturating_add(deltas[i]) <= limits[i])
 }
 
+/// What `p` is admitted at on top of `used` (the counters as a limit check sees them): its
+/// output bound (`None`: the request's own), estimate and counter deltas. The full estimate when
+/// it fits; otherwise, when `lower` and the request left its output open under a plan that
+/// limits it, the largest bound the remaining allowances pay for, which the provider is then
+/// told. `None`: refused.
+pub(crate) fn decide(
+    p: &Prepared,
+    used: &[i64; COUNTERS],
+    lower: bool,
+) -> Option<(Option<u64>, Amount, [i64; COUNTERS])> {
+    let limited = p.open.filter(|o| o.limited);
+    if fits(used, &p.deltas, &p.limits) {
+        return Some((limited.map(|o| o.default), p.estimate, p.deltas));
+    }
+    let open = limited.filter(|_| lower)?;
+    let (bound, estimate, deltas) = lowered(
+        &open,
+        p.admission.modality,
+        p.admission.estimate,
+        used,
+        &p.limits,
+    )?;
+    Some((Some(bound), estimate, deltas))
+}
+
+/// A new reservation id.
+pub(crate) fn new_reservation_id() -> Result<String> {
+    Ok(format!("res_{}", random_base62(20)?))
+}
+
 /// The quota error for a refused admission: names the first counter the estimate would pass.
 fn quota_error(
     plan: &Plan,
@@ -187,6 +217,9 @@ impl Store {
 
     async fn admit_request(&self, admission: Admission) -> Result<Reservation> {
         let prepared = self.prepare_admission(admission).await?;
+        if let Some(ledger) = &self.ledger {
+            return self.admit_leased(ledger, prepared).await;
+        }
         let stopped = || {
             Error::new(
                 ErrorKind::Unavailable,
@@ -244,90 +277,38 @@ impl Store {
         }
         let now = batch.iter().map(|p| p.now_ms).max().unwrap_or_default();
         tally.load(tx, self.backend, now).await?;
+        tally.load_leases(tx, self.backend).await?;
         let mut answers = Vec::with_capacity(batch.len());
         let mut admitted = Vec::with_capacity(batch.len());
         for p in batch {
             let user = p.admission.user_id.as_str();
             let used = tally
-                .values_mut(user, &p.period)
+                .committed(user, &p.period)
                 .expect("every admission's counters were loaded");
-            // An open output that does not fit at the plan's default is lowered to what the
-            // remaining allowances pay for, and the provider is told that bound.
-            let limited = p.open.filter(|o| o.limited);
-            let admitted_at = if fits(used, &p.deltas, &p.limits) {
-                Some((limited.map(|o| o.default), p.estimate, p.deltas))
-            } else {
-                limited.and_then(|open| {
-                    lowered(
-                        &open,
-                        p.admission.modality,
-                        p.admission.estimate,
-                        used,
-                        &p.limits,
-                    )
-                    .map(|(bound, estimate, deltas)| (Some(bound), estimate, deltas))
-                })
-            };
-            let Some((output_bound, estimate, deltas)) = admitted_at else {
-                let plan = self.plan_named(user, &p.plan)?;
-                answers.push(Err(quota_error(
-                    plan, &p.period, used, &p.deltas, &p.limits,
-                )));
+            let Some((output_bound, estimate, deltas)) = decide(p, &used, true) else {
+                answers.push(Err(self.refusal(p, &used)?));
                 continue;
             };
-            for (u, d) in used.iter_mut().zip(&deltas) {
-                *u = u.saturating_add(*d);
-            }
+            tally.adjust(user, &p.period, &deltas);
             let reservation = Reservation {
-                id: format!("res_{}", random_base62(20)?),
+                id: new_reservation_id()?,
                 user_id: p.admission.user_id.clone(),
                 period: p.period.clone(),
                 estimate,
                 output_bound,
             };
-            admitted.push((p, reservation.id.clone(), estimate));
+            admitted.push(Reserved::new(p, &reservation, &self.instance_id));
             answers.push(Ok(reservation));
         }
         tally.store(tx, self.backend, now).await?;
-        self.insert_reservations(tx, &admitted).await?;
+        insert_reservations(tx, self.backend, &admitted).await?;
         Ok(answers)
     }
 
-    /// Inserts the reservations of the admitted `(admission, reservation id, amount reserved)`s,
-    /// in one statement.
-    async fn insert_reservations(
-        &self,
-        tx: &mut Tx,
-        admitted: &[(&Prepared, String, Amount)],
-    ) -> Result<()> {
-        if admitted.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES {}",
-            placeholders(self.backend, admitted.len(), 14, 1, "")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (p, id, estimate) in admitted {
-            let a = &p.admission;
-            query = query
-                .bind(id.as_str())
-                .bind(a.request_id.as_str())
-                .bind(a.user_id.as_str())
-                .bind(p.period.as_str())
-                .bind(a.route.provider)
-                .bind(&*a.route.model)
-                .bind(a.modality.as_str())
-                .bind(a.operation)
-                .bind(to_db(estimate.requests))
-                .bind(to_db(estimate.tokens))
-                .bind(to_db(estimate.units))
-                .bind(estimate.cost.map(|c| to_db(c.nanos())))
-                .bind(&*self.instance_id)
-                .bind(p.now_ms);
-        }
-        query.execute(&mut **tx).await.map_err(db_error)?;
-        Ok(())
+    /// The quota error refusing `p` on top of `used`.
+    pub(crate) fn refusal(&self, p: &Prepared, used: &[i64; COUNTERS]) -> Result<Error> {
+        let plan = self.plan_named(&p.admission.user_id, &p.plan)?;
+        Ok(quota_error(plan, &p.period, used, &p.deltas, &p.limits))
     }
 }
 
@@ -348,6 +329,10 @@ impl Store {
             )
         })?;
         let plan = self.plan_named(&reservation.user_id, &plan_name)?;
+        if self.ledger.is_some() {
+            // Admitted from a lease: its row may still be queued for the writer.
+            self.flush().await;
+        }
         let (_writing, mut tx) = self.begin().await?;
         let row = sqlx::query(
             "SELECT user_id, period, modality, requests, tokens, units, cost_nanos
@@ -390,17 +375,16 @@ impl Store {
         tally.touch(&held.user_id, &held.period, Counter::of(held.modality));
         let now = unix_ms(SystemTime::now());
         tally.load(&mut tx, self.backend, now).await?;
+        tally.load_leases(&mut tx, self.backend).await?;
         let used = tally
-            .values_mut(&held.user_id, &held.period)
+            .committed(&held.user_id, &held.period)
             .expect("the reservation's counters were loaded");
-        if !fits(used, &deltas, &limits) {
-            let refusal = quota_error(plan, &held.period, used, &deltas, &limits);
+        if !fits(&used, &deltas, &limits) {
+            let refusal = quota_error(plan, &held.period, &used, &deltas, &limits);
             tx.rollback().await.map_err(db_error)?;
             return Err(refusal);
         }
-        for (u, d) in used.iter_mut().zip(&deltas) {
-            *u = u.saturating_add(*d);
-        }
+        tally.adjust(&held.user_id, &held.period, &deltas);
         tally.store(&mut tx, self.backend, now).await?;
         sqlx::query(
             "UPDATE reservations SET requests = $2, tokens = $3, units = $4, cost_nanos = $5
@@ -428,15 +412,112 @@ fn no_answer() -> Error {
 
 /// An admission checked against the plan, ready to be counted.
 pub(crate) struct Prepared {
-    admission: Admission,
-    plan: String,
+    pub(crate) admission: Admission,
+    pub(crate) plan: String,
     /// The output the request left open, to lower when the full default does not fit.
     open: Option<OpenBound>,
     estimate: Amount,
-    period: String,
+    pub(crate) period: String,
     now_ms: i64,
-    deltas: [i64; COUNTERS],
-    limits: [i64; COUNTERS],
+    pub(crate) deltas: [i64; COUNTERS],
+    pub(crate) limits: [i64; COUNTERS],
+}
+
+/// A reservation to write: the row [`insert_reservations`] inserts, and the line the journal
+/// keeps of an admission from a lease until the row is written.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Reserved {
+    /// The reservation's id (named apart from a settlement's `reservation_id`, so the journal
+    /// tells its two kinds of line by their fields).
+    pub(crate) reservation: String,
+    pub(crate) request_id: String,
+    pub(crate) user_id: String,
+    pub(crate) period: String,
+    pub(crate) provider: String,
+    pub(crate) model: String,
+    #[serde(with = "crate::settlement::modality_name")]
+    pub(crate) modality: Modality,
+    pub(crate) operation: String,
+    pub(crate) requests: u64,
+    pub(crate) tokens: u64,
+    pub(crate) units: u64,
+    pub(crate) cost_nanos: Option<u64>,
+    pub(crate) instance_id: String,
+    pub(crate) created_at: i64,
+    /// What was taken from this instance's lease, by counter (zero for an admission that did
+    /// not come from one). Not journaled: a replay lets the dead instance's leases go whole.
+    #[serde(skip)]
+    pub(crate) leased: [i64; COUNTERS],
+}
+
+impl Reserved {
+    /// The row of `reservation`, admitted for `p` by instance `instance_id`.
+    pub(crate) fn new(p: &Prepared, reservation: &Reservation, instance_id: &str) -> Self {
+        let a = &p.admission;
+        let estimate = reservation.estimate;
+        Reserved {
+            reservation: reservation.id.clone(),
+            request_id: a.request_id.clone(),
+            user_id: a.user_id.clone(),
+            period: p.period.clone(),
+            provider: a.route.provider.to_owned(),
+            model: a.route.model.to_string(),
+            modality: a.modality,
+            operation: a.operation.to_owned(),
+            requests: estimate.requests,
+            tokens: estimate.tokens,
+            units: estimate.units,
+            cost_nanos: estimate.cost.map(Cost::nanos),
+            instance_id: instance_id.to_owned(),
+            created_at: p.now_ms,
+            leased: [0; COUNTERS],
+        }
+    }
+
+    /// What the reservation holds.
+    pub(crate) fn amount(&self) -> Amount {
+        Amount {
+            requests: self.requests,
+            tokens: self.tokens,
+            units: self.units,
+            cost: self.cost_nanos.map(Cost::from_nanos),
+        }
+    }
+}
+
+/// Inserts the reservation rows `reserved`, in a few multi-row statements.
+pub(crate) async fn insert_reservations<R: std::borrow::Borrow<Reserved> + Sync>(
+    tx: &mut Tx,
+    backend: Backend,
+    reserved: &[R],
+) -> Result<()> {
+    for chunk in reserved.chunks(64) {
+        let sql = format!(
+            "INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES {}",
+            placeholders(backend, chunk.len(), 14, 1, "")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            let r = r.borrow();
+            query = query
+                .bind(r.reservation.as_str())
+                .bind(r.request_id.as_str())
+                .bind(r.user_id.as_str())
+                .bind(r.period.as_str())
+                .bind(r.provider.as_str())
+                .bind(r.model.as_str())
+                .bind(r.modality.as_str())
+                .bind(r.operation.as_str())
+                .bind(to_db(r.requests))
+                .bind(to_db(r.tokens))
+                .bind(to_db(r.units))
+                .bind(r.cost_nanos.map(to_db))
+                .bind(r.instance_id.as_str())
+                .bind(r.created_at);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// An admission waiting for the admission task, and where its answer goes.

@@ -22,7 +22,18 @@ use std::sync::{Mutex, PoisonError};
 
 use gateway_core::{Error, ErrorKind, Result};
 
+use crate::accounting::Reserved;
 use crate::settlement::Settlement;
+
+/// A journal line: a reservation admitted from a lease, or a settlement. Told apart by their
+/// fields (a reservation has `reservation`, a settlement `reservation_id`), so journals written
+/// before reservations were journaled read as they are.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Reserved(Reserved),
+    Settlement(Settlement),
+}
 
 /// The size past which the journal starts a new segment.
 const SEGMENT_BYTES: u64 = 16 << 20;
@@ -48,9 +59,10 @@ struct State {
     pending: BTreeMap<u64, usize>,
 }
 
-/// What an earlier process left in a journal: its segments and the settlements in them.
+/// What an earlier process left in a journal: its segments and the lines in them.
 pub(crate) struct Leftovers {
     pub(crate) segments: Vec<PathBuf>,
+    pub(crate) reserved: Vec<Reserved>,
     pub(crate) settlements: Vec<Settlement>,
 }
 
@@ -96,7 +108,7 @@ impl Journal {
     fn take(base: PathBuf, lock: File) -> Result<(Journal, Leftovers)> {
         let mut found = segments_of(&base)?;
         found.sort();
-        let mut settlements = Vec::new();
+        let (mut reserved, mut settlements) = (Vec::new(), Vec::new());
         let mut unreadable = 0usize;
         for (_, segment) in &found {
             let file = File::open(segment).map_err(|e| journal_error(segment, e))?;
@@ -106,8 +118,9 @@ impl Journal {
                     continue;
                 }
                 // A line cut by the kill, or from a version that wrote something else.
-                match serde_json::from_slice::<Settlement>(&line) {
-                    Ok(s) => settlements.push(s),
+                match serde_json::from_slice::<Line>(&line) {
+                    Ok(Line::Reserved(r)) => reserved.push(r),
+                    Ok(Line::Settlement(s)) => settlements.push(s),
                     Err(_) => unreadable += 1,
                 }
             }
@@ -139,6 +152,7 @@ impl Journal {
         };
         let leftovers = Leftovers {
             segments: found.into_iter().map(|(_, p)| p).collect(),
+            reserved,
             settlements,
         };
         Ok((journal, leftovers))
@@ -146,8 +160,17 @@ impl Journal {
 
     /// Appends `settlement`; returns the segment that holds it, for [`Journal::written`].
     pub(crate) fn append(&self, settlement: &Settlement) -> Result<u64> {
-        let mut line = serde_json::to_vec(settlement)
-            .map_err(|e| journal_error(&self.base, format!("encoding a settlement: {e}")))?;
+        self.append_line(settlement, "a settlement")
+    }
+
+    /// Appends the reservation `reserved`, like [`Journal::append`].
+    pub(crate) fn append_reserved(&self, reserved: &Reserved) -> Result<u64> {
+        self.append_line(reserved, "a reservation")
+    }
+
+    fn append_line(&self, value: &impl serde::Serialize, what: &str) -> Result<u64> {
+        let mut line = serde_json::to_vec(value)
+            .map_err(|e| journal_error(&self.base, format!("encoding {what}: {e}")))?;
         line.push(b'\n');
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.size >= SEGMENT_BYTES {
@@ -165,9 +188,11 @@ impl Journal {
         Ok(segment)
     }
 
-    /// Records that the settlements appended to `segments` (one entry each) are in the
-    /// database: a full segment none of whose settlements is pending any more is deleted, and the
-    /// current one emptied.
+    /// Records that the lines appended to `segments` (one entry each) are in the database.
+    /// Segments go in order: the oldest ones none of whose lines is pending any more are
+    /// deleted (the current one emptied), and a segment waits for the older ones. So a line
+    /// whose segment is left has every later line left too: a replay that finds a reservation
+    /// finds its settlement, if one was made.
     pub(crate) fn written(&self, segments: &[u64]) {
         if segments.is_empty() {
             return;
@@ -181,7 +206,7 @@ impl Journal {
         let done: Vec<u64> = state
             .pending
             .iter()
-            .filter(|&(_, &n)| n == 0)
+            .take_while(|&(_, &n)| n == 0)
             .map(|(&s, _)| s)
             .collect();
         for segment in done {
@@ -219,8 +244,11 @@ impl Journal {
         let old = std::mem::replace(&mut state.segment, next);
         state.file = file;
         state.size = 0;
-        if !state.pending.contains_key(&old) {
+        if state.pending.is_empty() {
             self.remove(old);
+        } else {
+            // Deleted in its turn, after the older segments still pending.
+            state.pending.entry(old).or_default();
         }
         Ok(())
     }

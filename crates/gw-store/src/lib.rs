@@ -119,6 +119,7 @@ mod db;
 mod fine_tuning;
 mod jobs;
 mod journal;
+mod ledger;
 mod plans;
 mod reads;
 mod recovery;
@@ -292,6 +293,8 @@ pub struct Store {
     admitter: Option<mpsc::Sender<accounting::PendingAdmission>>,
     /// Where settlements are kept until the database has them (see [`StoreOptions::journal`]).
     journal: Option<Arc<journal::Journal>>,
+    /// With a journal: the leases this process admits from in memory (see `ledger.rs`).
+    ledger: Option<Arc<ledger::Ledger>>,
 }
 
 /// How long a user's plan is remembered: a plan changed by another process applies within it,
@@ -352,6 +355,7 @@ impl Store {
             plan_cache: Arc::new(Mutex::new(HashMap::new())),
             settler: None,
             admitter: None,
+            ledger: journal.as_ref().map(|_| Arc::default()),
             journal,
         };
         store.register_instance().await?;
@@ -363,6 +367,33 @@ impl Store {
             settler: None,
             ..store.clone()
         }));
+        if store.ledger.is_some() {
+            let weak = store.settler.as_ref().map(|s| s.downgrade());
+            let ledger_store = Store {
+                settler: None,
+                admitter: None,
+                ..store.clone()
+            };
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(ledger::WANT_POLL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    // Ends with the store: once the last handle is gone, the writer is too.
+                    let Some(settler) = weak.as_ref().and_then(|w| w.upgrade()) else {
+                        break;
+                    };
+                    let store = Store {
+                        settler: Some(settler),
+                        ..ledger_store.clone()
+                    };
+                    if let Err(e) = store.release_wanted().await {
+                        tracing::debug!(error = %e, "looking for leases other instances want failed");
+                    }
+                    store.release_idle().await;
+                }
+            });
+        }
         tracing::info!(
             backend = store.backend.as_str(),
             instance = %store.instance_id,
@@ -375,11 +406,20 @@ impl Store {
     /// already has are dropped), then deletes its segments; a segment whose settlements could
     /// not all be written stays for the next start.
     async fn replay(&self, journal: &journal::Journal, leftovers: &journal::Leftovers) {
-        if leftovers.settlements.is_empty() {
+        if leftovers.reserved.is_empty() && leftovers.settlements.is_empty() {
             journal.forget(leftovers);
             return;
         }
-        let (mut written, mut settled_already, mut complete) = (0usize, 0usize, true);
+        let mut complete = true;
+        let reserved = match self.replay_reserved(&leftovers.reserved).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "settlement journal: replaying reservations failed; the journal is kept for the next start");
+                complete = false;
+                0
+            }
+        };
+        let (mut written, mut settled_already) = (0usize, 0usize);
         for batch in leftovers.settlements.chunks(settlement::BATCH) {
             match self.settle_batch(batch).await {
                 Some(dropped) => {
@@ -389,9 +429,28 @@ impl Store {
                 None => complete = false,
             }
         }
+        // The processes that wrote these lines are dead (their journal's lock was free): what
+        // they left open is recovered now, and their leases freed, rather than after
+        // `stale_after`.
+        let mut dead: Vec<&str> = leftovers
+            .reserved
+            .iter()
+            .map(|r| r.instance_id.as_str())
+            .collect();
+        dead.sort_unstable();
+        dead.dedup();
+        let recovered = match self.recover_dead(&dead).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "settlement journal: recovering a dead instance's reservations failed; recovery retries once it is stale");
+                0
+            }
+        };
         tracing::info!(
+            reserved,
             written,
             settled_already,
+            recovered,
             "settlement journal replayed: usage an earlier process reported but had not written"
         );
         if complete {
@@ -439,7 +498,18 @@ impl Store {
     /// [`ErrorKind::Unavailable`]. The instance stays registered, so another process recovers its
     /// open reservations once it goes stale.
     pub async fn close(&self) {
+        self.release_user(None).await;
         self.flush().await;
+        if self.ledger.is_some() {
+            // Everything taken from the leases is written: what they still hold goes back.
+            let released = sqlx::query("DELETE FROM leases WHERE instance_id = $1")
+                .bind(&*self.instance_id)
+                .execute(&self.pool)
+                .await;
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "giving the leases back failed; recovery frees them once this instance is taken for dead");
+            }
+        }
         self.pool.close().await;
     }
 

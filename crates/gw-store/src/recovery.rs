@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use gateway_core::{Error, Result};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use tokio::task::JoinHandle;
 
 use crate::Store;
-use crate::db::db_error;
+use crate::db::{db_error, placeholders};
 use crate::settlement::{LogEntry, ms, stored_reservation, write_log};
 use crate::time::now_ms;
 
@@ -39,7 +39,15 @@ impl Store {
             .await
             .map_err(db_error)?;
         if done.rows_affected() == 0 {
-            // Pruned while we were unreachable; register again.
+            // Pruned while we were unreachable; register again. Our leases were freed with us,
+            // so what the ledger holds of them is no longer ours.
+            if let Some(ledger) = &self.ledger {
+                let dropped = ledger.all();
+                tracing::warn!(
+                    leases = dropped.len(),
+                    "this instance was taken for dead: its leases were freed, and are dropped"
+                );
+            }
             self.register_instance().await?;
         }
         Ok(())
@@ -81,6 +89,21 @@ impl Store {
                 format!("recovered at its estimate: instance `{instance}` stopped before settling")
             })
             .await?;
+        // The leases of dead instances go back to their users' allowances.
+        sqlx::query(
+            "DELETE FROM leases WHERE instance_id <> $1
+             AND instance_id NOT IN (SELECT id FROM instances WHERE heartbeat_at >= $2)",
+        )
+        .bind(&*self.instance_id)
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("DELETE FROM lease_wants WHERE wanted_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         // Instances that are gone and left nothing behind.
         sqlx::query(
             "DELETE FROM instances WHERE id <> $1 AND heartbeat_at < $2
@@ -116,6 +139,46 @@ impl Store {
             format!("recovered at its estimate: not settled within {older_than:?}")
         })
         .await
+    }
+
+    /// Settles at their estimate the reservations of `instances`, which are known to be dead
+    /// (their journal was taken over), and frees their leases, without waiting for
+    /// `stale_after`. Jobs' reservations are left to the jobs, as in [`Store::recover_stale`].
+    pub(crate) async fn recover_dead(&self, instances: &[&str]) -> Result<usize> {
+        if instances.is_empty() {
+            return Ok(0);
+        }
+        let list = placeholders(self.backend, 1, instances.len(), 1, "");
+        let sql = format!(
+            "SELECT r.id, r.request_id, r.user_id, r.period, r.provider, r.model, r.modality,
+                    r.operation, r.requests, r.tokens, r.units, r.cost_nanos, r.instance_id
+             FROM reservations r
+             WHERE r.instance_id IN {list}
+               AND NOT EXISTS (SELECT 1 FROM video_jobs j
+                               WHERE j.reservation_id = r.id AND j.settled = 0)
+               AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs f
+                               WHERE f.reservation_id = r.id AND f.settled = 0)
+             ORDER BY r.created_at"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in instances {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        let recovered = self
+            .recover(&rows, |instance| {
+                format!(
+                    "recovered at its estimate: instance `{instance}` was killed before settling"
+                )
+            })
+            .await?;
+        let sql = format!("DELETE FROM leases WHERE instance_id IN {list}");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in instances {
+            query = query.bind(*id);
+        }
+        query.execute(&self.pool).await.map_err(db_error)?;
+        Ok(recovered)
     }
 
     /// Settles each reservation of `rows` at its estimate, one transaction each.

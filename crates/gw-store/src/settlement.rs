@@ -2,7 +2,7 @@
 //! row and summary are written. A background task commits queued settlements in batches, so no
 //! response waits for its usage row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use gateway_core::{
@@ -11,8 +11,10 @@ use gateway_core::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::accounting::{Reserved, insert_reservations};
 use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{Tx, corrupt, db_error, from_db, placeholders, to_db};
+use crate::ledger::{Release, change_leases};
 use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
 use crate::tally::Tally;
@@ -408,6 +410,9 @@ async fn take_reservations(
     backend: Backend,
     ids: &[&str],
 ) -> Result<HashMap<String, StoredReservation>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows = delete_returning(
         tx,
         backend,
@@ -514,6 +519,17 @@ impl Store {
     /// reservations stay for recovery at the estimate, and the journal keeps them for the next
     /// start.
     pub(crate) async fn settle_batch(&self, batch: &[Settlement]) -> Option<usize> {
+        self.write_batch(Batch {
+            settlements: batch,
+            ..Batch::default()
+        })
+        .await
+    }
+
+    /// Writes `batch` in one transaction, like [`Store::settle_batch`]: its reservations and
+    /// lease changes first, then its settlements. When the database takes writes but not the
+    /// batch, the reservations and leases are written on their own, then each settlement.
+    pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Option<usize> {
         if batch.is_empty() {
             return Some(0);
         }
@@ -522,7 +538,7 @@ impl Store {
         let outcome = loop {
             let all = async {
                 let (_writing, mut tx) = self.begin().await?;
-                let dropped = self.settle_in(&mut tx, batch).await?;
+                let dropped = self.write_in(&mut tx, batch).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok::<_, gateway_core::Error>(dropped)
             };
@@ -539,12 +555,49 @@ impl Store {
         match outcome {
             Ok(dropped) => Some(dropped),
             Err(e) if batch.len() == 1 => {
-                tracing::error!(request_id = %batch[0].request_id, error = %e, "usage not settled; recovery will settle the reservation at its estimate, and the journal keeps the record for the next start");
+                let request_id = batch
+                    .settlements
+                    .first()
+                    .map(|s| s.request_id.as_str())
+                    .or(batch.reserved.first().map(|r| r.request_id.as_str()))
+                    .unwrap_or_default();
+                tracing::error!(request_id, error = %e, "usage not written; recovery will settle the reservation at its estimate, and the journal keeps the record for the next start");
                 None
+            }
+            Err(_) if !batch.settlements.is_empty() && batch.settlements.len() < batch.len() => {
+                let first = Box::pin(self.write_batch(Batch {
+                    settlements: &[],
+                    ..batch
+                }))
+                .await;
+                let rest = Box::pin(self.settle_batch(batch.settlements)).await;
+                first.zip(rest).map(|(a, b)| a + b)
+            }
+            Err(_) if batch.settlements.is_empty() => {
+                let mut written = Some(0);
+                for one in batch.reserved {
+                    let one = Batch {
+                        reserved: std::slice::from_ref(one),
+                        ..Batch::default()
+                    };
+                    written = written
+                        .zip(Box::pin(self.write_batch(one)).await)
+                        .map(|_| 0);
+                }
+                for one in batch.released {
+                    let one = Batch {
+                        released: std::slice::from_ref(one),
+                        ..Batch::default()
+                    };
+                    written = written
+                        .zip(Box::pin(self.write_batch(one)).await)
+                        .map(|_| 0);
+                }
+                written
             }
             Err(_) => {
                 let mut dropped = Some(0);
-                for one in batch {
+                for one in batch.settlements {
                     let written = Box::pin(self.settle_batch(std::slice::from_ref(one))).await;
                     dropped = dropped.zip(written).map(|(a, b)| a + b);
                 }
@@ -567,9 +620,62 @@ impl Store {
     /// uses), then writes the usage rows, in the order of `batch`.
     /// Returns how many of `batch` were settled already, and dropped.
     pub(crate) async fn settle_in(&self, tx: &mut Tx, batch: &[Settlement]) -> Result<usize> {
-        let ids: Vec<&str> = batch.iter().map(|s| s.reservation_id.as_str()).collect();
-        let mut stored = take_reservations(tx, self.backend, &ids).await?;
+        self.write_in(
+            tx,
+            Batch {
+                settlements: batch,
+                ..Batch::default()
+            },
+        )
+        .await
+    }
+
+    /// Writes `batch` inside `tx`: its reservations (those the same batch settles are not
+    /// inserted, only settled), what they took from this instance's leases and what is given
+    /// back, then its settlements: takes their reservations, moves the counters by what each
+    /// request used minus what it reserved (all together, locked in the one order every writer
+    /// uses), then writes the usage rows, in the order of `batch`. Returns how many settlements
+    /// were settled already, and dropped.
+    pub(crate) async fn write_in(&self, tx: &mut Tx, batch: Batch<'_>) -> Result<usize> {
         let now = now_ms();
+        let settled_here: HashSet<&str> = batch
+            .settlements
+            .iter()
+            .map(|s| s.reservation_id.as_str())
+            .collect();
+        // A reservation settled in its own batch gets no row and was never counted: its
+        // settlement moves the counters from nothing rather than from the estimate.
+        let mut stored: HashMap<String, StoredReservation> = HashMap::new();
+        let mut uncounted = HashSet::new();
+        let mut insert = Vec::new();
+        let mut lease_changes: Vec<(&str, &str, [i64; COUNTERS])> = Vec::new();
+        for r in batch.reserved {
+            lease_changes.push((&r.user_id, &r.period, r.leased.map(|l| -l)));
+            if settled_here.contains(r.reservation.as_str()) {
+                uncounted.insert(r.reservation.as_str());
+                stored.insert(
+                    r.reservation.clone(),
+                    StoredReservation {
+                        user_id: r.user_id.clone(),
+                        period: r.period.clone(),
+                        modality: r.modality,
+                        amount: r.amount(),
+                    },
+                );
+            } else {
+                insert.push(r);
+            }
+        }
+        for r in batch.released {
+            lease_changes.push((&r.user_id, &r.period, r.amounts.map(|a| -a)));
+        }
+        let ids: Vec<&str> = batch
+            .settlements
+            .iter()
+            .map(|s| s.reservation_id.as_str())
+            .filter(|id| !uncounted.contains(id))
+            .collect();
+        stored.extend(take_reservations(tx, self.backend, &ids).await?);
         // A reservation recovered at its estimate (its instance was taken for dead, or its
         // settlement was late) is corrected: the recovered row gives way to the real one.
         let gone: Vec<&str> = ids
@@ -579,7 +685,7 @@ impl Store {
             .collect();
         let mut recovered = take_recovered(tx, self.backend, &gone).await?;
         let mut replaced = Vec::new();
-        for settlement in batch {
+        for settlement in batch.settlements {
             let id = &settlement.reservation_id;
             if let Some(row) = recovered.remove(id) {
                 tracing::info!(
@@ -604,9 +710,9 @@ impl Store {
                 replaced.push((id.as_str(), row));
             }
         }
-        let mut taken = Vec::with_capacity(batch.len());
+        let mut taken = Vec::with_capacity(batch.settlements.len());
         let mut dropped = 0;
-        for settlement in batch {
+        for settlement in batch.settlements {
             match stored.remove(&settlement.reservation_id) {
                 Some(s) => taken.push((settlement, s)),
                 // Settled already: the first settlement stands, so counters, log and summary
@@ -621,23 +727,38 @@ impl Store {
                 }
             }
         }
-        let deltas: Vec<[i64; COUNTERS]> = taken
-            .iter()
-            .map(|(settlement, stored)| {
-                let actual = amount_deltas(settlement.modality, &settlement.amount());
+        // What moves the counters: a new reservation its estimate (from its lease), a
+        // settlement what the request used less what its reservation counted.
+        let mut moves: Vec<(&str, &str, [i64; COUNTERS])> =
+            Vec::with_capacity(insert.len() + taken.len());
+        for r in &insert {
+            moves.push((
+                &r.user_id,
+                &r.period,
+                amount_deltas(r.modality, &r.amount()),
+            ));
+        }
+        for (settlement, stored) in &taken {
+            let actual = amount_deltas(settlement.modality, &settlement.amount());
+            let deltas = if uncounted.contains(settlement.reservation_id.as_str()) {
+                actual
+            } else {
                 let estimate = amount_deltas(stored.modality, &stored.amount);
                 std::array::from_fn(|i| actual[i] - estimate[i])
-            })
-            .collect();
+            };
+            moves.push((&stored.user_id, &stored.period, deltas));
+        }
         let mut tally = Tally::default();
-        for ((_, s), d) in taken.iter().zip(&deltas) {
-            tally.touch_deltas(&s.user_id, &s.period, d);
+        for (user, period, d) in &moves {
+            tally.touch_deltas(user, period, d);
         }
         tally.load(tx, self.backend, now).await?;
-        for ((_, s), d) in taken.iter().zip(&deltas) {
-            tally.adjust(&s.user_id, &s.period, d);
+        for (user, period, d) in &moves {
+            tally.adjust(user, period, d);
         }
         tally.store(tx, self.backend, now).await?;
+        insert_reservations(tx, self.backend, &insert).await?;
+        change_leases(tx, self.backend, &self.instance_id, &lease_changes, now).await?;
         let entries: Vec<LogEntry<'_>> = taken
             .iter()
             .map(|(settlement, stored)| log_entry(settlement, stored))
@@ -798,15 +919,15 @@ impl Settlement {
 }
 
 /// A modality as its name, in the journal.
-mod modality_name {
+pub(crate) mod modality_name {
     use gateway_core::Modality;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub(super) fn serialize<S: Serializer>(m: &Modality, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(m: &Modality, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(m.as_str())
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Modality, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Modality, D::Error> {
         let name = String::deserialize(d)?;
         Modality::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown modality `{name}`")))
     }
@@ -814,10 +935,32 @@ mod modality_name {
 
 /// What the writer task is asked to do.
 pub(crate) enum Queued {
+    /// Write this reservation, admitted from a lease; the journal segment that holds it.
+    Reserve(Box<Reserved>, Option<u64>),
+    /// Give this much of a lease back.
+    Release(Box<Release>),
     /// Write this settlement; the journal segment that holds it, if there is a journal.
     Settle(Box<Settlement>, Option<u64>),
     /// Answer once everything queued before is written.
     Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// What the writer commits in one transaction.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Batch<'a> {
+    pub(crate) reserved: &'a [Reserved],
+    pub(crate) released: &'a [Release],
+    pub(crate) settlements: &'a [Settlement],
+}
+
+impl Batch<'_> {
+    fn len(&self) -> usize {
+        self.reserved.len() + self.released.len() + self.settlements.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// How many settlements the writer commits in one transaction at most.
@@ -834,6 +977,8 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
         ..store
     };
     tokio::spawn(async move {
+        let mut reserved = Vec::with_capacity(BATCH);
+        let mut released = Vec::new();
         let mut batch = Vec::with_capacity(BATCH);
         let mut segments = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();
@@ -841,18 +986,28 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
             let mut next = Some(first);
             while let Some(item) = next.take() {
                 match item {
+                    Queued::Reserve(one, segment) => {
+                        reserved.push(*one);
+                        segments.extend(segment);
+                    }
+                    Queued::Release(one) => released.push(*one),
                     Queued::Settle(one, segment) => {
                         batch.push(*one);
                         segments.extend(segment);
                     }
                     Queued::Flush(done) => flushes.push(done),
                 }
-                if batch.len() < BATCH {
+                if batch.len() + reserved.len() < 2 * BATCH {
                     next = rx.try_recv().ok();
                 }
             }
+            let all = Batch {
+                reserved: &reserved,
+                released: &released,
+                settlements: &batch,
+            };
             // A batch not written stays pending in the journal, for the next start.
-            if let Some(dropped) = writer.settle_batch(&batch).await {
+            if let Some(dropped) = writer.write_batch(all).await {
                 if dropped > 0 {
                     tracing::warn!(
                         dropped,
@@ -864,6 +1019,8 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
                     journal.written(&segments);
                 }
             }
+            reserved.clear();
+            released.clear();
             batch.clear();
             segments.clear();
             for done in flushes.drain(..) {

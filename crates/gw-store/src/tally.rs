@@ -51,6 +51,8 @@ struct Group {
     read: [i64; COUNTERS],
     /// As changed since.
     values: [i64; COUNTERS],
+    /// What the leases of every instance hold of each counter (see [`Tally::load_leases`]).
+    leased: [i64; COUNTERS],
 }
 
 impl Tally {
@@ -102,6 +104,15 @@ impl Tally {
         Some(&mut self.users.get_mut(user_id)?.get_mut(period)?.values)
     }
 
+    /// The counters of (`user_id`, `period`) as a limit check must see them: what they count
+    /// plus what leases hold of them ([`Tally::load_leases`]); `None` for a pair not declared.
+    pub(crate) fn committed(&self, user_id: &str, period: &str) -> Option<[i64; COUNTERS]> {
+        let group = self.users.get(user_id)?.get(period)?;
+        Some(std::array::from_fn(|i| {
+            group.values[i].saturating_add(group.leased[i])
+        }))
+    }
+
     /// Adds `deltas` to the counters of (`user_id`, `period`) without a limit check, never
     /// below zero (settling, corrections).
     pub(crate) fn adjust(&mut self, user_id: &str, period: &str, deltas: &[i64; COUNTERS]) {
@@ -147,6 +158,41 @@ impl Tally {
         for periods in self.users.values_mut() {
             for group in periods.values_mut() {
                 group.values = group.read;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the leases of every instance hold of each declared (user, period), after
+    /// [`Tally::load`]: leases are granted and used up only by transactions that hold the
+    /// counters' rows, so with them locked the sum is as exact as the counters.
+    pub(crate) async fn load_leases(&mut self, tx: &mut Tx, backend: Backend) -> Result<()> {
+        if self.users.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from(
+            "SELECT user_id, period, counter, CAST(SUM(held) AS BIGINT) AS held FROM leases \
+             WHERE ",
+        );
+        let pairs = placeholders(backend, self.groups().count(), 2, 1, "");
+        // A row-value list both databases take.
+        sql.push_str("(user_id, period) IN (VALUES ");
+        sql.push_str(&pairs);
+        sql.push_str(") GROUP BY user_id, period, counter");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (user, period, _) in self.groups() {
+            query = query.bind(user).bind(period);
+        }
+        let rows = query.fetch_all(&mut **tx).await.map_err(db_error)?;
+        for row in rows {
+            let get = |col: &str| row.try_get::<String, _>(col).map_err(db_error);
+            let (user, period, name) = (get("user_id")?, get("period")?, get("counter")?);
+            let held: i64 = row.try_get("held").map_err(db_error)?;
+            let Some(counter) = Counter::parse(&name) else {
+                continue;
+            };
+            if let Some(group) = self.users.get_mut(&user).and_then(|p| p.get_mut(&period)) {
+                group.leased[counter.index()] = held.max(0);
             }
         }
         Ok(())

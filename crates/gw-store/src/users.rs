@@ -196,6 +196,8 @@ impl Store {
         }
         tx.commit().await.map_err(db_error)?;
         self.forget_plan(user_id);
+        // Leases were sized to the old plan's limits.
+        self.release_user(Some(user_id)).await;
         match row {
             Some(row) => user_from_row(&row).map_err(db_error),
             None => Err(no_user(user_id)),
@@ -369,12 +371,20 @@ impl Store {
             .map_err(db_error)
     }
 
-    /// Drops every remembered user plan (another process changed one).
+    /// Drops every remembered user plan (another process changed one), and gives back every
+    /// lease, sized to the plans as they were (in a task: needs a Tokio runtime when the store
+    /// has a journal).
     pub fn forget_plans(&self) {
         self.plan_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        if self.ledger.is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = self.clone();
+            runtime.spawn(async move { store.release_user(None).await });
+        }
     }
 }
 

@@ -1,0 +1,623 @@
+//! Admission from leases: the in-memory ledger that lets an instance with a journal admit
+//! without waiting for the database (the escrow pattern).
+//!
+//! Per (user, period), an instance holds a lease: a part of each limited counter's remaining
+//! allowance, granted in one transaction that locks the counters and reads every instance's
+//! leases of them (`leases` table), so the database never grants more than the limit across
+//! leases. Admission checks the request's estimate against what the lease holds, in memory, and
+//! takes it; the reservation goes to the journal (one `write(2)`) before the upstream call and
+//! is queued for the writer, which inserts its row and moves its estimate from the lease to the
+//! counters in a later batch, off the request path. Only when the lease runs short does an
+//! admission wait, for a top-up (one per (user, period) at a time).
+//!
+//! Leases are sized to need: a top-up takes at most a quarter of what is left and no more than a
+//! few hundred requests' worth, so they shrink as a user nears the limit, and a lease unused for
+//! [`IDLE`] is given back, so what one instance holds is not stranded while another refuses for
+//! longer than that. The leases of an instance that stops beating its heartbeat are deleted by
+//! recovery; its reservations are recovered at their estimate, those it had not written yet from
+//! its journal by the next process that takes the journal over.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use gateway_core::{Error, ErrorKind, Reservation, Result};
+use sqlx::AssertSqlSafe;
+
+use crate::accounting::{Prepared, Reserved, decide, new_reservation_id};
+use crate::counters::{COUNTERS, Counter};
+use crate::db::{Tx, db_error, placeholders};
+use crate::settlement::{Batch, Queued, ms};
+use crate::tally::Tally;
+use crate::time::now_ms;
+use crate::{Backend, Store};
+
+/// How long a lease may go unused before it is given back.
+pub(crate) const IDLE: Duration = Duration::from_secs(2);
+
+/// How many requests' worth a top-up takes at most.
+const TOP_UP_REQUESTS: i64 = 256;
+
+/// How often an instance looks for leases other instances want, and a waiting admission tries
+/// again.
+pub(crate) const WANT_POLL: Duration = Duration::from_millis(100);
+
+/// How long an admission waits for other instances to give their leases back before it is
+/// refused: several of their polls, and their writers' commits.
+const WANT_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How long a want counts.
+const WANT_FRESH: Duration = Duration::from_secs(5);
+
+/// What this instance holds of its users' allowances.
+#[derive(Default)]
+pub(crate) struct Ledger {
+    /// By user, then period (nested so lookups by `&str` need no allocation).
+    grants: Mutex<HashMap<String, HashMap<String, Arc<Grant>>>>,
+}
+
+/// The lease of one (user, period).
+pub(crate) struct Grant {
+    held: Mutex<Held>,
+    /// Taken by the admission that tops the lease up, so concurrent ones wait for it instead
+    /// of each topping up.
+    topping: tokio::sync::Mutex<()>,
+}
+
+struct Held {
+    /// What is left of the lease, by counter: granted, less what admissions took.
+    amounts: [i64; COUNTERS],
+    last_used: Instant,
+    /// Given back (idle, plan changed): a new admission takes a new grant.
+    gone: bool,
+}
+
+/// A lease, or part of one, to give back to the database.
+#[derive(Debug)]
+pub(crate) struct Release {
+    pub(crate) user_id: String,
+    pub(crate) period: String,
+    pub(crate) amounts: [i64; COUNTERS],
+}
+
+impl Ledger {
+    /// The lease of (`user_id`, `period`), empty if new.
+    fn grant(&self, user_id: &str, period: &str) -> Arc<Grant> {
+        let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(grant) = grants.get(user_id).and_then(|p| p.get(period)) {
+            return grant.clone();
+        }
+        let grant = Arc::new(Grant {
+            held: Mutex::new(Held {
+                amounts: [0; COUNTERS],
+                last_used: Instant::now(),
+                gone: false,
+            }),
+            topping: tokio::sync::Mutex::new(()),
+        });
+        grants
+            .entry(user_id.to_owned())
+            .or_default()
+            .insert(period.to_owned(), grant.clone());
+        grant
+    }
+
+    /// Takes out the leases `pick` selects (by user, period and last use), marking them gone,
+    /// and returns what they held.
+    fn take_out(&self, pick: impl Fn(&str, &str, Instant) -> bool) -> Vec<Release> {
+        let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        grants.retain(|user, periods| {
+            periods.retain(|period, grant| {
+                let mut held = grant.held.lock().unwrap_or_else(PoisonError::into_inner);
+                if !pick(user, period, held.last_used) {
+                    return true;
+                }
+                held.gone = true;
+                if held.amounts.iter().any(|&a| a != 0) {
+                    out.push(Release {
+                        user_id: user.clone(),
+                        period: period.clone(),
+                        amounts: std::mem::take(&mut held.amounts),
+                    });
+                }
+                false
+            });
+            !periods.is_empty()
+        });
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Takes out the leases unused for `idle`.
+    pub(crate) fn idle(&self, idle: Duration) -> Vec<Release> {
+        self.take_out(|_, _, last_used| last_used.elapsed() >= idle)
+    }
+
+    /// Takes out the leases of `user_id` (its plan changed: its limits may have).
+    pub(crate) fn of_user(&self, user_id: &str) -> Vec<Release> {
+        self.take_out(|user, _, _| user == user_id)
+    }
+
+    /// Takes out every lease.
+    pub(crate) fn all(&self) -> Vec<Release> {
+        self.take_out(|_, _, _| true)
+    }
+}
+
+impl Grant {
+    /// Admits `p` from what the lease holds: its full estimate, or, when `lower`, a lowered
+    /// output bound. `Err(gone)` when the lease was given back meanwhile; `Ok(None)` when it
+    /// holds too little.
+    fn take(&self, p: &Prepared, lower: bool) -> std::result::Result<Option<Admitted>, Gone> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.gone {
+            return Err(Gone);
+        }
+        held.last_used = Instant::now();
+        let used = as_used(&held.amounts, &p.limits);
+        let Some((output_bound, estimate, deltas)) = decide(p, &used, lower) else {
+            return Ok(None);
+        };
+        let mut leased = [0; COUNTERS];
+        for i in 0..COUNTERS {
+            if p.limits[i] >= 0 {
+                leased[i] = deltas[i];
+                held.amounts[i] -= deltas[i];
+            }
+        }
+        Ok(Some(Admitted {
+            output_bound,
+            estimate,
+            leased,
+        }))
+    }
+
+    /// Gives `leased` back to the lease (an admission that could not be journaled).
+    fn put_back(&self, leased: &[i64; COUNTERS]) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        for (h, l) in held.amounts.iter_mut().zip(leased) {
+            *h += l;
+        }
+    }
+}
+
+/// The lease as counters a limit check reads: a limited counter is "used" up to what the lease
+/// does not hold, so an estimate fits exactly when the lease covers it. Unlimited counters are
+/// not leased, and read as zero.
+fn as_used(held: &[i64; COUNTERS], limits: &[i64; COUNTERS]) -> [i64; COUNTERS] {
+    std::array::from_fn(|i| {
+        if limits[i] < 0 {
+            0
+        } else {
+            limits[i].saturating_sub(held[i].max(0))
+        }
+    })
+}
+
+/// The lease was given back while an admission held it.
+struct Gone;
+
+/// What a top-up did.
+struct TopUp {
+    /// What to give back: the lease was given back while it was being topped up.
+    release: Option<Release>,
+    /// The request still lacks part of what it needs, and other instances' leases hold some.
+    stranded: bool,
+}
+
+/// What an admission from a lease took.
+struct Admitted {
+    output_bound: Option<u64>,
+    estimate: gateway_core::Amount,
+    leased: [i64; COUNTERS],
+}
+
+impl Store {
+    /// Admits `prepared` from this instance's lease of the user's allowance, topping the lease
+    /// up from the database when it holds too little.
+    pub(crate) async fn admit_leased(
+        &self,
+        ledger: &Ledger,
+        prepared: Prepared,
+    ) -> Result<Reservation> {
+        let p = &prepared;
+        let user = p.admission.user_id.as_str();
+        let mut waiting: Option<Instant> = None;
+        loop {
+            let grant = ledger.grant(user, &p.period);
+            match grant.take(p, false) {
+                Err(Gone) => continue,
+                Ok(Some(admitted)) => return self.admitted(&grant, p, admitted, waiting).await,
+                Ok(None) => {}
+            }
+            let _topping = grant.topping.lock().await;
+            // Another admission may have topped it up meanwhile.
+            match grant.take(p, false) {
+                Err(Gone) => continue,
+                Ok(Some(admitted)) => return self.admitted(&grant, p, admitted, waiting).await,
+                Ok(None) => {}
+            }
+            let topped = self.top_up(&grant, p).await?;
+            if let Some(release) = topped.release {
+                // Given back while it was being topped up: what was granted goes back too.
+                self.release(release).await;
+                continue;
+            }
+            // While what this request needs is held by other instances' leases, it is not
+            // lowered to what this one holds: those are asked for it first.
+            let patient = waiting.is_none_or(|t| t.elapsed() < WANT_PATIENCE);
+            match grant.take(p, !(topped.stranded && patient)) {
+                Err(Gone) => continue,
+                Ok(Some(admitted)) => return self.admitted(&grant, p, admitted, waiting).await,
+                Ok(None) => {}
+            }
+            // Ask them to give it back and wait, rather than refuse while it is there.
+            if topped.stranded && patient {
+                waiting.get_or_insert_with(Instant::now);
+                self.want(user, &p.period, true).await?;
+                tokio::time::sleep(WANT_POLL).await;
+                continue;
+            }
+            if waiting.is_some() {
+                self.want(user, &p.period, false).await?;
+            }
+            let held = grant
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .amounts;
+            return Err(self.refusal(p, &as_used(&held, &p.limits))?);
+        }
+    }
+
+    /// Reserves `admitted`, first withdrawing this instance's want when it waited.
+    async fn admitted(
+        &self,
+        grant: &Grant,
+        p: &Prepared,
+        admitted: Admitted,
+        waited: Option<Instant>,
+    ) -> Result<Reservation> {
+        if waited.is_some() {
+            self.want(&p.admission.user_id, &p.period, false).await?;
+        }
+        self.reserve(grant, p, admitted).await
+    }
+
+    /// Records (or withdraws) that this instance wants the other instances' leases of
+    /// (`user_id`, `period`) given back.
+    async fn want(&self, user_id: &str, period: &str, wanted: bool) -> Result<()> {
+        let (_writing, mut tx) = self.begin().await?;
+        let query = if wanted {
+            sqlx::query(
+                "INSERT INTO lease_wants (user_id, period, instance_id, wanted_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, period, instance_id) DO UPDATE
+                 SET wanted_at = excluded.wanted_at",
+            )
+        } else {
+            sqlx::query(
+                "DELETE FROM lease_wants WHERE user_id = $1 AND period = $2 AND instance_id = $3
+                 AND $4 = $4",
+            )
+        };
+        query
+            .bind(user_id)
+            .bind(period)
+            .bind(&*self.instance_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Gives back the leases other instances want (see [`Store::want`]); the ledger task runs
+    /// it every [`WANT_POLL`].
+    pub(crate) async fn release_wanted(&self) -> Result<()> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(());
+        };
+        if ledger.is_empty() {
+            return Ok(());
+        }
+        let wanted: Vec<(String, String)> = sqlx::query_as(
+            "SELECT user_id, period FROM lease_wants WHERE instance_id <> $1 AND wanted_at >= $2",
+        )
+        .bind(&*self.instance_id)
+        .bind(now_ms().saturating_sub(ms(WANT_FRESH)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        for (user, period) in wanted {
+            for release in ledger.take_out(|u, p, _| u == user.as_str() && p == period.as_str()) {
+                self.release(release).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Journals and queues the reservation `admitted` for `p`; on a journal failure the lease
+    /// gets it back and the admission fails (an unjournaled reservation could be lost to a
+    /// kill with its provider call made).
+    async fn reserve(
+        &self,
+        grant: &Grant,
+        p: &Prepared,
+        admitted: Admitted,
+    ) -> Result<Reservation> {
+        let reservation = Reservation {
+            id: new_reservation_id()?,
+            user_id: p.admission.user_id.clone(),
+            period: p.period.clone(),
+            estimate: admitted.estimate,
+            output_bound: admitted.output_bound,
+        };
+        let mut reserved = Reserved::new(p, &reservation, &self.instance_id);
+        reserved.leased = admitted.leased;
+        let journal = self
+            .journal
+            .as_ref()
+            .expect("a ledger comes with a journal");
+        let segment = match journal.append_reserved(&reserved) {
+            Ok(segment) => segment,
+            Err(e) => {
+                grant.put_back(&admitted.leased);
+                tracing::error!(error = %e, "settlement journal: a reservation could not be written; the request is refused");
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the usage journal cannot be written",
+                ));
+            }
+        };
+        let settler = self.settler.as_ref().expect("a ledger comes with a writer");
+        settler
+            .send(Queued::Reserve(Box::new(reserved), Some(segment)))
+            .await
+            .map_err(|_| Error::new(ErrorKind::Unavailable, "the usage writer has stopped"))?;
+        Ok(reservation)
+    }
+
+    /// Tops the lease of `p`'s (user, period) up, in one transaction: for each limited counter
+    /// `p` adds to, what `p` lacks or, when more, a share of what is left (a quarter, at most
+    /// [`TOP_UP_REQUESTS`] requests like `p`), never past what the counter and every lease of
+    /// it leave under the limit. Returns what to give back when the lease was given back
+    /// meanwhile.
+    async fn top_up(&self, grant: &Grant, p: &Prepared) -> Result<TopUp> {
+        let user = p.admission.user_id.as_str();
+        let now = now_ms();
+        let (_writing, mut tx) = self.begin().await?;
+        let mut tally = Tally::default();
+        tally.touch(user, &p.period, Counter::of(p.admission.modality));
+        tally.load(&mut tx, self.backend, now).await?;
+        tally.load_leases(&mut tx, self.backend).await?;
+        let committed = tally
+            .committed(user, &p.period)
+            .expect("the admission's counters were loaded");
+        let held = grant
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .amounts;
+        // While another instance waits for leases of this (user, period), take only what
+        // this request lacks.
+        let wanted: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM lease_wants WHERE user_id = $1 AND period = $2
+             AND instance_id <> $3 AND wanted_at >= $4",
+        )
+        .bind(user)
+        .bind(&p.period)
+        .bind(&*self.instance_id)
+        .bind(now.saturating_sub(ms(WANT_FRESH)))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let mut granted = [0i64; COUNTERS];
+        let mut short = false;
+        for i in 0..COUNTERS {
+            if p.limits[i] < 0 || p.deltas[i] <= 0 {
+                continue;
+            }
+            let free = p.limits[i].saturating_sub(committed[i]).max(0);
+            let lacking = p.deltas[i].saturating_sub(held[i]).max(0);
+            let share = if wanted > 0 {
+                0
+            } else {
+                (free / 4).min(p.deltas[i].saturating_mul(TOP_UP_REQUESTS))
+            };
+            granted[i] = free.min(lacking.max(share));
+            short |= granted[i] < lacking;
+        }
+        // Short of what the request needs: is the rest held by other instances?
+        let stranded = short && {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases
+                 WHERE user_id = $1 AND period = $2 AND instance_id <> $3 AND held > 0",
+            )
+            .bind(user)
+            .bind(&p.period)
+            .bind(&*self.instance_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            others > 0
+        };
+        if granted.iter().all(|&g| g == 0) {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(TopUp {
+                release: None,
+                stranded,
+            });
+        }
+        let changes = [(user, p.period.as_str(), granted)];
+        change_leases(&mut tx, self.backend, &self.instance_id, &changes, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        let mut held = grant.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.gone {
+            return Ok(TopUp {
+                release: Some(Release {
+                    user_id: user.to_owned(),
+                    period: p.period.clone(),
+                    amounts: granted,
+                }),
+                stranded,
+            });
+        }
+        for (h, g) in held.amounts.iter_mut().zip(granted) {
+            *h += g;
+        }
+        Ok(TopUp {
+            release: None,
+            stranded,
+        })
+    }
+
+    /// Queues `release` for the writer, after the reservations taken from the lease before it.
+    pub(crate) async fn release(&self, release: Release) {
+        if let Some(settler) = &self.settler {
+            let _ = settler.send(Queued::Release(Box::new(release))).await;
+        }
+    }
+
+    /// Gives back the leases unused for [`IDLE`]; the ledger task runs it every [`WANT_POLL`].
+    pub(crate) async fn release_idle(&self) {
+        let Some(ledger) = &self.ledger else { return };
+        for release in ledger.idle(IDLE) {
+            self.release(release).await;
+        }
+    }
+
+    /// Gives back `user_id`'s leases (its plan changed), or everyone's.
+    pub(crate) async fn release_user(&self, user_id: Option<&str>) {
+        let Some(ledger) = &self.ledger else { return };
+        let releases = match user_id {
+            Some(user) => ledger.of_user(user),
+            None => ledger.all(),
+        };
+        for release in releases {
+            self.release(release).await;
+        }
+    }
+}
+
+/// Adds each `(user, period, amounts)` of `changes` to what instance `instance_id` holds of
+/// those counters (negative: taken or given back), in one statement; rows left at zero or below
+/// are deleted.
+pub(crate) async fn change_leases(
+    tx: &mut Tx,
+    backend: Backend,
+    instance_id: &str,
+    changes: &[(&str, &str, [i64; COUNTERS])],
+    now: i64,
+) -> Result<()> {
+    // Summed per row first: PostgreSQL refuses a statement that updates one row twice.
+    let mut rows: HashMap<(&str, &str, Counter), i64> = HashMap::new();
+    for (user, period, amounts) in changes {
+        for c in Counter::ALL {
+            let a = amounts[c.index()];
+            if a != 0 {
+                *rows.entry((*user, *period, c)).or_default() += a;
+            }
+        }
+    }
+    let mut rows: Vec<_> = rows.into_iter().filter(|(_, a)| *a != 0).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // In one order, like the counters, so two writers never wait on each other in a cycle.
+    rows.sort_by(|a, b| (a.0.0, a.0.1, a.0.2.as_str()).cmp(&(b.0.0, b.0.1, b.0.2.as_str())));
+    for chunk in rows.chunks(64) {
+        let sql = format!(
+            "INSERT INTO leases (instance_id, user_id, period, counter, held, updated_at) VALUES {}
+             ON CONFLICT (instance_id, user_id, period, counter) DO UPDATE
+             SET held = leases.held + excluded.held, updated_at = excluded.updated_at",
+            placeholders(backend, chunk.len(), 6, 1, "")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for ((user, period, counter), amount) in chunk {
+            query = query
+                .bind(instance_id)
+                .bind(*user)
+                .bind(*period)
+                .bind(counter.as_str())
+                .bind(*amount)
+                .bind(now);
+        }
+        query.execute(&mut **tx).await.map_err(db_error)?;
+    }
+    if rows.iter().any(|(_, a)| *a < 0) {
+        sqlx::query("DELETE FROM leases WHERE instance_id = $1 AND held <= 0")
+            .bind(instance_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Writes the reservations an earlier (dead) process journaled but the database lacks:
+    /// neither a reservation row nor a usage row has them. They are counted without a limit
+    /// check (they were admitted; their provider calls may have been made), and their
+    /// settlements, replayed next, or recovery then settle them. Returns how many were written.
+    pub(crate) async fn replay_reserved(&self, reserved: &[Reserved]) -> Result<usize> {
+        let Some(oldest) = reserved.iter().map(|r| r.created_at).min() else {
+            return Ok(0);
+        };
+        let mut known: HashSet<String> = HashSet::new();
+        for chunk in reserved.chunks(256) {
+            let list = placeholders(self.backend, 1, chunk.len(), 1, "");
+            let since = match self.backend {
+                Backend::Sqlite => "?".to_owned(),
+                Backend::Postgres => format!("${}", chunk.len() + 1),
+            };
+            // A usage row is written after its reservation was made: only rows since the
+            // oldest line (less a minute for clocks) can hold these ids.
+            for sql in [
+                format!("SELECT id FROM reservations WHERE id IN {list}"),
+                format!(
+                    "SELECT reservation_id FROM usage_log
+                     WHERE reservation_id IN {list} AND created_at >= {since}"
+                ),
+            ] {
+                let with_since = sql.contains("created_at");
+                let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+                for r in chunk {
+                    query = query.bind(r.reservation.as_str());
+                }
+                if with_since {
+                    query = query.bind(oldest.saturating_sub(60_000));
+                }
+                known.extend(query.fetch_all(&self.pool).await.map_err(db_error)?);
+            }
+        }
+        let mut missing: Vec<Reserved> = Vec::new();
+        for r in reserved {
+            if known.insert(r.reservation.clone()) {
+                let mut r = r.clone();
+                // The dead instance's leases are freed whole (see `Store::recover_dead`).
+                r.leased = [0; COUNTERS];
+                missing.push(r);
+            }
+        }
+        let written = missing.len();
+        let batch = Batch {
+            reserved: &missing,
+            ..Batch::default()
+        };
+        match self.write_batch(batch).await {
+            Some(_) => Ok(written),
+            None => Err(Error::new(
+                ErrorKind::Unavailable,
+                "the journal's reservations could not be written",
+            )),
+        }
+    }
+}

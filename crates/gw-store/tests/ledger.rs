@@ -1,0 +1,292 @@
+//! Admission from leases, which a store with a journal uses: exact under concurrency on one
+//! instance and on two sharing a database, written by the writer off the request path, given
+//! back when idle or at close, freed when an instance dies, and replayed from a killed
+//! process's journal. Every test runs on SQLite and, with `GATEWAY_TEST_POSTGRES_URL`, on
+//! PostgreSQL (see `common`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use gateway_core::{Accounting, Admission, ErrorKind, Reservation};
+use gw_store::{Counter, RECOVERED, Store};
+use sqlx::AnyPool;
+
+/// A store on `db` that journals to `dir/name`, so admits from leases.
+async fn journaled(db: &TestDb, dir: &Path, name: &str) -> Store {
+    Store::connect_with(&db.url, db.options().journal(dir.join(name)))
+        .await
+        .unwrap()
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("gw-store-ledger"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What every instance's leases hold of `counter` of `user`.
+async fn leased(raw: &AnyPool, user: &str, counter: Counter) -> i64 {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases
+         WHERE user_id = $1 AND counter = $2",
+    )
+    .bind(user)
+    .bind(counter.as_str())
+    .fetch_one(raw)
+    .await
+    .unwrap()
+}
+
+/// Admits `admissions` all at once, spread over `stores` in turn.
+async fn admit_all(
+    stores: &[&Store],
+    admissions: Vec<Admission>,
+) -> Vec<Result<Reservation, ErrorKind>> {
+    let calls = admissions.into_iter().enumerate().map(|(i, a)| {
+        let store = stores[i % stores.len()];
+        async move { store.admit(a).await.map_err(|e| e.kind().clone()) }
+    });
+    futures_util::future::join_all(calls).await
+}
+
+#[tokio::test]
+async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let (a, b) = (
+            journaled(&db, &dir, "a.settlements").await,
+            journaled(&db, &dir, "b.settlements").await,
+        );
+        let raw = db.raw().await;
+        for stores in [vec![&a], vec![&a, &b]] {
+            // `metered`: $1 a month; 20 tokens at $0.015 a request: money allows 66 of them
+            // (requests would allow 100, tokens 500).
+            let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
+            let admissions: Vec<Admission> = (0..200)
+                .map(|_| text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
+                .collect();
+            let answers = admit_all(&stores, admissions.clone()).await;
+            let admitted: Vec<(&Admission, &Reservation)> = admissions
+                .iter()
+                .zip(&answers)
+                .filter_map(|(adm, ans)| ans.as_ref().ok().map(|r| (adm, r)))
+                .collect();
+            assert_eq!(admitted.len(), 66, "{} instance(s)", stores.len());
+            assert!(
+                answers
+                    .iter()
+                    .all(|a| matches!(a, Ok(_) | Err(ErrorKind::QuotaExceeded))),
+                "{answers:?}"
+            );
+            // The database never granted past the limit: what the counters hold plus what the
+            // leases hold stays within it, before and after the reservations are written.
+            for store in &stores {
+                store.flush().await;
+            }
+            let period = admitted[0].1.period.clone();
+            let used = a.counters(&user, &period).await.unwrap();
+            assert_eq!(used.get(Counter::TextRequests), 66);
+            assert_eq!(used.get(Counter::CostUsd), 66 * 15_000_000);
+            let cost_leased = leased(&raw, &user, Counter::CostUsd).await;
+            assert!(
+                66 * 15_000_000 + cost_leased <= 1_000_000_000,
+                "leases hold {cost_leased}"
+            );
+            // Settled with less than reserved: counters move to what was used, one row each.
+            for (i, (adm, r)) in admitted.iter().enumerate() {
+                let store = stores[i % stores.len()];
+                store
+                    .settle((*r).clone(), record(adm, 5, 5, Some("0.001")))
+                    .await
+                    .unwrap();
+            }
+            for store in &stores {
+                store.flush().await;
+            }
+            let used = a.counters(&user, &period).await.unwrap();
+            assert_eq!(used.get(Counter::TextRequests), 66);
+            assert_eq!(used.get(Counter::TextTokens), 66 * 10);
+            assert_eq!(used.get(Counter::CostUsd), 66 * 1_000_000);
+            assert_eq!(a.usage_log(Some(&user), 500).await.unwrap().len(), 66);
+            // What was freed is admitted again, up to the next limit: $0.934 left would pay for
+            // 62 more at $0.015, but the plan allows 100 requests, so 34.
+            let more: Vec<Admission> = (0..100)
+                .map(|_| text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
+                .collect();
+            let answers = admit_all(&stores, more).await;
+            assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 34);
+        }
+        for store in [&a, &b] {
+            store.flush().await;
+        }
+        assert_eq!(a.open_reservations().await.unwrap(), 34 * 2);
+        a.close().await;
+        b.close().await;
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leases")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "close gives every lease back");
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let a = journaled(&db, &dir, "a.settlements").await;
+        let raw = db.raw().await;
+        let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
+        let adm = text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
+        let r = a.admit(adm.clone()).await.unwrap();
+        a.settle(r, record(&adm, 5, 5, Some("0.001")))
+            .await
+            .unwrap();
+        a.flush().await;
+        assert!(leased(&raw, &user, Counter::CostUsd).await > 0);
+        // Unused for two seconds, the lease is given back (checked ten times a second).
+        let mut waited = Duration::ZERO;
+        while leased(&raw, &user, Counter::CostUsd).await > 0 {
+            assert!(
+                waited < Duration::from_secs(10),
+                "the idle lease was not given back"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            waited += Duration::from_millis(200);
+        }
+
+        // An instance that stops beating its heartbeat loses its leases to recovery.
+        let b = journaled(&db, &dir, "b.settlements").await;
+        let adm = text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
+        let open = b.admit(adm).await.unwrap();
+        b.flush().await;
+        assert!(leased(&raw, &user, Counter::CostUsd).await > 0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        a.heartbeat().await.unwrap();
+        a.recover_stale(Duration::from_millis(40)).await.unwrap();
+        assert_eq!(leased(&raw, &user, Counter::CostUsd).await, 0);
+        let log = a.usage_log(Some(&user), 10).await.unwrap();
+        assert_eq!(
+            log.iter().filter(|r| r.status == RECOVERED).count(),
+            1,
+            "the dead instance's open reservation {} is charged",
+            open.id
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
+/// A reservation line as a process of this version journals it.
+fn reserved_line(id: &str, request_id: &str, user: &str, period: &str, instance: &str) -> String {
+    serde_json::json!({
+        "reservation": id,
+        "request_id": request_id,
+        "user_id": user,
+        "period": period,
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "modality": "text",
+        "operation": "chat",
+        "requests": 1,
+        "tokens": 500,
+        "units": 0,
+        "cost_nanos": 5_000_000,
+        "instance_id": instance,
+        "created_at": 1_700_000_000_000i64,
+    })
+    .to_string()
+}
+
+/// A settlement line, as in the journal test of `store.rs`.
+fn settled_line(reservation_id: &str, request_id: &str) -> String {
+    serde_json::json!({
+        "reservation_id": reservation_id,
+        "reserved_requests": 1,
+        "request_id": request_id,
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "modality": "text",
+        "operation": "chat",
+        "status": "ok",
+        "error_message": null,
+        "tokens": {"input_tokens": 30, "output_tokens": 40, "reasoning_tokens": 0,
+                   "cached_input_tokens": 0},
+        "units": 0,
+        "cost_nanos": 70_000,
+        "pricing_version": "test",
+        "estimated": false,
+        "billable": true,
+        "latency_ms": 12,
+        "ttft_ms": null,
+        "retries": 0,
+        "cache_semantic": null,
+        "cost_saved_nanos": null,
+        "attempts": "[]",
+        "end_user": null,
+        "metadata": {}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let journal = dir.join("usage.settlements");
+        let store = db.store().await;
+        let user = store
+            .create_user(&unique("user"), "enterprise")
+            .await
+            .unwrap()
+            .id;
+        // One request the dead process had written and settled before the kill: its lines are
+        // still in the journal (a segment goes only once every line in it is written).
+        let done = text(&user, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+        let r = store.admit(done.clone()).await.unwrap();
+        let period = r.period.clone();
+        store
+            .settle(r.clone(), record(&done, 1, 2, Some("0.0001")))
+            .await
+            .unwrap();
+        store.flush().await;
+        let dead = "ins_killed";
+        let lines = [
+            reserved_line(&r.id, &done.request_id, &user, &period, dead),
+            settled_line(&r.id, &done.request_id),
+            // Admitted, answered and settled, none of it written.
+            reserved_line("res_answered", "req_answered", &user, &period, dead),
+            // Admitted and cut off mid-call: no settlement.
+            reserved_line("res_cut", "req_cut", &user, &period, dead),
+            settled_line("res_answered", "req_answered"),
+        ];
+        std::fs::write(dir.join("usage.settlements.1"), lines.join("\n")).unwrap();
+        let next = Store::connect_with(&db.url, db.options().journal(&journal))
+            .await
+            .unwrap();
+        next.flush().await;
+        let log = next.usage_log(Some(&user), 10).await.unwrap();
+        let status = |id: &str| {
+            let rows: Vec<_> = log.iter().filter(|r| r.request_id == id).collect();
+            assert_eq!(rows.len(), 1, "{id}: one row in {log:?}");
+            (rows[0].status.clone(), rows[0].tokens.input_tokens)
+        };
+        assert_eq!(status(&done.request_id), ("ok".to_owned(), 1));
+        assert_eq!(status("req_answered"), ("ok".to_owned(), 30));
+        // Recovered at once: the journal's lock proves its process dead.
+        assert_eq!(status("req_cut"), (RECOVERED.to_owned(), 500));
+        assert_eq!(log.len(), 3);
+        assert_eq!(next.open_reservations().await.unwrap(), 0);
+        let used = next.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), 3);
+        assert_eq!(used.get(Counter::TextTokens), 3 + 70 + 500);
+        assert!(!dir.join("usage.settlements.1").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
