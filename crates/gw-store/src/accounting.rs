@@ -17,7 +17,7 @@ use gateway_core::{
 use sqlx::AssertSqlSafe;
 
 use crate::counters::{COUNTERS, Counter, amount_deltas, counts_tokens};
-use crate::db::{Tx, db_error, from_db, placeholders, to_db};
+use crate::db::{Tx, chunked, db_error, from_db, placeholders, to_db};
 use crate::settlement::{Queued, Settlement};
 use crate::tally::Tally;
 use crate::time::unix_ms;
@@ -491,7 +491,7 @@ pub(crate) async fn insert_reservations<R: std::borrow::Borrow<Reserved> + Sync>
     backend: Backend,
     reserved: &[R],
 ) -> Result<()> {
-    for chunk in reserved.chunks(64) {
+    for chunk in chunked(reserved) {
         let sql = format!(
             "INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES {}",
             placeholders(backend, chunk.len(), 14, 1, "")

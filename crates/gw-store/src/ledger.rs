@@ -18,6 +18,7 @@
 //! its journal by the next process that takes the journal over.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,17 +27,19 @@ use sqlx::AssertSqlSafe;
 
 use crate::accounting::{Prepared, Reserved, decide, new_reservation_id};
 use crate::counters::{COUNTERS, Counter};
-use crate::db::{Tx, db_error, placeholders};
+use crate::db::{Tx, chunked, db_error, placeholders};
 use crate::settlement::{Batch, Queued, ms};
 use crate::tally::Tally;
 use crate::time::now_ms;
 use crate::{Backend, Store};
 
-/// How long a lease may go unused before it is given back.
-pub(crate) const IDLE: Duration = Duration::from_secs(2);
+/// How long a lease may go unused before it is given back. Long enough that a user who
+/// sends a request every few seconds keeps it (each top-up is a transaction on the request
+/// path); another instance that needs it asks for it meanwhile (see [`Store::want`]).
+pub(crate) const IDLE: Duration = Duration::from_secs(30);
 
 /// How many requests' worth a top-up takes at most.
-const TOP_UP_REQUESTS: i64 = 256;
+const TOP_UP_REQUESTS: i64 = 1024;
 
 /// How often an instance looks for leases other instances want, and a waiting admission tries
 /// again.
@@ -50,10 +53,11 @@ const WANT_PATIENCE: Duration = Duration::from_secs(2);
 const WANT_FRESH: Duration = Duration::from_secs(5);
 
 /// What this instance holds of its users' allowances.
-#[derive(Default)]
 pub(crate) struct Ledger {
     /// By user, then period (nested so lookups by `&str` need no allocation).
     grants: Mutex<HashMap<String, HashMap<String, Arc<Grant>>>>,
+    /// How long a lease may go unused before it is given back.
+    idle: Duration,
 }
 
 /// The lease of one (user, period).
@@ -62,11 +66,15 @@ pub(crate) struct Grant {
     /// Taken by the admission that tops the lease up, so concurrent ones wait for it instead
     /// of each topping up.
     topping: tokio::sync::Mutex<()>,
+    /// A top-up ahead of need is under way.
+    refilling: AtomicBool,
 }
 
 struct Held {
     /// What is left of the lease, by counter: granted, less what admissions took.
     amounts: [i64; COUNTERS],
+    /// Below these, the lease is topped up in the background, ahead of need.
+    low: [i64; COUNTERS],
     last_used: Instant,
     /// Given back (idle, plan changed): a new admission takes a new grant.
     gone: bool,
@@ -81,6 +89,13 @@ pub(crate) struct Release {
 }
 
 impl Ledger {
+    pub(crate) fn new(idle: Duration) -> Self {
+        Self {
+            grants: Mutex::default(),
+            idle,
+        }
+    }
+
     /// The lease of (`user_id`, `period`), empty if new.
     fn grant(&self, user_id: &str, period: &str) -> Arc<Grant> {
         let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
@@ -90,10 +105,12 @@ impl Ledger {
         let grant = Arc::new(Grant {
             held: Mutex::new(Held {
                 amounts: [0; COUNTERS],
+                low: [0; COUNTERS],
                 last_used: Instant::now(),
                 gone: false,
             }),
             topping: tokio::sync::Mutex::new(()),
+            refilling: AtomicBool::new(false),
         });
         grants
             .entry(user_id.to_owned())
@@ -135,9 +152,9 @@ impl Ledger {
             .is_empty()
     }
 
-    /// Takes out the leases unused for `idle`.
-    pub(crate) fn idle(&self, idle: Duration) -> Vec<Release> {
-        self.take_out(|_, _, last_used| last_used.elapsed() >= idle)
+    /// Takes out the leases unused for longer than they may be.
+    pub(crate) fn idle(&self) -> Vec<Release> {
+        self.take_out(|_, _, last_used| last_used.elapsed() >= self.idle)
     }
 
     /// Takes out the leases of `user_id` (its plan changed: its limits may have).
@@ -166,16 +183,20 @@ impl Grant {
             return Ok(None);
         };
         let mut leased = [0; COUNTERS];
+        let mut low = false;
         for i in 0..COUNTERS {
             if p.limits[i] >= 0 {
                 leased[i] = deltas[i];
                 held.amounts[i] -= deltas[i];
+                low |= held.amounts[i] < held.low[i];
             }
         }
+        let refill = low && !self.refilling.swap(true, Ordering::AcqRel);
         Ok(Some(Admitted {
             output_bound,
             estimate,
             leased,
+            refill,
         }))
     }
 
@@ -217,6 +238,31 @@ struct Admitted {
     output_bound: Option<u64>,
     estimate: gateway_core::Amount,
     leased: [i64; COUNTERS],
+    /// The lease ran low: this admission starts its top-up ahead of need.
+    refill: bool,
+}
+
+/// What a top-up is for: the counters a request of `modality` adds to, how much, under which
+/// limits.
+#[derive(Clone)]
+struct Need {
+    user_id: String,
+    period: String,
+    modality: gateway_core::Modality,
+    deltas: [i64; COUNTERS],
+    limits: [i64; COUNTERS],
+}
+
+impl Need {
+    fn of(p: &Prepared) -> Self {
+        Need {
+            user_id: p.admission.user_id.clone(),
+            period: p.period.clone(),
+            modality: p.admission.modality,
+            deltas: p.deltas,
+            limits: p.limits,
+        }
+    }
 }
 
 impl Store {
@@ -244,7 +290,8 @@ impl Store {
                 Ok(Some(admitted)) => return self.admitted(&grant, p, admitted, waiting).await,
                 Ok(None) => {}
             }
-            let topped = self.top_up(&grant, p).await?;
+            let patient = waiting.is_none_or(|t| t.elapsed() < WANT_PATIENCE);
+            let topped = self.top_up(&grant, &Need::of(p), patient).await?;
             if let Some(release) = topped.release {
                 // Given back while it was being topped up: what was granted goes back too.
                 self.release(release).await;
@@ -252,7 +299,6 @@ impl Store {
             }
             // While what this request needs is held by other instances' leases, it is not
             // lowered to what this one holds: those are asked for it first.
-            let patient = waiting.is_none_or(|t| t.elapsed() < WANT_PATIENCE);
             match grant.take(p, !(topped.stranded && patient)) {
                 Err(Gone) => continue,
                 Ok(Some(admitted)) => return self.admitted(&grant, p, admitted, waiting).await,
@@ -280,7 +326,7 @@ impl Store {
     /// Reserves `admitted`, first withdrawing this instance's want when it waited.
     async fn admitted(
         &self,
-        grant: &Grant,
+        grant: &Arc<Grant>,
         p: &Prepared,
         admitted: Admitted,
         waited: Option<Instant>,
@@ -288,7 +334,33 @@ impl Store {
         if waited.is_some() {
             self.want(&p.admission.user_id, &p.period, false).await?;
         }
+        if admitted.refill {
+            self.refill(grant.clone(), Need::of(p));
+        }
         self.reserve(grant, p, admitted).await
+    }
+
+    /// Tops `grant` up in the background, so the admissions after this one find it full. An
+    /// admission that runs short meanwhile waits for this top-up rather than starting another.
+    fn refill(&self, grant: Arc<Grant>, need: Need) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let topped = {
+                let _topping = grant.topping.lock().await;
+                store.top_up(&grant, &need, false).await
+            };
+            grant.refilling.store(false, Ordering::Release);
+            match topped {
+                Ok(TopUp {
+                    release: Some(release),
+                    ..
+                }) => store.release(release).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "topping a lease up ahead of need failed; the next admission that runs short tries again")
+                }
+            }
+        });
     }
 
     /// Records (or withdraws) that this instance wants the other instances' leases of
@@ -387,19 +459,20 @@ impl Store {
 
     /// Tops the lease of `p`'s (user, period) up, in one transaction: for each limited counter
     /// `p` adds to, what `p` lacks or, when more, a share of what is left (a quarter, at most
-    /// [`TOP_UP_REQUESTS`] requests like `p`), never past what the counter and every lease of
-    /// it leave under the limit. Returns what to give back when the lease was given back
-    /// meanwhile.
-    async fn top_up(&self, grant: &Grant, p: &Prepared) -> Result<TopUp> {
-        let user = p.admission.user_id.as_str();
+    /// [`TOP_UP_REQUESTS`] requests like `p`; only what it lacks while another instance wants
+    /// leases of it), never past what the counter and every lease of it leave under the limit.
+    /// When that cannot cover `p` and other instances hold leases of it, takes nothing while
+    /// `patient` (the admission waits for them), and what there is otherwise.
+    async fn top_up(&self, grant: &Grant, need: &Need, patient: bool) -> Result<TopUp> {
+        let (user, period) = (need.user_id.as_str(), need.period.as_str());
         let now = now_ms();
         let (_writing, mut tx) = self.begin().await?;
         let mut tally = Tally::default();
-        tally.touch(user, &p.period, Counter::of(p.admission.modality));
+        tally.touch(user, period, Counter::of(need.modality));
         tally.load(&mut tx, self.backend, now).await?;
         tally.load_leases(&mut tx, self.backend).await?;
         let committed = tally
-            .committed(user, &p.period)
+            .committed(user, period)
             .expect("the admission's counters were loaded");
         let held = grant
             .held
@@ -413,7 +486,7 @@ impl Store {
              AND instance_id <> $3 AND wanted_at >= $4",
         )
         .bind(user)
-        .bind(&p.period)
+        .bind(period)
         .bind(&*self.instance_id)
         .bind(now.saturating_sub(ms(WANT_FRESH)))
         .fetch_one(&mut *tx)
@@ -422,15 +495,15 @@ impl Store {
         let mut granted = [0i64; COUNTERS];
         let mut short = false;
         for i in 0..COUNTERS {
-            if p.limits[i] < 0 || p.deltas[i] <= 0 {
+            if need.limits[i] < 0 || need.deltas[i] <= 0 {
                 continue;
             }
-            let free = p.limits[i].saturating_sub(committed[i]).max(0);
-            let lacking = p.deltas[i].saturating_sub(held[i]).max(0);
+            let free = need.limits[i].saturating_sub(committed[i]).max(0);
+            let lacking = need.deltas[i].saturating_sub(held[i]).max(0);
             let share = if wanted > 0 {
                 0
             } else {
-                (free / 4).min(p.deltas[i].saturating_mul(TOP_UP_REQUESTS))
+                (free / 4).min(need.deltas[i].saturating_mul(TOP_UP_REQUESTS))
             };
             granted[i] = free.min(lacking.max(share));
             short |= granted[i] < lacking;
@@ -442,21 +515,23 @@ impl Store {
                  WHERE user_id = $1 AND period = $2 AND instance_id <> $3 AND held > 0",
             )
             .bind(user)
-            .bind(&p.period)
+            .bind(period)
             .bind(&*self.instance_id)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
             others > 0
         };
-        if granted.iter().all(|&g| g == 0) {
+        // While waiting for other instances' leases, take nothing that does not cover the
+        // request: a part held here would be stranded for them in turn.
+        if granted.iter().all(|&g| g == 0) || (stranded && patient) {
             tx.rollback().await.map_err(db_error)?;
             return Ok(TopUp {
                 release: None,
                 stranded,
             });
         }
-        let changes = [(user, p.period.as_str(), granted)];
+        let changes = [(user, period, granted)];
         change_leases(&mut tx, self.backend, &self.instance_id, &changes, now).await?;
         tx.commit().await.map_err(db_error)?;
         let mut held = grant.held.lock().unwrap_or_else(PoisonError::into_inner);
@@ -464,14 +539,19 @@ impl Store {
             return Ok(TopUp {
                 release: Some(Release {
                     user_id: user.to_owned(),
-                    period: p.period.clone(),
+                    period: period.to_owned(),
                     amounts: granted,
                 }),
                 stranded,
             });
         }
-        for (h, g) in held.amounts.iter_mut().zip(granted) {
-            *h += g;
+        let Held { amounts, low, .. } = &mut *held;
+        for ((amount, low), g) in amounts.iter_mut().zip(low.iter_mut()).zip(granted) {
+            *amount += g;
+            // Refilled ahead of need once half of this is used (see `Store::refill`).
+            if g > 0 {
+                *low = g / 2;
+            }
         }
         Ok(TopUp {
             release: None,
@@ -486,10 +566,11 @@ impl Store {
         }
     }
 
-    /// Gives back the leases unused for [`IDLE`]; the ledger task runs it every [`WANT_POLL`].
+    /// Gives back the leases unused for their idle time; the ledger task runs it every
+    /// [`WANT_POLL`].
     pub(crate) async fn release_idle(&self) {
         let Some(ledger) = &self.ledger else { return };
-        for release in ledger.idle(IDLE) {
+        for release in ledger.idle() {
             self.release(release).await;
         }
     }
@@ -508,8 +589,7 @@ impl Store {
 }
 
 /// Adds each `(user, period, amounts)` of `changes` to what instance `instance_id` holds of
-/// those counters (negative: taken or given back), in one statement; rows left at zero or below
-/// are deleted.
+/// those counters (negative: taken or given back), in a few statements.
 pub(crate) async fn change_leases(
     tx: &mut Tx,
     backend: Backend,
@@ -533,7 +613,7 @@ pub(crate) async fn change_leases(
     }
     // In one order, like the counters, so two writers never wait on each other in a cycle.
     rows.sort_by(|a, b| (a.0.0, a.0.1, a.0.2.as_str()).cmp(&(b.0.0, b.0.1, b.0.2.as_str())));
-    for chunk in rows.chunks(64) {
+    for chunk in chunked(&rows) {
         let sql = format!(
             "INSERT INTO leases (instance_id, user_id, period, counter, held, updated_at) VALUES {}
              ON CONFLICT (instance_id, user_id, period, counter) DO UPDATE
@@ -552,13 +632,34 @@ pub(crate) async fn change_leases(
         }
         query.execute(&mut **tx).await.map_err(db_error)?;
     }
-    if rows.iter().any(|(_, a)| *a < 0) {
-        sqlx::query("DELETE FROM leases WHERE instance_id = $1 AND held <= 0")
-            .bind(instance_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+    Ok(())
+}
+
+/// Deletes the rows of instance `instance_id`'s leases of `released` that hold nothing any
+/// more (a lease used up but not given back keeps its row, to be topped up).
+pub(crate) async fn drop_empty_leases(
+    tx: &mut Tx,
+    backend: Backend,
+    instance_id: &str,
+    released: &[Release],
+) -> Result<()> {
+    if released.is_empty() {
+        return Ok(());
     }
+    let pairs = placeholders(backend, released.len(), 2, 2, "");
+    let first = match backend {
+        Backend::Sqlite => "?",
+        Backend::Postgres => "$1",
+    };
+    let sql = format!(
+        "DELETE FROM leases WHERE instance_id = {first} AND held <= 0
+         AND (user_id, period) IN (VALUES {pairs})"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(instance_id);
+    for r in released {
+        query = query.bind(r.user_id.as_str()).bind(r.period.as_str());
+    }
+    query.execute(&mut **tx).await.map_err(db_error)?;
     Ok(())
 }
 

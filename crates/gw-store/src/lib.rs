@@ -208,6 +208,7 @@ pub struct StoreOptions {
     busy_timeout: Duration,
     plans: Option<Plans>,
     journal: Option<std::path::PathBuf>,
+    lease_idle: Duration,
 }
 
 impl Default for StoreOptions {
@@ -218,6 +219,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             plans: None,
             journal: None,
+            lease_idle: ledger::IDLE,
         }
     }
 }
@@ -261,8 +263,24 @@ impl StoreOptions {
     /// before its batch was written. Not synced: it survives a killed process, not a power loss.
     /// Without it (the default), such settlements are lost and their reservations recovered at
     /// the estimate.
+    ///
+    /// With a journal, admission is decided in memory, from leases: per user and period, a
+    /// share of each limited counter's remaining allowance that this process takes from the
+    /// database in one transaction, ahead of need. Every reservation is journaled before the
+    /// provider call and written to the database by a background task, so no admission waits
+    /// for a database transaction unless its lease runs short. Limits still hold exactly,
+    /// across any number of processes: the database never grants more than a limit across
+    /// leases.
     pub fn journal(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.journal = Some(path.into());
+        self
+    }
+
+    /// How long a lease (see [`StoreOptions::journal`]) may go unused before this process gives
+    /// it back (default 30 s). Another process that needs what a lease holds asks for it and
+    /// gets it within a fraction of a second, whatever this is.
+    pub fn lease_idle(mut self, idle: Duration) -> Self {
+        self.lease_idle = idle;
         self
     }
 }
@@ -355,7 +373,9 @@ impl Store {
             plan_cache: Arc::new(Mutex::new(HashMap::new())),
             settler: None,
             admitter: None,
-            ledger: journal.as_ref().map(|_| Arc::default()),
+            ledger: journal
+                .as_ref()
+                .map(|_| Arc::new(ledger::Ledger::new(options.lease_idle))),
             journal,
         };
         store.register_instance().await?;

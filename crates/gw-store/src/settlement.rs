@@ -13,11 +13,11 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::accounting::{Reserved, insert_reservations};
 use crate::counters::{COUNTERS, amount_deltas};
-use crate::db::{Tx, corrupt, db_error, from_db, placeholders, to_db};
-use crate::ledger::{Release, change_leases};
+use crate::db::{Tx, chunked, corrupt, db_error, from_db, placeholders, to_db};
+use crate::ledger::{Release, change_leases, drop_empty_leases};
 use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
-use crate::tally::Tally;
+use crate::tally::add_to_counters;
 use crate::time::now_ms;
 use crate::{Backend, Store};
 
@@ -59,24 +59,6 @@ const SUMMARY_CONFLICT: &str =
 
 /// What one usage-log row adds to its summary row, in [`SUMMARY_COLUMNS`] order.
 type SummarySums = [i64; 13];
-
-/// Rows per multi-row statement, largest first: a batch goes out in chunks of these sizes, so
-/// the database sees a few statement texts per table (each prepared once per connection and
-/// kept in its statement cache) whatever the size of the batch.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
-
-/// `items` cut into runs of [`CHUNKS`] sizes, largest first.
-fn chunked<T>(mut items: &[T]) -> Vec<&[T]> {
-    let mut runs = Vec::new();
-    for size in CHUNKS {
-        while items.len() >= size {
-            let (run, rest) = items.split_at(size);
-            runs.push(run);
-            items = rest;
-        }
-    }
-    runs
-}
 
 /// One usage-log row, before it is written.
 pub(crate) struct LogEntry<'a> {
@@ -396,12 +378,16 @@ async fn delete_returning(
     sql: &str,
     ids: &[&str],
 ) -> Result<Vec<sqlx::any::AnyRow>> {
-    let sql = sql.replace("{ids}", &placeholders(backend, 1, ids.len(), 1, ""));
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(*id);
+    let mut rows = Vec::new();
+    for run in chunked(ids) {
+        let sql = sql.replace("{ids}", &placeholders(backend, 1, run.len(), 1, ""));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in run {
+            query = query.bind(*id);
+        }
+        rows.extend(query.fetch_all(&mut **tx).await.map_err(db_error)?);
     }
-    query.fetch_all(&mut **tx).await.map_err(db_error)
+    Ok(rows)
 }
 
 /// Deletes the reservations `ids` and returns them by id; ids already gone are missing.
@@ -748,23 +734,19 @@ impl Store {
             };
             moves.push((&stored.user_id, &stored.period, deltas));
         }
-        let mut tally = Tally::default();
-        for (user, period, d) in &moves {
-            tally.touch_deltas(user, period, d);
-        }
-        tally.load(tx, self.backend, now).await?;
-        for (user, period, d) in &moves {
-            tally.adjust(user, period, d);
-        }
-        tally.store(tx, self.backend, now).await?;
         insert_reservations(tx, self.backend, &insert).await?;
-        change_leases(tx, self.backend, &self.instance_id, &lease_changes, now).await?;
         let entries: Vec<LogEntry<'_>> = taken
             .iter()
             .map(|(settlement, stored)| log_entry(settlement, stored))
             .collect();
         let removed: Vec<LogEntry<'_>> = replaced.iter().map(|(id, row)| row.entry(id)).collect();
         write_log(tx, self.backend, &entries, &removed, now).await?;
+        // The counters, then the leases, last: their rows are the ones admissions and top-ups
+        // wait for (on PostgreSQL), so they are locked for the shortest time, in the order
+        // every transaction takes them.
+        add_to_counters(tx, self.backend, &moves, now).await?;
+        change_leases(tx, self.backend, &self.instance_id, &lease_changes, now).await?;
+        drop_empty_leases(tx, self.backend, &self.instance_id, batch.released).await?;
         Ok(dropped)
     }
 }

@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::Backend;
 use crate::counters::{COUNTERS, Counter};
-use crate::db::{Tx, db_error, placeholders};
+use crate::db::{Tx, chunked, db_error, placeholders};
 
 /// The counters of (`$1` user, `$2` period), for reading them outside a transaction.
 pub(crate) const SELECT_COUNTERS: &str =
@@ -170,20 +170,21 @@ impl Tally {
         if self.users.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from(
-            "SELECT user_id, period, counter, CAST(SUM(held) AS BIGINT) AS held FROM leases \
-             WHERE ",
-        );
-        let pairs = placeholders(backend, self.groups().count(), 2, 1, "");
-        // A row-value list both databases take.
-        sql.push_str("(user_id, period) IN (VALUES ");
-        sql.push_str(&pairs);
-        sql.push_str(") GROUP BY user_id, period, counter");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (user, period, _) in self.groups() {
-            query = query.bind(user).bind(period);
+        let groups: Vec<(&str, &str)> = self.groups().map(|(u, p, _)| (u, p)).collect();
+        let mut rows = Vec::new();
+        for run in chunked(&groups) {
+            // A row-value list both databases take.
+            let sql = format!(
+                "SELECT user_id, period, counter, CAST(SUM(held) AS BIGINT) AS held FROM leases
+                 WHERE (user_id, period) IN (VALUES {}) GROUP BY user_id, period, counter",
+                placeholders(backend, run.len(), 2, 1, "")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (user, period) in run {
+                query = query.bind(*user).bind(*period);
+            }
+            rows.extend(query.fetch_all(&mut **tx).await.map_err(db_error)?);
         }
-        let rows = query.fetch_all(&mut **tx).await.map_err(db_error)?;
         for row in rows {
             let get = |col: &str| row.try_get::<String, _>(col).map_err(db_error);
             let (user, period, name) = (get("user_id")?, get("period")?, get("counter")?);
@@ -200,20 +201,25 @@ impl Tally {
 
     /// Every counter row of the declared (user, period)s (SQLite: the write lock is held).
     async fn select_rows(&self, tx: &mut Tx) -> Result<Vec<AnyRow>> {
-        let mut sql =
-            String::from("SELECT user_id, period, counter, value FROM usage_counters WHERE ");
-        // SQLite only: plain `?`s, bound in order (see `db::placeholders`).
-        for (i, _) in self.groups().enumerate() {
-            if i > 0 {
-                sql.push_str(" OR ");
+        let groups: Vec<(&str, &str)> = self.groups().map(|(u, p, _)| (u, p)).collect();
+        let mut rows = Vec::new();
+        for run in chunked(&groups) {
+            let mut sql =
+                String::from("SELECT user_id, period, counter, value FROM usage_counters WHERE ");
+            // SQLite only: plain `?`s, bound in order (see `db::placeholders`).
+            for i in 0..run.len() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str("(user_id = ? AND period = ?)");
             }
-            sql.push_str("(user_id = ? AND period = ?)");
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (user, period) in run {
+                query = query.bind(*user).bind(*period);
+            }
+            rows.extend(query.fetch_all(&mut **tx).await.map_err(db_error)?);
         }
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (user, period, _) in self.groups() {
-            query = query.bind(user).bind(period);
-        }
-        query.fetch_all(&mut **tx).await.map_err(db_error)
+        Ok(rows)
     }
 
     /// The rows of every declared counter, created at zero where missing and locked until the
@@ -224,22 +230,28 @@ impl Tally {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
-             ON CONFLICT (user_id, period, counter) DO UPDATE SET value = usage_counters.value
-             RETURNING user_id, period, counter, value",
-            placeholders(Backend::Postgres, rows.len(), 5, 1, "")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (user, period, counter) in rows {
-            query = query
-                .bind(user)
-                .bind(period)
-                .bind(counter.as_str())
-                .bind(0i64)
-                .bind(now);
+        // In runs, in order: each run locks its rows before the next, so the order holds.
+        let mut locked = Vec::with_capacity(rows.len());
+        for run in chunked(&rows) {
+            let sql = format!(
+                "INSERT INTO usage_counters (user_id, period, counter, value, updated_at)
+                 VALUES {}
+                 ON CONFLICT (user_id, period, counter) DO UPDATE SET value = usage_counters.value
+                 RETURNING user_id, period, counter, value",
+                placeholders(Backend::Postgres, run.len(), 5, 1, "")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (user, period, counter) in run {
+                query = query
+                    .bind(*user)
+                    .bind(*period)
+                    .bind(counter.as_str())
+                    .bind(0i64)
+                    .bind(now);
+            }
+            locked.extend(query.fetch_all(&mut **tx).await.map_err(db_error)?);
         }
-        query.fetch_all(&mut **tx).await.map_err(db_error)
+        Ok(locked)
     }
 
     /// The declared counters, by user, period and counter name (the order rows are locked in).
@@ -269,22 +281,72 @@ impl Tally {
         if rows.is_empty() {
             return Ok(());
         }
+        for run in chunked(&rows) {
+            let sql = format!(
+                "INSERT INTO usage_counters (user_id, period, counter, value, updated_at)
+                 VALUES {}
+                 ON CONFLICT (user_id, period, counter) DO UPDATE
+                 SET value = excluded.value, updated_at = excluded.updated_at",
+                placeholders(backend, run.len(), 5, 1, "")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (user, period, counter, value) in run {
+                query = query
+                    .bind(*user)
+                    .bind(*period)
+                    .bind(counter.as_str())
+                    .bind(*value)
+                    .bind(now);
+            }
+            query.execute(&mut **tx).await.map_err(db_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds each `(user, period, deltas)` of `moves` to the counters, never below zero, without
+/// reading them first: for writers that need no limit check (settlements, reservations already
+/// admitted). On PostgreSQL the rows are locked in the one order, by user, period and counter
+/// name, that [`Tally::load`] takes them in.
+pub(crate) async fn add_to_counters(
+    tx: &mut Tx,
+    backend: Backend,
+    moves: &[(&str, &str, [i64; COUNTERS])],
+    now: i64,
+) -> Result<()> {
+    let mut rows: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+    for (user, period, deltas) in moves {
+        for c in Counter::ALL {
+            let d = deltas[c.index()];
+            if d != 0 {
+                *rows.entry((*user, *period, c.as_str())).or_default() += d;
+            }
+        }
+    }
+    let rows: Vec<_> = rows.into_iter().filter(|(_, d)| *d != 0).collect();
+    let max = match backend {
+        Backend::Sqlite => "MAX",
+        Backend::Postgres => "GREATEST",
+    };
+    for chunk in chunked(&rows) {
         let sql = format!(
             "INSERT INTO usage_counters (user_id, period, counter, value, updated_at) VALUES {}
              ON CONFLICT (user_id, period, counter) DO UPDATE
-             SET value = excluded.value, updated_at = excluded.updated_at",
-            placeholders(backend, rows.len(), 5, 1, "")
+             SET value = {max}(usage_counters.value + excluded.value, 0),
+                 updated_at = excluded.updated_at",
+            placeholders(backend, chunk.len(), 5, 1, "")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (user, period, counter, value) in rows {
+        for ((user, period, counter), delta) in chunk {
+            // A row not there yet is created at the delta (readers take below zero as zero).
             query = query
-                .bind(user)
-                .bind(period)
-                .bind(counter.as_str())
-                .bind(value)
+                .bind(*user)
+                .bind(*period)
+                .bind(*counter)
+                .bind(*delta)
                 .bind(now);
         }
         query.execute(&mut **tx).await.map_err(db_error)?;
-        Ok(())
     }
+    Ok(())
 }

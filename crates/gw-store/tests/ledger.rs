@@ -139,7 +139,11 @@ async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
 async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
     on_each_backend(|db| async move {
         let dir = temp_dir();
-        let a = journaled(&db, &dir, "a.settlements").await;
+        let options = db
+            .options()
+            .journal(dir.join("a.settlements"))
+            .lease_idle(Duration::from_secs(1));
+        let a = Store::connect_with(&db.url, options).await.unwrap();
         let raw = db.raw().await;
         let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
         let adm = text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
@@ -149,7 +153,7 @@ async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
             .unwrap();
         a.flush().await;
         assert!(leased(&raw, &user, Counter::CostUsd).await > 0);
-        // Unused for two seconds, the lease is given back (checked ten times a second).
+        // Unused for a second, the lease is given back (checked ten times a second).
         let mut waited = Duration::ZERO;
         while leased(&raw, &user, Counter::CostUsd).await > 0 {
             assert!(

@@ -640,9 +640,18 @@ async fn start_gateway(
             let plans = dir.join("plans.toml");
             std::fs::write(&plans, BENCH_PLANS).map_err(|e| e.to_string())?;
             let keys = create_users_and_keys(&url, &plans).await?;
+            // PostgreSQL gets a journal as a replica should (SQLite has one beside its file),
+            // so both admit from leases.
+            let journal = match config {
+                Config::FullPostgres => format!(
+                    "journal = \"{}\"\n",
+                    dir.join("gateway.settlements").display()
+                ),
+                _ => String::new(),
+            };
             (
                 format!(
-                    "[store]\nurl = \"{url}\"\nplans = \"{}\"\n",
+                    "[store]\nurl = \"{url}\"\nplans = \"{}\"\n{journal}",
                     plans.display()
                 ),
                 keys,
