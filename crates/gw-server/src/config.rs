@@ -153,11 +153,13 @@ pub struct StoreSection {
     /// 500 ms: a change applies everywhere within it; on this replica at once).
     #[serde(default = "default_auth_poll_ms")]
     pub auth_poll_ms: u64,
-    /// Where the gateway keeps each settlement until the database has it, so usage already
-    /// reported to a client survives the process being killed (relative paths are relative to
-    /// the config file). Default: beside a SQLite file, `<file>.settlements`; none for
-    /// PostgreSQL or an in-memory database unless set. Each replica needs its own (replicas on
-    /// one host given the same path take `<path>-2`, `<path>-3`, ...).
+    /// Where the gateway keeps each reservation and settlement until the database has it, so
+    /// usage survives the process being killed (relative paths are relative to the config
+    /// file). With a journal, admission is decided in memory from leases of each user's
+    /// allowance, without a database transaction per request. Default: beside a SQLite file,
+    /// `<file>.settlements`; none for PostgreSQL or an in-memory database unless set. Each
+    /// replica needs its own (replicas on one host given the same path take `<path>-2`,
+    /// `<path>-3`, ...).
     #[serde(default)]
     pub journal: Option<PathBuf>,
 }

@@ -329,10 +329,8 @@ impl Store {
             )
         })?;
         let plan = self.plan_named(&reservation.user_id, &plan_name)?;
-        if self.ledger.is_some() {
-            // Admitted from a lease: its row may still be queued for the writer.
-            self.flush().await;
-        }
+        // Admitted from a lease, its row may still be queued for the writer.
+        self.flush_reservations().await;
         let (_writing, mut tx) = self.begin().await?;
         let row = sqlx::query(
             "SELECT user_id, period, modality, requests, tokens, units, cost_nanos

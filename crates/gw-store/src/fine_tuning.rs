@@ -834,6 +834,8 @@ impl Store {
             ));
         }
         let now = now_ms();
+        // A reservation admitted from a lease may still be queued for the writer.
+        self.flush_reservations().await;
         let (_writing, mut tx) = self.begin().await?;
         let claimed = sqlx::query(
             "UPDATE fine_tuning_jobs SET settled = 1, status = $2, weights_key = $3,

@@ -396,6 +396,8 @@ impl Store {
             ));
         }
         let now = now_ms();
+        // A reservation admitted from a lease may still be queued for the writer.
+        self.flush_reservations().await;
         let (_writing, mut tx) = self.begin().await?;
         let claimed = sqlx::query(
             "UPDATE video_jobs SET settled = 1, status = $2, progress = $3, output_url = $4,

@@ -1,18 +1,22 @@
-//! The settlement journal: every settlement is appended to a local file before it is queued for
-//! the database, and let go of once the database has it, so usage that a response already
-//! reported survives the process being killed before the batch was written (and a database
-//! outage longer than the writer's patience). The next process on the same journal replays what
-//! it finds: a settlement the database already has is dropped (its reservation is gone), one it
-//! does not have is written, correcting the row recovery may have written at the estimate
-//! meanwhile; so every request still ends with exactly one usage row.
+//! The journal: every reservation admitted from a lease (see `ledger.rs`) and every settlement
+//! is appended to a local file before it is queued for the database, and let go of once the
+//! database has it, so an admission that may reach a provider, and usage that a response
+//! already reported, survive the process being killed before the batch was written (and a
+//! database outage longer than the writer's patience). The next process on the same journal
+//! replays what it finds: reservations the database lacks are written (and, their process
+//! being dead, recovered at their estimate unless their settlement is there too); a settlement
+//! the database already has is dropped (its reservation is gone), one it does not have is
+//! written, correcting the row recovery may have written at the estimate meanwhile; so every
+//! request still ends with exactly one usage row.
 //!
-//! One JSON line per settlement, in segments `<path>.<n>`; a new segment is started once one
-//! reaches [`SEGMENT_BYTES`], and a segment is deleted (the current one emptied) when every
-//! settlement in it is written. Lines are written with `write(2)`, not synced: they survive a
-//! killed process (the kernel has them), not a power loss or a kernel crash. A process holds its
-//! journal through an exclusive lock on `<path>.lock`; a second process given the same path (two
-//! gateways on one host) takes `<path>-2`, `<path>-3`, ... instead, and a dead process's lock is
-//! released by the kernel, so the next start replays its journal.
+//! One JSON line per reservation or settlement, in segments `<path>.<n>`; a new segment is
+//! started once one reaches [`SEGMENT_BYTES`], and segments are deleted in order (the current
+//! one emptied) once every line in them and in the older ones is written. Lines are written
+//! with `write(2)`, not synced: they survive a killed process (the kernel has them), not a
+//! power loss or a kernel crash. A process holds its journal through an exclusive lock on
+//! `<path>.lock`; a second process given the same path (two gateways on one host) takes
+//! `<path>-2`, `<path>-3`, ... instead, and a dead process's lock is released by the kernel, so
+//! the next start replays its journal.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

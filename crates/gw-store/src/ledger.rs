@@ -6,16 +6,22 @@
 //! leases of them (`leases` table), so the database never grants more than the limit across
 //! leases. Admission checks the request's estimate against what the lease holds, in memory, and
 //! takes it; the reservation goes to the journal (one `write(2)`) before the upstream call and
-//! is queued for the writer, which inserts its row and moves its estimate from the lease to the
-//! counters in a later batch, off the request path. Only when the lease runs short does an
-//! admission wait, for a top-up (one per (user, period) at a time).
+//! is queued for the writer, which inserts its row (or, when its settlement is in the same
+//! batch, only settles it) and moves its estimate from the lease to the counters, off the
+//! request path. An admission waits for the database only when its lease runs short: for a
+//! top-up (one per (user, period) at a time).
 //!
-//! Leases are sized to need: a top-up takes at most a quarter of what is left and no more than a
-//! few hundred requests' worth, so they shrink as a user nears the limit, and a lease unused for
-//! [`IDLE`] is given back, so what one instance holds is not stranded while another refuses for
-//! longer than that. The leases of an instance that stops beating its heartbeat are deleted by
-//! recovery; its reservations are recovered at their estimate, those it had not written yet from
-//! its journal by the next process that takes the journal over.
+//! Leases are sized to need: a top-up takes what the request lacks or, when more, at most a
+//! quarter of what is left and [`TOP_UP_REQUESTS`] requests' worth, so grants shrink as a user
+//! nears the limit; a lease half used is topped up in the background, ahead of need. A lease is
+//! given back when unused for a while ([`IDLE`] by default), when the user's plan changes, and at
+//! close. An instance that cannot admit because other instances' leases hold what is left
+//! records a want (`lease_wants`); every instance looks for wants every [`WANT_POLL`] and gives
+//! its leases of a wanted (user, period) back, and while a want is fresh top-ups take only what
+//! a request lacks, so the last units are not stranded on one instance while another refuses.
+//! The leases of an instance that stops beating its heartbeat are deleted by recovery; its
+//! reservations are recovered at their estimate, those it had not written yet from its journal
+//! by the next process that takes the journal over.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -557,6 +563,14 @@ impl Store {
             release: None,
             stranded,
         })
+    }
+
+    /// Waits until the reservations this process admitted from leases so far are in the
+    /// database, for a caller about to settle one in a transaction of its own (a job's end).
+    pub(crate) async fn flush_reservations(&self) {
+        if self.ledger.is_some() {
+            self.flush().await;
+        }
     }
 
     /// Queues `release` for the writer, after the reservations taken from the lease before it.

@@ -207,37 +207,6 @@ fn reserved_line(id: &str, request_id: &str, user: &str, period: &str, instance:
     .to_string()
 }
 
-/// A settlement line, as in the journal test of `store.rs`.
-fn settled_line(reservation_id: &str, request_id: &str) -> String {
-    serde_json::json!({
-        "reservation_id": reservation_id,
-        "reserved_requests": 1,
-        "request_id": request_id,
-        "provider": "gemini",
-        "model": "gemini-2.5-flash",
-        "modality": "text",
-        "operation": "chat",
-        "status": "ok",
-        "error_message": null,
-        "tokens": {"input_tokens": 30, "output_tokens": 40, "reasoning_tokens": 0,
-                   "cached_input_tokens": 0},
-        "units": 0,
-        "cost_nanos": 70_000,
-        "pricing_version": "test",
-        "estimated": false,
-        "billable": true,
-        "latency_ms": 12,
-        "ttft_ms": null,
-        "retries": 0,
-        "cache_semantic": null,
-        "cost_saved_nanos": null,
-        "attempts": "[]",
-        "end_user": null,
-        "metadata": {}
-    })
-    .to_string()
-}
-
 #[tokio::test]
 async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
     on_each_backend(|db| async move {
@@ -262,12 +231,12 @@ async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
         let dead = "ins_killed";
         let lines = [
             reserved_line(&r.id, &done.request_id, &user, &period, dead),
-            settled_line(&r.id, &done.request_id),
+            journal_line(&r.id, &done.request_id, 30, 40, 70_000),
             // Admitted, answered and settled, none of it written.
             reserved_line("res_answered", "req_answered", &user, &period, dead),
             // Admitted and cut off mid-call: no settlement.
             reserved_line("res_cut", "req_cut", &user, &period, dead),
-            settled_line("res_answered", "req_answered"),
+            journal_line("res_answered", "req_answered", 30, 40, 70_000),
         ];
         std::fs::write(dir.join("usage.settlements.1"), lines.join("\n")).unwrap();
         let next = Store::connect_with(&db.url, db.options().journal(&journal))

@@ -1560,44 +1560,6 @@ async fn a_settlement_waits_out_a_database_locked_elsewhere() {
     );
 }
 
-/// A settlement line as the journal writes it (the format a process of this version leaves for
-/// the next one).
-fn journal_line(
-    r: &Reservation,
-    request_id: &str,
-    input: u64,
-    output: u64,
-    cost_nanos: u64,
-) -> String {
-    serde_json::json!({
-        "reservation_id": r.id,
-        "reserved_requests": 1,
-        "request_id": request_id,
-        "provider": "gemini",
-        "model": "gemini-2.5-flash",
-        "modality": "text",
-        "operation": "chat",
-        "status": "ok",
-        "error_message": null,
-        "tokens": {"input_tokens": input, "output_tokens": output, "reasoning_tokens": 0,
-                   "cached_input_tokens": 0},
-        "units": 0,
-        "cost_nanos": cost_nanos,
-        "pricing_version": "test",
-        "estimated": false,
-        "billable": true,
-        "latency_ms": 12,
-        "ttft_ms": null,
-        "retries": 0,
-        "cache_semantic": null,
-        "cost_saved_nanos": null,
-        "attempts": "[]",
-        "end_user": "end-7",
-        "metadata": {"team": "search"}
-    })
-    .to_string()
-}
-
 #[tokio::test]
 async fn the_journal_a_killed_process_left_is_replayed_once() {
     on_each_backend(|db| async move {
@@ -1625,11 +1587,11 @@ async fn the_journal_a_killed_process_left_is_replayed_once() {
             .unwrap();
         dead.close().await;
         let lines = [
-            journal_line(&pending, &a.request_id, 30, 40, 70_000),
-            journal_line(&recovered_first, &b.request_id, 31, 41, 71_000),
-            journal_line(&written, &c.request_id, 10, 20, 100_000),
+            journal_line(&pending.id, &a.request_id, 30, 40, 70_000),
+            journal_line(&recovered_first.id, &b.request_id, 31, 41, 71_000),
+            journal_line(&written.id, &c.request_id, 10, 20, 100_000),
             // Cut by the kill.
-            journal_line(&lost, &d.request_id, 1, 1, 1)[..40].to_owned(),
+            journal_line(&lost.id, &d.request_id, 1, 1, 1)[..40].to_owned(),
         ];
         std::fs::write(journal.with_extension("settlements.3"), lines.join("\n")).unwrap();
 

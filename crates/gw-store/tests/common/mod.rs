@@ -302,3 +302,41 @@ pub fn cache_hit(
 pub fn period_of(reservation: &Reservation) -> String {
     reservation.period.clone()
 }
+
+/// A settlement line as the journal writes it (the format a process of this version leaves for
+/// the next one).
+pub fn journal_line(
+    reservation_id: &str,
+    request_id: &str,
+    input: u64,
+    output: u64,
+    cost_nanos: u64,
+) -> String {
+    serde_json::json!({
+        "reservation_id": reservation_id,
+        "reserved_requests": 1,
+        "request_id": request_id,
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "modality": "text",
+        "operation": "chat",
+        "status": "ok",
+        "error_message": null,
+        "tokens": {"input_tokens": input, "output_tokens": output, "reasoning_tokens": 0,
+                   "cached_input_tokens": 0},
+        "units": 0,
+        "cost_nanos": cost_nanos,
+        "pricing_version": "test",
+        "estimated": false,
+        "billable": true,
+        "latency_ms": 12,
+        "ttft_ms": null,
+        "retries": 0,
+        "cache_semantic": null,
+        "cost_saved_nanos": null,
+        "attempts": "[]",
+        "end_user": "end-7",
+        "metadata": {"team": "search"}
+    })
+    .to_string()
+}
