@@ -353,7 +353,8 @@ impl Store {
         tokio::spawn(async move {
             let topped = {
                 let _topping = grant.topping.lock().await;
-                store.top_up(&grant, &need, false).await
+                // Patient: what other instances wait for is not taken ahead of need.
+                store.top_up(&grant, &need, true).await
             };
             grant.refilling.store(false, Ordering::Release);
             match topped {
@@ -380,20 +381,19 @@ impl Store {
                  ON CONFLICT (user_id, period, instance_id) DO UPDATE
                  SET wanted_at = excluded.wanted_at",
             )
-        } else {
-            sqlx::query(
-                "DELETE FROM lease_wants WHERE user_id = $1 AND period = $2 AND instance_id = $3
-                 AND $4 = $4",
-            )
-        };
-        query
             .bind(user_id)
             .bind(period)
             .bind(&*self.instance_id)
             .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        } else {
+            sqlx::query(
+                "DELETE FROM lease_wants WHERE user_id = $1 AND period = $2 AND instance_id = $3",
+            )
+            .bind(user_id)
+            .bind(period)
+            .bind(&*self.instance_id)
+        };
+        query.execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -463,12 +463,13 @@ impl Store {
         Ok(reservation)
     }
 
-    /// Tops the lease of `p`'s (user, period) up, in one transaction: for each limited counter
-    /// `p` adds to, what `p` lacks or, when more, a share of what is left (a quarter, at most
-    /// [`TOP_UP_REQUESTS`] requests like `p`; only what it lacks while another instance wants
-    /// leases of it), never past what the counter and every lease of it leave under the limit.
-    /// When that cannot cover `p` and other instances hold leases of it, takes nothing while
-    /// `patient` (the admission waits for them), and what there is otherwise.
+    /// Tops the lease of `need`'s (user, period) up, in one transaction: for each limited
+    /// counter the request adds to, what the lease lacks for it or, when more, a share of what
+    /// is left (a quarter, at most [`TOP_UP_REQUESTS`] such requests; only what it lacks while
+    /// another instance wants leases of it), never past what the counter and every lease of it
+    /// leave under the limit. When that cannot cover the request and other instances hold
+    /// leases of it, takes nothing while `patient` (the admission waits for them), and what
+    /// there is otherwise.
     async fn top_up(&self, grant: &Grant, need: &Need, patient: bool) -> Result<TopUp> {
         let (user, period) = (need.user_id.as_str(), need.period.as_str());
         let now = now_ms();
