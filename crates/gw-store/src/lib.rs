@@ -422,9 +422,10 @@ impl Store {
         Ok(store)
     }
 
-    /// Writes the settlements an earlier process left in the journal (those the database
-    /// already has are dropped), then deletes its segments; a segment whose settlements could
-    /// not all be written stays for the next start.
+    /// Writes the reservations and settlements an earlier process left in the journal (those
+    /// the database already has are dropped), recovers at their estimate what that dead process
+    /// left open and frees its leases, then deletes its segments; segments whose lines could not
+    /// all be written stay for the next start.
     async fn replay(&self, journal: &journal::Journal, leftovers: &journal::Leftovers) {
         if leftovers.reserved.is_empty() && leftovers.settlements.is_empty() {
             journal.forget(leftovers);
