@@ -24,7 +24,7 @@ use crate::time::unix_ms;
 use crate::users::random_base62;
 use crate::{Backend, Plan, Store};
 
-/// The columns of a reservation, in the order [`Store::insert_reservations`] binds them.
+/// The columns of a reservation, in the order [`insert_reservations`] binds them.
 const RESERVATION_COLUMNS: &str = "id, request_id, user_id, period, provider, model, modality,
     operation, requests, tokens, units, cost_nanos, instance_id, created_at";
 

@@ -204,8 +204,8 @@ type LogQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Writes `entries` to the usage log with their tags and adds them to the summary, and takes
 /// the `removed` rows (already deleted from the log) out of the summary, in `tx`: a few
-/// multi-row statements whatever the number of rows (see [`CHUNKS`]), so a batch of
-/// settlements costs the database a handful of round trips, not two per request.
+/// multi-row statements whatever the number of rows (see [`CHUNKS`](crate::db::CHUNKS)), so a
+/// batch of settlements costs the database a handful of round trips, not two per request.
 pub(crate) async fn write_log(
     tx: &mut Tx,
     backend: Backend,
