@@ -35,7 +35,7 @@ use crate::accounting::{Prepared, Reserved, decide, new_reservation_id};
 use crate::counters::{COUNTERS, Counter};
 use crate::db::{Tx, chunked, db_error, placeholders};
 use crate::settlement::{Batch, Queued, ms};
-use crate::tally::Tally;
+use crate::tally::{Tally, summed};
 use crate::time::now_ms;
 use crate::{Backend, Store};
 
@@ -612,22 +612,12 @@ pub(crate) async fn change_leases(
     changes: &[(&str, &str, [i64; COUNTERS])],
     now: i64,
 ) -> Result<()> {
-    // Summed per row first: PostgreSQL refuses a statement that updates one row twice.
-    let mut rows: HashMap<(&str, &str, Counter), i64> = HashMap::new();
-    for (user, period, amounts) in changes {
-        for c in Counter::ALL {
-            let a = amounts[c.index()];
-            if a != 0 {
-                *rows.entry((*user, *period, c)).or_default() += a;
-            }
-        }
-    }
-    let mut rows: Vec<_> = rows.into_iter().filter(|(_, a)| *a != 0).collect();
+    // Summed per row, in the counters' order, so two writers never wait on each other in a
+    // cycle.
+    let rows = summed(changes);
     if rows.is_empty() {
         return Ok(());
     }
-    // In one order, like the counters, so two writers never wait on each other in a cycle.
-    rows.sort_by(|a, b| (a.0.0, a.0.1, a.0.2.as_str()).cmp(&(b.0.0, b.0.1, b.0.2.as_str())));
     for chunk in chunked(&rows) {
         let sql = format!(
             "INSERT INTO leases (instance_id, user_id, period, counter, held, updated_at) VALUES {}
@@ -641,7 +631,7 @@ pub(crate) async fn change_leases(
                 .bind(instance_id)
                 .bind(*user)
                 .bind(*period)
-                .bind(counter.as_str())
+                .bind(*counter)
                 .bind(*amount)
                 .bind(now);
         }
@@ -694,25 +684,25 @@ impl Store {
                 Backend::Sqlite => "?".to_owned(),
                 Backend::Postgres => format!("${}", chunk.len() + 1),
             };
+            let ids = || chunk.iter().map(|r| r.reservation.as_str());
+            let sql = format!("SELECT id FROM reservations WHERE id IN {list}");
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for id in ids() {
+                query = query.bind(id);
+            }
+            known.extend(query.fetch_all(&self.pool).await.map_err(db_error)?);
             // A usage row is written after its reservation was made: only rows since the
             // oldest line (less a minute for clocks) can hold these ids.
-            for sql in [
-                format!("SELECT id FROM reservations WHERE id IN {list}"),
-                format!(
-                    "SELECT reservation_id FROM usage_log
-                     WHERE reservation_id IN {list} AND created_at >= {since}"
-                ),
-            ] {
-                let with_since = sql.contains("created_at");
-                let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-                for r in chunk {
-                    query = query.bind(r.reservation.as_str());
-                }
-                if with_since {
-                    query = query.bind(oldest.saturating_sub(60_000));
-                }
-                known.extend(query.fetch_all(&self.pool).await.map_err(db_error)?);
+            let sql = format!(
+                "SELECT reservation_id FROM usage_log
+                 WHERE reservation_id IN {list} AND created_at >= {since}"
+            );
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for id in ids() {
+                query = query.bind(id);
             }
+            let query = query.bind(oldest.saturating_sub(60_000));
+            known.extend(query.fetch_all(&self.pool).await.map_err(db_error)?);
         }
         let mut missing: Vec<Reserved> = Vec::new();
         for r in reserved {

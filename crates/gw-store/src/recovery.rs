@@ -13,6 +13,17 @@ use crate::db::{db_error, placeholders};
 use crate::settlement::{LogEntry, ms, stored_reservation, write_log};
 use crate::time::now_ms;
 
+/// The columns of a reservation `r` that [`Store::recover`] reads.
+const RESERVATION_ROW: &str = "r.id, r.request_id, r.user_id, r.period, r.provider, r.model,
+    r.modality, r.operation, r.requests, r.tokens, r.units, r.cost_nanos, r.instance_id";
+
+/// Leaves out a reservation `r` owned by a video or fine-tuning job not settled yet: the job
+/// outlives the instance that submitted it, and its end settles it.
+const NOT_HELD_BY_A_JOB: &str = "NOT EXISTS (SELECT 1 FROM video_jobs j
+                             WHERE j.reservation_id = r.id AND j.settled = 0)
+    AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs f
+                    WHERE f.reservation_id = r.id AND f.settled = 0)";
+
 /// The status of a usage-log row written by [`Store::recover_stale`].
 pub const RECOVERED: &str = "recovered";
 
@@ -68,17 +79,12 @@ impl Store {
     /// would lose its reservations (they would be charged at the estimate).
     pub async fn recover_stale(&self, stale_after: Duration) -> Result<usize> {
         let cutoff = now_ms().saturating_sub(ms(stale_after));
-        let rows = sqlx::query(
-            "SELECT r.id, r.request_id, r.user_id, r.period, r.provider, r.model, r.modality,
-                    r.operation, r.requests, r.tokens, r.units, r.cost_nanos, r.instance_id
-             FROM reservations r LEFT JOIN instances i ON i.id = r.instance_id
-             WHERE r.instance_id <> $1 AND (i.id IS NULL OR i.heartbeat_at < $2)
-               AND NOT EXISTS (SELECT 1 FROM video_jobs j
-                               WHERE j.reservation_id = r.id AND j.settled = 0)
-               AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs f
-                               WHERE f.reservation_id = r.id AND f.settled = 0)
-             ORDER BY r.created_at",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RESERVATION_ROW}
+                 FROM reservations r LEFT JOIN instances i ON i.id = r.instance_id
+                 WHERE r.instance_id <> $1 AND (i.id IS NULL OR i.heartbeat_at < $2)
+                   AND {NOT_HELD_BY_A_JOB} ORDER BY r.created_at"
+        )))
         .bind(&*self.instance_id)
         .bind(cutoff)
         .fetch_all(&self.pool)
@@ -150,15 +156,8 @@ impl Store {
         }
         let list = placeholders(self.backend, 1, instances.len(), 1, "");
         let sql = format!(
-            "SELECT r.id, r.request_id, r.user_id, r.period, r.provider, r.model, r.modality,
-                    r.operation, r.requests, r.tokens, r.units, r.cost_nanos, r.instance_id
-             FROM reservations r
-             WHERE r.instance_id IN {list}
-               AND NOT EXISTS (SELECT 1 FROM video_jobs j
-                               WHERE j.reservation_id = r.id AND j.settled = 0)
-               AND NOT EXISTS (SELECT 1 FROM fine_tuning_jobs f
-                               WHERE f.reservation_id = r.id AND f.settled = 0)
-             ORDER BY r.created_at"
+            "SELECT {RESERVATION_ROW} FROM reservations r
+             WHERE r.instance_id IN {list} AND {NOT_HELD_BY_A_JOB} ORDER BY r.created_at"
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in instances {

@@ -304,6 +304,24 @@ impl Tally {
     }
 }
 
+/// The non-zero sums of `moves` per (user, period, counter name), in the one order rows are
+/// locked in (by user, period and counter name), for writers that add to rows in one statement
+/// (PostgreSQL refuses a statement that updates one row twice).
+pub(crate) fn summed<'a>(
+    moves: &[(&'a str, &'a str, [i64; COUNTERS])],
+) -> Vec<((&'a str, &'a str, &'static str), i64)> {
+    let mut rows: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+    for (user, period, deltas) in moves {
+        for c in Counter::ALL {
+            let d = deltas[c.index()];
+            if d != 0 {
+                *rows.entry((*user, *period, c.as_str())).or_default() += d;
+            }
+        }
+    }
+    rows.into_iter().filter(|(_, d)| *d != 0).collect()
+}
+
 /// Adds each `(user, period, deltas)` of `moves` to the counters, never below zero, without
 /// reading them first: for writers that need no limit check (settlements, reservations already
 /// admitted). On PostgreSQL the rows are locked in the one order, by user, period and counter
@@ -314,16 +332,7 @@ pub(crate) async fn add_to_counters(
     moves: &[(&str, &str, [i64; COUNTERS])],
     now: i64,
 ) -> Result<()> {
-    let mut rows: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
-    for (user, period, deltas) in moves {
-        for c in Counter::ALL {
-            let d = deltas[c.index()];
-            if d != 0 {
-                *rows.entry((*user, *period, c.as_str())).or_default() += d;
-            }
-        }
-    }
-    let rows: Vec<_> = rows.into_iter().filter(|(_, d)| *d != 0).collect();
+    let rows = summed(moves);
     let max = match backend {
         Backend::Sqlite => "MAX",
         Backend::Postgres => "GREATEST",

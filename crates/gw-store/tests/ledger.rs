@@ -186,6 +186,42 @@ async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
     .await;
 }
 
+#[tokio::test]
+async fn a_plan_change_gives_the_users_leases_back() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let store = journaled(&db, &dir, "a.settlements").await;
+        let raw = db.raw().await;
+        let (user, other) = (
+            store
+                .create_user(&unique("user"), "metered")
+                .await
+                .unwrap()
+                .id,
+            store
+                .create_user(&unique("user"), "metered")
+                .await
+                .unwrap()
+                .id,
+        );
+        for u in [&user, &other] {
+            let adm = text(u, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
+            store.admit(adm).await.unwrap();
+        }
+        store.flush().await;
+        assert!(leased(&raw, &user, Counter::CostUsd).await > 0);
+        // Leases were sized to the old plan's limits: the user's go back at once, no one
+        // else's.
+        store.set_plan(&user, "pro").await.unwrap();
+        store.flush().await;
+        assert_eq!(leased(&raw, &user, Counter::CostUsd).await, 0);
+        assert!(leased(&raw, &other, Counter::CostUsd).await > 0);
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
 /// A reservation line as a process of this version journals it.
 fn reserved_line(id: &str, request_id: &str, user: &str, period: &str, instance: &str) -> String {
     serde_json::json!({
