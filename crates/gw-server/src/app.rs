@@ -1,11 +1,13 @@
 //! The HTTP application: routes, shared state and layers.
 //!
-//! Layers, outermost first:
-//! 1. `CatchPanicLayer`: a panic in a handler becomes a 500 in OpenAI's error envelope.
-//! 2. `DefaultBodyLimit`: bodies over `server.max_body_bytes` get 413.
-//! 3. [`request_context`]: gives every request an id (`x-gateway-request-id` on every response),
+//! What every request passes, outermost first, in one service ([`App`]) rather than as layers
+//! of the router:
+//! 1. A panic anywhere in its handling becomes a 500 in OpenAI's error envelope.
+//! 2. [`request_context`]: gives every request an id (`x-gateway-request-id` on every response),
 //!    authenticates `/v1/*` with a user's gateway key and `/admin/*` with the admin key, and logs
 //!    each request once (errors included).
+//! 3. The drain ([`crate::drain::track`]): counts the request in flight until its answer ends.
+//! 4. `DefaultBodyLimit`: bodies over `server.max_body_bytes` get 413.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gw_store::Store;
@@ -23,7 +24,6 @@ use llm_gateway::cache::{CacheBackend, RedisCache};
 use llm_gateway::ratelimit::{RateLimiter, RateLimiters};
 use llm_gateway::{Cache, MemoryCache};
 use llm_gateway::{Gateway, PriceCatalog, ProviderLimits, Registry, SecretString};
-use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::config::{Config, ConfigError, KeyEntry};
@@ -582,7 +582,15 @@ fn watch_auth_changes(state: &AppState) {
 }
 
 /// The application with all routes and layers.
-pub fn app(state: AppState) -> Router {
+pub fn app(
+    state: AppState,
+) -> App<
+    impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+> {
     watch_auth_changes(&state);
     if let Some(store) = state.store() {
         crate::video_jobs::spawn_poller(
@@ -594,7 +602,7 @@ pub fn app(state: AppState) -> Router {
     }
     spawn_fine_tuning_poller(&state);
     let max_body = state.inner.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .merge(routes::chat::router())
         .merge(routes::embeddings::router())
         .merge(routes::images::router())
@@ -619,21 +627,91 @@ pub fn app(state: AppState) -> Router {
                 request.uri().path()
             ))
         })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            request_context,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::drain::track,
-        ))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(CatchPanicLayer::custom(
-            |_panic: Box<dyn std::any::Any + Send>| {
-                ApiError::internal("the gateway failed while handling this request").into_response()
-            },
-        ))
-        .with_state(state)
+        .with_state(state.clone());
+    // Only with traces on: a route layer costs every request an allocation.
+    let routes = if state.telemetry().is_some_and(|t| t.traces()) {
+        routes.route_layer(axum::middleware::from_fn(record_route))
+    } else {
+        routes
+    };
+    App {
+        state,
+        routes: tower::Layer::layer(&DefaultBodyLimit::max(max_body), routes),
+    }
+}
+
+/// The gateway's HTTP service: [`request_context`] and the drain around the routes, as one
+/// service, not layers on every route. (A router's layers wrap each route, and axum clones a
+/// route's whole stack of boxed services, one allocation per layer, on every request.)
+///
+/// Serve it with `axum::serve(listener, app(state))`, or call it as a `tower::Service`.
+#[derive(Clone)]
+pub struct App<S> {
+    state: AppState,
+    routes: S,
+}
+
+impl<S> tower::Service<Request> for App<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> <Self as tower::Service<Request>>::Future {
+        use futures_util::FutureExt;
+        let handled = request_context(self.state.clone(), self.routes.clone(), request);
+        // A panic anywhere in a request's handling becomes a 500 in OpenAI's error envelope.
+        Box::pin(
+            std::panic::AssertUnwindSafe(handled)
+                .catch_unwind()
+                .map(|r| {
+                    Ok(r.unwrap_or_else(|_| {
+                        ApiError::internal("the gateway failed while handling this request")
+                            .into_response()
+                    }))
+                }),
+        )
+    }
+}
+
+/// `axum::serve` takes the service itself, as it takes a `Router`: each connection gets a copy.
+impl<'a, L, S> tower::Service<axum::serve::IncomingStream<'a, L>> for App<S>
+where
+    L: axum::serve::Listener,
+    S: Clone,
+{
+    type Response = Self;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(
+        &mut self,
+        _: axum::serve::IncomingStream<'a, L>,
+    ) -> std::future::Ready<Result<Self, std::convert::Infallible>> {
+        std::future::ready(Ok(self.clone()))
+    }
 }
 
 /// Starts the background poller of fine-tuning jobs, as video jobs have (`[jobs]` settings):
@@ -736,18 +814,15 @@ fn server_span(state: &AppState, request: &Request, id: &str) -> tracing::Span {
     }
     let method = request.method().as_str();
     let path = request.uri().path();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or(path, |m| m.as_str());
+    // Named by its method until routing names its route ([`record_route`]).
     let span = tracing::info_span!(
         target: llm_gateway::telemetry::OTEL_TARGET,
         "http.server",
-        otel.name = format_args!("{method} {route}"),
+        otel.name = method,
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
-        http.route = route,
+        http.route = tracing::field::Empty,
         url.path = path,
         http.response.status_code = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
@@ -765,6 +840,29 @@ fn server_span(state: &AppState, request: &Request, id: &str) -> tracing::Span {
     span
 }
 
+/// The OpenTelemetry server span of a request, for [`record_route`].
+#[derive(Clone)]
+struct ServerSpan(tracing::Span);
+
+/// Names the server span by the route the request matched (`POST /v1/videos/{id}`, never the
+/// id itself), once routing has found it: the span starts before routing, which runs inside it.
+async fn record_route(request: Request, next: axum::middleware::Next) -> Response {
+    if let (Some(ServerSpan(span)), Some(route)) = (
+        request.extensions().get::<ServerSpan>(),
+        request.extensions().get::<axum::extract::MatchedPath>(),
+    ) {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.record("http.route", route.as_str());
+        // The OpenTelemetry span has started (whether it is sampled was read from it), so its
+        // name is changed on it: recording `otel.name` now would be ignored.
+        span.context()
+            .span()
+            .update_name(format!("{} {}", request.method(), route.as_str()));
+    }
+    next.run(request).await
+}
+
 /// Whether `span` goes to OpenTelemetry and was sampled (the configured sampler decided when
 /// it started, from the caller's `traceparent` when it sent one).
 fn is_sampled(span: &tracing::Span) -> bool {
@@ -774,11 +872,10 @@ fn is_sampled(span: &tracing::Span) -> bool {
 }
 
 /// Request id, authentication of `/v1/*`, and one log line per request.
-async fn request_context(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn request_context<S>(state: AppState, routes: S, mut request: Request) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
     let id = new_request_id();
     let started = Instant::now();
     let method = request.method().clone();
@@ -824,7 +921,14 @@ async fn request_context(
             id: id.clone(),
             traced,
         });
-        next.run(request).await
+        if !otel.is_disabled() {
+            request.extensions_mut().insert(ServerSpan(otel.clone()));
+        }
+        crate::drain::track(&state, async move {
+            let Ok(response) = tower::ServiceExt::oneshot(routes, request).await;
+            response
+        })
+        .await
     }
     .instrument(span.clone());
     // The server span wraps the request only when it records.

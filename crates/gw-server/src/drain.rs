@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
@@ -106,11 +104,11 @@ impl Drain {
 
 /// Counts every request in flight until its response is done (a stream's whole body), and ends
 /// it when the drain time is over: a handler still running answers 503; a stream ends.
-pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(state: &AppState, handler: impl Future<Output = Response>) -> Response {
     let drain = state.drain();
     let guard = drain.enter();
     let response = tokio::select! {
-        response = next.run(request) => response,
+        response = handler => response,
         () = drain.cancelled() => {
             return ApiError::unavailable("the gateway is shutting down: try again").into_response();
         }

@@ -19,7 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use axum::Router;
+use std::convert::Infallible;
+
+use axum::extract::Request;
+use axum::response::Response;
+use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -69,10 +73,22 @@ pub fn count(configured: usize) -> usize {
 }
 
 impl Workers {
-    /// Starts `count` workers serving `router` (at least one), and an acceptor, on the current
-    /// runtime, that hands each connection `listener` accepts to the next worker in turn, with
-    /// `TCP_NODELAY` set.
-    pub fn start(listener: TcpListener, count: usize, router: Router) -> io::Result<Workers> {
+    /// Starts `count` workers serving `service` (at least one; a [`Router`](axum::Router) or the
+    /// gateway's [`App`](crate::app::App)), and an acceptor, on the current runtime, that hands
+    /// each connection `listener` accepts to the next worker in turn, with `TCP_NODELAY` set.
+    pub fn start<M, S>(listener: TcpListener, count: usize, service: M) -> io::Result<Workers>
+    where
+        M: for<'a> tower::Service<IncomingStream<'a, Incoming>, Error = Infallible, Response = S>
+            + Clone
+            + Send
+            + 'static,
+        for<'a> <M as tower::Service<IncomingStream<'a, Incoming>>>::Future: Send,
+        S: tower::Service<Request, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+    {
         let count = count.max(1);
         let (phase, _) = watch::channel(Phase::Serve);
         let mut inboxes = Vec::with_capacity(count);
@@ -85,7 +101,7 @@ impl Workers {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let router = router.clone();
+            let service = service.clone();
             let mut phase = phase.subscribe();
             let thread = std::thread::Builder::new()
                 .name(format!("gateway-worker-{i}"))
@@ -97,7 +113,7 @@ impl Workers {
                             local_addr,
                         };
                         let mut stop = phase.clone();
-                        let result = axum::serve(incoming, router)
+                        let result = axum::serve(incoming, service)
                             .with_graceful_shutdown(async move {
                                 let _ = stop.wait_for(|p| *p >= Phase::Stop).await;
                             })
@@ -200,7 +216,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 }
 
 /// A worker's side of the acceptor: the connections handed to it, as an axum listener.
-struct Incoming {
+pub struct Incoming {
     connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
     local_addr: SocketAddr,
 }
@@ -238,6 +254,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+    use axum::Router;
 
     /// One request on a new connection; the whole answer as text.
     async fn get_once(addr: SocketAddr, path: &str) -> String {

@@ -288,6 +288,7 @@ async fn spans_follow_the_genai_conventions() {
     assert_eq!(hex(&server_span.parent_span_id), caller_span);
     assert_eq!(server_span.kind, 2, "server");
     assert_eq!(int(server_span, "http.response.status_code"), 200);
+    assert_eq!(text(server_span, "http.route"), "/v1/chat/completions");
     assert_eq!(text(server_span, "gateway.plan"), "pro");
     let chat_span = genai(&plain_id);
     assert_eq!(chat_span.parent_span_id, server_span.span_id);
