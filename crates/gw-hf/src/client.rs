@@ -98,17 +98,13 @@ impl HfClient {
         let Some(bill_to) = &self.bill_to else {
             return self.upstream.post_json(path, body, error::classify).await;
         };
-        let body = serde_json::to_vec(body).map_err(|e| {
-            gateway_core::Error::invalid_request(format!("cannot encode the request: {e}"))
-                .with_provider(PROVIDER)
-        })?;
-        let request = self
-            .upstream
-            .post(path)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(BILL_TO, bill_to.clone())
-            .body(body);
-        gateway_core::http::send(PROVIDER, request, error::classify).await
+        let bill_to = [(
+            reqwest::header::HeaderName::from_static(BILL_TO),
+            bill_to.clone(),
+        )];
+        self.upstream
+            .post_json_with(path, body, &bill_to, error::classify)
+            .await
     }
 }
 

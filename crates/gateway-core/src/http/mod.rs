@@ -20,6 +20,7 @@ use crate::{Error, ErrorKind, ProviderConfig, Result, SecretString};
 pub use reqwest;
 
 mod addr;
+mod direct;
 mod download;
 pub use addr::check_ip;
 pub use download::{DownloadPolicy, DownloadSettings, Downloader, UrlOrigin};
@@ -67,10 +68,18 @@ impl Timeouts {
     }
 }
 
+/// A thread's own clients ([`use_thread_clients`]), one per [`Timeouts`].
+#[derive(Default)]
+struct ThreadClients {
+    reqwest: Vec<(Timeouts, reqwest::Client)>,
+    /// Pools for direct calls ([`direct`]); `None` where a proxy is configured.
+    direct: Vec<(Timeouts, Option<direct::Direct>)>,
+}
+
 thread_local! {
-    /// This thread's own clients, one per [`Timeouts`], once [`use_thread_clients`] was called
-    /// on it; `None` on every other thread.
-    static THREAD_CLIENTS: std::cell::RefCell<Option<Vec<(Timeouts, reqwest::Client)>>> =
+    /// This thread's own clients, once [`use_thread_clients`] was called on it; `None` on every
+    /// other thread.
+    static THREAD_CLIENTS: std::cell::RefCell<Option<ThreadClients>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -85,7 +94,9 @@ thread_local! {
 /// cannot be copied.
 pub fn use_thread_clients() {
     THREAD_CLIENTS.with(|clients| {
-        clients.borrow_mut().get_or_insert_with(Vec::new);
+        clients
+            .borrow_mut()
+            .get_or_insert_with(ThreadClients::default);
     });
 }
 
@@ -93,13 +104,28 @@ pub fn use_thread_clients() {
 fn thread_client(timeouts: Timeouts) -> Option<reqwest::Client> {
     THREAD_CLIENTS.with(|clients| {
         let mut clients = clients.borrow_mut();
-        let clients = clients.as_mut()?;
+        let clients = &mut clients.as_mut()?.reqwest;
         if let Some((_, client)) = clients.iter().find(|(t, _)| *t == timeouts) {
             return Some(client.clone());
         }
         let client = timeouts.build().ok()?;
         clients.push((timeouts, client.clone()));
         Some(client)
+    })
+}
+
+/// This thread's pool for direct calls with `timeouts`, when it has clients of its own: `None`
+/// when it has not, `Some(None)` when calls must go through reqwest (a proxy is configured).
+fn thread_direct(timeouts: Timeouts) -> Option<Option<direct::Direct>> {
+    THREAD_CLIENTS.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        let pools = &mut clients.as_mut()?.direct;
+        if let Some((_, pool)) = pools.iter().find(|(t, _)| *t == timeouts) {
+            return Some(pool.clone());
+        }
+        let pool = direct::Direct::new(timeouts);
+        pools.push((timeouts, pool.clone()));
+        Some(pool)
     })
 }
 
@@ -111,25 +137,28 @@ pub async fn send(
 ) -> Result<reqwest::Response> {
     let (client, request) = request.build_split();
     let request = request.map_err(|e| transport_error(provider, e))?;
-    // Only inside one of the gateway's attempt spans: a request sampled out of tracing has
-    // none, and its provider call must not start a trace of its own.
-    let traced = tracing::Span::current()
-        .metadata()
-        .is_some_and(|m| m.target() == crate::telemetry::OTEL_TARGET);
-    let span = if traced {
-        client_span(&request)
-    } else {
-        tracing::Span::none()
+    let span = client_span(request.method(), request.url());
+    let call = async {
+        client
+            .execute(request)
+            .await
+            .map_err(|e| transport_error(provider, e))
     };
-    let response = client
-        .execute(request)
-        .instrument(span.clone())
-        .await
-        .map_err(|e| {
-            span.record("error.type", "transport");
-            span.record("otel.status_code", "error");
-            transport_error(provider, e)
-        })?;
+    answered(provider, span, call, classify).await
+}
+
+/// Waits for the answer of `call` inside `span`; a non-2xx answer becomes the error `classify`
+/// makes of it.
+async fn answered(
+    provider: &'static str,
+    span: tracing::Span,
+    call: impl Future<Output = Result<reqwest::Response>>,
+    classify: Classify,
+) -> Result<reqwest::Response> {
+    let response = call.instrument(span.clone()).await.inspect_err(|_| {
+        span.record("error.type", "transport");
+        span.record("otel.status_code", "error");
+    })?;
     let status = response.status();
     span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_success() {
@@ -149,15 +178,23 @@ pub async fn send(
 /// The span of one provider call, per the OpenTelemetry HTTP client conventions
 /// (<https://opentelemetry.io/docs/specs/semconv/http/http-spans/>). The URL is recorded without
 /// its query: some providers take their key there.
-fn client_span(request: &reqwest::Request) -> tracing::Span {
-    let url = request.url();
+///
+/// Only inside one of the gateway's attempt spans: a request sampled out of tracing has none,
+/// and its provider call must not start a trace of its own.
+fn client_span(method: &reqwest::Method, url: &reqwest::Url) -> tracing::Span {
+    let traced = tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.target() == crate::telemetry::OTEL_TARGET);
+    if !traced {
+        return tracing::Span::none();
+    }
     tracing::info_span!(
         target: crate::telemetry::OTEL_TARGET,
         "http.client",
-        otel.name = request.method().as_str(),
+        otel.name = method.as_str(),
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
-        http.request.method = request.method().as_str(),
+        http.request.method = method.as_str(),
         server.address = url.host_str().unwrap_or_default(),
         server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
         url.full = %UrlWithoutQuery(url),
@@ -543,10 +580,15 @@ mod tests {
         let first = thread_client(upstream.timeouts.unwrap()).expect("this thread's client");
         let again = thread_client(upstream.timeouts.unwrap()).unwrap();
         assert_eq!(
-            THREAD_CLIENTS.with(|c| c.borrow().as_ref().unwrap().len()),
+            THREAD_CLIENTS.with(|c| c.borrow().as_ref().unwrap().reqwest.len()),
             1
         );
         drop((first, again));
+        let pool = thread_direct(upstream.timeouts.unwrap()).expect("this thread's pools");
+        assert!(
+            pool.is_some(),
+            "a pool for direct calls (is a proxy variable set?)"
+        );
         let local = upstream
             .get_json::<serde_json::Value>("/b?x=1", classify)
             .await;
@@ -731,6 +773,132 @@ mod tests {
         assert_eq!(&read_bounded(response, 5).await.ok().unwrap()[..], b"abcde");
     }
 
+    /// An upstream on `addr` whose reads time out after `read`.
+    fn upstream_with_read_timeout(addr: std::net::SocketAddr, read: Duration) -> Upstream {
+        let cfg = ProviderConfig {
+            read_timeout_ms: Some(read.as_millis() as u64),
+            ..ProviderConfig::default()
+        };
+        let mut b = UpstreamBuilder::default();
+        b.api_key("k1".into());
+        b.base_url(format!("http://{addr}"));
+        b.http = Some(Timeouts::of(&cfg).build().unwrap());
+        b.timeouts = Some(Timeouts::of(&cfg));
+        let up = b
+            .build("p", "https://example.test", Auth::Header("x-api-key"))
+            .unwrap();
+        assert!(
+            up.direct.is_some(),
+            "JSON POSTs go out on hyper's pool (is a proxy variable set?)"
+        );
+        up
+    }
+
+    #[tokio::test]
+    async fn a_direct_post_sends_the_key_the_json_and_the_callers_headers() {
+        let up = echo_upstream().await;
+        assert!(up.direct.is_some());
+        let extra = [(
+            reqwest::header::HeaderName::from_static("x-hf-bill-to"),
+            reqwest::header::HeaderValue::from_static("acme"),
+        )];
+        let response = up
+            .post_json_with(
+                "/v1/chat?x=1",
+                &serde_json::json!({"a": 1}),
+                &extra,
+                classify,
+            )
+            .await
+            .unwrap();
+        let echo: serde_json::Value = read_json("p", response).await.unwrap();
+        assert_eq!(echo["method"], "POST");
+        assert_eq!(echo["target"], "/v1/chat?x=1");
+        assert_eq!(echo["key"], "k1");
+        assert_eq!(echo["accept"], "*/*");
+        assert_eq!(echo["content_type"], "application/json");
+        assert_eq!(echo["body"], r#"{"a":1}"#);
+
+        // A non-2xx answer is classified, with its body, as on reqwest's path.
+        let err = up
+            .post_json("/fail", &serde_json::json!({}), classify)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Upstream { status: 503 });
+        assert_eq!(err.status(), Some(503));
+    }
+
+    #[tokio::test]
+    async fn a_direct_post_times_out_waiting_for_the_head() {
+        let head = test_server::response(200, &[], b"{}");
+        let addr = test_server::serve_slowly(vec![(Duration::from_millis(600), head)]).await;
+        let up = upstream_with_read_timeout(addr, Duration::from_millis(150));
+        let started = std::time::Instant::now();
+        let err = up
+            .post_json("/v1/x", &serde_json::json!({}), classify)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+        assert!(started.elapsed() < Duration::from_millis(550));
+    }
+
+    #[tokio::test]
+    async fn a_steady_stream_outlasts_the_read_timeout_and_a_stalled_one_is_cut() {
+        let read = Duration::from_millis(250);
+        let step = Duration::from_millis(100);
+        // Six chunks 100 ms apart: 600 ms in all, never 250 ms without a byte.
+        let mut steps = vec![(Duration::ZERO, test_server::chunked_head(&[]))];
+        steps.extend((0..6).map(|i| (step, test_server::chunk(format!("c{i}").as_bytes()))));
+        steps.push((step, b"0\r\n\r\n".to_vec()));
+        let addr = test_server::serve_slowly(steps).await;
+        let up = upstream_with_read_timeout(addr, read);
+        let response = up
+            .post_json("/v1/stream", &serde_json::json!({}), classify)
+            .await
+            .unwrap();
+        let parts: Vec<Bytes> = byte_stream("p", response)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(parts.concat(), b"c0c1c2c3c4c5");
+
+        // One chunk, then nothing: cut after the read timeout, as a timeout.
+        let steps = vec![
+            (Duration::ZERO, test_server::chunked_head(&[])),
+            (Duration::ZERO, test_server::chunk(b"first")),
+        ];
+        let addr = test_server::serve_slowly(steps).await;
+        let up = upstream_with_read_timeout(addr, read);
+        let response = up
+            .post_json("/v1/stream", &serde_json::json!({}), classify)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut stream = byte_stream("p", response);
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
+        let err = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= read && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_direct_post_to_a_closed_port_cannot_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let up = upstream_with_read_timeout(addr, Duration::from_secs(5));
+        let err = up
+            .post_json("/v1/x", &serde_json::json!({}), classify)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
+        assert!(!format!("{err:?}").contains("k1"), "{err:?}");
+    }
+
     #[test]
     fn status_table() {
         let h = HeaderMap::new();
@@ -771,6 +939,9 @@ pub struct Upstream {
     /// The settings `http` was built from, when the gateway built it: a thread with clients of
     /// its own then uses its copy.
     timeouts: Option<Timeouts>,
+    /// The pool JSON POSTs go out on, when the gateway built the client and no proxy is
+    /// configured ([`direct`]).
+    direct: Option<direct::Direct>,
     base_url: String,
     /// `base_url`, parsed.
     base: reqwest::Url,
@@ -880,16 +1051,57 @@ impl Upstream {
         body: &T,
         classify: Classify,
     ) -> Result<reqwest::Response> {
+        self.post_json_with(path, body, &[], classify).await
+    }
+
+    /// [`post_json`](Self::post_json) with headers of the caller's besides the key's (e.g. who
+    /// is billed).
+    ///
+    /// On the gateway's own clients it goes out on hyper's pool directly ([`direct`]), the
+    /// provider's hot path; through reqwest where a proxy is configured or the caller handed
+    /// over a client.
+    pub async fn post_json_with<T: serde::Serialize + Sync + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+        headers: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
         // Encoded here so a failure is an invalid request, not a transport error.
         let body = serde_json::to_vec(body).map_err(|e| {
             Error::invalid_request(format!("cannot encode the request: {e}"))
                 .with_provider(self.provider)
         })?;
-        let request = self
-            .post(path)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        send(self.provider, request, classify).await
+        let Some(direct) = self.direct() else {
+            let mut request = self
+                .post(path)
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            for (name, value) in headers {
+                request = request.header(name.clone(), value.clone());
+            }
+            return send(self.provider, request.body(body), classify).await;
+        };
+        let url = self.url(path);
+        let mut all = HeaderMap::with_capacity(3 + headers.len());
+        all.insert(self.auth_header.clone(), self.auth_value.clone());
+        all.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        all.insert(reqwest::header::ACCEPT, direct::default_accept());
+        for (name, value) in headers {
+            all.insert(name.clone(), value.clone());
+        }
+        let span = client_span(&reqwest::Method::POST, &url);
+        let call = direct.post(self.provider, &url, all, body);
+        answered(self.provider, span, call, classify).await
+    }
+
+    /// The pool for direct calls: this thread's when it has pools of its own, else the shared
+    /// one; `None` when calls go through reqwest.
+    fn direct(&self) -> Option<direct::Direct> {
+        let timeouts = self.timeouts?;
+        thread_direct(timeouts).unwrap_or_else(|| self.direct.clone())
     }
 }
 
@@ -996,6 +1208,7 @@ impl UpstreamBuilder {
         Ok(Upstream {
             provider,
             http,
+            direct: timeouts.and_then(direct::Direct::new),
             timeouts,
             base_url,
             base: parsed,

@@ -48,6 +48,46 @@ pub(super) async fn serve(
     addr
 }
 
+/// Answers every request with `steps`, each written after its delay, then holds the connection
+/// open (a stall stays a stall, not an end) until the test's runtime ends.
+pub(super) async fn serve_slowly(steps: Vec<(std::time::Duration, Vec<u8>)>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let steps = Arc::new(steps);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let steps = steps.clone();
+            tokio::spawn(async move {
+                if read_request(&mut stream).await.is_some() {
+                    for (delay, bytes) in steps.iter() {
+                        tokio::time::sleep(*delay).await;
+                        if stream.write_all(bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The head of a chunked answer; [`chunk`] writes its chunks, `b"0\r\n\r\n"` ends it.
+pub(super) fn chunked_head(headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = head(200, headers);
+    out.push_str("transfer-encoding: chunked\r\n\r\n");
+    out.into_bytes()
+}
+
+/// One HTTP chunk.
+pub(super) fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// A whole answer with a `Content-Length`.
 pub(super) fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = head(status, headers);

@@ -1,0 +1,215 @@
+//! Provider calls on hyper's pooled client directly, without reqwest's layers.
+//!
+//! reqwest wraps hyper's client in a stack of its own: per request it clones the header map,
+//! parses the URL into a URI (and its redirect layer parses it again), boxes a timeout future
+//! and a retry policy, and adds extensions. On the gateway's hot path (a chat completion, a
+//! stream) none of that is used: there is no redirect to follow, the URL is the provider's base
+//! and a path, and the headers are the key and a content type. So when the gateway built the
+//! client itself and no proxy is configured, a JSON POST goes out here: the same pool
+//! (`hyper_util`'s, keyed by scheme and host), the same TLS (rustls with the webpki roots and
+//! the process's crypto provider, else ring, as reqwest builds it), HTTP/2 where the provider
+//! offers it over TLS, and the same connect and read timeouts. The answer is handed back as a
+//! `reqwest::Response`, so everything that reads answers stays as it is.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use reqwest::header::{HeaderMap, HeaderValue};
+use tokio::time::Sleep;
+
+use super::Timeouts;
+use crate::{Error, ErrorKind, Result};
+
+/// The environment variables through which reqwest (and curl) take a proxy. When any is set,
+/// provider calls stay on reqwest, which honours them (`NO_PROXY` included).
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// How long an idle pooled connection is kept: reqwest's default.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// One pool of upstream connections with the provider's timeouts.
+#[derive(Clone)]
+pub(crate) struct Direct {
+    pool: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    read: Duration,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Direct")
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Direct {
+    /// A pool with `timeouts`, or `None` when a proxy is configured in the environment (reqwest
+    /// then carries the calls) or TLS cannot be set up.
+    pub(crate) fn new(timeouts: Timeouts) -> Option<Self> {
+        if PROXY_VARIABLES
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+        {
+            return None;
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeouts.connect));
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .ok()?
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let pool = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(https);
+        Some(Self {
+            pool,
+            read: timeouts.read,
+        })
+    }
+
+    /// POSTs `body` to `url` with `headers`; the answer's head must come within the read
+    /// timeout, and then each part of its body.
+    pub(crate) async fn post(
+        &self,
+        provider: &'static str,
+        url: &reqwest::Url,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response> {
+        let uri: hyper::Uri = url.as_str().parse().map_err(|_| {
+            Error::invalid_request("the provider URL cannot be sent").with_provider(provider)
+        })?;
+        let mut request = hyper::Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let response = tokio::time::timeout(self.read, self.pool.request(request))
+            .await
+            .map_err(|_| timed_out(provider))?
+            .map_err(|e| request_error(provider, e))?;
+        let read = self.read;
+        Ok(reqwest::Response::from(response.map(|body| {
+            reqwest::Body::wrap(ReadTimeout {
+                body,
+                read,
+                last: Instant::now(),
+                timer: None,
+            })
+        })))
+    }
+}
+
+/// The `accept` header reqwest sends by default, sent here too so that a provider sees the
+/// same request whichever client carried it.
+pub(crate) fn default_accept() -> HeaderValue {
+    HeaderValue::from_static("*/*")
+}
+
+fn timed_out(provider: &'static str) -> Error {
+    Error::new(ErrorKind::Timeout, "the provider did not answer in time").with_provider(provider)
+}
+
+/// The error of a call that got no answer. hyper-util's errors carry no URL.
+fn request_error(provider: &'static str, e: hyper_util::client::legacy::Error) -> Error {
+    let timed_out = {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut found = false;
+        while let Some(err) = source {
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                found = true;
+                break;
+            }
+            source = err.source();
+        }
+        found
+    };
+    let (kind, message) = if timed_out {
+        (ErrorKind::Timeout, "the provider did not answer in time")
+    } else if e.is_connect() {
+        (ErrorKind::Connect, "cannot connect to the provider")
+    } else {
+        (ErrorKind::Connect, "the request to the provider failed")
+    };
+    Error::new(kind, message)
+        .with_provider(provider)
+        .with_source(e)
+}
+
+/// A response body whose every wait for data is bounded by the read timeout, as reqwest's
+/// `read_timeout` bounds it: a stream that keeps sending is never cut, one that stalls is.
+///
+/// The timer is armed only while the body waits, and moved only when it fires: each frame just
+/// notes the time, so a fast stream does not touch the timer wheel per frame.
+struct ReadTimeout {
+    body: Incoming,
+    read: Duration,
+    /// When the last frame (or the head) arrived.
+    last: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Body for ReadTimeout {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            this.last = Instant::now();
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let timer = this.timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until((this.last + this.read).into()))
+        });
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            let deadline = this.last + this.read;
+            if Instant::now() >= deadline {
+                return Poll::Ready(Some(Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no data from the provider within the read timeout",
+                )))));
+            }
+            timer.as_mut().reset(deadline.into());
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
