@@ -15,8 +15,10 @@
 //! Look-ups never guess: a price the catalog does not state is `None`, and the caller logs the
 //! cost as unknown.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +38,69 @@ pub struct PriceCatalog {
     units: HashMap<(String, String, PriceUnit), Vec<UnitRate>>,
     credits: HashMap<String, Cost>,
 }
+
+/// A price's key as borrowed text: provider, model and (for a unit price) the unit, so a
+/// look-up on every request builds no `String` (`map.get(&(provider, model, unit) as &dyn
+/// PriceKey)`). Hashed and compared as the owned keys are: each text as `str` hashes, in order.
+trait PriceKey {
+    fn parts(&self) -> (&str, &str, Option<PriceUnit>);
+}
+
+impl PriceKey for (String, String) {
+    fn parts(&self) -> (&str, &str, Option<PriceUnit>) {
+        (&self.0, &self.1, None)
+    }
+}
+
+impl PriceKey for (String, String, PriceUnit) {
+    fn parts(&self) -> (&str, &str, Option<PriceUnit>) {
+        (&self.0, &self.1, Some(self.2))
+    }
+}
+
+impl PriceKey for (&str, &str) {
+    fn parts(&self) -> (&str, &str, Option<PriceUnit>) {
+        (self.0, self.1, None)
+    }
+}
+
+impl PriceKey for (&str, &str, PriceUnit) {
+    fn parts(&self) -> (&str, &str, Option<PriceUnit>) {
+        (self.0, self.1, Some(self.2))
+    }
+}
+
+impl<'a> Borrow<dyn PriceKey + 'a> for (String, String) {
+    fn borrow(&self) -> &(dyn PriceKey + 'a) {
+        self
+    }
+}
+
+impl<'a> Borrow<dyn PriceKey + 'a> for (String, String, PriceUnit) {
+    fn borrow(&self) -> &(dyn PriceKey + 'a) {
+        self
+    }
+}
+
+/// As a tuple hashes: its fields in order (a `String` hashes as its `str`).
+impl Hash for dyn PriceKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (provider, model, unit) = self.parts();
+        provider.hash(state);
+        model.hash(state);
+        if let Some(unit) = unit {
+            unit.hash(state);
+        }
+    }
+}
+
+impl PartialEq for dyn PriceKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn PriceKey + '_ {}
 
 /// The price of a token-billed text model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,7 +696,7 @@ impl PriceCatalog {
 
     /// The price of `provider`'s text model `model`, if the catalog has it.
     pub fn text_price(&self, provider: &str, model: &str) -> Option<&TextPrice> {
-        self.text.get(&(provider.to_owned(), model.to_owned()))
+        self.text.get(&(provider, model) as &dyn PriceKey)
     }
 
     /// What `usage` of `provider`'s `model` costs, or `None` when the price is unknown.
@@ -827,7 +892,7 @@ impl PriceCatalog {
     ) -> Option<&UnitRate> {
         let rates = self
             .units
-            .get(&(provider.to_owned(), model.to_owned(), unit))?;
+            .get(&(provider, model, unit) as &dyn PriceKey)?;
         let mut best: Option<&UnitRate> = None;
         let mut tied = false;
         for rate in rates.iter().filter(|r| r.applies_to(qualifiers)) {
