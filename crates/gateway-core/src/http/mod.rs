@@ -842,6 +842,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(550));
     }
 
+    /// The answer of a server that writes `steps`, read with a read timeout of `read`.
+    async fn stream_from(steps: Vec<(Duration, Vec<u8>)>, read: Duration) -> reqwest::Response {
+        let addr = test_server::serve_slowly(steps).await;
+        upstream_with_read_timeout(addr, read)
+            .post_json("/v1/stream", &serde_json::json!({}), classify)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_steady_stream_outlasts_the_read_timeout_and_a_stalled_one_is_cut() {
         let read = Duration::from_millis(250);
@@ -850,13 +859,7 @@ mod tests {
         let mut steps = vec![(Duration::ZERO, test_server::chunked_head(&[]))];
         steps.extend((0..6).map(|i| (step, test_server::chunk(format!("c{i}").as_bytes()))));
         steps.push((step, b"0\r\n\r\n".to_vec()));
-        let addr = test_server::serve_slowly(steps).await;
-        let up = upstream_with_read_timeout(addr, read);
-        let response = up
-            .post_json("/v1/stream", &serde_json::json!({}), classify)
-            .await
-            .unwrap();
-        let parts: Vec<Bytes> = byte_stream("p", response)
+        let parts: Vec<Bytes> = byte_stream("p", stream_from(steps, read).await)
             .map(|r| r.unwrap())
             .collect()
             .await;
@@ -867,12 +870,7 @@ mod tests {
             (Duration::ZERO, test_server::chunked_head(&[])),
             (Duration::ZERO, test_server::chunk(b"first")),
         ];
-        let addr = test_server::serve_slowly(steps).await;
-        let up = upstream_with_read_timeout(addr, read);
-        let response = up
-            .post_json("/v1/stream", &serde_json::json!({}), classify)
-            .await
-            .unwrap();
+        let response = stream_from(steps, read).await;
         let started = std::time::Instant::now();
         let mut stream = byte_stream("p", response);
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
