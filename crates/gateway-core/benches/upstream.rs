@@ -111,11 +111,17 @@ fn call(c: &mut Criterion) {
         "max_tokens": 64,
     });
     let classify: gateway_core::http::Classify = |status, headers, _| {
-        gateway_core::Error::new(gateway_core::http::kind_for_status(status, headers), "bench")
+        gateway_core::Error::new(
+            gateway_core::http::kind_for_status(status, headers),
+            "bench",
+        )
     };
     let mut group = c.benchmark_group("upstream_call");
     for (name, upstream) in [
-        ("json_post/reqwest_before", upstream(Some(reqwest::Client::new()))),
+        (
+            "json_post/reqwest_before",
+            upstream(Some(reqwest::Client::new())),
+        ),
         ("json_post/hyper_pool_direct", upstream(None)),
     ] {
         group.bench_function(name, |b| {

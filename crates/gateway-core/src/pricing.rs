@@ -890,9 +890,7 @@ impl PriceCatalog {
         unit: PriceUnit,
         qualifiers: &PriceQualifiers<'_>,
     ) -> Option<&UnitRate> {
-        let rates = self
-            .units
-            .get(&(provider, model, unit) as &dyn PriceKey)?;
+        let rates = self.units.get(&(provider, model, unit) as &dyn PriceKey)?;
         let mut best: Option<&UnitRate> = None;
         let mut tied = false;
         for rate in rates.iter().filter(|r| r.applies_to(qualifiers)) {
