@@ -13,9 +13,8 @@
 //! been created, so the SDK will not retry the POST automatically", `_SubmissionError` in
 //! <https://github.com/WaveSpeedAI/wavespeed-python/blob/a4207182c5f22beed7e5e797abd655f99110427f/src/wavespeed/api/client.py>).
 
-use std::error::Error as _;
 
-use gateway_core::http::{read_json, reqwest, send};
+use gateway_core::http::{read_json, send};
 use gateway_core::job::poll_job;
 use gateway_core::{Error, ErrorKind, JobId, JobStatus, Result};
 use serde_json::{Map, Value};
@@ -120,10 +119,7 @@ fn submit_failure(e: Error) -> Error {
     if e.status().is_some() {
         return e;
     }
-    let never_connected = e
-        .source()
-        .and_then(|s| s.downcast_ref::<reqwest::Error>())
-        .is_some_and(reqwest::Error::is_connect);
+    let never_connected = gateway_core::http::never_connected(&e);
     match e.kind() {
         ErrorKind::Connect | ErrorKind::Timeout if never_connected => e,
         ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Decode => e.in_doubt(),

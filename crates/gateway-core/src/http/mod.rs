@@ -354,6 +354,21 @@ pub fn transport_error(provider: &'static str, e: reqwest::Error) -> Error {
         .with_source(e.without_url())
 }
 
+/// Whether `e` is a call that never reached the provider: no connection could be made (refused,
+/// unresolvable, a connect timeout, a failed TLS handshake), so nothing was sent. Whichever
+/// client carried the call, reqwest or hyper's pool ([`Upstream::post_json`]).
+pub fn never_connected(e: &Error) -> bool {
+    let Some(source) = std::error::Error::source(e) else {
+        return false;
+    };
+    source
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_connect)
+        || source
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+}
+
 /// The most bytes of message [`error_message`] keeps (a provider's whole body is kept apart, on
 /// the error, truncated by [`Error::with_body`]).
 pub const ERROR_MESSAGE_LIMIT: usize = 512;
@@ -894,6 +909,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
+        assert!(never_connected(&err), "{err:?}");
         assert!(!format!("{err:?}").contains("k1"), "{err:?}");
     }
 
