@@ -13,7 +13,6 @@
 //! been created, so the SDK will not retry the POST automatically", `_SubmissionError` in
 //! <https://github.com/WaveSpeedAI/wavespeed-python/blob/a4207182c5f22beed7e5e797abd655f99110427f/src/wavespeed/api/client.py>).
 
-
 use gateway_core::http::{read_json, send};
 use gateway_core::job::poll_job;
 use gateway_core::{Error, ErrorKind, JobId, JobStatus, Result};
