@@ -575,6 +575,16 @@ mod tests {
             assert_eq!(built.port(), parsed.port(), "{base} {path}");
             assert_eq!(built.username(), parsed.username(), "{base} {path}");
         }
+        // Credentials in the base URL keep the calls on reqwest, which sends them.
+        let mut b = UpstreamBuilder::default();
+        b.api_key("k".into());
+        b.base_url("http://user:pw@example.test".into());
+        assert!(
+            b.build("p", "https://unused.test", Auth::Bearer)
+                .unwrap()
+                .direct
+                .is_none()
+        );
         // Where joined text would cut the path at a `#` (a fragment, never sent), the path is
         // sent whole, the `#` escaped.
         let mut b = UpstreamBuilder::default();
@@ -1114,8 +1124,10 @@ impl Upstream {
     /// The pool for direct calls: this thread's when it has pools of its own, else the shared
     /// one; `None` when calls go through reqwest.
     fn direct(&self) -> Option<direct::Direct> {
+        // No shared pool, no thread's pool either: the calls are reqwest's.
+        let shared = self.direct.as_ref()?;
         let timeouts = self.timeouts?;
-        thread_direct(timeouts).unwrap_or_else(|| self.direct.clone())
+        thread_direct(timeouts).unwrap_or_else(|| Some(shared.clone()))
     }
 }
 
@@ -1222,7 +1234,10 @@ impl UpstreamBuilder {
         Ok(Upstream {
             provider,
             http,
-            direct: timeouts.and_then(direct::Direct::new),
+            // Credentials in the base URL are reqwest's to send (as basic auth).
+            direct: timeouts
+                .filter(|_| parsed.username().is_empty() && parsed.password().is_none())
+                .and_then(direct::Direct::new),
             timeouts,
             base_url,
             base: parsed,
