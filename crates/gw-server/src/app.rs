@@ -879,7 +879,8 @@ where
     let id = new_request_id();
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = request.uri().path();
+    let (api, admin) = (path.starts_with("/v1/"), path.starts_with("/admin/"));
     let otel = server_span(&state, &request, &id);
     let span = tracing::info_span!(
         parent: &otel,
@@ -892,9 +893,8 @@ where
 
     let traced = is_sampled(&otel);
     let handled = async {
-        if path.starts_with("/v1/") {
-            let key = bearer(&request).map(str::to_owned);
-            let caller = match authenticate(&state, key).await {
+        if api {
+            let caller = match authenticate(&state, bearer(&request)).await {
                 Ok(caller) => caller,
                 Err(e) => return e.into_response(),
             };
@@ -908,7 +908,7 @@ where
                 return e.into_response();
             }
             request.extensions_mut().insert(caller);
-        } else if path.starts_with("/admin/") {
+        } else if admin {
             match authenticate_admin(&state, &request) {
                 Ok(admin) => {
                     tracing::Span::current().record("caller", "admin");
@@ -982,9 +982,8 @@ fn bearer(request: &Request) -> Result<&str, ApiError> {
         })
 }
 
-async fn authenticate(state: &AppState, key: Result<String, ApiError>) -> Result<Caller, ApiError> {
+async fn authenticate(state: &AppState, key: Result<&str, ApiError>) -> Result<Caller, ApiError> {
     let key = key?;
-    let key = key.as_str();
     match &state.inner.keys {
         Keys::Static(keys) => keys
             .get(key)
