@@ -13,13 +13,12 @@
 //! that worker (a work-stealing runtime would move them to the other core). The gateway's
 //! handlers compute for microseconds; the heavy parts (SQLite, files) run on blocking threads.
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-
-use std::convert::Infallible;
 
 use axum::extract::Request;
 use axum::response::Response;
