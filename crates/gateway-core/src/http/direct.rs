@@ -40,6 +40,13 @@ const PROXY_VARIABLES: [&str; 6] = [
     "all_proxy",
 ];
 
+/// Whether any proxy variable is set (not empty), `var` reading the environment.
+fn proxy_configured(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    PROXY_VARIABLES
+        .iter()
+        .any(|name| var(name).is_some_and(|v| !v.is_empty()))
+}
+
 /// How long an idle pooled connection is kept: reqwest's default.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
@@ -62,10 +69,7 @@ impl Direct {
     /// A pool with `timeouts`, or `None` when a proxy is configured in the environment (reqwest
     /// then carries the calls) or TLS cannot be set up.
     pub(crate) fn new(timeouts: Timeouts) -> Option<Self> {
-        if PROXY_VARIABLES
-            .iter()
-            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
-        {
+        if proxy_configured(|name| std::env::var_os(name)) {
             return None;
         }
         let mut http = HttpConnector::new();
@@ -136,31 +140,23 @@ fn timed_out(provider: &'static str) -> Error {
 
 /// The error of a call that got no answer. hyper-util's errors carry no URL.
 fn request_error(provider: &'static str, e: hyper_util::client::legacy::Error) -> Error {
-    let timed_out = {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        let mut found = false;
-        while let Some(err) = source {
-            if err
-                .downcast_ref::<std::io::Error>()
+    // A connect timeout comes as an I/O error somewhere down the chain.
+    let connect_timed_out =
+        std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+        .any(|e| {
+            e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            {
-                found = true;
-                break;
-            }
-            source = err.source();
-        }
-        found
-    };
-    let (kind, message) = if timed_out {
-        (ErrorKind::Timeout, "the provider did not answer in time")
+        });
+    let error = if connect_timed_out {
+        timed_out(provider)
     } else if e.is_connect() {
-        (ErrorKind::Connect, "cannot connect to the provider")
+        Error::new(ErrorKind::Connect, "cannot connect to the provider").with_provider(provider)
     } else {
-        (ErrorKind::Connect, "the request to the provider failed")
+        Error::new(ErrorKind::Connect, "the request to the provider failed").with_provider(provider)
     };
-    Error::new(kind, message)
-        .with_provider(provider)
-        .with_source(e)
+    error.with_source(e)
 }
 
 /// A response body whose every wait for data is bounded by the read timeout, as reqwest's
@@ -211,5 +207,27 @@ impl Body for ReadTimeout {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_proxy_variable_keeps_the_calls_on_reqwest() {
+        assert!(!proxy_configured(|_| None));
+        for name in PROXY_VARIABLES {
+            assert!(
+                proxy_configured(|v| (v == name).then(|| "http://proxy:3128".into())),
+                "{name}"
+            );
+            assert!(
+                !proxy_configured(|v| (v == name).then(std::ffi::OsString::new)),
+                "{name} set but empty"
+            );
+        }
+        // `NO_PROXY` alone names exceptions, not a proxy.
+        assert!(!proxy_configured(|v| (v == "NO_PROXY").then(|| "*".into())));
     }
 }
