@@ -142,13 +142,23 @@ impl SseDecoder {
                     continue;
                 }
             }
-            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', bytes) {
                 Some(end) => {
-                    self.line.extend_from_slice(&bytes[..end]);
                     self.after_cr = bytes[end] == b'\r';
+                    if self.line.is_empty() {
+                        // The whole line is in this read (the usual case): read where it lies.
+                        self.on_line(&bytes[..end]);
+                    } else {
+                        self.line.extend_from_slice(&bytes[..end]);
+                        let mut line = std::mem::take(&mut self.line);
+                        self.on_line(&line);
+                        if self.overflow.is_none() {
+                            // Its buffer serves the next split line.
+                            line.clear();
+                            self.line = line;
+                        }
+                    }
                     bytes = &bytes[end + 1..];
-                    let line = std::mem::take(&mut self.line);
-                    self.on_line(&line);
                 }
                 None => {
                     self.line.extend_from_slice(bytes);
@@ -186,24 +196,29 @@ impl SseDecoder {
         if line[0] == b':' {
             return;
         }
-        let line = String::from_utf8_lossy(line);
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
         };
+        // A field name that is not UTF-8 matches none of these, as the standard's decoding
+        // (invalid bytes replaced) would not either.
         match field {
-            "data" => {
+            b"data" => {
+                let value = text(value);
                 if self.has_data {
                     self.data.push('\n');
                 }
                 if self.data.len() + value.len() > self.limits.max_event {
                     return self.fail("event", self.limits.max_event);
                 }
-                self.data.push_str(value);
+                self.data.push_str(&value);
                 self.has_data = true;
             }
-            "event" => self.event = Some(value.to_owned()),
-            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            b"event" => self.event = Some(text(value).into_owned()),
+            b"id" if !value.contains(&0) => self.id = Some(text(value).into_owned()),
             _ => {} // `retry` and unknown fields: nothing a client of ours acts on.
         }
     }
@@ -219,6 +234,15 @@ impl SseDecoder {
             data: std::mem::take(&mut self.data),
             id,
         });
+    }
+}
+
+/// `bytes` as text, invalid UTF-8 replaced as the standard decodes a stream; valid text (all a
+/// provider sends) is only checked, by the standard library's faster validator.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -288,50 +312,101 @@ where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     D: SseDecode,
 {
-    struct State<E, D, I> {
-        events: E,
-        decoder: D,
-        pending: VecDeque<Result<I>>,
-        finished: bool,
-    }
-    let state = State {
-        events: Box::pin(sse_events(bytes)),
+    Decoded {
+        bytes,
+        ended: false,
+        events: SseDecoder::new(),
         decoder,
+        out: Vec::new(),
         pending: VecDeque::new(),
         finished: false,
-    };
-    stream::unfold(state, |mut st| async move {
+    }
+    .boxed()
+}
+
+/// [`decode_stream`]'s stream: polled by hand rather than built from `unfold`, which moves its
+/// whole state into a new future for every item (about twenty per answer).
+struct Decoded<S, D: SseDecode> {
+    bytes: S,
+    /// `bytes` ended.
+    ended: bool,
+    events: SseDecoder,
+    decoder: D,
+    /// The decoder's items for one event, moved to `pending` (kept for its buffer).
+    out: Vec<D::Item>,
+    pending: VecDeque<Result<D::Item>>,
+    /// Nothing more is read: the provider said it was done, or something failed.
+    finished: bool,
+}
+
+// Nothing in it is ever pinned (the byte stream is `Unpin`; items are moved, never polled), so
+// it can be moved whatever its items are.
+impl<S: Unpin, D: SseDecode> Unpin for Decoded<S, D> {}
+
+impl<S, D> Decoded<S, D>
+where
+    D: SseDecode,
+{
+    /// Queues the items of one step of the decoder, then its error, which ends the stream.
+    fn queue(&mut self, step: Result<()>) {
+        self.pending.extend(self.out.drain(..).map(Ok));
+        if let Err(e) = step {
+            self.finished = true;
+            self.pending.push_back(Err(e));
+        }
+    }
+}
+
+impl<S, D> Stream for Decoded<S, D>
+where
+    S: Stream<Item = Result<Bytes>> + Unpin,
+    D: SseDecode,
+{
+    type Item = Result<D::Item>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
         loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
+            if let Some(item) = this.pending.pop_front() {
+                return Poll::Ready(Some(item));
             }
-            if st.finished {
-                return None;
+            if this.finished {
+                return Poll::Ready(None);
             }
-            let mut out = Vec::new();
-            let result = match st.events.next().await {
-                Some(Ok(event)) => match st.decoder.on_event(event, &mut out) {
+            // Every event of what was read before reading more.
+            if let Some(event) = this.events.next_event() {
+                let step = match this.decoder.on_event(event, &mut this.out) {
                     Ok(SseStep::Continue) => Ok(()),
                     Ok(SseStep::Done) => {
-                        st.finished = true;
+                        this.finished = true;
                         Ok(())
                     }
                     Err(e) => Err(e),
-                },
-                Some(Err(e)) => Err(e),
-                None => {
-                    st.finished = true;
-                    st.decoder.on_eof(&mut out)
+                };
+                this.queue(step);
+                continue;
+            }
+            if this.ended {
+                this.finished = true;
+                let step = this.decoder.on_eof(&mut this.out);
+                this.queue(step);
+                continue;
+            }
+            match std::task::ready!(this.bytes.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => {
+                    if let Err(overflow) = this.events.push(&chunk) {
+                        this.queue(Err(overflow.into()));
+                    }
                 }
-            };
-            st.pending.extend(out.into_iter().map(Ok));
-            if let Err(e) = result {
-                st.finished = true;
-                st.pending.push_back(Err(e));
+                Some(Err(e)) => this.queue(Err(e)),
+                None => this.ended = true,
             }
         }
-    })
-    .boxed()
+    }
 }
 
 /// The error for a provider stream that ended before its normal end.
