@@ -971,7 +971,7 @@ pub(crate) struct ChatChunk<'a> {
     pub(crate) object: &'static str,
     pub(crate) created: u64,
     pub(crate) model: &'a str,
-    pub(crate) choices: Vec<ChunkChoice<'a>>,
+    pub(crate) choices: &'a [ChunkChoice<'a>],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) usage: Option<Usage>,
 }

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use bytes::Bytes;
-use futures_util::stream::{self, StreamExt};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::stream::StreamExt;
 use llm_gateway::{CacheStatus, Cost, Metered, RouteId, TextChunk, TextStream, TokenUsage};
 
 use super::{call_context, model_error, set_cache, set_cost, set_route};
@@ -104,7 +104,11 @@ impl PriceFor {
     }
 }
 
-/// The state of one streamed answer being re-encoded as OpenAI chunks.
+/// One streamed answer being re-encoded as OpenAI chunks: the response body. The chunks ready
+/// together are written into one buffer and go out as one body frame, so a provider that
+/// delivers many events in one read (most do, once they are past the first token) costs one
+/// write to the client instead of one per event, and an event that comes alone still goes out
+/// at once (nothing waits for more). Each chunk is serialised straight into that buffer.
 struct Sse {
     upstream: TextStream,
     id: String,
@@ -115,10 +119,37 @@ struct Sse {
     usage: Option<TokenUsage>,
     started: bool,
     done: bool,
+    /// The frames not handed to the server yet; each frame is split off it.
+    buf: BytesMut,
 }
 
+/// The most chunks sent in one frame.
+const COALESCE_EVENTS: usize = 64;
+
 impl Sse {
-    fn frame(&self, choices: Vec<ChunkChoice<'_>>, usage: Option<Usage>) -> Bytes {
+    fn new(
+        upstream: TextStream,
+        request_id: &str,
+        model: String,
+        include_usage: bool,
+        pricing: PriceFor,
+    ) -> Self {
+        Sse {
+            upstream,
+            id: format!("chatcmpl-{request_id}"),
+            model,
+            created: RequestContext::unix_now(),
+            include_usage,
+            pricing,
+            usage: None,
+            started: false,
+            done: false,
+            buf: BytesMut::with_capacity(FRAME_BUFFER),
+        }
+    }
+
+    /// Appends the `data:` event of one chunk.
+    fn frame(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Usage>) {
         let chunk = ChatChunk {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -127,10 +158,23 @@ impl Sse {
             choices,
             usage,
         };
-        data_frame(&serde_json::to_string(&chunk).unwrap_or_default())
+        let start = self.buf.len();
+        self.buf.extend_from_slice(b"data: ");
+        match serde_json::to_writer((&mut self.buf).writer(), &chunk) {
+            Ok(()) => self.buf.extend_from_slice(b"\n\n"),
+            // Not reached (the chunk's fields are text and numbers): the event is left out
+            // whole rather than sent cut.
+            Err(_) => self.buf.truncate(start),
+        }
     }
 
-    fn tool_call(&self, call: ToolCallDelta<'_>) -> Bytes {
+    fn data(&mut self, data: &str) {
+        self.buf.extend_from_slice(b"data: ");
+        self.buf.extend_from_slice(data.as_bytes());
+        self.buf.extend_from_slice(b"\n\n");
+    }
+
+    fn tool_call(&mut self, call: ToolCallDelta<'_>) {
         self.delta(
             Delta {
                 tool_calls: Some([call]),
@@ -140,9 +184,9 @@ impl Sse {
         )
     }
 
-    fn delta(&self, delta: Delta<'_>, finish: Option<&'static str>) -> Bytes {
+    fn delta(&mut self, delta: Delta<'_>, finish: Option<&'static str>) {
         self.frame(
-            vec![ChunkChoice {
+            &[ChunkChoice {
                 index: 0,
                 delta,
                 finish_reason: finish,
@@ -150,53 +194,17 @@ impl Sse {
             None,
         )
     }
-}
 
-/// The stream as OpenAI chunks: a role delta, content deltas, a finish chunk, an optional usage
-/// chunk, then `data: [DONE]`, which ends every stream. A broken provider stream becomes an
-/// error event (then `[DONE]`), never a clean end.
-fn sse_response(
-    upstream: TextStream,
-    ctx: RequestContext,
-    model: String,
-    include_usage: bool,
-    pricing: PriceFor,
-) -> Response {
-    let state = Sse {
-        upstream,
-        id: format!("chatcmpl-{}", ctx.id),
-        model,
-        created: RequestContext::unix_now(),
-        include_usage,
-        pricing,
-        usage: None,
-        started: false,
-        done: false,
-    };
-    let body = stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let mut out: Vec<Bytes> = Vec::new();
-        if !st.started {
-            st.started = true;
-            out.push(st.delta(
-                Delta {
-                    role: Some("assistant"),
-                    content: Some(""),
-                    ..Delta::default()
-                },
-                None,
-            ));
-        }
-        match st.upstream.next().await {
-            Some(Ok(TextChunk::Delta(text))) => out.push(st.delta(
+    /// Appends what `item` of the provider's stream (`None`: its end) becomes.
+    fn on_item(&mut self, item: Option<llm_gateway::Result<TextChunk>>) {
+        match item {
+            Some(Ok(TextChunk::Delta(text))) => self.delta(
                 Delta {
                     content: Some(&text),
                     ..Delta::default()
                 },
                 None,
-            )),
+            ),
             Some(Ok(TextChunk::ToolCall {
                 index,
                 id,
@@ -209,7 +217,7 @@ fn sse_response(
                 // the arguments twice when a provider sends a call whole.
                 let first = id.is_some() || name.is_some();
                 if first {
-                    out.push(st.tool_call(ToolCallDelta {
+                    self.tool_call(ToolCallDelta {
                         index,
                         id: id.as_deref(),
                         kind: Some("function"),
@@ -217,10 +225,10 @@ fn sse_response(
                             name: name.as_deref(),
                             arguments: "",
                         },
-                    }));
+                    });
                 }
                 if !arguments.is_empty() {
-                    out.push(st.tool_call(ToolCallDelta {
+                    self.tool_call(ToolCallDelta {
                         index,
                         id: None,
                         kind: None,
@@ -228,36 +236,90 @@ fn sse_response(
                             name: None,
                             arguments: &arguments,
                         },
-                    }));
+                    });
                 }
             }
             Some(Ok(TextChunk::Finish(reason))) => {
-                out.push(st.delta(Delta::default(), Some(finish_reason(reason))))
+                self.delta(Delta::default(), Some(finish_reason(reason)))
             }
-            Some(Ok(TextChunk::Usage(usage))) => st.usage = Some(usage),
+            Some(Ok(TextChunk::Usage(usage))) => self.usage = Some(usage),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "provider stream failed mid-way");
                 let error = serde_json::json!({ "error": ApiError::from(e).body() });
-                out.push(data_frame(&error.to_string()));
-                out.push(data_frame("[DONE]"));
-                st.done = true;
+                self.data(&error.to_string());
+                self.data("[DONE]");
+                self.done = true;
             }
             None => {
-                if st.include_usage {
-                    let usage = st.usage.unwrap_or_default();
-                    let cost = st.pricing.cost(&usage);
-                    out.push(st.frame(Vec::new(), Some(Usage::new(&usage, cost))));
+                if self.include_usage {
+                    let usage = self.usage.unwrap_or_default();
+                    let cost = self.pricing.cost(&usage);
+                    self.frame(&[], Some(Usage::new(&usage, cost)));
                 }
-                out.push(data_frame("[DONE]"));
-                st.done = true;
+                self.data("[DONE]");
+                self.done = true;
             }
         }
-        Some((stream::iter(out), st))
-    })
-    .flatten();
+    }
+}
 
-    let mut response = axum::body::Body::from_stream(coalesce(body)).into_response();
+impl futures_util::Stream for Sse {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if !this.started {
+            this.started = true;
+            this.delta(
+                Delta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                    ..Delta::default()
+                },
+                None,
+            );
+        }
+        let mut events = 0;
+        while !this.done && events < COALESCE_EVENTS {
+            match this.upstream.poll_next_unpin(cx) {
+                Poll::Ready(item) => {
+                    this.on_item(item);
+                    events += 1;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if this.buf.is_empty() {
+            return if this.done {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        }
+        Poll::Ready(Some(Ok(this.buf.split().freeze())))
+    }
+}
+
+/// Room for a short answer's frames: later frames share the allocation until it is used up.
+const FRAME_BUFFER: usize = 4096;
+
+/// The stream as OpenAI chunks: a role delta, content deltas, a finish chunk, an optional usage
+/// chunk, then `data: [DONE]`, which ends every stream. A broken provider stream becomes an
+/// error event (then `[DONE]`), never a clean end.
+fn sse_response(
+    upstream: TextStream,
+    ctx: RequestContext,
+    model: String,
+    include_usage: bool,
+    pricing: PriceFor,
+) -> Response {
+    let body = Sse::new(upstream, &ctx.id, model, include_usage, pricing);
+    let mut response = axum::body::Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -269,55 +331,73 @@ fn sse_response(
     response
 }
 
-/// The most events sent in one write.
-const COALESCE_EVENTS: usize = 64;
-
-/// The events of `events` that are ready together, sent as one body frame: a provider that
-/// delivers many events in one read (most do, once they are past the first token) costs one
-/// write to the client instead of one per event, and an event that comes alone still goes out
-/// at once (nothing waits for more).
-fn coalesce(
-    events: impl futures_util::Stream<Item = Bytes> + Send + 'static,
-) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    events.ready_chunks(COALESCE_EVENTS).map(|events| {
-        Ok(match <[Bytes; 1]>::try_from(events) {
-            Ok([one]) => one,
-            Err(events) => Bytes::from(events.concat()),
-        })
-    })
-}
-
-fn data_frame(data: &str) -> Bytes {
-    let mut frame = String::with_capacity(data.len() + 8);
-    frame.push_str("data: ");
-    frame.push_str(data);
-    frame.push_str("\n\n");
-    Bytes::from(frame)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use futures_util::stream;
+    use llm_gateway::{Gateway, Registry};
+
     use super::*;
 
-    #[tokio::test]
-    async fn events_ready_together_go_out_as_one_frame_and_a_late_one_alone() {
-        let (late, arrives) = tokio::sync::oneshot::channel::<()>();
-        let ready = stream::iter(["data: a\n\n", "data: b\n\n", "data: c\n\n"].map(Bytes::from));
+    /// An answer whose first three chunks are ready together and whose fourth comes later.
+    fn answer(arrives: tokio::sync::oneshot::Receiver<()>) -> Sse {
+        let ready = stream::iter(["a", "b", "c"].map(|t| Ok(TextChunk::Delta(t.into()))));
         let after = stream::once(async move {
             let _ = arrives.await;
-            Bytes::from("data: d\n\n")
+            Ok(TextChunk::Delta("d".into()))
         });
-        let mut frames = Box::pin(coalesce(ready.chain(after)));
+        let state =
+            AppState::with_static_keys(Gateway::new(Registry::new()), Vec::new(), Vec::new());
+        Sse::new(
+            Box::pin(ready.chain(after)),
+            "req_1",
+            "hf/m".into(),
+            false,
+            PriceFor {
+                state,
+                route: RouteId::new("hf", "m"),
+                cache: CacheStatus::Miss,
+            },
+        )
+    }
+
+    fn contents(frame: &[u8]) -> Vec<String> {
+        let text = std::str::from_utf8(frame).unwrap();
+        assert!(text.ends_with("\n\n"), "whole events only: {text}");
+        text.split_terminator("\n\n")
+            .map(|event| {
+                let data = event.strip_prefix("data: ").unwrap();
+                if data == "[DONE]" {
+                    return data.to_owned();
+                }
+                let chunk: serde_json::Value = serde_json::from_str(data).unwrap();
+                assert_eq!(chunk["id"], "chatcmpl-req_1");
+                assert_eq!(chunk["object"], "chat.completion.chunk");
+                assert_eq!(chunk["model"], "hf/m");
+                chunk["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn chunks_ready_together_go_out_as_one_frame_and_a_late_one_alone() {
+        let (late, arrives) = tokio::sync::oneshot::channel::<()>();
+        let mut frames = answer(arrives);
         let first = frames.next().await.unwrap().unwrap();
-        assert_eq!(first, "data: a\n\ndata: b\n\ndata: c\n\n");
-        // Nothing more is ready: the stream waits for the next event, it does not hold the
+        // The role delta (empty content) first, then the three ready chunks.
+        assert_eq!(contents(&first), ["", "a", "b", "c"]);
+        // Nothing more is ready: the stream waits for the next chunk, it does not hold the
         // first frame back.
         let waiting = tokio::time::timeout(Duration::from_millis(50), frames.next()).await;
-        assert!(waiting.is_err(), "no frame until the next event is there");
+        assert!(waiting.is_err(), "no frame until the next chunk is there");
         late.send(()).unwrap();
-        assert_eq!(frames.next().await.unwrap().unwrap(), "data: d\n\n");
+        // The last chunk and the end, ready together.
+        let last = frames.next().await.unwrap().unwrap();
+        assert_eq!(contents(&last), ["d", "[DONE]"]);
         assert!(frames.next().await.is_none());
     }
 }
