@@ -684,21 +684,132 @@ pub(crate) fn idle_timeout<T: Send + 'static>(
     stream: BoxStream<'static, Result<T>>,
     idle: Duration,
 ) -> BoxStream<'static, Result<T>> {
-    futures_util::stream::unfold((stream, false), move |(mut stream, done)| async move {
-        if done {
-            return None;
-        }
-        match tokio::time::timeout(idle, stream.next()).await {
-            Ok(Some(item)) => Some((item, (stream, false))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the provider sent nothing for {} ms", idle.as_millis()),
-                )),
-                (stream, true),
-            )),
-        }
-    })
+    IdleTimeout {
+        stream,
+        idle,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        // The wait is counted from the first poll, as the caller may start reading later.
+        progressed: true,
+        done: false,
+    }
     .boxed()
+}
+
+/// [`idle_timeout`]'s stream. Its one timer is moved only when the stream is about to wait
+/// after yielding items, not once per item: the items a provider sends in one read (about
+/// twenty per answer, usually) cost one clock read and one timer update, not twenty.
+struct IdleTimeout<T> {
+    stream: BoxStream<'static, Result<T>>,
+    idle: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Items came since the timer was last set.
+    progressed: bool,
+    done: bool,
+}
+
+impl<T> futures_util::Stream for IdleTimeout<T> {
+    type Item = Result<T>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.stream.poll_next_unpin(cx) {
+            Poll::Ready(Some(item)) => {
+                this.progressed = true;
+                return Poll::Ready(Some(item));
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        if std::mem::take(&mut this.progressed) {
+            // The wait starts now: the last item came in this same wake-up.
+            this.timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + this.idle);
+        }
+        match this.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.done = true;
+                Poll::Ready(Some(Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the provider sent nothing for {} ms", this.idle.as_millis()),
+                ))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use futures_util::stream::{self, BoxStream};
+    use gateway_core::{ErrorKind, Result};
+
+    use super::idle_timeout;
+
+    /// `n` items, each `gap` after the last, then (when `stall`) nothing ever again.
+    fn paced(n: u32, gap: Duration, stall: bool) -> BoxStream<'static, Result<u32>> {
+        let items = stream::iter(0..n).then(move |i| async move {
+            tokio::time::sleep(gap).await;
+            Ok(i)
+        });
+        if stall {
+            items.chain(stream::pending()).boxed()
+        } else {
+            items.boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_keeps_sending_outlasts_its_idle_timeout() {
+        let paced = paced(8, Duration::from_millis(40), false);
+        let items: Vec<_> = idle_timeout(paced, Duration::from_millis(150))
+            .collect()
+            .await;
+        // 320 ms in all, never 150 ms without an item.
+        assert_eq!(items.len(), 8);
+        assert!(items.iter().all(|i| i.is_ok()));
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_stalls_is_cut_with_a_timeout_then_ends() {
+        let mut cut = idle_timeout(
+            paced(2, Duration::from_millis(10), true),
+            Duration::from_millis(100),
+        );
+        assert_eq!(cut.next().await.unwrap().unwrap(), 0);
+        assert_eq!(cut.next().await.unwrap().unwrap(), 1);
+        let started = std::time::Instant::now();
+        let error = cut.next().await.unwrap().unwrap_err();
+        assert_eq!(*error.kind(), ErrorKind::Timeout);
+        // Counted from the last item, not from the start of the stream.
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        assert!(cut.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn items_ready_together_pass_and_the_wait_after_them_is_timed() {
+        let ready = stream::iter((0..20).map(Ok))
+            .chain(stream::pending())
+            .boxed();
+        let mut cut = idle_timeout(ready, Duration::from_millis(50));
+        for i in 0..20 {
+            assert_eq!(cut.next().await.unwrap().unwrap(), i);
+        }
+        let error = cut.next().await.unwrap().unwrap_err();
+        assert_eq!(*error.kind(), ErrorKind::Timeout);
+    }
 }
