@@ -273,35 +273,44 @@ impl futures_util::Stream for Sse {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = self.get_mut();
-        if !this.started {
-            this.started = true;
-            this.delta(
-                Delta {
-                    role: Some("assistant"),
-                    content: Some(""),
-                    ..Delta::default()
-                },
-                None,
-            );
-        }
-        let mut events = 0;
-        while !this.done && events < COALESCE_EVENTS {
+        let mut taken = 0;
+        let mut waiting = false;
+        while !this.done && taken < COALESCE_EVENTS {
             match this.upstream.poll_next_unpin(cx) {
                 Poll::Ready(item) => {
+                    if !this.started {
+                        // The role delta goes out with the provider's first chunk.
+                        this.started = true;
+                        this.delta(
+                            Delta {
+                                role: Some("assistant"),
+                                content: Some(""),
+                                ..Delta::default()
+                            },
+                            None,
+                        );
+                    }
                     this.on_item(item);
-                    events += 1;
+                    taken += 1;
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    waiting = true;
+                    break;
+                }
             }
         }
-        if this.buf.is_empty() {
-            return if this.done {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            };
+        if !this.buf.is_empty() {
+            return Poll::Ready(Some(Ok(this.buf.split().freeze())));
         }
-        Poll::Ready(Some(Ok(this.buf.split().freeze())))
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if !waiting {
+            // As many items as one frame takes, none of which makes a chunk (usage reports):
+            // the provider's stream has more ready, read on at the next poll.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 }
 
@@ -347,10 +356,14 @@ mod tests {
             let _ = arrives.await;
             Ok(TextChunk::Delta("d".into()))
         });
+        sse(Box::pin(ready.chain(after)))
+    }
+
+    fn sse(upstream: TextStream) -> Sse {
         let state =
             AppState::with_static_keys(Gateway::new(Registry::new()), Vec::new(), Vec::new());
         Sse::new(
-            Box::pin(ready.chain(after)),
+            upstream,
             "req_1",
             "hf/m".into(),
             false,
@@ -399,5 +412,42 @@ mod tests {
         let last = frames.next().await.unwrap().unwrap();
         assert_eq!(contents(&last), ["d", "[DONE]"]);
         assert!(frames.next().await.is_none());
+    }
+
+    #[test]
+    fn more_items_without_a_chunk_than_one_frame_takes_do_not_stall_the_stream() {
+        // Usage reports make no chunk: a frame's worth of them in a row leaves nothing to send
+        // while the provider's stream has more ready.
+        let usage = (0..2 * COALESCE_EVENTS).map(|_| Ok(TextChunk::Usage(TokenUsage::default())));
+        let items = std::iter::once(Ok(TextChunk::Delta("a".into())))
+            .chain(usage)
+            .chain(std::iter::once(Ok(TextChunk::Delta("b".into()))));
+        let mut frames = sse(Box::pin(stream::iter(items)));
+        // Polled by hand: an executor's other wake-ups (a timeout's timer) would hide a
+        // `Pending` that asked for none.
+        let woken = Arc::new(Woken::default());
+        let waker = futures_util::task::waker(woken.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut events = Vec::new();
+        loop {
+            match frames.poll_next_unpin(&mut cx) {
+                std::task::Poll::Ready(Some(frame)) => events.extend(contents(&frame.unwrap())),
+                std::task::Poll::Ready(None) => break,
+                std::task::Poll::Pending => assert!(
+                    woken.0.swap(false, std::sync::atomic::Ordering::SeqCst),
+                    "Pending without a wake-up, while the provider's stream has items ready"
+                ),
+            }
+        }
+        assert_eq!(events, ["", "a", "b", "[DONE]"]);
+    }
+
+    #[derive(Default)]
+    struct Woken(std::sync::atomic::AtomicBool);
+
+    impl futures_util::task::ArcWake for Woken {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
