@@ -732,10 +732,11 @@ impl<T> futures_util::Stream for IdleTimeout<T> {
             Poll::Pending => {}
         }
         if std::mem::take(&mut this.progressed) {
-            // The wait starts now: the last item came in this same wake-up.
-            this.timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + this.idle);
+            // The wait starts now: the last item came in this same wake-up. (A timeout too
+            // long to add to the clock never fires, as `tokio::time::sleep` has it.)
+            if let Some(deadline) = tokio::time::Instant::now().checked_add(this.idle) {
+                this.timer.as_mut().reset(deadline);
+            }
         }
         match this.timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
@@ -811,5 +812,13 @@ mod idle_tests {
         }
         let error = cut.next().await.unwrap().unwrap_err();
         assert_eq!(*error.kind(), ErrorKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_too_long_for_the_clock_never_fires_and_never_panics() {
+        let paced = paced(3, Duration::from_millis(5), false);
+        let items: Vec<_> = idle_timeout(paced, Duration::MAX).collect().await;
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(|i| i.is_ok()));
     }
 }
