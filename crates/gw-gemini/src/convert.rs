@@ -1067,12 +1067,13 @@ impl SseDecode for StreamDecoder {
     type Item = TextChunk;
 
     fn on_event(&mut self, event: SseEvent, out: &mut Vec<TextChunk>) -> Result<SseStep> {
-        let parsed: wire::StreamEvent = serde_json::from_str(&event.data).map_err(|e| {
-            Error::decode(format!("unexpected stream event: {e}"))
-                .with_provider(PROVIDER)
-                .with_body(&event.data)
-        })?;
-        if parsed.error.is_some() {
+        let resp: wire::GenerateContentResponse =
+            serde_json::from_str(&event.data).map_err(|e| {
+                Error::decode(format!("unexpected stream event: {e}"))
+                    .with_provider(PROVIDER)
+                    .with_body(&event.data)
+            })?;
+        if resp.error.is_some() {
             // An error after the 200: it carries its HTTP status only as `error.code`.
             let status = serde_json::from_str::<wire::ErrorEnvelope>(&event.data)
                 .ok()
@@ -1080,7 +1081,6 @@ impl SseDecode for StreamDecoder {
                 .unwrap_or(500);
             return Err(classify(status, &Default::default(), &event.data));
         }
-        let resp = parsed.response;
         let candidate = resp
             .candidates
             .and_then(|c| c.into_iter().find(|c| c.index.unwrap_or(0) == 0));

@@ -317,23 +317,14 @@ pub(crate) struct GenerateContentResponse {
     /// The response id.
     #[serde(default)]
     pub(crate) response_id: Option<String>,
-}
-
-/// One event of `streamGenerateContent?alt=sse`: a [`GenerateContentResponse`], or an error
-/// object sent after the stream started.
-///
-/// Source: <https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent>
-/// (SDK `_api_client.py::_iter_response_stream` treats
-/// any JSON object with `error` in a stream as a terminal error).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-pub(crate) struct StreamEvent {
-    /// Present on an error event; its shape is that of [`ErrorBody`] but it is classified from
-    /// the raw event text, so it is only tested for presence here.
+    /// Present only on an error event of `streamGenerateContent?alt=sse`, sent after the stream
+    /// started (the SDK's `_api_client.py::_iter_response_stream` treats any JSON object with
+    /// `error` in a stream as a terminal error): <https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent>.
+    /// Its shape is that of [`ErrorBody`], but it is classified from the raw event text, so only
+    /// its presence is read here (skipped, not built: a stream event is parsed per chunk, and a
+    /// `#[serde(flatten)]` wrapper would buffer every event's whole tree first).
     #[serde(default)]
-    pub(crate) error: Option<Value>,
-    /// Everything else.
-    #[serde(flatten)]
-    pub(crate) response: GenerateContentResponse,
+    pub(crate) error: Option<serde::de::IgnoredAny>,
 }
 
 /// One answer.
