@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use bytes::Bytes;
-use futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
 
 use crate::{Error, ErrorKind, Result};
 
@@ -253,32 +253,58 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: From<SseOverflow> + Send,
 {
-    stream::unfold(
-        (bytes, SseDecoder::new(), false),
-        |(mut bytes, mut decoder, mut ended)| async move {
-            loop {
-                if let Some(event) = decoder.next_event() {
-                    return Some((Ok(event), (bytes, decoder, ended)));
-                }
-                if ended {
-                    return None;
-                }
-                match bytes.next().await {
-                    Some(Ok(chunk)) => {
-                        if let Err(overflow) = decoder.push(&chunk) {
-                            ended = true;
-                            return Some((Err(overflow.into()), (bytes, decoder, ended)));
-                        }
-                    }
-                    Some(Err(e)) => {
-                        ended = true;
-                        return Some((Err(e), (bytes, decoder, ended)));
-                    }
-                    None => ended = true,
-                }
+    Events {
+        bytes,
+        decoder: SseDecoder::new(),
+        ended: false,
+    }
+}
+
+/// [`sse_events`]'s stream: polled by hand rather than built from `unfold`, which moves its
+/// whole state into a new future for every event (about twenty per answer).
+struct Events<S> {
+    bytes: S,
+    decoder: SseDecoder,
+    /// `bytes` ended, or failed.
+    ended: bool,
+}
+
+impl<S, E> Stream for Events<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: From<SseOverflow>,
+{
+    type Item = Result<SseEvent, E>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            // Every event of what was read before reading more.
+            if let Some(event) = this.decoder.next_event() {
+                return Poll::Ready(Some(Ok(event)));
             }
-        },
-    )
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.bytes.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => {
+                    if let Err(overflow) = this.decoder.push(&chunk) {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(overflow.into())));
+                    }
+                }
+                Some(Err(e)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => this.ended = true,
+            }
+        }
+    }
 }
 
 /// What a provider's stream decoder says after an event.
@@ -313,9 +339,11 @@ where
     D: SseDecode,
 {
     Decoded {
-        bytes,
-        ended: false,
-        events: SseDecoder::new(),
+        events: Events {
+            bytes,
+            decoder: SseDecoder::new(),
+            ended: false,
+        },
         decoder,
         out: Vec::new(),
         pending: VecDeque::new(),
@@ -327,10 +355,7 @@ where
 /// [`decode_stream`]'s stream: polled by hand rather than built from `unfold`, which moves its
 /// whole state into a new future for every item (about twenty per answer).
 struct Decoded<S, D: SseDecode> {
-    bytes: S,
-    /// `bytes` ended.
-    ended: bool,
-    events: SseDecoder,
+    events: Events<S>,
     decoder: D,
     /// The decoder's items for one event, moved to `pending` (kept for its buffer).
     out: Vec<D::Item>,
@@ -377,34 +402,22 @@ where
             if this.finished {
                 return Poll::Ready(None);
             }
-            // Every event of what was read before reading more.
-            if let Some(event) = this.events.next_event() {
-                let step = match this.decoder.on_event(event, &mut this.out) {
+            let step = match std::task::ready!(this.events.poll_next_unpin(cx)) {
+                Some(Ok(event)) => match this.decoder.on_event(event, &mut this.out) {
                     Ok(SseStep::Continue) => Ok(()),
                     Ok(SseStep::Done) => {
                         this.finished = true;
                         Ok(())
                     }
                     Err(e) => Err(e),
-                };
-                this.queue(step);
-                continue;
-            }
-            if this.ended {
-                this.finished = true;
-                let step = this.decoder.on_eof(&mut this.out);
-                this.queue(step);
-                continue;
-            }
-            match std::task::ready!(this.bytes.poll_next_unpin(cx)) {
-                Some(Ok(chunk)) => {
-                    if let Err(overflow) = this.events.push(&chunk) {
-                        this.queue(Err(overflow.into()));
-                    }
+                },
+                Some(Err(e)) => Err(e),
+                None => {
+                    this.finished = true;
+                    this.decoder.on_eof(&mut this.out)
                 }
-                Some(Err(e)) => this.queue(Err(e)),
-                None => this.ended = true,
-            }
+            };
+            this.queue(step);
         }
     }
 }
@@ -420,6 +433,8 @@ pub fn interrupted(provider: &'static str, what: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::stream;
+
     use super::*;
     use proptest::prelude::*;
 
