@@ -306,6 +306,8 @@ pub struct Store {
     /// Settlements queued for the writer task (see [`Store::flush`]); `None` in the writer's
     /// own copy, so the queue closes when the last handle goes.
     settler: Option<mpsc::Sender<settlement::Queued>>,
+    /// Cuts the writer task's linger short, so a flush is answered at once.
+    hurry: Arc<tokio::sync::Notify>,
     /// Admissions queued for the admission task, which counts them a batch per transaction;
     /// `None` in the tasks' own copies.
     admitter: Option<mpsc::Sender<accounting::PendingAdmission>>,
@@ -372,6 +374,7 @@ impl Store {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             plan_cache: Arc::new(Mutex::new(HashMap::new())),
             settler: None,
+            hurry: Arc::new(tokio::sync::Notify::new()),
             admitter: None,
             ledger: journal
                 .as_ref()
@@ -541,6 +544,7 @@ impl Store {
         let Some(settler) = &self.settler else { return };
         let (done, wait) = tokio::sync::oneshot::channel();
         if settler.send(settlement::Queued::Flush(done)).await.is_ok() {
+            self.hurry.notify_one();
             let _ = wait.await;
         }
     }

@@ -945,13 +945,25 @@ impl Batch<'_> {
     }
 }
 
-/// How many settlements the writer commits in one transaction at most.
-pub(crate) const BATCH: usize = 256;
+/// How many requests' reservations and settlements the writer commits in one transaction at
+/// most (twice this many items: a request has two); a journal replay writes this many
+/// settlements at a time.
+pub(crate) const BATCH: usize = 1024;
+
+/// How long the writer lets work gather after the first item of a batch comes, when the last
+/// batch held more than one item (the load is such that items queue up while one is written).
+/// While it sleeps, queuing an item wakes nobody: without it, under load every few requests woke
+/// the writer (a thread of another runtime, and a context switch on each side) to write a batch
+/// of a handful, each of its statements another round trip to the database thread. What is
+/// queued is in the journal already; this only delays the database's copy.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// Starts the task that writes queued settlements: it takes whatever has queued up (up to
-/// [`BATCH`]) and commits it as one transaction, so under load N settlements cost one commit,
-/// and when idle a settlement is written at once. Once a batch is committed, the journal lets
-/// go of it. It ends when the last handle to the store is dropped, after writing what is queued.
+/// twice [`BATCH`]) and commits it as one transaction, so under load N settlements cost one
+/// commit. Under load (the last batch held more than one item, and was not cut at the limit) it
+/// first lets more gather for [`LINGER`]; when idle, or with a backlog, it writes at once, and a
+/// flush cuts the linger short. Once a batch is committed, the journal lets go of it. It
+/// ends when the last handle to the store is dropped, after writing what is queued.
 pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(16 * BATCH);
     let writer = Store {
@@ -959,12 +971,19 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
         ..store
     };
     tokio::spawn(async move {
-        let mut reserved = Vec::with_capacity(BATCH);
+        let mut reserved = Vec::new();
         let mut released = Vec::new();
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut segments = Vec::with_capacity(BATCH);
+        let mut batch = Vec::new();
+        let mut segments = Vec::new();
         let mut flushes = Vec::new();
+        let mut linger = false;
         while let Some(first) = rx.recv().await {
+            if linger && !matches!(first, Queued::Flush(_)) {
+                tokio::select! {
+                    () = tokio::time::sleep(LINGER) => {}
+                    () = writer.hurry.notified() => {}
+                }
+            }
             let mut next = Some(first);
             while let Some(item) = next.take() {
                 match item {
@@ -983,6 +1002,8 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
                     next = rx.try_recv().ok();
                 }
             }
+            let taken = batch.len() + reserved.len() + released.len();
+            linger = taken > 1 && batch.len() + reserved.len() < 2 * BATCH;
             let all = Batch {
                 reserved: &reserved,
                 released: &released,
