@@ -181,11 +181,9 @@ impl Journal {
             self.rotate(&mut state)?;
         }
         // One write of the whole line, so a kill cuts at most this line.
-        let path = self.segment_path(state.segment);
-        state
-            .file
-            .write_all(&line)
-            .map_err(|e| journal_error(&path, e))?;
+        if let Err(e) = state.file.write_all(&line) {
+            return Err(journal_error(&self.segment_path(state.segment), e));
+        }
         state.size += line.len() as u64;
         let segment = state.segment;
         *state.pending.entry(segment).or_default() += 1;

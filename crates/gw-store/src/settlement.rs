@@ -1036,17 +1036,31 @@ pub(crate) fn spawn_writer(store: Store) -> tokio::sync::mpsc::Sender<Queued> {
 
 /// `[{"route": "gemini/gemini-2.5-flash", "outcome": "ok", "latency_ms": 412}, ...]`.
 pub(crate) fn attempts_json(attempts: &[Attempt]) -> String {
-    let list: Vec<serde_json::Value> = attempts
-        .iter()
-        .map(|a| {
-            serde_json::json!({
-                "route": a.route.to_string(),
-                "outcome": a.outcome.as_str(),
-                "latency_ms": ms(a.latency),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(list).to_string()
+    /// One attempt as it is logged, serialised in place.
+    struct Logged<'a>(&'a Attempt);
+
+    impl serde::Serialize for Logged<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(3))?;
+            map.serialize_entry("route", &format_args!("{}", self.0.route))?;
+            map.serialize_entry("outcome", self.0.outcome.as_str())?;
+            map.serialize_entry("latency_ms", &ms(self.0.latency))?;
+            map.end()
+        }
+    }
+
+    /// The list, serialised without a `Value` or a `String` per route.
+    struct List<'a>(&'a [Attempt]);
+
+    impl serde::Serialize for List<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(Logged))
+        }
+    }
+
+    // Nothing here fails to serialise (string keys, strings and integers).
+    serde_json::to_string(&List(attempts)).unwrap_or_else(|_| String::from("[]"))
 }
 
 /// The tags of a usage-log row as a JSON object, or `None` when there are none.

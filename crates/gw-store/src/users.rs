@@ -1,5 +1,6 @@
 //! Users and their gateway keys.
 
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use gateway_core::{Error, ErrorKind, Result, SecretString};
@@ -77,23 +78,51 @@ pub fn is_well_formed_key(key: &str) -> bool {
 /// `n` random base62 characters from the operating system's CSPRNG.
 pub fn random_base62(n: usize) -> Result<String> {
     let mut out = String::with_capacity(n);
-    let mut buf = [0u8; 64];
-    while out.len() < n {
-        getrandom::fill(&mut buf).map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("the operating system's random number generator failed: {e}"),
-            )
-        })?;
-        // 248 = 4 × 62: bytes at or above it are dropped, so every character is equally likely.
-        for &b in buf.iter().filter(|&&b| b < 248) {
-            out.push(BASE62[usize::from(b % 62)] as char);
-            if out.len() == n {
-                break;
+    RANDOM.with_borrow_mut(|pool| {
+        while out.len() < n {
+            // 248 = 4 × 62: bytes at or above it are dropped, so every character is equally
+            // likely.
+            let b = pool.next()?;
+            if b < 248 {
+                out.push(BASE62[usize::from(b % 62)] as char);
             }
         }
+        Ok(out)
+    })
+}
+
+thread_local! {
+    static RANDOM: RefCell<RandomPool> = const {
+        RefCell::new(RandomPool {
+            bytes: [0; 256],
+            next: 256,
+        })
+    };
+}
+
+/// Bytes of the operating system's CSPRNG, asked for 256 at a time: an id for every request
+/// would otherwise cost a `getrandom` system call each. A byte is zeroed once taken, so what
+/// made a key is not left in memory.
+struct RandomPool {
+    bytes: [u8; 256],
+    next: usize,
+}
+
+impl RandomPool {
+    fn next(&mut self) -> Result<u8> {
+        if self.next == self.bytes.len() {
+            getrandom::fill(&mut self.bytes).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("the operating system's random number generator failed: {e}"),
+                )
+            })?;
+            self.next = 0;
+        }
+        let b = std::mem::take(&mut self.bytes[self.next]);
+        self.next += 1;
+        Ok(b)
     }
-    Ok(out)
 }
 
 /// The hex SHA-256 of a key: the only form in which a key is stored.
@@ -424,5 +453,15 @@ mod tests {
         for &c in BASE62 {
             assert!(s.as_bytes().contains(&c), "{}", c as char);
         }
+    }
+
+    #[test]
+    fn ids_drawn_from_the_pool_differ_across_refills() {
+        // 20 characters take about 21 bytes: 1,000 ids refill the 256-byte pool many times.
+        let ids: std::collections::HashSet<String> =
+            (0..1_000).map(|_| random_base62(20).unwrap()).collect();
+        assert_eq!(ids.len(), 1_000);
+        let taken = RANDOM.with_borrow(|pool| pool.bytes[..pool.next].iter().all(|&b| b == 0));
+        assert!(taken, "bytes handed out are zeroed in the pool");
     }
 }
