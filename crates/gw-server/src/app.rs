@@ -127,13 +127,13 @@ impl KeyCache {
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The user's id (for static keys: the key's name).
-    pub user_id: String,
+    pub user_id: Arc<str>,
     /// The user's (or static key's) name.
-    pub name: String,
+    pub name: Arc<str>,
     /// The user's plan.
-    pub plan: String,
+    pub plan: Arc<str>,
     /// The gateway key used (for static keys: the key's name).
-    pub key_id: String,
+    pub key_id: Arc<str>,
 }
 
 /// The operator, authenticated with the admin key (marks `/admin/*` requests).
@@ -171,11 +171,12 @@ impl AppState {
         let keys = keys
             .into_iter()
             .map(|(entry, secret)| {
+                let name: Arc<str> = entry.name.into();
                 let caller = Caller {
-                    user_id: entry.name.clone(),
-                    key_id: entry.name.clone(),
-                    name: entry.name,
-                    plan: entry.plan.unwrap_or_else(|| "enterprise".into()),
+                    user_id: name.clone(),
+                    key_id: name.clone(),
+                    name,
+                    plan: entry.plan.unwrap_or_else(|| "enterprise".into()).into(),
                 };
                 (secret.expose().to_owned(), caller)
             })
@@ -898,9 +899,9 @@ where
                 Ok(caller) => caller,
                 Err(e) => return e.into_response(),
             };
-            tracing::Span::current().record("caller", caller.name.as_str());
-            otel.record("gateway.user.id", caller.user_id.as_str());
-            otel.record("gateway.plan", caller.plan.as_str());
+            tracing::Span::current().record("caller", &*caller.name);
+            otel.record("gateway.user.id", &*caller.user_id);
+            otel.record("gateway.plan", &*caller.plan);
             if let Err(e) = check_incoming(&state, &caller).await {
                 if let Some(metrics) = state.telemetry().and_then(|t| t.metrics()) {
                     metrics.refused_incoming();
@@ -1001,10 +1002,10 @@ async fn authenticate(state: &AppState, key: Result<&str, ApiError>) -> Result<C
             match store.authenticate(key).await {
                 Ok(Some(user)) => {
                     let caller = Caller {
-                        user_id: user.user_id,
-                        name: user.name,
-                        plan: user.plan,
-                        key_id: user.key_id,
+                        user_id: user.user_id.into(),
+                        name: user.name.into(),
+                        plan: user.plan.into(),
+                        key_id: user.key_id.into(),
                     };
                     cache.put(key, &caller);
                     Ok(caller)
@@ -1020,14 +1021,10 @@ async fn authenticate(state: &AppState, key: Result<&str, ApiError>) -> Result<C
 /// when a shared limiter cannot be reached (never an unchecked pass).
 async fn check_incoming(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     let checks = [
-        (
-            state.inner.user_limit.as_ref(),
-            caller.user_id.as_str(),
-            "user",
-        ),
+        (state.inner.user_limit.as_ref(), &*caller.user_id, "user"),
         (
             state.inner.key_limit.as_ref(),
-            caller.key_id.as_str(),
+            &*caller.key_id,
             "gateway key",
         ),
     ];
@@ -1090,9 +1087,9 @@ mod tests {
     fn the_key_cache_expires_forgets_and_can_be_off() {
         let cache = KeyCache::new(Duration::from_secs(60));
         cache.put("gw_secret", &caller("u1", "k1"));
-        assert_eq!(cache.get("gw_secret").unwrap().key_id, "k1");
+        assert_eq!(cache.get("gw_secret").unwrap().key_id.as_ref(), "k1");
         assert!(cache.get("gw_other").is_none());
-        cache.forget(|c| c.key_id == "k1");
+        cache.forget(|c| &*c.key_id == "k1");
         assert!(cache.get("gw_secret").is_none());
 
         let expired = KeyCache::new(Duration::from_nanos(1));

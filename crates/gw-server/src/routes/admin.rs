@@ -115,7 +115,7 @@ async fn update_user(
     let user = find_user(store, &user).await?;
     let updated = store.set_plan(&user.id, &b.plan).await?;
     if let Some(cache) = state.key_cache() {
-        cache.forget(|caller| caller.user_id == user.id);
+        cache.forget(|caller| *caller.user_id == *user.id);
     }
     Ok(Json(user_json(&updated)))
 }
@@ -162,7 +162,7 @@ async fn revoke_key(
 ) -> Result<Response, ApiError> {
     store(&state)?.revoke_key(&key).await?;
     if let Some(cache) = state.key_cache() {
-        cache.forget(|caller| caller.key_id == key);
+        cache.forget(|caller| *caller.key_id == *key);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

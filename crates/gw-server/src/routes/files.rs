@@ -234,7 +234,7 @@ async fn create(
             let bytes = data.len() as u64;
             media.put(&key, data).await?;
             NewFile {
-                user_id: caller.user_id.clone(),
+                user_id: caller.user_id.to_string(),
                 purpose,
                 filename,
                 bytes,
@@ -260,7 +260,7 @@ async fn create(
                 .map(|s| clean_filename(&s))
                 .unwrap_or_else(|| "dataset.zip".into());
             NewFile {
-                user_id: caller.user_id.clone(),
+                user_id: caller.user_id.to_string(),
                 purpose,
                 filename,
                 bytes: 0,

@@ -262,7 +262,7 @@ async fn create(
         .map_err(|e| model_error(&state, &body.model, e))?;
     let steps = Some(submitted.estimate.units).filter(|s| *s > 0);
     let new = NewFineTuningJob {
-        user_id: caller.user_id.clone(),
+        user_id: caller.user_id.to_string(),
         request_id: ctx.id.clone(),
         route: submitted.route.clone(),
         provider_job_id: submitted.job.0.clone(),

@@ -55,11 +55,11 @@ pub(crate) fn call_context(
     }
     Ok(CallContext {
         request_id: ctx.id.clone(),
-        user_id: Some(caller.user_id),
+        user_id: Some(caller.user_id.to_string()),
         deadline: deadline(headers)?,
         fallbacks: fallbacks.to_vec(),
         tags: Arc::default(),
-        plan: Some(caller.plan),
+        plan: Some(caller.plan.to_string()),
         untraced: !ctx.traced,
         cache: cache_control(headers)?,
     })

@@ -51,7 +51,7 @@ async fn list(
                         "id": model,
                         "object": "model",
                         "created": job.finished_at.unwrap_or(job.created_at) / 1000,
-                        "owned_by": caller.user_id,
+                        "owned_by": &*caller.user_id,
                         "modalities": ["images"],
                     }));
                 }

@@ -167,7 +167,7 @@ async fn own_log(
     let store = state.store().ok_or_else(|| {
         ApiError::off("usage accounting is off: this gateway runs without a store")
     })?;
-    filter.user_id = Some(caller.user_id);
+    filter.user_id = Some(caller.user_id.to_string());
     Ok(Json(log_json(store, &filter, limit).await?))
 }
 
@@ -204,7 +204,7 @@ async fn usage(
     let rows = store.usage_summary(&caller.user_id, &period).await?;
     let mut body = summary_json(&period, &rows);
     body["object"] = json!("usage");
-    body["user"] = json!({"id": caller.user_id, "name": caller.name, "plan": caller.plan});
+    body["user"] = json!({"id": &*caller.user_id, "name": &*caller.name, "plan": &*caller.plan});
     if period == allowance.period {
         body["allowance"] = allowance_json(&allowance);
     }

@@ -283,7 +283,7 @@ async fn create(
         .await
         .map_err(|e| model_error(&state, &body.model, e))?;
     let new = NewVideoJob {
-        user_id,
+        user_id: user_id.to_string(),
         request_id: ctx.id.clone(),
         route: submitted.route.clone(),
         provider_job_id: submitted.job.0.clone(),
