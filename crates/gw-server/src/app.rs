@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gw_store::Store;
@@ -30,10 +30,11 @@ use crate::config::{Config, ConfigError, KeyEntry};
 use crate::error::{ApiError, LoggedError};
 use crate::routes;
 
-/// The header carrying the gateway's id for a request.
-pub const REQUEST_ID_HEADER: &str = "x-gateway-request-id";
+/// The header carrying the gateway's id for a request. A `HeaderName` made once: inserting a
+/// custom header by its `&str` name copies the name into a new allocation every time.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-gateway-request-id");
 /// The header carrying the recorded cost of a request in USD.
-pub const COST_HEADER: &str = "x-gateway-cost-usd";
+pub const COST_HEADER: HeaderName = HeaderName::from_static("x-gateway-cost-usd");
 
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ pub(crate) mod videos;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use llm_gateway::{CacheControl, CacheMode, CacheStatus, CallContext, Cost, ErrorKind, RouteId};
 
@@ -29,8 +29,9 @@ use crate::error::ApiError;
 const DEADLINE_HEADER: &str = "x-gateway-deadline-ms";
 /// The longest deadline a request may ask for.
 const MAX_DEADLINE: Duration = Duration::from_secs(600);
-/// The header naming the route that served a request.
-const ROUTE_HEADER: &str = "x-gateway-route";
+/// The header naming the route that served a request (a `HeaderName`, as
+/// [`crate::app::REQUEST_ID_HEADER`]).
+const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-gateway-route");
 /// The most fallbacks a request may name.
 const MAX_FALLBACKS: usize = 8;
 
@@ -239,7 +240,7 @@ pub(crate) fn model_error(state: &AppState, model: &str, e: llm_gateway::Error) 
 
 /// Names the route that served the request (`x-gateway-route`).
 pub(crate) fn set_route(response: &mut Response, route: &RouteId) {
-    if let Ok(v) = HeaderValue::from_str(&route.to_string()) {
+    if let Some(v) = formatted_value(format_args!("{route}")) {
         response.headers_mut().insert(ROUTE_HEADER, v);
     }
 }
@@ -247,14 +248,55 @@ pub(crate) fn set_route(response: &mut Response, route: &RouteId) {
 /// The recorded cost (`x-gateway-cost-usd`): exact decimal USD, or `unknown`.
 pub(crate) fn set_cost(response: &mut Response, cost: Option<Cost>) {
     let value = cost
-        .and_then(|c| HeaderValue::from_str(&c.to_string()).ok())
+        .and_then(|c| formatted_value(format_args!("{c}")))
         .unwrap_or(HeaderValue::from_static("unknown"));
     response.headers_mut().insert(COST_HEADER, value);
+}
+
+/// `args` as a header value, or `None` when it is not one. Formatted on the stack when it fits
+/// (routes and costs do), so the value is the one allocation, not a `String` copied into it.
+fn formatted_value(args: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
+    struct Stack {
+        buf: [u8; 128],
+        len: usize,
+    }
+    impl std::fmt::Write for Stack {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            self.buf
+                .get_mut(self.len..end)
+                .ok_or(std::fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut stack = Stack {
+        buf: [0; 128],
+        len: 0,
+    };
+    match std::fmt::write(&mut stack, args) {
+        Ok(()) => HeaderValue::from_bytes(&stack.buf[..stack.len]).ok(),
+        Err(_) => HeaderValue::from_str(&args.to_string()).ok(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_formatted_whatever_their_length() {
+        let route = RouteId::new("hf", "meta-llama/Llama-3.1-8B-Instruct:cerebras");
+        let v = formatted_value(format_args!("{route}")).unwrap();
+        assert_eq!(v, "hf/meta-llama/Llama-3.1-8B-Instruct:cerebras");
+        // Past the stack buffer: formatted on the heap instead, not cut.
+        let long = "m".repeat(300);
+        let v = formatted_value(format_args!("hf/{long}")).unwrap();
+        assert_eq!(v.len(), 303);
+        // Not a header value: none, rather than a broken header.
+        assert!(formatted_value(format_args!("a\nb")).is_none());
+    }
 
     fn control(pairs: &[(&str, &str)]) -> Result<CacheControl, ApiError> {
         let mut headers = HeaderMap::new();
