@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::time::Sleep;
@@ -53,7 +53,7 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// One pool of upstream connections with the provider's timeouts.
 #[derive(Clone)]
 pub(crate) struct Direct {
-    pool: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Client<Bare<HttpsConnector<HttpConnector>>, Full<Bytes>>,
     read: Duration,
 }
 
@@ -89,7 +89,7 @@ impl Direct {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)
-            .build(https);
+            .build(Bare(https));
         Some(Self {
             pool,
             read: timeouts.read,
@@ -125,6 +125,88 @@ impl Direct {
                 timer: None,
             })
         })))
+    }
+}
+
+/// A connector whose connections carry no `HttpInfo` (their two addresses): hyper's pool
+/// copies a connection's extras into the extensions of every answer on it (an extension map
+/// and a box a request), and no caller here reads them. What the pool does act on, a proxied
+/// connection and HTTP/2 negotiated by ALPN, is kept.
+#[derive(Clone, Debug)]
+pub(crate) struct Bare<C>(C);
+
+impl<C> tower_service::Service<hyper::Uri> for Bare<C>
+where
+    C: tower_service::Service<hyper::Uri>,
+    C::Future: Send + 'static,
+{
+    type Response = BareStream<C::Response>;
+    type Error = C::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(BareStream) })
+    }
+}
+
+/// A connection of [`Bare`]: the stream as it is, its [`Connected`] without extras.
+#[derive(Debug)]
+pub(crate) struct BareStream<S>(S);
+
+impl<S: Connection> Connection for BareStream<S> {
+    fn connected(&self) -> Connected {
+        let inner = self.0.connected();
+        let bare = Connected::new().proxy(inner.is_proxied());
+        if inner.is_negotiated_h2() {
+            bare.negotiated_h2()
+        } else {
+            bare
+        }
+    }
+}
+
+impl<S: hyper::rt::Read + Unpin> hyper::rt::Read for BareStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: hyper::rt::Write + Unpin> hyper::rt::Write for BareStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -213,6 +295,26 @@ impl Body for ReadTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection that says it is proxied, on HTTP/2, with its address as an extra.
+    struct Described;
+
+    impl Connection for Described {
+        fn connected(&self) -> Connected {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 443));
+            Connected::new().proxy(true).negotiated_h2().extra(addr)
+        }
+    }
+
+    #[test]
+    fn bare_connections_keep_what_the_pool_acts_on_and_no_extras() {
+        let connected = BareStream(Described).connected();
+        assert!(connected.is_proxied());
+        assert!(connected.is_negotiated_h2());
+        let mut extensions = hyper::http::Extensions::new();
+        connected.get_extras(&mut extensions);
+        assert!(extensions.is_empty(), "no extras reach an answer");
+    }
 
     #[test]
     fn any_proxy_variable_keeps_the_calls_on_reqwest() {
