@@ -75,19 +75,46 @@ pub fn is_well_formed_key(key: &str) -> bool {
     })
 }
 
-/// `n` random base62 characters from the operating system's CSPRNG.
+/// `n` random base62 characters from the operating system's CSPRNG, for ids: drawn from a
+/// per-thread pool of its bytes (see [`RandomPool`]).
 pub fn random_base62(n: usize) -> Result<String> {
-    let mut out = String::with_capacity(n);
-    RANDOM.with_borrow_mut(|pool| {
-        while out.len() < n {
-            // 248 = 4 × 62: bytes at or above it are dropped, so every character is equally
-            // likely.
-            let b = pool.next()?;
-            if b < 248 {
-                out.push(BASE62[usize::from(b % 62)] as char);
-            }
+    RANDOM.with_borrow_mut(|pool| base62(n, || pool.next()))
+}
+
+/// `n` random base62 characters for a secret (a gateway key): straight from the operating
+/// system's CSPRNG, so no byte of a key to come waits in a pool in memory.
+fn secret_base62(n: usize) -> Result<String> {
+    let mut buf = [0u8; 64];
+    let mut next = buf.len();
+    base62(n, || {
+        if next == buf.len() {
+            fill_random(&mut buf)?;
+            next = 0;
         }
-        Ok(out)
+        next += 1;
+        Ok(buf[next - 1])
+    })
+}
+
+/// `n` base62 characters from the random bytes `next` gives.
+fn base62(n: usize, mut next: impl FnMut() -> Result<u8>) -> Result<String> {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        // 248 = 4 × 62: bytes at or above it are dropped, so every character is equally likely.
+        let b = next()?;
+        if b < 248 {
+            out.push(BASE62[usize::from(b % 62)] as char);
+        }
+    }
+    Ok(out)
+}
+
+fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("the operating system's random number generator failed: {e}"),
+        )
     })
 }
 
@@ -101,8 +128,7 @@ thread_local! {
 }
 
 /// Bytes of the operating system's CSPRNG, asked for 256 at a time: an id for every request
-/// would otherwise cost a `getrandom` system call each. A byte is zeroed once taken, so what
-/// made a key is not left in memory.
+/// would otherwise cost a `getrandom` system call each. A byte is zeroed once taken.
 struct RandomPool {
     bytes: [u8; 256],
     next: usize,
@@ -111,12 +137,7 @@ struct RandomPool {
 impl RandomPool {
     fn next(&mut self) -> Result<u8> {
         if self.next == self.bytes.len() {
-            getrandom::fill(&mut self.bytes).map_err(|e| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("the operating system's random number generator failed: {e}"),
-                )
-            })?;
+            fill_random(&mut self.bytes)?;
             self.next = 0;
         }
         let b = std::mem::take(&mut self.bytes[self.next]);
@@ -278,7 +299,7 @@ impl Store {
         if self.get_user(user_id).await?.is_none() {
             return Err(no_user(user_id));
         }
-        let plaintext = format!("{KEY_PREFIX}{}", random_base62(KEY_RANDOM_CHARS)?);
+        let plaintext = format!("{KEY_PREFIX}{}", secret_base62(KEY_RANDOM_CHARS)?);
         let info = KeyInfo {
             id: format!("key_{}", random_base62(16)?),
             user_id: user_id.to_owned(),
@@ -423,9 +444,9 @@ mod tests {
 
     #[test]
     fn keys_are_well_formed() {
-        let key = format!("gw_{}", random_base62(40).unwrap());
+        let key = format!("gw_{}", secret_base62(40).unwrap());
         assert!(is_well_formed_key(&key));
-        assert_ne!(key, format!("gw_{}", random_base62(40).unwrap()));
+        assert_ne!(key, format!("gw_{}", secret_base62(40).unwrap()));
         for bad in [
             "",
             "gw_",
@@ -449,9 +470,11 @@ mod tests {
 
     #[test]
     fn base62_uses_every_character() {
-        let s = random_base62(5_000).unwrap();
-        for &c in BASE62 {
-            assert!(s.as_bytes().contains(&c), "{}", c as char);
+        for s in [random_base62(5_000).unwrap(), secret_base62(5_000).unwrap()] {
+            assert_eq!(s.len(), 5_000);
+            for &c in BASE62 {
+                assert!(s.as_bytes().contains(&c), "{}", c as char);
+            }
         }
     }
 
