@@ -299,3 +299,45 @@ async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_burst_larger_than_a_batch_is_written_whole() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let store = journaled(&db, &dir, "burst.settlements").await;
+        let user = store
+            .create_user(&unique("user"), "enterprise")
+            .await
+            .unwrap()
+            .id;
+        // 2,500 requests queue 5,000 items: more than the writer takes in one transaction, so
+        // batches are cut at the limit (no linger) and the rest follows.
+        let admissions: Vec<Admission> = (0..2_500)
+            .map(|_| text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
+            .collect();
+        let answers = admit_all(&[&store], admissions.clone()).await;
+        let period = period_of(answers[0].as_ref().unwrap());
+        for (admission, answer) in admissions.iter().zip(answers) {
+            let reservation = answer.expect("an enterprise plan admits every request");
+            store
+                .settle(reservation, record(admission, 5, 5, Some("0.001")))
+                .await
+                .unwrap();
+        }
+        store.flush().await;
+        let raw = db.raw().await;
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_log WHERE user_id = $1")
+            .bind(&user)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        assert_eq!(rows, 2_500, "one usage row a request");
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+        let used = store.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), 2_500);
+        assert_eq!(used.get(Counter::TextTokens), 2_500 * 10);
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
