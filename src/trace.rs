@@ -108,6 +108,12 @@ impl Trace {
         )
     }
 
+    /// Whether anything hears of this request's end (its span, or the observer behind the
+    /// metrics): [`Trace::ended`] does nothing otherwise.
+    pub(crate) fn reports(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Whether the request's span records (a subscriber takes it).
     pub(crate) fn is_on(&self) -> bool {
         self.0.as_ref().is_some_and(|t| !t.span.is_disabled())

@@ -127,8 +127,9 @@ impl<T> Served<T> {
         if cost.is_none() {
             crate::metering::warn_unpriced(&self.meter.route);
         }
-        let record = self.meter.record_priced(usage, end, cost);
-        self.meter.settle(record).await;
+        self.meter
+            .settle_with(|| self.meter.record_priced(usage, end, cost))
+            .await;
         Metered {
             value: self.value,
             route: self.meter.route.clone(),
