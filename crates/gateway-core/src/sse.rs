@@ -253,11 +253,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: From<SseOverflow> + Send,
 {
-    Events {
-        bytes,
-        decoder: SseDecoder::new(),
-        ended: false,
-    }
+    Events::new(bytes)
 }
 
 /// [`sse_events`]'s stream: polled by hand rather than built from `unfold`, which moves its
@@ -267,6 +263,16 @@ struct Events<S> {
     decoder: SseDecoder,
     /// `bytes` ended, or failed.
     ended: bool,
+}
+
+impl<S> Events<S> {
+    fn new(bytes: S) -> Self {
+        Events {
+            bytes,
+            decoder: SseDecoder::new(),
+            ended: false,
+        }
+    }
 }
 
 impl<S, E> Stream for Events<S>
@@ -339,11 +345,7 @@ where
     D: SseDecode,
 {
     Decoded {
-        events: Events {
-            bytes,
-            decoder: SseDecoder::new(),
-            ended: false,
-        },
+        events: Events::new(bytes),
         decoder,
         out: Vec::new(),
         pending: VecDeque::new(),
