@@ -753,6 +753,8 @@ impl<T> futures_util::Stream for IdleTimeout<T> {
 
 #[cfg(test)]
 mod idle_tests {
+    //! On tokio's paused clock: time moves only when every task waits, so a loaded machine
+    //! cannot stretch a 40 ms gap past a 150 ms timeout.
     use std::time::Duration;
 
     use futures_util::StreamExt;
@@ -774,7 +776,7 @@ mod idle_tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_stream_that_keeps_sending_outlasts_its_idle_timeout() {
         let paced = paced(8, Duration::from_millis(40), false);
         let items: Vec<_> = idle_timeout(paced, Duration::from_millis(150))
@@ -785,7 +787,7 @@ mod idle_tests {
         assert!(items.iter().all(|i| i.is_ok()));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_stream_that_stalls_is_cut_with_a_timeout_then_ends() {
         let mut cut = idle_timeout(
             paced(2, Duration::from_millis(10), true),
@@ -793,15 +795,15 @@ mod idle_tests {
         );
         assert_eq!(cut.next().await.unwrap().unwrap(), 0);
         assert_eq!(cut.next().await.unwrap().unwrap(), 1);
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let error = cut.next().await.unwrap().unwrap_err();
         assert_eq!(*error.kind(), ErrorKind::Timeout);
         // Counted from the last item, not from the start of the stream.
-        assert!(started.elapsed() >= Duration::from_millis(90));
+        assert!(started.elapsed() >= Duration::from_millis(100));
         assert!(cut.next().await.is_none());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn items_ready_together_pass_and_the_wait_after_them_is_timed() {
         let ready = stream::iter((0..20).map(Ok))
             .chain(stream::pending())
@@ -814,7 +816,7 @@ mod idle_tests {
         assert_eq!(*error.kind(), ErrorKind::Timeout);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_timeout_too_long_for_the_clock_never_fires_and_never_panics() {
         let paced = paced(3, Duration::from_millis(5), false);
         let items: Vec<_> = idle_timeout(paced, Duration::MAX).collect().await;
