@@ -521,13 +521,13 @@ impl Gateway {
             }
             match self.retry.delay(retry, &error) {
                 Some(wait) if Instant::now() + wait < run.deadline_at => {
-                    tracing::warn!(route = %route, error = %error, retry = retry + 1, wait_ms = wait.as_millis() as u64, "retrying provider call");
+                    tracing::warn!(request_id = %run.ctx.request_id, route = %route, error = %error, retry = retry + 1, wait_ms = wait.as_millis() as u64, "retrying provider call");
                     tokio::time::sleep(wait).await;
                     retry += 1;
                 }
                 _ => {
                     if more_routes {
-                        tracing::warn!(route = %route, error = %error, "falling back to the next route");
+                        tracing::warn!(request_id = %run.ctx.request_id, route = %route, error = %error, "falling back to the next route");
                     }
                     run.last_error = Some(error);
                     return RouteEnd::Next;

@@ -226,7 +226,7 @@ impl Gateway {
         match Box::pin(self.embed_with(&embed_ctx, req)).await {
             Ok(metered) => metered.value.embeddings.first().and_then(|v| unit(v)),
             Err(e) => {
-                tracing::warn!(error = %e, "the semantic cache's embedding failed: looked up by the exact request only");
+                tracing::warn!(request_id = %ctx.request_id, error = %e, "the semantic cache's embedding failed: looked up by the exact request only");
                 None
             }
         }

@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, ConfigError, KeyEntry};
 use crate::error::{ApiError, LoggedError};
+use crate::log_writer::RequestLine;
 use crate::routes;
 
 /// The header carrying the gateway's id for a request. A `HeaderName` made once: inserting a
@@ -879,12 +880,15 @@ where
     S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
 {
     let id = new_request_id();
-    let started = Instant::now();
+    let (at, started) = (SystemTime::now(), Instant::now());
     let method = request.method().clone();
-    let path = request.uri().path();
+    let uri = request.uri().clone();
+    let path = uri.path();
     let (api, admin) = (path.starts_with("/v1/"), path.starts_with("/admin/"));
     let otel = server_span(&state, &request, &id);
-    let span = tracing::info_span!(
+    // The request's context for what is logged while it runs, at `debug`: the request's own
+    // line says who and what, and the warnings made on its way name its id themselves.
+    let span = tracing::debug_span!(
         parent: &otel,
         "request",
         id = %id,
@@ -894,13 +898,15 @@ where
     );
 
     let traced = is_sampled(&otel);
+    let mut who: Option<Arc<str>> = None;
     let handled = async {
         if api {
             let caller = match authenticate(&state, bearer(&request)).await {
                 Ok(caller) => caller,
                 Err(e) => return e.into_response(),
             };
-            tracing::Span::current().record("caller", &*caller.name);
+            span.record("caller", &*caller.name);
+            who = Some(Arc::clone(&caller.name));
             otel.record("gateway.user.id", &*caller.user_id);
             otel.record("gateway.plan", &*caller.plan);
             if let Err(e) = check_incoming(&state, &caller).await {
@@ -913,7 +919,8 @@ where
         } else if admin {
             match authenticate_admin(&state, &request) {
                 Ok(admin) => {
-                    tracing::Span::current().record("caller", "admin");
+                    span.record("caller", "admin");
+                    who = Some(Arc::clone(&ADMIN));
                     request.extensions_mut().insert(admin);
                 }
                 Err(e) => return e.into_response(),
@@ -950,16 +957,47 @@ where
         otel.record("error.type", response.status().as_str());
         otel.record("otel.status_code", "error");
     }
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let _enter = span.enter();
-    match response.extensions().get::<LoggedError>() {
-        Some(e) => {
-            tracing::warn!(status, elapsed_ms, error_type = e.kind, error = %e.message, "request failed")
+    let elapsed = started.elapsed();
+    let failed = response.extensions().get::<LoggedError>();
+    match crate::log_writer::request_lines() {
+        // Handed over as it is: the log's own thread formats it.
+        Some(log) => {
+            let enabled = match failed {
+                Some(_) => tracing::enabled!(tracing::Level::WARN),
+                None => tracing::enabled!(tracing::Level::INFO),
+            };
+            if enabled {
+                log.push_request(RequestLine {
+                    at,
+                    id,
+                    method,
+                    uri,
+                    caller: who,
+                    status,
+                    elapsed,
+                    error: failed.map(|e| (e.kind, e.message.clone())),
+                });
+            }
         }
-        None => tracing::info!(status, elapsed_ms, "request done"),
+        None => {
+            let _enter = span.enter();
+            let (path, caller) = (uri.path(), who.as_deref());
+            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+            match failed {
+                Some(e) => {
+                    tracing::warn!(%id, %method, path, caller, status, elapsed_ms, error_type = e.kind, error = %e.message, "request failed")
+                }
+                None => {
+                    tracing::info!(%id, %method, path, caller, status, elapsed_ms, "request done")
+                }
+            }
+        }
     }
     response
 }
+
+/// The caller named in the log line of an admin request.
+static ADMIN: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("admin"));
 
 /// The bearer token of a request, or a 401 saying what is wrong with it.
 fn bearer(request: &Request) -> Result<&str, ApiError> {

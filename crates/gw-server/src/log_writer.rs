@@ -7,11 +7,17 @@
 //! dropped and counted, and a line saying how many is written once the output catches up; a
 //! request is never slowed down by its log. Lines still buffered when the process is killed
 //! (`kill -9`, a crash) are lost; [`LogWriter::finish`] writes them on a normal exit.
+//!
+//! The line each request leaves is not formatted by the request: it is handed over as data
+//! ([`RequestLine`]) and the writer thread formats it, in its place among the other lines.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
+use axum::http::{Method, Uri};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// A [`MakeWriter`] for `tracing_subscriber::fmt` whose lines a thread of its own writes out.
@@ -29,13 +35,60 @@ pub struct Flusher {
 struct Shared {
     state: Mutex<State>,
     ready: Condvar,
+    /// Whether request lines are written with ANSI colours, as the other lines are.
+    ansi: AtomicBool,
 }
 
 #[derive(Default)]
 struct State {
     lines: Vec<u8>,
+    /// Request lines, each with the length `lines` had when it came: its place among them.
+    requests: Vec<(usize, RequestLine)>,
     dropped: u64,
     closed: bool,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.requests.is_empty()
+    }
+
+    /// What is buffered, counting a request line at about the size it will have.
+    fn buffered(&self) -> usize {
+        self.lines.len() + self.requests.len() * REQUEST_LINE_BYTES
+    }
+}
+
+/// About the length of a formatted request line, for the buffer's bound.
+const REQUEST_LINE_BYTES: usize = 160;
+
+/// The line one request leaves in the log, as data: the writer thread formats it.
+pub struct RequestLine {
+    /// When the request came.
+    pub at: SystemTime,
+    /// The request id, as in the `x-gateway-request-id` answer header.
+    pub id: String,
+    /// The request's method.
+    pub method: Method,
+    /// The request's URI; only its path is written (a query may carry secrets).
+    pub uri: Uri,
+    /// The caller's name, or `admin`; none when the request was refused before.
+    pub caller: Option<Arc<str>>,
+    /// The answer's status.
+    pub status: u16,
+    /// From the request's arrival to its answer's headers (a stream's body goes on after).
+    pub elapsed: Duration,
+    /// A failed request's error type and message: the line is then a warning.
+    pub error: Option<(&'static str, String)>,
+}
+
+/// The writer request lines go to: see [`LogWriter::take_request_lines`].
+static REQUEST_LINES: OnceLock<LogWriter> = OnceLock::new();
+
+/// The writer that formats request lines, when the process's log has one; without one, the
+/// request's line is a `tracing` event like any other.
+pub fn request_lines() -> Option<&'static LogWriter> {
+    REQUEST_LINES.get()
 }
 
 impl LogWriter {
@@ -47,6 +100,7 @@ impl LogWriter {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             ready: Condvar::new(),
+            ansi: AtomicBool::new(false),
         });
         let thread = std::thread::Builder::new()
             .name("gateway-log".into())
@@ -63,6 +117,29 @@ impl LogWriter {
                 thread: Some(thread),
             },
         ))
+    }
+}
+
+impl LogWriter {
+    /// Makes this writer the process's writer of request lines ([`request_lines`]), with ANSI
+    /// colours or not, like the rest of the log. The first call wins.
+    pub fn take_request_lines(&self, ansi: bool) {
+        self.shared.ansi.store(ansi, Ordering::Relaxed);
+        let _ = REQUEST_LINES.set(self.clone());
+    }
+
+    /// Buffers a request's line, to be formatted and written by the writer thread.
+    pub fn push_request(&self, line: RequestLine) {
+        let mut state = self.shared.lock();
+        let before = state.buffered();
+        if before + REQUEST_LINE_BYTES > LogWriter::MAX_BUFFERED {
+            state.dropped += 1;
+            return;
+        }
+        let at = state.lines.len();
+        state.requests.push((at, line));
+        drop(state);
+        self.shared.woken(before, REQUEST_LINE_BYTES);
     }
 }
 
@@ -92,6 +169,16 @@ impl Shared {
         // A panic while holding the lock leaves a buffer of whole lines: still good to write.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Wakes the writer thread if `added` bytes onto `before` need it: it sleeps only on an
+    /// empty buffer, or for its linger. So the first line wakes it, and so does a buffer that
+    /// fills up; the lines between wait for its round.
+    fn woken(&self, before: usize, added: usize) {
+        let crossed = before < LINGER_MARK && before + added >= LINGER_MARK;
+        if before == 0 || crossed {
+            self.ready.notify_one();
+        }
+    }
 }
 
 /// How long the writer thread lets lines gather after the first one wakes it: one wake-up and
@@ -105,17 +192,17 @@ const LINGER_MARK: usize = LogWriter::MAX_BUFFERED / 4;
 /// buffer fills up or the writer is closing), writes them all in one go; until closed with
 /// nothing left.
 fn write_out(shared: &Shared, mut out: impl Write) {
-    let mut batch = Vec::new();
+    let (mut batch, mut requests, mut formatted) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         let (dropped, closed) = {
             let mut state = shared.lock();
-            while state.lines.is_empty() && state.dropped == 0 && !state.closed {
+            while state.is_empty() && state.dropped == 0 && !state.closed {
                 state = shared
                     .ready
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            if !state.closed && state.lines.len() < LINGER_MARK {
+            if !state.closed && state.buffered() < LINGER_MARK {
                 // Lines written meanwhile find the buffer not empty and wake no one.
                 state = shared
                     .ready
@@ -124,10 +211,25 @@ fn write_out(shared: &Shared, mut out: impl Write) {
                     .0;
             }
             std::mem::swap(&mut batch, &mut state.lines);
+            std::mem::swap(&mut requests, &mut state.requests);
             (std::mem::take(&mut state.dropped), state.closed)
         };
+        let lines = if requests.is_empty() {
+            &batch
+        } else {
+            // The request lines formatted in their places among the others.
+            let ansi = shared.ansi.load(Ordering::Relaxed);
+            let mut from = 0;
+            for (at, line) in requests.drain(..) {
+                formatted.extend_from_slice(&batch[from..at]);
+                from = at;
+                let _ = line.write(&mut formatted, ansi);
+            }
+            formatted.extend_from_slice(&batch[from..]);
+            &formatted
+        };
         // Nowhere to report a failing log output: the lines are dropped.
-        let _ = out.write_all(&batch);
+        let _ = out.write_all(lines);
         if dropped > 0 {
             let _ = writeln!(
                 out,
@@ -136,9 +238,59 @@ fn write_out(shared: &Shared, mut out: impl Write) {
         }
         let _ = out.flush();
         batch.clear();
-        if closed && shared.lock().lines.is_empty() {
+        formatted.clear();
+        if closed && shared.lock().is_empty() {
             return;
         }
+    }
+}
+
+impl RequestLine {
+    /// The line as `tracing_subscriber`'s default format writes an event, under the target
+    /// that emits it without a writer of request lines: `<time> <level> gw_server::app:
+    /// request done id=.. method=.. path=.. caller=".." status=.. elapsed_ms=..`.
+    fn write(&self, out: &mut Vec<u8>, ansi: bool) -> std::io::Result<()> {
+        let (dim, italic, reset) = if ansi {
+            ("\x1b[2m", "\x1b[3m", "\x1b[0m")
+        } else {
+            ("", "", "")
+        };
+        let (level, message) = match self.error {
+            None if ansi => ("\x1b[32m INFO\x1b[0m", "request done"),
+            None => (" INFO", "request done"),
+            Some(_) if ansi => ("\x1b[33m WARN\x1b[0m", "request failed"),
+            Some(_) => (" WARN", "request failed"),
+        };
+        let at = gw_store::UtcMicros(self.at);
+        write!(
+            out,
+            "{dim}{at}{reset} {level} {dim}gw_server::app{reset}{dim}:{reset} {message} "
+        )?;
+        let field =
+            |out: &mut Vec<u8>, name: &str| write!(out, "{italic}{name}{reset}{dim}={reset}");
+        field(out, "id")?;
+        write!(out, "{} ", self.id)?;
+        field(out, "method")?;
+        write!(out, "{} ", self.method)?;
+        field(out, "path")?;
+        write!(out, "{} ", self.uri.path())?;
+        if let Some(caller) = &self.caller {
+            field(out, "caller")?;
+            write!(out, "{caller:?} ")?;
+        }
+        field(out, "status")?;
+        write!(out, "{} ", self.status)?;
+        field(out, "elapsed_ms")?;
+        write!(out, "{:.3}", self.elapsed.as_secs_f64() * 1000.0)?;
+        if let Some((kind, message)) = &self.error {
+            out.push(b' ');
+            field(out, "error_type")?;
+            write!(out, "{kind} ")?;
+            field(out, "error")?;
+            write!(out, "{message:?}")?;
+        }
+        out.push(b'\n');
+        Ok(())
     }
 }
 
@@ -150,19 +302,14 @@ pub struct Line<'a> {
 impl Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let mut state = self.shared.lock();
-        if state.lines.len() + bytes.len() > LogWriter::MAX_BUFFERED {
+        let before = state.buffered();
+        if before + bytes.len() > LogWriter::MAX_BUFFERED {
             state.dropped += 1;
             return Ok(bytes.len());
         }
-        let before = state.lines.len();
         state.lines.extend_from_slice(bytes);
         drop(state);
-        // The writer thread sleeps only on an empty buffer, or for its linger: wake it for the
-        // first line, or to write a buffer that fills up; the lines between wait for its round.
-        let crossed = before < LINGER_MARK && before + bytes.len() >= LINGER_MARK;
-        if before == 0 || crossed {
-            self.shared.ready.notify_one();
-        }
+        self.shared.woken(before, bytes.len());
         Ok(bytes.len())
     }
 
@@ -231,6 +378,52 @@ mod tests {
             let expected: Vec<String> = (0..1000).map(|i| format!("t{t} line {i}")).collect();
             assert_eq!(mine, expected, "thread {t}'s lines, in its order");
         }
+    }
+
+    fn request_line(id: &str, error: Option<(&'static str, String)>) -> RequestLine {
+        RequestLine {
+            at: std::time::UNIX_EPOCH + Duration::from_micros(1_795_680_142_123_456),
+            id: id.into(),
+            method: Method::POST,
+            uri: "/v1/chat/completions?key=secret".parse().unwrap(),
+            caller: Some("team \"a\"\nnext".into()),
+            status: if error.is_some() { 429 } else { 200 },
+            elapsed: Duration::from_micros(1_234_567),
+            error,
+        }
+    }
+
+    #[test]
+    fn request_lines_are_formatted_in_their_place_among_the_others() {
+        let sink = Sink::default();
+        let (writer, flusher) = LogWriter::start(sink.clone()).unwrap();
+        writer.make_writer().write_all(b"before\n").unwrap();
+        writer.push_request(request_line("gw-1", None));
+        writer.make_writer().write_all(b"between\n").unwrap();
+        writer.push_request(request_line(
+            "gw-2",
+            Some(("rate_limit_exceeded", "over the plan".into())),
+        ));
+        writer.make_writer().write_all(b"after\n").unwrap();
+        flusher.finish();
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "before",
+                "2026-11-26T08:02:22.123456Z  INFO gw_server::app: request done id=gw-1 \
+                 method=POST path=/v1/chat/completions caller=\"team \\\"a\\\"\\nnext\" \
+                 status=200 elapsed_ms=1234.567",
+                "between",
+                "2026-11-26T08:02:22.123456Z  WARN gw_server::app: request failed id=gw-2 \
+                 method=POST path=/v1/chat/completions caller=\"team \\\"a\\\"\\nnext\" \
+                 status=429 elapsed_ms=1234.567 error_type=rate_limit_exceeded \
+                 error=\"over the plan\"",
+                "after",
+            ],
+            "the query is left out, names are quoted and escaped: one line per request"
+        );
     }
 
     /// An output that blocks until told to go on: lines past the bound are dropped and counted,

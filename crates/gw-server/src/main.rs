@@ -175,6 +175,7 @@ fn init_logging(admin: bool, telemetry: &Telemetry) -> std::io::Result<Option<Fl
         (BoxMakeWriter::new(std::io::stderr), None)
     } else {
         let (writer, flusher) = LogWriter::start(std::io::stderr())?;
+        writer.take_request_lines(ansi);
         (BoxMakeWriter::new(writer), Some(flusher))
     };
     match telemetry.layer() {

@@ -149,7 +149,7 @@ pub use reads::{
     Allowance, LogFilter, LogTotals, LoggedAttempt, Remaining, SummaryRow, UsageLogRow,
 };
 pub use recovery::{Maintenance, RECOVERED};
-pub use time::format_utc;
+pub use time::{UtcMicros, format_utc};
 pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key, random_base62};
 
 #[doc(no_inline)]

@@ -61,6 +61,26 @@ pub fn format_utc(t: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
+/// `t` in UTC as RFC 3339 to the microsecond, as a log line's timestamp:
+/// `2026-11-26T08:02:22.123456Z`. Formats where it is written, without a `String` of its own.
+pub struct UtcMicros(pub SystemTime);
+
+impl std::fmt::Display for UtcMicros {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (year, month, day, secs) = civil(self.0);
+        let (h, m, s) = (secs / 3_600, secs / 60 % 60, secs % 60);
+        let micros = self
+            .0
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_micros();
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{micros:06}Z"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +104,9 @@ mod tests {
             assert_eq!(month_key(at(secs)), month, "{secs}");
             assert_eq!(format_utc(at(secs)), stamp, "{secs}");
         }
+        let t = at(1_795_680_142) + Duration::from_micros(123_456);
+        assert_eq!(UtcMicros(t).to_string(), "2026-11-26T08:02:22.123456Z");
+        assert_eq!(UtcMicros(at(0)).to_string(), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]

@@ -245,7 +245,8 @@ impl Sse {
             Some(Ok(TextChunk::Usage(usage))) => self.usage = Some(usage),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "provider stream failed mid-way");
+                let request_id = self.id.strip_prefix("chatcmpl-").unwrap_or(&self.id);
+                tracing::warn!(request_id, error = %e, "provider stream failed mid-way");
                 let error = serde_json::json!({ "error": ApiError::from(e).body() });
                 self.data(&error.to_string());
                 self.data("[DONE]");
