@@ -5,6 +5,12 @@
 mod admin;
 mod client;
 
+/// jemalloc rather than glibc's allocator: measured faster on the server's JSON paths, and no
+/// slower on streams (BENCHMARKS.md, "The request path"); the `jemalloc` feature, on by default.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
