@@ -64,7 +64,7 @@ const REQUEST_LINE_BYTES: usize = 160;
 
 /// The line one request leaves in the log, as data: the writer thread formats it.
 pub struct RequestLine {
-    /// When the request came.
+    /// When the request came; the line is stamped `at + elapsed`, when its answer began.
     pub at: SystemTime,
     /// The request id, as in the `x-gateway-request-id` answer header.
     pub id: String,
@@ -72,7 +72,7 @@ pub struct RequestLine {
     pub method: Method,
     /// The request's URI; only its path is written (a query may carry secrets).
     pub uri: Uri,
-    /// The caller's name, or `admin`; none when the request was refused before.
+    /// The caller's name, or `admin`; none when the request was refused before it was known.
     pub caller: Option<Arc<str>>,
     /// The answer's status.
     pub status: u16,
@@ -261,7 +261,8 @@ impl RequestLine {
             Some(_) if ansi => ("\x1b[33m WARN\x1b[0m", "request failed"),
             Some(_) => (" WARN", "request failed"),
         };
-        let at = gw_store::UtcMicros(self.at);
+        // Stamped when the request's answer began, as the event it stands for would be.
+        let at = gw_store::UtcMicros(self.at + self.elapsed);
         write!(
             out,
             "{dim}{at}{reset} {level} {dim}gw_server::app{reset}{dim}:{reset} {message} "
@@ -412,11 +413,11 @@ mod tests {
             lines,
             [
                 "before",
-                "2026-11-26T08:02:22.123456Z  INFO gw_server::app: request done id=gw-1 \
+                "2026-11-26T08:02:23.358023Z  INFO gw_server::app: request done id=gw-1 \
                  method=POST path=/v1/chat/completions caller=\"team \\\"a\\\"\\nnext\" \
                  status=200 elapsed_ms=1234.567",
                 "between",
-                "2026-11-26T08:02:22.123456Z  WARN gw_server::app: request failed id=gw-2 \
+                "2026-11-26T08:02:23.358023Z  WARN gw_server::app: request failed id=gw-2 \
                  method=POST path=/v1/chat/completions caller=\"team \\\"a\\\"\\nnext\" \
                  status=429 elapsed_ms=1234.567 error_type=rate_limit_exceeded \
                  error=\"over the plan\"",
