@@ -118,9 +118,7 @@ impl LogWriter {
             },
         ))
     }
-}
 
-impl LogWriter {
     /// Makes this writer the process's writer of request lines ([`request_lines`]), with ANSI
     /// colours or not, like the rest of the log. The first call wins.
     pub fn take_request_lines(&self, ansi: bool) {
