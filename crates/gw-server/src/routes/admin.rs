@@ -11,6 +11,7 @@ use gw_store::{KeyInfo, Store, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::JsonBody;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::routes::usage::{is_period, log_json, log_query, summary_json};
@@ -33,8 +34,8 @@ fn store(state: &AppState) -> Result<&Store, ApiError> {
     })
 }
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
+fn body<T>(body: Result<JsonBody<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|JsonBody(b)| b)
         .map_err(|r| ApiError::invalid(None, r.body_text()))
 }
 
@@ -73,7 +74,7 @@ struct NewUser {
 
 async fn create_user(
     State(state): State<AppState>,
-    b: Result<Json<NewUser>, JsonRejection>,
+    b: Result<JsonBody<NewUser>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
     let user = store(&state)?.create_user(&b.name, &b.plan).await?;
@@ -108,7 +109,7 @@ struct UserUpdate {
 async fn update_user(
     State(state): State<AppState>,
     Path(user): Path<String>,
-    b: Result<Json<UserUpdate>, JsonRejection>,
+    b: Result<JsonBody<UserUpdate>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
     let store = store(&state)?;

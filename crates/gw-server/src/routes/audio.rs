@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::upload::{bad_form, merge_options};
-use super::{call_context, model_error, set_cache, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 
@@ -119,9 +119,9 @@ async fn speech(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<SpeechBody>, JsonRejection>,
+    body: Result<JsonBody<SpeechBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core()?;
     let call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
     let Metered {

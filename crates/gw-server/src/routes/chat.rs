@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::StreamExt;
 use llm_gateway::{CacheStatus, Cost, Metered, RouteId, TextChunk, TextStream, TokenUsage};
 
-use super::{call_context, model_error, set_cache, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
@@ -30,9 +30,9 @@ async fn chat(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<ChatCompletionRequest>, JsonRejection>,
+    body: Result<JsonBody<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core()?;
     let mut call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
     call.tags = Arc::new(body.tags()?);

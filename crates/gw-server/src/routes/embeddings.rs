@@ -14,7 +14,7 @@ use llm_gateway::{EmbeddingRequest, Metered, encode_base64};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{call_context, model_error, set_cache, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::end_user_tags;
@@ -167,9 +167,9 @@ async fn embeddings(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<EmbeddingsRequest>, JsonRejection>,
+    body: Result<JsonBody<EmbeddingsRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let (req, encoding) = body.to_core()?;
     let mut call = call_context(&ctx, caller, &headers, &body.fallbacks)?;
     call.tags = Arc::new(end_user_tags(body.user.as_ref())?);

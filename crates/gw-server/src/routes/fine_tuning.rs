@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::files::{FINE_TUNE, storage};
-use super::{call_context, model_error, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::fine_tuning_jobs::advance;
@@ -212,9 +212,9 @@ async fn create(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let (store, media) = storage(&state)?;
     body.check()?;
     let gateway = state.gateway();

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::upload::{JsonOrForm, bad_form, json_image, json_or_form, merge_options, uploaded};
-use super::{call_context, model_error, set_cache, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::end_user_tags;
@@ -204,9 +204,9 @@ async fn generations(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<GenerationBody>, JsonRejection>,
+    body: Result<JsonBody<GenerationBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let mut req = body.to_core()?;
     // A fine-tuned model runs its family's LoRA model with the caller's stored LoRA.
     if req.model.starts_with("ft:") {

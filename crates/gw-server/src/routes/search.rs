@@ -15,7 +15,7 @@ use llm_gateway::{Cost, Metered, RequestTags, SearchRequest, SearchResponse, Tim
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{call_context, model_error, set_cache, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::end_user_tags;
@@ -192,9 +192,9 @@ async fn search(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<SearchBody>, JsonRejection>,
+    body: Result<JsonBody<SearchBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core()?;
     let tags = end_user_tags(body.user.as_ref())?;
     let metered = run(&state, &ctx, caller, &headers, &body.fallbacks, tags, req).await?;
@@ -308,9 +308,9 @@ async fn litellm_search(
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<LiteLlmBody>, JsonRejection>,
+    body: Result<JsonBody<LiteLlmBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
+    let JsonBody(body) = body.map_err(ApiError::from_json)?;
     let req = body.to_core(&provider)?;
     let tags = RequestTags::default();
     let metered = run(&state, &ctx, caller, &headers, &[], tags, req).await?;
