@@ -40,7 +40,6 @@ const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-gateway-route");
 /// The most fallbacks a request may name.
 const MAX_FALLBACKS: usize = 8;
 
-/// The call context of a request by `caller` with `headers`, adding `fallbacks`.
 /// A JSON request body, taken as axum's [`Json`] takes it, without that extractor's cost on a
 /// good body: `Json` parses through `serde_path_to_error`, which allocates a `String` for every
 /// key it passes so that it can name the field at fault (about a tenth of a chat request's
@@ -88,6 +87,7 @@ fn is_json(headers: &HeaderMap) -> bool {
             || (sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json")))
 }
 
+/// The call context of a request by `caller` with `headers`, adding `fallbacks`.
 pub(crate) fn call_context(
     ctx: &RequestContext,
     caller: Caller,
