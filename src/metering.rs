@@ -177,25 +177,20 @@ impl Meter {
         }
     }
 
-    /// Settles the record `make` builds, as [`Meter::settle`]. With no reservation to settle
+    /// Reports the record `make` builds to the trace and settles it (when there is an
+    /// accounting), logging a failure to settle: the reservation then stays, and recovery
+    /// settles it at its estimate, so nothing goes unaccounted. With no reservation to settle
     /// and no trace to report to (a gateway without a store or telemetry), the record, which
     /// copies the request's names, is never built.
-    pub(crate) fn settle_with(&self, make: impl FnOnce() -> UsageRecord) -> BoxFuture<'static, ()> {
-        let settles = self.accounting.is_some() && self.reservation.is_some();
-        if !settles && !self.trace.reports() {
+    pub(crate) fn settle(&self, make: impl FnOnce() -> UsageRecord) -> BoxFuture<'static, ()> {
+        let settling = self.accounting.clone().zip(self.reservation.clone());
+        if settling.is_none() && !self.trace.reports() {
             return Box::pin(async {});
         }
-        self.settle(make())
-    }
-
-    /// Settles (when there is an accounting) and logs a failure to do so: the reservation then
-    /// stays, and recovery settles it at its estimate, so nothing goes unaccounted.
-    pub(crate) fn settle(&self, record: UsageRecord) -> BoxFuture<'static, ()> {
+        let record = make();
         self.trace
             .ended(&record, self.reservation.as_ref().map(|r| &r.estimate));
-        let (Some(accounting), Some(reservation)) =
-            (self.accounting.clone(), self.reservation.clone())
-        else {
+        let Some((accounting, reservation)) = settling else {
             return Box::pin(async {});
         };
         Box::pin(async move {
@@ -301,7 +296,7 @@ impl<T: Send + 'static, U: StreamUsage<T>> MeteredStream<T, U> {
             retries: self.retries,
             ttft: self.first_output,
         };
-        self.meter.settle_with(|| self.meter.record(usage, end))
+        self.meter.settle(|| self.meter.record(usage, end))
     }
 }
 

@@ -61,7 +61,7 @@ impl Failed {
                 .as_ref()
                 .filter(|_| self.error.is_in_doubt())
                 .map(|r| r.estimate);
-            let record = match reserved {
+            let record = || match reserved {
                 Some(estimate) => {
                     let usage = Usage {
                         tokens: gateway_core::TokenUsage {
@@ -128,7 +128,7 @@ impl<T> Served<T> {
             crate::metering::warn_unpriced(&self.meter.route);
         }
         self.meter
-            .settle_with(|| self.meter.record_priced(usage, end, cost))
+            .settle(|| self.meter.record_priced(usage, end, cost))
             .await;
         Metered {
             value: self.value,
@@ -266,7 +266,7 @@ impl Drop for Run<'_> {
             ..End::default()
         };
         let cost = reserved.and_then(|a| a.cost);
-        let settle = meter.settle(meter.record_priced(usage, end, cost));
+        let settle = meter.settle(|| meter.record_priced(usage, end, cost));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(settle);

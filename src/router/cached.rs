@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gateway_core::{
     Amount, CacheHit, Cost, EmbeddingRequest, ErrorKind, Modality, Result, RouteId, Usage,
+    UsageRecord,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -293,12 +294,16 @@ impl Gateway {
             billable: count,
             ..End::default()
         };
-        let mut record = meter.record_priced(Usage::default(), end, Some(Cost::ZERO));
-        record.cached = Some(CacheHit {
+        let hit = CacheHit {
             semantic: matches!(found.status, CacheStatus::SemanticHit { .. }),
             saved: found.saved,
-        });
-        meter.settle(record).await;
+        };
+        meter
+            .settle(|| UsageRecord {
+                cached: Some(hit),
+                ..meter.record_priced(Usage::default(), end, Some(Cost::ZERO))
+            })
+            .await;
         Ok(Some(Metered {
             value: found.value,
             route: found.route,
