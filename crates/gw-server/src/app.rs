@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, ConfigError, KeyEntry};
 use crate::error::{ApiError, LoggedError};
-use crate::log_writer::RequestLine;
+use crate::log_writer::{REQUEST_TARGET, RequestLine};
 use crate::routes;
 
 /// The header carrying the gateway's id for a request. A `HeaderName` made once: inserting a
@@ -963,8 +963,8 @@ where
         // Handed over as it is: the log's own thread formats it.
         Some(log) => {
             let enabled = match failed {
-                Some(_) => tracing::enabled!(tracing::Level::WARN),
-                None => tracing::enabled!(tracing::Level::INFO),
+                Some(_) => tracing::enabled!(target: REQUEST_TARGET, tracing::Level::WARN),
+                None => tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO),
             };
             if enabled {
                 log.push_request(RequestLine {
@@ -985,10 +985,10 @@ where
             let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             match failed {
                 Some(e) => {
-                    tracing::warn!(%id, %method, path, caller, status, elapsed_ms, error_type = e.kind, error = %e.message, "request failed")
+                    tracing::warn!(target: REQUEST_TARGET, %id, %method, path, caller, status, elapsed_ms, error_type = e.kind, error = %e.message, "request failed")
                 }
                 None => {
-                    tracing::info!(%id, %method, path, caller, status, elapsed_ms, "request done")
+                    tracing::info!(target: REQUEST_TARGET, %id, %method, path, caller, status, elapsed_ms, "request done")
                 }
             }
         }

@@ -59,6 +59,10 @@ impl State {
     }
 }
 
+/// The target request lines are logged under, and filtered by (`RUST_LOG`), whether the
+/// writer thread formats them or they are `tracing` events.
+pub const REQUEST_TARGET: &str = "gw_server::app";
+
 /// About the length of a formatted request line, for the buffer's bound.
 const REQUEST_LINE_BYTES: usize = 160;
 
@@ -244,9 +248,9 @@ fn write_out(shared: &Shared, mut out: impl Write) {
 }
 
 impl RequestLine {
-    /// The line as `tracing_subscriber`'s default format writes an event, under the target
-    /// that emits it without a writer of request lines: `<time> <level> gw_server::app:
-    /// request done id=.. method=.. path=.. caller=".." status=.. elapsed_ms=..`.
+    /// The line as `tracing_subscriber`'s default format writes an event under
+    /// [`REQUEST_TARGET`], as it is logged without a writer of request lines: `<time> <level>
+    /// gw_server::app: request done id=.. method=.. path=.. caller=".." status=.. elapsed_ms=..`.
     fn write(&self, out: &mut Vec<u8>, ansi: bool) -> std::io::Result<()> {
         let (dim, italic, reset) = if ansi {
             ("\x1b[2m", "\x1b[3m", "\x1b[0m")
@@ -263,7 +267,7 @@ impl RequestLine {
         let at = gw_store::UtcMicros(self.at + self.elapsed);
         write!(
             out,
-            "{dim}{at}{reset} {level} {dim}gw_server::app{reset}{dim}:{reset} {message} "
+            "{dim}{at}{reset} {level} {dim}{REQUEST_TARGET}{reset}{dim}:{reset} {message} "
         )?;
         let field =
             |out: &mut Vec<u8>, name: &str| write!(out, "{italic}{name}{reset}{dim}={reset}");
