@@ -221,13 +221,33 @@ pub mod process {
         url: &str,
         env: &[(&str, &str)],
     ) -> Gateway {
+        spawn(config, url, env, Stdio::inherit()).await
+    }
+
+    /// [`spawn_gateway`] logging at `info` (one line per request) into the file `log`.
+    #[allow(dead_code)]
+    pub async fn spawn_gateway_logging_to(
+        config: &std::path::Path,
+        url: &str,
+        log: &std::path::Path,
+    ) -> Gateway {
+        let file = std::fs::File::create(log).unwrap();
+        spawn(config, url, &[("RUST_LOG", "info")], file.into()).await
+    }
+
+    async fn spawn(
+        config: &std::path::Path,
+        url: &str,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .arg("--config")
             .arg(config)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let gateway = Gateway(child);
