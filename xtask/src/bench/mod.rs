@@ -14,6 +14,7 @@
 //!
 //! Never part of `cargo test` or CI: it takes minutes and its figures depend on the machine.
 
+mod floor;
 mod load;
 mod procs;
 mod report;
@@ -72,6 +73,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Serve the floor proxy: hyper's server and pooled client on one runtime per thread,
+    /// forwarding to one upstream and doing nothing else (the stack's own cost, for reference).
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:9500")]
+        listen: SocketAddr,
+        /// The upstream (the benchmark mock).
+        #[arg(long, default_value = "127.0.0.1:9200")]
+        upstream: SocketAddr,
+        /// Threads, each a current-thread runtime listening on the port.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Drive one server with one scenario (e.g. while profiling it) and print the figures.
     Load {
         /// The server (the gateway, the mock or nginx).
@@ -121,6 +134,20 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench mock: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(BenchCommand::Floor {
+        listen,
+        upstream,
+        threads,
+    }) = args.command
+    {
+        return match floor::serve(listen, upstream, threads) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench floor: {e}");
                 ExitCode::FAILURE
             }
         };

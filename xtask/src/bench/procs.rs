@@ -67,32 +67,57 @@ pub(crate) fn free_port() -> Result<SocketAddr, String> {
 
 /// Starts the benchmark mock (`xtask bench mock`) and reads its address from its first line.
 pub(crate) fn start_mock(xtask: &Path, threads: usize, log: &Path) -> Result<Proc, String> {
+    let threads = threads.to_string();
+    let args = ["mock", "--listen", "127.0.0.1:0", "--threads", &threads];
+    start_xtask("mock", xtask, &args, log)
+}
+
+/// Starts the floor proxy (`xtask bench floor`) in front of `upstream` on a free port, with as
+/// many threads as the gateway has workers (one per core).
+pub(crate) fn start_floor(xtask: &Path, upstream: SocketAddr, log: &Path) -> Result<Proc, String> {
+    let (listen, upstream) = (free_port()?.to_string(), upstream.to_string());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
+    let args = [
+        "floor",
+        "--listen",
+        &listen,
+        "--upstream",
+        &upstream,
+        "--threads",
+        &threads,
+    ];
+    start_xtask("floor", xtask, &args, log)
+}
+
+/// Starts `xtask bench <args>`, a server that prints `listening on http://ADDR` first, and reads
+/// its address from that line.
+fn start_xtask(name: &str, xtask: &Path, args: &[&str], log: &Path) -> Result<Proc, String> {
     let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut child = Command::new(xtask)
-        .args([
-            "bench",
-            "mock",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            &threads.to_string(),
-        ])
+        .arg("bench")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(log_file)
         .spawn()
-        .map_err(|e| format!("cannot start the mock ({}): {e}", xtask.display()))?;
-    let stdout = child.stdout.take().ok_or("the mock has no stdout")?;
+        .map_err(|e| format!("cannot start the {name} ({}): {e}", xtask.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| format!("the {name} has no stdout"))?;
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
-        .map_err(|e| format!("reading the mock's address: {e}"))?;
+        .map_err(|e| format!("reading the {name}'s address: {e}"))?;
     let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("the mock said {line:?}, not its address"))?;
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.strip_prefix("http://"))
+        .and_then(|a| a.trim_end_matches(',').parse().ok())
+        .ok_or_else(|| format!("the {name} said {line:?}, not its address"))?;
     Ok(Proc {
-        name: "mock".into(),
+        name: name.into(),
         addr,
         child,
     })

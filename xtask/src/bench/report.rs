@@ -149,7 +149,10 @@ pub(crate) fn render(results: &Results, machine: &Machine, command: &str) -> Str
          percentile calling the mock directly at the same concurrency. CPU columns are the CPU \
          time the process used per request (user + system, 10 ms ticks over the window). \
          Targets: `direct` (the mock itself), `nginx` (proxy_pass with a keep-alive upstream \
-         pool), `proxy` (gateway, `[store] enabled = false`), `full-sqlite` / `full-postgres` \
+         pool), `floor` (`cargo xtask bench floor`: hyper's server and pooled client on one \
+         current-thread runtime per core, as the gateway runs them, forwarding the request and \
+         the answer untouched: what the gateway's stack costs before any of its own work), \
+         `proxy` (gateway, `[store] enabled = false`), `full-sqlite` / `full-postgres` \
          (gateway with plans, cost and usage log), `proxy-otel` (`proxy` with \
          `[telemetry]` on: every span and metric exported over OTLP/HTTP to a local receiver that \
          accepts and drops them, `/metrics` served), `proxy-cache` (`proxy` with the exact \
@@ -217,6 +220,18 @@ fn targets(s: &mut String, results: &Results) {
             signed_ms(n99),
             nginx.outcome.throughput()
         );
+        if let Some(floor) = find(runs, scenario, "floor", top) {
+            let _ = writeln!(
+                s,
+                "| reference: the floor proxy (hyper's server and pooled client on the gateway's runtimes, nothing else) at c{top} | {scenario} | {:.0}% of nginx ({:.0} req/s), {} / {} ms, {:.0} us CPU a request (nginx {:.0}) | - |",
+                floor.outcome.throughput() / nginx.outcome.throughput().max(1.0) * 100.0,
+                floor.outcome.throughput(),
+                signed_ms(added(runs, floor, 0.5, false).unwrap_or(0.0)),
+                signed_ms(added(runs, floor, 0.99, false).unwrap_or(0.0)),
+                floor.target_cpu_us,
+                nginx.target_cpu_us,
+            );
+        }
         if let Some(proxy) = find(runs, scenario, "proxy", top) {
             let ratio = proxy.outcome.throughput() / nginx.outcome.throughput().max(1.0);
             let _ = writeln!(
@@ -306,6 +321,15 @@ fn targets(s: &mut String, results: &Results) {
             continue;
         };
         let n = added(runs, nginx, 0.5, true).unwrap_or(0.0);
+        if let Some(floor) = find(runs, scenario, "floor", c) {
+            let _ = writeln!(
+                s,
+                "| reference: the floor proxy's added TTFB p50 at c{c} | {scenario} | {} ms vs nginx {} ms, {:.0}% of nginx's streams/s | - |",
+                signed_ms(added(runs, floor, 0.5, true).unwrap_or(0.0)),
+                signed_ms(n),
+                floor.outcome.throughput() / nginx.outcome.throughput().max(1.0) * 100.0,
+            );
+        }
         for t in results
             .targets
             .iter()

@@ -272,6 +272,17 @@ pub(crate) async fn run(plan: Plan, env: &Env) -> Result<Results, String> {
                 .into(),
         ),
     }
+    // The gateway's stack alone, as a reference: what is above it is the gateway's own work.
+    let floor = procs::start_floor(&env.xtask, mock.addr, &env.dir.join("floor.log"))?;
+    say(format!("floor proxy on {}", floor.addr));
+    endpoints.push(Endpoint {
+        name: "floor",
+        shape: Shape::Upstream,
+        addr: floor.addr,
+        pid: floor.pid(),
+        keys: Vec::new(),
+    });
+    procs.push(floor);
     let mut configs = vec![
         Config::Proxy,
         Config::ProxyOtel,
