@@ -91,6 +91,8 @@ fn worker(
         let authority = upstream.to_string();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             };
             let _ = stream.set_nodelay(true);
