@@ -108,12 +108,13 @@ impl PriceFor {
 /// together are written into one buffer and go out as one body frame, so a provider that
 /// delivers many events in one read (most do, once they are past the first token) costs one
 /// write to the client instead of one per event, and an event that comes alone still goes out
-/// at once (nothing waits for more). Each chunk is serialised straight into that buffer.
+/// at once (nothing waits for more). Each chunk is serialised straight into that buffer, after
+/// the fields every chunk of the stream shares, serialised once ([`chunk_head`]).
 struct Sse {
     upstream: TextStream,
     id: String,
-    model: String,
-    created: u64,
+    /// `data: ` and a chunk up to its `choices`, the same for every chunk of the stream.
+    head: Vec<u8>,
     include_usage: bool,
     pricing: PriceFor,
     usage: Option<TokenUsage>,
@@ -134,11 +135,11 @@ impl Sse {
         include_usage: bool,
         pricing: PriceFor,
     ) -> Self {
+        let id = format!("chatcmpl-{request_id}");
         Sse {
             upstream,
-            id: format!("chatcmpl-{request_id}"),
-            model,
-            created: RequestContext::unix_now(),
+            head: chunk_head(&id, RequestContext::unix_now(), &model),
+            id,
             include_usage,
             pricing,
             usage: None,
@@ -148,20 +149,21 @@ impl Sse {
         }
     }
 
-    /// Appends the `data:` event of one chunk.
+    /// Appends the `data:` event of one chunk: the stream's head, then what is the chunk's own,
+    /// byte for byte what serialising the whole [`ChatChunk`] writes.
     fn frame(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Usage>) {
-        let chunk = ChatChunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
         let start = self.buf.len();
-        self.buf.extend_from_slice(b"data: ");
-        match serde_json::to_writer((&mut self.buf).writer(), &chunk) {
-            Ok(()) => self.buf.extend_from_slice(b"\n\n"),
+        self.buf.extend_from_slice(&self.head);
+        let mut out = (&mut self.buf).writer();
+        let written = serde_json::to_writer(&mut out, choices).and_then(|()| match usage {
+            Some(usage) => {
+                out.get_mut().extend_from_slice(b",\"usage\":");
+                serde_json::to_writer(&mut out, &usage)
+            }
+            None => Ok(()),
+        });
+        match written {
+            Ok(()) => self.buf.extend_from_slice(b"}\n\n"),
             // Not reached (the chunk's fields are text and numbers): the event is left out
             // whole rather than sent cut.
             Err(_) => self.buf.truncate(start),
@@ -318,6 +320,27 @@ impl futures_util::Stream for Sse {
 /// Room for a short answer's frames: later frames share the allocation until it is used up.
 const FRAME_BUFFER: usize = 4096;
 
+/// `data: ` and a [`ChatChunk`] of the stream serialised up to its `choices` (`{"id":...,
+/// "model":...,"choices":`): the fields every chunk of a stream shares, escaped and formatted once
+/// rather than for each chunk. Cut from the serialisation of a chunk without choices or usage,
+/// so that the field names, their order and the escaping stay the struct's.
+fn chunk_head(id: &str, created: u64, model: &str) -> Vec<u8> {
+    let chunk = ChatChunk {
+        id,
+        object: "chat.completion.chunk",
+        created,
+        model,
+        choices: &[],
+        usage: None,
+    };
+    let mut head = b"data: ".to_vec();
+    // Text and numbers only: writing into a vector cannot fail.
+    let _ = serde_json::to_writer(&mut head, &chunk);
+    debug_assert!(head.ends_with(b"[]}"), "choices last, then usage when set");
+    head.truncate(head.len() - b"[]}".len());
+    head
+}
+
 /// The stream as OpenAI chunks: a role delta, content deltas, a finish chunk, an optional usage
 /// chunk, then `data: [DONE]`, which ends every stream. A broken provider stream becomes an
 /// error event (then `[DONE]`), never a clean end.
@@ -441,6 +464,84 @@ mod tests {
             }
         }
         assert_eq!(events, ["", "a", "b", "[DONE]"]);
+    }
+
+    #[test]
+    fn a_frame_is_the_whole_chunk_serialised() {
+        let model = "hf/org/m\"odel:é\n\u{1F600}";
+        let mut sse = sse(Box::pin(stream::empty()));
+        sse.id = "chatcmpl-req_\"1".into();
+        sse.head = chunk_head(&sse.id, 1_700_000_000, model);
+        let tokens = TokenUsage {
+            input_tokens: 3,
+            output_tokens: 5,
+            ..TokenUsage::default()
+        };
+        let text = |content| Delta {
+            content: Some(content),
+            ..Delta::default()
+        };
+        let call = ToolCallDelta {
+            index: 1,
+            id: Some("call_1"),
+            kind: Some("function"),
+            function: FunctionDelta {
+                name: Some("get"),
+                arguments: "{\"a\":1}",
+            },
+        };
+        let choice = |delta, finish_reason| ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason,
+        };
+        let usage = |with: bool| with.then(|| Usage::new(&tokens, Some("0.0001".into())));
+        let cases: Vec<(Vec<ChunkChoice<'_>>, bool)> = vec![
+            (
+                vec![choice(
+                    Delta {
+                        role: Some("assistant"),
+                        content: Some(""),
+                        ..Delta::default()
+                    },
+                    None,
+                )],
+                false,
+            ),
+            (
+                vec![choice(text("a \"quote\",\n\ttab, ünï\u{7}"), None)],
+                false,
+            ),
+            (
+                vec![choice(
+                    Delta {
+                        tool_calls: Some([call]),
+                        ..Delta::default()
+                    },
+                    None,
+                )],
+                false,
+            ),
+            (vec![choice(Delta::default(), Some("stop"))], false),
+            (Vec::new(), true),
+        ];
+        for (choices, with_usage) in cases {
+            let expected = serde_json::to_string(&ChatChunk {
+                id: &sse.id,
+                object: "chat.completion.chunk",
+                created: 1_700_000_000,
+                model,
+                choices: &choices,
+                usage: usage(with_usage),
+            })
+            .unwrap();
+            sse.frame(&choices, usage(with_usage));
+            let frame = sse.buf.split();
+            assert_eq!(
+                std::str::from_utf8(&frame).unwrap(),
+                format!("data: {expected}\n\n")
+            );
+        }
     }
 
     #[derive(Default)]
