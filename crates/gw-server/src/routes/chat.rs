@@ -170,6 +170,21 @@ impl Sse {
         }
     }
 
+    /// Appends the chunk of a piece of answer text, most of a stream's chunks: the same bytes
+    /// as [`Sse::frame`] writes for a delta of content alone, with only the text serialised.
+    fn text(&mut self, text: &str) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&self.head);
+        self.buf.extend_from_slice(TEXT_CHOICE.0.as_bytes());
+        match serde_json::to_writer((&mut self.buf).writer(), text) {
+            Ok(()) => {
+                self.buf.extend_from_slice(TEXT_CHOICE.1.as_bytes());
+                self.buf.extend_from_slice(b"}\n\n");
+            }
+            Err(_) => self.buf.truncate(start),
+        }
+    }
+
     fn data(&mut self, data: &str) {
         self.buf.extend_from_slice(b"data: ");
         self.buf.extend_from_slice(data.as_bytes());
@@ -200,13 +215,7 @@ impl Sse {
     /// Appends what `item` of the provider's stream (`None`: its end) becomes.
     fn on_item(&mut self, item: Option<llm_gateway::Result<TextChunk>>) {
         match item {
-            Some(Ok(TextChunk::Delta(text))) => self.delta(
-                Delta {
-                    content: Some(&text),
-                    ..Delta::default()
-                },
-                None,
-            ),
+            Some(Ok(TextChunk::Delta(text))) => self.text(&text),
             Some(Ok(TextChunk::ToolCall {
                 index,
                 id,
@@ -319,6 +328,13 @@ impl futures_util::Stream for Sse {
 
 /// Room for a short answer's frames: later frames share the allocation until it is used up.
 const FRAME_BUFFER: usize = 4096;
+
+/// The `choices` of a chunk of text, before and after the text (as [`ChunkChoice`] and
+/// [`Delta`] serialise: a test holds them to it).
+const TEXT_CHOICE: (&str, &str) = (
+    r#"[{"index":0,"delta":{"content":"#,
+    r#"},"finish_reason":null}]"#,
+);
 
 /// `data: ` and a [`ChatChunk`] of the stream serialised up to its `choices` (`{"id":...,
 /// "model":...,"choices":`): the fields every chunk of a stream shares, escaped and formatted once
@@ -525,6 +541,29 @@ mod tests {
             (vec![choice(Delta::default(), Some("stop"))], false),
             (Vec::new(), true),
         ];
+        for piece in ["", "plain", "a \"quote\",\n\ttab, ünï\u{7}\u{1F600}"] {
+            let expected = serde_json::to_string(&ChatChunk {
+                id: &sse.id,
+                object: "chat.completion.chunk",
+                created: 1_700_000_000,
+                model,
+                choices: &[choice(
+                    Delta {
+                        content: Some(piece),
+                        ..Delta::default()
+                    },
+                    None,
+                )],
+                usage: None,
+            })
+            .unwrap();
+            sse.text(piece);
+            let frame = sse.buf.split();
+            assert_eq!(
+                std::str::from_utf8(&frame).unwrap(),
+                format!("data: {expected}\n\n")
+            );
+        }
         for (choices, with_usage) in cases {
             let expected = serde_json::to_string(&ChatChunk {
                 id: &sse.id,
