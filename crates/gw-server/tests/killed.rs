@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use gw_mock::MockUpstream;
 use gw_mock::fixture::{Respond, UpstreamStep};
-use support::process::{free_port, spawn_gateway};
+use support::process::{spawn_gateway, write_config};
 use support::{chat_body, databases, open_store, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,19 +40,15 @@ async fn a_stream_cut_by_a_killed_process_is_recovered_and_logged() {
     .await
     .unwrap();
 
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("gateway.toml");
-    std::fs::write(
+    let url = write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
-             [store]\nurl = \"{db}\"\nheartbeat_ms = 100\nstale_after_ms = 500\n\
+        &format!(
+            "[store]\nurl = \"{db}\"\nheartbeat_ms = 100\nstale_after_ms = 500\n\
              [providers.gemini]\nbase_url = \"{}\"\napi_key = \"provider-key\"\n",
             mock.url()
         ),
-    )
-    .unwrap();
+    );
 
     let first = spawn_gateway(&config, &url).await;
     let response = reqwest::Client::new()
@@ -141,23 +137,19 @@ async fn a_process_killed_under_load_leaves_one_usage_row_per_admitted_request()
         let store = open_store(&db).await;
         let (who, key) = user(&store, "pro").await;
         let (upstream, calls) = slow_upstream().await;
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
         let config = dir.path().join("gateway.toml");
         let journal = if db.starts_with("postgres") {
             "journal = \"pg.settlements\"\n"
         } else {
             ""
         };
-        std::fs::write(
+        let url = write_config(
             &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [store]\nurl = \"{db}\"\nheartbeat_ms = 100\nstale_after_ms = 500\n{journal}\
+            &format!(
+                "[store]\nurl = \"{db}\"\nheartbeat_ms = 100\nstale_after_ms = 500\n{journal}\
                  [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"provider-key\"\n"
             ),
-        )
-        .unwrap();
+        );
 
         let first = spawn_gateway(&config, &url).await;
         let client = reqwest::Client::new();

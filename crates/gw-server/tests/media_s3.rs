@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use gw_mock::MockUpstream;
 use gw_mock::fixture::Respond;
 use serde_json::{Value, json};
-use support::process::{free_port, spawn_gateway_with_env};
+use support::process::{free_port, spawn_gateway_with_env, write_config};
 use support::wavespeed::{step, training_then_image};
 use support::{open_store, training_zip, user};
 
@@ -99,21 +99,18 @@ async fn stored_files_and_loras_live_in_the_bucket_and_the_provider_gets_a_presi
     .await
     .unwrap();
 
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("gateway.toml");
-    std::fs::write(
+    let url = write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"{db}\"\n\
+        &format!(
+            "[store]\nurl = \"{db}\"\n\
              [jobs]\npoll_interval_ms = 0\n\
              [media]\nbucket = \"loras\"\nendpoint = \"{s3}\"\nallow_http = true\nregion = \"us-east-1\"\n\
              [providers.wavespeed]\nbase_url = \"{}\"\napi_key = \"provider-key\"\n\
              downloads = {{ allow_private = true }}\n",
             api.url()
         ),
-    )
-    .unwrap();
+    );
     let _gateway = spawn_gateway_with_env(
         &config,
         &url,

@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::process::{free_port, spawn_gateway};
+use support::process::{spawn_gateway, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
@@ -27,21 +27,17 @@ async fn two_replicas_sharing_redis_admit_no_more_than_the_limit() {
     let mut replicas = Vec::new();
     let mut urls = Vec::new();
     for i in 0..2 {
-        let port = free_port();
         let config = dir.path().join(format!("replica{i}.toml"));
-        std::fs::write(
+        let url = write_config(
             &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [store]\nenabled = false\n\
+            &format!(
+                "[store]\nenabled = false\n\
                  [[auth.keys]]\nname = \"shared\"\nkey = \"sk-replica-test\"\n\
                  [rate_limits.store]\nbackend = \"redis\"\nurl = \"{redis}\"\nprefix = \"{prefix}\"\n\
                  [rate_limits.keys]\nrequests_per_minute = 10\n\
                  [providers.gemini]\nbase_url = \"{upstream}\"\napi_key = \"k\"\n"
             ),
-        )
-        .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
+        );
         replicas.push(spawn_gateway(&config, &url).await);
         urls.push(url);
     }

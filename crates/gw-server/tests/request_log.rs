@@ -8,8 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use gw_mock::MockUpstream;
-use support::process::{free_port, spawn_gateway_logging_to};
-use support::{gemini_ok, gemini_unavailable, story_body};
+use support::process::{spawn_gateway_logging_to, write_config};
+use support::{gemini_ok, gemini_unavailable, request_id, story_body};
 
 const KEY: &str = "sk-request-log-0123456789abcdef";
 
@@ -32,21 +32,17 @@ async fn each_request_leaves_one_line_and_its_warnings_name_it() {
     let upstream = MockUpstream::start(vec![gemini_unavailable(), gemini_ok("hello")])
         .await
         .unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("gateway.toml");
-    std::fs::write(
+    let url = write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
-             [store]\nenabled = false\n\
+        &format!(
+            "[store]\nenabled = false\n\
              [[auth.keys]]\nname = \"alice\"\nkey = \"{KEY}\"\n\
              [retry]\nmax_retries = 1\ninitial_backoff_ms = 1\nmax_backoff_ms = 2\n\
              [providers.gemini]\nbase_url = \"{}\"\napi_key = \"provider-key\"\n",
             upstream.url()
         ),
-    )
-    .unwrap();
+    );
     let log_path = dir.path().join("gateway.log");
     let _gateway = spawn_gateway_logging_to(&config, &url, &log_path).await;
 
@@ -59,10 +55,7 @@ async fn each_request_leaves_one_line_and_its_warnings_name_it() {
         .await
         .unwrap();
     assert_eq!(served.status(), 200);
-    let served_id = served.headers()["x-gateway-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let served_id = request_id(&served);
     served.bytes().await.unwrap();
     let refused = client
         .post(format!("{url}/v1/chat/completions"))
@@ -72,10 +65,7 @@ async fn each_request_leaves_one_line_and_its_warnings_name_it() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let refused_id = refused.headers()["x-gateway-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let refused_id = request_id(&refused);
 
     let done = format!(
         " INFO gw_server::app: request done id={served_id} method=POST \

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use gw_mock::MockUpstream;
 use gw_mock::fixture::UpstreamStep;
 use gw_store::Store;
-use support::process::{free_port, spawn_gateway};
+use support::process::{spawn_gateway, write_config};
 use support::{chat_body, gemini_ok, open_store, user};
 
 /// `gemini_ok`, answered after `ms`.
@@ -31,19 +31,16 @@ async fn sigterm_drains_then_cancels_and_settles_everything() {
         .await
         .unwrap();
 
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("gateway.toml");
-    std::fs::write(
+    let url = write_config(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ndrain_ms = 1500\n\
+        &format!(
+            "drain_ms = 1500\n\
              [store]\nurl = \"{db}\"\n\
              [providers.gemini]\nbase_url = \"{}\"\napi_key = \"provider-key\"\n",
             upstream.url()
         ),
-    )
-    .unwrap();
+    );
     let mut gateway = spawn_gateway(&config, &url).await;
 
     let send = |key: String, url: String| {

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::{Value, json};
 use support::{
-    config_one_retry, gemini_ok, gemini_stream_ok, open_store, post_chat_with,
+    config_one_retry, gemini_ok, gemini_stream_ok, open_store, post_chat_with, request_id,
     start_with_telemetry, story_body, user,
 };
 use tracing_subscriber::layer::SubscriberExt;
@@ -169,13 +169,6 @@ fn by_request_id<'a>(spans: &'a [Span], name: &str, request_id: &str) -> &'a Spa
                 && matches!(attr(s, "gateway.request_id"), Some(Any::StringValue(id)) if id == request_id)
         })
         .unwrap_or_else(|| panic!("no span {name} for {request_id}"))
-}
-
-fn request_id(response: &reqwest::Response) -> String {
-    response.headers()["x-gateway-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// One test for both scenarios, one after the other: `tracing` keeps one interest cache per

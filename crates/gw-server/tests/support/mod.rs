@@ -163,6 +163,15 @@ pub async fn post_chat(url: &str, key: &str, body: &Value) -> reqwest::Response 
         .unwrap()
 }
 
+/// The id the gateway gave `response` (`x-gateway-request-id`).
+#[allow(dead_code)]
+pub fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-gateway-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The `gateway` binary as a child process, for tests that kill it or run several replicas.
 pub mod process {
     use std::process::{Child, Command, Stdio};
@@ -209,6 +218,16 @@ pub mod process {
             .local_addr()
             .unwrap()
             .port()
+    }
+
+    /// Writes a config to `path` for a gateway on a free port: `[server]` with its `listen`,
+    /// then `rest` (which may go on with `[server]` keys); returns the gateway's URL.
+    #[allow(dead_code)]
+    pub fn write_config(path: &std::path::Path, rest: &str) -> String {
+        let port = free_port();
+        let config = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{rest}");
+        std::fs::write(path, config).unwrap();
+        format!("http://127.0.0.1:{port}")
     }
 
     pub async fn spawn_gateway(config: &std::path::Path, url: &str) -> Gateway {
