@@ -96,9 +96,10 @@ enum BenchCommand {
         /// Send the upstream's own request (to the mock or nginx) instead of the gateway's.
         #[arg(long)]
         upstream: bool,
-        /// The gateway key.
-        #[arg(long)]
-        key: Option<String>,
+        /// The gateway key; several (repeated or comma-separated) are taken by the clients in
+        /// turn, as the suite's full configurations do with their 1,000 users.
+        #[arg(long, value_delimiter = ',')]
+        key: Vec<String>,
         /// Clients.
         #[arg(long, short = 'c', default_value_t = 64)]
         concurrency: usize,
@@ -172,8 +173,7 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
         } else {
             suite::Shape::Gateway
         };
-        let keys: Vec<String> = key.into_iter().collect();
-        let target = suite::request(scenario, shape, &model_suffix, chunks, addr, &keys);
+        let target = suite::request(scenario, shape, &model_suffix, chunks, addr, &key);
         let load = load::Load {
             concurrency,
             warmup: Duration::from_secs(1),
