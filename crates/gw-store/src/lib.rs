@@ -295,6 +295,9 @@ impl StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// On a SQLite file, the connection this process's write transactions take (see
+    /// `db::Target::open_writer`); otherwise `None`, and they take the pool's.
+    writer: Option<AnyPool>,
     backend: Backend,
     instance_id: Arc<str>,
     plans: Arc<Plans>,
@@ -357,6 +360,10 @@ impl Store {
             .await
             .map_err(|e| db::connect_error(e, target.backend, url, options.acquire_timeout))?;
         db::migrate(&pool, target.backend).await?;
+        let writer = target
+            .open_writer(options.acquire_timeout, options.busy_timeout)
+            .await
+            .map_err(|e| db::connect_error(e, target.backend, url, options.acquire_timeout))?;
         let journal = options
             .journal
             .as_deref()
@@ -368,6 +375,7 @@ impl Store {
         };
         let mut store = Store {
             pool,
+            writer,
             backend: target.backend,
             instance_id: format!("ins_{}", users::random_base62(16)?).into(),
             plans: Arc::new(options.plans.unwrap_or_default()),
@@ -535,6 +543,9 @@ impl Store {
             }
         }
         self.pool.close().await;
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
     }
 
     /// Waits until every settlement queued before this call is written (or has failed and left
@@ -555,7 +566,8 @@ impl Store {
             Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
             Backend::Postgres => None,
         };
-        Ok((guard, db::begin(&self.pool, self.backend).await?))
+        let pool = self.writer.as_ref().unwrap_or(&self.pool);
+        Ok((guard, db::begin(pool, self.backend).await?))
     }
 
     /// The plan name of `user_id`, from the cache or the database.
