@@ -134,7 +134,7 @@ pub struct StoreSection {
     /// A plans file replacing the built-in table (relative paths are relative to the config file).
     #[serde(default)]
     pub plans: Option<PathBuf>,
-    /// The most database connections.
+    /// The most database connections in the pool (a SQLite file has one more, for writes).
     #[serde(default)]
     pub max_connections: Option<u32>,
     /// How often this process records its heartbeat and recovers what dead ones left open.

@@ -231,7 +231,8 @@ impl StoreOptions {
         Self::default()
     }
 
-    /// The most connections the pool opens (an in-memory SQLite database always has one).
+    /// The most connections the pool opens (an in-memory SQLite database always has one). A
+    /// SQLite file has one more, which every write transaction of the process takes.
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = Some(max);
         self
