@@ -136,7 +136,7 @@ impl Target {
     /// last transaction, and the pool hands out its connections in turn: with writes spread
     /// over all of them, every batch of the usage writer began with an empty cache of SQLite's
     /// default 2 MiB, and read back and spilled the pages of the per-user indexes it touches
-    /// (about 1.5 reads and 6 writes a request with 1,000 users). One connection keeps its
+    /// (about 2 reads and 6 writes a request with 1,000 users). One connection keeps its
     /// cache from one batch to the next, and [`WRITER_CACHE_KIB`] holds a batch's pages. Its
     /// WAL is checkpointed every [`WRITER_CHECKPOINT_PAGES`] pages rather than SQLite's 1,000,
     /// which a 100 ms batch with many users nearly fills alone: a page the batches keep
