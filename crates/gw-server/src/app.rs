@@ -595,15 +595,7 @@ pub fn app(
     + 'static,
 > {
     watch_auth_changes(&state);
-    if let Some(store) = state.store() {
-        crate::video_jobs::spawn_poller(
-            Arc::downgrade(&state.inner),
-            state.gateway().clone(),
-            store.clone(),
-            &state.inner.video.settings,
-        );
-    }
-    spawn_fine_tuning_poller(&state);
+    spawn_job_pollers(&state);
     let max_body = state.inner.max_body_bytes;
     let routes = Router::new()
         .merge(routes::chat::router())
@@ -717,10 +709,14 @@ where
     }
 }
 
-/// Starts the background poller of fine-tuning jobs, as video jobs have (`[jobs]` settings):
-/// every `poll_interval_ms`, each due job whose lease this replica takes is advanced once (its
-/// LoRA copied and its end settled when it has ended). Runs while the state lives.
-fn spawn_fine_tuning_poller(state: &AppState) {
+/// Starts the background pollers of video and fine-tuning jobs (`[jobs]` settings): every
+/// `poll_interval_ms`, each due job whose lease this replica takes (unfinished, no other replica
+/// polling it) is advanced once; a fine-tuning job's LoRA is copied and its end settled when it
+/// has ended. Each runs while the state lives, and holds it (with the gateway and its upstream
+/// connections) only during a round, never while it waits for the next: a dropped state's
+/// connections close at once, not up to an interval later. Nothing starts when the interval is
+/// 0 or there is no store.
+fn spawn_job_pollers(state: &AppState) {
     let settings = &state.inner.video.settings;
     if settings.poll_interval_ms == 0 || state.store().is_none() {
         return;
@@ -730,6 +726,20 @@ fn spawn_fine_tuning_poller(state: &AppState) {
     };
     let every = Duration::from_millis(settings.poll_interval_ms);
     let lease = Duration::from_millis(settings.lease_ms).max(every * 2);
+    let alive = Arc::downgrade(&state.inner);
+    runtime.spawn(async move {
+        loop {
+            let Some(inner) = alive.upgrade() else {
+                return;
+            };
+            let state = AppState { inner };
+            if let Some(store) = state.store() {
+                crate::video_jobs::poll_due(state.gateway(), store, lease, every).await;
+            }
+            drop(state);
+            tokio::time::sleep(every).await;
+        }
+    });
     let alive = Arc::downgrade(&state.inner);
     runtime.spawn(async move {
         loop {

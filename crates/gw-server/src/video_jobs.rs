@@ -5,7 +5,7 @@
 //! job at a time, across replicas.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use gw_store::{JobEnd, JobError, JobState, Store, VideoJob};
@@ -319,34 +319,6 @@ fn job_end(status: &JobStatus<VideoOutput>, cost: Option<llm_gateway::Cost>) -> 
             cost,
         },
     }
-}
-
-/// Starts the background poller: every `poll_interval_ms` it takes the lease of each due job
-/// (unfinished, and no other replica polling it) and advances it once. Runs while `alive` does;
-/// does nothing when the interval is 0.
-pub(crate) fn spawn_poller<T: Send + Sync + 'static>(
-    alive: Weak<T>,
-    gateway: Gateway,
-    store: Store,
-    settings: &JobsSection,
-) {
-    if settings.poll_interval_ms == 0 {
-        return;
-    }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let every = Duration::from_millis(settings.poll_interval_ms);
-    let lease = Duration::from_millis(settings.lease_ms).max(every * 2);
-    runtime.spawn(async move {
-        loop {
-            if alive.upgrade().is_none() {
-                return;
-            }
-            poll_due(&gateway, &store, lease, every).await;
-            tokio::time::sleep(every).await;
-        }
-    });
 }
 
 /// How many jobs one round of the poller takes at most.

@@ -446,3 +446,38 @@ async fn a_journal_that_cannot_be_opened_is_named() {
     assert_eq!(e.at, "store.journal", "{e}");
     assert!(e.problem.contains("missing"), "{e}");
 }
+
+/// A gateway that is gone closes its upstream connections at once: the background job pollers
+/// hold the state (and with it the gateway's connection pool) only during a round, never while
+/// they wait the poll interval (2 s by default) for the next.
+#[tokio::test]
+async fn a_dropped_server_closes_its_upstream_connections_at_once() {
+    let mock = MockUpstream::start(vec![support::gemini_ok("hi")])
+        .await
+        .unwrap();
+    let (server, key) = server_with_user(mock.url()).await;
+    let res = post(
+        &server.url,
+        Some(&key),
+        &chat_body("gemini/gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap();
+    assert_eq!(
+        mock.open_connections(),
+        1,
+        "the gateway keeps its connection"
+    );
+    drop(server);
+    let closed = mock
+        .wait_for(std::time::Duration::from_millis(500), |m| {
+            m.open_connections() == 0
+        })
+        .await;
+    assert!(
+        closed,
+        "{} upstream connection(s) still open 500 ms after the gateway stopped",
+        mock.open_connections()
+    );
+}
