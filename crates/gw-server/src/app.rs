@@ -726,27 +726,31 @@ fn spawn_job_pollers(state: &AppState) {
     };
     let every = Duration::from_millis(settings.poll_interval_ms);
     let lease = Duration::from_millis(settings.lease_ms).max(every * 2);
-    let alive = Arc::downgrade(&state.inner);
-    runtime.spawn(async move {
-        loop {
-            let Some(inner) = alive.upgrade() else {
-                return;
-            };
-            let state = AppState { inner };
-            if let Some(store) = state.store() {
-                crate::video_jobs::poll_due(state.gateway(), store, lease, every).await;
-            }
-            drop(state);
-            tokio::time::sleep(every).await;
+    spawn_rounds(&runtime, state, every, move |state| async move {
+        if let Some(store) = state.store() {
+            crate::video_jobs::poll_due(state.gateway(), store, lease, every).await;
         }
     });
+    spawn_rounds(&runtime, state, every, move |state| async move {
+        crate::fine_tuning_jobs::poll_due(&state, lease, every).await;
+    });
+}
+
+/// Runs `round` every `every` while the state lives, handing it the state for that round only:
+/// the round's future owns it and drops it before the wait for the next.
+fn spawn_rounds<F, Fut>(
+    runtime: &tokio::runtime::Handle,
+    state: &AppState,
+    every: Duration,
+    round: F,
+) where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let alive = Arc::downgrade(&state.inner);
     runtime.spawn(async move {
-        loop {
-            let Some(inner) = alive.upgrade() else {
-                return;
-            };
-            crate::fine_tuning_jobs::poll_due(&AppState { inner }, lease, every).await;
+        while let Some(inner) = alive.upgrade() {
+            round(AppState { inner }).await;
             tokio::time::sleep(every).await;
         }
     });
