@@ -541,44 +541,33 @@ mod tests {
             (vec![choice(Delta::default(), Some("stop"))], false),
             (Vec::new(), true),
         ];
-        for piece in ["", "plain", "a \"quote\",\n\ttab, ünï\u{7}\u{1F600}"] {
-            let expected = serde_json::to_string(&ChatChunk {
-                id: &sse.id,
+        // Each frame, byte for byte the whole chunk serialised by serde.
+        let id = sse.id.clone();
+        let whole = |choices: &[ChunkChoice<'_>], usage: Option<Usage>| {
+            let chunk = ChatChunk {
+                id: &id,
                 object: "chat.completion.chunk",
                 created: 1_700_000_000,
                 model,
-                choices: &[choice(
-                    Delta {
-                        content: Some(piece),
-                        ..Delta::default()
-                    },
-                    None,
-                )],
-                usage: None,
-            })
-            .unwrap();
+                choices,
+                usage,
+            };
+            format!("data: {}\n\n", serde_json::to_string(&chunk).unwrap())
+        };
+        for piece in ["", "plain", "a \"quote\",\n\ttab, ünï\u{7}\u{1F600}"] {
             sse.text(piece);
             let frame = sse.buf.split();
             assert_eq!(
                 std::str::from_utf8(&frame).unwrap(),
-                format!("data: {expected}\n\n")
+                whole(&[choice(text(piece), None)], None)
             );
         }
         for (choices, with_usage) in cases {
-            let expected = serde_json::to_string(&ChatChunk {
-                id: &sse.id,
-                object: "chat.completion.chunk",
-                created: 1_700_000_000,
-                model,
-                choices: &choices,
-                usage: usage(with_usage),
-            })
-            .unwrap();
             sse.frame(&choices, usage(with_usage));
             let frame = sse.buf.split();
             assert_eq!(
                 std::str::from_utf8(&frame).unwrap(),
-                format!("data: {expected}\n\n")
+                whole(&choices, usage(with_usage))
             );
         }
     }
