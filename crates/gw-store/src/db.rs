@@ -167,7 +167,8 @@ impl Target {
 }
 
 /// The page cache of the SQLite write connection, in KiB: at most this much memory, taken only
-/// as pages are touched. A batch of the usage writer with 1,000 users touches about 8 MiB.
+/// as pages are touched. A batch of the usage writer touches a few 4 KiB pages for each user in
+/// it (an index leaf, the summary, counters and lease rows), a few MiB with 1,000 users.
 const WRITER_CACHE_KIB: u32 = 32 * 1024;
 
 /// WAL pages after which the SQLite write connection checkpoints (about 40 MiB of WAL).

@@ -960,8 +960,8 @@ pub(crate) const BATCH: usize = 4096;
 /// 100 ms rather than 20: with many users, a batch touches a page of each per-user row or index
 /// entry it writes (the usage log's user index, the summary, counters and leases) about once per
 /// user in it, however many of that user's requests it holds, so fewer, larger batches write
-/// fewer pages a request (SQLite's page writes a request with 1,000 users, hf at c64: 6.0 at
-/// 20 ms, 5.0 at 100 ms, 4.5 at 500 ms).
+/// fewer pages a request (SQLite's page writes a request with 1,000 users, hf at c64, measured
+/// before writes had a connection of their own: 6.0 at 20 ms, 5.0 at 100 ms, 4.5 at 500 ms).
 const LINGER: Duration = Duration::from_millis(100);
 
 /// Starts the task that writes queued settlements: it takes whatever has queued up (up to
