@@ -473,7 +473,9 @@ impl Store {
     async fn top_up(&self, grant: &Grant, need: &Need, patient: bool) -> Result<TopUp> {
         let (user, period) = (need.user_id.as_str(), need.period.as_str());
         let now = now_ms();
+        let asked = Instant::now();
         let (_writing, mut tx) = self.begin().await?;
+        let began_us = asked.elapsed().as_micros() as u64;
         let mut tally = Tally::default();
         tally.touch(user, period, Counter::of(need.modality));
         tally.load(&mut tx, self.backend, now).await?;
@@ -541,6 +543,11 @@ impl Store {
         let changes = [(user, period, granted)];
         change_leases(&mut tx, self.backend, &self.instance_id, &changes, now).await?;
         tx.commit().await.map_err(db_error)?;
+        tracing::debug!(
+            began_us,
+            elapsed_us = asked.elapsed().as_micros() as u64,
+            "lease topped up"
+        );
         let mut held = grant.held.lock().unwrap_or_else(PoisonError::into_inner);
         if held.gone {
             return Ok(TopUp {

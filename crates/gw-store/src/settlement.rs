@@ -529,7 +529,14 @@ impl Store {
                 Ok::<_, gateway_core::Error>(dropped)
             };
             match all.await {
-                Ok(dropped) => break Ok(dropped),
+                Ok(dropped) => {
+                    tracing::debug!(
+                        items = batch.len(),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "usage batch written"
+                    );
+                    break Ok(dropped);
+                }
                 Err(e) if started.elapsed() < SETTLE_PATIENCE && !self.takes_writes().await => {
                     tracing::warn!(error = %e, records = batch.len(), retry_in_ms = wait.as_millis() as u64, "the database takes no writes; usage kept and tried again");
                     tokio::time::sleep(wait).await;
