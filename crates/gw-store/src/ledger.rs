@@ -64,6 +64,23 @@ pub(crate) struct Ledger {
     grants: Mutex<HashMap<String, HashMap<String, Arc<Grant>>>>,
     /// How long a lease may go unused before it is given back.
     idle: Duration,
+    /// Top-ups waiting for the next transaction (see [`Store::top_up`]).
+    top_ups: Mutex<TopUpQueue>,
+}
+
+/// Top-ups waiting to be made together, and whether a task is making them.
+#[derive(Default)]
+struct TopUpQueue {
+    waiting: Vec<WaitingTopUp>,
+    running: bool,
+}
+
+/// A top-up asked for, and where its answer goes.
+struct WaitingTopUp {
+    grant: Arc<Grant>,
+    need: Need,
+    patient: bool,
+    answer: tokio::sync::oneshot::Sender<Result<TopUp>>,
 }
 
 /// The lease of one (user, period).
@@ -99,6 +116,7 @@ impl Ledger {
         Self {
             grants: Mutex::default(),
             idle,
+            top_ups: Mutex::default(),
         }
     }
 
@@ -231,6 +249,40 @@ fn as_used(held: &[i64; COUNTERS], limits: &[i64; COUNTERS]) -> [i64; COUNTERS] 
 /// The lease was given back while an admission held it.
 struct Gone;
 
+/// Adds `granted`, taken from the database for `need`, to `grant`; when the lease was given
+/// back meanwhile, what was granted is to be given back too.
+fn topped_up(grant: &Grant, need: &Need, granted: [i64; COUNTERS], stranded: bool) -> TopUp {
+    let mut held = grant.held.lock().unwrap_or_else(PoisonError::into_inner);
+    if granted.iter().all(|&g| g == 0) {
+        return TopUp {
+            release: None,
+            stranded,
+        };
+    }
+    if held.gone {
+        return TopUp {
+            release: Some(Release {
+                user_id: need.user_id.clone(),
+                period: need.period.clone(),
+                amounts: granted,
+            }),
+            stranded,
+        };
+    }
+    let Held { amounts, low, .. } = &mut *held;
+    for ((amount, low), g) in amounts.iter_mut().zip(low.iter_mut()).zip(granted) {
+        *amount += g;
+        // Refilled ahead of need once half of this is used (see `Store::refill`).
+        if g > 0 {
+            *low = g / 2;
+        }
+    }
+    TopUp {
+        release: None,
+        stranded,
+    }
+}
+
 /// What a top-up did.
 struct TopUp {
     /// What to give back: the lease was given back while it was being topped up.
@@ -297,7 +349,7 @@ impl Store {
                 Ok(None) => {}
             }
             let patient = waiting.is_none_or(|t| t.elapsed() < WANT_PATIENCE);
-            let topped = self.top_up(&grant, &Need::of(p), patient).await?;
+            let topped = self.top_up(grant.clone(), Need::of(p), patient).await?;
             if let Some(release) = topped.release {
                 // Given back while it was being topped up: what was granted goes back too.
                 self.release(release).await;
@@ -354,7 +406,7 @@ impl Store {
             let topped = {
                 let _topping = grant.topping.lock().await;
                 // Patient: what other instances wait for is not taken ahead of need.
-                store.top_up(&grant, &need, true).await
+                store.top_up(grant.clone(), need, true).await
             };
             grant.refilling.store(false, Ordering::Release);
             match topped {
@@ -463,114 +515,213 @@ impl Store {
         Ok(reservation)
     }
 
-    /// Tops the lease of `need`'s (user, period) up, in one transaction: for each limited
-    /// counter the request adds to, what the lease lacks for it or, when more, a share of what
-    /// is left (a quarter, at most [`TOP_UP_REQUESTS`] such requests; only what it lacks while
-    /// another instance wants leases of it), never past what the counter and every lease of it
-    /// leave under the limit. When that cannot cover the request and other instances hold
-    /// leases of it, takes nothing while `patient` (the admission waits for them), and what
-    /// there is otherwise.
-    async fn top_up(&self, grant: &Grant, need: &Need, patient: bool) -> Result<TopUp> {
-        let (user, period) = (need.user_id.as_str(), need.period.as_str());
+    /// Tops the lease of `need`'s (user, period) up: for each limited counter the request adds
+    /// to, what the lease lacks for it or, when more, a share of what is left (a quarter, at
+    /// most [`TOP_UP_REQUESTS`] such requests; only what it lacks while another instance wants
+    /// leases of it), never past what the counter and every lease of it leave under the limit.
+    /// When that cannot cover the request and other instances hold leases of it, takes nothing
+    /// while `patient` (the admission waits for them), and what there is otherwise.
+    ///
+    /// Top-ups are made together: the one task that makes them (started by the first one asked
+    /// for while none runs) waits for the write lock, then takes every top-up asked for by then
+    /// into one transaction. On SQLite the lock is held by the usage writer's batch about half
+    /// the time under load, and each top-up was a transaction of its own behind it: when many
+    /// users' leases were empty at once (a restart, leases given back after being idle), their
+    /// first requests queued behind a thousand transactions one at a time, seconds in all.
+    async fn top_up(&self, grant: Arc<Grant>, need: Need, patient: bool) -> Result<TopUp> {
+        let ledger = self.ledger.as_ref().expect("a top-up comes from a ledger");
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut queue = ledger
+                .top_ups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push(WaitingTopUp {
+                grant,
+                need,
+                patient,
+                answer,
+            });
+            !std::mem::replace(&mut queue.running, true)
+        };
+        if start {
+            tokio::spawn(self.clone().make_top_ups());
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                "the lease top-up was cut short (the store is closing)",
+            ))
+        })
+    }
+
+    /// Makes the waiting top-ups, a transaction for all those waiting once it has the write
+    /// lock, until none is left.
+    async fn make_top_ups(self) {
+        let ledger = self.ledger.clone().expect("a top-up comes from a ledger");
+        // Dropped before it is done (a runtime shutting down): the next top-up asked for
+        // starts a task again, and those waiting are answered (their senders dropped).
+        struct Running {
+            ledger: Arc<Ledger>,
+            done: bool,
+        }
+        impl Drop for Running {
+            fn drop(&mut self) {
+                if !self.done {
+                    let mut queue = self
+                        .ledger
+                        .top_ups
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    queue.running = false;
+                    queue.waiting.clear();
+                }
+            }
+        }
+        let mut running = Running {
+            ledger: ledger.clone(),
+            done: false,
+        };
+        loop {
+            let began = self.begin().await;
+            let waiting = {
+                let mut queue = ledger
+                    .top_ups
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if queue.waiting.is_empty() {
+                    queue.running = false;
+                    running.done = true;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            let asked = Instant::now();
+            let made = match began {
+                Ok((_writing, mut tx)) => match self.top_ups_in(&mut tx, &waiting).await {
+                    Ok(granted) => tx.commit().await.map_err(db_error).map(|()| granted),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            tracing::debug!(
+                top_ups = waiting.len(),
+                elapsed_us = asked.elapsed().as_micros() as u64,
+                "leases topped up"
+            );
+            match made {
+                Ok(granted) => {
+                    for (w, (granted, stranded)) in waiting.into_iter().zip(granted) {
+                        let topped = topped_up(&w.grant, &w.need, granted, stranded);
+                        let _ = w.answer.send(Ok(topped));
+                    }
+                }
+                Err(e) => {
+                    for w in waiting {
+                        let _ = w
+                            .answer
+                            .send(Err(Error::new(e.kind().clone(), e.message())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides the top-ups of `waiting` inside `tx` and takes them from the database: what each
+    /// is granted (all zero when nothing is taken), and whether it is stranded.
+    async fn top_ups_in(
+        &self,
+        tx: &mut Tx,
+        waiting: &[WaitingTopUp],
+    ) -> Result<Vec<([i64; COUNTERS], bool)>> {
         let now = now_ms();
-        let asked = Instant::now();
-        let (_writing, mut tx) = self.begin().await?;
-        let began_us = asked.elapsed().as_micros() as u64;
         let mut tally = Tally::default();
-        tally.touch(user, period, Counter::of(need.modality));
-        tally.load(&mut tx, self.backend, now).await?;
-        tally.load_leases(&mut tx, self.backend).await?;
-        let committed = tally
-            .committed(user, period)
-            .expect("the admission's counters were loaded");
-        let held = grant
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .amounts;
-        // While another instance waits for leases of this (user, period), take only what
-        // this request lacks.
-        let wanted: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM lease_wants WHERE user_id = $1 AND period = $2
-             AND instance_id <> $3 AND wanted_at >= $4",
+        for w in waiting {
+            tally.touch(
+                &w.need.user_id,
+                &w.need.period,
+                Counter::of(w.need.modality),
+            );
+        }
+        tally.load(tx, self.backend, now).await?;
+        tally.load_leases(tx, self.backend).await?;
+        // While another instance waits for leases of a (user, period), take only what a
+        // request lacks.
+        let wanted: HashSet<(String, String)> = sqlx::query_as(
+            "SELECT user_id, period FROM lease_wants WHERE instance_id <> $1 AND wanted_at >= $2",
         )
-        .bind(user)
-        .bind(period)
         .bind(&*self.instance_id)
         .bind(now.saturating_sub(ms(WANT_FRESH)))
-        .fetch_one(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
-        .map_err(db_error)?;
-        let mut granted = [0i64; COUNTERS];
-        let mut short = false;
-        for i in 0..COUNTERS {
-            if need.limits[i] < 0 || need.deltas[i] <= 0 {
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+        let mut answers = Vec::with_capacity(waiting.len());
+        let mut changes: Vec<(&str, &str, [i64; COUNTERS])> = Vec::new();
+        for w in waiting {
+            let need = &w.need;
+            let (user, period) = (need.user_id.as_str(), need.period.as_str());
+            let mut committed = tally
+                .committed(user, period)
+                .expect("the top-up's counters were loaded");
+            // A (user, period) asked for twice (a lease given back while topped up, and its
+            // successor) sees what the first was granted.
+            for (u, p, granted) in &changes {
+                if *u == user && *p == period {
+                    for (c, g) in committed.iter_mut().zip(granted) {
+                        *c = c.saturating_add(*g);
+                    }
+                }
+            }
+            let held = w
+                .grant
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .amounts;
+            let is_wanted = wanted.contains(&(need.user_id.clone(), need.period.clone()));
+            let mut granted = [0i64; COUNTERS];
+            let mut short = false;
+            for i in 0..COUNTERS {
+                if need.limits[i] < 0 || need.deltas[i] <= 0 {
+                    continue;
+                }
+                let free = need.limits[i].saturating_sub(committed[i]).max(0);
+                let lacking = need.deltas[i].saturating_sub(held[i]).max(0);
+                let share = if is_wanted {
+                    0
+                } else {
+                    (free / 4).min(need.deltas[i].saturating_mul(TOP_UP_REQUESTS))
+                };
+                granted[i] = free.min(lacking.max(share));
+                short |= granted[i] < lacking;
+            }
+            // Short of what the request needs: is the rest held by other instances?
+            let stranded = short && {
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases
+                     WHERE user_id = $1 AND period = $2 AND instance_id <> $3 AND held > 0",
+                )
+                .bind(user)
+                .bind(period)
+                .bind(&*self.instance_id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_error)?;
+                others > 0
+            };
+            // While waiting for other instances' leases, take nothing that does not cover the
+            // request: a part held here would be stranded for them in turn.
+            if granted.iter().all(|&g| g == 0) || (stranded && w.patient) {
+                answers.push(([0; COUNTERS], stranded));
                 continue;
             }
-            let free = need.limits[i].saturating_sub(committed[i]).max(0);
-            let lacking = need.deltas[i].saturating_sub(held[i]).max(0);
-            let share = if wanted > 0 {
-                0
-            } else {
-                (free / 4).min(need.deltas[i].saturating_mul(TOP_UP_REQUESTS))
-            };
-            granted[i] = free.min(lacking.max(share));
-            short |= granted[i] < lacking;
+            changes.push((user, period, granted));
+            answers.push((granted, stranded));
         }
-        // Short of what the request needs: is the rest held by other instances?
-        let stranded = short && {
-            let others: i64 = sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases
-                 WHERE user_id = $1 AND period = $2 AND instance_id <> $3 AND held > 0",
-            )
-            .bind(user)
-            .bind(period)
-            .bind(&*self.instance_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            others > 0
-        };
-        // While waiting for other instances' leases, take nothing that does not cover the
-        // request: a part held here would be stranded for them in turn.
-        if granted.iter().all(|&g| g == 0) || (stranded && patient) {
-            tx.rollback().await.map_err(db_error)?;
-            return Ok(TopUp {
-                release: None,
-                stranded,
-            });
-        }
-        let changes = [(user, period, granted)];
-        change_leases(&mut tx, self.backend, &self.instance_id, &changes, now).await?;
-        tx.commit().await.map_err(db_error)?;
-        tracing::debug!(
-            began_us,
-            elapsed_us = asked.elapsed().as_micros() as u64,
-            "lease topped up"
-        );
-        let mut held = grant.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if held.gone {
-            return Ok(TopUp {
-                release: Some(Release {
-                    user_id: user.to_owned(),
-                    period: period.to_owned(),
-                    amounts: granted,
-                }),
-                stranded,
-            });
-        }
-        let Held { amounts, low, .. } = &mut *held;
-        for ((amount, low), g) in amounts.iter_mut().zip(low.iter_mut()).zip(granted) {
-            *amount += g;
-            // Refilled ahead of need once half of this is used (see `Store::refill`).
-            if g > 0 {
-                *low = g / 2;
-            }
-        }
-        Ok(TopUp {
-            release: None,
-            stranded,
-        })
+        change_leases(tx, self.backend, &self.instance_id, &changes, now).await?;
+        Ok(answers)
     }
 
     /// Waits until the reservations this process admitted from leases so far are in the

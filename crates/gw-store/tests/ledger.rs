@@ -341,3 +341,48 @@ async fn a_burst_larger_than_a_batch_is_written_whole() {
     })
     .await;
 }
+
+/// Many users' first requests at once: their leases are topped up together (one transaction
+/// for all those waiting), and each user's lease is still its own: a quarter of what its own
+/// counters leave, less what its own requests took.
+#[tokio::test]
+async fn many_users_first_requests_at_once_each_get_their_own_lease() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let store = journaled(&db, &dir, "many.settlements").await;
+        let mut users = Vec::new();
+        for _ in 0..40 {
+            users.push(
+                store
+                    .create_user(&unique("user"), "metered")
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        // `metered`: $1 and 100 requests a month; three requests of $0.015 each per user.
+        let admissions: Vec<Admission> = (0..3)
+            .flat_map(|_| users.iter())
+            .map(|user| text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
+            .collect();
+        let answers = admit_all(&[&store], admissions).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        store.flush().await;
+        let raw = db.raw().await;
+        let period = period_of(answers[0].as_ref().unwrap());
+        for user in &users {
+            let used = store.counters(user, &period).await.unwrap();
+            assert_eq!(used.get(Counter::TextRequests), 3);
+            assert_eq!(used.get(Counter::CostUsd), 3 * 15_000_000);
+            // Granted a quarter of what was left ($0.25, 25 requests), less the three taken.
+            assert_eq!(
+                leased(&raw, user, Counter::CostUsd).await,
+                250_000_000 - 3 * 15_000_000
+            );
+            assert_eq!(leased(&raw, user, Counter::TextRequests).await, 25 - 3);
+        }
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
