@@ -583,8 +583,7 @@ impl Store {
             done: false,
         };
         loop {
-            let began = self.begin().await;
-            let waiting = {
+            {
                 let mut queue = ledger
                     .top_ups
                     .lock()
@@ -594,8 +593,16 @@ impl Store {
                     running.done = true;
                     return;
                 }
-                std::mem::take(&mut queue.waiting)
-            };
+            }
+            // What is asked for while this waits for the lock joins the transaction.
+            let began = self.begin().await;
+            let waiting = std::mem::take(
+                &mut ledger
+                    .top_ups
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .waiting,
+            );
             let asked = Instant::now();
             let made = match began {
                 Ok((_writing, mut tx)) => match self.top_ups_in(&mut tx, &waiting).await {
