@@ -386,3 +386,72 @@ async fn many_users_first_requests_at_once_each_get_their_own_lease() {
     })
     .await;
 }
+
+/// A round of top-ups whose transaction fails answers every admission waiting in it with a
+/// plain error (none hangs, none is granted anything, no database text), and the next top-up
+/// asked for starts a new round that works.
+#[tokio::test]
+async fn a_failed_top_up_round_answers_everyone_waiting_and_the_next_round_works() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let store = journaled(&db, &dir, "failed.settlements").await;
+        let mut users = Vec::new();
+        for _ in 0..5 {
+            users.push(
+                store
+                    .create_user(&unique("user"), "metered")
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let first = |users: &[String]| -> Vec<Admission> {
+            users
+                .iter()
+                .map(|user| text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
+                .collect()
+        };
+        // A top-up reads the wants of other instances: without their table it fails.
+        let raw = db.raw().await;
+        sqlx::query("ALTER TABLE lease_wants RENAME TO lease_wants_away")
+            .execute(&raw)
+            .await
+            .unwrap();
+        let answers =
+            tokio::time::timeout(Duration::from_secs(10), admit_all(&[&store], first(&users)))
+                .await
+                .expect("every admission waiting for the failed round is answered");
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(ErrorKind::Unavailable))),
+            "{answers:?}"
+        );
+        let refused = store
+            .admit(first(&users[..1]).remove(0))
+            .await
+            .expect_err("the table is still away");
+        assert_eq!(refused.message(), "the gateway's database failed");
+        for user in &users {
+            assert_eq!(leased(&raw, user, Counter::CostUsd).await, 0);
+        }
+        sqlx::query("ALTER TABLE lease_wants_away RENAME TO lease_wants")
+            .execute(&raw)
+            .await
+            .unwrap();
+        let answers =
+            tokio::time::timeout(Duration::from_secs(10), admit_all(&[&store], first(&users)))
+                .await
+                .expect("the next round is made");
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        store.flush().await;
+        let period = period_of(answers[0].as_ref().unwrap());
+        for user in &users {
+            let used = store.counters(user, &period).await.unwrap();
+            assert_eq!(used.get(Counter::TextRequests), 1);
+        }
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
