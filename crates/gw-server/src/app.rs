@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gw_store::Store;
+use gw_store::{Remembered, Store};
 use llm_gateway::cache::{CacheBackend, RedisCache};
 use llm_gateway::ratelimit::{RateLimiter, RateLimiters};
 use llm_gateway::{Cache, MemoryCache};
@@ -73,11 +73,12 @@ enum Keys {
 }
 
 /// Recently checked gateway keys, by SHA-256 (the keys themselves are not kept), so most
-/// requests need no store lookup. Entries expire after `ttl`; revoking a key through this
-/// process forgets it at once.
+/// requests need no store lookup. An entry is used for `ttl` or, while the store is watched for
+/// key and plan changes made anywhere (see [`watch_auth_changes`]), for about five minutes
+/// (`gw_store::Remembered`); revoking a key through this process forgets it at once.
 pub(crate) struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Caller, Remembered)>>,
 }
 
 /// More entries than this and the cache starts over: a bound on memory, whatever the traffic.
@@ -96,26 +97,34 @@ impl KeyCache {
         sha2::Sha256::digest(key.as_bytes()).into()
     }
 
-    fn get(&self, key: &str) -> Option<Caller> {
+    /// The caller `key` names, if remembered and still trusted: younger than `ttl`, or than its
+    /// life while changes are `watched`.
+    fn get(&self, key: &str, watched: bool) -> Option<Caller> {
         if self.ttl.is_zero() {
             return None;
         }
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(&Self::digest(key))
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(_, at)| at.trusted(self.ttl, watched))
             .map(|(caller, _)| caller.clone())
     }
 
-    fn put(&self, key: &str, caller: &Caller) {
+    /// Remembers that `key` names `caller`, unless `unchanged` says otherwise: asked under the
+    /// cache's lock, so a lookup that raced a drop of every entry does not remember what it
+    /// read before the change.
+    fn put(&self, key: &str, caller: &Caller, unchanged: impl FnOnce() -> bool) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if !unchanged() {
+            return;
+        }
         if entries.len() >= KEY_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(Self::digest(key), (caller.clone(), Instant::now()));
+        entries.insert(Self::digest(key), (caller.clone(), Remembered::now()));
     }
 
     /// Forgets every entry `matches` (a revoked key, a user whose plan changed).
@@ -547,8 +556,11 @@ fn build_cache(section: &crate::config::CacheSection) -> Result<Cache, ConfigErr
 }
 
 /// Drops remembered keys and plans whenever the store says a key was revoked or a plan changed
-/// anywhere (another replica, `gateway admin`): polled every `[store] auth_poll_ms`. Stops when
-/// the state is gone.
+/// anywhere (another replica, `gateway admin`): polled every `[store] auth_poll_ms`. While the
+/// polls answer, remembered keys and plans are trusted for about five minutes, not only for
+/// `[store] key_cache_ms`: every user's entries, remembered together at a start, no longer
+/// expire together every few seconds, each user's next request waiting for two lookups. Stops
+/// when the state is gone.
 fn watch_auth_changes(state: &AppState) {
     let Keys::Store(..) = &state.inner.keys else {
         return;
@@ -559,21 +571,19 @@ fn watch_auth_changes(state: &AppState) {
     let every = state.inner.auth_poll;
     let weak = Arc::downgrade(&state.inner);
     runtime.spawn(async move {
-        let mut seen: Option<i64> = None;
         loop {
             let Some(inner) = weak.upgrade() else { return };
             let Keys::Store(store, cache) = &inner.keys else {
                 return;
             };
-            match store.auth_epoch().await {
-                Ok(epoch) => {
-                    if seen.is_some_and(|s| s != epoch) {
-                        cache.forget(|_| true);
-                        store.forget_plans();
-                    }
-                    seen = Some(epoch);
-                }
-                // Caches are kept: without the database, nothing could be checked anyway.
+            match store.check_auth_changes().await {
+                // The store dropped its plans (and counted a generation) first, so a lookup
+                // racing this does not put back what it read before the change.
+                Ok(true) => cache.forget(|_| true),
+                Ok(false) => {}
+                // Caches are kept, each entry for its base time (`key_cache_ms`) once the store
+                // could not be asked for that long: without the database, nothing could be
+                // checked anyway.
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot ask the store for key and plan changes")
                 }
@@ -1049,9 +1059,10 @@ async fn authenticate(state: &AppState, key: Result<&str, ApiError>) -> Result<C
                     "malformed gateway key: expected `gw_` followed by 40 letters and digits",
                 ));
             }
-            if let Some(caller) = cache.get(key) {
+            if let Some(caller) = cache.get(key, store.watches_auth_within(cache.ttl)) {
                 return Ok(caller);
             }
+            let generation = store.auth_generation();
             match store.authenticate(key).await {
                 Ok(Some(user)) => {
                     let caller = Caller {
@@ -1060,7 +1071,7 @@ async fn authenticate(state: &AppState, key: Result<&str, ApiError>) -> Result<C
                         plan: user.plan.into(),
                         key_id: user.key_id.into(),
                     };
-                    cache.put(key, &caller);
+                    cache.put(key, &caller, || store.auth_generation() == generation);
                     Ok(caller)
                 }
                 Ok(None) => Err(ApiError::unauthenticated("invalid or revoked gateway key")),
@@ -1139,26 +1150,32 @@ mod tests {
     #[test]
     fn the_key_cache_expires_forgets_and_can_be_off() {
         let cache = KeyCache::new(Duration::from_secs(60));
-        cache.put("gw_secret", &caller("u1", "k1"));
-        assert_eq!(cache.get("gw_secret").unwrap().key_id.as_ref(), "k1");
-        assert!(cache.get("gw_other").is_none());
+        cache.put("gw_secret", &caller("u1", "k1"), || true);
+        assert_eq!(cache.get("gw_secret", false).unwrap().key_id.as_ref(), "k1");
+        assert!(cache.get("gw_other", false).is_none());
         cache.forget(|c| &*c.key_id == "k1");
-        assert!(cache.get("gw_secret").is_none());
+        assert!(cache.get("gw_secret", false).is_none());
 
+        // Past its base time an entry is used only while changes are watched.
         let expired = KeyCache::new(Duration::from_nanos(1));
-        expired.put("gw_secret", &caller("u1", "k1"));
+        expired.put("gw_secret", &caller("u1", "k1"), || true);
         std::thread::sleep(Duration::from_millis(2));
-        assert!(expired.get("gw_secret").is_none());
+        assert!(expired.get("gw_secret", false).is_none());
+        assert!(expired.get("gw_secret", true).is_some());
+
+        // A lookup that raced a drop of every entry remembers nothing.
+        cache.put("gw_secret", &caller("u1", "k1"), || false);
+        assert!(cache.get("gw_secret", true).is_none());
 
         let off = KeyCache::new(Duration::ZERO);
-        off.put("gw_secret", &caller("u1", "k1"));
-        assert!(off.get("gw_secret").is_none());
+        off.put("gw_secret", &caller("u1", "k1"), || true);
+        assert!(off.get("gw_secret", true).is_none());
     }
 
     #[test]
     fn the_key_cache_holds_digests_not_keys() {
         let cache = KeyCache::new(Duration::from_secs(60));
-        cache.put("gw_supersecret", &caller("u1", "k1"));
+        cache.put("gw_supersecret", &caller("u1", "k1"), || true);
         let entries = cache.entries.lock().unwrap();
         let shown = format!("{:?}", entries.keys().collect::<Vec<_>>());
         assert!(!shown.contains("supersecret"));

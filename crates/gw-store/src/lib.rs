@@ -123,6 +123,7 @@ mod ledger;
 mod plans;
 mod reads;
 mod recovery;
+mod remembered;
 mod settlement;
 mod tally;
 mod time;
@@ -131,7 +132,7 @@ mod users;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gateway_core::{Error, ErrorKind, Result};
 use sqlx::AnyPool;
@@ -149,6 +150,7 @@ pub use reads::{
     Allowance, LogFilter, LogTotals, LoggedAttempt, Remaining, SummaryRow, UsageLogRow,
 };
 pub use recovery::{Maintenance, RECOVERED};
+pub use remembered::Remembered;
 pub use time::{UtcMicros, format_utc};
 pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key, random_base62};
 
@@ -305,8 +307,11 @@ pub struct Store {
     /// Serialises this process's write transactions on SQLite, so writers queue here instead of
     /// sleep-polling in SQLite's busy handler (1, 2, 5, 10 ms ...).
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Users' plans looked up recently, so most admissions need no `SELECT plan`.
-    plan_cache: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// Users' plans looked up recently, so most admissions need no `SELECT plan` (see
+    /// `remembered.rs`).
+    plan_cache: Arc<Mutex<HashMap<String, (String, Remembered)>>>,
+    /// What this process knows of key and plan changes made anywhere.
+    auth: Arc<remembered::AuthWatch>,
     /// Settlements queued for the writer task (see [`Store::flush`]); `None` in the writer's
     /// own copy, so the queue closes when the last handle goes.
     settler: Option<mpsc::Sender<settlement::Queued>>,
@@ -321,9 +326,10 @@ pub struct Store {
     ledger: Option<Arc<ledger::Ledger>>,
 }
 
-/// How long a user's plan is remembered: a plan changed by another process applies within it,
-/// or at the next poll of [`Store::auth_epoch`] by a caller that watches it (the server does,
-/// twice a second, and then calls [`Store::forget_plans`]).
+/// How long a user's plan is remembered when this process does not watch for changes: a plan
+/// changed by another process applies within it. A process that watches
+/// ([`Store::check_auth_changes`]; the server does twice a second) drops its plans when one
+/// changed anywhere, and trusts them for five minutes meanwhile (see `remembered.rs`).
 const PLAN_CACHE_TTL: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for Store {
@@ -382,6 +388,7 @@ impl Store {
             plans: Arc::new(options.plans.unwrap_or_default()),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             plan_cache: Arc::new(Mutex::new(HashMap::new())),
+            auth: Arc::default(),
             settler: None,
             hurry: Arc::new(tokio::sync::Notify::new()),
             admitter: None,
@@ -578,12 +585,14 @@ impl Store {
                 .plan_cache
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            let watched = self.watches_auth_within(PLAN_CACHE_TTL);
             if let Some((plan, at)) = cache.get(user_id)
-                && at.elapsed() < PLAN_CACHE_TTL
+                && at.trusted(PLAN_CACHE_TTL, watched)
             {
                 return Ok(Some(plan.clone()));
             }
         }
+        let generation = self.auth_generation();
         let plan: Option<String> = sqlx::query_scalar("SELECT plan FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&self.pool)
@@ -594,16 +603,20 @@ impl Store {
                 .plan_cache
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if cache.len() >= 100_000 {
-                cache.clear();
+            // Not when plans were dropped meanwhile: what was read may predate the change.
+            if self.auth_generation() == generation {
+                if cache.len() >= 100_000 {
+                    cache.clear();
+                }
+                cache.insert(user_id.to_owned(), (plan.clone(), Remembered::now()));
             }
-            cache.insert(user_id.to_owned(), (plan.clone(), Instant::now()));
         }
         Ok(plan)
     }
 
     /// Forgets the cached plan of `user_id` (its plan just changed).
     fn forget_plan(&self, user_id: &str) {
+        self.auth.next_generation();
         self.plan_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -425,6 +425,7 @@ impl Store {
     /// lease, sized to the plans as they were (in a task: needs a Tokio runtime when the store
     /// has a journal).
     pub fn forget_plans(&self) {
+        self.auth.next_generation();
         self.plan_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1650,3 +1650,40 @@ async fn the_journal_a_killed_process_left_is_replayed_once() {
     })
     .await;
 }
+
+/// A process that watches for key and plan changes remembers a user's plan well past the 10 s
+/// it would without watching, and a plan changed by another process applies at its next check
+/// (the server checks every `auth_poll_ms`).
+#[tokio::test]
+async fn a_plan_changed_elsewhere_applies_at_the_next_check_for_changes() {
+    on_each_backend(|db| async move {
+        let here = Store::connect_with(&db.url, db.options()).await.unwrap();
+        let there = Store::connect_with(&db.url, db.options()).await.unwrap();
+        assert!(!here.watches_auth_within(Duration::from_secs(10)));
+        assert!(
+            here.check_auth_changes().await.unwrap(),
+            "the first check drops what was remembered before it"
+        );
+        assert!(!here.check_auth_changes().await.unwrap());
+        assert!(here.watches_auth_within(Duration::from_secs(10)));
+        let alice = user(&here, "free").await;
+        // `free` does not allow gemini-2.5-pro; `pro` does.
+        let pro_model = || text(&alice, "gemini", "gemini-2.5-pro", 20, Some("0.01"));
+        let refused = here.admit(pro_model()).await.unwrap_err();
+        assert_eq!(refused.kind(), &ErrorKind::PermissionDenied, "{refused}");
+        there.set_plan(&alice, "pro").await.unwrap();
+        // Remembered until the check: one lookup per user per five minutes, not per request.
+        let refused = here.admit(pro_model()).await.unwrap_err();
+        assert_eq!(refused.kind(), &ErrorKind::PermissionDenied, "{refused}");
+        assert!(here.check_auth_changes().await.unwrap());
+        assert!(!here.check_auth_changes().await.unwrap());
+        let admission = pro_model();
+        let admitted = here.admit(admission.clone()).await.unwrap();
+        here.settle(admitted, record(&admission, 5, 5, Some("0.001")))
+            .await
+            .unwrap();
+        here.close().await;
+        there.close().await;
+    })
+    .await;
+}
