@@ -98,8 +98,8 @@ impl KeyCache {
     }
 
     /// The caller `key` names, if remembered and still trusted: younger than `ttl`, or than its
-    /// life while changes are `watched`.
-    fn get(&self, key: &str, watched: bool) -> Option<Caller> {
+    /// life while changes are `watched` (asked only of an entry older than `ttl`).
+    fn get(&self, key: &str, watched: impl FnOnce() -> bool) -> Option<Caller> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -1059,7 +1059,7 @@ async fn authenticate(state: &AppState, key: Result<&str, ApiError>) -> Result<C
                     "malformed gateway key: expected `gw_` followed by 40 letters and digits",
                 ));
             }
-            if let Some(caller) = cache.get(key, store.watches_auth_within(cache.ttl)) {
+            if let Some(caller) = cache.get(key, || store.watches_auth_within(cache.ttl)) {
                 return Ok(caller);
             }
             let generation = store.auth_generation();
@@ -1151,25 +1151,28 @@ mod tests {
     fn the_key_cache_expires_forgets_and_can_be_off() {
         let cache = KeyCache::new(Duration::from_secs(60));
         cache.put("gw_secret", &caller("u1", "k1"), || true);
-        assert_eq!(cache.get("gw_secret", false).unwrap().key_id.as_ref(), "k1");
-        assert!(cache.get("gw_other", false).is_none());
+        assert_eq!(
+            cache.get("gw_secret", || false).unwrap().key_id.as_ref(),
+            "k1"
+        );
+        assert!(cache.get("gw_other", || false).is_none());
         cache.forget(|c| &*c.key_id == "k1");
-        assert!(cache.get("gw_secret", false).is_none());
+        assert!(cache.get("gw_secret", || false).is_none());
 
         // Past its base time an entry is used only while changes are watched.
         let expired = KeyCache::new(Duration::from_nanos(1));
         expired.put("gw_secret", &caller("u1", "k1"), || true);
         std::thread::sleep(Duration::from_millis(2));
-        assert!(expired.get("gw_secret", false).is_none());
-        assert!(expired.get("gw_secret", true).is_some());
+        assert!(expired.get("gw_secret", || false).is_none());
+        assert!(expired.get("gw_secret", || true).is_some());
 
         // A lookup that raced a drop of every entry remembers nothing.
         cache.put("gw_secret", &caller("u1", "k1"), || false);
-        assert!(cache.get("gw_secret", true).is_none());
+        assert!(cache.get("gw_secret", || true).is_none());
 
         let off = KeyCache::new(Duration::ZERO);
         off.put("gw_secret", &caller("u1", "k1"), || true);
-        assert!(off.get("gw_secret", true).is_none());
+        assert!(off.get("gw_secret", || true).is_none());
     }
 
     #[test]

@@ -585,9 +585,8 @@ impl Store {
                 .plan_cache
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let watched = self.watches_auth_within(PLAN_CACHE_TTL);
             if let Some((plan, at)) = cache.get(user_id)
-                && at.trusted(PLAN_CACHE_TTL, watched)
+                && at.trusted(PLAN_CACHE_TTL, || self.watches_auth_within(PLAN_CACHE_TTL))
             {
                 return Ok(Some(plan.clone()));
             }

@@ -18,7 +18,7 @@
 //! the generation is the one its lookup began under.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gateway_core::Result;
@@ -28,13 +28,17 @@ use crate::Store;
 /// How long a remembered key or plan is trusted at most while the process watches for changes.
 const LIFE: Duration = Duration::from_secs(300);
 
+/// The instant [`AuthWatch`] counts its milliseconds from.
+static SINCE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
 /// What a process knows of the changes made anywhere to keys and plans.
 #[derive(Default)]
 pub(crate) struct AuthWatch {
     /// The auth epoch last read.
     seen: Mutex<Option<i64>>,
-    /// When it was last read.
-    read_at: Mutex<Option<Instant>>,
+    /// When it was last read, in milliseconds since [`SINCE`] plus one (0: never): an atomic,
+    /// because every request whose key is remembered asks.
+    read_at: AtomicU64,
     /// How many times what is remembered was dropped.
     generation: AtomicU64,
 }
@@ -50,23 +54,29 @@ impl AuthWatch {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Records the epoch just read; whether what is remembered must go. The first read counts
-    /// as a change: what was remembered before it may predate one.
-    fn saw(&self, epoch: i64) -> bool {
-        let changed = {
-            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-            seen.replace(epoch) != Some(epoch)
-        };
-        *self.read_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-        changed
+    /// Records the epoch just read; whether it moved, so what is remembered must go. The first
+    /// read counts as a move: what was remembered before it may predate one.
+    fn moved(&self, epoch: i64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.replace(epoch) != Some(epoch)
     }
 
-    /// Whether the epoch was read within `base`.
-    fn read_within(&self, base: Duration) -> bool {
-        self.read_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < base)
+    /// Records that what is remembered agrees with the epoch read now (after dropping what had
+    /// to go).
+    fn confirm(&self) {
+        let now = SINCE.elapsed().as_millis() as u64 + 1;
+        self.read_at.store(now, Ordering::Release);
+    }
+
+    /// Whether what is remembered was confirmed within `base`.
+    fn confirmed_within(&self, base: Duration) -> bool {
+        match self.read_at.load(Ordering::Acquire) {
+            0 => false,
+            at => {
+                (SINCE.elapsed().as_millis() as u64 + 1).saturating_sub(at)
+                    < base.as_millis() as u64
+            }
+        }
     }
 }
 
@@ -92,10 +102,10 @@ impl Remembered {
     }
 
     /// Whether the entry may still be used: younger than `base`, or than its life while
-    /// changes are `watched`.
-    pub fn trusted(&self, base: Duration, watched: bool) -> bool {
+    /// changes are `watched` (asked only of an entry older than `base`).
+    pub fn trusted(&self, base: Duration, watched: impl FnOnce() -> bool) -> bool {
         let age = self.at.elapsed();
-        age < base || (watched && age < self.life)
+        age < base || (age < self.life && watched())
     }
 }
 
@@ -106,17 +116,18 @@ impl Store {
     /// for five minutes instead of their base time ([`Store::watches_auth_within`]).
     pub async fn check_auth_changes(&self) -> Result<bool> {
         let epoch = self.auth_epoch().await?;
-        let changed = self.auth.saw(epoch);
-        if changed {
+        let moved = self.auth.moved(epoch);
+        if moved {
             self.forget_plans();
         }
-        Ok(changed)
+        self.auth.confirm();
+        Ok(moved)
     }
 
     /// Whether [`Store::check_auth_changes`] read the epoch within `base`: if so, what this
     /// process remembers is trusted for its life, otherwise for `base` only.
     pub fn watches_auth_within(&self, base: Duration) -> bool {
-        self.auth.read_within(base)
+        self.auth.confirmed_within(base)
     }
 
     /// How many times remembered keys and plans were dropped: read it before a lookup, and
@@ -134,28 +145,32 @@ mod tests {
     fn an_entry_is_trusted_for_its_base_time_or_while_watched_for_its_life() {
         let fresh = Remembered::now();
         assert!(fresh.life <= LIFE && fresh.life > LIFE * 3 / 4);
-        assert!(fresh.trusted(Duration::from_secs(10), false));
+        let base = Duration::from_secs(10);
+        assert!(fresh.trusted(base, || unreachable!("a young entry asks nothing")));
         let old = Remembered {
             at: Instant::now() - Duration::from_secs(20),
             life: LIFE,
         };
-        assert!(!old.trusted(Duration::from_secs(10), false));
-        assert!(old.trusted(Duration::from_secs(10), true));
+        assert!(!old.trusted(base, || false));
+        assert!(old.trusted(base, || true));
         let older = Remembered {
             at: Instant::now() - Duration::from_secs(20),
             life: Duration::from_secs(15),
         };
-        assert!(!older.trusted(Duration::from_secs(10), true));
+        assert!(!older.trusted(base, || true));
     }
 
     #[test]
     fn the_first_epoch_read_and_every_move_count_as_changes() {
         let watch = AuthWatch::default();
-        assert!(!watch.read_within(Duration::from_secs(10)));
-        assert!(watch.saw(3));
-        assert!(watch.read_within(Duration::from_secs(10)));
-        assert!(!watch.saw(3));
-        assert!(watch.saw(4));
+        let base = Duration::from_secs(10);
+        assert!(!watch.confirmed_within(base));
+        assert!(watch.moved(3));
+        assert!(!watch.confirmed_within(base), "not before it is confirmed");
+        watch.confirm();
+        assert!(watch.confirmed_within(base));
+        assert!(!watch.moved(3));
+        assert!(watch.moved(4));
         let before = watch.generation();
         watch.next_generation();
         assert_eq!(watch.generation(), before + 1);
