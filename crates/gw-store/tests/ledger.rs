@@ -40,6 +40,16 @@ async fn leased(raw: &AnyPool, user: &str, counter: Counter) -> i64 {
     .unwrap()
 }
 
+/// `n` new users on the `metered` plan.
+async fn metered_users(store: &Store, n: usize) -> Vec<String> {
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        let user = store.create_user(&unique("user"), "metered").await;
+        users.push(user.unwrap().id);
+    }
+    users
+}
+
 /// Admits `admissions` all at once, spread over `stores` in turn.
 async fn admit_all(
     stores: &[&Store],
@@ -350,16 +360,7 @@ async fn many_users_first_requests_at_once_each_get_their_own_lease() {
     on_each_backend(|db| async move {
         let dir = temp_dir();
         let store = journaled(&db, &dir, "many.settlements").await;
-        let mut users = Vec::new();
-        for _ in 0..40 {
-            users.push(
-                store
-                    .create_user(&unique("user"), "metered")
-                    .await
-                    .unwrap()
-                    .id,
-            );
-        }
+        let users = metered_users(&store, 40).await;
         // `metered`: $1 and 100 requests a month; three requests of $0.015 each per user.
         let admissions: Vec<Admission> = (0..3)
             .flat_map(|_| users.iter())
@@ -395,16 +396,7 @@ async fn a_failed_top_up_round_answers_everyone_waiting_and_the_next_round_works
     on_each_backend(|db| async move {
         let dir = temp_dir();
         let store = journaled(&db, &dir, "failed.settlements").await;
-        let mut users = Vec::new();
-        for _ in 0..5 {
-            users.push(
-                store
-                    .create_user(&unique("user"), "metered")
-                    .await
-                    .unwrap()
-                    .id,
-            );
-        }
+        let users = metered_users(&store, 5).await;
         let first = |users: &[String]| -> Vec<Admission> {
             users
                 .iter()
