@@ -144,9 +144,9 @@ pub struct StoreSection {
     /// reservations are settled at their estimate.
     #[serde(default = "default_stale_after_ms")]
     pub stale_after_ms: u64,
-    /// How long a checked gateway key (and a user's plan) is remembered when the store cannot
-    /// be asked for changes (see `auth_poll_ms`): while it can, about five minutes, so most
-    /// requests need no lookup. Default 10 000 ms; 0 turns the key cache off.
+    /// How long a checked gateway key is remembered when the store cannot be asked for changes
+    /// (see `auth_poll_ms`): while it can, about five minutes, so most requests need no lookup.
+    /// Default 10 000 ms; 0 turns the key cache off.
     #[serde(default = "default_key_cache_ms")]
     pub key_cache_ms: u64,
     /// How often the store is asked whether a key was revoked or a plan changed anywhere (another
