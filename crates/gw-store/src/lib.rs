@@ -280,8 +280,8 @@ impl StoreOptions {
     }
 
     /// How long a lease (see [`StoreOptions::journal`]) may go unused before this process gives
-    /// it back (default five minutes). Another process that needs what a lease holds asks for it and
-    /// gets it within a fraction of a second, whatever this is.
+    /// it back (default five minutes). Another process that needs what a lease holds asks for
+    /// it and gets it within a fraction of a second, whatever this is.
     pub fn lease_idle(mut self, idle: Duration) -> Self {
         self.lease_idle = idle;
         self
