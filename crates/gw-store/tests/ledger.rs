@@ -50,6 +50,11 @@ async fn metered_users(store: &Store, n: usize) -> Vec<String> {
     users
 }
 
+/// A chat of 20 tokens at $0.015 on gemini-2.5-flash, which `metered` allows.
+fn chat(user: &str) -> Admission {
+    text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015"))
+}
+
 /// Admits `admissions` all at once, spread over `stores` in turn.
 async fn admit_all(
     stores: &[&Store],
@@ -75,9 +80,7 @@ async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
             // `metered`: $1 a month; 20 tokens at $0.015 a request: money allows 66 of them
             // (requests would allow 100, tokens 500).
             let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
-            let admissions: Vec<Admission> = (0..200)
-                .map(|_| text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
-                .collect();
+            let admissions: Vec<Admission> = (0..200).map(|_| chat(&user)).collect();
             let answers = admit_all(&stores, admissions.clone()).await;
             let admitted: Vec<(&Admission, &Reservation)> = admissions
                 .iter()
@@ -123,9 +126,7 @@ async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
             assert_eq!(a.usage_log(Some(&user), 500).await.unwrap().len(), 66);
             // What was freed is admitted again, up to the next limit: $0.934 left would pay for
             // 62 more at $0.015, but the plan allows 100 requests, so 34.
-            let more: Vec<Admission> = (0..100)
-                .map(|_| text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
-                .collect();
+            let more: Vec<Admission> = (0..100).map(|_| chat(&user)).collect();
             let answers = admit_all(&stores, more).await;
             assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 34);
         }
@@ -156,7 +157,7 @@ async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
         let a = Store::connect_with(&db.url, options).await.unwrap();
         let raw = db.raw().await;
         let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
-        let adm = text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
+        let adm = chat(&user);
         let r = a.admit(adm.clone()).await.unwrap();
         a.settle(r, record(&adm, 5, 5, Some("0.001")))
             .await
@@ -176,7 +177,7 @@ async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
 
         // An instance that stops beating its heartbeat loses its leases to recovery.
         let b = journaled(&db, &dir, "b.settlements").await;
-        let adm = text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
+        let adm = chat(&user);
         let open = b.admit(adm).await.unwrap();
         b.flush().await;
         assert!(leased(&raw, &user, Counter::CostUsd).await > 0);
@@ -215,7 +216,7 @@ async fn a_plan_change_gives_the_users_leases_back() {
                 .id,
         );
         for u in [&user, &other] {
-            let adm = text(u, "gemini", "gemini-2.5-flash", 20, Some("0.015"));
+            let adm = chat(u);
             store.admit(adm).await.unwrap();
         }
         store.flush().await;
@@ -322,9 +323,7 @@ async fn a_burst_larger_than_a_batch_is_written_whole() {
             .id;
         // 2,500 requests queue 5,000 items: more than the writer takes in one transaction, so
         // batches are cut at the limit (no linger) and the rest follows.
-        let admissions: Vec<Admission> = (0..2_500)
-            .map(|_| text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
-            .collect();
+        let admissions: Vec<Admission> = (0..2_500).map(|_| chat(&user)).collect();
         let answers = admit_all(&[&store], admissions.clone()).await;
         let period = period_of(answers[0].as_ref().unwrap());
         for (admission, answer) in admissions.iter().zip(answers) {
@@ -364,7 +363,7 @@ async fn many_users_first_requests_at_once_each_get_their_own_lease() {
         // `metered`: $1 and 100 requests a month; three requests of $0.015 each per user.
         let admissions: Vec<Admission> = (0..3)
             .flat_map(|_| users.iter())
-            .map(|user| text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
+            .map(|user| chat(user))
             .collect();
         let answers = admit_all(&[&store], admissions).await;
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
@@ -397,12 +396,8 @@ async fn a_failed_top_up_round_answers_everyone_waiting_and_the_next_round_works
         let dir = temp_dir();
         let store = journaled(&db, &dir, "failed.settlements").await;
         let users = metered_users(&store, 5).await;
-        let first = |users: &[String]| -> Vec<Admission> {
-            users
-                .iter()
-                .map(|user| text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015")))
-                .collect()
-        };
+        let first =
+            |users: &[String]| -> Vec<Admission> { users.iter().map(|u| chat(u)).collect() };
         // A top-up reads the wants of other instances: without their table it fails.
         let raw = db.raw().await;
         sqlx::query("ALTER TABLE lease_wants RENAME TO lease_wants_away")
