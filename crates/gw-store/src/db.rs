@@ -440,10 +440,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 12,
+        name: "end_user_index",
+        common: include_str!("../migrations/0012_end_user_index.sql"),
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The schema version this code creates and expects.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises migrations of
 /// replicas starting at once.
