@@ -387,6 +387,40 @@ async fn many_users_first_requests_at_once_each_get_their_own_lease() {
     .await;
 }
 
+/// A busy user's lease grows with its pace: each top-up that comes less than a second after
+/// the last takes twice as many requests' worth (from a thousand), so a user making thousands
+/// of requests a second tops up about once a second instead of several times, and the lease
+/// keeps enough in hand to outlast a slow database.
+#[tokio::test]
+async fn a_busy_users_lease_grows_with_its_pace() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let store = journaled(&db, &dir, "busy.settlements").await;
+        // `pro`: 50,000 requests and $50 a month; 20 tokens at $0.0001 a request.
+        let user = store.create_user(&unique("user"), "pro").await.unwrap().id;
+        let mut period = String::new();
+        for _ in 0..12_000 {
+            let admission = text(&user, "gemini", "gemini-2.5-flash", 20, Some("0.0001"));
+            period = store.admit(admission).await.unwrap().period;
+        }
+        store.flush().await;
+        let raw = db.raw().await;
+        let used = store.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), 12_000);
+        let held = leased(&raw, &user, Counter::TextRequests).await;
+        // With top-ups of a thousand requests' worth each (refilled once half is used), the
+        // lease would hold at most 1,536 here. Grown, its grants went 1,024, 1,024, 2,048,
+        // 4,096, 8,192...: it holds thousands more, and at least 2,048 unless this loop ran ten
+        // times slower than it does on a laptop (a grant not doubled when the last one lasted
+        // a second).
+        assert!(held >= 2048, "the lease holds {held} requests");
+        assert!(12_000 + held <= 50_000, "the lease holds {held} requests");
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
 /// A round of top-ups whose transaction fails answers every admission waiting in it with a
 /// plain error (none hangs, none is granted anything, no database text), and the next top-up
 /// asked for starts a new round that works.
