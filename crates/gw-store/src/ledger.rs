@@ -553,8 +553,9 @@ impl Store {
 
     /// Tops the lease of `need`'s (user, period) up: for each limited counter the request adds
     /// to, what the lease lacks for it or, when more, a share of what is left (a quarter, at
-    /// most the lease's requests' worth, see [`LEASE_SPAN`]; only what it lacks while another instance wants
-    /// leases of it), never past what the counter and every lease of it leave under the limit.
+    /// most the lease's requests' worth, see [`LEASE_SPAN`]; only what it lacks while another
+    /// instance wants leases of it), never past what the counter and every lease of it leave
+    /// under the limit.
     /// When that cannot cover the request and other instances hold leases of it, takes nothing
     /// while `patient` (the admission waits for them), and what there is otherwise.
     ///

@@ -411,8 +411,8 @@ async fn a_busy_users_lease_grows_with_its_pace() {
         // With top-ups of a thousand requests' worth each (refilled once half is used), the
         // lease would hold at most 1,536 here. Grown, its grants went 1,024, 1,024, 2,048,
         // 4,096, 8,192...: it holds thousands more, and at least 2,048 unless this loop ran ten
-        // times slower than it does on a laptop (a grant not doubled when the last one lasted
-        // a second).
+        // times slower than on the machine it was written on (a grant is not doubled when the
+        // last one lasted a second).
         assert!(held >= 2048, "the lease holds {held} requests");
         assert!(12_000 + held <= 50_000, "the lease holds {held} requests");
         store.close().await;
