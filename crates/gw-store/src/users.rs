@@ -338,6 +338,9 @@ impl Store {
         if done.rows_affected() == 1 {
             bump_auth_epoch(&mut tx).await?;
             tx.commit().await.map_err(db_error)?;
+            // As for a plan change: a key lookup that read the key before this commit and
+            // remembers it after the caller forgot it would be trusted until the next poll.
+            self.auth.next_generation();
             return Ok(());
         }
         drop(tx);
