@@ -401,12 +401,12 @@ impl Store {
             // Ask them to give it back and wait, rather than refuse while it is there.
             if topped.stranded && patient {
                 waiting.get_or_insert_with(Instant::now);
-                self.want(user, &p.period, true).await?;
+                self.want(user, &p.period, true).await;
                 tokio::time::sleep(WANT_POLL).await;
                 continue;
             }
             if waiting.is_some() {
-                self.want(user, &p.period, false).await?;
+                self.want(user, &p.period, false).await;
             }
             let held = grant
                 .held
@@ -426,7 +426,7 @@ impl Store {
         waited: Option<Instant>,
     ) -> Result<Reservation> {
         if waited.is_some() {
-            self.want(&p.admission.user_id, &p.period, false).await?;
+            self.want(&p.admission.user_id, &p.period, false).await;
         }
         if admitted.refill {
             self.refill(grant.clone(), Need::of(p));
@@ -459,8 +459,19 @@ impl Store {
     }
 
     /// Records (or withdraws) that this instance wants the other instances' leases of
-    /// (`user_id`, `period`) given back.
-    async fn want(&self, user_id: &str, period: &str, wanted: bool) -> Result<()> {
+    /// (`user_id`, `period`) given back. Best effort: a want that cannot be written only makes
+    /// the admission wait its patience out and then take what there is; one that cannot be
+    /// withdrawn stops counting after [`WANT_FRESH`]. Neither fails the admission: answering
+    /// `Unavailable` to a request its lease admitted (or the quota refused) would misstate why,
+    /// and one admitted would leave what it took from the lease taken by nobody.
+    async fn want(&self, user_id: &str, period: &str, wanted: bool) {
+        if let Err(e) = self.write_want(user_id, period, wanted).await {
+            let what = if wanted { "recorded" } else { "withdrawn" };
+            tracing::warn!(error = %e, "a want of other instances' leases could not be {what}; the admission goes on without it");
+        }
+    }
+
+    async fn write_want(&self, user_id: &str, period: &str, wanted: bool) -> Result<()> {
         let (_writing, mut tx) = self.begin().await?;
         let query = if wanted {
             sqlx::query(

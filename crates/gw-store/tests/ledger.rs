@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use gateway_core::{Accounting, Admission, ErrorKind, Reservation};
-use gw_store::{Counter, RECOVERED, Store};
+use gateway_core::{Accounting, Admission, ErrorKind, Reservation, Result};
+use gw_store::{Backend, Counter, RECOVERED, Store};
 use sqlx::AnyPool;
 
 /// A store on `db` that journals to `dir/name`, so admits from leases.
@@ -55,16 +55,19 @@ fn chat(user: &str) -> Admission {
     text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015"))
 }
 
-/// Admits `admissions` all at once, spread over `stores` in turn.
-async fn admit_all(
-    stores: &[&Store],
-    admissions: Vec<Admission>,
-) -> Vec<Result<Reservation, ErrorKind>> {
+/// Admits `admissions` all at once, spread over `stores` in turn. A refusal keeps its message,
+/// so an assertion that fails on one says why it was refused.
+async fn admit_all(stores: &[&Store], admissions: Vec<Admission>) -> Vec<Result<Reservation>> {
     let calls = admissions.into_iter().enumerate().map(|(i, a)| {
         let store = stores[i % stores.len()];
-        async move { store.admit(a).await.map_err(|e| e.kind().clone()) }
+        async move { store.admit(a).await }
     });
     futures_util::future::join_all(calls).await
+}
+
+/// Whether `answer` is a refusal of `kind`.
+fn refused_as(answer: &Result<Reservation>, kind: &ErrorKind) -> bool {
+    answer.as_ref().is_err_and(|e| e.kind() == kind)
 }
 
 #[tokio::test]
@@ -91,7 +94,7 @@ async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
             assert!(
                 answers
                     .iter()
-                    .all(|a| matches!(a, Ok(_) | Err(ErrorKind::QuotaExceeded))),
+                    .all(|a| a.is_ok() || refused_as(a, &ErrorKind::QuotaExceeded)),
                 "{answers:?}"
             );
             // The database never granted past the limit: what the counters hold plus what the
@@ -141,6 +144,66 @@ async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
             .await
             .unwrap();
         assert_eq!(left, 0, "close gives every lease back");
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
+/// Withdrawing a want is best effort: while the database refuses it, the admissions that
+/// waited for the other instance's lease are still answered for what they are (admitted, or
+/// refused for the quota, never `Unavailable`), and what they took from a lease is not lost.
+#[tokio::test]
+async fn admissions_that_waited_are_answered_when_their_want_cannot_be_withdrawn() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let (a, b) = (
+            journaled(&db, &dir, "a.settlements").await,
+            journaled(&db, &dir, "b.settlements").await,
+        );
+        let raw = db.raw().await;
+        let refuse = match db.backend {
+            Backend::Sqlite => {
+                "CREATE TRIGGER keep_wants BEFORE DELETE ON lease_wants
+                 BEGIN SELECT RAISE(ABORT, 'wants are kept'); END"
+            }
+            Backend::Postgres => {
+                "CREATE FUNCTION keep_wants() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'wants are kept'; END $$;
+                 CREATE TRIGGER keep_wants BEFORE DELETE ON lease_wants
+                 FOR EACH ROW EXECUTE FUNCTION keep_wants()"
+            }
+        };
+        sqlx::raw_sql(refuse).execute(&raw).await.unwrap();
+        // As in the round above: money allows 66 of the 200, spread over both instances.
+        let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
+        let answers = admit_all(&[&a, &b], (0..200).map(|_| chat(&user)).collect()).await;
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.is_ok() || refused_as(a, &ErrorKind::QuotaExceeded)),
+            "{answers:?}"
+        );
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 66);
+        let wants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lease_wants WHERE user_id = $1")
+            .bind(&user)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        assert!(wants > 0, "no admission waited for the other instance");
+        let period = period_of(answers.iter().find_map(|a| a.as_ref().ok()).unwrap());
+        for store in [&a, &b] {
+            store.flush().await;
+        }
+        let used = a.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::CostUsd), 66 * 15_000_000);
+        a.close().await;
+        b.close().await;
+        let left: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases")
+                .fetch_one(&raw)
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "every lease is given back whole");
         std::fs::remove_dir_all(dir).unwrap();
     })
     .await;
@@ -445,7 +508,7 @@ async fn a_failed_top_up_round_answers_everyone_waiting_and_the_next_round_works
         assert!(
             answers
                 .iter()
-                .all(|a| matches!(a, Err(ErrorKind::Unavailable))),
+                .all(|a| refused_as(a, &ErrorKind::Unavailable)),
             "{answers:?}"
         );
         let refused = store
