@@ -319,6 +319,22 @@ fn topped_up(grant: &Grant, need: &Need, granted: [i64; COUNTERS], stranded: boo
     }
 }
 
+/// What an admission took from a lease, put back when dropped before its reservation is
+/// queued for the writer.
+struct Taken<'a> {
+    grant: &'a Grant,
+    leased: [i64; COUNTERS],
+    queued: bool,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.queued {
+            self.grant.put_back(&self.leased);
+        }
+    }
+}
+
 /// What a top-up did.
 struct TopUp {
     /// What to give back: the lease was given back while it was being topped up.
@@ -417,7 +433,10 @@ impl Store {
         }
     }
 
-    /// Reserves `admitted`, first withdrawing this instance's want when it waited.
+    /// Reserves `admitted`, withdrawing this instance's want when it waited. Nothing here
+    /// waits before [`Store::reserve`] guards what was taken: a caller that drops the admission
+    /// at its only wait gets it back into the lease (the withdrawal, a database write, is made
+    /// by a task of its own).
     async fn admitted(
         &self,
         grant: &Arc<Grant>,
@@ -426,7 +445,9 @@ impl Store {
         waited: Option<Instant>,
     ) -> Result<Reservation> {
         if waited.is_some() {
-            self.want(&p.admission.user_id, &p.period, false).await;
+            let (store, user, period) =
+                (self.clone(), p.admission.user_id.clone(), p.period.clone());
+            tokio::spawn(async move { store.want(&user, &period, false).await });
         }
         if admitted.refill {
             self.refill(grant.clone(), Need::of(p));
@@ -530,6 +551,20 @@ impl Store {
         p: &Prepared,
         admitted: Admitted,
     ) -> Result<Reservation> {
+        // What was taken goes back to the lease unless the reservation is queued: on an error,
+        // and when the caller drops the admission while it waits for room in the writer's queue.
+        let mut taken = Taken {
+            grant,
+            leased: admitted.leased,
+            queued: false,
+        };
+        let settler = self.settler.as_ref().expect("a ledger comes with a writer");
+        // Room first, so that nothing waits once the reservation is journaled: one journaled
+        // and never queued would be recovered, and charged, by the next start.
+        let room = settler
+            .reserve()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Unavailable, "the usage writer has stopped"))?;
         let reservation = Reservation {
             id: new_reservation_id()?,
             user_id: p.admission.user_id.clone(),
@@ -546,7 +581,6 @@ impl Store {
         let segment = match journal.append_reserved(&reserved) {
             Ok(segment) => segment,
             Err(e) => {
-                grant.put_back(&admitted.leased);
                 tracing::error!(error = %e, "settlement journal: a reservation could not be written; the request is refused");
                 return Err(Error::new(
                     ErrorKind::Unavailable,
@@ -554,11 +588,8 @@ impl Store {
                 ));
             }
         };
-        let settler = self.settler.as_ref().expect("a ledger comes with a writer");
-        settler
-            .send(Queued::Reserve(Box::new(reserved), Some(segment)))
-            .await
-            .map_err(|_| Error::new(ErrorKind::Unavailable, "the usage writer has stopped"))?;
+        room.send(Queued::Reserve(Box::new(reserved), Some(segment)));
+        taken.queued = true;
         Ok(reservation)
     }
 

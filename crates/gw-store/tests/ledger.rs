@@ -209,6 +209,77 @@ async fn admissions_that_waited_are_answered_when_their_want_cannot_be_withdrawn
     .await;
 }
 
+/// An admission dropped on its way (its caller timed out, its client went away) leaves its
+/// lease as it found it: once what was admitted is settled and the instances close, the
+/// counters hold exactly what was settled and no lease holds anything. (Past the point where
+/// an admission has taken from its lease, its only wait is for room in the writer's queue,
+/// guarded; the withdrawal of its want is made by a task of its own.)
+#[tokio::test]
+async fn admissions_dropped_on_their_way_leave_their_lease_whole() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let (a, b) = (
+            journaled(&db, &dir, "a.settlements").await,
+            journaled(&db, &dir, "b.settlements").await,
+        );
+        let stores = [&a, &b];
+        let raw = db.raw().await;
+        let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
+        // 200 at once over both instances, as in the round above: those that do not fit their
+        // instance's lease at once wait for a top-up or for the other instance's lease, and are
+        // given up after 20 ms to 1.5 s, before, while and after they wait.
+        let calls = (0..200u64).map(|i| {
+            let store = stores[i as usize % 2];
+            let admission = chat(&user);
+            let patience = Duration::from_millis(20 + (i * 37) % 1_500);
+            async move {
+                let answer = tokio::time::timeout(patience, store.admit(admission.clone())).await;
+                (i as usize % 2, admission, answer)
+            }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let (mut admitted, mut given_up) = (0u64, 0);
+        for (store, admission, answer) in answers {
+            match answer {
+                Ok(Ok(reservation)) => {
+                    admitted += 1;
+                    stores[store]
+                        .settle(reservation, record(&admission, 5, 5, Some("0.001")))
+                        .await
+                        .unwrap();
+                }
+                Ok(Err(e)) => assert_eq!(e.kind(), &ErrorKind::QuotaExceeded, "{e:?}"),
+                Err(_) => given_up += 1,
+            }
+        }
+        assert!(
+            admitted > 0 && given_up > 0,
+            "{admitted} admitted, {given_up} given up"
+        );
+        for store in stores {
+            store.flush().await;
+        }
+        let period = a.plans().require("metered").unwrap().current_period();
+        let used = a.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), admitted);
+        assert_eq!(used.get(Counter::CostUsd), admitted * 1_000_000);
+        assert_eq!(a.open_reservations().await.unwrap(), 0);
+        a.close().await;
+        b.close().await;
+        let left: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases")
+                .fetch_one(&raw)
+                .await
+                .unwrap();
+        assert_eq!(
+            left, 0,
+            "what a dropped admission took is given back with its lease"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
     on_each_backend(|db| async move {
