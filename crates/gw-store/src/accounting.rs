@@ -7,12 +7,12 @@
 //! held until the commit, so what one admission read cannot change before it is counted, and
 //! concurrent requests, on any number of processes, cannot overshoot a limit.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use gateway_core::{
-    Accounting, Admission, Amount, Cost, Error, ErrorKind, Modality, OpenOutput, Reservation,
-    Result, UsageRecord,
+    Accounting, Admission, Amount, Cost, Error, ErrorKind, Modality, OpenOutput, Outcome,
+    RequestTags, Reservation, Result, TokenUsage, UsageRecord,
 };
 use sqlx::AssertSqlSafe;
 
@@ -236,7 +236,7 @@ impl Store {
                 answer.await.map_err(|_| stopped())?
             }
             None => self
-                .admit_batch(vec![prepared])
+                .admit_batch(std::slice::from_ref(&prepared))
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(no_answer())),
@@ -246,10 +246,10 @@ impl Store {
     /// Admits `batch` in one transaction (one commit for all), in order; each gets its own answer.
     /// A database failure fails the batch, which is then retried one by one so a single bad
     /// admission cannot refuse the others.
-    pub(crate) async fn admit_batch(&self, batch: Vec<Prepared>) -> Vec<Result<Reservation>> {
+    pub(crate) async fn admit_batch(&self, batch: &[Prepared]) -> Vec<Result<Reservation>> {
         let all = async {
             let (_writing, mut tx) = self.begin().await?;
-            let answers = self.admit_in(&mut tx, &batch).await?;
+            let answers = self.admit_in(&mut tx, batch).await?;
             tx.commit().await.map_err(db_error)?;
             Ok::<_, Error>(answers)
         };
@@ -259,7 +259,7 @@ impl Store {
             Err(_) => {
                 let mut answers = Vec::with_capacity(batch.len());
                 for p in batch {
-                    let mut one = Box::pin(self.admit_batch(vec![p])).await;
+                    let mut one = Box::pin(self.admit_batch(std::slice::from_ref(p))).await;
                     answers.push(one.pop().unwrap_or_else(|| Err(no_answer())));
                 }
                 answers
@@ -550,13 +550,52 @@ pub(crate) fn spawn_admitter(store: Store) -> tokio::sync::mpsc::Sender<PendingA
             }
             let (prepared, replies): (Vec<_>, Vec<_>) =
                 pending.into_iter().map(|p| (p.prepared, p.reply)).unzip();
-            let answers = admitter.admit_batch(prepared).await;
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(answer);
+            let answers = admitter.admit_batch(&prepared).await;
+            for ((reply, p), answer) in replies.into_iter().zip(&prepared).zip(answers) {
+                // Its caller went away while it waited for this batch (a timeout, a client
+                // gone): nobody will settle it, so it is released now rather than held until
+                // recovery charges its estimate.
+                if let Err(Ok(reservation)) = reply.send(answer) {
+                    let (store, record) = (admitter.clone(), abandoned(&p.admission));
+                    tokio::spawn(async move {
+                        if let Err(e) = store.settle(reservation, record).await {
+                            tracing::warn!(error = %e, "releasing an admission its caller gave up failed; recovery settles it at the estimate");
+                        }
+                    });
+                }
             }
         }
     });
     tx
+}
+
+/// The usage of an admission whose caller went away before it was answered: nothing called,
+/// nothing billed (the reservation is released), as the gateway records a call its caller
+/// dropped before any provider was called.
+fn abandoned(admission: &Admission) -> UsageRecord {
+    UsageRecord {
+        request_id: admission.request_id.clone(),
+        user_id: admission.user_id.clone(),
+        route: admission.route.clone(),
+        modality: admission.modality,
+        operation: admission.operation,
+        outcome: Outcome::Failed {
+            kind: ErrorKind::StreamInterrupted.as_str().to_owned(),
+            message: "the caller went away before it was admitted".to_owned(),
+        },
+        tokens: TokenUsage::default(),
+        units: 0,
+        cost: Some(Cost::ZERO),
+        pricing_version: String::new(),
+        estimated: false,
+        billable: false,
+        latency: Duration::ZERO,
+        time_to_first_token: None,
+        retries: 0,
+        cached: None,
+        attempts: Vec::new(),
+        tags: RequestTags::default(),
+    }
 }
 
 impl Accounting for Store {

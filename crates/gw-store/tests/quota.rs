@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 use gateway_core::{Accounting, ErrorKind, Modality, OpenOutput, Reservation};
 use gw_store::{Counter, Counters, SCHEMA_VERSION, Store};
@@ -624,6 +626,55 @@ async fn counters_of_unknown_modalities_are_left_alone() {
         .await
         .unwrap();
         assert_eq!(kept, 4);
+    })
+    .await;
+}
+
+/// An admission whose caller gives up while it waits for its batch's transaction (a timeout, a
+/// client gone) is released at once, not left open for recovery to charge at its estimate: the
+/// counters end holding only what was admitted and settled.
+#[tokio::test]
+async fn an_admission_given_up_while_it_waits_is_released() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let u = user(&store, "pro").await;
+        let period = store.plans().require("pro").unwrap().current_period();
+        // 300 at once, each given up after 0 to 2 ms: many are still waiting for a batch.
+        let calls = (0..300u64).map(|i| {
+            let admission = text(&u, "gemini", "gemini-2.5-flash", 20, Some("0.00002"));
+            let patience = Duration::from_micros(i * 7 % 2_000);
+            let store = &store;
+            async move {
+                let answer = tokio::time::timeout(patience, store.admit(admission.clone())).await;
+                (admission, answer)
+            }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let (mut admitted, mut given_up) = (0u64, 0);
+        for (admission, answer) in answers {
+            match answer {
+                Ok(answer) => {
+                    let reservation = answer.expect("`pro` admits these");
+                    admitted += 1;
+                    store
+                        .settle(reservation, record(&admission, 5, 5, Some("0.001")))
+                        .await
+                        .unwrap();
+                }
+                Err(_) => given_up += 1,
+            }
+        }
+        assert!(given_up > 0, "none was given up ({admitted} admitted)");
+        // The given-up ones are released by tasks of their own.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.open_reservations().await.unwrap() > 0 {
+            assert!(Instant::now() < deadline, "an open reservation is left");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.flush().await;
+        let used = store.counters(&u, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), admitted);
+        assert_eq!(used.get(Counter::CostUsd), admitted * 1_000_000);
     })
     .await;
 }
