@@ -15,6 +15,7 @@ use gateway_core::{
     RequestTags, Reservation, Result, TokenUsage, UsageRecord,
 };
 use sqlx::AssertSqlSafe;
+use tokio::sync::mpsc;
 
 use crate::counters::{COUNTERS, Counter, amount_deltas, counts_tokens};
 use crate::db::{Tx, chunked, db_error, from_db, placeholders, to_db};
@@ -532,8 +533,8 @@ const ADMIT_BATCH: usize = 64;
 /// share a commit instead of each waiting for its own, and each user's counters are read and
 /// written once per batch however many of its requests it holds. Limits still hold exactly (see
 /// the module docs). When idle, an admission is counted at once.
-pub(crate) fn spawn_admitter(store: Store) -> tokio::sync::mpsc::Sender<PendingAdmission> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<PendingAdmission>(16 * ADMIT_BATCH);
+pub(crate) fn spawn_admitter(store: Store) -> mpsc::Sender<PendingAdmission> {
+    let (tx, mut rx) = mpsc::channel::<PendingAdmission>(16 * ADMIT_BATCH);
     let admitter = Store {
         admitter: None,
         settler: None,
@@ -650,13 +651,26 @@ impl Accounting for Store {
                 },
                 None => None,
             };
+            let stopped = || Error::new(ErrorKind::Unavailable, "the usage writer has stopped");
             match &self.settler {
-                Some(settler) => settler
-                    .send(Queued::Settle(Box::new(settlement), segment))
-                    .await
-                    .map_err(|_| {
-                        Error::new(ErrorKind::Unavailable, "the usage writer has stopped")
-                    }),
+                Some(settler) => match settler
+                    .try_send(Queued::Settle(Box::new(settlement), segment))
+                {
+                    Ok(()) => Ok(()),
+                    // The writer is behind (the database slow or away): the wait for room is a
+                    // task's of its own, so a caller that goes away meanwhile does not drop a
+                    // settlement the journal holds (it would stay there, its reservation open,
+                    // until the next start).
+                    Err(mpsc::error::TrySendError::Full(queued)) => {
+                        let settler = settler.clone();
+                        let sent = tokio::spawn(async move { settler.send(queued).await.is_ok() });
+                        match sent.await {
+                            Ok(true) => Ok(()),
+                            _ => Err(stopped()),
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(stopped()),
+                },
                 None => {
                     if self
                         .settle_batch(std::slice::from_ref(&settlement))
@@ -670,5 +684,58 @@ impl Accounting for Store {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::RouteId;
+
+    use super::*;
+
+    fn admission(n: u32) -> Admission {
+        Admission {
+            request_id: format!("req_{n}"),
+            user_id: "usr_1".into(),
+            route: RouteId::new("gemini", "gemini-2.5-flash"),
+            modality: Modality::Text,
+            operation: "chat",
+            estimate: Amount::new(20, 0, None),
+            open_output: None,
+            priced: false,
+        }
+    }
+
+    fn reservation(n: u32) -> Reservation {
+        Reservation {
+            id: format!("res_{n}"),
+            user_id: "usr_1".into(),
+            period: "2026-11".into(),
+            estimate: Amount::new(20, 0, None),
+            output_bound: None,
+        }
+    }
+
+    /// A settlement that waits for room in the writer's queue (the database slow or away) is
+    /// queued even when its caller stops waiting: the caller's future only waits for a task
+    /// that sends it.
+    #[tokio::test]
+    async fn a_settlement_waiting_for_room_is_queued_when_its_caller_goes_away() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let (queue, mut writer) = mpsc::channel(1);
+        let store = Store {
+            settler: Some(queue),
+            ..store
+        };
+        let settle = |n| store.settle(reservation(n), abandoned(&admission(n)));
+        settle(1).await.unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(50), settle(2)).await;
+        assert!(gave_up.is_err(), "the queue was full: the second waits");
+        for n in [1, 2] {
+            match tokio::time::timeout(Duration::from_secs(5), writer.recv()).await {
+                Ok(Some(Queued::Settle(s, _))) => assert_eq!(s.request_id, format!("req_{n}")),
+                _ => panic!("settlement {n} was not queued"),
+            }
+        }
     }
 }
