@@ -21,6 +21,14 @@ async fn journaled(db: &TestDb, dir: &Path, name: &str) -> Store {
         .unwrap()
 }
 
+/// Two instances on `db`, each with its own journal in `dir`.
+async fn two_instances(db: &TestDb, dir: &Path) -> (Store, Store) {
+    (
+        journaled(db, dir, "a.settlements").await,
+        journaled(db, dir, "b.settlements").await,
+    )
+}
+
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(unique("gw-store-ledger"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -38,6 +46,14 @@ async fn leased(raw: &AnyPool, user: &str, counter: Counter) -> i64 {
     .fetch_one(raw)
     .await
     .unwrap()
+}
+
+/// What the leases of every instance hold, in all.
+async fn held_in_all(raw: &AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases")
+        .fetch_one(raw)
+        .await
+        .unwrap()
 }
 
 /// `n` new users on the `metered` plan.
@@ -74,10 +90,7 @@ fn refused_as(answer: &Result<Reservation>, kind: &ErrorKind) -> bool {
 async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
     on_each_backend(|db| async move {
         let dir = temp_dir();
-        let (a, b) = (
-            journaled(&db, &dir, "a.settlements").await,
-            journaled(&db, &dir, "b.settlements").await,
-        );
+        let (a, b) = two_instances(&db, &dir).await;
         let raw = db.raw().await;
         for stores in [vec![&a], vec![&a, &b]] {
             // `metered`: $1 a month; 20 tokens at $0.015 a request: money allows 66 of them
@@ -156,10 +169,7 @@ async fn concurrent_admissions_from_leases_take_exactly_the_limit() {
 async fn admissions_that_waited_are_answered_when_their_want_cannot_be_withdrawn() {
     on_each_backend(|db| async move {
         let dir = temp_dir();
-        let (a, b) = (
-            journaled(&db, &dir, "a.settlements").await,
-            journaled(&db, &dir, "b.settlements").await,
-        );
+        let (a, b) = two_instances(&db, &dir).await;
         let raw = db.raw().await;
         let refuse = match db.backend {
             Backend::Sqlite => {
@@ -198,11 +208,7 @@ async fn admissions_that_waited_are_answered_when_their_want_cannot_be_withdrawn
         assert_eq!(used.get(Counter::CostUsd), 66 * 15_000_000);
         a.close().await;
         b.close().await;
-        let left: i64 =
-            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases")
-                .fetch_one(&raw)
-                .await
-                .unwrap();
+        let left = held_in_all(&raw).await;
         assert_eq!(left, 0, "every lease is given back whole");
         std::fs::remove_dir_all(dir).unwrap();
     })
@@ -218,10 +224,7 @@ async fn admissions_that_waited_are_answered_when_their_want_cannot_be_withdrawn
 async fn admissions_dropped_on_their_way_leave_their_lease_whole() {
     on_each_backend(|db| async move {
         let dir = temp_dir();
-        let (a, b) = (
-            journaled(&db, &dir, "a.settlements").await,
-            journaled(&db, &dir, "b.settlements").await,
-        );
+        let (a, b) = two_instances(&db, &dir).await;
         let stores = [&a, &b];
         let raw = db.raw().await;
         let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
@@ -266,11 +269,7 @@ async fn admissions_dropped_on_their_way_leave_their_lease_whole() {
         assert_eq!(a.open_reservations().await.unwrap(), 0);
         a.close().await;
         b.close().await;
-        let left: i64 =
-            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM leases")
-                .fetch_one(&raw)
-                .await
-                .unwrap();
+        let left = held_in_all(&raw).await;
         assert_eq!(
             left, 0,
             "what a dropped admission took is given back with its lease"
