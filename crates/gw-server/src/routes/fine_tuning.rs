@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::files::{FINE_TUNE, storage};
-use super::{JsonBody, call_context, model_error, set_cost, set_route};
+use super::{JsonBody, call_context, model_error, set_cost, set_route, store_accepted_job};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::fine_tuning_jobs::advance;
@@ -280,21 +280,23 @@ async fn create(
         estimate: submitted.estimate.cost,
         retries: submitted.retries,
     };
-    let job = match store.create_fine_tuning_job(new).await {
-        Ok(job) => job,
-        Err(e) => {
-            // The provider has the run, but it cannot be followed: its reservation stays open
-            // and is charged at its estimate once abandoned.
-            tracing::error!(
-                request_id = %ctx.id,
-                provider_job = %submitted.job,
-                route = %submitted.route,
-                error = %e,
-                "a submitted fine-tuning job could not be stored"
-            );
-            return Err(ApiError::from(e));
-        }
-    };
+    let storing = store.clone();
+    let job =
+        match store_accepted_job(async move { storing.create_fine_tuning_job(new).await }).await {
+            Ok(job) => job,
+            Err(e) => {
+                // The provider has the run, but it cannot be followed: its reservation stays open
+                // and is charged at its estimate once abandoned.
+                tracing::error!(
+                    request_id = %ctx.id,
+                    provider_job = %submitted.job,
+                    route = %submitted.route,
+                    error = %e,
+                    "a submitted fine-tuning job could not be stored"
+                );
+                return Err(ApiError::from(e));
+            }
+        };
     Ok(respond(&job))
 }
 

@@ -282,6 +282,21 @@ fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
 
 /// The client's error for `e` on a request for `model`: a 503 saying why when the model's
 /// provider is configured but could not be set up (its key is not set), else the usual mapping.
+/// Stores a job its provider has accepted (and will bill) to the end, even when the client goes
+/// away meanwhile: the handler waits for a task of its own, which is not dropped with it. A job
+/// stored is followed and charged by the job workers; one lost here would run unseen, its
+/// reservation held until it counts as abandoned.
+pub(crate) async fn store_accepted_job<T: Send + 'static>(
+    storing: impl Future<Output = llm_gateway::Result<T>> + Send + 'static,
+) -> llm_gateway::Result<T> {
+    tokio::spawn(storing).await.unwrap_or_else(|_| {
+        Err(llm_gateway::Error::new(
+            ErrorKind::Unavailable,
+            "storing the job was cut short",
+        ))
+    })
+}
+
 pub(crate) fn model_error(state: &AppState, model: &str, e: llm_gateway::Error) -> ApiError {
     let provider = model.split_once('/').map_or(model, |(p, _)| p);
     match (e.kind(), state.unavailable(provider)) {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::upload::{JsonOrForm, bad_form, json_image, json_or_form, merge_options, uploaded};
-use super::{call_context, model_error, set_cost, set_route};
+use super::{call_context, model_error, set_cost, set_route, store_accepted_job};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::video_jobs::advance_if_free;
@@ -298,7 +298,8 @@ async fn create(
         estimate: submitted.estimate.cost,
         retries: submitted.retries,
     };
-    let job = match store.create_video_job(new).await {
+    let storing = store.clone();
+    let job = match store_accepted_job(async move { storing.create_video_job(new).await }).await {
         Ok(job) => job,
         Err(e) => {
             // The provider has the job, but it cannot be followed: its reservation stays open
