@@ -280,8 +280,6 @@ fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
     }
 }
 
-/// The client's error for `e` on a request for `model`: a 503 saying why when the model's
-/// provider is configured but could not be set up (its key is not set), else the usual mapping.
 /// Stores a job its provider has accepted (and will bill) to the end, even when the client goes
 /// away meanwhile: the handler waits for a task of its own, which is not dropped with it. A job
 /// stored is followed and charged by the job workers; one lost here would run unseen, its
@@ -297,6 +295,8 @@ pub(crate) async fn store_accepted_job<T: Send + 'static>(
     })
 }
 
+/// The client's error for `e` on a request for `model`: a 503 saying why when the model's
+/// provider is configured but could not be set up (its key is not set), else the usual mapping.
 pub(crate) fn model_error(state: &AppState, model: &str, e: llm_gateway::Error) -> ApiError {
     let provider = model.split_once('/').map_or(model, |(p, _)| p);
     match (e.kind(), state.unavailable(provider)) {
