@@ -582,7 +582,7 @@ fn abandoned(admission: &Admission) -> UsageRecord {
         operation: admission.operation,
         outcome: Outcome::Failed {
             kind: ErrorKind::StreamInterrupted.as_str().to_owned(),
-            message: "the caller went away before it was admitted".to_owned(),
+            message: "the caller went away before its admission was answered".to_owned(),
         },
         tokens: TokenUsage::default(),
         units: 0,
