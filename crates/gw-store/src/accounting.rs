@@ -234,7 +234,8 @@ impl Store {
                     .send(PendingAdmission { prepared, reply })
                     .await
                     .map_err(|_| stopped())?;
-                answer.await.map_err(|_| stopped())?
+                let mut answer = answer.await.map_err(|_| stopped())?;
+                answer.answer.take().unwrap_or_else(|| Err(no_answer()))
             }
             None => self
                 .admit_batch(std::slice::from_ref(&prepared))
@@ -522,7 +523,39 @@ pub(crate) async fn insert_reservations<R: std::borrow::Borrow<Reserved> + Sync>
 /// An admission waiting for the admission task, and where its answer goes.
 pub(crate) struct PendingAdmission {
     prepared: Prepared,
-    reply: tokio::sync::oneshot::Sender<Result<Reservation>>,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// An admission's answer on its way to its caller. Dropped with a reservation in it (its caller
+/// went away while it waited for the batch: before the answer was sent, or after, with the
+/// answer still in the channel), the reservation is released at once, by a task of its own,
+/// rather than held until recovery charges its estimate.
+pub(crate) struct Answer {
+    answer: Option<Result<Reservation>>,
+    admission: Admission,
+    store: Store,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        let Some(Ok(reservation)) = self.answer.take() else {
+            return;
+        };
+        let (store, record) = (self.store.clone(), abandoned(&self.admission));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = store.settle(reservation, record).await {
+                        tracing::warn!(error = %e, "releasing an admission its caller gave up failed; recovery settles it at the estimate");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                request_id = self.admission.request_id,
+                "an admission its caller gave up is dropped outside a runtime: recovery settles it at the estimate"
+            ),
+        }
+    }
 }
 
 /// How many admissions share one transaction at most.
@@ -552,18 +585,13 @@ pub(crate) fn spawn_admitter(store: Store) -> mpsc::Sender<PendingAdmission> {
             let (prepared, replies): (Vec<_>, Vec<_>) =
                 pending.into_iter().map(|p| (p.prepared, p.reply)).unzip();
             let answers = admitter.admit_batch(&prepared).await;
-            for ((reply, p), answer) in replies.into_iter().zip(&prepared).zip(answers) {
-                // Its caller went away while it waited for this batch (a timeout, a client
-                // gone): nobody will settle it, so it is released now rather than held until
-                // recovery charges its estimate.
-                if let Err(Ok(reservation)) = reply.send(answer) {
-                    let (store, record) = (admitter.clone(), abandoned(&p.admission));
-                    tokio::spawn(async move {
-                        if let Err(e) = store.settle(reservation, record).await {
-                            tracing::warn!(error = %e, "releasing an admission its caller gave up failed; recovery settles it at the estimate");
-                        }
-                    });
-                }
+            for ((reply, p), answer) in replies.into_iter().zip(prepared).zip(answers) {
+                // A caller gone meanwhile drops the answer, which releases its reservation.
+                let _ = reply.send(Answer {
+                    answer: Some(answer),
+                    admission: p.admission,
+                    store: admitter.clone(),
+                });
             }
         }
     });
