@@ -235,7 +235,7 @@ impl Store {
                     .await
                     .map_err(|_| stopped())?;
                 let mut answer = answer.await.map_err(|_| stopped())?;
-                answer.answer.take().unwrap_or_else(|| Err(no_answer()))
+                answer.result.take().unwrap_or_else(|| Err(no_answer()))
             }
             None => self
                 .admit_batch(std::slice::from_ref(&prepared))
@@ -531,14 +531,14 @@ pub(crate) struct PendingAdmission {
 /// answer still in the channel), the reservation is released at once, by a task of its own,
 /// rather than held until recovery charges its estimate.
 pub(crate) struct Answer {
-    answer: Option<Result<Reservation>>,
+    result: Option<Result<Reservation>>,
     admission: Admission,
     store: Store,
 }
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        let Some(Ok(reservation)) = self.answer.take() else {
+        let Some(Ok(reservation)) = self.result.take() else {
             return;
         };
         let (store, record) = (self.store.clone(), abandoned(&self.admission));
@@ -588,7 +588,7 @@ pub(crate) fn spawn_admitter(store: Store) -> mpsc::Sender<PendingAdmission> {
             for ((reply, p), answer) in replies.into_iter().zip(prepared).zip(answers) {
                 // A caller gone meanwhile drops the answer, which releases its reservation.
                 let _ = reply.send(Answer {
-                    answer: Some(answer),
+                    result: Some(answer),
                     admission: p.admission,
                     store: admitter.clone(),
                 });

@@ -422,7 +422,7 @@ impl Store {
                 continue;
             }
             if waiting.is_some() {
-                self.want(user, &p.period, false).await;
+                self.withdraw_want(user, &p.period);
             }
             let held = grant
                 .held
@@ -435,8 +435,7 @@ impl Store {
 
     /// Reserves `admitted`, withdrawing this instance's want when it waited. Nothing here
     /// waits before [`Store::reserve`] guards what was taken: a caller that drops the admission
-    /// at its only wait gets it back into the lease (the withdrawal, a database write, is made
-    /// by a task of its own).
+    /// at its only wait gets it back into the lease (see [`Store::withdraw_want`]).
     async fn admitted(
         &self,
         grant: &Arc<Grant>,
@@ -445,9 +444,7 @@ impl Store {
         waited: Option<Instant>,
     ) -> Result<Reservation> {
         if waited.is_some() {
-            let (store, user, period) =
-                (self.clone(), p.admission.user_id.clone(), p.period.clone());
-            tokio::spawn(async move { store.want(&user, &period, false).await });
+            self.withdraw_want(&p.admission.user_id, &p.period);
         }
         if admitted.refill {
             self.refill(grant.clone(), Need::of(p));
@@ -490,6 +487,14 @@ impl Store {
             let what = if wanted { "recorded" } else { "withdrawn" };
             tracing::warn!(error = %e, "a want of other instances' leases could not be {what}; the admission goes on without it");
         }
+    }
+
+    /// Withdraws this instance's want of (`user_id`, `period`) by a task of its own: the
+    /// admission's answer does not wait for the database write, nor is the write lost to a
+    /// caller that drops the admission.
+    fn withdraw_want(&self, user_id: &str, period: &str) {
+        let (store, user, period) = (self.clone(), user_id.to_owned(), period.to_owned());
+        tokio::spawn(async move { store.want(&user, &period, false).await });
     }
 
     async fn write_want(&self, user_id: &str, period: &str, wanted: bool) -> Result<()> {

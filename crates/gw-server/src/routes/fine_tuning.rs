@@ -281,22 +281,14 @@ async fn create(
         retries: submitted.retries,
     };
     let storing = store.clone();
-    let job =
-        match store_accepted_job(async move { storing.create_fine_tuning_job(new).await }).await {
-            Ok(job) => job,
-            Err(e) => {
-                // The provider has the run, but it cannot be followed: its reservation stays open
-                // and is charged at its estimate once abandoned.
-                tracing::error!(
-                    request_id = %ctx.id,
-                    provider_job = %submitted.job,
-                    route = %submitted.route,
-                    error = %e,
-                    "a submitted fine-tuning job could not be stored"
-                );
-                return Err(ApiError::from(e));
-            }
-        };
+    let job = store_accepted_job(
+        "fine-tuning",
+        &ctx,
+        &submitted.job,
+        &submitted.route,
+        async move { storing.create_fine_tuning_job(new).await },
+    )
+    .await?;
     Ok(respond(&job))
 }
 

@@ -280,18 +280,34 @@ fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
     }
 }
 
-/// Stores a job its provider has accepted (and will bill) to the end, even when the client goes
-/// away meanwhile: the handler waits for a task of its own, which is not dropped with it. A job
-/// stored is followed and charged by the job workers; one lost here would run unseen, its
-/// reservation held until it counts as abandoned.
+/// Stores a `kind` job (`video`, `fine-tuning`) its provider has accepted as `provider_job` on
+/// `route` (and will bill), to the end even when the client goes away meanwhile: the handler
+/// waits for a task of its own, which is not dropped with it. A job stored is followed and
+/// charged by the job workers. One that cannot be stored is logged: the provider has it, but it
+/// cannot be followed, and its reservation stays open until it is charged at its estimate as
+/// abandoned.
 pub(crate) async fn store_accepted_job<T: Send + 'static>(
+    kind: &str,
+    ctx: &RequestContext,
+    provider_job: &llm_gateway::JobId,
+    route: &RouteId,
     storing: impl Future<Output = llm_gateway::Result<T>> + Send + 'static,
-) -> llm_gateway::Result<T> {
-    tokio::spawn(storing).await.unwrap_or_else(|_| {
+) -> Result<T, ApiError> {
+    let stored = tokio::spawn(storing).await.unwrap_or_else(|_| {
         Err(llm_gateway::Error::new(
             ErrorKind::Unavailable,
             "storing the job was cut short",
         ))
+    });
+    stored.map_err(|e| {
+        tracing::error!(
+            request_id = %ctx.id,
+            provider_job = %provider_job,
+            route = %route,
+            error = %e,
+            "a submitted {kind} job could not be stored"
+        );
+        ApiError::from(e)
     })
 }
 
