@@ -224,6 +224,7 @@ impl ChatCompletionRequest {
             req.messages.push(m.to_core(i)?);
         }
         check_tool_results(&req.messages)?;
+        self.check_sampling()?;
         req.temperature = self.temperature;
         req.top_p = self.top_p;
         req.max_tokens = self.max_completion_tokens.or(self.max_tokens);
@@ -394,6 +395,27 @@ impl ChatCompletionRequest {
     }
 
     /// `n`: 1 to 128, and 1 when streaming (chunks of several answers are not interleaved).
+    /// The sampling numbers within OpenAI's bounds: `temperature` 0 to 2, `top_p` 0 to 1, the two
+    /// penalties -2 to 2 (<https://platform.openai.com/docs/api-reference/chat/create>). Out of
+    /// them OpenAI answers 400; passed on, a provider might clamp them silently or fail with a
+    /// message about its own parameters, so they are refused here, by name.
+    fn check_sampling(&self) -> Result<(), ApiError> {
+        for (name, value, low, high) in [
+            ("temperature", self.temperature, 0.0, 2.0),
+            ("top_p", self.top_p, 0.0, 1.0),
+            ("presence_penalty", self.presence_penalty, -2.0, 2.0),
+            ("frequency_penalty", self.frequency_penalty, -2.0, 2.0),
+        ] {
+            if value.is_some_and(|v| !(low..=high).contains(&v)) {
+                return Err(invalid(
+                    name,
+                    format!("`{name}` must be from {low} to {high}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn answers(&self) -> Result<Option<u32>, ApiError> {
         match self.n {
             None | Some(1) => Ok(None),

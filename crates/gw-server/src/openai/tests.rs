@@ -189,6 +189,11 @@ fn refuses_what_it_cannot_honour_by_name() {
             user(json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}})),
             "response_format.json_schema.schema",
         ),
+        (user(json!({"temperature": 2.5})), "temperature"),
+        (user(json!({"temperature": -0.1})), "temperature"),
+        (user(json!({"top_p": 1.01})), "top_p"),
+        (user(json!({"presence_penalty": -2.5})), "presence_penalty"),
+        (user(json!({"frequency_penalty": 3})), "frequency_penalty"),
         (user(json!({"n": 0})), "n"),
         (user(json!({"n": 129})), "n"),
         (user(json!({"n": 2, "stream": true})), "n"),
@@ -340,4 +345,16 @@ fn answers_are_shaped_as_openai_returns_them() {
             }
         ])
     );
+}
+
+#[test]
+fn sampling_bounds_are_inclusive() {
+    for extra in [
+        json!({"temperature": 0, "top_p": 0, "presence_penalty": -2, "frequency_penalty": -2}),
+        json!({"temperature": 2, "top_p": 1, "presence_penalty": 2, "frequency_penalty": 2.0}),
+    ] {
+        let core = parse(user(extra.clone())).to_core().unwrap();
+        assert_eq!(core.temperature, extra["temperature"].as_f64(), "{extra}");
+        assert_eq!(core.top_p, extra["top_p"].as_f64(), "{extra}");
+    }
 }

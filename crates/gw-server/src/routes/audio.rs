@@ -219,10 +219,20 @@ impl TranscriptionForm {
             "response_format" => self.response_format = Some(text),
             "fallbacks" | "fallbacks[]" => self.fallbacks.push(text),
             "options" => merge_options(&mut self.options, &text)?,
+            // "between 0 and 1"
+            // (<https://platform.openai.com/docs/api-reference/audio/createTranscription>).
             "temperature" => {
-                let t: f64 = text.trim().parse().map_err(|_| {
-                    ApiError::invalid(Some(name.into()), "`temperature` must be a number")
-                })?;
+                let t = text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|t| (0.0..=1.0).contains(t))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            Some(name.into()),
+                            "`temperature` must be a number from 0 to 1",
+                        )
+                    })?;
                 self.options.insert(name.to_owned(), Value::from(t));
             }
             "timestamp_granularities" | "timestamp_granularities[]" => {
@@ -523,7 +533,12 @@ mod tests {
         assert_eq!(req.language.as_deref(), Some("en"));
         assert_eq!(req.options["temperature"], 0.2);
         assert_eq!(req.options["timestamp_granularities"], json!(["segment"]));
-        for (name, value) in [("temperature", "warm"), ("colour", "red")] {
+        for (name, value) in [
+            ("temperature", "warm"),
+            ("temperature", "1.5"),
+            ("temperature", "NaN"),
+            ("colour", "red"),
+        ] {
             let err = form.set(name, value.into()).unwrap_err();
             assert_eq!(err.param.as_deref(), Some(name));
         }
