@@ -940,7 +940,7 @@ impl Store {
         // that range (by its time index), not looked up by id: the log has no index on
         // `reservation_id` (it would cost every request's insert), so a look-up per chunk of
         // ids scanned the whole range again, and a replay took time in the square of the
-        // journal's length (67 s for 72,000 lines).
+        // journal's length (67 s for a 67 MB journal of 72,000 requests).
         let journaled: HashSet<&str> = reserved.iter().map(|r| r.reservation.as_str()).collect();
         let since = match self.backend {
             Backend::Sqlite => "?",
