@@ -444,6 +444,69 @@ async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
     .await;
 }
 
+/// Replay finds which journaled reservations the database has in one pass over the usage log:
+/// a journal of more requests than one look-up took (256), every one written and settled before
+/// the kill, is recognised whole; none is written again or recovered.
+#[tokio::test]
+async fn a_long_journal_of_written_requests_is_recognised_whole() {
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let journal = dir.join("long.settlements");
+        let store = db.store().await;
+        let user = store
+            .create_user(&unique("user"), "enterprise")
+            .await
+            .unwrap()
+            .id;
+        let dead = "ins_killed_long";
+        let mut lines = Vec::new();
+        let mut period = String::new();
+        for _ in 0..300 {
+            let done = text(&user, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+            let r = store.admit(done.clone()).await.unwrap();
+            period.clone_from(&r.period);
+            lines.push(reserved_line(&r.id, &done.request_id, &user, &period, dead));
+            lines.push(journal_line(&r.id, &done.request_id, 30, 40, 70_000));
+            store
+                .settle(r, record(&done, 1, 2, Some("0.0001")))
+                .await
+                .unwrap();
+        }
+        store.flush().await;
+        lines.push(reserved_line(
+            "res_cut_long",
+            "req_cut_long",
+            &user,
+            &period,
+            dead,
+        ));
+        std::fs::write(dir.join("long.settlements.1"), lines.join("\n")).unwrap();
+        let next = Store::connect_with(&db.url, db.options().journal(&journal))
+            .await
+            .unwrap();
+        next.flush().await;
+        let log = next.usage_log(Some(&user), 1_000).await.unwrap();
+        assert_eq!(log.len(), 301, "one row a request");
+        let recovered: Vec<_> = log.iter().filter(|r| r.status == RECOVERED).collect();
+        assert_eq!(recovered.len(), 1, "{recovered:?}");
+        assert_eq!(recovered[0].request_id, "req_cut_long");
+        // The first settlement of each written request stands.
+        assert!(
+            log.iter()
+                .filter(|r| r.status != RECOVERED)
+                .all(|r| r.tokens.input_tokens == 1)
+        );
+        let used = next.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), 301);
+        assert_eq!(used.get(Counter::TextTokens), 300 * 3 + 500);
+        assert_eq!(next.open_reservations().await.unwrap(), 0);
+        next.close().await;
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_burst_larger_than_a_batch_is_written_whole() {
     on_each_backend(|db| async move {
