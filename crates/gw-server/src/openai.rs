@@ -394,7 +394,6 @@ impl ChatCompletionRequest {
         })
     }
 
-    /// `n`: 1 to 128, and 1 when streaming (chunks of several answers are not interleaved).
     /// The sampling numbers within OpenAI's bounds: `temperature` 0 to 2, `top_p` 0 to 1, the two
     /// penalties -2 to 2 (<https://platform.openai.com/docs/api-reference/chat/create>). Out of
     /// them OpenAI answers 400; passed on, a provider might clamp them silently or fail with a
@@ -416,6 +415,7 @@ impl ChatCompletionRequest {
         Ok(())
     }
 
+    /// `n`: 1 to 128, and 1 when streaming (chunks of several answers are not interleaved).
     fn answers(&self) -> Result<Option<u32>, ApiError> {
         match self.n {
             None | Some(1) => Ok(None),
