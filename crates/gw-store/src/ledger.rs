@@ -942,22 +942,18 @@ impl Store {
         // ids scanned the whole range again, and a replay took time in the square of the
         // journal's length (67 s for a 67 MB journal of 72,000 requests).
         let journaled: HashSet<&str> = reserved.iter().map(|r| r.reservation.as_str()).collect();
-        let since = match self.backend {
-            Backend::Sqlite => "?",
-            Backend::Postgres => "$1",
-        };
-        let sql = format!(
+        let mut rows = sqlx::query_scalar::<_, String>(
             "SELECT reservation_id FROM usage_log
-             WHERE created_at >= {since} AND reservation_id IS NOT NULL"
-        );
-        let mut rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql))
-            .bind(oldest.saturating_sub(60_000))
-            .fetch(&self.pool);
+             WHERE created_at >= $1 AND reservation_id IS NOT NULL",
+        )
+        .bind(oldest.saturating_sub(60_000))
+        .fetch(&self.pool);
         while let Some(id) = rows.try_next().await.map_err(db_error)? {
             if journaled.contains(id.as_str()) {
                 known.insert(id);
             }
         }
+        // Gives its connection back before the write below (an in-memory database has one).
         drop(rows);
         let mut missing: Vec<Reserved> = Vec::new();
         for r in reserved {
