@@ -13,7 +13,9 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::accounting::{Reserved, insert_reservations};
 use crate::counters::{COUNTERS, amount_deltas};
-use crate::db::{Tx, chunked, corrupt, db_error, from_db, placeholders, to_db};
+use crate::db::{
+    CHUNKS, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db, placeholders, to_db,
+};
 use crate::ledger::{Release, change_leases, drop_empty_leases};
 use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
@@ -38,6 +40,9 @@ const SUMMARY_COLUMNS: &str = "user_id, period, provider, model, modality, reque
 
 /// How many columns [`SUMMARY_COLUMNS`] names.
 const SUMMARY_WIDTH: usize = 19;
+
+// A chunk of the widest rows binds no more parameters than a statement may take.
+const _: () = assert!(CHUNKS[0] * LOG_WIDTH <= MAX_PARAMETERS);
 
 /// What an upserted summary row does to the one already there: adds its sums.
 const SUMMARY_CONFLICT: &str =

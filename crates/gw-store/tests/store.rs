@@ -128,6 +128,56 @@ async fn a_large_batch_of_settlements_is_written_whole() {
 }
 
 #[tokio::test]
+async fn a_batch_wider_than_the_largest_statement_is_written_whole() {
+    // 600 settlements, each of its own model (so 600 summary rows) and tagged (600 tag rows),
+    // queued before the writer runs: every table gets a statement of the largest chunk (512
+    // rows, 15,360 parameters for the log, within both databases' limits) and the smaller ones.
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let who = user(&store, "enterprise").await;
+        let mut settlements = Vec::new();
+        for i in 0..600u64 {
+            let a = text(&who, "gemini", &format!("m{i:03}"), 100, Some("0.001"));
+            let r = store.admit(a.clone()).await.unwrap();
+            let mut rec = record(&a, i, 1, Some("0.000001"));
+            rec.tags.metadata.insert("wide".into(), format!("t{i}"));
+            settlements.push((r, rec));
+        }
+        let period = period_of(&settlements[0].0);
+        for (r, rec) in settlements {
+            store.settle(r, rec).await.unwrap();
+        }
+        store.flush().await;
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+
+        let log = store.usage_log(Some(&who), 1000).await.unwrap();
+        assert_eq!(log.len(), 600, "one usage row a request");
+        let summary = store.usage_summary(&who, &period).await.unwrap();
+        assert_eq!(summary.len(), 600, "one summary row a model");
+        for row in &summary {
+            let i: u64 = row.model[1..].parse().unwrap();
+            assert_eq!((row.requests, row.input_tokens), (1, i), "{}", row.model);
+        }
+        let counters = store.counters(&who, &period).await.unwrap();
+        assert_eq!(counters.get(Counter::TextRequests), 600);
+        assert_eq!(
+            counters.get(Counter::TextTokens),
+            (0..600).sum::<u64>() + 600
+        );
+        for i in [0, 511, 512, 599] {
+            let filter = LogFilter {
+                metadata: vec![("wide".into(), format!("t{i}"))],
+                ..LogFilter::default()
+            };
+            let rows = store.usage_log_where(&filter, 10).await.unwrap();
+            assert_eq!(rows.len(), 1, "tag t{i}");
+            assert_eq!(rows[0].tokens.input_tokens, i);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn migrations_are_idempotent() {
     on_each_backend(|db| async move {
         let first = db.store().await;
