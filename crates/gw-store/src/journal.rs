@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use gateway_core::{Error, ErrorKind, Result};
 
@@ -55,8 +55,8 @@ pub(crate) struct Journal {
 }
 
 struct State {
-    /// The segment appended to.
-    file: File,
+    /// The segment appended to, opened to append: lines are written to it outside the lock.
+    file: Arc<File>,
     segment: u64,
     size: u64,
     /// Settlements appended and not written to the database yet, by segment.
@@ -147,7 +147,7 @@ impl Journal {
         let journal = Journal {
             base,
             state: Mutex::new(State {
-                file,
+                file: Arc::new(file),
                 segment,
                 size: 0,
                 pending: BTreeMap::new(),
@@ -176,17 +176,30 @@ impl Journal {
         let mut line = serde_json::to_vec(value)
             .map_err(|e| journal_error(&self.base, format!("encoding {what}: {e}")))?;
         line.push(b'\n');
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.size >= SEGMENT_BYTES {
-            self.rotate(&mut state)?;
+        // The line is counted under the lock and written after it: the request workers append
+        // at once, and a `write(2)` held under the lock made the others wait for it asleep
+        // (their whole runtime with them). Counted first, the line keeps its segment from
+        // being emptied or deleted while it is being written.
+        let (file, segment) = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.size >= SEGMENT_BYTES {
+                self.rotate(&mut state)?;
+            }
+            state.size += line.len() as u64;
+            let segment = state.segment;
+            *state.pending.entry(segment).or_default() += 1;
+            (Arc::clone(&state.file), segment)
+        };
+        // One write of the whole line, so a kill cuts at most this line; the file is opened
+        // to append, so lines written at once each land whole at its end (a write to a file
+        // stops short only when the disk is full).
+        if let Err(e) = (&*file).write_all(&line) {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = state.pending.get_mut(&segment) {
+                *n = n.saturating_sub(1);
+            }
+            return Err(journal_error(&self.segment_path(segment), e));
         }
-        // One write of the whole line, so a kill cuts at most this line.
-        if let Err(e) = state.file.write_all(&line) {
-            return Err(journal_error(&self.segment_path(state.segment), e));
-        }
-        state.size += line.len() as u64;
-        let segment = state.segment;
-        *state.pending.entry(segment).or_default() += 1;
         Ok(segment)
     }
 
@@ -244,7 +257,7 @@ impl Journal {
             .open(&path)
             .map_err(|e| journal_error(&path, e))?;
         let old = std::mem::replace(&mut state.segment, next);
-        state.file = file;
+        state.file = Arc::new(file);
         state.size = 0;
         if state.pending.is_empty() {
             self.remove(old);
@@ -377,6 +390,44 @@ mod tests {
         assert_eq!(leftovers.settlements[0].metadata["team"], "a\nb");
         journal.forget(&leftovers);
         assert_eq!(segments_of(&path).unwrap().len(), 1, "only the new segment");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn lines_appended_at_once_from_many_threads_are_each_whole() {
+        // The request workers write their lines outside the lock: each must still land whole,
+        // none over another, across a segment change in the middle of it.
+        let dir = temp_dir("threads");
+        let path = dir.join("j");
+        let (journal, _) = Journal::open(&path).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8u32 {
+                let journal = &journal;
+                scope.spawn(move || {
+                    for i in 0..500 {
+                        if t == 0 && i == 250 {
+                            journal
+                                .state
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .size = SEGMENT_BYTES;
+                        }
+                        journal.append(&settlement(t * 1_000 + i)).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(segments_of(&path).unwrap().len(), 2);
+        drop(journal);
+        let (_, leftovers) = Journal::open(&path).unwrap();
+        let mut ids: Vec<&str> = leftovers
+            .settlements
+            .iter()
+            .map(|s| s.request_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4_000, "every line read back, once");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
