@@ -940,7 +940,7 @@ impl Store {
         // that range (by its time index), not looked up by id: the log has no index on
         // `reservation_id` (it would cost every request's insert), so a look-up per chunk of
         // ids scanned the whole range again, and a replay took time in the square of the
-        // journal's length (67 s for a 67 MB journal of 72,000 requests).
+        // journal's length (12 to 67 s for a 64 MB journal of 69,000 requests, BENCHMARKS.md).
         let journaled: HashSet<&str> = reserved.iter().map(|r| r.reservation.as_str()).collect();
         let mut rows = sqlx::query_scalar::<_, String>(
             "SELECT reservation_id FROM usage_log

@@ -387,6 +387,28 @@ fn reserved_line(id: &str, request_id: &str, user: &str, period: &str, instance:
     .to_string()
 }
 
+/// One request admitted and settled through `store` (written at its next flush), as the dead
+/// process `instance` had done before its kill: the two lines its journal still holds for it (a
+/// segment goes only once every line in it is written), its request id and its period.
+async fn written_request(
+    store: &Store,
+    user: &str,
+    instance: &str,
+) -> ([String; 2], String, String) {
+    let done = text(user, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
+    let r = store.admit(done.clone()).await.unwrap();
+    let lines = [
+        reserved_line(&r.id, &done.request_id, user, &r.period, instance),
+        journal_line(&r.id, &done.request_id, 30, 40, 70_000),
+    ];
+    let period = r.period.clone();
+    store
+        .settle(r, record(&done, 1, 2, Some("0.0001")))
+        .await
+        .unwrap();
+    (lines, done.request_id, period)
+}
+
 #[tokio::test]
 async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
     on_each_backend(|db| async move {
@@ -398,20 +420,13 @@ async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
             .await
             .unwrap()
             .id;
-        // One request the dead process had written and settled before the kill: its lines are
-        // still in the journal (a segment goes only once every line in it is written).
-        let done = text(&user, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
-        let r = store.admit(done.clone()).await.unwrap();
-        let period = r.period.clone();
-        store
-            .settle(r.clone(), record(&done, 1, 2, Some("0.0001")))
-            .await
-            .unwrap();
-        store.flush().await;
+        // One request the dead process had written and settled before the kill.
         let dead = "ins_killed";
+        let ([reserved, settled], done, period) = written_request(&store, &user, dead).await;
+        store.flush().await;
         let lines = [
-            reserved_line(&r.id, &done.request_id, &user, &period, dead),
-            journal_line(&r.id, &done.request_id, 30, 40, 70_000),
+            reserved,
+            settled,
             // Admitted, answered and settled, none of it written.
             reserved_line("res_answered", "req_answered", &user, &period, dead),
             // Admitted and cut off mid-call: no settlement.
@@ -429,7 +444,7 @@ async fn a_killed_processs_reservations_are_replayed_from_its_journal() {
             assert_eq!(rows.len(), 1, "{id}: one row in {log:?}");
             (rows[0].status.clone(), rows[0].tokens.input_tokens)
         };
-        assert_eq!(status(&done.request_id), ("ok".to_owned(), 1));
+        assert_eq!(status(&done), ("ok".to_owned(), 1));
         assert_eq!(status("req_answered"), ("ok".to_owned(), 30));
         // Recovered at once: the journal's lock proves its process dead.
         assert_eq!(status("req_cut"), (RECOVERED.to_owned(), 500));
@@ -462,15 +477,9 @@ async fn a_long_journal_of_written_requests_is_recognised_whole() {
         let mut lines = Vec::new();
         let mut period = String::new();
         for _ in 0..300 {
-            let done = text(&user, "gemini", "gemini-2.5-flash", 500, Some("0.005"));
-            let r = store.admit(done.clone()).await.unwrap();
-            period.clone_from(&r.period);
-            lines.push(reserved_line(&r.id, &done.request_id, &user, &period, dead));
-            lines.push(journal_line(&r.id, &done.request_id, 30, 40, 70_000));
-            store
-                .settle(r, record(&done, 1, 2, Some("0.0001")))
-                .await
-                .unwrap();
+            let (written, _, its_period) = written_request(&store, &user, dead).await;
+            lines.extend(written);
+            period = its_period;
         }
         store.flush().await;
         lines.push(reserved_line(
