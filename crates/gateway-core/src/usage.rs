@@ -240,13 +240,37 @@ impl Sum for Cost {
 /// Prints the exact decimal number of dollars, without trailing zeros (`0.0000015`, `12`).
 impl fmt::Display for Cost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let whole = self.nanos / NANOS_PER_USD;
-        let frac = self.nanos % NANOS_PER_USD;
-        if frac == 0 {
-            return write!(f, "{whole}");
+        // Written backwards into a buffer on the stack, without the formatting machinery: every
+        // answer shows its cost twice (a header and its usage), and a `format!` of the
+        // decimals cost an allocation each time. The widest amount, `u64::MAX` nano-dollars, is
+        // 11 digits, a point and 9 decimals.
+        let mut buf = [0u8; 21];
+        let mut start = buf.len();
+        let mut frac = self.nanos % NANOS_PER_USD;
+        if frac != 0 {
+            let mut decimals = 9;
+            while frac.is_multiple_of(10) {
+                frac /= 10;
+                decimals -= 1;
+            }
+            for _ in 0..decimals {
+                start -= 1;
+                buf[start] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            start -= 1;
+            buf[start] = b'.';
         }
-        let digits = format!("{frac:09}");
-        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+        let mut whole = self.nanos / NANOS_PER_USD;
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (whole % 10) as u8;
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        f.write_str(std::str::from_utf8(&buf[start..]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -336,6 +360,43 @@ mod tests {
             let cost: Cost = text.parse().unwrap();
             assert_eq!(cost.nanos(), nanos, "{text}");
             assert_eq!(cost.to_string(), shown, "{text}");
+        }
+    }
+
+    #[test]
+    fn cost_prints_every_width_of_whole_and_decimals() {
+        // What the display wrote before it formatted on the stack: `format!` of the decimals.
+        fn shown(nanos: u64) -> String {
+            let (whole, frac) = (nanos / NANOS_PER_USD, nanos % NANOS_PER_USD);
+            if frac == 0 {
+                return whole.to_string();
+            }
+            let decimals = format!("{frac:09}");
+            format!("{whole}.{}", decimals.trim_end_matches('0'))
+        }
+        let edges = [
+            0,
+            1,
+            9,
+            10,
+            999_999_999,
+            NANOS_PER_USD,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let mut amounts = edges.to_vec();
+        // Every place a digit can hold, with each digit, and amounts with trailing zeros.
+        for place in 0..20 {
+            for digit in 1..10u64 {
+                if let Some(n) = 10u64.checked_pow(place).and_then(|p| p.checked_mul(digit)) {
+                    amounts.extend([n, n + 1, n.saturating_sub(1), n + 123_456_789]);
+                }
+            }
+        }
+        for nanos in amounts {
+            let cost = Cost::from_nanos(nanos);
+            assert_eq!(cost.to_string(), shown(nanos), "{nanos}");
+            assert_eq!(cost.to_string().parse::<Cost>(), Ok(cost), "{nanos}");
         }
     }
 
