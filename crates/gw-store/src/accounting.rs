@@ -538,23 +538,29 @@ pub(crate) struct Answer {
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        let Some(Ok(reservation)) = self.result.take() else {
-            return;
-        };
-        let (store, record) = (self.store.clone(), abandoned(&self.admission));
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Err(e) = store.settle(reservation, record).await {
-                        tracing::warn!(error = %e, "releasing an admission its caller gave up failed; recovery settles it at the estimate");
-                    }
-                });
-            }
-            Err(_) => tracing::warn!(
-                request_id = self.admission.request_id,
-                "an admission its caller gave up is dropped outside a runtime: recovery settles it at the estimate"
-            ),
+        if let Some(Ok(reservation)) = self.result.take() {
+            release_abandoned(&self.store, reservation, &self.admission);
         }
+    }
+}
+
+/// Releases `reservation`, made for `admission` and never handed to its caller (gone
+/// meanwhile), by a task of its own: settled as an unbillable record ([`abandoned`]) at once,
+/// rather than held until recovery charges its estimate.
+pub(crate) fn release_abandoned(store: &Store, reservation: Reservation, admission: &Admission) {
+    let (store, record) = (store.clone(), abandoned(admission));
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                if let Err(e) = store.settle(reservation, record).await {
+                    tracing::warn!(error = %e, "releasing an admission its caller gave up failed; recovery settles it at the estimate");
+                }
+            });
+        }
+        Err(_) => tracing::warn!(
+            request_id = admission.request_id,
+            "an admission its caller gave up is dropped outside a runtime: recovery settles it at the estimate"
+        ),
     }
 }
 
@@ -668,9 +674,9 @@ impl Accounting for Store {
                 ));
             }
             let settlement = Settlement::new(&reservation, record);
-            let segment = match &self.journal {
-                Some(journal) => match journal.append(&settlement) {
-                    Ok(segment) => Some(segment),
+            let added = match &self.journal {
+                Some(journal) => match journal.add(&settlement) {
+                    Ok(added) => Some(added),
                     Err(e) => {
                         // Still written to the database; only a kill before that loses it.
                         tracing::warn!(error = %e, "settlement journal: append failed");
@@ -679,11 +685,35 @@ impl Accounting for Store {
                 },
                 None => None,
             };
-            let stopped = || Error::new(ErrorKind::Unavailable, "the usage writer has stopped");
-            match &self.settler {
-                Some(settler) => match settler
-                    .try_send(Queued::Settle(Box::new(settlement), segment))
-                {
+            let segment = added.as_ref().map(|a| a.segment);
+            // Waited for after the settlement is queued (a line is written once added, even if
+            // its caller goes away meanwhile: see `Committed`), so that nothing waits between
+            // the line and the queue.
+            let committed = self
+                .journal
+                .as_deref()
+                .zip(added)
+                .map(|(j, a)| j.committed(a));
+            let queued = self.queue_settlement(settlement, segment).await;
+            if let Some(committed) = committed
+                && let Err(e) = committed.await
+            {
+                // Still written to the database; only a kill before that loses it.
+                tracing::warn!(error = %e, "settlement journal: append failed");
+            }
+            queued
+        })
+    }
+}
+
+impl Store {
+    /// Hands `settlement` (journaled in `segment`) to the writer task, or, without one, writes
+    /// it here.
+    async fn queue_settlement(&self, settlement: Settlement, segment: Option<u64>) -> Result<()> {
+        let stopped = || Error::new(ErrorKind::Unavailable, "the usage writer has stopped");
+        match &self.settler {
+            Some(settler) => {
+                match settler.try_send(Queued::Settle(Box::new(settlement), segment)) {
                     Ok(()) => Ok(()),
                     // The writer is behind (the database slow or away): the wait for room is a
                     // task's of its own, so a caller that goes away meanwhile does not drop a
@@ -698,20 +728,20 @@ impl Accounting for Store {
                         }
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => Err(stopped()),
-                },
-                None => {
-                    if self
-                        .settle_batch(std::slice::from_ref(&settlement))
-                        .await
-                        .is_some()
-                        && let (Some(journal), Some(segment)) = (&self.journal, segment)
-                    {
-                        journal.written(&[segment]);
-                    }
-                    Ok(())
                 }
             }
-        })
+            None => {
+                if self
+                    .settle_batch(std::slice::from_ref(&settlement))
+                    .await
+                    .is_some()
+                    && let (Some(journal), Some(segment)) = (&self.journal, segment)
+                {
+                    journal.written(&[segment]);
+                }
+                Ok(())
+            }
+        }
     }
 }
 

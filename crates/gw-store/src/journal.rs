@@ -9,6 +9,14 @@
 //! written, correcting the row recovery may have written at the estimate meanwhile; so every
 //! request still ends with exactly one usage row.
 //!
+//! Lines are group-committed: a line is added to the batch being gathered, and its caller
+//! waits for the batch to be written ([`Journal::committed`]). The first caller to wait yields
+//! once, so that the other requests its runtime already has ready add their lines meanwhile,
+//! then writes the whole batch in one `write(2)`; the others find theirs written. Under load a
+//! request worker writes one batch for many requests instead of two lines for each; alone, a
+//! request writes its own line as before. A caller that goes away while it waits writes its
+//! batch as it is dropped, so a line added is always written.
+//!
 //! One JSON line per reservation or settlement, in segments `<path>.<n>`; a new segment is
 //! started once one reaches [`SEGMENT_BYTES`], and segments are deleted in order (the current
 //! one emptied) once every line in them and in the older ones is written. Lines are written
@@ -20,9 +28,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::task::{Context, Poll, Waker};
 
 use gateway_core::{Error, ErrorKind, Result};
 
@@ -50,17 +61,48 @@ pub(crate) struct Journal {
     /// `<path>` (or `<path>-N`): segments are `<base>.<n>`.
     base: PathBuf,
     state: Mutex<State>,
+    /// Held by the one caller writing a batch; the others never wait for it asleep (a request
+    /// worker asleep stalls its whole runtime), they register in `waiting` instead.
+    writing: Mutex<()>,
+    /// Callers whose batch is still gathering while another one is being written, woken when
+    /// that write is done (theirs is then next).
+    waiting: Mutex<Vec<Waker>>,
     /// Held open for its exclusive lock, released when the process exits however it exits.
     _lock: File,
 }
 
 struct State {
-    /// The segment appended to, opened to append: lines are written to it outside the lock.
+    /// The segment appended to, opened to append: batches are written to it outside the lock.
     file: Arc<File>,
     segment: u64,
     size: u64,
     /// Settlements appended and not written to the database yet, by segment.
     pending: BTreeMap<u64, usize>,
+    /// The lines added and not written yet, by segment (more than one only across a segment
+    /// change).
+    gathering: Vec<Lines>,
+    /// What the lines in `gathering` wait for.
+    batch: Arc<Batch>,
+}
+
+/// Lines for one segment, one after the other.
+struct Lines {
+    file: Arc<File>,
+    segment: u64,
+    bytes: Vec<u8>,
+}
+
+/// A batch of lines being gathered or written: what its writing came to, once it is done.
+#[derive(Default)]
+pub(crate) struct Batch {
+    outcome: OnceLock<std::result::Result<(), String>>,
+}
+
+/// A line added to the journal: its segment (for [`Journal::written`]) and its batch (for
+/// [`Journal::committed`]).
+pub(crate) struct Added {
+    pub(crate) segment: u64,
+    batch: Arc<Batch>,
 }
 
 /// What an earlier process left in a journal: its segments and the lines in them.
@@ -151,7 +193,11 @@ impl Journal {
                 segment,
                 size: 0,
                 pending: BTreeMap::new(),
+                gathering: Vec::new(),
+                batch: Arc::default(),
             }),
+            writing: Mutex::new(()),
+            waiting: Mutex::new(Vec::new()),
             _lock: lock,
         };
         let leftovers = Leftovers {
@@ -162,45 +208,94 @@ impl Journal {
         Ok((journal, leftovers))
     }
 
-    /// Appends `settlement`; returns the segment that holds it, for [`Journal::written`].
-    pub(crate) fn append(&self, settlement: &Settlement) -> Result<u64> {
-        self.append_line(settlement, "a settlement")
+    /// Adds `settlement` to the batch being gathered; it is written once
+    /// [`Journal::committed`] resolves.
+    pub(crate) fn add(&self, settlement: &Settlement) -> Result<Added> {
+        self.add_line(settlement, "a settlement")
     }
 
-    /// Appends the reservation `reserved`, like [`Journal::append`].
-    pub(crate) fn append_reserved(&self, reserved: &Reserved) -> Result<u64> {
-        self.append_line(reserved, "a reservation")
+    /// Adds the reservation `reserved`, like [`Journal::add`].
+    pub(crate) fn add_reserved(&self, reserved: &Reserved) -> Result<Added> {
+        self.add_line(reserved, "a reservation")
     }
 
-    fn append_line(&self, value: &impl serde::Serialize, what: &str) -> Result<u64> {
+    /// Appends `settlement` and writes it before returning; the segment that holds it.
+    #[cfg(test)]
+    fn append(&self, settlement: &Settlement) -> Result<u64> {
+        let added = self.add(settlement)?;
+        self.write_gathered(&lock(&self.writing));
+        match added.batch.outcome.get() {
+            Some(Ok(())) => Ok(added.segment),
+            _ => Err(journal_error(&self.base, "the batch was not written")),
+        }
+    }
+
+    fn add_line(&self, value: &impl serde::Serialize, what: &str) -> Result<Added> {
         let mut line = serde_json::to_vec(value)
             .map_err(|e| journal_error(&self.base, format!("encoding {what}: {e}")))?;
         line.push(b'\n');
-        // The line is counted under the lock and written after it: the request workers append
-        // at once, and a `write(2)` held under the lock made the others wait for it asleep
-        // (their whole runtime with them). Counted first, the line keeps its segment from
-        // being emptied or deleted while it is being written.
-        let (file, segment) = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.size >= SEGMENT_BYTES {
-                self.rotate(&mut state)?;
-            }
-            state.size += line.len() as u64;
-            let segment = state.segment;
-            *state.pending.entry(segment).or_default() += 1;
-            (Arc::clone(&state.file), segment)
-        };
-        // One write of the whole line, so a kill cuts at most this line; the file is opened
-        // to append, so lines written at once each land whole at its end (a write to a file
-        // stops short only when the disk is full).
-        if let Err(e) = (&*file).write_all(&line) {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = state.pending.get_mut(&segment) {
-                *n = n.saturating_sub(1);
-            }
-            return Err(journal_error(&self.segment_path(segment), e));
+        // Counted when added, so its segment is neither emptied nor deleted before the line is
+        // written (and while the database writes what it was queued with).
+        let mut state = lock(&self.state);
+        if state.size >= SEGMENT_BYTES {
+            self.rotate(&mut state)?;
         }
-        Ok(segment)
+        state.size += line.len() as u64;
+        let segment = state.segment;
+        *state.pending.entry(segment).or_default() += 1;
+        match state.gathering.last_mut() {
+            Some(lines) if lines.segment == segment => lines.bytes.extend_from_slice(&line),
+            _ => {
+                let file = Arc::clone(&state.file);
+                state.gathering.push(Lines {
+                    file,
+                    segment,
+                    bytes: line,
+                });
+            }
+        }
+        Ok(Added {
+            segment,
+            batch: Arc::clone(&state.batch),
+        })
+    }
+
+    /// Resolves once the batch `added` belongs to is written: `Err` with what went wrong when
+    /// it could not be. Dropped before, it writes the batch then and there.
+    pub(crate) fn committed(&self, added: Added) -> Committed<'_> {
+        Committed {
+            journal: self,
+            batch: added.batch,
+            yielded: false,
+        }
+    }
+
+    /// Writes the lines gathered so far as one batch (the caller holds `writing`), and wakes
+    /// the callers waiting for the writer.
+    fn write_gathered(&self, _writing: &MutexGuard<'_, ()>) {
+        let (gathered, batch) = {
+            let mut state = lock(&self.state);
+            if state.gathering.is_empty() {
+                return;
+            }
+            let batch = std::mem::take(&mut state.batch);
+            (std::mem::take(&mut state.gathering), batch)
+        };
+        // One write for each segment's lines (one but across a segment change). The files are
+        // opened to append, and only the holder of `writing` writes, so a kill cuts at most
+        // the end of this batch; a write to a file stops short only when the disk is full.
+        // Lines that fail stay counted in their segments: they were queued for the database
+        // with them, and are let go of when it has them.
+        let mut outcome = Ok(());
+        for lines in &gathered {
+            if let Err(e) = (&*lines.file).write_all(&lines.bytes) {
+                outcome = Err(journal_error(&self.segment_path(lines.segment), e).to_string());
+            }
+        }
+        let _ = batch.outcome.set(outcome);
+        for waker in std::mem::take(&mut *lock(&self.waiting)) {
+            waker.wake();
+        }
     }
 
     /// Records that the lines appended to `segments` (one entry each) are in the database.
@@ -212,7 +307,7 @@ impl Journal {
         if segments.is_empty() {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock(&self.state);
         for &segment in segments {
             if let Some(n) = state.pending.get_mut(&segment) {
                 *n = n.saturating_sub(1);
@@ -277,6 +372,85 @@ impl Journal {
 
     fn segment_path(&self, segment: u64) -> PathBuf {
         with_suffix(&self.base, &segment.to_string())
+    }
+}
+
+/// `mutex` locked, whether or not a holder panicked (what it guards stays consistent: every
+/// change to it is made whole under the lock).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`Journal::committed`]'s future.
+pub(crate) struct Committed<'a> {
+    journal: &'a Journal,
+    batch: Arc<Batch>,
+    /// Whether it has let the tasks ready before it run (and add their lines) once.
+    yielded: bool,
+}
+
+impl Committed<'_> {
+    fn outcome(&self) -> Option<Result<()>> {
+        self.batch.outcome.get().map(|outcome| {
+            outcome
+                .clone()
+                .map_err(|e| Error::new(ErrorKind::Unavailable, e))
+        })
+    }
+}
+
+impl Future for Committed<'_> {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(outcome) = self.outcome() {
+            return Poll::Ready(outcome);
+        }
+        if !self.yielded {
+            // To the back of the runtime's queue: the tasks ahead add their lines to the
+            // batch before it is written.
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let writing = match self.journal.writing.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Another thread is writing the batch before this one: woken when it is done.
+                lock(&self.journal.waiting).push(cx.waker().clone());
+                return match self.outcome() {
+                    Some(outcome) => Poll::Ready(outcome),
+                    None => Poll::Pending,
+                };
+            }
+        };
+        // No other write is under way, so this batch is the one gathering (or was just
+        // written by the last holder).
+        if self.batch.outcome.get().is_none() {
+            self.journal.write_gathered(&writing);
+        }
+        drop(writing);
+        match self.outcome() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Committed<'_> {
+    fn drop(&mut self) {
+        // Its caller went away: the line is still written (it was queued for the database
+        // with its segment, and a reservation's release is journaled after it).
+        if self.batch.outcome.get().is_none() {
+            let writing = lock(&self.journal.writing);
+            if self.batch.outcome.get().is_none() {
+                self.journal.write_gathered(&writing);
+            }
+        }
     }
 }
 
@@ -428,6 +602,98 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), 4_000, "every line read back, once");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The request ids of the settlements in `path`'s segments, as the next owner reads them.
+    fn read_back(path: &Path) -> Vec<String> {
+        let (_, leftovers) = Journal::open(path).unwrap();
+        let mut ids: Vec<String> = leftovers
+            .settlements
+            .into_iter()
+            .map(|s| s.request_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lines_added_by_requests_ready_together_are_written_in_one_batch() {
+        let dir = temp_dir("batch");
+        let path = dir.join("j");
+        let (journal, _) = Journal::open(&path).unwrap();
+        let journal = Arc::new(journal);
+        // As on a request worker: many requests ready at once, each adding its line and
+        // waiting for it to be written.
+        let tasks: Vec<_> = (0..100)
+            .map(|n| {
+                let journal = Arc::clone(&journal);
+                tokio::spawn(async move {
+                    let added = journal.add(&settlement(n)).unwrap();
+                    let batch = Arc::clone(&added.batch);
+                    journal.committed(added).await.unwrap();
+                    batch
+                })
+            })
+            .collect();
+        // Every batch is held until counted, so no two share an address.
+        let mut batches: Vec<Arc<Batch>> = Vec::new();
+        for task in tasks {
+            let batch = task.await.unwrap();
+            if !batches.iter().any(|b| Arc::ptr_eq(b, &batch)) {
+                batches.push(batch);
+            }
+        }
+        assert_eq!(batches.len(), 1, "one write for the hundred lines");
+        drop(journal);
+        assert_eq!(read_back(&path).len(), 100);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_line_whose_caller_goes_away_is_written_all_the_same() {
+        let dir = temp_dir("dropped");
+        let path = dir.join("j");
+        let (journal, _) = Journal::open(&path).unwrap();
+        // Dropped before it was ever polled.
+        drop(journal.committed(journal.add(&settlement(1)).unwrap()));
+        // Dropped after it yielded once, its batch still gathering.
+        let mut committed = journal.committed(journal.add(&settlement(2)).unwrap());
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(Pin::new(&mut committed).poll(&mut cx).is_pending());
+        drop(committed);
+        // Added, never waited for: written with the next batch.
+        let unwaited = journal.add(&settlement(3)).unwrap();
+        let next = journal.add(&settlement(4)).unwrap();
+        journal.committed(next).await.unwrap();
+        assert!(matches!(unwaited.batch.outcome.get(), Some(Ok(()))));
+        drop(journal);
+        assert_eq!(read_back(&path), ["req_1", "req_2", "req_3", "req_4"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_caller_of_a_batch_that_cannot_be_written_is_told() {
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("skipped: no /dev/full to fail writes on");
+            return;
+        }
+        let dir = temp_dir("full");
+        let (journal, _) = Journal::open(&dir.join("j")).unwrap();
+        // The disk is full: every write fails (ENOSPC).
+        lock(&journal.state).file = Arc::new(OpenOptions::new().append(true).open(full).unwrap());
+        let a = journal.committed(journal.add(&settlement(1)).unwrap());
+        let b = journal.committed(journal.add(&settlement(2)).unwrap());
+        let (a, b) = tokio::join!(a, b);
+        for outcome in [a, b] {
+            let e = outcome.unwrap_err();
+            assert_eq!(e.kind(), &ErrorKind::Unavailable, "{e}");
+            assert!(e.message().contains("settlement journal"), "{e}");
+        }
+        // Still counted in their segment: the database lets them go once it has them.
+        assert_eq!(lock(&journal.state).pending.values().sum::<usize>(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -30,10 +30,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
-use gateway_core::{Error, ErrorKind, Reservation, Result};
+use gateway_core::{Admission, Error, ErrorKind, Reservation, Result};
 use sqlx::AssertSqlSafe;
 
-use crate::accounting::{Prepared, Reserved, decide, new_reservation_id};
+use crate::accounting::{Prepared, Reserved, decide, new_reservation_id, release_abandoned};
 use crate::counters::{COUNTERS, Counter};
 use crate::db::{Tx, chunked, db_error, placeholders};
 use crate::settlement::{Batch, Queued, ms};
@@ -336,6 +336,23 @@ impl Drop for Taken<'_> {
     }
 }
 
+/// A reservation queued for the writer and not handed to its caller yet: released (see
+/// [`release_abandoned`]) when dropped with it, its caller gone or its journal line not
+/// written.
+struct Unclaimed<'a> {
+    store: &'a Store,
+    admission: &'a Admission,
+    reservation: Option<Reservation>,
+}
+
+impl Drop for Unclaimed<'_> {
+    fn drop(&mut self) {
+        if let Some(reservation) = self.reservation.take() {
+            release_abandoned(self.store, reservation, self.admission);
+        }
+    }
+}
+
 /// What a top-up did.
 struct TopUp {
     /// What to give back: the lease was given back while it was being topped up.
@@ -584,19 +601,31 @@ impl Store {
             .journal
             .as_ref()
             .expect("a ledger comes with a journal");
-        let segment = match journal.append_reserved(&reserved) {
-            Ok(segment) => segment,
-            Err(e) => {
-                tracing::error!(error = %e, "settlement journal: a reservation could not be written; the request is refused");
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "the usage journal cannot be written",
-                ));
-            }
+        let refused = |e: Error| {
+            tracing::error!(error = %e, "settlement journal: a reservation could not be written; the request is refused");
+            Error::new(
+                ErrorKind::Unavailable,
+                "the usage journal cannot be written",
+            )
         };
+        let added = journal.add_reserved(&reserved).map_err(refused)?;
+        let segment = added.segment;
+        // Queued before the batch its line is in is written (the one wait here): from then on
+        // the reservation is released, not put back, if its caller goes away or the line
+        // cannot be written; and the line is written either way (see `Committed`).
+        let committed = journal.committed(added);
         room.send(Queued::Reserve(Box::new(reserved), Some(segment)));
         taken.queued = true;
-        Ok(reservation)
+        let mut unclaimed = Unclaimed {
+            store: self,
+            admission: &p.admission,
+            reservation: Some(reservation),
+        };
+        committed.await.map_err(refused)?;
+        Ok(unclaimed
+            .reservation
+            .take()
+            .expect("taken only here or when dropped"))
     }
 
     /// Tops the lease of `need`'s (user, period) up: for each limited counter the request adds

@@ -280,6 +280,75 @@ async fn admissions_dropped_on_their_way_leave_their_lease_whole() {
 }
 
 #[tokio::test]
+async fn an_admission_given_up_while_its_journal_line_is_written_is_released() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// A waker that records being woken.
+    struct Woken(AtomicBool);
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    on_each_backend(|db| async move {
+        let dir = temp_dir();
+        let a = journaled(&db, &dir, "a.settlements").await;
+        let raw = db.raw().await;
+        let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
+        // A first request tops the lease up, so the next one is admitted from it at once.
+        let first = chat(&user);
+        let r = a.admit(first.clone()).await.unwrap();
+        a.settle(r, record(&first, 5, 5, Some("0.001")))
+            .await
+            .unwrap();
+        // The second is polled until it waits for its journal line's batch (the wait that
+        // wakes itself at once, to let the requests ready with it add theirs), then dropped:
+        // its reservation is queued by then, and must be released, not left open.
+        let woken = Arc::new(Woken(AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut admission = Box::pin(a.admit(chat(&user)));
+        let mut polls = 0;
+        loop {
+            woken.0.store(false, Ordering::SeqCst);
+            match admission.as_mut().poll(&mut Context::from_waker(&waker)) {
+                Poll::Ready(answer) => panic!("answered before its line was written: {answer:?}"),
+                Poll::Pending if woken.0.load(Ordering::SeqCst) => break,
+                Poll::Pending => {
+                    polls += 1;
+                    assert!(polls < 1_000, "never reached the journal");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+        drop(admission);
+        let period = a.plans().require("metered").unwrap().current_period();
+        let mut waited = Duration::ZERO;
+        loop {
+            a.flush().await;
+            if a.open_reservations().await.unwrap() == 0 {
+                break;
+            }
+            assert!(
+                waited < Duration::from_secs(10),
+                "the dropped admission is still open"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+        let used = a.counters(&user, &period).await.unwrap();
+        assert_eq!(used.get(Counter::TextRequests), 1);
+        assert_eq!(used.get(Counter::CostUsd), 1_000_000);
+        a.close().await;
+        assert_eq!(held_in_all(&raw).await, 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
     on_each_backend(|db| async move {
         let dir = temp_dir();
