@@ -1,6 +1,6 @@
 //! The journal: every reservation admitted from a lease (see `ledger.rs`) and every settlement
-//! is appended to a local file before it is queued for the database, and let go of once the
-//! database has it, so an admission that may reach a provider, and usage that a response
+//! is written to a local file before its request goes on (to the provider, or to its answer),
+//! and let go of once the database has it, so an admission that may reach a provider, and usage that a response
 //! already reported, survive the process being killed before the batch was written (and a
 //! database outage longer than the writer's patience). The next process on the same journal
 //! replays what it finds: reservations the database lacks are written (and, their process

@@ -5,10 +5,10 @@
 //! allowance, granted in one transaction that locks the counters and reads every instance's
 //! leases of them (`leases` table), so the database never grants more than the limit across
 //! leases. Admission checks the request's estimate against what the lease holds, in memory, and
-//! takes it; the reservation goes to the journal (one `write(2)`) before the upstream call and
-//! is queued for the writer, which inserts its row (or, when its settlement is in the same
-//! batch, only settles it) and moves its estimate from the lease to the counters, off the
-//! request path. An admission waits for the database only when its lease runs short: for a
+//! takes it; the reservation is queued for the writer and goes to the journal (in one batch
+//! with those its worker has ready at the same moment, see `journal.rs`) before the upstream
+//! call. The writer inserts its row (or, when its settlement is in the same batch, only settles
+//! it) and moves its estimate from the lease to the counters, off the request path. An admission waits for the database only when its lease runs short: for a
 //! top-up (one per (user, period) at a time).
 //!
 //! Leases are sized to need: a top-up takes what the request lacks or, when more, at most a

@@ -260,8 +260,8 @@ impl StoreOptions {
     }
 
     /// Keeps a settlement journal at `path` (segments `path.1`, `path.2`, ... beside it; the
-    /// directory must exist): every settlement is appended there before it is queued for the
-    /// database and let go of once written, and [`Store::connect_with`] replays what an earlier
+    /// directory must exist): every settlement is written there before its request goes on
+    /// (and queued for the database) and let go of once the database has it, and [`Store::connect_with`] replays what an earlier
     /// process left, so usage already reported to a client survives the process being killed
     /// before its batch was written. Not synced: it survives a killed process, not a power loss.
     /// Without it (the default), such settlements are lost and their reservations recovered at
