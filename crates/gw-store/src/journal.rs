@@ -1,13 +1,13 @@
-//! The journal: every reservation admitted from a lease (see `ledger.rs`) and every settlement
-//! is written to a local file before its request goes on (to the provider, or to its answer),
-//! and let go of once the database has it, so an admission that may reach a provider, and usage that a response
-//! already reported, survive the process being killed before the batch was written (and a
-//! database outage longer than the writer's patience). The next process on the same journal
-//! replays what it finds: reservations the database lacks are written (and, their process
-//! being dead, recovered at their estimate unless their settlement is there too); a settlement
-//! the database already has is dropped (its reservation is gone), one it does not have is
-//! written, correcting the row recovery may have written at the estimate meanwhile; so every
-//! request still ends with exactly one usage row.
+//! The journal: every reservation admitted from a lease (see `ledger.rs`) and every settlement is
+//! written to a local file before its request goes on (to the provider, or to its answer), and let
+//! go of once the database has it, so an admission that may reach a provider, and usage that a
+//! response already reported, survive the process being killed before the batch was written (and a
+//! database outage longer than the writer's patience). The next process on the same journal replays
+//! what it finds: reservations the database lacks are written (and, their process being dead,
+//! recovered at their estimate unless their settlement is there too); a settlement the database
+//! already has is dropped (its reservation is gone), one it does not have is written, correcting
+//! the row recovery may have written at the estimate meanwhile; so every request still ends with
+//! exactly one usage row.
 //!
 //! Lines are group-committed: a line is added to the batch being gathered, and its caller
 //! waits for the batch to be written ([`Journal::committed`]). The first caller to wait yields

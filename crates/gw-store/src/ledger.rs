@@ -2,14 +2,14 @@
 //! without waiting for the database (the escrow pattern).
 //!
 //! Per (user, period), an instance holds a lease: a part of each limited counter's remaining
-//! allowance, granted in one transaction that locks the counters and reads every instance's
-//! leases of them (`leases` table), so the database never grants more than the limit across
-//! leases. Admission checks the request's estimate against what the lease holds, in memory, and
-//! takes it; the reservation is queued for the writer and goes to the journal (in one batch
-//! with those its worker has ready at the same moment, see `journal.rs`) before the upstream
-//! call. The writer inserts its row (or, when its settlement is in the same batch, only settles
-//! it) and moves its estimate from the lease to the counters, off the request path. An admission waits for the database only when its lease runs short: for a
-//! top-up (one per (user, period) at a time).
+//! allowance, granted in one transaction that locks the counters and reads every instance's leases
+//! of them (`leases` table), so the database never grants more than the limit across leases.
+//! Admission checks the request's estimate against what the lease holds, in memory, and takes it;
+//! the reservation is queued for the writer and goes to the journal (in one batch with those its
+//! worker has ready at the same moment, see `journal.rs`) before the upstream call. The writer
+//! inserts its row (or, when its settlement is in the same batch, only settles it) and moves its
+//! estimate from the lease to the counters, off the request path. An admission waits for the
+//! database only when its lease runs short: for a top-up (one per (user, period) at a time).
 //!
 //! Leases are sized to need: a top-up takes what the request lacks or, when more, at most a
 //! quarter of what is left and [`TOP_UP_REQUESTS`] requests' worth (more for a user whose

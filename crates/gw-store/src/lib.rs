@@ -260,12 +260,12 @@ impl StoreOptions {
     }
 
     /// Keeps a settlement journal at `path` (segments `path.1`, `path.2`, ... beside it; the
-    /// directory must exist): every settlement is written there before its request goes on
-    /// (and queued for the database) and let go of once the database has it, and [`Store::connect_with`] replays what an earlier
-    /// process left, so usage already reported to a client survives the process being killed
-    /// before its batch was written. Not synced: it survives a killed process, not a power loss.
-    /// Without it (the default), such settlements are lost and their reservations recovered at
-    /// the estimate.
+    /// directory must exist): every settlement is written there before its request goes on (and
+    /// queued for the database) and let go of once the database has it, and [`Store::connect_with`]
+    /// replays what an earlier process left, so usage already reported to a client survives the
+    /// process being killed before its batch was written. Not synced: it survives a killed process,
+    /// not a power loss. Without it (the default), such settlements are lost and their reservations
+    /// recovered at the estimate.
     ///
     /// With a journal, admission is decided in memory, from leases: per user and period, a
     /// share of each limited counter's remaining allowance that this process takes from the
