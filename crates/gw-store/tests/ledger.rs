@@ -71,6 +71,16 @@ fn chat(user: &str) -> Admission {
     text(user, "gemini", "gemini-2.5-flash", 20, Some("0.015"))
 }
 
+/// A [`chat`] of `user` admitted through `store` and settled at 10 tokens and $0.001.
+async fn chat_admitted_and_settled(store: &Store, user: &str) {
+    let admission = chat(user);
+    let reservation = store.admit(admission.clone()).await.unwrap();
+    store
+        .settle(reservation, record(&admission, 5, 5, Some("0.001")))
+        .await
+        .unwrap();
+}
+
 /// Admits `admissions` all at once, spread over `stores` in turn. A refusal keeps its message,
 /// so an assertion that fails on one says why it was refused.
 async fn admit_all(stores: &[&Store], admissions: Vec<Admission>) -> Vec<Result<Reservation>> {
@@ -299,11 +309,7 @@ async fn an_admission_given_up_while_its_journal_line_is_written_is_released() {
         let raw = db.raw().await;
         let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
         // A first request tops the lease up, so the next one is admitted from it at once.
-        let first = chat(&user);
-        let r = a.admit(first.clone()).await.unwrap();
-        a.settle(r, record(&first, 5, 5, Some("0.001")))
-            .await
-            .unwrap();
+        chat_admitted_and_settled(&a, &user).await;
         // The second is polled until it waits for its journal line's batch (the wait that
         // wakes itself at once, to let the requests ready with it add theirs), then dropped:
         // its reservation is queued by then, and must be released, not left open.
@@ -359,11 +365,7 @@ async fn a_lease_goes_back_when_idle_and_when_its_instance_dies() {
         let a = Store::connect_with(&db.url, options).await.unwrap();
         let raw = db.raw().await;
         let user = a.create_user(&unique("user"), "metered").await.unwrap().id;
-        let adm = chat(&user);
-        let r = a.admit(adm.clone()).await.unwrap();
-        a.settle(r, record(&adm, 5, 5, Some("0.001")))
-            .await
-            .unwrap();
+        chat_admitted_and_settled(&a, &user).await;
         a.flush().await;
         assert!(leased(&raw, &user, Counter::CostUsd).await > 0);
         // Unused for a second, the lease is given back (checked ten times a second).
