@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::http::uri::{Authority, Scheme};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use reqwest::ResponseBuilderExt;
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::time::Sleep;
 
@@ -96,18 +98,17 @@ impl Direct {
         })
     }
 
-    /// POSTs `body` to `url` with `headers`; the answer's head must come within the read
-    /// timeout, and then each part of its body.
+    /// POSTs `body` to `uri` with `headers`; the answer's head must come within the read
+    /// timeout, and then each part of its body. The answer carries `url` as its
+    /// [`reqwest::Response::url`].
     pub(crate) async fn post(
         &self,
         provider: &'static str,
+        uri: hyper::Uri,
         url: &reqwest::Url,
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<reqwest::Response> {
-        let uri: hyper::Uri = url.as_str().parse().map_err(|_| {
-            Error::invalid_request("the provider URL cannot be sent").with_provider(provider)
-        })?;
         let mut request = hyper::Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = hyper::Method::POST;
         *request.uri_mut() = uri;
@@ -117,14 +118,84 @@ impl Direct {
             .map_err(|_| timed_out(provider))?
             .map_err(|e| request_error(provider, e))?;
         let read = self.read;
-        Ok(reqwest::Response::from(response.map(|body| {
+        let mut response = response.map(|body| {
             reqwest::Body::wrap(ReadTimeout {
                 body,
                 read,
                 last: Instant::now(),
                 timer: None,
             })
-        })))
+        });
+        // Without a URL of its own, `reqwest::Response::from` parses a placeholder one for
+        // every answer (about 3,500 instructions); a clone of one parsed already is cheaper.
+        if let Ok(marked) = hyper::Response::builder().url(url.clone()).body(()) {
+            response
+                .extensions_mut()
+                .extend(marked.into_parts().0.extensions);
+        }
+        Ok(reqwest::Response::from(response))
+    }
+}
+
+/// Where an upstream's direct calls go: its base URL taken apart once, so that a call builds
+/// its URI from its path alone instead of parsing a whole URL (twice: as a `reqwest::Url`,
+/// then as hyper's `Uri`).
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    /// The base URL's path without its trailing slash (empty at the root).
+    base_path: String,
+    /// `Host: host:port` for a plain-HTTP base on a port other than 80, which hyper's client
+    /// would otherwise format for every call on an HTTP/1 connection (a plain-HTTP base is
+    /// only ever spoken to in HTTP/1). Elsewhere hyper's client writes it, or HTTP/2 carries
+    /// `:authority` instead.
+    host: Option<HeaderValue>,
+}
+
+impl Target {
+    /// `base` taken apart; `None` when hyper cannot take it as a URI.
+    pub(crate) fn new(base: &reqwest::Url) -> Option<Self> {
+        let uri: hyper::Uri = base.as_str().parse().ok()?;
+        let scheme = uri.scheme()?.clone();
+        let authority = uri.authority()?.clone();
+        let host = (scheme == Scheme::HTTP && authority.port_u16().is_some_and(|p| p != 80))
+            .then(|| HeaderValue::from_str(authority.as_str()).ok())
+            .flatten();
+        Some(Self {
+            scheme,
+            authority,
+            base_path: base.path().trim_end_matches('/').to_owned(),
+            host,
+        })
+    }
+
+    /// The URI of `path` (which may end in a query) under the base, when `path` is one that
+    /// `reqwest::Url` would take as it is: `None` for anything it would change (a character it
+    /// percent-encodes, a `.` segment it resolves, an escape), which then goes the long way.
+    pub(crate) fn uri(&self, path: &str) -> Option<hyper::Uri> {
+        let plain = path.starts_with('/')
+            && !path.contains("/.")
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?".contains(&b));
+        if !plain {
+            return None;
+        }
+        let mut full = String::with_capacity(self.base_path.len() + path.len());
+        full.push_str(&self.base_path);
+        full.push_str(path);
+        hyper::Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(full)
+            .build()
+            .ok()
+    }
+
+    /// The `Host` header to send, when it is sent from here (see [`Target::host`]).
+    pub(crate) fn host(&self) -> Option<&HeaderValue> {
+        self.host.as_ref()
     }
 }
 
@@ -304,6 +375,64 @@ mod tests {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 443));
             Connected::new().proxy(true).negotiated_h2().extra(addr)
         }
+    }
+
+    #[test]
+    fn a_targets_uris_are_the_urls_reqwest_would_build() {
+        let paths = [
+            "/v1/chat/completions",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            "/models/org/model-1.5_v2~x?a=1&b=2",
+            "/",
+        ];
+        for base in [
+            "http://127.0.0.1:9200",
+            "https://router.example/v1/",
+            "http://h:80/p",
+        ] {
+            let url = reqwest::Url::parse(base).unwrap();
+            let target = Target::new(&url).unwrap();
+            for path in paths {
+                let uri = target.uri(path).unwrap();
+                let mut expected = url.clone();
+                let (p, query) = path
+                    .split_once('?')
+                    .map_or((path, None), |(p, q)| (p, Some(q)));
+                expected.set_path(&format!("{}{p}", url.path().trim_end_matches('/')));
+                expected.set_query(query);
+                assert_eq!(uri.to_string(), expected.as_str(), "{base} {path}");
+            }
+        }
+        // What `reqwest::Url` would encode or resolve is left to it.
+        let target = Target::new(&reqwest::Url::parse("http://h:1").unwrap()).unwrap();
+        for path in [
+            "/a b",
+            "/x/../y",
+            "/x/./y",
+            "/%2e%2e/y",
+            "/é",
+            "/a'b",
+            "/a\\b",
+            "a",
+            "/a#b",
+        ] {
+            assert!(target.uri(path).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_target_writes_host_only_where_hyper_would_format_it() {
+        let host = |base: &str| {
+            let target = Target::new(&reqwest::Url::parse(base).unwrap()).unwrap();
+            target.host().map(|h| h.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            host("http://127.0.0.1:9200").as_deref(),
+            Some("127.0.0.1:9200")
+        );
+        assert_eq!(host("http://[::1]:8080/v1").as_deref(), Some("[::1]:8080"));
+        assert_eq!(host("http://example.test"), None);
+        assert_eq!(host("https://example.test:8443"), None, "may be HTTP/2");
     }
 
     #[test]

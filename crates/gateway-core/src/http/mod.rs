@@ -175,6 +175,14 @@ async fn answered(
         .with_body(&body))
 }
 
+/// Whether the current span is one of the gateway's traced ones (telemetry is on), so a call
+/// gets a client span of its own.
+fn traced() -> bool {
+    tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.target() == crate::telemetry::OTEL_TARGET)
+}
+
 /// The span of one provider call, per the OpenTelemetry HTTP client conventions
 /// (<https://opentelemetry.io/docs/specs/semconv/http/http-spans/>). The URL is recorded without
 /// its query: some providers take their key there.
@@ -182,10 +190,7 @@ async fn answered(
 /// Only inside one of the gateway's attempt spans: a request sampled out of tracing has none,
 /// and its provider call must not start a trace of its own.
 fn client_span(method: &reqwest::Method, url: &reqwest::Url) -> tracing::Span {
-    let traced = tracing::Span::current()
-        .metadata()
-        .is_some_and(|m| m.target() == crate::telemetry::OTEL_TARGET);
-    if !traced {
+    if !traced() {
         return tracing::Span::none();
     }
     tracing::info_span!(
@@ -637,6 +642,7 @@ mod tests {
                 "key": req.header("x-api-key"),
                 "accept": req.header("accept"),
                 "content_type": req.header("content-type"),
+                "host": req.header("host"),
                 "body": String::from_utf8_lossy(&req.body),
             });
             test_server::response(
@@ -836,13 +842,35 @@ mod tests {
             )
             .await
             .unwrap();
+        assert_eq!(
+            response.url(),
+            &up.base,
+            "the answer names the provider's base URL"
+        );
         let echo: serde_json::Value = read_json("p", response).await.unwrap();
         assert_eq!(echo["method"], "POST");
         assert_eq!(echo["target"], "/v1/chat?x=1");
         assert_eq!(echo["key"], "k1");
         assert_eq!(echo["accept"], "*/*");
         assert_eq!(echo["content_type"], "application/json");
+        assert_eq!(
+            echo["host"],
+            up.base.host_str().unwrap().to_owned() + ":" + &up.base.port().unwrap().to_string()
+        );
         assert_eq!(echo["body"], r#"{"a":1}"#);
+
+        // A path `reqwest::Url` would change goes out as it changes it.
+        for (path, sent) in [
+            ("/v1/a b?q=1 2", "/v1/a%20b?q=1%202"),
+            ("/v1/x/../y", "/v1/y"),
+        ] {
+            let response = up
+                .post_json(path, &serde_json::json!({}), classify)
+                .await
+                .unwrap();
+            let echo: serde_json::Value = read_json("p", response).await.unwrap();
+            assert_eq!(echo["target"], sent, "{path}");
+        }
 
         // A non-2xx answer is classified, with its body, as on reqwest's path.
         let err = up
@@ -969,6 +997,8 @@ pub struct Upstream {
     base_url: String,
     /// `base_url`, parsed.
     base: reqwest::Url,
+    /// `base` taken apart for direct calls.
+    target: Option<direct::Target>,
     auth_header: reqwest::header::HeaderName,
     auth_value: reqwest::header::HeaderValue,
 }
@@ -1105,9 +1135,18 @@ impl Upstream {
             }
             return send(self.provider, request.body(body), classify).await;
         };
-        let url = self.url(path);
-        let mut all = HeaderMap::with_capacity(3 + headers.len());
+        let uri = match self.target.as_ref().and_then(|t| t.uri(path)) {
+            Some(uri) => uri,
+            None => self.url(path).as_str().parse().map_err(|_| {
+                Error::invalid_request("the provider URL cannot be sent")
+                    .with_provider(self.provider)
+            })?,
+        };
+        let mut all = HeaderMap::with_capacity(4 + headers.len());
         all.insert(self.auth_header.clone(), self.auth_value.clone());
+        if let Some(host) = self.target.as_ref().and_then(direct::Target::host) {
+            all.insert(reqwest::header::HOST, host.clone());
+        }
         all.insert(
             reqwest::header::CONTENT_TYPE,
             reqwest::header::HeaderValue::from_static("application/json"),
@@ -1116,8 +1155,13 @@ impl Upstream {
         for (name, value) in headers {
             all.insert(name.clone(), value.clone());
         }
-        let span = client_span(&reqwest::Method::POST, &url);
-        let call = direct.post(self.provider, &url, all, body);
+        // The call's whole URL is built only for a span that shows it.
+        let span = if traced() {
+            client_span(&reqwest::Method::POST, &self.url(path))
+        } else {
+            tracing::Span::none()
+        };
+        let call = direct.post(self.provider, uri, &self.base, all, body);
         answered(self.provider, span, call, classify).await
     }
 
@@ -1240,6 +1284,7 @@ impl UpstreamBuilder {
                 .and_then(direct::Direct::new),
             timeouts,
             base_url,
+            target: direct::Target::new(&parsed),
             base: parsed,
             auth_header,
             auth_value,
