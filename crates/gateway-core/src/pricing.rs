@@ -34,10 +34,16 @@ pub struct PriceCatalog {
     version: String,
     /// The version of the file that last set each provider's prices.
     versions: HashMap<String, String>,
-    text: HashMap<(String, String), TextPrice>,
-    units: HashMap<(String, String, PriceUnit), Vec<UnitRate>>,
+    text: HashMap<(String, String), TextPrice, Fast>,
+    units: HashMap<(String, String, PriceUnit), Vec<UnitRate>, Fast>,
     credits: HashMap<String, Cost>,
 }
+
+/// The hasher of the maps a request looks prices up in, several times a request: foldhash,
+/// which hashes a model's name in a few dozen instructions where the standard library's
+/// SipHash took about 400. Their keys come from the catalog's files; a caller's model name is
+/// only looked up, never inserted, so it cannot crowd a map.
+type Fast = foldhash::fast::RandomState;
 
 /// A price's key as borrowed text: provider, model and (for a unit price) the unit, so a
 /// look-up on every request builds no `String` (`map.get(&(provider, model, unit) as &dyn
