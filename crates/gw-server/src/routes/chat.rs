@@ -8,12 +8,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::StreamExt;
 use llm_gateway::{CacheStatus, Cost, Metered, RouteId, TextChunk, TextStream, TokenUsage};
 
-use super::{JsonBody, call_context, model_error, set_cache, set_cost, set_route};
+use super::{JsonBody, call_context, json_answer, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
@@ -68,15 +68,18 @@ async fn chat(
         .generate_with(&call, req)
         .await
         .map_err(|e| model_error(&state, &body.model, e))?;
+    let id = ["chatcmpl-", &ctx.id].concat();
     let completion = ChatCompletion {
-        id: &format!("chatcmpl-{}", ctx.id),
+        id: &id,
         object: "chat.completion",
         created: RequestContext::unix_now(),
         model: &body.model,
         choices: Choice::all(&answer),
         usage: Usage::new(&answer.usage, cost.map(|c| c.to_string())),
     };
-    let mut response = Json(completion).into_response();
+    // The answer's text, and about 400 bytes of fields around it.
+    let size_hint = answer.content.len() + answer.tool_calls.len() * 128 + 512;
+    let mut response = json_answer(&completion, size_hint);
     set_cost(&mut response, cost);
     set_route(&mut response, &route);
     set_cache(&mut response, &cache);
