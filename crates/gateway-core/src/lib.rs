@@ -34,6 +34,7 @@ pub mod embedding;
 mod error;
 pub mod image;
 pub mod job;
+mod json;
 mod media;
 mod pricing;
 mod registry;
@@ -70,6 +71,7 @@ pub use image::{
     ImageRequest, ImageResponse, per_image_billing,
 };
 pub use job::{JobId, JobStatus, PollPolicy};
+pub use json::from_json_bytes;
 pub use media::{DataUrl, MediaInput, MediaOutput, decode_base64, encode_base64, sniff_image};
 pub use pricing::{ModalityTokens, PriceCatalog, PriceQualifiers, PriceUnit, TextPrice};
 pub use registry::{Registry, Service};

@@ -239,7 +239,7 @@ pub async fn read_json<T: DeserializeOwned>(
     let body = read_bounded(response, MAX_RESPONSE_BYTES)
         .await
         .map_err(|e| e.into_error(provider))?;
-    serde_json::from_slice(&body).map_err(|e| {
+    crate::from_json_bytes(&body).map_err(|e| {
         Error::decode(format!("unexpected response body: {e}"))
             .with_provider(provider)
             .with_body(&String::from_utf8_lossy(&body))

@@ -61,7 +61,7 @@ where
             return Ok(JsonBody(value));
         }
         let bytes = Bytes::from_request(request, state).await?;
-        match serde_json::from_slice(&bytes) {
+        match llm_gateway::from_json_bytes(&bytes) {
             Ok(value) => Ok(JsonBody(value)),
             Err(_) => Json::<T>::from_bytes(&bytes).map(|Json(value)| JsonBody(value)),
         }
