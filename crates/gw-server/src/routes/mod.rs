@@ -123,6 +123,11 @@ pub(crate) fn call_context(
 pub(crate) const CACHE_HEADER: &str = "x-gateway-cache";
 /// How long the request's answer is kept, in seconds (within the operator's `max_ttl_secs`).
 const CACHE_TTL_HEADER: &str = "x-gateway-cache-ttl";
+// The headers a request is read for, as names made once: looked up by text, each name is
+// parsed and checked again on every request.
+const DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);
+const CACHE: HeaderName = HeaderName::from_static(CACHE_HEADER);
+const CACHE_TTL: HeaderName = HeaderName::from_static(CACHE_TTL_HEADER);
 
 /// What the request asks of the response cache, from `x-gateway-cache`, `x-gateway-cache-ttl`
 /// and the request directives of `Cache-Control` (RFC 9111 section 5.2.1): `no-cache` (do not
@@ -134,7 +139,7 @@ fn cache_control(headers: &HeaderMap) -> Result<CacheControl, ApiError> {
     let bad = |header: &str, why: String| ApiError::invalid(Some(header.to_owned()), why);
     let mut mode: Option<(CacheMode, &'static str)> = None;
     let mut refresh = false;
-    for item in list(headers, CACHE_HEADER, &bad)? {
+    for item in list(headers, &CACHE, &bad)? {
         let asked = match item.to_ascii_lowercase().as_str() {
             "skip" => (CacheMode::Skip, "skip"),
             "exact" => (CacheMode::Exact, "exact"),
@@ -177,7 +182,7 @@ fn cache_control(headers: &HeaderMap) -> Result<CacheControl, ApiError> {
     if refresh {
         control.read = false;
     }
-    for directive in list(headers, header::CACHE_CONTROL.as_str(), &bad)? {
+    for directive in list(headers, &header::CACHE_CONTROL, &bad)? {
         let (name, argument) = match directive.split_once('=') {
             Some((name, argument)) => (name.trim(), Some(argument.trim())),
             None => (directive, None),
@@ -202,7 +207,7 @@ fn cache_control(headers: &HeaderMap) -> Result<CacheControl, ApiError> {
             _ => {}
         }
     }
-    if let Some(value) = headers.get(CACHE_TTL_HEADER) {
+    if let Some(value) = headers.get(&CACHE_TTL) {
         let seconds = value
             .to_str()
             .ok()
@@ -223,14 +228,14 @@ fn cache_control(headers: &HeaderMap) -> Result<CacheControl, ApiError> {
 /// left out (as HTTP's list syntax wants, RFC 9110 section 5.6.1).
 fn list<'a>(
     headers: &'a HeaderMap,
-    name: &str,
+    name: &HeaderName,
     bad: &impl Fn(&str, String) -> ApiError,
 ) -> Result<Vec<&'a str>, ApiError> {
     let mut items = Vec::new();
     for value in headers.get_all(name) {
         let text = value
             .to_str()
-            .map_err(|_| bad(name, format!("{name} must be visible ASCII")))?;
+            .map_err(|_| bad(name.as_str(), format!("{name} must be visible ASCII")))?;
         items.extend(text.split(',').map(str::trim).filter(|i| !i.is_empty()));
     }
     Ok(items)
@@ -250,7 +255,7 @@ fn delta_seconds(text: &str) -> Option<u64> {
 pub(crate) fn set_cache(response: &mut Response, status: &CacheStatus) {
     let headers = response.headers_mut();
     if let Some(value) = status.header().and_then(|v| HeaderValue::from_str(&v).ok()) {
-        headers.insert(CACHE_HEADER, value);
+        headers.insert(CACHE, value);
     }
     if let Some(age) = status.age() {
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
@@ -259,7 +264,7 @@ pub(crate) fn set_cache(response: &mut Response, status: &CacheStatus) {
 
 /// The request's deadline from `x-gateway-deadline-ms`, if it set one.
 fn deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
-    let Some(value) = headers.get(DEADLINE_HEADER) else {
+    let Some(value) = headers.get(&DEADLINE) else {
         return Ok(None);
     };
     let ms = value
