@@ -348,6 +348,47 @@ fn answers_are_shaped_as_openai_returns_them() {
 }
 
 #[test]
+fn an_answer_written_by_hand_is_the_bytes_serde_writes() {
+    let mut plain = llm_gateway::TextResponse::new(
+        "m",
+        "Hi \"there\"\n\u{1F600} </tag>",
+        FinishReason::Stop,
+        TokenUsage::default(),
+    );
+    plain.usage.input_tokens = 12;
+    plain.usage.output_tokens = 345;
+    plain.usage.cached_input_tokens = 6;
+    plain.usage.reasoning_tokens = 7;
+    let mut called =
+        llm_gateway::TextResponse::new("m", "", FinishReason::ToolCalls, TokenUsage::default());
+    called.tool_calls = vec![ToolCall::new("call_1", "f", "{\"a\":1}")];
+    let mut said = llm_gateway::Choice::new("Hi", FinishReason::Length);
+    let mut token = TokenLogprob::new("Hi", -0.1);
+    token.top = vec![("Hi".into(), -0.1)];
+    said.logprobs = Some(vec![token]);
+    called.alternatives = vec![said, llm_gateway::Choice::new("", FinishReason::Stop)];
+    for answer in [&plain, &called] {
+        for cost in [None, Some("0.000123".to_owned())] {
+            let completion = ChatCompletion {
+                id: "chatcmpl-gw-\"1\"",
+                object: "chat.completion",
+                created: 1_760_000_000,
+                model: "hf/org/model:provider",
+                choices: Choice::all(answer),
+                usage: Usage::new(&answer.usage, cost),
+            };
+            let mut ours = Vec::new();
+            completion.write_json(&mut ours).unwrap();
+            let serde = serde_json::to_vec(&completion).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
 fn sampling_bounds_are_inclusive() {
     for extra in [
         json!({"temperature": 0, "top_p": 0, "presence_penalty": -2, "frequency_penalty": -2}),

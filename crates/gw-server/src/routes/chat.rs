@@ -77,9 +77,13 @@ async fn chat(
         choices: Choice::all(&answer),
         usage: Usage::new(&answer.usage, cost.map(|c| c.to_string())),
     };
-    // The answer's text, and about 400 bytes of fields around it.
-    let size_hint = answer.content.len() + answer.tool_calls.len() * 128 + 512;
-    let mut response = json_answer(&completion, size_hint);
+    // Written into one buffer the size of the answer's text and the fields around it. (axum's
+    // `Json` starts at 128 bytes and grows through `io::Write`, copying as it goes.)
+    let mut body = Vec::with_capacity(answer.content.len() + answer.tool_calls.len() * 128 + 512);
+    let mut response = match completion.write_json(&mut body) {
+        Ok(()) => json_answer(body),
+        Err(_) => axum::Json(&completion).into_response(),
+    };
     set_cost(&mut response, cost);
     set_route(&mut response, &route);
     set_cache(&mut response, &cache);

@@ -333,23 +333,14 @@ pub(crate) fn set_route(response: &mut Response, route: &RouteId) {
     }
 }
 
-/// `value` as a JSON answer, serialised into one buffer of `size_hint` bytes to begin with:
-/// axum's `Json` starts at 128 bytes and grows through `io::Write`, reallocating and copying
-/// the answer on its way to a few hundred bytes. Same answer, `Json`'s own on the (never seen)
-/// error of a value that cannot be serialised.
-pub(crate) fn json_answer(value: &impl serde::Serialize, size_hint: usize) -> Response {
-    let mut body = Vec::with_capacity(size_hint);
-    match serde_json::to_writer(&mut body, value) {
-        Ok(()) => {
-            let mut response = Response::new(axum::body::Body::from(body));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Err(_) => axum::response::IntoResponse::into_response(Json(value)),
-    }
+/// A `200` answer whose body is the JSON `body`.
+pub(crate) fn json_answer(body: Vec<u8>) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The recorded cost (`x-gateway-cost-usd`): exact decimal USD, or `unknown`.
