@@ -112,6 +112,66 @@ pub(crate) struct Leftovers {
     pub(crate) settlements: Vec<Settlement>,
 }
 
+/// About the length of a line, to size its buffer once.
+const LINE_BYTES: usize = 512;
+
+/// A JSON object written field by field, as the journal's lines are: each key as it is (the
+/// callers' field names, constant text that needs no escaping), each value through serde_json.
+/// The same bytes as the `Serialize` derived for the same fields in the same order, which the
+/// lines are read back with; without serde's work per key (a key escaped as if it could hold a
+/// quote: about 190 instructions each, some 40 a request in two lines).
+pub(crate) struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Starts an object at the end of `out`.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    /// Writes `"name":value`.
+    pub(crate) fn field(
+        &mut self,
+        name: &str,
+        value: &(impl serde::Serialize + ?Sized),
+    ) -> serde_json::Result<&mut Self> {
+        self.key(name);
+        serde_json::to_writer(&mut *self.out, value)?;
+        Ok(self)
+    }
+
+    /// Writes `"name":{...}`, the inner object's fields written by `fields`.
+    pub(crate) fn object(
+        &mut self,
+        name: &str,
+        fields: impl FnOnce(&mut JsonObject<'_>) -> serde_json::Result<()>,
+    ) -> serde_json::Result<&mut Self> {
+        self.key(name);
+        let mut inner = JsonObject::new(self.out);
+        fields(&mut inner)?;
+        inner.end();
+        Ok(self)
+    }
+
+    fn key(&mut self, name: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// Ends the object.
+    pub(crate) fn end(&mut self) {
+        self.out.push(b'}');
+    }
+}
+
 fn journal_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::Config,
@@ -211,12 +271,12 @@ impl Journal {
     /// Adds `settlement` to the batch being gathered; it is written once
     /// [`Journal::committed`] resolves.
     pub(crate) fn add(&self, settlement: &Settlement) -> Result<Added> {
-        self.add_line(settlement, "a settlement")
+        self.add_line(|line| settlement.write_json(line), "a settlement")
     }
 
     /// Adds the reservation `reserved`, like [`Journal::add`].
     pub(crate) fn add_reserved(&self, reserved: &Reserved) -> Result<Added> {
-        self.add_line(reserved, "a reservation")
+        self.add_line(|line| reserved.write_json(line), "a reservation")
     }
 
     /// Appends `settlement` and writes it before returning; the segment that holds it.
@@ -230,8 +290,13 @@ impl Journal {
         }
     }
 
-    fn add_line(&self, value: &impl serde::Serialize, what: &str) -> Result<Added> {
-        let mut line = serde_json::to_vec(value)
+    fn add_line(
+        &self,
+        encode: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+        what: &str,
+    ) -> Result<Added> {
+        let mut line = Vec::with_capacity(LINE_BYTES);
+        encode(&mut line)
             .map_err(|e| journal_error(&self.base, format!("encoding {what}: {e}")))?;
         line.push(b'\n');
         // Counted when added, so its segment is neither emptied nor deleted before the line is
@@ -518,6 +583,65 @@ mod tests {
             end_user: None,
             metadata: BTreeMap::from([("team".into(), "a\nb".into())]),
         }
+    }
+
+    #[test]
+    fn lines_are_the_json_their_types_serialize_and_read_back() {
+        let plain = settlement(1);
+        let full = Settlement {
+            error_message: Some("the provider said \"no\"\n".into()),
+            tokens: gateway_core::TokenUsage {
+                input_tokens: 12,
+                output_tokens: 345,
+                reasoning_tokens: 6,
+                cached_input_tokens: 7,
+            },
+            units: 3,
+            cost_nanos: None,
+            estimated: true,
+            billable: false,
+            ttft_ms: Some(42),
+            retries: 2,
+            cache_semantic: Some(true),
+            cost_saved_nanos: Some(u64::MAX),
+            attempts: r#"[{"route":"hf/m","error":"x"}]"#.into(),
+            end_user: Some("é".into()),
+            metadata: BTreeMap::new(),
+            ..settlement(2)
+        };
+        for s in [plain, full] {
+            let mut line = Vec::new();
+            s.write_json(&mut line).unwrap();
+            assert_eq!(
+                String::from_utf8(line.clone()).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
+            let back: Settlement = serde_json::from_slice(&line).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{s:?}"));
+        }
+        let reserved = Reserved {
+            reservation: "res_\"1\"".into(),
+            request_id: "req_1".into(),
+            user_id: "u".into(),
+            period: "2026-11".into(),
+            provider: "hf".into(),
+            model: "org/m:provider".into(),
+            modality: gateway_core::Modality::Image,
+            operation: "images".into(),
+            requests: 1,
+            tokens: 1_024,
+            units: 4,
+            cost_nanos: Some(99),
+            instance_id: "i-1".into(),
+            created_at: -5,
+            leased: [1; crate::counters::COUNTERS],
+        };
+        let mut line = Vec::new();
+        reserved.write_json(&mut line).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            serde_json::to_string(&reserved).unwrap()
+        );
     }
 
     fn temp_dir(name: &str) -> PathBuf {

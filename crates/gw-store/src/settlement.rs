@@ -16,6 +16,7 @@ use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{
     CHUNKS, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db, placeholders, to_db,
 };
+use crate::journal::JsonObject;
 use crate::ledger::{Release, change_leases, drop_empty_leases};
 use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
@@ -843,6 +844,45 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
+    /// Appends the settlement's journal line (without its newline): what its `Serialize`
+    /// writes, written faster (see [`JsonObject`]).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let tokens = &self.tokens;
+        JsonObject::new(out)
+            .field("reservation_id", &self.reservation_id)?
+            .field("reserved_requests", &self.reserved_requests)?
+            .field("request_id", &self.request_id)?
+            .field("provider", &self.provider)?
+            .field("model", &self.model)?
+            .field("modality", self.modality.as_str())?
+            .field("operation", &self.operation)?
+            .field("status", &self.status)?
+            .field("error_message", &self.error_message)?
+            .object("tokens", |inner| {
+                inner
+                    .field("input_tokens", &tokens.input_tokens)?
+                    .field("output_tokens", &tokens.output_tokens)?
+                    .field("reasoning_tokens", &tokens.reasoning_tokens)?
+                    .field("cached_input_tokens", &tokens.cached_input_tokens)?;
+                Ok(())
+            })?
+            .field("units", &self.units)?
+            .field("cost_nanos", &self.cost_nanos)?
+            .field("pricing_version", &self.pricing_version)?
+            .field("estimated", &self.estimated)?
+            .field("billable", &self.billable)?
+            .field("latency_ms", &self.latency_ms)?
+            .field("ttft_ms", &self.ttft_ms)?
+            .field("retries", &self.retries)?
+            .field("cache_semantic", &self.cache_semantic)?
+            .field("cost_saved_nanos", &self.cost_saved_nanos)?
+            .field("attempts", &self.attempts)?
+            .field("end_user", &self.end_user)?
+            .field("metadata", &self.metadata)?
+            .end();
+        Ok(())
+    }
+
     /// The settlement of `reservation` with `record`.
     pub(crate) fn new(reservation: &Reservation, record: UsageRecord) -> Self {
         Self::of(
