@@ -34,7 +34,7 @@ pub mod embedding;
 mod error;
 pub mod image;
 pub mod job;
-mod json;
+pub mod json;
 mod media;
 mod pricing;
 mod registry;

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use llm_gateway::json::ObjectWriter;
 use llm_gateway::{
     FinishReason, Message, Part, ReasoningEffort, RequestTags, ResponseFormat, Role, TextRequest,
     TokenLogprob, TokenUsage, Tool, ToolCall, ToolChoice,
@@ -854,78 +855,61 @@ pub(crate) struct ChatCompletion<'a> {
     pub(crate) usage: Usage,
 }
 
-// The answer as JSON, written field by field: the same bytes as its `Serialize` (held to by
-// a test), without serde's work per field. Through serde_json every key is escaped as if it
-// could hold a quote (about 190 instructions a key, 30 keys an answer): here the keys and the
-// punctuation are constant text, and only the values are serialised (strings escaped, numbers
-// printed; tool calls and log probabilities through serde as they are).
+// The answer as JSON, written field by field (`ObjectWriter`): the same bytes as its
+// `Serialize` (held to by a test), without serde's work per key. Only the values go through
+// serde_json (strings escaped, numbers printed; tool calls and log probabilities serialised as
+// they are).
 impl ChatCompletion<'_> {
     /// Appends the answer's JSON to `out`.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.extend_from_slice(b"{\"id\":");
-        serde_json::to_writer(&mut *out, self.id)?;
-        out.extend_from_slice(b",\"object\":");
-        serde_json::to_writer(&mut *out, self.object)?;
-        out.extend_from_slice(b",\"created\":");
-        serde_json::to_writer(&mut *out, &self.created)?;
-        out.extend_from_slice(b",\"model\":");
-        serde_json::to_writer(&mut *out, self.model)?;
-        out.extend_from_slice(b",\"choices\":[");
-        for (i, choice) in self.choices.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            choice.write_json(out)?;
-        }
-        out.extend_from_slice(b"],\"usage\":");
-        self.usage.write_json(out)?;
-        out.push(b'}');
+        ObjectWriter::new(out)
+            .field("id", self.id)?
+            .field("object", self.object)?
+            .field("created", &self.created)?
+            .field("model", self.model)?
+            .objects("choices", &self.choices, |o, choice| choice.write_fields(o))?
+            .object("usage", |o| self.usage.write_fields(o))?
+            .end();
         Ok(())
     }
 }
 
 impl Choice<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    fn write_fields(&self, o: &mut ObjectWriter<'_>) -> serde_json::Result<()> {
         let message = &self.message;
-        out.extend_from_slice(b"{\"index\":");
-        serde_json::to_writer(&mut *out, &self.index)?;
-        out.extend_from_slice(b",\"message\":{\"role\":");
-        serde_json::to_writer(&mut *out, message.role)?;
-        out.extend_from_slice(b",\"content\":");
-        serde_json::to_writer(&mut *out, &message.content)?;
-        out.extend_from_slice(b",\"refusal\":");
-        serde_json::to_writer(&mut *out, &message.refusal)?;
-        if !message.tool_calls.is_empty() {
-            out.extend_from_slice(b",\"tool_calls\":");
-            serde_json::to_writer(&mut *out, &message.tool_calls)?;
-        }
-        out.extend_from_slice(b"},\"logprobs\":");
-        serde_json::to_writer(&mut *out, &self.logprobs)?;
-        out.extend_from_slice(b",\"finish_reason\":");
-        serde_json::to_writer(&mut *out, self.finish_reason)?;
-        out.push(b'}');
+        o.field("index", &self.index)?
+            .object("message", |m| {
+                m.field("role", message.role)?
+                    .field("content", &message.content)?
+                    .field("refusal", &message.refusal)?;
+                if !message.tool_calls.is_empty() {
+                    m.field("tool_calls", &message.tool_calls)?;
+                }
+                Ok(())
+            })?
+            .field("logprobs", &self.logprobs)?
+            .field("finish_reason", self.finish_reason)?;
         Ok(())
     }
 }
 
 impl Usage {
-    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.extend_from_slice(b"{\"prompt_tokens\":");
-        serde_json::to_writer(&mut *out, &self.prompt_tokens)?;
-        out.extend_from_slice(b",\"completion_tokens\":");
-        serde_json::to_writer(&mut *out, &self.completion_tokens)?;
-        out.extend_from_slice(b",\"total_tokens\":");
-        serde_json::to_writer(&mut *out, &self.total_tokens)?;
-        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
-        serde_json::to_writer(&mut *out, &self.prompt_tokens_details.cached_tokens)?;
-        out.extend_from_slice(b"},\"completion_tokens_details\":{\"reasoning_tokens\":");
-        serde_json::to_writer(&mut *out, &self.completion_tokens_details.reasoning_tokens)?;
-        out.push(b'}');
+    fn write_fields(&self, o: &mut ObjectWriter<'_>) -> serde_json::Result<()> {
+        let (prompt, completion) = (&self.prompt_tokens_details, &self.completion_tokens_details);
+        o.field("prompt_tokens", &self.prompt_tokens)?
+            .field("completion_tokens", &self.completion_tokens)?
+            .field("total_tokens", &self.total_tokens)?
+            .object("prompt_tokens_details", |d| {
+                d.field("cached_tokens", &prompt.cached_tokens)?;
+                Ok(())
+            })?
+            .object("completion_tokens_details", |d| {
+                d.field("reasoning_tokens", &completion.reasoning_tokens)?;
+                Ok(())
+            })?;
         if let Some(cost) = &self.cost_usd {
-            out.extend_from_slice(b",\"cost_usd\":");
-            serde_json::to_writer(&mut *out, cost)?;
+            o.field("cost_usd", cost)?;
         }
-        out.push(b'}');
         Ok(())
     }
 }

@@ -452,9 +452,9 @@ pub(crate) struct Reserved {
 
 impl Reserved {
     /// Appends the reservation's journal line (without its newline): what its `Serialize`
-    /// writes, written faster (see [`JsonObject`](crate::journal::JsonObject)).
+    /// writes, written faster (see [`ObjectWriter`](gateway_core::json::ObjectWriter)).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        crate::journal::JsonObject::new(out)
+        gateway_core::json::ObjectWriter::new(out)
             .field("reservation", &self.reservation)?
             .field("request_id", &self.request_id)?
             .field("user_id", &self.user_id)?

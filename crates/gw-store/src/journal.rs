@@ -115,63 +115,6 @@ pub(crate) struct Leftovers {
 /// About the length of a line, to size its buffer once.
 const LINE_BYTES: usize = 512;
 
-/// A JSON object written field by field, as the journal's lines are: each key as it is (the
-/// callers' field names, constant text that needs no escaping), each value through serde_json.
-/// The same bytes as the `Serialize` derived for the same fields in the same order, which the
-/// lines are read back with; without serde's work per key (a key escaped as if it could hold a
-/// quote: about 190 instructions each, some 40 a request in two lines).
-pub(crate) struct JsonObject<'a> {
-    out: &'a mut Vec<u8>,
-    empty: bool,
-}
-
-impl<'a> JsonObject<'a> {
-    /// Starts an object at the end of `out`.
-    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Self { out, empty: true }
-    }
-
-    /// Writes `"name":value`.
-    pub(crate) fn field(
-        &mut self,
-        name: &str,
-        value: &(impl serde::Serialize + ?Sized),
-    ) -> serde_json::Result<&mut Self> {
-        self.key(name);
-        serde_json::to_writer(&mut *self.out, value)?;
-        Ok(self)
-    }
-
-    /// Writes `"name":{...}`, the inner object's fields written by `fields`.
-    pub(crate) fn object(
-        &mut self,
-        name: &str,
-        fields: impl FnOnce(&mut JsonObject<'_>) -> serde_json::Result<()>,
-    ) -> serde_json::Result<&mut Self> {
-        self.key(name);
-        let mut inner = JsonObject::new(self.out);
-        fields(&mut inner)?;
-        inner.end();
-        Ok(self)
-    }
-
-    fn key(&mut self, name: &str) {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-
-    /// Ends the object.
-    pub(crate) fn end(&mut self) {
-        self.out.push(b'}');
-    }
-}
-
 fn journal_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::Config,

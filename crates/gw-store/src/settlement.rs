@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use gateway_core::json::ObjectWriter;
 use gateway_core::{
     Amount, Attempt, CacheHit, Cost, Modality, Outcome, Reservation, Result, TokenUsage,
     UsageRecord,
@@ -16,7 +17,6 @@ use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{
     CHUNKS, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db, placeholders, to_db,
 };
-use crate::journal::JsonObject;
 use crate::ledger::{Release, change_leases, drop_empty_leases};
 use crate::reads::LoggedAttempt;
 use crate::recovery::RECOVERED;
@@ -845,10 +845,10 @@ pub(crate) struct Settlement {
 
 impl Settlement {
     /// Appends the settlement's journal line (without its newline): what its `Serialize`
-    /// writes, written faster (see [`JsonObject`]).
+    /// writes, written faster (see [`ObjectWriter`]).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let tokens = &self.tokens;
-        JsonObject::new(out)
+        ObjectWriter::new(out)
             .field("reservation_id", &self.reservation_id)?
             .field("reserved_requests", &self.reserved_requests)?
             .field("request_id", &self.request_id)?
