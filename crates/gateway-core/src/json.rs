@@ -1,7 +1,12 @@
-//! JSON read from bytes, and JSON objects written field by field.
+//! JSON read from bytes (with serde_json, or a token at a time by a [`Scan`]), and JSON objects
+//! written field by field.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub mod scan;
+
+pub use scan::Scan;
 
 /// `bytes` parsed as JSON, as `serde_json::from_slice` parses them, in fewer instructions:
 /// checked as UTF-8 once, then parsed as text. From a byte slice, serde_json checks each string
