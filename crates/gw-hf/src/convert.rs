@@ -777,6 +777,8 @@ pub(crate) struct StreamDecoder {
     /// The answer's tool calls so far; a call's position is its core index.
     calls: Vec<StreamCall>,
     ids: CallIds,
+    /// The shape of the last plain text chunk, to read the next one by.
+    shape: Option<wire::TextShape>,
 }
 
 /// A tool call being streamed.
@@ -806,6 +808,7 @@ impl StreamDecoder {
             usage_after_finish: false,
             calls: Vec::new(),
             ids: CallIds::default(),
+            shape: None,
         }
     }
 
@@ -932,11 +935,23 @@ impl SseDecode for StreamDecoder {
         if data.is_empty() {
             return Ok(SseStep::Continue);
         }
-        let chunk: wire::ChatCompletionChunk = serde_json::from_str(data).map_err(|e| {
-            Error::decode(format!("unexpected stream event: {e}"))
-                .with_provider(PROVIDER)
-                .with_body(data)
-        })?;
+        // Read by comparing bytes when the chunk repeats the last text chunk's shape, else by
+        // hand, else (anything but the plain shapes) by serde_json.
+        let repeated = self.shape.as_ref().and_then(|shape| shape.chunk(data));
+        let chunk = match repeated {
+            Some(chunk) => chunk,
+            None => match wire::ChatCompletionChunk::scan(data) {
+                Some((chunk, shape)) => {
+                    self.shape = shape;
+                    chunk
+                }
+                None => serde_json::from_str(data).map_err(|e| {
+                    Error::decode(format!("unexpected stream event: {e}"))
+                        .with_provider(PROVIDER)
+                        .with_body(data)
+                })?,
+            },
+        };
         if let Some(error) = &chunk.error {
             return Err(stream_error(self.status, error, data));
         }

@@ -1650,3 +1650,240 @@ fn recorded_groq_error_event_mid_stream() {
         "{err}"
     );
 }
+
+// ---- stream chunks read by hand ----
+
+/// Every `sse` event of the Hugging Face contract fixtures and of this crate's recorded ones.
+fn recorded_stream_events() -> Vec<String> {
+    fn collect(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("sse", Value::Array(events)) => {
+                            out.extend(events.iter().filter_map(Value::as_str).map(str::to_owned))
+                        }
+                        _ => collect(value, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dirs = [
+        root.join("tests/fixtures/text"),
+        root.join("../../tests/contract/hf"),
+        root.join("../../tests/contract/hf-tools"),
+    ];
+    let mut events = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                collect(&serde_json::from_str(&text).unwrap(), &mut events);
+            }
+        }
+    }
+    events
+}
+
+/// Chunks of the shapes the hand reader is for, and the edges of those shapes.
+const PLAIN_CHUNKS: &[&str] = &[
+    r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1760000000,"model":"bench/chat","choices":[{"index":0,"delta":{"content":"Zq1 "},"finish_reason":null}]}"#,
+    r#"{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null,"system_fingerprint":null}"#,
+    r#"{"choices":[{"index":0,"delta":{"content":"caf\u00e9 \ud83d\ude00 \"q\"\n","reasoning_content":null,"tool_calls":null}}]}"#,
+    r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":null,"error":null}"#,
+    r#"{"choices":[{"delta":{"content":null},"finish_reason":"eos_token"}]}"#,
+    r#"{"choices":[{"index":null,"delta":null,"finish_reason":"length"}]}"#,
+    r#"{"choices":[{"index":1,"delta":{"content":"other answer"}},{"index":0,"delta":{"content":"x"}}]}"#,
+    r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"something_new"}]}"#,
+    r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"content_filter"}]}"#,
+    r#"{"choices":[]}"#,
+    r#"{}"#,
+];
+
+/// What serde_json reads an event as, to compare with the hand reader (the wire types have no
+/// `PartialEq`; their `Debug` shows every field).
+fn by_serde(data: &str) -> Option<String> {
+    serde_json::from_str::<wire::ChatCompletionChunk>(data)
+        .ok()
+        .map(|chunk| format!("{chunk:?}"))
+}
+
+fn by_hand(data: &str) -> Option<String> {
+    wire::ChatCompletionChunk::scan(data).map(|(chunk, _)| format!("{chunk:?}"))
+}
+
+fn shape_of(data: &str) -> Option<wire::TextShape> {
+    wire::ChatCompletionChunk::scan(data).and_then(|(_, shape)| shape)
+}
+
+/// `data` read by the shape of another chunk.
+fn by_shape(shape: &wire::TextShape, data: &str) -> Option<String> {
+    shape.chunk(data).map(|chunk| format!("{chunk:?}"))
+}
+
+#[test]
+fn a_chunk_read_by_hand_is_what_serde_reads() {
+    let recorded = recorded_stream_events();
+    assert!(
+        recorded.len() > 50,
+        "only {} recorded events",
+        recorded.len()
+    );
+    let mut plain = 0;
+    for data in recorded
+        .iter()
+        .map(String::as_str)
+        .chain(PLAIN_CHUNKS.iter().copied())
+    {
+        let ours = by_hand(data);
+        if ours.is_some() {
+            assert_eq!(ours, by_serde(data), "{data}");
+        }
+        // A chunk without usage, errors or tool calls is one the hand reader takes.
+        let Ok(chunk) = serde_json::from_str::<wire::ChatCompletionChunk>(data) else {
+            continue;
+        };
+        let calls = chunk
+            .choices
+            .iter()
+            .any(|c| c.delta.as_ref().is_some_and(|d| d.tool_calls.is_some()));
+        if chunk.usage.is_none() && chunk.x_groq.is_none() && chunk.error.is_none() && !calls {
+            plain += 1;
+            assert!(ours.is_some(), "left to serde: {data}");
+        }
+    }
+    assert!(plain > 40, "only {plain} plain chunks");
+}
+
+#[test]
+fn what_the_hand_reader_leaves_to_serde() {
+    for data in [
+        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1"}]}}]}"#,
+        r#"{"choices":[],"x_groq":{"id":"req_1"}}"#,
+        r#"{"error":{"message":"overloaded"}}"#,
+        r#"{"choices":[],"choices":[]}"#,
+        r#"{"choices":[],"usage":null,"usage":null}"#,
+        r#"{"choices":[{"index":0,"index":0}]}"#,
+        r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
+        r#"{"choices":[{"index":4294967296}]}"#,
+        r#"{"choices":[{"index":-1}]}"#,
+        r#"{"choices":[{"index":0.0}]}"#,
+        r#"{"choices":[{"finish_reason":7}]}"#,
+        r#"{"choices":[{"delta":{"content":"\ud800"}}]}"#,
+        r#"{"choices":null}"#,
+        r#"{"ch\u006fices":[]}"#,
+        r#"{"choices":[]} x"#,
+        "[DONE]",
+    ] {
+        assert_eq!(by_hand(data), None, "{data}");
+    }
+}
+
+/// Every cut, deletion and replacement of a byte of the plain chunks and of the recorded
+/// events: read by hand, or by the shape of the unbroken chunk, only what serde reads, and the
+/// same way.
+#[test]
+fn a_broken_chunk_is_left_to_serde_or_read_as_serde_reads_it() {
+    let swaps = [
+        b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'9', b'-', b'n', b' ', 0x01,
+    ];
+    let recorded = recorded_stream_events();
+    for data in PLAIN_CHUNKS
+        .iter()
+        .copied()
+        .chain(recorded.iter().map(String::as_str))
+    {
+        let shape = shape_of(data);
+        let bytes = data.as_bytes();
+        for at in 0..bytes.len() {
+            let mut variants = vec![bytes[..at].to_vec()];
+            let mut removed = bytes.to_vec();
+            removed.remove(at);
+            variants.push(removed);
+            for swap in swaps {
+                let mut swapped = bytes.to_vec();
+                swapped[at] = swap;
+                variants.push(swapped);
+            }
+            for variant in variants {
+                let Ok(variant) = std::str::from_utf8(&variant) else {
+                    continue;
+                };
+                if let Some(ours) = by_hand(variant) {
+                    assert_eq!(Some(ours), by_serde(variant), "{variant}");
+                }
+                if let Some(ours) = shape.as_ref().and_then(|s| by_shape(s, variant)) {
+                    assert_eq!(Some(ours), by_serde(variant), "{variant}");
+                }
+            }
+        }
+    }
+}
+
+/// A chunk read by the shape of any other is what serde reads.
+#[test]
+fn a_chunk_read_by_the_shape_of_another_is_what_serde_reads() {
+    let recorded = recorded_stream_events();
+    let events: Vec<&str> = recorded
+        .iter()
+        .map(String::as_str)
+        .chain(PLAIN_CHUNKS.iter().copied())
+        .collect();
+    let mut read = 0;
+    for (shape, own) in events
+        .iter()
+        .filter_map(|data| Some((shape_of(data)?, data)))
+    {
+        assert!(
+            shape.chunk(own).is_some(),
+            "not read by its own shape: {own}"
+        );
+        for data in &events {
+            if let Some(ours) = by_shape(&shape, data) {
+                read += 1;
+                assert_eq!(Some(ours), by_serde(data), "{shape:?} {data}");
+            }
+        }
+    }
+    // Each by its own shape, and the recorded streams' text chunks by their neighbours'.
+    assert!(read > 60, "only {read} read by shape");
+}
+
+#[test]
+fn text_chunks_of_one_stream_are_read_by_the_shape_of_the_last() {
+    let chunk = |text: &str| {
+        format!(
+            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1760000000,"model":"m","choices":[{{"index":0,"delta":{{"content":{}}},"finish_reason":null}}],"usage":null}}"#,
+            serde_json::to_string(text).unwrap()
+        )
+    };
+    let shape = shape_of(&chunk("Hel")).expect("a text chunk has a shape");
+    for text in ["lo", "", "caf\u{e9} \"q\"\n\u{1F600}", "\\"] {
+        let data = chunk(text);
+        let read = shape.chunk(&data).expect("the same shape");
+        assert_eq!(format!("{read:?}"), by_serde(&data).unwrap());
+    }
+    // Anything else about the chunk differs: read in full.
+    let finish = chunk("x").replace(r#""finish_reason":null"#, r#""finish_reason":"stop""#);
+    let role = chunk("x").replace(r#"{"content""#, r#"{"role":"assistant","content""#);
+    let other_id = chunk("x").replace("chatcmpl-1", "chatcmpl-2");
+    let null_text = chunk("x").replace(r#""x""#, "null");
+    for data in [finish, role, other_id, null_text] {
+        assert!(shape.chunk(&data).is_none(), "{data}");
+    }
+    // No shape from a chunk that is not one text delta.
+    for data in [
+        r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":null}}]}"#,
+        r#"{"choices":[]}"#,
+    ] {
+        assert_eq!(shape_of(data), None, "{data}");
+    }
+}
