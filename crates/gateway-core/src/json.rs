@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 pub mod scan;
 
-pub use scan::Scan;
+pub use scan::{Scan, Seen};
 
 /// `bytes` parsed as JSON, as `serde_json::from_slice` parses them, in fewer instructions:
 /// checked as UTF-8 once, then parsed as text. From a byte slice, serde_json checks each string

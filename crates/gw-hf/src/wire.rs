@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use gateway_core::json::Scan;
+use gateway_core::json::{Scan, Seen};
 use serde::de::value::StrDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -512,19 +512,6 @@ impl TextShape {
             }],
             ..ChatCompletionChunk::default()
         })
-    }
-}
-
-/// The fields of an object read so far, by number: serde refuses a field given twice.
-#[derive(Default)]
-struct Seen(u8);
-
-impl Seen {
-    fn first(&mut self, field: u8) -> Option<()> {
-        let bit = 1 << field;
-        let first = self.0 & bit == 0;
-        self.0 |= bit;
-        first.then_some(())
     }
 }
 

@@ -246,6 +246,27 @@ pub async fn read_json<T: DeserializeOwned>(
     })
 }
 
+/// [`read_json`] with a hand reader tried first: `scan` reads the body when it is one of the
+/// plain shapes it knows (see [`crate::json::Scan`]), and gives the rest (`None`) to
+/// serde_json, which decides, errors included.
+pub async fn read_json_scanned<T: DeserializeOwned>(
+    provider: &'static str,
+    response: reqwest::Response,
+    scan: fn(&str) -> Option<T>,
+) -> Result<T> {
+    let body = read_bounded(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| e.into_error(provider))?;
+    if let Some(value) = std::str::from_utf8(&body).ok().and_then(scan) {
+        return Ok(value);
+    }
+    crate::from_json_bytes(&body).map_err(|e| {
+        Error::decode(format!("unexpected response body: {e}"))
+            .with_provider(provider)
+            .with_body(&String::from_utf8_lossy(&body))
+    })
+}
+
 /// Reads the whole body (at most [`MAX_RESPONSE_BYTES`]) as bytes, with the `Content-Type` the
 /// provider declared (an image, audio, ...), if it is valid text.
 pub async fn read_bytes(

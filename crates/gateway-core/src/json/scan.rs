@@ -36,6 +36,21 @@ pub struct Array {
     first: bool,
 }
 
+/// The fields of an object read so far, by number: a field given twice makes serde's derived
+/// readers refuse the object (even twice `null`), so a hand reader must not take it.
+#[derive(Debug, Default)]
+pub struct Seen(u32);
+
+impl Seen {
+    /// `Some` the first time `field` (below 32) is seen, `None` after.
+    pub fn first(&mut self, field: u32) -> Option<()> {
+        let bit = 1 << field;
+        let first = self.0 & bit == 0;
+        self.0 |= bit;
+        first.then_some(())
+    }
+}
+
 impl<'a> Scan<'a> {
     /// A scan at the start of `text`.
     pub fn new(text: &'a str) -> Self {
@@ -132,6 +147,11 @@ impl<'a> Scan<'a> {
             self.at = end + 1;
             return Some(Cow::Borrowed(self.text.get(start..end)?));
         }
+        self.escaped_str(start).map(Cow::Owned)
+    }
+
+    /// The string starting at `start` (just after its `"`), which has escapes, decoded.
+    fn escaped_str(&mut self, start: usize) -> Option<String> {
         let bytes = self.bytes();
         let mut out = String::new();
         let mut plain = start;
@@ -141,7 +161,7 @@ impl<'a> Scan<'a> {
                 b'"' => {
                     out.push_str(self.text.get(plain..i)?);
                     self.at = i + 1;
-                    return Some(Cow::Owned(out));
+                    return Some(out);
                 }
                 b'\\' => {
                     out.push_str(self.text.get(plain..i)?);
@@ -168,6 +188,15 @@ impl<'a> Scan<'a> {
     /// What is left of the text, unread.
     pub fn rest(&self) -> &'a str {
         &self.text[self.at..]
+    }
+
+    /// Reads `true` or `false`.
+    pub fn bool(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b't' => self.literal("true").map(|()| true),
+            b'f' => self.literal("false").map(|()| false),
+            _ => None,
+        }
     }
 
     /// Reads a whole number (no sign, fraction or exponent) that fits a `u64`.
