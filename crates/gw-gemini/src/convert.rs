@@ -1067,12 +1067,15 @@ impl SseDecode for StreamDecoder {
     type Item = TextChunk;
 
     fn on_event(&mut self, event: SseEvent, out: &mut Vec<TextChunk>) -> Result<SseStep> {
-        let resp: wire::GenerateContentResponse =
-            serde_json::from_str(&event.data).map_err(|e| {
+        // By hand when the event is made of text (most are), else by serde_json.
+        let resp = match wire::GenerateContentResponse::scan(&event.data) {
+            Some(resp) => resp,
+            None => serde_json::from_str(&event.data).map_err(|e| {
                 Error::decode(format!("unexpected stream event: {e}"))
                     .with_provider(PROVIDER)
                     .with_body(&event.data)
-            })?;
+            })?,
+        };
         if resp.error.is_some() {
             // An error after the 200: it carries its HTTP status only as `error.code`.
             let status = serde_json::from_str::<wire::ErrorEnvelope>(&event.data)

@@ -2,7 +2,7 @@
 //! mapping lives in `convert`.
 
 use futures_util::{StreamExt, TryStreamExt};
-use gateway_core::http::{UrlOrigin, byte_stream, read_json};
+use gateway_core::http::{UrlOrigin, byte_stream, read_json_scanned};
 use gateway_core::sse::decode_stream;
 use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
 
@@ -38,7 +38,8 @@ impl TextModel for GeminiClient {
         let path = GeminiClient::endpoint(&req.model, "generateContent")?;
         tracing::debug!(provider = PROVIDER, model = %req.model, "generateContent");
         let response = self.post_json(&path, &body, classify).await?;
-        let answer: wire::GenerateContentResponse = read_json(PROVIDER, response).await?;
+        let scan = wire::GenerateContentResponse::scan;
+        let answer = read_json_scanned(PROVIDER, response, scan).await?;
         convert::text_response(answer, &req.model)
     }
 

@@ -1,4 +1,5 @@
-//! Gemini's JSON, field for field (Generative Language API `v1beta`). No logic lives here.
+//! Gemini's JSON, field for field (Generative Language API `v1beta`). No logic lives here but
+//! the hand reader of the plain answers (`scan`).
 //!
 //! Outbound types leave out `None`s; inbound types accept unknown fields and tolerate missing
 //! ones, because Google adds fields without notice. Names follow the API reference
@@ -7,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+mod scan;
 
 /// The body of `models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
 ///

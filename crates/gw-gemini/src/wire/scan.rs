@@ -1,0 +1,430 @@
+//! [`GenerateContentResponse`] read by hand, for the answers and stream events made of text.
+//!
+//! serde_json reads a stream event of `streamGenerateContent` (about 250 bytes: a text part,
+//! the usage so far, the model version) in some 7,000 instructions, the better part of a
+//! streamed answer's cost through the gateway; [`Scan`] reads it in a fraction of that. What
+//! is read here is what serde_json reads (the tests hold it to that); whatever is not one of
+//! these plain shapes (a function call, inline or file data, a blocked prompt, an error, log
+//! probabilities, a field given twice, anything [`Scan`] gives up on) gives `None`, and the
+//! caller reads the text with serde_json, which decides.
+
+use gateway_core::json::{Scan, Seen};
+use serde::Deserialize;
+use serde::de::value::{Error, StrDeserializer};
+
+use super::{
+    Candidate, Content, FinishReason, GenerateContentResponse, ModalityTokenCount, Part, Role,
+    UsageMetadata,
+};
+
+impl GenerateContentResponse {
+    /// The answer read by hand when it is made of text parts, or `None` (see the module).
+    pub(crate) fn scan(text: &str) -> Option<Self> {
+        let mut scan = Scan::new(text);
+        let mut object = scan.object()?;
+        let mut answer = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = scan.key(&mut object)? {
+            match key {
+                "candidates" => {
+                    seen.first(0)?;
+                    if !scan.null() {
+                        let mut candidates = Vec::new();
+                        let mut array = scan.array()?;
+                        while scan.item(&mut array)? {
+                            candidates.push(Candidate::scan(&mut scan)?);
+                        }
+                        answer.candidates = Some(candidates);
+                    }
+                }
+                "usageMetadata" => {
+                    seen.first(1)?;
+                    if !scan.null() {
+                        answer.usage_metadata = Some(UsageMetadata::scan(&mut scan)?);
+                    }
+                }
+                "modelVersion" => {
+                    seen.first(2)?;
+                    answer.model_version = optional_string(&mut scan)?;
+                }
+                "responseId" => {
+                    seen.first(3)?;
+                    answer.response_id = optional_string(&mut scan)?;
+                }
+                "promptFeedback" | "error" => {
+                    seen.first(if key == "error" { 4 } else { 5 })?;
+                    scan.null().then_some(())?;
+                }
+                _ => scan.skip()?,
+            }
+        }
+        scan.end()?;
+        Some(answer)
+    }
+}
+
+impl Candidate {
+    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+        let mut object = scan.object()?;
+        let mut candidate = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = scan.key(&mut object)? {
+            match key {
+                "content" => {
+                    seen.first(0)?;
+                    if !scan.null() {
+                        candidate.content = Some(Content::scan(scan)?);
+                    }
+                }
+                "finishReason" => {
+                    seen.first(1)?;
+                    if !scan.null() {
+                        candidate.finish_reason = Some(named::<FinishReason>(scan)?);
+                    }
+                }
+                "index" => {
+                    seen.first(2)?;
+                    if !scan.null() {
+                        candidate.index = Some(u32::try_from(scan.u64()?).ok()?);
+                    }
+                }
+                "logprobsResult" => {
+                    seen.first(3)?;
+                    scan.null().then_some(())?;
+                }
+                _ => scan.skip()?,
+            }
+        }
+        Some(candidate)
+    }
+}
+
+impl Content {
+    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+        let mut object = scan.object()?;
+        let mut content = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = scan.key(&mut object)? {
+            match key {
+                "role" => {
+                    seen.first(0)?;
+                    if !scan.null() {
+                        content.role = Some(named::<Role>(scan)?);
+                    }
+                }
+                "parts" => {
+                    seen.first(1)?;
+                    let mut array = scan.array()?;
+                    while scan.item(&mut array)? {
+                        content.parts.push(Part::scan(scan)?);
+                    }
+                }
+                _ => scan.skip()?,
+            }
+        }
+        Some(content)
+    }
+}
+
+impl Part {
+    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+        let mut object = scan.object()?;
+        let mut part = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = scan.key(&mut object)? {
+            match key {
+                "text" => {
+                    seen.first(0)?;
+                    part.text = optional_string(scan)?;
+                }
+                "thought" => {
+                    seen.first(1)?;
+                    if !scan.null() {
+                        part.thought = Some(scan.bool()?);
+                    }
+                }
+                "thoughtSignature" => {
+                    seen.first(2)?;
+                    part.thought_signature = optional_string(scan)?;
+                }
+                // `inline_data` is an alias of `inlineData`: one field to serde.
+                "inlineData" | "inline_data" | "fileData" | "functionCall" | "functionResponse" => {
+                    seen.first(match key {
+                        "inlineData" | "inline_data" => 3,
+                        "fileData" => 4,
+                        "functionCall" => 5,
+                        _ => 6,
+                    })?;
+                    scan.null().then_some(())?;
+                }
+                _ => scan.skip()?,
+            }
+        }
+        Some(part)
+    }
+}
+
+impl UsageMetadata {
+    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+        let mut object = scan.object()?;
+        let mut usage = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = scan.key(&mut object)? {
+            let (field, count) = match key {
+                "promptTokenCount" => (0, &mut usage.prompt_token_count),
+                "cachedContentTokenCount" => (1, &mut usage.cached_content_token_count),
+                "candidatesTokenCount" => (2, &mut usage.candidates_token_count),
+                "thoughtsTokenCount" => (3, &mut usage.thoughts_token_count),
+                "toolUsePromptTokenCount" => (4, &mut usage.tool_use_prompt_token_count),
+                "candidatesTokensDetails" | "promptTokensDetails" => {
+                    let (field, details) = match key {
+                        "candidatesTokensDetails" => (5, &mut usage.candidates_tokens_details),
+                        _ => (6, &mut usage.prompt_tokens_details),
+                    };
+                    seen.first(field)?;
+                    if !scan.null() {
+                        let mut list = Vec::new();
+                        let mut array = scan.array()?;
+                        while scan.item(&mut array)? {
+                            list.push(ModalityTokenCount::scan(scan)?);
+                        }
+                        *details = Some(list);
+                    }
+                    continue;
+                }
+                _ => {
+                    scan.skip()?;
+                    continue;
+                }
+            };
+            seen.first(field)?;
+            *count = optional_count(scan)?;
+        }
+        Some(usage)
+    }
+}
+
+impl ModalityTokenCount {
+    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+        let mut object = scan.object()?;
+        let mut count = Self::default();
+        let mut seen = Seen::default();
+        while let Some(key) = scan.key(&mut object)? {
+            match key {
+                "modality" => {
+                    seen.first(0)?;
+                    count.modality = optional_string(scan)?;
+                }
+                "tokenCount" => {
+                    seen.first(1)?;
+                    count.token_count = optional_count(scan)?;
+                }
+                _ => scan.skip()?,
+            }
+        }
+        Some(count)
+    }
+}
+
+/// `null` or a string, as an `Option<String>` field reads it; `None` when it is neither.
+fn optional_string(scan: &mut Scan<'_>) -> Option<Option<String>> {
+    if scan.null() {
+        return Some(None);
+    }
+    Some(Some(scan.str()?.into_owned()))
+}
+
+/// `null` or a whole number, as an `Option<u64>` field reads it.
+fn optional_count(scan: &mut Scan<'_>) -> Option<Option<u64>> {
+    if scan.null() {
+        return Some(None);
+    }
+    Some(Some(scan.u64()?))
+}
+
+/// A string naming a variant of `T`, named through `T`'s own derive so the two readings cannot
+/// differ.
+fn named<T: for<'de> Deserialize<'de>>(scan: &mut Scan<'_>) -> Option<T> {
+    let name = scan.str()?;
+    T::deserialize(StrDeserializer::<Error>::new(&name)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Every answer of the Gemini contract fixtures and of this crate's recorded ones: each
+    /// stream event, and each JSON body with `candidates` or `usageMetadata`, as text.
+    fn recorded_answers() -> Vec<String> {
+        fn collect(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    if map.contains_key("candidates") || map.contains_key("usageMetadata") {
+                        out.push(value.to_string());
+                        // Also as Google sends it: pretty-printed.
+                        out.push(serde_json::to_string_pretty(value).unwrap());
+                    }
+                    for (key, value) in map {
+                        match (key.as_str(), value) {
+                            ("sse", Value::Array(events)) => out
+                                .extend(events.iter().filter_map(Value::as_str).map(str::to_owned)),
+                            _ => collect(value, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![root.join("tests/fixtures")];
+        for entry in std::fs::read_dir(root.join("../../tests/contract")).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains("gemini")
+            {
+                dirs.push(path);
+            }
+        }
+        let mut answers = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    collect(&serde_json::from_str(&text).unwrap(), &mut answers);
+                }
+            }
+        }
+        answers
+    }
+
+    /// Answers of the shapes the hand reader is for, and the edges of those shapes.
+    const PLAIN: &[&str] = &[
+        r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Zq1 "}]},"index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":2,"totalTokenCount":14},"modelVersion":"bench-chat","responseId":"bench"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": "caf\u00e9 \ud83d\ude00 \"q\"\n"}],"role": "model"},"finishReason": "STOP","index": 0,"safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH","probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 8,"candidatesTokenCount": 3,"totalTokenCount": 11,"thoughtsTokenCount": 40,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 8}]},"modelVersion": "gemini-2.5-flash","responseId": "abc"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":"thinking...","thought":true},{"text":"answer","thoughtSignature":"c2ln"}],"role":"model"},"finishReason":"MAX_TOKENS"}]}"#,
+        r#"{"candidates":[{"content":{"role":"model"},"finishReason":"SOMETHING_NEW","index":null,"logprobsResult":null}],"promptFeedback":null,"error":null}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":null,"inlineData":null,"functionCall":null}],"role":"other"}},{"index":1,"content":null}]}"#,
+        r#"{"usageMetadata":{"promptTokenCount":null,"cachedContentTokenCount":4,"toolUsePromptTokenCount":1,"candidatesTokensDetails":null,"promptTokensDetails":[{"modality":null}]},"candidates":null,"modelVersion":null}"#,
+        r#"{}"#,
+    ];
+
+    fn by_hand(text: &str) -> Option<GenerateContentResponse> {
+        GenerateContentResponse::scan(text)
+    }
+
+    fn by_serde(text: &str) -> Option<GenerateContentResponse> {
+        serde_json::from_str(text).ok()
+    }
+
+    #[test]
+    fn an_answer_read_by_hand_is_what_serde_reads() {
+        let recorded = recorded_answers();
+        assert!(
+            recorded.len() > 100,
+            "only {} recorded answers",
+            recorded.len()
+        );
+        let mut plain = 0;
+        for text in recorded
+            .iter()
+            .map(String::as_str)
+            .chain(PLAIN.iter().copied())
+        {
+            let ours = by_hand(text);
+            if ours.is_some() {
+                assert_eq!(ours, by_serde(text), "{text}");
+            }
+            // An answer made of text parts is one the hand reader takes.
+            let Some(answer) = by_serde(text) else {
+                continue;
+            };
+            let only_text = answer.candidates.iter().flatten().all(|c| {
+                c.logprobs_result.is_none()
+                    && c.content.iter().flat_map(|c| &c.parts).all(|p| {
+                        p.inline_data.is_none()
+                            && p.file_data.is_none()
+                            && p.function_call.is_none()
+                            && p.function_response.is_none()
+                    })
+            });
+            let error = serde_json::from_str::<Value>(text).unwrap()["error"] != Value::Null;
+            if only_text && answer.prompt_feedback.is_none() && !error {
+                plain += 1;
+                assert!(ours.is_some(), "left to serde: {text}");
+            }
+        }
+        assert!(plain > 40, "only {plain} plain answers");
+    }
+
+    #[test]
+    fn what_the_hand_reader_leaves_to_serde() {
+        for text in [
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"inlineData":{"mimeType":"image/png","data":"iVBO"}}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"inlineData":null,"inline_data":null}]}}]}"#,
+            r#"{"candidates":[{"logprobsResult":{"chosenCandidates":[]}}]}"#,
+            r#"{"promptFeedback":{"blockReason":"SAFETY"}}"#,
+            r#"{"error":{"code":500,"message":"Internal error","status":"INTERNAL"}}"#,
+            r#"{"candidates":[],"candidates":[]}"#,
+            r#"{"candidates":[{"content":{"parts":null}}]}"#,
+            r#"{"candidates":[{"finishReason":1}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"thought":"yes"}]}}]}"#,
+            r#"{"usageMetadata":{"promptTokenCount":1.5}}"#,
+            r#"{"usageMetadata":{"promptTokenCount":-1}}"#,
+            r#"{"usageMetadata":{"promptTokenCount":1,"promptTokenCount":1}}"#,
+            r#"{"candidates":[{"index":4294967296}]}"#,
+            r#"{"modelVersion":"\ud800"}"#,
+            "[DONE]",
+        ] {
+            assert_eq!(by_hand(text), None, "{text}");
+        }
+    }
+
+    /// Every cut, deletion and replacement of a byte of the plain answers and of the recorded
+    /// ones that are short enough: read by hand only what serde reads, and the same way.
+    #[test]
+    fn a_broken_answer_is_left_to_serde_or_read_as_serde_reads_it() {
+        let swaps = [
+            b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'9', b'-', b'n', b't', b' ',
+            0x01,
+        ];
+        let recorded = recorded_answers();
+        let short = recorded
+            .iter()
+            .map(String::as_str)
+            .filter(|t| t.len() < 600);
+        for text in PLAIN.iter().copied().chain(short) {
+            let bytes = text.as_bytes();
+            for at in 0..bytes.len() {
+                let mut variants = vec![bytes[..at].to_vec()];
+                let mut removed = bytes.to_vec();
+                removed.remove(at);
+                variants.push(removed);
+                for swap in swaps {
+                    let mut swapped = bytes.to_vec();
+                    swapped[at] = swap;
+                    variants.push(swapped);
+                }
+                for variant in variants {
+                    let Ok(variant) = std::str::from_utf8(&variant) else {
+                        continue;
+                    };
+                    if let Some(ours) = by_hand(variant) {
+                        assert_eq!(Some(ours), by_serde(variant), "{variant}");
+                    }
+                }
+            }
+        }
+    }
+}
