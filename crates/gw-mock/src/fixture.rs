@@ -412,6 +412,55 @@ impl Respond {
     }
 }
 
+/// Every fixture file (`*.json`) under `dirs` and their subfolders, parsed: for tests that hold
+/// a reader to every recorded answer. Panics, naming the folder or file, on one it cannot read.
+pub fn recorded_files(dirs: impl IntoIterator<Item = std::path::PathBuf>) -> Vec<Value> {
+    let mut dirs: Vec<_> = dirs.into_iter().collect();
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                files.push(value);
+            }
+        }
+    }
+    files
+}
+
+/// The events of every `sse` list in `fixture`, wherever it is (an answer, an exchange's
+/// upstream, a list of them).
+pub fn sse_events(fixture: &Value) -> Vec<String> {
+    fn collect(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("sse", Value::Array(events)) => {
+                            out.extend(events.iter().filter_map(Value::as_str).map(str::to_owned))
+                        }
+                        _ => collect(value, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut events = Vec::new();
+    collect(fixture, &mut events);
+    events
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -405,6 +405,31 @@ fn hex4(digits: &[u8]) -> Option<u16> {
     })
 }
 
+/// Every cut of `text`, and every deletion of one of its bytes or replacement by one of the
+/// bytes JSON is made of, that is still UTF-8: the broken texts a hand reader is checked on
+/// (each must be read as serde_json reads it, or left to it). For tests (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub fn broken_variants(text: &str) -> Vec<String> {
+    const SWAPS: &[u8] = b"\"\\{}[],:09-e.nt u\x01";
+    let bytes = text.as_bytes();
+    let mut variants = Vec::new();
+    for at in 0..bytes.len() {
+        variants.push(bytes[..at].to_vec());
+        let mut removed = bytes.to_vec();
+        removed.remove(at);
+        variants.push(removed);
+        for &swap in SWAPS {
+            let mut swapped = bytes.to_vec();
+            swapped[at] = swap;
+            variants.push(swapped);
+        }
+    }
+    variants
+        .into_iter()
+        .filter_map(|v| String::from_utf8(v).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,27 +560,9 @@ mod tests {
     /// serde_json reads, and the same way.
     #[test]
     fn every_broken_variant_is_refused_or_read_as_serde_json_reads_it() {
-        let swaps = [
-            b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'-', b'e', b'.', b'n', b' ',
-            b'u', 0x01,
-        ];
         for text in TEXTS {
-            let bytes = text.as_bytes();
-            for at in 0..bytes.len() {
-                let mut variants = vec![bytes[..at].to_vec()];
-                let mut removed = bytes.to_vec();
-                removed.remove(at);
-                variants.push(removed);
-                for swap in swaps {
-                    let mut swapped = bytes.to_vec();
-                    swapped[at] = swap;
-                    variants.push(swapped);
-                }
-                for variant in variants {
-                    if let Ok(variant) = std::str::from_utf8(&variant) {
-                        agrees(variant);
-                    }
-                }
+            for variant in broken_variants(text) {
+                agrees(&variant);
             }
         }
     }

@@ -251,36 +251,32 @@ fn named<T: for<'de> Deserialize<'de>>(scan: &mut Scan<'_>) -> Option<T> {
 
 #[cfg(test)]
 mod tests {
+    use gateway_core::json::scan::broken_variants;
     use serde_json::Value;
 
     use super::*;
 
     /// Every answer of the Gemini contract fixtures and of this crate's recorded ones: each
-    /// stream event, and each JSON body with `candidates` or `usageMetadata`, as text.
+    /// stream event, and each JSON body with `candidates` or `usageMetadata`, as text (and
+    /// pretty-printed, as Google sends it).
     fn recorded_answers() -> Vec<String> {
-        fn collect(value: &Value, out: &mut Vec<String>) {
+        fn bodies(value: &Value, out: &mut Vec<String>) {
             match value {
                 Value::Object(map) => {
                     if map.contains_key("candidates") || map.contains_key("usageMetadata") {
                         out.push(value.to_string());
-                        // Also as Google sends it: pretty-printed.
                         out.push(serde_json::to_string_pretty(value).unwrap());
                     }
-                    for (key, value) in map {
-                        match (key.as_str(), value) {
-                            ("sse", Value::Array(events)) => out
-                                .extend(events.iter().filter_map(Value::as_str).map(str::to_owned)),
-                            _ => collect(value, out),
-                        }
-                    }
+                    map.values().for_each(|v| bodies(v, out));
                 }
-                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                Value::Array(items) => items.iter().for_each(|v| bodies(v, out)),
                 _ => {}
             }
         }
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let contract = root.join("../../tests/contract");
         let mut dirs = vec![root.join("tests/fixtures")];
-        for entry in std::fs::read_dir(root.join("../../tests/contract")).unwrap() {
+        for entry in std::fs::read_dir(&contract).unwrap() {
             let path = entry.unwrap().path();
             if path
                 .file_name()
@@ -292,18 +288,9 @@ mod tests {
             }
         }
         let mut answers = Vec::new();
-        while let Some(dir) = dirs.pop() {
-            for entry in
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "json") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    collect(&serde_json::from_str(&text).unwrap(), &mut answers);
-                }
-            }
+        for file in gw_mock::fixture::recorded_files(dirs) {
+            answers.extend(gw_mock::fixture::sse_events(&file));
+            bodies(&file, &mut answers);
         }
         answers
     }
@@ -395,34 +382,15 @@ mod tests {
     /// ones that are short enough: read by hand only what serde reads, and the same way.
     #[test]
     fn a_broken_answer_is_left_to_serde_or_read_as_serde_reads_it() {
-        let swaps = [
-            b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'9', b'-', b'n', b't', b' ',
-            0x01,
-        ];
         let recorded = recorded_answers();
         let short = recorded
             .iter()
             .map(String::as_str)
             .filter(|t| t.len() < 600);
         for text in PLAIN.iter().copied().chain(short) {
-            let bytes = text.as_bytes();
-            for at in 0..bytes.len() {
-                let mut variants = vec![bytes[..at].to_vec()];
-                let mut removed = bytes.to_vec();
-                removed.remove(at);
-                variants.push(removed);
-                for swap in swaps {
-                    let mut swapped = bytes.to_vec();
-                    swapped[at] = swap;
-                    variants.push(swapped);
-                }
-                for variant in variants {
-                    let Ok(variant) = std::str::from_utf8(&variant) else {
-                        continue;
-                    };
-                    if let Some(ours) = by_hand(variant) {
-                        assert_eq!(Some(ours), by_serde(variant), "{variant}");
-                    }
+            for variant in broken_variants(text) {
+                if let Some(ours) = by_hand(&variant) {
+                    assert_eq!(Some(ours), by_serde(&variant), "{variant}");
                 }
             }
         }
