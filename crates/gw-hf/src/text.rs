@@ -37,7 +37,8 @@ impl TextModel for HfClient {
         let body = convert::chat_request(&req, false)?;
         tracing::debug!(model = %req.model, "Hugging Face chat completion");
         let response = self.post_json(CHAT_COMPLETIONS, &body).await?;
-        let completion: wire::ChatCompletion = http::read_json(PROVIDER, response).await?;
+        let scan = wire::ChatCompletion::scan;
+        let completion = http::read_json_scanned(PROVIDER, response, scan).await?;
         convert::text_response(completion, &req.model)
     }
 

@@ -2,18 +2,19 @@
 //!
 //! Outbound types leave out what is not set; inbound types accept fields they do not name, and
 //! their enums map values they do not know to `Other`, because the router passes through whatever
-//! the chosen backend provider answers.
+//! the chosen backend provider answers. The plain answers and stream chunks are also read by
+//! hand (`scan`), to the same values.
 //!
 //! Reference: <https://huggingface.co/docs/inference-providers/tasks/chat-completion>,
 //! <https://huggingface.co/docs/inference-providers/tasks/feature-extraction> and
 //! <https://platform.openai.com/docs/api-reference/chat>.
 
-use std::ops::Range;
-
-use gateway_core::json::{Scan, Seen};
-use serde::de::value::StrDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+mod scan;
+
+pub(crate) use scan::TextShape;
 
 /// The body of `POST /v1/chat/completions`.
 ///
@@ -430,91 +431,6 @@ pub(crate) struct ChatCompletionChunk {
     pub(crate) error: Option<ErrorField>,
 }
 
-impl ChatCompletionChunk {
-    /// The chunk read by hand when it is one of the plain shapes most of a stream is made of
-    /// (text deltas, the role, the finish): what serde_json makes of it, in a fraction of the
-    /// instructions. `None` for anything else (a `usage`, `x_groq` or `error` that is not
-    /// `null`, tool calls, a field twice, anything [`Scan`] gives up on): read it with
-    /// serde_json then, which decides. With the chunk comes its [`TextShape`] when it is a
-    /// plain text chunk.
-    pub(crate) fn scan(data: &str) -> Option<(Self, Option<TextShape>)> {
-        let mut scan = Scan::new(data);
-        let mut object = scan.object()?;
-        let mut chunk = Self::default();
-        let mut seen = Seen::default();
-        let mut text_at = None;
-        while let Some(key) = scan.key(&mut object)? {
-            match key {
-                "choices" => {
-                    seen.first(0)?;
-                    let mut array = scan.array()?;
-                    while scan.item(&mut array)? {
-                        chunk
-                            .choices
-                            .push(ChunkChoice::scan(&mut scan, &mut text_at)?);
-                    }
-                }
-                "usage" | "x_groq" | "error" => {
-                    seen.first(match key {
-                        "usage" => 1,
-                        "x_groq" => 2,
-                        _ => 3,
-                    })?;
-                    scan.null().then_some(())?;
-                }
-                _ => scan.skip()?,
-            }
-        }
-        scan.end()?;
-        let shape = match (&chunk.choices[..], text_at) {
-            ([only], Some(at)) if only.finish_reason.is_none() => Some(TextShape {
-                head: data[..at.start].into(),
-                tail: data[at.end..].into(),
-                index: only.index,
-            }),
-            _ => None,
-        };
-        Some((chunk, shape))
-    }
-}
-
-/// A plain text chunk (one choice, a text delta, nothing else) with its text cut out: the bytes
-/// before the text's JSON string and after it. A stream repeats one such chunk with only the
-/// text changing (the id, model and timestamps stay), so the next chunk is most often the same
-/// bytes around another string: that chunk is the shape's chunk with that text, read by
-/// comparing bytes. A chunk that does not fit is read in full (and gives the next shape).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TextShape {
-    head: Box<str>,
-    tail: Box<str>,
-    index: Option<u32>,
-}
-
-impl TextShape {
-    /// `data` as a chunk, when it is this shape's chunk with another text. Every byte but the
-    /// string's is the same as in the chunk the shape was read from, and the string is read as
-    /// [`Scan`] reads it, so the chunk is the one a full read gives.
-    pub(crate) fn chunk(&self, data: &str) -> Option<ChatCompletionChunk> {
-        let rest = data.strip_prefix(&*self.head)?;
-        let mut scan = Scan::new(rest);
-        let text = scan.str()?;
-        if scan.rest() != &*self.tail {
-            return None;
-        }
-        Some(ChatCompletionChunk {
-            choices: vec![ChunkChoice {
-                index: self.index,
-                delta: Some(Delta {
-                    content: Some(text.into_owned()),
-                    tool_calls: None,
-                }),
-                finish_reason: None,
-            }],
-            ..ChatCompletionChunk::default()
-        })
-    }
-}
-
 /// `x_groq` of a Groq stream chunk: `{"id": "req_...", "usage": {...}}`. Its `usage` is "Usage
 /// information for the stream. Only sent in the final chunk", whether or not the request asked
 /// for `stream_options.include_usage`, which adds the top-level `usage` (`XGroq` and
@@ -543,43 +459,6 @@ pub(crate) struct ChunkChoice {
     pub(crate) finish_reason: Option<FinishReason>,
 }
 
-impl ChunkChoice {
-    /// A choice read by hand ([`ChatCompletionChunk::scan`]); `text_at` is where its text's
-    /// string is, if it has one.
-    fn scan(scan: &mut Scan<'_>, text_at: &mut Option<Range<usize>>) -> Option<Self> {
-        let mut object = scan.object()?;
-        let mut choice = Self::default();
-        let mut seen = Seen::default();
-        while let Some(key) = scan.key(&mut object)? {
-            match key {
-                "index" => {
-                    seen.first(0)?;
-                    if !scan.null() {
-                        choice.index = Some(u32::try_from(scan.u64()?).ok()?);
-                    }
-                }
-                "delta" => {
-                    seen.first(1)?;
-                    if !scan.null() {
-                        choice.delta = Some(Delta::scan(scan, text_at)?);
-                    }
-                }
-                "finish_reason" => {
-                    seen.first(2)?;
-                    if !scan.null() {
-                        // Named as serde names it, so the two readings cannot differ.
-                        let reason = scan.str()?;
-                        let reason = StrDeserializer::<serde::de::value::Error>::new(&reason);
-                        choice.finish_reason = Some(FinishReason::deserialize(reason).ok()?);
-                    }
-                }
-                _ => scan.skip()?,
-            }
-        }
-        Some(choice)
-    }
-}
-
 /// `choices[].delta` of a stream chunk.
 ///
 /// <https://platform.openai.com/docs/api-reference/chat-streaming/streaming#chat-streaming/streaming-choices>
@@ -589,33 +468,6 @@ pub(crate) struct Delta {
     pub(crate) content: Option<String>,
     #[serde(default)]
     pub(crate) tool_calls: Option<OneOrMany<ToolCall>>,
-}
-
-impl Delta {
-    /// A delta read by hand ([`ChatCompletionChunk::scan`]); tool calls are left to serde.
-    fn scan(scan: &mut Scan<'_>, text_at: &mut Option<Range<usize>>) -> Option<Self> {
-        let mut object = scan.object()?;
-        let mut delta = Self::default();
-        let mut seen = Seen::default();
-        while let Some(key) = scan.key(&mut object)? {
-            match key {
-                "content" => {
-                    seen.first(0)?;
-                    if !scan.null() {
-                        let (text, at) = scan.str_at()?;
-                        delta.content = Some(text.into_owned());
-                        *text_at = Some(at);
-                    }
-                }
-                "tool_calls" => {
-                    seen.first(1)?;
-                    scan.null().then_some(())?;
-                }
-                _ => scan.skip()?,
-            }
-        }
-        Some(delta)
-    }
 }
 
 /// An error body. The router's and the backend providers' shapes differ; these are the ones the

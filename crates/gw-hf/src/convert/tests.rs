@@ -1681,6 +1681,9 @@ const PLAIN_CHUNKS: &[&str] = &[
     r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"content_filter"}]}"#,
     r#"{"choices":[]}"#,
     r#"{}"#,
+    r#"{"choices":[],"usage":{"prompt_tokens":75,"completion_tokens":24,"total_tokens":99}}"#,
+    r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":null,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":5}}}"#,
+    r#"{"choices":[],"usage":{"prompt_tokens_details":null,"completion_tokens_details":{}}}"#,
 ];
 
 /// What serde_json reads an event as, to compare with the hand reader (the wire types have no
@@ -1730,7 +1733,7 @@ fn a_chunk_read_by_hand_is_what_serde_reads() {
             .choices
             .iter()
             .any(|c| c.delta.as_ref().is_some_and(|d| d.tool_calls.is_some()));
-        if chunk.usage.is_none() && chunk.x_groq.is_none() && chunk.error.is_none() && !calls {
+        if chunk.x_groq.is_none() && chunk.error.is_none() && !calls {
             plain += 1;
             assert!(ours.is_some(), "left to serde: {data}");
         }
@@ -1741,12 +1744,13 @@ fn a_chunk_read_by_hand_is_what_serde_reads() {
 #[test]
 fn what_the_hand_reader_leaves_to_serde() {
     for data in [
-        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
         r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1"}]}}]}"#,
         r#"{"choices":[],"x_groq":{"id":"req_1"}}"#,
         r#"{"error":{"message":"overloaded"}}"#,
         r#"{"choices":[],"choices":[]}"#,
         r#"{"choices":[],"usage":null,"usage":null}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1.0}}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":1}}}"#,
         r#"{"choices":[{"index":0,"index":0}]}"#,
         r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
         r#"{"choices":[{"index":4294967296}]}"#,
@@ -1839,11 +1843,119 @@ fn text_chunks_of_one_stream_are_read_by_the_shape_of_the_last() {
     }
     // No shape from a chunk that is not one text delta.
     for data in [
+        r#"{"choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":1}}"#,
         r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#,
         r#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]}"#,
         r#"{"choices":[{"index":0,"delta":{"content":null}}]}"#,
         r#"{"choices":[]}"#,
     ] {
         assert_eq!(shape_of(data), None, "{data}");
+    }
+}
+
+// ---- blocking answers read by hand ----
+
+/// Every blocking answer (`choices` with a `message`) of the Hugging Face contract fixtures and
+/// of this crate's recorded ones, as text.
+fn recorded_answers() -> Vec<String> {
+    fn answers(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                let choices = map.get("choices").and_then(Value::as_array);
+                if choices.is_some_and(|c| c.iter().any(|c| c.get("message").is_some())) {
+                    out.push(value.to_string());
+                }
+                map.values().for_each(|v| answers(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| answers(v, out)),
+            _ => {}
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dirs = [
+        root.join("tests/fixtures/text"),
+        root.join("../../tests/contract/hf"),
+        root.join("../../tests/contract/hf-tools"),
+    ];
+    let mut out = Vec::new();
+    for file in gw_mock::fixture::recorded_files(dirs) {
+        answers(&file, &mut out);
+    }
+    out
+}
+
+const PLAIN_ANSWERS: &[&str] = &[
+    r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1760000000,"model":"bench/chat","choices":[{"index":0,"message":{"role":"assistant","content":"caf\u00e9 \"q\""},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}"#,
+    r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":null,"reasoning_content":"hmm"},"finish_reason":"eos_token"},{"index":1,"message":null}],"usage":null,"id":null,"model":null}"#,
+    r#"{"choices":[]}"#,
+];
+
+fn answer_by_serde(text: &str) -> Option<String> {
+    serde_json::from_str::<wire::ChatCompletion>(text)
+        .ok()
+        .map(|answer| format!("{answer:?}"))
+}
+
+fn answer_by_hand(text: &str) -> Option<String> {
+    wire::ChatCompletion::scan(text).map(|answer| format!("{answer:?}"))
+}
+
+#[test]
+fn an_answer_read_by_hand_is_what_serde_reads() {
+    let recorded = recorded_answers();
+    assert!(
+        recorded.len() > 20,
+        "only {} recorded answers",
+        recorded.len()
+    );
+    let mut plain = 0;
+    for text in recorded
+        .iter()
+        .map(String::as_str)
+        .chain(PLAIN_ANSWERS.iter().copied())
+    {
+        let ours = answer_by_hand(text);
+        if ours.is_some() {
+            assert_eq!(ours, answer_by_serde(text), "{text}");
+        }
+        // An answer whose messages are text, without log probabilities, is taken.
+        let Ok(answer) = serde_json::from_str::<wire::ChatCompletion>(text) else {
+            continue;
+        };
+        let only_text = answer.choices.iter().all(|c| {
+            c.logprobs.is_none() && c.message.as_ref().is_none_or(|m| m.tool_calls.is_none())
+        });
+        if only_text {
+            plain += 1;
+            assert!(ours.is_some(), "left to serde: {text}");
+        }
+    }
+    assert!(plain > 10, "only {plain} plain answers");
+    for text in [
+        r#"{"choices":[{"message":{"tool_calls":[{"id":"c","function":{"name":"f"}}]}}]}"#,
+        r#"{"choices":[{"message":{"content":"a"},"logprobs":{"content":[]}}]}"#,
+        r#"{"choices":null}"#,
+        r#"{"id":"a","id":"b","choices":[]}"#,
+        r#"{"choices":[{"finish_reason":"stop","finish_reason":"stop"}]}"#,
+    ] {
+        assert_eq!(answer_by_hand(text), None, "{text}");
+    }
+}
+
+/// Every cut, deletion and replacement of a byte of the plain answers and of the short
+/// recorded ones: read by hand only what serde reads, and the same way.
+#[test]
+fn a_broken_answer_is_left_to_serde_or_read_as_serde_reads_it() {
+    let recorded = recorded_answers();
+    let short = recorded
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.len() < 800);
+    for text in PLAIN_ANSWERS.iter().copied().chain(short) {
+        for variant in broken_variants(text) {
+            if let Some(ours) = answer_by_hand(&variant) {
+                assert_eq!(Some(ours), answer_by_serde(&variant), "{variant}");
+            }
+        }
     }
 }
