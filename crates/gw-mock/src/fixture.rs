@@ -437,6 +437,33 @@ pub fn recorded_files(dirs: impl IntoIterator<Item = std::path::PathBuf>) -> Vec
     files
 }
 
+/// Every JSON object in `fixture`, at any depth, that `keep` takes: the answers a fixture holds,
+/// picked by their fields.
+pub fn objects_where<'a>(
+    fixture: &'a Value,
+    keep: &impl Fn(&serde_json::Map<String, Value>) -> bool,
+) -> Vec<&'a Value> {
+    fn collect<'a>(
+        value: &'a Value,
+        keep: &impl Fn(&serde_json::Map<String, Value>) -> bool,
+        out: &mut Vec<&'a Value>,
+    ) {
+        match value {
+            Value::Object(map) => {
+                if keep(map) {
+                    out.push(value);
+                }
+                map.values().for_each(|v| collect(v, keep, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, keep, out)),
+            _ => {}
+        }
+    }
+    let mut objects = Vec::new();
+    collect(fixture, keep, &mut objects);
+    objects
+}
+
 /// The events of every `sse` list in `fixture`, wherever it is (an answer, an exchange's
 /// upstream, a list of them).
 pub fn sse_events(fixture: &Value) -> Vec<String> {

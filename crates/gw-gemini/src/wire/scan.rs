@@ -9,8 +9,6 @@
 //! caller reads the text with serde_json, which decides.
 
 use gateway_core::json::{Scan, Seen};
-use serde::Deserialize;
-use serde::de::value::{Error, StrDeserializer};
 
 use super::{
     Candidate, Content, FinishReason, GenerateContentResponse, ModalityTokenCount, Part, Role,
@@ -28,28 +26,19 @@ impl GenerateContentResponse {
             match key {
                 "candidates" => {
                     seen.first(0)?;
-                    if !scan.null() {
-                        let mut candidates = Vec::new();
-                        let mut array = scan.array()?;
-                        while scan.item(&mut array)? {
-                            candidates.push(Candidate::scan(&mut scan)?);
-                        }
-                        answer.candidates = Some(candidates);
-                    }
+                    answer.candidates = scan.or_null(|s| s.list(Candidate::scan))?;
                 }
                 "usageMetadata" => {
                     seen.first(1)?;
-                    if !scan.null() {
-                        answer.usage_metadata = Some(UsageMetadata::scan(&mut scan)?);
-                    }
+                    answer.usage_metadata = scan.or_null(UsageMetadata::scan)?;
                 }
                 "modelVersion" => {
                     seen.first(2)?;
-                    answer.model_version = optional_string(&mut scan)?;
+                    answer.model_version = scan.or_null(Scan::string)?;
                 }
                 "responseId" => {
                     seen.first(3)?;
-                    answer.response_id = optional_string(&mut scan)?;
+                    answer.response_id = scan.or_null(Scan::string)?;
                 }
                 "promptFeedback" | "error" => {
                     seen.first(if key == "error" { 4 } else { 5 })?;
@@ -72,21 +61,15 @@ impl Candidate {
             match key {
                 "content" => {
                     seen.first(0)?;
-                    if !scan.null() {
-                        candidate.content = Some(Content::scan(scan)?);
-                    }
+                    candidate.content = scan.or_null(Content::scan)?;
                 }
                 "finishReason" => {
                     seen.first(1)?;
-                    if !scan.null() {
-                        candidate.finish_reason = Some(named::<FinishReason>(scan)?);
-                    }
+                    candidate.finish_reason = scan.or_null(Scan::named::<FinishReason>)?;
                 }
                 "index" => {
                     seen.first(2)?;
-                    if !scan.null() {
-                        candidate.index = Some(u32::try_from(scan.u64()?).ok()?);
-                    }
+                    candidate.index = scan.or_null(Scan::u32)?;
                 }
                 "logprobsResult" => {
                     seen.first(3)?;
@@ -108,16 +91,11 @@ impl Content {
             match key {
                 "role" => {
                     seen.first(0)?;
-                    if !scan.null() {
-                        content.role = Some(named::<Role>(scan)?);
-                    }
+                    content.role = scan.or_null(Scan::named::<Role>)?;
                 }
                 "parts" => {
                     seen.first(1)?;
-                    let mut array = scan.array()?;
-                    while scan.item(&mut array)? {
-                        content.parts.push(Part::scan(scan)?);
-                    }
+                    content.parts = scan.list(Part::scan)?;
                 }
                 _ => scan.skip()?,
             }
@@ -135,17 +113,15 @@ impl Part {
             match key {
                 "text" => {
                     seen.first(0)?;
-                    part.text = optional_string(scan)?;
+                    part.text = scan.or_null(Scan::string)?;
                 }
                 "thought" => {
                     seen.first(1)?;
-                    if !scan.null() {
-                        part.thought = Some(scan.bool()?);
-                    }
+                    part.thought = scan.or_null(Scan::bool)?;
                 }
                 "thoughtSignature" => {
                     seen.first(2)?;
-                    part.thought_signature = optional_string(scan)?;
+                    part.thought_signature = scan.or_null(Scan::string)?;
                 }
                 // `inline_data` is an alias of `inlineData`: one field to serde.
                 "inlineData" | "inline_data" | "fileData" | "functionCall" | "functionResponse" => {
@@ -182,14 +158,7 @@ impl UsageMetadata {
                         _ => (6, &mut usage.prompt_tokens_details),
                     };
                     seen.first(field)?;
-                    if !scan.null() {
-                        let mut list = Vec::new();
-                        let mut array = scan.array()?;
-                        while scan.item(&mut array)? {
-                            list.push(ModalityTokenCount::scan(scan)?);
-                        }
-                        *details = Some(list);
-                    }
+                    *details = scan.or_null(|s| s.list(ModalityTokenCount::scan))?;
                     continue;
                 }
                 _ => {
@@ -198,7 +167,7 @@ impl UsageMetadata {
                 }
             };
             seen.first(field)?;
-            *count = optional_count(scan)?;
+            *count = scan.or_null(Scan::u64)?;
         }
         Some(usage)
     }
@@ -213,40 +182,17 @@ impl ModalityTokenCount {
             match key {
                 "modality" => {
                     seen.first(0)?;
-                    count.modality = optional_string(scan)?;
+                    count.modality = scan.or_null(Scan::string)?;
                 }
                 "tokenCount" => {
                     seen.first(1)?;
-                    count.token_count = optional_count(scan)?;
+                    count.token_count = scan.or_null(Scan::u64)?;
                 }
                 _ => scan.skip()?,
             }
         }
         Some(count)
     }
-}
-
-/// `null` or a string, as an `Option<String>` field reads it; `None` when it is neither.
-fn optional_string(scan: &mut Scan<'_>) -> Option<Option<String>> {
-    if scan.null() {
-        return Some(None);
-    }
-    Some(Some(scan.str()?.into_owned()))
-}
-
-/// `null` or a whole number, as an `Option<u64>` field reads it.
-fn optional_count(scan: &mut Scan<'_>) -> Option<Option<u64>> {
-    if scan.null() {
-        return Some(None);
-    }
-    Some(Some(scan.u64()?))
-}
-
-/// A string naming a variant of `T`, named through `T`'s own derive so the two readings cannot
-/// differ.
-fn named<T: for<'de> Deserialize<'de>>(scan: &mut Scan<'_>) -> Option<T> {
-    let name = scan.str()?;
-    T::deserialize(StrDeserializer::<Error>::new(&name)).ok()
 }
 
 #[cfg(test)]
@@ -260,19 +206,9 @@ mod tests {
     /// stream event, and each JSON body with `candidates` or `usageMetadata`, as text (and
     /// pretty-printed, as Google sends it).
     fn recorded_answers() -> Vec<String> {
-        fn bodies(value: &Value, out: &mut Vec<String>) {
-            match value {
-                Value::Object(map) => {
-                    if map.contains_key("candidates") || map.contains_key("usageMetadata") {
-                        out.push(value.to_string());
-                        out.push(serde_json::to_string_pretty(value).unwrap());
-                    }
-                    map.values().for_each(|v| bodies(v, out));
-                }
-                Value::Array(items) => items.iter().for_each(|v| bodies(v, out)),
-                _ => {}
-            }
-        }
+        let is_answer = |map: &serde_json::Map<String, Value>| {
+            map.contains_key("candidates") || map.contains_key("usageMetadata")
+        };
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let contract = root.join("../../tests/contract");
         let mut dirs = vec![root.join("tests/fixtures")];
@@ -290,7 +226,10 @@ mod tests {
         let mut answers = Vec::new();
         for file in gw_mock::fixture::recorded_files(dirs) {
             answers.extend(gw_mock::fixture::sse_events(&file));
-            bodies(&file, &mut answers);
+            for answer in gw_mock::fixture::objects_where(&file, &is_answer) {
+                answers.push(answer.to_string());
+                answers.push(serde_json::to_string_pretty(answer).unwrap());
+            }
         }
         answers
     }
@@ -298,7 +237,7 @@ mod tests {
     /// Answers of the shapes the hand reader is for, and the edges of those shapes.
     const PLAIN: &[&str] = &[
         r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Zq1 "}]},"index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":2,"totalTokenCount":14},"modelVersion":"bench-chat","responseId":"bench"}"#,
-        r#"{"candidates": [{"content": {"parts": [{"text": "caf\u00e9 \ud83d\ude00 \"q\"\n"}],"role": "model"},"finishReason": "STOP","index": 0,"safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH","probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 8,"candidatesTokenCount": 3,"totalTokenCount": 11,"thoughtsTokenCount": 40,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 8}]},"modelVersion": "gemini-2.5-flash","responseId": "abc"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": "caf\u00e9 \ud83d\ude00 \"q\"\n"}],"role": "model"},"finishReason": "STOP","index": 0,"safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH","probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 8,"candidatesTokenCount": 3,"totalTokenCount": 11,"thoughtsTokenCount": 40,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 8}],"candidatesTokensDetails": [{"modality": "TEXT","tokenCount": 3}]},"modelVersion": "gemini-2.5-flash","responseId": "abc"}"#,
         r#"{"candidates":[{"content":{"parts":[{"text":"thinking...","thought":true},{"text":"answer","thoughtSignature":"c2ln"}],"role":"model"},"finishReason":"MAX_TOKENS"}]}"#,
         r#"{"candidates":[{"content":{"role":"model"},"finishReason":"SOMETHING_NEW","index":null,"logprobsResult":null}],"promptFeedback":null,"error":null}"#,
         r#"{"candidates":[{"content":{"parts":[{"text":null,"inlineData":null,"functionCall":null}],"role":"other"}},{"index":1,"content":null}]}"#,

@@ -1656,16 +1656,20 @@ fn recorded_groq_error_event_mid_stream() {
 
 /// Every `sse` event of the Hugging Face contract fixtures and of this crate's recorded ones.
 fn recorded_stream_events() -> Vec<String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dirs = [
-        root.join("tests/fixtures/text"),
-        root.join("../../tests/contract/hf"),
-        root.join("../../tests/contract/hf-tools"),
-    ];
-    gw_mock::fixture::recorded_files(dirs)
+    recorded_files()
         .iter()
         .flat_map(gw_mock::fixture::sse_events)
         .collect()
+}
+
+/// The Hugging Face contract fixtures and this crate's recorded text answers.
+fn recorded_files() -> Vec<Value> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    gw_mock::fixture::recorded_files([
+        root.join("tests/fixtures/text"),
+        root.join("../../tests/contract/hf"),
+        root.join("../../tests/contract/hf-tools"),
+    ])
 }
 
 /// Chunks of the shapes the hand reader is for, and the edges of those shapes.
@@ -1858,30 +1862,15 @@ fn text_chunks_of_one_stream_are_read_by_the_shape_of_the_last() {
 /// Every blocking answer (`choices` with a `message`) of the Hugging Face contract fixtures and
 /// of this crate's recorded ones, as text.
 fn recorded_answers() -> Vec<String> {
-    fn answers(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                let choices = map.get("choices").and_then(Value::as_array);
-                if choices.is_some_and(|c| c.iter().any(|c| c.get("message").is_some())) {
-                    out.push(value.to_string());
-                }
-                map.values().for_each(|v| answers(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| answers(v, out)),
-            _ => {}
-        }
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dirs = [
-        root.join("tests/fixtures/text"),
-        root.join("../../tests/contract/hf"),
-        root.join("../../tests/contract/hf-tools"),
-    ];
-    let mut out = Vec::new();
-    for file in gw_mock::fixture::recorded_files(dirs) {
-        answers(&file, &mut out);
-    }
-    out
+    let is_answer = |map: &serde_json::Map<String, Value>| {
+        let choices = map.get("choices").and_then(Value::as_array);
+        choices.is_some_and(|c| c.iter().any(|c| c.get("message").is_some()))
+    };
+    recorded_files()
+        .iter()
+        .flat_map(|file| gw_mock::fixture::objects_where(file, &is_answer))
+        .map(Value::to_string)
+        .collect()
 }
 
 const PLAIN_ANSWERS: &[&str] = &[

@@ -11,8 +11,6 @@
 use std::ops::Range;
 
 use gateway_core::json::{Scan, Seen};
-use serde::Deserialize;
-use serde::de::value::{Error, StrDeserializer};
 
 use super::{
     ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, CompletionTokensDetails, Delta,
@@ -30,24 +28,19 @@ impl ChatCompletion {
             match key {
                 "id" => {
                     seen.first(0)?;
-                    answer.id = optional_string(&mut scan)?;
+                    answer.id = scan.or_null(Scan::string)?;
                 }
                 "model" => {
                     seen.first(1)?;
-                    answer.model = optional_string(&mut scan)?;
+                    answer.model = scan.or_null(Scan::string)?;
                 }
                 "choices" => {
                     seen.first(2)?;
-                    let mut array = scan.array()?;
-                    while scan.item(&mut array)? {
-                        answer.choices.push(Choice::scan(&mut scan)?);
-                    }
+                    answer.choices = scan.list(Choice::scan)?;
                 }
                 "usage" => {
                     seen.first(3)?;
-                    if !scan.null() {
-                        answer.usage = Some(Usage::scan(&mut scan)?);
-                    }
+                    answer.usage = scan.or_null(Usage::scan)?;
                 }
                 _ => scan.skip()?,
             }
@@ -66,19 +59,15 @@ impl Choice {
             match key {
                 "index" => {
                     seen.first(0)?;
-                    choice.index = optional_index(scan)?;
+                    choice.index = scan.or_null(Scan::u32)?;
                 }
                 "message" => {
                     seen.first(1)?;
-                    if !scan.null() {
-                        choice.message = Some(ResponseMessage::scan(scan)?);
-                    }
+                    choice.message = scan.or_null(ResponseMessage::scan)?;
                 }
                 "finish_reason" => {
                     seen.first(2)?;
-                    if !scan.null() {
-                        choice.finish_reason = Some(finish_reason(scan)?);
-                    }
+                    choice.finish_reason = scan.or_null(Scan::named::<FinishReason>)?;
                 }
                 "logprobs" => {
                     seen.first(3)?;
@@ -100,7 +89,7 @@ impl ResponseMessage {
             match key {
                 "content" => {
                     seen.first(0)?;
-                    message.content = optional_string(scan)?;
+                    message.content = scan.or_null(Scan::string)?;
                 }
                 "tool_calls" => {
                     seen.first(1)?;
@@ -122,26 +111,25 @@ impl Usage {
             match key {
                 "prompt_tokens" => {
                     seen.first(0)?;
-                    usage.prompt_tokens = optional_count(scan)?;
+                    usage.prompt_tokens = scan.or_null(Scan::u64)?;
                 }
                 "completion_tokens" => {
                     seen.first(1)?;
-                    usage.completion_tokens = optional_count(scan)?;
+                    usage.completion_tokens = scan.or_null(Scan::u64)?;
                 }
                 "prompt_tokens_details" => {
                     seen.first(2)?;
-                    if !scan.null() {
-                        let cached_tokens = one_count(scan, "cached_tokens")?;
-                        usage.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens });
-                    }
+                    usage.prompt_tokens_details = scan.or_null(|s| {
+                        let cached_tokens = one_count(s, "cached_tokens")?;
+                        Some(PromptTokensDetails { cached_tokens })
+                    })?;
                 }
                 "completion_tokens_details" => {
                     seen.first(3)?;
-                    if !scan.null() {
-                        let reasoning_tokens = one_count(scan, "reasoning_tokens")?;
-                        usage.completion_tokens_details =
-                            Some(CompletionTokensDetails { reasoning_tokens });
-                    }
+                    usage.completion_tokens_details = scan.or_null(|s| {
+                        let reasoning_tokens = one_count(s, "reasoning_tokens")?;
+                        Some(CompletionTokensDetails { reasoning_tokens })
+                    })?;
                 }
                 _ => scan.skip()?,
             }
@@ -164,18 +152,11 @@ impl ChatCompletionChunk {
             match key {
                 "choices" => {
                     seen.first(0)?;
-                    let mut array = scan.array()?;
-                    while scan.item(&mut array)? {
-                        chunk
-                            .choices
-                            .push(ChunkChoice::scan(&mut scan, &mut text_at)?);
-                    }
+                    chunk.choices = scan.list(|s| ChunkChoice::scan(s, &mut text_at))?;
                 }
                 "usage" => {
                     seen.first(1)?;
-                    if !scan.null() {
-                        chunk.usage = Some(Usage::scan(&mut scan)?);
-                    }
+                    chunk.usage = scan.or_null(Usage::scan)?;
                 }
                 "x_groq" | "error" => {
                     seen.first(if key == "x_groq" { 2 } else { 3 })?;
@@ -247,19 +228,15 @@ impl ChunkChoice {
             match key {
                 "index" => {
                     seen.first(0)?;
-                    choice.index = optional_index(scan)?;
+                    choice.index = scan.or_null(Scan::u32)?;
                 }
                 "delta" => {
                     seen.first(1)?;
-                    if !scan.null() {
-                        choice.delta = Some(Delta::scan(scan, text_at)?);
-                    }
+                    choice.delta = scan.or_null(|s| Delta::scan(s, text_at))?;
                 }
                 "finish_reason" => {
                     seen.first(2)?;
-                    if !scan.null() {
-                        choice.finish_reason = Some(finish_reason(scan)?);
-                    }
+                    choice.finish_reason = scan.or_null(Scan::named::<FinishReason>)?;
                 }
                 _ => scan.skip()?,
             }
@@ -278,11 +255,11 @@ impl Delta {
             match key {
                 "content" => {
                     seen.first(0)?;
-                    if !scan.null() {
-                        let (text, at) = scan.str_at()?;
-                        delta.content = Some(text.into_owned());
+                    delta.content = scan.or_null(|s| {
+                        let (text, at) = s.str_at()?;
                         *text_at = Some(at);
-                    }
+                        Some(text.into_owned())
+                    })?;
                 }
                 "tool_calls" => {
                     seen.first(1)?;
@@ -303,41 +280,10 @@ fn one_count(scan: &mut Scan<'_>, name: &str) -> Option<Option<u64>> {
     while let Some(key) = scan.key(&mut object)? {
         if key == name {
             seen.first(0)?;
-            count = optional_count(scan)?;
+            count = scan.or_null(Scan::u64)?;
         } else {
             scan.skip()?;
         }
     }
     Some(count)
-}
-
-/// `null` or a string, as an `Option<String>` field reads it; `None` when it is neither.
-fn optional_string(scan: &mut Scan<'_>) -> Option<Option<String>> {
-    if scan.null() {
-        return Some(None);
-    }
-    Some(Some(scan.str()?.into_owned()))
-}
-
-/// `null` or a whole number, as an `Option<u64>` field reads it.
-fn optional_count(scan: &mut Scan<'_>) -> Option<Option<u64>> {
-    if scan.null() {
-        return Some(None);
-    }
-    Some(Some(scan.u64()?))
-}
-
-/// `null` or a whole number that fits a `u32`, as an `Option<u32>` field reads it.
-fn optional_index(scan: &mut Scan<'_>) -> Option<Option<u32>> {
-    if scan.null() {
-        return Some(None);
-    }
-    Some(Some(u32::try_from(scan.u64()?).ok()?))
-}
-
-/// A finish reason, named through the derive of [`FinishReason`] so the two readings cannot
-/// differ.
-fn finish_reason(scan: &mut Scan<'_>) -> Option<FinishReason> {
-    let name = scan.str()?;
-    FinishReason::deserialize(StrDeserializer::<Error>::new(&name)).ok()
 }
