@@ -863,10 +863,10 @@ impl ChatCompletion<'_> {
     /// Appends the answer's JSON to `out`.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         ObjectWriter::new(out)
-            .field("id", self.id)?
-            .field("object", self.object)?
+            .str("id", self.id)
+            .str("object", self.object)
             .field("created", &self.created)?
-            .field("model", self.model)?
+            .str("model", self.model)
             .objects("choices", &self.choices, |o, choice| choice.write_fields(o))?
             .object("usage", |o| self.usage.write_fields(o))?
             .end();
@@ -879,16 +879,16 @@ impl Choice<'_> {
         let message = &self.message;
         o.field("index", &self.index)?
             .object("message", |m| {
-                m.field("role", message.role)?
-                    .field("content", &message.content)?
-                    .field("refusal", &message.refusal)?;
+                m.str("role", message.role)
+                    .opt_str("content", message.content)
+                    .opt_str("refusal", message.refusal);
                 if !message.tool_calls.is_empty() {
                     m.field("tool_calls", &message.tool_calls)?;
                 }
                 Ok(())
             })?
             .field("logprobs", &self.logprobs)?
-            .field("finish_reason", self.finish_reason)?;
+            .str("finish_reason", self.finish_reason);
         Ok(())
     }
 }

@@ -455,19 +455,19 @@ impl Reserved {
     /// writes, written faster (see [`ObjectWriter`](gateway_core::json::ObjectWriter)).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         gateway_core::json::ObjectWriter::new(out)
-            .field("reservation", &self.reservation)?
-            .field("request_id", &self.request_id)?
-            .field("user_id", &self.user_id)?
-            .field("period", &self.period)?
-            .field("provider", &self.provider)?
-            .field("model", &self.model)?
-            .field("modality", self.modality.as_str())?
-            .field("operation", &self.operation)?
+            .str("reservation", &self.reservation)
+            .str("request_id", &self.request_id)
+            .str("user_id", &self.user_id)
+            .str("period", &self.period)
+            .str("provider", &self.provider)
+            .str("model", &self.model)
+            .str("modality", self.modality.as_str())
+            .str("operation", &self.operation)
             .field("requests", &self.requests)?
             .field("tokens", &self.tokens)?
             .field("units", &self.units)?
             .field("cost_nanos", &self.cost_nanos)?
-            .field("instance_id", &self.instance_id)?
+            .str("instance_id", &self.instance_id)
             .field("created_at", &self.created_at)?
             .end();
         Ok(())

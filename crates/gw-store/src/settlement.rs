@@ -849,15 +849,15 @@ impl Settlement {
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let tokens = &self.tokens;
         ObjectWriter::new(out)
-            .field("reservation_id", &self.reservation_id)?
+            .str("reservation_id", &self.reservation_id)
             .field("reserved_requests", &self.reserved_requests)?
-            .field("request_id", &self.request_id)?
-            .field("provider", &self.provider)?
-            .field("model", &self.model)?
-            .field("modality", self.modality.as_str())?
-            .field("operation", &self.operation)?
-            .field("status", &self.status)?
-            .field("error_message", &self.error_message)?
+            .str("request_id", &self.request_id)
+            .str("provider", &self.provider)
+            .str("model", &self.model)
+            .str("modality", self.modality.as_str())
+            .str("operation", &self.operation)
+            .str("status", &self.status)
+            .opt_str("error_message", self.error_message.as_deref())
             .object("tokens", |inner| {
                 inner
                     .field("input_tokens", &tokens.input_tokens)?
@@ -868,7 +868,7 @@ impl Settlement {
             })?
             .field("units", &self.units)?
             .field("cost_nanos", &self.cost_nanos)?
-            .field("pricing_version", &self.pricing_version)?
+            .str("pricing_version", &self.pricing_version)
             .field("estimated", &self.estimated)?
             .field("billable", &self.billable)?
             .field("latency_ms", &self.latency_ms)?
@@ -876,8 +876,8 @@ impl Settlement {
             .field("retries", &self.retries)?
             .field("cache_semantic", &self.cache_semantic)?
             .field("cost_saved_nanos", &self.cost_saved_nanos)?
-            .field("attempts", &self.attempts)?
-            .field("end_user", &self.end_user)?
+            .str("attempts", &self.attempts)
+            .opt_str("end_user", self.end_user.as_deref())
             .field("metadata", &self.metadata)?
             .end();
         Ok(())

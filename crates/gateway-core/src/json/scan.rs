@@ -379,7 +379,7 @@ impl<'a> Scan<'a> {
 /// Where the first byte at or after `from` that a string cannot hold as it is (a `"`, a `\\` or
 /// a control character) is, or the length of `bytes` if there is none. Eight bytes at a time:
 /// most of a stream chunk is string bytes.
-fn special(bytes: &[u8], from: usize) -> usize {
+pub(crate) fn special(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     // Bit 7 of each byte of the result is set where `word`'s byte is below `n` (n <= 0x80);

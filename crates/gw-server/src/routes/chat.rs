@@ -180,16 +180,11 @@ impl Sse {
     /// Appends the chunk of a piece of answer text, most of a stream's chunks: the same bytes
     /// as [`Sse::frame`] writes for a delta of content alone, with only the text serialised.
     fn text(&mut self, text: &str) {
-        let start = self.buf.len();
         self.buf.extend_from_slice(&self.head);
         self.buf.extend_from_slice(TEXT_CHOICE.0.as_bytes());
-        match serde_json::to_writer((&mut self.buf).writer(), text) {
-            Ok(()) => {
-                self.buf.extend_from_slice(TEXT_CHOICE.1.as_bytes());
-                self.buf.extend_from_slice(b"}\n\n");
-            }
-            Err(_) => self.buf.truncate(start),
-        }
+        llm_gateway::json::write_str(&mut self.buf, text);
+        self.buf.extend_from_slice(TEXT_CHOICE.1.as_bytes());
+        self.buf.extend_from_slice(b"}\n\n");
     }
 
     fn data(&mut self, data: &str) {
