@@ -128,9 +128,16 @@ impl<'a> ObjectWriter<'a> {
 /// for the others), found eight bytes at a time rather than looked up one at a time (about
 /// four instructions a byte in serde_json; an answer's text is hundreds of bytes).
 pub fn write_str(out: &mut impl bytes::BufMut, text: &str) {
+    out.put_u8(b'"');
+    write_str_contents(out, text);
+    out.put_u8(b'"');
+}
+
+/// Appends `text` escaped as [`write_str`] escapes it, without the quotes: for a string made of
+/// several pieces.
+pub fn write_str_contents(out: &mut impl bytes::BufMut, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
-    out.put_u8(b'"');
     let mut start = 0;
     loop {
         let at = scan::special(bytes, start);
@@ -155,7 +162,6 @@ pub fn write_str(out: &mut impl bytes::BufMut, text: &str) {
         }
         start = at + 1;
     }
-    out.put_u8(b'"');
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::db::{Tx, chunked, db_error, from_db, placeholders, to_db};
 use crate::settlement::{Queued, Settlement};
 use crate::tally::Tally;
 use crate::time::unix_ms;
-use crate::users::random_base62;
+use crate::users::random_id;
 use crate::{Backend, Plan, Store};
 
 /// The columns of a reservation, in the order [`insert_reservations`] binds them.
@@ -151,7 +151,7 @@ pub(crate) fn decide(
 
 /// A new reservation id.
 pub(crate) fn new_reservation_id() -> Result<String> {
-    Ok(format!("res_{}", random_base62(20)?))
+    random_id("res_", 20)
 }
 
 /// The quota error for a refused admission: names the first counter the estimate would pass.

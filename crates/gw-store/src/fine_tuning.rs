@@ -27,7 +27,7 @@ use crate::db::{Tx, corrupt, db_error, from_db, to_db};
 use crate::jobs::JobError;
 use crate::settlement::Settlement;
 use crate::time::now_ms;
-use crate::users::random_base62;
+use crate::users::random_id;
 
 /// Where a fine-tuning job is, as OpenAI's fine-tuning API names it (`validating_files` aside:
 /// the gateway does not validate files as a step of its own).
@@ -406,7 +406,7 @@ async fn add_event(
     message: &str,
     now: i64,
 ) -> Result<()> {
-    let id = format!("ftevent-{}", random_base62(24)?);
+    let id = random_id("ftevent-", 24)?;
     sqlx::query(
         "INSERT INTO fine_tuning_events (id, job_id, created_at, level, message, seq)
          SELECT $1, $2, $3, $4, $5, COALESCE(MAX(seq), 0) + 1
@@ -454,7 +454,7 @@ impl Store {
                 ));
             }
         }
-        let id = format!("file-{}", random_base62(24)?);
+        let id = random_id("file-", 24)?;
         sqlx::query(
             "INSERT INTO files (id, user_id, purpose, filename, bytes, content_type, storage_key,
                 url, created_at)
@@ -559,7 +559,7 @@ impl Store {
     /// Fails with [`ErrorKind::Unavailable`] (the database refuses it) when `training_file`
     /// names no stored file.
     pub async fn create_fine_tuning_job(&self, job: NewFineTuningJob) -> Result<FineTuningJob> {
-        let id = format!("ftjob-{}", random_base62(24)?);
+        let id = random_id("ftjob-", 24)?;
         let now = now_ms();
         let hyperparameters = Value::Object(job.hyperparameters).to_string();
         let metadata = job.metadata.map(|m| Value::Object(m).to_string());

@@ -21,7 +21,7 @@ use crate::Store;
 use crate::db::{corrupt, db_error, from_db, to_db};
 use crate::settlement::{Settlement, ms};
 use crate::time::now_ms;
-use crate::users::random_base62;
+use crate::users::random_id;
 
 /// Where a job is, as OpenAI's Videos API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -229,7 +229,7 @@ impl Store {
     /// queued, and returns it. From now on its reservation is the job's: recovery leaves it
     /// alone until [`Store::finish_video_job`] settles it.
     pub async fn create_video_job(&self, job: NewVideoJob) -> Result<VideoJob> {
-        let id = format!("video_{}", random_base62(24)?);
+        let id = random_id("video_", 24)?;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO video_jobs (id, user_id, request_id, provider, model, provider_job_id,

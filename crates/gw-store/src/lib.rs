@@ -152,7 +152,7 @@ pub use reads::{
 pub use recovery::{Maintenance, RECOVERED};
 pub use remembered::Remembered;
 pub use time::{UtcMicros, format_utc};
-pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key, random_base62};
+pub use users::{AuthenticatedUser, KeyInfo, User, is_well_formed_key, random_id};
 
 #[doc(no_inline)]
 pub use gateway_core::Accounting;
@@ -384,7 +384,7 @@ impl Store {
             pool,
             writer,
             backend: target.backend,
-            instance_id: format!("ins_{}", users::random_base62(16)?).into(),
+            instance_id: users::random_id("ins_", 16)?.into(),
             plans: Arc::new(options.plans.unwrap_or_default()),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             plan_cache: Arc::new(Mutex::new(HashMap::new())),

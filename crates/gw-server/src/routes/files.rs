@@ -230,7 +230,7 @@ async fn create(
                 }
                 Some(_) => {}
             }
-            let key = format!("files/upload-{}", gw_store::random_base62(24)?);
+            let key = gw_store::random_id("files/upload-", 24)?;
             let bytes = data.len() as u64;
             media.put(&key, data).await?;
             NewFile {
