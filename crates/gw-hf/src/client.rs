@@ -95,15 +95,27 @@ impl HfClient {
         path: &str,
         body: &T,
     ) -> Result<reqwest::Response> {
+        let body = serde_json::to_vec(body).map_err(|e| cannot_encode(&e))?;
+        self.post_encoded(path, body).await
+    }
+
+    /// [`HfClient::post_json`] with the body encoded already (a chat request, written by hand).
+    pub(crate) async fn post_encoded(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response> {
         let Some(bill_to) = &self.bill_to else {
-            return self.upstream.post_json(path, body, error::classify).await;
+            return (self.upstream)
+                .post_encoded_with(path, body, &[], error::classify)
+                .await;
         };
         let bill_to = [(
             reqwest::header::HeaderName::from_static(BILL_TO),
             bill_to.clone(),
         )];
         self.upstream
-            .post_json_with(path, body, &bill_to, error::classify)
+            .post_encoded_with(path, body, &bill_to, error::classify)
             .await
     }
 }
@@ -209,6 +221,12 @@ impl HfClientBuilder {
                 .map_err(|e| e.with_provider(PROVIDER))?,
         })
     }
+}
+
+/// The error of a request body that cannot be encoded: an invalid request, not a transport error.
+pub(crate) fn cannot_encode(e: &serde_json::Error) -> gateway_core::Error {
+    gateway_core::Error::invalid_request(format!("cannot encode the request: {e}"))
+        .with_provider(PROVIDER)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! <https://huggingface.co/docs/inference-providers/tasks/feature-extraction> and
 //! <https://platform.openai.com/docs/api-reference/chat>.
 
+use gateway_core::json::ObjectWriter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -71,6 +72,105 @@ pub(crate) struct ChatCompletionRequest {
     pub(crate) stream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) stream_options: Option<StreamOptions>,
+}
+
+impl ChatCompletionRequest {
+    /// The request's JSON: the bytes its `Serialize` writes (held to by a test), each key written
+    /// as constant text and each string through [`gateway_core::json::write_str`] (see [`ObjectWriter`]), into
+    /// one buffer sized for the messages' text. Through serde_json, every key is escaped as if
+    /// it could hold a quote and the buffer grows from 128 bytes.
+    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let text: usize = self.messages.iter().map(ChatMessage::text_len).sum();
+        let mut out = Vec::with_capacity(text + 256);
+        let mut o = ObjectWriter::new(&mut out);
+        o.str("model", &self.model)
+            .objects("messages", &self.messages, |m, message| {
+                message.write_fields(m)
+            })?;
+        if let Some(max_tokens) = self.max_tokens {
+            o.field("max_tokens", &max_tokens)?;
+        }
+        if let Some(temperature) = self.temperature {
+            o.field("temperature", &temperature)?;
+        }
+        if let Some(top_p) = self.top_p {
+            o.field("top_p", &top_p)?;
+        }
+        if !self.stop.is_empty() {
+            o.field("stop", &self.stop)?;
+        }
+        if let Some(seed) = self.seed {
+            o.field("seed", &seed)?;
+        }
+        if let Some(penalty) = self.presence_penalty {
+            o.field("presence_penalty", &penalty)?;
+        }
+        if let Some(penalty) = self.frequency_penalty {
+            o.field("frequency_penalty", &penalty)?;
+        }
+        if let Some(format) = &self.response_format {
+            o.field("response_format", format)?;
+        }
+        if !self.tools.is_empty() {
+            o.field("tools", &self.tools)?;
+        }
+        if let Some(choice) = &self.tool_choice {
+            o.field("tool_choice", choice)?;
+        }
+        if let Some(parallel) = self.parallel_tool_calls {
+            o.field("parallel_tool_calls", &parallel)?;
+        }
+        if let Some(n) = self.n {
+            o.field("n", &n)?;
+        }
+        if let Some(logprobs) = self.logprobs {
+            o.field("logprobs", &logprobs)?;
+        }
+        if let Some(top) = self.top_logprobs {
+            o.field("top_logprobs", &top)?;
+        }
+        if let Some(effort) = self.reasoning_effort {
+            o.str("reasoning_effort", effort);
+        }
+        if let Some(stream) = self.stream {
+            o.field("stream", &stream)?;
+        }
+        if let Some(options) = &self.stream_options {
+            o.field("stream_options", options)?;
+        }
+        o.end();
+        Ok(out)
+    }
+}
+
+impl ChatMessage {
+    /// The bytes of its text content, to size a buffer by.
+    fn text_len(&self) -> usize {
+        match &self.content {
+            Some(MessageContent::Text(text)) => text.len(),
+            _ => 0,
+        }
+    }
+
+    /// Its fields, as its `Serialize` writes them.
+    fn write_fields(&self, m: &mut ObjectWriter<'_>) -> serde_json::Result<()> {
+        m.str("role", self.role.as_str());
+        match &self.content {
+            Some(MessageContent::Text(text)) => {
+                m.str("content", text);
+            }
+            other => {
+                m.field("content", other)?;
+            }
+        }
+        if !self.tool_calls.is_empty() {
+            m.field("tool_calls", &self.tool_calls)?;
+        }
+        if let Some(id) = &self.tool_call_id {
+            m.str("tool_call_id", id);
+        }
+        Ok(())
+    }
 }
 
 /// One message of `messages`.
@@ -195,6 +295,18 @@ pub(crate) enum Role {
     User,
     Assistant,
     Tool,
+}
+
+impl Role {
+    /// The role as it is sent (what its `Serialize` writes).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::Tool => "tool",
+        }
+    }
 }
 
 /// `response_format`: `{"type":"json_object"}` or `{"type":"json_schema","json_schema":{..}}`.

@@ -1147,6 +1147,18 @@ impl Upstream {
             Error::invalid_request(format!("cannot encode the request: {e}"))
                 .with_provider(self.provider)
         })?;
+        self.post_encoded_with(path, body, headers, classify).await
+    }
+
+    /// [`post_json_with`](Self::post_json_with) with a body the caller encoded as JSON: for a
+    /// request written by hand on the hot path.
+    pub async fn post_encoded_with(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
         let Some(direct) = self.direct() else {
             let mut request = self
                 .post(path)

@@ -6,8 +6,13 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// The request's JSON; every test of a request's shape also holds the body written by hand
+/// (what is sent) to the bytes its `Serialize` writes.
 fn request_json(req: &TextRequest, stream: bool) -> Value {
-    serde_json::to_value(chat_request(req, stream).unwrap()).unwrap()
+    let wire = chat_request(req, stream).unwrap();
+    let by_hand = String::from_utf8(wire.to_json().unwrap()).unwrap();
+    assert_eq!(by_hand, serde_json::to_string(&wire).unwrap());
+    serde_json::to_value(wire).unwrap()
 }
 
 fn response(body: Value) -> TextResponse {
