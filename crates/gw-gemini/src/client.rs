@@ -90,6 +90,19 @@ impl GeminiClient {
         self.upstream.post_json(path, body, classify).await
     }
 
+    /// [`GeminiClient::post_json`] with the body encoded already (a text request, written by
+    /// hand).
+    pub(crate) async fn post_encoded(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        classify: Classify,
+    ) -> Result<reqwest::Response> {
+        self.upstream
+            .post_encoded_with(path, body, &[], classify)
+            .await
+    }
+
     /// The shared HTTP plumbing: requests with the key header, to paths under the base URL.
     pub(crate) fn upstream(&self) -> &Upstream {
         &self.upstream

@@ -34,25 +34,33 @@ impl TextModel for GeminiClient {
     }
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
-        let body = self.body(&req).await?;
+        let body = encoded(&self.body(&req).await?)?;
         let path = GeminiClient::endpoint(&req.model, "generateContent")?;
         tracing::debug!(provider = PROVIDER, model = %req.model, "generateContent");
-        let response = self.post_json(&path, &body, classify).await?;
+        let response = self.post_encoded(&path, body, classify).await?;
         let scan = wire::GenerateContentResponse::scan;
         let answer = read_json_scanned(PROVIDER, response, scan).await?;
         convert::text_response(answer, &req.model)
     }
 
     async fn stream(&self, req: TextRequest) -> Result<TextStream> {
-        let body = self.body(&req).await?;
+        let body = encoded(&self.body(&req).await?)?;
         let path = GeminiClient::endpoint(&req.model, "streamGenerateContent?alt=sse")?;
         tracing::debug!(provider = PROVIDER, model = %req.model, "streamGenerateContent");
-        let response = self.post_json(&path, &body, classify).await?;
+        let response = self.post_encoded(&path, body, classify).await?;
         Ok(decode_stream(
             byte_stream(PROVIDER, response),
             StreamDecoder::new(),
         ))
     }
+}
+
+/// The body of a text request: an encoding failure is an invalid request, not a transport error.
+fn encoded(body: &wire::GenerateContentRequest) -> Result<Vec<u8>> {
+    body.to_json().map_err(|e| {
+        gateway_core::Error::invalid_request(format!("cannot encode the request: {e}"))
+            .with_provider(PROVIDER)
+    })
 }
 
 impl GeminiClient {

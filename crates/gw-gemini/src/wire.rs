@@ -6,6 +6,7 @@
 //! (<https://ai.google.dev/api>) and the official Python SDK (`googleapis/python-genai`,
 //! `models.py` and `types.py`).
 
+use gateway_core::json::ObjectWriter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -32,6 +33,40 @@ pub(crate) struct GenerateContentRequest {
     /// Whether and which function the model must call; left out for Gemini's default (`AUTO`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tool_config: Option<ToolConfig>,
+}
+
+impl GenerateContentRequest {
+    /// The request's JSON: the bytes its `Serialize` writes (held to by the converter's tests),
+    /// each key written as constant text and each text through
+    /// [`gateway_core::json::write_str`] (see [`ObjectWriter`]), into one buffer sized for the
+    /// text. The generation config, tools and media still go through serde.
+    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let text: usize = self
+            .contents
+            .iter()
+            .chain(&self.system_instruction)
+            .map(Content::text_len)
+            .sum();
+        let mut out = Vec::with_capacity(text + 256);
+        let mut o = ObjectWriter::new(&mut out);
+        o.objects("contents", &self.contents, |c, content| {
+            content.write_fields(c)
+        })?;
+        if let Some(system) = &self.system_instruction {
+            o.object("systemInstruction", |c| system.write_fields(c))?;
+        }
+        if let Some(config) = &self.generation_config {
+            o.field("generationConfig", config)?;
+        }
+        if !self.tools.is_empty() {
+            o.field("tools", &self.tools)?;
+        }
+        if let Some(config) = &self.tool_config {
+            o.field("toolConfig", config)?;
+        }
+        o.end();
+        Ok(out)
+    }
 }
 
 /// One entry of `tools`: here always a set of function declarations.
@@ -116,6 +151,26 @@ pub(crate) struct Content {
     pub(crate) parts: Vec<Part>,
 }
 
+impl Content {
+    /// The bytes of its text parts, to size a buffer by.
+    fn text_len(&self) -> usize {
+        self.parts
+            .iter()
+            .filter_map(|p| p.text.as_ref())
+            .map(String::len)
+            .sum()
+    }
+
+    /// Its fields, as its `Serialize` writes them.
+    fn write_fields(&self, c: &mut ObjectWriter<'_>) -> serde_json::Result<()> {
+        if let Some(role) = self.role {
+            c.str("role", role.as_str());
+        }
+        c.objects("parts", &self.parts, |p, part| part.write_fields(p))?;
+        Ok(())
+    }
+}
+
 /// The author of a [`Content`].
 ///
 /// Source: <https://ai.google.dev/api/caching#Content> (`role`: `user` or `model`).
@@ -129,6 +184,17 @@ pub(crate) enum Role {
     /// Any other value the API may answer with; never sent.
     #[serde(other)]
     Other,
+}
+
+impl Role {
+    /// The role as its `Serialize` writes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Model => "model",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// One part of a turn. The wire type is a union; only the members the gateway reads or writes
@@ -168,6 +234,34 @@ pub(crate) struct Part {
     /// back with the part: <https://ai.google.dev/gemini-api/docs/thought-signatures>.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) thought_signature: Option<String>,
+}
+
+impl Part {
+    /// Its fields, as its `Serialize` writes them.
+    fn write_fields(&self, p: &mut ObjectWriter<'_>) -> serde_json::Result<()> {
+        if let Some(text) = &self.text {
+            p.str("text", text);
+        }
+        if let Some(data) = &self.inline_data {
+            p.field("inlineData", data)?;
+        }
+        if let Some(data) = &self.file_data {
+            p.field("fileData", data)?;
+        }
+        if let Some(thought) = self.thought {
+            p.field("thought", &thought)?;
+        }
+        if let Some(call) = &self.function_call {
+            p.field("functionCall", call)?;
+        }
+        if let Some(response) = &self.function_response {
+            p.field("functionResponse", response)?;
+        }
+        if let Some(signature) = &self.thought_signature {
+            p.str("thoughtSignature", signature);
+        }
+        Ok(())
+    }
 }
 
 /// `functionCall`: `{"id"?, "name", "args"?}`.

@@ -10,8 +10,13 @@ fn convert(req: &TextRequest) -> Result<wire::GenerateContentRequest> {
     text_request(req, Downloads::Done(&Fetched::new()))
 }
 
+/// The request's JSON; every test of a request's shape also holds the body written by hand
+/// (what is sent) to the bytes its `Serialize` writes.
 fn request_json(req: &TextRequest) -> Value {
-    serde_json::to_value(convert(req).unwrap()).unwrap()
+    let wire = convert(req).unwrap();
+    let by_hand = String::from_utf8(wire.to_json().unwrap()).unwrap();
+    assert_eq!(by_hand, serde_json::to_string(&wire).unwrap());
+    serde_json::to_value(wire).unwrap()
 }
 
 /// The error converting `req` fails with.
