@@ -2,7 +2,7 @@
 //! mapping lives in `convert`.
 
 use futures_util::{StreamExt, TryStreamExt};
-use gateway_core::http::{UrlOrigin, byte_stream, read_json_scanned};
+use gateway_core::http::{UrlOrigin, byte_stream, cannot_encode, read_json_scanned};
 use gateway_core::sse::decode_stream;
 use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
 
@@ -55,12 +55,9 @@ impl TextModel for GeminiClient {
     }
 }
 
-/// The body of a text request: an encoding failure is an invalid request, not a transport error.
+/// The body of a text request, written by hand.
 fn encoded(body: &wire::GenerateContentRequest) -> Result<Vec<u8>> {
-    body.to_json().map_err(|e| {
-        gateway_core::Error::invalid_request(format!("cannot encode the request: {e}"))
-            .with_provider(PROVIDER)
-    })
+    body.to_json().map_err(|e| cannot_encode(PROVIDER, &e))
 }
 
 impl GeminiClient {

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway_core::http::{
-    Auth, DownloadPolicy, DownloadSettings, Downloader, Upstream, UpstreamBuilder, reqwest,
+    Auth, DownloadPolicy, DownloadSettings, Downloader, Upstream, UpstreamBuilder, cannot_encode,
+    reqwest,
 };
 use gateway_core::{ProviderConfig, Result, SecretString};
 use serde::Serialize;
@@ -95,7 +96,7 @@ impl HfClient {
         path: &str,
         body: &T,
     ) -> Result<reqwest::Response> {
-        let body = serde_json::to_vec(body).map_err(|e| cannot_encode(&e))?;
+        let body = serde_json::to_vec(body).map_err(|e| cannot_encode(PROVIDER, &e))?;
         self.post_encoded(path, body).await
     }
 
@@ -221,12 +222,6 @@ impl HfClientBuilder {
                 .map_err(|e| e.with_provider(PROVIDER))?,
         })
     }
-}
-
-/// The error of a request body that cannot be encoded: an invalid request, not a transport error.
-pub(crate) fn cannot_encode(e: &serde_json::Error) -> gateway_core::Error {
-    gateway_core::Error::invalid_request(format!("cannot encode the request: {e}"))
-        .with_provider(PROVIDER)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use gateway_core::sse::decode_stream;
 use gateway_core::{Result, TextCaps, TextModel, TextRequest, TextResponse, TextStream};
 
 use crate::convert::{self, StreamDecoder};
-use crate::{HfClient, PROVIDER, client, wire};
+use crate::{HfClient, PROVIDER, wire};
 
 /// The OpenAI-compatible chat route of the router.
 const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
@@ -35,7 +35,9 @@ impl TextModel for HfClient {
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
         let body = convert::chat_request(&req, false)?;
-        let body = body.to_json().map_err(|e| client::cannot_encode(&e))?;
+        let body = body
+            .to_json()
+            .map_err(|e| http::cannot_encode(PROVIDER, &e))?;
         tracing::debug!(model = %req.model, "Hugging Face chat completion");
         let response = self.post_encoded(CHAT_COMPLETIONS, body).await?;
         let scan = wire::ChatCompletion::scan;
@@ -45,7 +47,9 @@ impl TextModel for HfClient {
 
     async fn stream(&self, req: TextRequest) -> Result<TextStream> {
         let body = convert::chat_request(&req, true)?;
-        let body = body.to_json().map_err(|e| client::cannot_encode(&e))?;
+        let body = body
+            .to_json()
+            .map_err(|e| http::cannot_encode(PROVIDER, &e))?;
         tracing::debug!(model = %req.model, "Hugging Face chat completion stream");
         let response = self.post_encoded(CHAT_COMPLETIONS, body).await?;
         let decoder = StreamDecoder::new(response.status().as_u16());

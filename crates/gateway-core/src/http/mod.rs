@@ -361,6 +361,11 @@ pub fn byte_stream(
         .boxed()
 }
 
+/// A request body that cannot be encoded as JSON: an invalid request, not a transport error.
+pub fn cannot_encode(provider: &'static str, e: &serde_json::Error) -> Error {
+    Error::invalid_request(format!("cannot encode the request: {e}")).with_provider(provider)
+}
+
 /// Maps a failure to get any response at all.
 pub fn transport_error(provider: &'static str, e: reqwest::Error) -> Error {
     let (kind, message) = if e.is_timeout() {
@@ -1143,10 +1148,7 @@ impl Upstream {
         classify: Classify,
     ) -> Result<reqwest::Response> {
         // Encoded here so a failure is an invalid request, not a transport error.
-        let body = serde_json::to_vec(body).map_err(|e| {
-            Error::invalid_request(format!("cannot encode the request: {e}"))
-                .with_provider(self.provider)
-        })?;
+        let body = serde_json::to_vec(body).map_err(|e| cannot_encode(self.provider, &e))?;
         self.post_encoded_with(path, body, headers, classify).await
     }
 
