@@ -20,8 +20,9 @@ pub fn from_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<
     }
 }
 
-/// A JSON object written field by field at the end of a buffer: each key as it is, each value
-/// through serde_json. For the objects written on every request (an answer, a journal line):
+/// A JSON object written field by field at the end of a buffer: each key as it is, each text
+/// through [`write_str`] ([`ObjectWriter::str`]), any other value through serde_json. For the
+/// objects written on every request (an answer, a journal line, a provider's request):
 /// through a derived `Serialize`, serde_json escapes every key as if it could hold a quote
 /// (about 190 instructions a key); here a key is constant text, copied. Fields written in the
 /// order of a type's fields give the bytes its derived `Serialize` gives.

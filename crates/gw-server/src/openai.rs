@@ -856,9 +856,8 @@ pub(crate) struct ChatCompletion<'a> {
 }
 
 // The answer as JSON, written field by field (`ObjectWriter`): the same bytes as its
-// `Serialize` (held to by a test), without serde's work per key. Only the values go through
-// serde_json (strings escaped, numbers printed; tool calls and log probabilities serialised as
-// they are).
+// `Serialize` (held to by a test), without serde's work per key. Texts are escaped by
+// `write_str`; numbers, tool calls and log probabilities go through serde_json.
 impl ChatCompletion<'_> {
     /// Appends the answer's JSON to `out`.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
