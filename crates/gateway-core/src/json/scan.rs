@@ -469,6 +469,31 @@ pub fn broken_variants(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Holds a hand reader to serde_json on `texts`: what `by_hand` reads is what `by_serde` reads,
+/// or it gives up; and every text `plain` says the reader is for is read by hand. Returns how
+/// many texts were plain, for the caller to check there were enough. For tests (feature
+/// `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub fn reads_as_serde_reads<'a, T: PartialEq + std::fmt::Debug>(
+    texts: impl IntoIterator<Item = &'a str>,
+    by_hand: impl Fn(&str) -> Option<T>,
+    by_serde: impl Fn(&str) -> Option<T>,
+    plain: impl Fn(&str) -> bool,
+) -> usize {
+    let mut taken = 0;
+    for text in texts {
+        let ours = by_hand(text);
+        if ours.is_some() {
+            assert_eq!(ours, by_serde(text), "{text}");
+        }
+        if plain(text) {
+            taken += 1;
+            assert!(ours.is_some(), "left to serde: {text}");
+        }
+    }
+    taken
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

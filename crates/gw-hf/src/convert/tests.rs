@@ -1,7 +1,7 @@
 //! Tests of `convert`.
 
 use gateway_core::ErrorKind;
-use gateway_core::json::scan::broken_variants;
+use gateway_core::json::scan::{broken_variants, reads_as_serde_reads};
 use serde_json::{Value, json};
 
 use super::*;
@@ -1724,29 +1724,20 @@ fn a_chunk_read_by_hand_is_what_serde_reads() {
         "only {} recorded events",
         recorded.len()
     );
-    let mut plain = 0;
-    for data in recorded
+    let texts = recorded
         .iter()
         .map(String::as_str)
-        .chain(PLAIN_CHUNKS.iter().copied())
-    {
-        let ours = by_hand(data);
-        if ours.is_some() {
-            assert_eq!(ours, by_serde(data), "{data}");
-        }
-        // A chunk without usage, errors or tool calls is one the hand reader takes.
-        let Ok(chunk) = serde_json::from_str::<wire::ChatCompletionChunk>(data) else {
-            continue;
-        };
-        let calls = chunk
-            .choices
-            .iter()
-            .any(|c| c.delta.as_ref().is_some_and(|d| d.tool_calls.is_some()));
-        if chunk.x_groq.is_none() && chunk.error.is_none() && !calls {
-            plain += 1;
-            assert!(ours.is_some(), "left to serde: {data}");
-        }
-    }
+        .chain(PLAIN_CHUNKS.iter().copied());
+    // A chunk without `x_groq`, an error or tool calls is one the hand reader takes.
+    let plain = reads_as_serde_reads(texts, by_hand, by_serde, |data| {
+        serde_json::from_str::<wire::ChatCompletionChunk>(data).is_ok_and(|chunk| {
+            let calls = chunk
+                .choices
+                .iter()
+                .any(|c| c.delta.as_ref().is_some_and(|d| d.tool_calls.is_some()));
+            chunk.x_groq.is_none() && chunk.error.is_none() && !calls
+        })
+    });
     assert!(plain > 40, "only {plain} plain chunks");
 }
 
@@ -1902,28 +1893,18 @@ fn an_answer_read_by_hand_is_what_serde_reads() {
         "only {} recorded answers",
         recorded.len()
     );
-    let mut plain = 0;
-    for text in recorded
+    let texts = recorded
         .iter()
         .map(String::as_str)
-        .chain(PLAIN_ANSWERS.iter().copied())
-    {
-        let ours = answer_by_hand(text);
-        if ours.is_some() {
-            assert_eq!(ours, answer_by_serde(text), "{text}");
-        }
-        // An answer whose messages are text, without log probabilities, is taken.
-        let Ok(answer) = serde_json::from_str::<wire::ChatCompletion>(text) else {
-            continue;
-        };
-        let only_text = answer.choices.iter().all(|c| {
-            c.logprobs.is_none() && c.message.as_ref().is_none_or(|m| m.tool_calls.is_none())
-        });
-        if only_text {
-            plain += 1;
-            assert!(ours.is_some(), "left to serde: {text}");
-        }
-    }
+        .chain(PLAIN_ANSWERS.iter().copied());
+    // An answer whose messages are text, without log probabilities, is taken.
+    let plain = reads_as_serde_reads(texts, answer_by_hand, answer_by_serde, |text| {
+        serde_json::from_str::<wire::ChatCompletion>(text).is_ok_and(|answer| {
+            answer.choices.iter().all(|c| {
+                c.logprobs.is_none() && c.message.as_ref().is_none_or(|m| m.tool_calls.is_none())
+            })
+        })
+    });
     assert!(plain > 10, "only {plain} plain answers");
     for text in [
         r#"{"choices":[{"message":{"tool_calls":[{"id":"c","function":{"name":"f"}}]}}]}"#,
