@@ -187,6 +187,25 @@ pub(crate) fn render(results: &Results, machine: &Machine, command: &str) -> Str
     s
 }
 
+/// The row of a target that holds `m`'s throughput to `want`% of nginx's (`unit` a second).
+fn share_of_nginx(
+    s: &mut String,
+    label: &str,
+    m: &Measured,
+    nginx: &Measured,
+    want: u32,
+    unit: &str,
+) {
+    let share = m.outcome.throughput() / nginx.outcome.throughput().max(1.0) * 100.0;
+    let _ = writeln!(
+        s,
+        "| {label} | {} | {share:.0}% ({:.0} {unit}) | {} |",
+        m.scenario,
+        m.outcome.throughput(),
+        verdict(Some(share >= f64::from(want)))
+    );
+}
+
 fn verdict(ok: Option<bool>) -> &'static str {
     match ok {
         Some(true) => "met",
@@ -239,13 +258,13 @@ fn targets(s: &mut String, results: &Results) {
                 "gemini" => (75, false),
                 _ => (90, true),
             };
-            let ratio = proxy.outcome.throughput() / nginx.outcome.throughput().max(1.0);
-            let _ = writeln!(
+            share_of_nginx(
                 s,
-                "| proxy: throughput >= {want}% of nginx at c{top} | {scenario} | {:.0}% ({:.0} req/s) | {} |",
-                ratio * 100.0,
-                proxy.outcome.throughput(),
-                verdict(Some(ratio * 100.0 >= f64::from(want)))
+                &format!("proxy: throughput >= {want}% of nginx at c{top}"),
+                proxy,
+                nginx,
+                want,
+                "req/s",
             );
             let p50 = added(runs, proxy, 0.5, false).unwrap_or(0.0);
             let (label, verdict) = match p50_target {
@@ -267,13 +286,13 @@ fn targets(s: &mut String, results: &Results) {
             let Some(m) = find(runs, scenario, full, top) else {
                 continue;
             };
-            let ratio = m.outcome.throughput() / nginx.outcome.throughput().max(1.0);
-            let _ = writeln!(
+            share_of_nginx(
                 s,
-                "| {full}: throughput >= 70% of nginx at c{top} | {scenario} | {:.0}% ({:.0} req/s) | {} |",
-                ratio * 100.0,
-                m.outcome.throughput(),
-                verdict(Some(ratio >= 0.7))
+                &format!("{full}: throughput >= 70% of nginx at c{top}"),
+                m,
+                nginx,
+                70,
+                "req/s",
             );
             let p99 = added(runs, m, 0.99, false).unwrap_or(0.0);
             let _ = writeln!(
@@ -360,13 +379,13 @@ fn targets(s: &mut String, results: &Results) {
             );
         }
         if let Some(proxy) = find(runs, scenario, "proxy", c) {
-            let ratio = proxy.outcome.throughput() / nginx.outcome.throughput().max(1.0);
-            let _ = writeln!(
+            share_of_nginx(
                 s,
-                "| proxy: streams/s >= 80% of nginx's at c{c} | {scenario} | {:.0}% ({:.0} streams/s) | {} |",
-                ratio * 100.0,
-                proxy.outcome.throughput(),
-                verdict(Some(ratio >= 0.8))
+                &format!("proxy: streams/s >= 80% of nginx's at c{c}"),
+                proxy,
+                nginx,
+                80,
+                "streams/s",
             );
         }
     }
