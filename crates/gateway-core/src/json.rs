@@ -50,6 +50,19 @@ impl<'a> ObjectWriter<'a> {
         Ok(self)
     }
 
+    /// Writes `"name":value` when `value` is `Some`, and nothing for `None`: a field serde
+    /// leaves out with `skip_serializing_if = "Option::is_none"`.
+    pub fn some(
+        &mut self,
+        name: &'static str,
+        value: &Option<impl Serialize>,
+    ) -> serde_json::Result<&mut Self> {
+        match value {
+            Some(value) => self.field(name, value),
+            None => Ok(self),
+        }
+    }
+
     /// Writes `"name":"text"`, the text escaped as serde_json escapes it (see [`write_str`]).
     pub fn str(&mut self, name: &'static str, text: &str) -> &mut Self {
         self.key(name);
@@ -217,6 +230,10 @@ mod tests {
             none: Option<u8>,
             some_text: Option<&'a str>,
             no_text: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            kept: Option<u8>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<u8>,
             inner: Inner,
             list: Vec<Inner>,
             empty: Vec<Inner>,
@@ -226,6 +243,8 @@ mod tests {
             none: None,
             some_text: Some("\u{1}"),
             no_text: None,
+            kept: Some(3),
+            skipped: None,
             inner: Inner { n: 7 },
             list: vec![Inner { n: 1 }, Inner { n: 2 }],
             empty: Vec::new(),
@@ -237,6 +256,10 @@ mod tests {
             .unwrap()
             .opt_str("some_text", value.some_text)
             .opt_str("no_text", value.no_text)
+            .some("kept", &value.kept)
+            .unwrap()
+            .some("skipped", &value.skipped)
+            .unwrap()
             .object("inner", |o| o.field("n", &value.inner.n).map(drop))
             .unwrap()
             .objects("list", &value.list, |o, i| o.field("n", &i.n).map(drop))

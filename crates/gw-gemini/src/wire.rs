@@ -55,15 +55,11 @@ impl GenerateContentRequest {
         if let Some(system) = &self.system_instruction {
             o.object("systemInstruction", |c| system.write_fields(c))?;
         }
-        if let Some(config) = &self.generation_config {
-            o.field("generationConfig", config)?;
-        }
+        o.some("generationConfig", &self.generation_config)?;
         if !self.tools.is_empty() {
             o.field("tools", &self.tools)?;
         }
-        if let Some(config) = &self.tool_config {
-            o.field("toolConfig", config)?;
-        }
+        o.some("toolConfig", &self.tool_config)?;
         o.end();
         Ok(out)
     }
@@ -242,21 +238,11 @@ impl Part {
         if let Some(text) = &self.text {
             p.str("text", text);
         }
-        if let Some(data) = &self.inline_data {
-            p.field("inlineData", data)?;
-        }
-        if let Some(data) = &self.file_data {
-            p.field("fileData", data)?;
-        }
-        if let Some(thought) = self.thought {
-            p.field("thought", &thought)?;
-        }
-        if let Some(call) = &self.function_call {
-            p.field("functionCall", call)?;
-        }
-        if let Some(response) = &self.function_response {
-            p.field("functionResponse", response)?;
-        }
+        p.some("inlineData", &self.inline_data)?
+            .some("fileData", &self.file_data)?
+            .some("thought", &self.thought)?
+            .some("functionCall", &self.function_call)?
+            .some("functionResponse", &self.function_response)?;
         if let Some(signature) = &self.thought_signature {
             p.str("thoughtSignature", signature);
         }

@@ -75,10 +75,10 @@ pub(crate) struct ChatCompletionRequest {
 }
 
 impl ChatCompletionRequest {
-    /// The request's JSON: the bytes its `Serialize` writes (held to by a test), each key written
-    /// as constant text and each string through [`gateway_core::json::write_str`] (see [`ObjectWriter`]), into
-    /// one buffer sized for the messages' text. Through serde_json, every key is escaped as if
-    /// it could hold a quote and the buffer grows from 128 bytes.
+    /// The request's JSON: the bytes its `Serialize` writes (held to by a test), each key
+    /// written as constant text and each string through [`gateway_core::json::write_str`] (see
+    /// [`ObjectWriter`]), into one buffer sized for the messages' text. Through serde_json,
+    /// every key is escaped as if it could hold a quote and the buffer grows from 128 bytes.
     pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         let text: usize = self.messages.iter().map(ChatMessage::text_len).sum();
         let mut out = Vec::with_capacity(text + 256);
@@ -86,58 +86,28 @@ impl ChatCompletionRequest {
         o.str("model", &self.model)
             .objects("messages", &self.messages, |m, message| {
                 message.write_fields(m)
-            })?;
-        if let Some(max_tokens) = self.max_tokens {
-            o.field("max_tokens", &max_tokens)?;
-        }
-        if let Some(temperature) = self.temperature {
-            o.field("temperature", &temperature)?;
-        }
-        if let Some(top_p) = self.top_p {
-            o.field("top_p", &top_p)?;
-        }
+            })?
+            .some("max_tokens", &self.max_tokens)?
+            .some("temperature", &self.temperature)?
+            .some("top_p", &self.top_p)?;
         if !self.stop.is_empty() {
             o.field("stop", &self.stop)?;
         }
-        if let Some(seed) = self.seed {
-            o.field("seed", &seed)?;
-        }
-        if let Some(penalty) = self.presence_penalty {
-            o.field("presence_penalty", &penalty)?;
-        }
-        if let Some(penalty) = self.frequency_penalty {
-            o.field("frequency_penalty", &penalty)?;
-        }
-        if let Some(format) = &self.response_format {
-            o.field("response_format", format)?;
-        }
+        o.some("seed", &self.seed)?
+            .some("presence_penalty", &self.presence_penalty)?
+            .some("frequency_penalty", &self.frequency_penalty)?
+            .some("response_format", &self.response_format)?;
         if !self.tools.is_empty() {
             o.field("tools", &self.tools)?;
         }
-        if let Some(choice) = &self.tool_choice {
-            o.field("tool_choice", choice)?;
-        }
-        if let Some(parallel) = self.parallel_tool_calls {
-            o.field("parallel_tool_calls", &parallel)?;
-        }
-        if let Some(n) = self.n {
-            o.field("n", &n)?;
-        }
-        if let Some(logprobs) = self.logprobs {
-            o.field("logprobs", &logprobs)?;
-        }
-        if let Some(top) = self.top_logprobs {
-            o.field("top_logprobs", &top)?;
-        }
-        if let Some(effort) = self.reasoning_effort {
-            o.str("reasoning_effort", effort);
-        }
-        if let Some(stream) = self.stream {
-            o.field("stream", &stream)?;
-        }
-        if let Some(options) = &self.stream_options {
-            o.field("stream_options", options)?;
-        }
+        o.some("tool_choice", &self.tool_choice)?
+            .some("parallel_tool_calls", &self.parallel_tool_calls)?
+            .some("n", &self.n)?
+            .some("logprobs", &self.logprobs)?
+            .some("top_logprobs", &self.top_logprobs)?
+            .some("reasoning_effort", &self.reasoning_effort)?
+            .some("stream", &self.stream)?
+            .some("stream_options", &self.stream_options)?;
         o.end();
         Ok(out)
     }
