@@ -1045,7 +1045,9 @@ impl<'a> LogprobOut<'a> {
     }
 }
 
-/// One `chat.completion.chunk`.
+/// One `chat.completion.chunk`: the shape the stream's hand-written chunks (`chunk_head`,
+/// [`ChunkChoice::write_json`], [`Usage::write_json`]) are held to, byte for byte, by tests.
+#[cfg(test)]
 #[derive(Debug, Serialize)]
 pub(crate) struct ChatChunk<'a> {
     pub(crate) id: &'a str,
@@ -1091,6 +1093,41 @@ pub(crate) struct FunctionDelta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<&'a str>,
     pub(crate) arguments: &'a str,
+}
+
+// A stream's chunks written field by field, as `ChatCompletion::write_json` writes the answer:
+// the bytes of their `Serialize` (a test holds them to it), with keys as constant text and texts
+// escaped by `write_str`; a tool call's piece still goes through serde_json.
+impl ChunkChoice<'_> {
+    /// Appends the choice's JSON object to `out`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let delta = &self.delta;
+        ObjectWriter::new(out)
+            .field("index", &self.index)?
+            .object("delta", |d| {
+                if let Some(role) = delta.role {
+                    d.str("role", role);
+                }
+                if let Some(content) = delta.content {
+                    d.str("content", content);
+                }
+                d.some("tool_calls", &delta.tool_calls)?;
+                Ok(())
+            })?
+            .opt_str("finish_reason", self.finish_reason)
+            .end();
+        Ok(())
+    }
+}
+
+impl Usage {
+    /// Appends the usage object to `out`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut o = ObjectWriter::new(out);
+        self.write_fields(&mut o)?;
+        o.end();
+        Ok(())
+    }
 }
 
 pub(crate) fn finish_reason(f: FinishReason) -> &'static str {

@@ -9,15 +9,16 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::StreamExt;
+use llm_gateway::json::ObjectWriter;
 use llm_gateway::{CacheStatus, Cost, Metered, RouteId, TextChunk, TextStream, TokenUsage};
 
 use super::{JsonBody, call_context, json_answer, model_error, set_cache, set_cost, set_route};
 use crate::app::{AppState, Caller, RequestContext};
 use crate::error::ApiError;
 use crate::openai::{
-    ChatChunk, ChatCompletion, ChatCompletionRequest, Choice, ChunkChoice, Delta, FunctionDelta,
+    ChatCompletion, ChatCompletionRequest, Choice, ChunkChoice, Delta, FunctionDelta,
     ToolCallDelta, Usage, finish_reason,
 };
 
@@ -129,6 +130,8 @@ struct Sse {
     done: bool,
     /// The frames not handed to the server yet; each frame is split off it.
     buf: BytesMut,
+    /// Where [`Sse::frame`] writes a chunk's own fields before they join `buf`.
+    scratch: Vec<u8>,
 }
 
 /// The most chunks sent in one frame.
@@ -153,27 +156,36 @@ impl Sse {
             started: false,
             done: false,
             buf: BytesMut::with_capacity(FRAME_BUFFER),
+            scratch: Vec::new(),
         }
     }
 
     /// Appends the `data:` event of one chunk: the stream's head, then what is the chunk's own,
-    /// byte for byte what serialising the whole [`ChatChunk`] writes.
+    /// byte for byte what serialising the whole chunk writes. Written into `scratch` first, so
+    /// that a chunk that cannot be written is left out whole rather than sent cut (not reached:
+    /// its fields are text and numbers).
     fn frame(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Usage>) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&self.head);
-        let mut out = (&mut self.buf).writer();
-        let written = serde_json::to_writer(&mut out, choices).and_then(|()| match usage {
-            Some(usage) => {
-                out.get_mut().extend_from_slice(b",\"usage\":");
-                serde_json::to_writer(&mut out, &usage)
+        let own = &mut self.scratch;
+        own.clear();
+        let written = (|| {
+            own.push(b'[');
+            for (i, choice) in choices.iter().enumerate() {
+                if i > 0 {
+                    own.push(b',');
+                }
+                choice.write_json(own)?;
             }
-            None => Ok(()),
-        });
-        match written {
-            Ok(()) => self.buf.extend_from_slice(b"}\n\n"),
-            // Not reached (the chunk's fields are text and numbers): the event is left out
-            // whole rather than sent cut.
-            Err(_) => self.buf.truncate(start),
+            own.push(b']');
+            if let Some(usage) = usage {
+                own.extend_from_slice(b",\"usage\":");
+                usage.write_json(own)?;
+            }
+            Ok::<_, serde_json::Error>(())
+        })();
+        if written.is_ok() {
+            self.buf.extend_from_slice(&self.head);
+            self.buf.extend_from_slice(own);
+            self.buf.extend_from_slice(b"}\n\n");
         }
     }
 
@@ -338,24 +350,19 @@ const TEXT_CHOICE: (&str, &str) = (
     r#"},"finish_reason":null}]"#,
 );
 
-/// `data: ` and a [`ChatChunk`] of the stream serialised up to its `choices` (`{"id":...,
-/// "model":...,"choices":`): the fields every chunk of a stream shares, escaped and formatted once
-/// rather than for each chunk. Cut from the serialisation of a chunk without choices or usage,
-/// so that the field names, their order and the escaping stay the struct's.
+/// `data: ` and a chunk of the stream written up to its `choices` (`{"id":...,"model":...,
+/// "choices":`): the fields every chunk of a stream shares, escaped and formatted once rather than
+/// for each chunk, in the order and with the escaping of `ChatChunk`'s `Serialize` (a test holds
+/// them to it).
 fn chunk_head(id: &str, created: u64, model: &str) -> Vec<u8> {
-    let chunk = ChatChunk {
-        id,
-        object: "chat.completion.chunk",
-        created,
-        model,
-        choices: &[],
-        usage: None,
-    };
-    let mut head = b"data: ".to_vec();
-    // Text and numbers only: writing into a vector cannot fail.
-    let _ = serde_json::to_writer(&mut head, &chunk);
-    debug_assert!(head.ends_with(b"[]}"), "choices last, then usage when set");
-    head.truncate(head.len() - b"[]}".len());
+    let mut head = Vec::with_capacity(96 + id.len() + model.len());
+    head.extend_from_slice(b"data: ");
+    let mut chunk = ObjectWriter::new(&mut head);
+    chunk.str("id", id).str("object", "chat.completion.chunk");
+    // A number: writing it into a vector cannot fail.
+    let _ = chunk.field("created", &created);
+    chunk.str("model", model);
+    head.extend_from_slice(b",\"choices\":");
     head
 }
 
@@ -390,6 +397,7 @@ mod tests {
     use llm_gateway::{Gateway, Registry};
 
     use super::*;
+    use crate::openai::ChatChunk;
 
     /// An answer whose first three chunks are ready together and whose fourth comes later.
     fn answer(arrives: tokio::sync::oneshot::Receiver<()>) -> Sse {
@@ -513,7 +521,19 @@ mod tests {
             delta,
             finish_reason,
         };
-        let usage = |with: bool| with.then(|| Usage::new(&tokens, Some("0.0001".into())));
+        let more = ToolCallDelta {
+            index: 1,
+            id: None,
+            kind: None,
+            function: FunctionDelta {
+                name: None,
+                arguments: "\"b\":[2]}",
+            },
+        };
+        // A price known, then one not known (no `cost_usd`).
+        let usage = |with: bool, cost: Option<&str>| {
+            with.then(|| Usage::new(&tokens, cost.map(str::to_owned)))
+        };
         let cases: Vec<(Vec<ChunkChoice<'_>>, bool)> = vec![
             (
                 vec![choice(
@@ -540,7 +560,25 @@ mod tests {
                 )],
                 false,
             ),
+            (
+                vec![choice(
+                    Delta {
+                        tool_calls: Some([more]),
+                        ..Delta::default()
+                    },
+                    None,
+                )],
+                false,
+            ),
             (vec![choice(Delta::default(), Some("stop"))], false),
+            (vec![choice(Delta::default(), Some("length"))], false),
+            (
+                vec![
+                    choice(text("one"), None),
+                    choice(Delta::default(), Some("tool_calls")),
+                ],
+                false,
+            ),
             (Vec::new(), true),
         ];
         // Each frame, byte for byte the whole chunk serialised by serde.
@@ -564,13 +602,15 @@ mod tests {
                 whole(&[choice(text(piece), None)], None)
             );
         }
-        for (choices, with_usage) in cases {
-            sse.frame(&choices, usage(with_usage));
-            let frame = sse.buf.split();
-            assert_eq!(
-                std::str::from_utf8(&frame).unwrap(),
-                whole(&choices, usage(with_usage))
-            );
+        for cost in [Some("0.0001"), None] {
+            for (choices, with_usage) in &cases {
+                sse.frame(choices, usage(*with_usage, cost));
+                let frame = sse.buf.split();
+                assert_eq!(
+                    std::str::from_utf8(&frame).unwrap(),
+                    whole(choices, usage(*with_usage, cost))
+                );
+            }
         }
     }
 
