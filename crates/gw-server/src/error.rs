@@ -152,9 +152,12 @@ fn json_error_field(text: &str) -> Option<String> {
         .find_map(|lead| message.strip_prefix(lead))
         .and_then(|rest| rest.split_once('`'))
         .map(|(field, _)| field);
-    // An unknown field is already the last step of the path; a missing one is not.
+    // An unknown field is already the last step of the path; a missing one is not (its object
+    // may end in the same letters: `image_url` missing its `url`).
     match (path.filter(|p| *p != "."), named) {
-        (Some(path), Some(field)) if !path.ends_with(field) => Some(format!("{path}.{field}")),
+        (Some(path), Some(field)) if path.rsplit('.').next() != Some(field) => {
+            Some(format!("{path}.{field}"))
+        }
         (Some(path), _) => Some(path.to_owned()),
         (None, Some(field)) => Some(field.to_owned()),
         (None, None) => None,

@@ -101,11 +101,87 @@ pub(crate) struct ChatMessage {
     function_call: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// A message's `content`: a string, or an array of parts.
+#[derive(Debug)]
 enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+// Read by the JSON value's own type rather than as an untagged enum, which buffers the whole
+// value and then tries each variant on the copy (an allocation and a second pass for every
+// message), and which names no field when neither fits: here a part that is wrong is named
+// (`messages[0].content[1].image_url: missing field `url``).
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StringOr::<ContentPart, Self>::new(
+            "a string or an array of content parts",
+        ))
+    }
+}
+
+/// A field that is a string or an array of `T`, read by the value's own type: `Content` and
+/// `Stop`.
+struct StringOr<T, F> {
+    expected: &'static str,
+    forms: std::marker::PhantomData<fn() -> (T, F)>,
+}
+
+impl<T, F> StringOr<T, F> {
+    fn new(expected: &'static str) -> Self {
+        Self {
+            expected,
+            forms: std::marker::PhantomData,
+        }
+    }
+}
+
+/// How a field read by [`StringOr`] holds either form.
+trait FromStringOrArray<T>: Sized {
+    fn text(text: String) -> Self;
+    fn array(items: Vec<T>) -> Self;
+}
+
+impl FromStringOrArray<ContentPart> for Content {
+    fn text(text: String) -> Self {
+        Content::Text(text)
+    }
+    fn array(items: Vec<ContentPart>) -> Self {
+        Content::Parts(items)
+    }
+}
+
+impl FromStringOrArray<String> for Stop {
+    fn text(text: String) -> Self {
+        Stop::One(text)
+    }
+    fn array(items: Vec<String>) -> Self {
+        Stop::Many(items)
+    }
+}
+
+impl<'de, T, F> serde::de::Visitor<'de> for StringOr<T, F>
+where
+    T: Deserialize<'de>,
+    F: FromStringOrArray<T>,
+{
+    type Value = F;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.expected)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<F, E> {
+        Ok(F::text(text.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<F, E> {
+        Ok(F::text(text))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<F, A::Error> {
+        Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(F::array)
+    }
 }
 
 /// One part of a message's content: `text`, `image_url`, `input_audio` (or `refusal`, in an
@@ -172,11 +248,19 @@ struct WireFunctionCall {
     arguments: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `stop`: one sequence, or several.
+#[derive(Debug)]
 enum Stop {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Stop {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StringOr::<String, Self>::new(
+            "a string or an array of strings",
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize)]

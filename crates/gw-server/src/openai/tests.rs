@@ -399,3 +399,68 @@ fn sampling_bounds_are_inclusive() {
         assert_eq!(core.top_p, extra["top_p"].as_f64(), "{extra}");
     }
 }
+
+#[test]
+fn content_and_stop_take_a_string_or_an_array_and_name_what_is_wrong() {
+    let request = parse(json!({"model": "m", "stop": "END", "messages": [
+        {"role": "user", "content": "plain"},
+        {"role": "user", "content": [{"type": "text", "text": "in parts"}]},
+        {"role": "user", "content": []},
+    ]}));
+    assert!(matches!(&request.stop, Some(Stop::One(s)) if s == "END"));
+    assert!(matches!(&request.messages[0].content, Some(Content::Text(t)) if t == "plain"));
+    assert!(
+        matches!(&request.messages[1].content, Some(Content::Parts(p)) if p.len() == 1 && p[0].text.as_deref() == Some("in parts"))
+    );
+    assert!(matches!(&request.messages[2].content, Some(Content::Parts(p)) if p.is_empty()));
+    let request = parse(json!({"model": "m", "stop": ["a", "b"], "messages": [
+        {"role": "user", "content": null},
+    ]}));
+    assert!(matches!(&request.stop, Some(Stop::Many(v)) if v == &["a", "b"]));
+    assert!(request.messages[0].content.is_none());
+
+    // The error names the field, or the part within it, as the client's SDK would show it.
+    for (body, param, says) in [
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": 42}]}),
+            "messages[0].content",
+            "expected a string or an array of content parts",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": {"type": "text"}}]}),
+            "messages[0].content",
+            "expected a string or an array of content parts",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "a"},
+                {"type": "image_url", "image_url": {"detail": "low"}},
+            ]}]}),
+            "messages[0].content[1].image_url.url",
+            "missing field `url`",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": [7]}]}),
+            "messages[0].content[0]",
+            "invalid type",
+        ),
+        (
+            json!({"model": "m", "stop": 3, "messages": [{"role": "user", "content": "x"}]}),
+            "stop",
+            "expected a string or an array of strings",
+        ),
+        (
+            json!({"model": "m", "stop": ["a", 1], "messages": [{"role": "user", "content": "x"}]}),
+            "stop[1]",
+            "invalid type",
+        ),
+    ] {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let Err(rejection) = axum::Json::<ChatCompletionRequest>::from_bytes(&bytes) else {
+            panic!("{body} was taken");
+        };
+        let err = ApiError::from_json(rejection);
+        assert_eq!(err.param.as_deref(), Some(param), "{body}: {}", err.message);
+        assert!(err.message.contains(says), "{body}: {}", err.message);
+    }
+}
