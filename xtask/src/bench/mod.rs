@@ -240,9 +240,11 @@ fn run_suite(args: BenchArgs) -> Result<ExitCode, String> {
         if plan.quick { "quick" } else { "full" },
         env.dir.display()
     );
+    // Read before the run: the commit (and whether the tree had changes) is the one the
+    // binaries under test were built from, not what the tree became while they ran.
+    let machine = report::Machine::detect(&env);
     let runtime = runtime(2);
     let results = runtime.block_on(suite::run(plan, &env))?;
-    let machine = report::Machine::detect(&env);
     let section = report::render(&results, &machine, &args_line(&args));
     println!("{section}");
     let out = root.join(&args.out);
