@@ -31,6 +31,40 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
+/// One dispatched event, borrowed from the decoder: what [`SseDecode::on_event`] reads. An
+/// event whose one `data` line came whole in one read is lent where it lies, without a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SseEventRef<'a> {
+    /// The `event` field, if the event had one.
+    pub event: Option<&'a str>,
+    /// The `data` lines joined with `\n`.
+    pub data: &'a str,
+    /// The `id` field, if the event had one.
+    pub id: Option<&'a str>,
+}
+
+impl SseEvent {
+    /// The event, borrowed.
+    pub fn as_event_ref(&self) -> SseEventRef<'_> {
+        SseEventRef {
+            event: self.event.as_deref(),
+            data: &self.data,
+            id: self.id.as_deref(),
+        }
+    }
+}
+
+impl SseEventRef<'_> {
+    /// The event, owned.
+    pub fn to_event(&self) -> SseEvent {
+        SseEvent {
+            event: self.event.map(str::to_owned),
+            data: self.data.to_owned(),
+            id: self.id.map(str::to_owned),
+        }
+    }
+}
+
 /// The most an [`SseDecoder`] buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SseLimits {
@@ -110,17 +144,36 @@ impl SseDecoder {
     /// Feeds the next bytes of the stream. Fails once a line or an event passes its limit; the
     /// parser then refuses everything after (the stream cannot be resynchronised).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), SseOverflow> {
+        let mut ready = std::mem::take(&mut self.ready);
+        let pushed = self.push_with(bytes, &mut |event| {
+            ready.push_back(event.to_event());
+            true
+        });
+        if pushed.is_ok() {
+            self.ready = ready;
+        }
+        pushed
+    }
+
+    /// Feeds the next bytes of the stream, handing each event completed to `on_event` as it
+    /// completes, borrowed (see [`SseEventRef`]); `on_event` returns `false` to stop: the rest
+    /// of `bytes` is then not read. Fails as [`SseDecoder::push`] does.
+    pub fn push_with(
+        &mut self,
+        bytes: &[u8],
+        on_event: &mut dyn FnMut(SseEventRef<'_>) -> bool,
+    ) -> Result<(), SseOverflow> {
         if let Some(overflow) = self.overflow {
             return Err(overflow);
         }
-        self.feed(bytes);
+        self.feed(bytes, on_event);
         match self.overflow {
             Some(overflow) => Err(overflow),
             None => Ok(()),
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8]) {
+    fn feed(&mut self, mut bytes: &[u8], on_event: &mut dyn FnMut(SseEventRef<'_>) -> bool) {
         if !self.started {
             // The BOM may itself arrive split; wait until three bytes (or a line end) are there.
             self.line.extend_from_slice(bytes);
@@ -132,9 +185,12 @@ impl SseDecoder {
             if buffered.starts_with(b"\xEF\xBB\xBF") {
                 buffered.drain(..3);
             }
-            return self.feed(&buffered);
+            return self.feed(&buffered, on_event);
         }
-        while !bytes.is_empty() && self.overflow.is_none() {
+        // The data of the event being read while it is one line of `bytes`, not copied yet.
+        let mut lent: Option<&str> = None;
+        let mut go_on = true;
+        while go_on && !bytes.is_empty() && self.overflow.is_none() {
             if self.after_cr {
                 self.after_cr = false;
                 if bytes[0] == b'\n' {
@@ -147,11 +203,12 @@ impl SseDecoder {
                     self.after_cr = bytes[end] == b'\r';
                     if self.line.is_empty() {
                         // The whole line is in this read (the usual case): read where it lies.
-                        self.on_line(&bytes[..end]);
+                        go_on = self.on_line(&bytes[..end], Some(&mut lent), on_event);
                     } else {
+                        self.keep(&mut lent);
                         self.line.extend_from_slice(&bytes[..end]);
                         let mut line = std::mem::take(&mut self.line);
-                        self.on_line(&line);
+                        go_on = self.on_line(&line, None, on_event);
                         if self.overflow.is_none() {
                             // Its buffer serves the next split line.
                             line.clear();
@@ -167,7 +224,16 @@ impl SseDecoder {
             }
             self.check_line();
         }
+        // The event goes on in the next read: what was lent from this one is copied.
+        self.keep(&mut lent);
         self.check_line();
+    }
+
+    /// Copies the data lent from the current read, if any, into the event's buffer.
+    fn keep(&mut self, lent: &mut Option<&str>) {
+        if let Some(data) = lent.take() {
+            self.data.push_str(data);
+        }
     }
 
     fn check_line(&mut self) {
@@ -189,12 +255,21 @@ impl SseDecoder {
         self.ready.pop_front()
     }
 
-    fn on_line(&mut self, line: &[u8]) {
+    /// Reads one line. `lent` holds the event's data while it lies in the read that `line` is
+    /// part of; it is `None` for a line put together from several reads, which is never lent
+    /// (what was lent before it was copied). `false` when `on_event` asked to stop.
+    fn on_line<'b>(
+        &mut self,
+        line: &'b [u8],
+        lent: Option<&mut Option<&'b str>>,
+        on_event: &mut dyn FnMut(SseEventRef<'_>) -> bool,
+    ) -> bool {
         if line.is_empty() {
-            return self.dispatch();
+            let data = lent.and_then(Option::take);
+            return self.dispatch(data, on_event);
         }
         if line[0] == b':' {
-            return;
+            return true;
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(colon) => {
@@ -208,32 +283,60 @@ impl SseDecoder {
         match field {
             b"data" => {
                 let value = text(value);
-                if self.has_data {
-                    self.data.push('\n');
+                let held = match lent.as_deref() {
+                    Some(Some(data)) => data.len(),
+                    _ => self.data.len(),
+                };
+                let joined = usize::from(self.has_data);
+                if held + joined + value.len() > self.limits.max_event {
+                    self.fail("event", self.limits.max_event);
+                    return true;
                 }
-                if self.data.len() + value.len() > self.limits.max_event {
-                    return self.fail("event", self.limits.max_event);
+                match (value, lent) {
+                    // The event's first line, valid text, whole in this read: lent for now.
+                    (std::borrow::Cow::Borrowed(value), Some(lent)) if !self.has_data => {
+                        *lent = Some(value);
+                    }
+                    (value, lent) => {
+                        if let Some(lent) = lent {
+                            self.keep(lent);
+                        }
+                        if self.has_data {
+                            self.data.push('\n');
+                        }
+                        self.data.push_str(&value);
+                    }
                 }
-                self.data.push_str(&value);
                 self.has_data = true;
             }
             b"event" => self.event = Some(text(value).into_owned()),
             b"id" if !value.contains(&0) => self.id = Some(text(value).into_owned()),
             _ => {} // `retry` and unknown fields: nothing a client of ours acts on.
         }
+        true
     }
 
-    fn dispatch(&mut self) {
-        let event = self.event.take();
-        let id = self.id.take();
-        if !std::mem::take(&mut self.has_data) {
-            return;
-        }
-        self.ready.push_back(SseEvent {
-            event,
-            data: std::mem::take(&mut self.data),
-            id,
-        });
+    /// Hands the event read to `on_event`, its data `lent` or copied; `false` when `on_event`
+    /// asked to stop.
+    fn dispatch(
+        &mut self,
+        lent: Option<&str>,
+        on_event: &mut dyn FnMut(SseEventRef<'_>) -> bool,
+    ) -> bool {
+        let go_on = if std::mem::take(&mut self.has_data) {
+            on_event(SseEventRef {
+                event: self.event.as_deref(),
+                data: lent.unwrap_or(&self.data),
+                id: self.id.as_deref(),
+            })
+        } else {
+            true
+        };
+        // Kept for the next event that needs copying (one split across reads, several lines).
+        self.data.clear();
+        self.event = None;
+        self.id = None;
+        go_on
     }
 }
 
@@ -329,7 +432,7 @@ pub trait SseDecode: Send + 'static {
     type Item: Send + 'static;
 
     /// Handles one event, appending items to `out`.
-    fn on_event(&mut self, event: SseEvent, out: &mut Vec<Self::Item>) -> Result<SseStep>;
+    fn on_event(&mut self, event: SseEventRef<'_>, out: &mut Vec<Self::Item>) -> Result<SseStep>;
 
     /// The byte stream ended without [`SseStep::Done`]. Appends any last items, or fails with
     /// [`ErrorKind::StreamInterrupted`] if the provider's stream was not complete.
@@ -345,7 +448,8 @@ where
     D: SseDecode,
 {
     Decoded {
-        events: Events::new(bytes),
+        bytes,
+        sse: SseDecoder::new(),
         decoder,
         out: Vec::new(),
         pending: VecDeque::new(),
@@ -355,11 +459,14 @@ where
 }
 
 /// [`decode_stream`]'s stream: polled by hand rather than built from `unfold`, which moves its
-/// whole state into a new future for every item (about twenty per answer).
+/// whole state into a new future for every item (about twenty per answer). Each read's events
+/// go to the provider's decoder as the parser completes them, borrowed where they lie in the
+/// read ([`SseDecoder::push_with`]).
 struct Decoded<S, D: SseDecode> {
-    events: Events<S>,
+    bytes: S,
+    sse: SseDecoder,
     decoder: D,
-    /// The decoder's items for one event, moved to `pending` (kept for its buffer).
+    /// The decoder's items for one read, moved to `pending` (kept for its buffer).
     out: Vec<D::Item>,
     pending: VecDeque<Result<D::Item>>,
     /// Nothing more is read: the provider said it was done, or something failed.
@@ -374,13 +481,33 @@ impl<S, D> Decoded<S, D>
 where
     D: SseDecode,
 {
-    /// Queues the items of one step of the decoder, then its error, which ends the stream.
+    /// Queues the items of one read, then its error, which ends the stream.
     fn queue(&mut self, step: Result<()>) {
         self.pending.extend(self.out.drain(..).map(Ok));
         if let Err(e) = step {
             self.finished = true;
             self.pending.push_back(Err(e));
         }
+    }
+
+    /// Hands the events of `bytes` to the decoder, until it says it is done or fails.
+    fn read(&mut self, bytes: &[u8]) -> Result<()> {
+        let (decoder, out) = (&mut self.decoder, &mut self.out);
+        let mut step = Ok(());
+        let mut done = false;
+        let pushed = self.sse.push_with(bytes, &mut |event| {
+            match decoder.on_event(event, out) {
+                Ok(SseStep::Continue) => return true,
+                Ok(SseStep::Done) => done = true,
+                Err(e) => step = Err(e),
+            }
+            false
+        });
+        if done {
+            self.finished = true;
+        }
+        step?;
+        pushed.map_err(Error::from)
     }
 }
 
@@ -404,15 +531,8 @@ where
             if this.finished {
                 return Poll::Ready(None);
             }
-            let step = match std::task::ready!(this.events.poll_next_unpin(cx)) {
-                Some(Ok(event)) => match this.decoder.on_event(event, &mut this.out) {
-                    Ok(SseStep::Continue) => Ok(()),
-                    Ok(SseStep::Done) => {
-                        this.finished = true;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                },
+            let step = match std::task::ready!(this.bytes.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => this.read(&chunk),
                 Some(Err(e)) => Err(e),
                 None => {
                     this.finished = true;
@@ -507,6 +627,31 @@ mod tests {
         let input = SAMPLE.as_bytes();
         let cuts: Vec<usize> = (0..input.len()).collect();
         assert_eq!(parse_in_pieces(input, &cuts), sample_events());
+    }
+
+    #[test]
+    fn events_are_lent_as_they_complete_and_reading_stops_when_asked() {
+        let mut decoder = SseDecoder::new();
+        let mut seen = Vec::new();
+        // `a` lies whole in the read, `b` has two lines, `c` is cut across the two reads.
+        let reads: [&[u8]; 2] = [
+            b"data: a\n\nevent: e\ndata: b1\ndata: b2\nid: 9\n\ndata: c",
+            b"1\n\ndata: d\n\ndata: never\n\n",
+        ];
+        for read in reads {
+            decoder
+                .push_with(read, &mut |event| {
+                    seen.push(event.to_event());
+                    event.data != "d"
+                })
+                .unwrap();
+        }
+        let b = SseEvent {
+            event: Some("e".into()),
+            data: "b1\nb2".into(),
+            id: Some("9".into()),
+        };
+        assert_eq!(seen, [data("a"), b, data("c1"), data("d")]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use gateway_core::http::reqwest::Url;
-use gateway_core::sse::{SseDecode, SseEvent, SseStep, interrupted};
+use gateway_core::sse::{SseDecode, SseEventRef, SseStep, interrupted};
 use gateway_core::{
     Choice, DataUrl, EmbeddingRequest, EmbeddingResponse, Error, FinishReason, Message, Part,
     ReasoningEffort, ResponseFormat, Result, Role, TextChunk, TextRequest, TextResponse,
@@ -1066,23 +1066,23 @@ impl StreamDecoder {
 impl SseDecode for StreamDecoder {
     type Item = TextChunk;
 
-    fn on_event(&mut self, event: SseEvent, out: &mut Vec<TextChunk>) -> Result<SseStep> {
+    fn on_event(&mut self, event: SseEventRef<'_>, out: &mut Vec<TextChunk>) -> Result<SseStep> {
         // By hand when the event is made of text (most are), else by serde_json.
-        let resp = match wire::GenerateContentResponse::scan(&event.data) {
+        let resp = match wire::GenerateContentResponse::scan(event.data) {
             Some(resp) => resp,
-            None => serde_json::from_str(&event.data).map_err(|e| {
+            None => serde_json::from_str(event.data).map_err(|e| {
                 Error::decode(format!("unexpected stream event: {e}"))
                     .with_provider(PROVIDER)
-                    .with_body(&event.data)
+                    .with_body(event.data)
             })?,
         };
         if resp.error.is_some() {
             // An error after the 200: it carries its HTTP status only as `error.code`.
-            let status = serde_json::from_str::<wire::ErrorEnvelope>(&event.data)
+            let status = serde_json::from_str::<wire::ErrorEnvelope>(event.data)
                 .ok()
                 .and_then(|e| e.error.code)
                 .unwrap_or(500);
-            return Err(classify(status, &Default::default(), &event.data));
+            return Err(classify(status, &Default::default(), event.data));
         }
         let candidate = resp
             .candidates

@@ -1,6 +1,6 @@
 //! Pure mapping between the core types and the router's OpenAI-compatible JSON: no IO here.
 
-use gateway_core::sse::{SseDecode, SseEvent, SseStep, interrupted};
+use gateway_core::sse::{SseDecode, SseEventRef, SseStep, interrupted};
 use gateway_core::{
     Choice, EmbeddingRequest, EmbeddingResponse, Error, FinishReason, Message, Part,
     ReasoningEffort, ResponseFormat, Result, Role, TextChunk, TextRequest, TextResponse,
@@ -920,7 +920,7 @@ impl StreamDecoder {
 impl SseDecode for StreamDecoder {
     type Item = TextChunk;
 
-    fn on_event(&mut self, event: SseEvent, out: &mut Vec<TextChunk>) -> Result<SseStep> {
+    fn on_event(&mut self, event: SseEventRef<'_>, out: &mut Vec<TextChunk>) -> Result<SseStep> {
         let data = event.data.trim();
         if data == "[DONE]" {
             self.close_calls(out)?;

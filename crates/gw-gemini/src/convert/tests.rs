@@ -381,7 +381,7 @@ fn decode(input: &str, step: usize) -> Vec<Result<TextChunk>> {
         sse.push(piece).unwrap();
         while let Some(event) = sse.next_event() {
             let mut out = Vec::new();
-            let result = decoder.on_event(event, &mut out);
+            let result = decoder.on_event(event.as_event_ref(), &mut out);
             items.extend(out.into_iter().map(Ok));
             match result {
                 Ok(SseStep::Continue) => {}

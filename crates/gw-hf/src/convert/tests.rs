@@ -312,9 +312,9 @@ fn feed(events: &[&str]) -> (Vec<TextChunk>, Vec<Result<SseStep>>) {
         .iter()
         .map(|data| {
             decoder.on_event(
-                SseEvent {
-                    data: (*data).to_owned(),
-                    ..SseEvent::default()
+                SseEventRef {
+                    data,
+                    ..SseEventRef::default()
                 },
                 &mut out,
             )
@@ -429,9 +429,9 @@ fn eof_without_done_is_interrupted_even_after_finish() {
     let mut out = Vec::new();
     decoder
         .on_event(
-            SseEvent {
-                data: r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}"#.into(),
-                ..SseEvent::default()
+            SseEventRef {
+                data: r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+                ..SseEventRef::default()
             },
             &mut out,
         )
@@ -448,9 +448,9 @@ fn feed_to_eof(events: &[&str]) -> (Vec<TextChunk>, Result<()>) {
     let mut out = Vec::new();
     for data in events {
         let step = decoder.on_event(
-            SseEvent {
-                data: (*data).to_owned(),
-                ..SseEvent::default()
+            SseEventRef {
+                data,
+                ..SseEventRef::default()
             },
             &mut out,
         );
