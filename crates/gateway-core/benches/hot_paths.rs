@@ -50,6 +50,36 @@ fn sse(c: &mut Criterion) {
             n
         })
     });
+    // As a provider's stream decoder gets them (`decode_stream`): each event lent as it
+    // completes, rather than copied and queued.
+    group.bench_function("lent_whole_body", |b| {
+        b.iter(|| {
+            let mut decoder = SseDecoder::new();
+            let mut n = 0;
+            decoder
+                .push_with(black_box(&body), &mut |event| {
+                    n += event.data.len();
+                    true
+                })
+                .expect("within the limits");
+            n
+        })
+    });
+    group.bench_function("lent_in_64_byte_reads", |b| {
+        b.iter(|| {
+            let mut decoder = SseDecoder::new();
+            let mut n = 0;
+            for piece in black_box(&body).chunks(64) {
+                decoder
+                    .push_with(piece, &mut |event| {
+                        n += event.data.len();
+                        true
+                    })
+                    .expect("within the limits");
+            }
+            n
+        })
+    });
     group.finish();
 }
 

@@ -224,8 +224,11 @@ impl SseDecoder {
             }
             self.check_line();
         }
-        // The event goes on in the next read: what was lent from this one is copied.
-        self.keep(&mut lent);
+        // The event goes on in the next read: what was lent from this one is copied (unless a
+        // limit was passed: nothing more is read then, and its buffers were given back).
+        if self.overflow.is_none() {
+            self.keep(&mut lent);
+        }
         self.check_line();
     }
 
@@ -733,6 +736,23 @@ mod tests {
             }
         }
         assert_eq!(result.unwrap_err().what, "event");
+    }
+
+    #[test]
+    fn an_event_lent_then_too_long_keeps_nothing() {
+        let limits = SseLimits {
+            max_line: 64,
+            max_event: 10,
+        };
+        let mut decoder = SseDecoder::with_limits(limits);
+        // The first line is lent from the read; the second takes the event past its limit.
+        let err = decoder.push(b"data: 01234\ndata: 56789012\n").unwrap_err();
+        assert_eq!(err.what, "event");
+        assert_eq!(
+            decoder.data.capacity(),
+            0,
+            "the event's buffer is given back"
+        );
     }
 
     #[tokio::test]
