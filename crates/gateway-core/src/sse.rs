@@ -112,6 +112,9 @@ impl From<SseOverflow> for Error {
     }
 }
 
+/// The largest event buffer [`SseDecoder`] keeps from one event to the next.
+const KEPT_EVENT_BUFFER: usize = 64 * 1024;
+
 /// An incremental event-stream parser: feed it bytes as they arrive, take events as they complete.
 #[derive(Debug, Default)]
 pub struct SseDecoder {
@@ -335,8 +338,14 @@ impl SseDecoder {
         } else {
             true
         };
-        // Kept for the next event that needs copying (one split across reads, several lines).
-        self.data.clear();
+        // Kept for the next event that needs copying (one split across reads, several lines),
+        // unless an event as large as an inline image left it large: given back then, so that a
+        // stream does not hold its largest event's size to its end.
+        if self.data.capacity() > KEPT_EVENT_BUFFER {
+            self.data = String::new();
+        } else {
+            self.data.clear();
+        }
         self.event = None;
         self.id = None;
         go_on
@@ -753,6 +762,25 @@ mod tests {
             0,
             "the event's buffer is given back"
         );
+    }
+
+    #[test]
+    fn a_large_event_cut_across_reads_leaves_no_large_buffer_behind() {
+        let mut decoder = SseDecoder::new();
+        let big = "x".repeat(2 * KEPT_EVENT_BUFFER);
+        let mut seen = 0;
+        // Cut across two reads, so that it is copied rather than lent.
+        let (first, rest) = big.split_at(KEPT_EVENT_BUFFER);
+        for read in [format!("data: {first}"), format!("{rest}\n\n")] {
+            decoder
+                .push_with(read.as_bytes(), &mut |event| {
+                    seen += event.data.len();
+                    true
+                })
+                .unwrap();
+        }
+        assert_eq!(seen, big.len());
+        assert!(decoder.data.capacity() <= KEPT_EVENT_BUFFER);
     }
 
     #[tokio::test]

@@ -114,57 +114,23 @@ enum Content {
 // (`messages[0].content[1].image_url: missing field `url``).
 impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StringOr::<ContentPart, Self>::new(
-            "a string or an array of content parts",
-        ))
+        deserializer.deserialize_any(StringOr {
+            expected: "a string or an array of content parts",
+            text: Content::Text,
+            array: Content::Parts,
+        })
     }
 }
 
-/// A field that is a string or an array of `T`, read by the value's own type: `Content` and
-/// `Stop`.
+/// Reads a field that is a string or an array of `T` by the value's own type, making `F` of
+/// either form: `Content` and `Stop`.
 struct StringOr<T, F> {
     expected: &'static str,
-    forms: std::marker::PhantomData<fn() -> (T, F)>,
+    text: fn(String) -> F,
+    array: fn(Vec<T>) -> F,
 }
 
-impl<T, F> StringOr<T, F> {
-    fn new(expected: &'static str) -> Self {
-        Self {
-            expected,
-            forms: std::marker::PhantomData,
-        }
-    }
-}
-
-/// How a field read by [`StringOr`] holds either form.
-trait FromStringOrArray<T>: Sized {
-    fn text(text: String) -> Self;
-    fn array(items: Vec<T>) -> Self;
-}
-
-impl FromStringOrArray<ContentPart> for Content {
-    fn text(text: String) -> Self {
-        Content::Text(text)
-    }
-    fn array(items: Vec<ContentPart>) -> Self {
-        Content::Parts(items)
-    }
-}
-
-impl FromStringOrArray<String> for Stop {
-    fn text(text: String) -> Self {
-        Stop::One(text)
-    }
-    fn array(items: Vec<String>) -> Self {
-        Stop::Many(items)
-    }
-}
-
-impl<'de, T, F> serde::de::Visitor<'de> for StringOr<T, F>
-where
-    T: Deserialize<'de>,
-    F: FromStringOrArray<T>,
-{
+impl<'de, T: Deserialize<'de>, F> serde::de::Visitor<'de> for StringOr<T, F> {
     type Value = F;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,15 +138,15 @@ where
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<F, E> {
-        Ok(F::text(text.to_owned()))
+        Ok((self.text)(text.to_owned()))
     }
 
     fn visit_string<E: serde::de::Error>(self, text: String) -> Result<F, E> {
-        Ok(F::text(text))
+        Ok((self.text)(text))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<F, A::Error> {
-        Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(F::array)
+        Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(self.array)
     }
 }
 
@@ -257,9 +223,11 @@ enum Stop {
 
 impl<'de> Deserialize<'de> for Stop {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StringOr::<String, Self>::new(
-            "a string or an array of strings",
-        ))
+        deserializer.deserialize_any(StringOr {
+            expected: "a string or an array of strings",
+            text: Stop::One,
+            array: Stop::Many,
+        })
     }
 }
 
