@@ -1,9 +1,10 @@
 //! `cargo xtask bench floor`: the least a Rust reverse proxy on the gateway's own stack does,
 //! as a reference for what the gateway's logic costs.
 //!
-//! The gateway serves a request with hyper's server and calls the provider with hyper-util's
-//! pooled client, on one current-thread tokio runtime per core. This proxy does the same and
-//! nothing else: it reads the request body whole (the gateway must, to parse it), sends it to
+//! The gateway serves a request with hyper's server and calls the provider on hyper's client
+//! connections, on one current-thread tokio runtime per core. This proxy does the same (its
+//! connections pooled by hyper-util's client, a little dearer a call than the gateway's own
+//! pool) and nothing else: it reads the request body whole (the gateway must, to parse it), sends it to
 //! one upstream on a kept-alive connection of its thread's pool, and hands the upstream's
 //! answer back as it comes, headers and body untouched. No routing, no JSON, no logging, no
 //! accounting. What the gateway costs beyond it is the gateway's own work; what it costs beyond

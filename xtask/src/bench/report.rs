@@ -149,8 +149,8 @@ pub(crate) fn render(results: &Results, machine: &Machine, command: &str) -> Str
          percentile calling the mock directly at the same concurrency. CPU columns are the CPU \
          time the process used per request (user + system, 10 ms ticks over the window). \
          Targets: `direct` (the mock itself), `nginx` (proxy_pass with a keep-alive upstream \
-         pool), `floor` (`cargo xtask bench floor`: hyper's server and pooled client on one \
-         current-thread runtime per core, as the gateway runs them, forwarding the request and \
+         pool), `floor` (`cargo xtask bench floor`: hyper's server and hyper-util's pooled client \
+         on one current-thread runtime per core, as the gateway runs them, forwarding the request and \
          the answer untouched: what the gateway's stack costs before any of its own work), \
          `proxy` (gateway, `[store] enabled = false`), `full-sqlite` / `full-postgres` \
          (gateway with plans, cost and usage log), `proxy-otel` (`proxy` with \

@@ -1,15 +1,15 @@
-//! Provider calls on hyper's pooled client directly, without reqwest's layers.
+//! Provider calls on hyper's client connections directly, without reqwest's layers.
 //!
 //! reqwest wraps hyper's client in a stack of its own: per request it clones the header map,
 //! parses the URL into a URI (and its redirect layer parses it again), boxes a timeout future
 //! and a retry policy, and adds extensions. On the gateway's hot path (a chat completion, a
 //! stream) none of that is used: there is no redirect to follow, the URL is the provider's base
 //! and a path, and the headers are the key and a content type. So when the gateway built the
-//! client itself and no proxy is configured, a JSON POST goes out here: the same pool
-//! (`hyper_util`'s, keyed by scheme and host), the same TLS (rustls with the webpki roots and
-//! the process's crypto provider, else ring, as reqwest builds it), HTTP/2 where the provider
-//! offers it over TLS, and the same connect and read timeouts. The answer is handed back as a
-//! `reqwest::Response`, so everything that reads answers stays as it is.
+//! client itself and no proxy is configured, a JSON POST goes out here: on a pool of its own
+//! ([`super::pool`]), with the same TLS (rustls with the webpki roots and the process's crypto
+//! provider, else ring, as reqwest builds it), HTTP/2 where the provider offers it over TLS, and
+//! the same connect and read timeouts. The answer is handed back as a `reqwest::Response`, so
+//! everything that reads answers stays as it is.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,14 +21,13 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::http::uri::{Authority, Scheme};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use reqwest::ResponseBuilderExt;
 use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::time::Sleep;
 
 use super::Timeouts;
+use super::pool::{BoxError, CallError, Connect, Lent, Pool};
 use crate::{Error, ErrorKind, Result};
 
 /// The environment variables through which reqwest (and curl) take a proxy. When any is set,
@@ -55,7 +54,7 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// One pool of upstream connections with the provider's timeouts.
 #[derive(Clone)]
 pub(crate) struct Direct {
-    pool: Client<Bare<HttpsConnector<HttpConnector>>, Full<Bytes>>,
+    pool: Pool<Tls>,
     read: Duration,
 }
 
@@ -87,13 +86,8 @@ impl Direct {
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
-        let pool = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(Bare(https));
         Some(Self {
-            pool,
+            pool: Pool::new(Tls(https), POOL_IDLE),
             read: timeouts.read,
         })
     }
@@ -113,7 +107,7 @@ impl Direct {
         *request.method_mut() = hyper::Method::POST;
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let response = tokio::time::timeout(self.read, self.pool.request(request))
+        let (response, lent) = tokio::time::timeout(self.read, self.pool.send(request))
             .await
             .map_err(|_| timed_out(provider))?
             .map_err(|e| request_error(provider, e))?;
@@ -124,6 +118,7 @@ impl Direct {
                 read,
                 last: Instant::now(),
                 timer: None,
+                lent,
             })
         });
         // Without a URL of its own, `reqwest::Response::from` parses a placeholder one for
@@ -146,11 +141,6 @@ pub(crate) struct Target {
     authority: Authority,
     /// The base URL's path without its trailing slash (empty at the root).
     base_path: String,
-    /// `Host: host:port` for a plain-HTTP base on a port other than 80, which hyper's client
-    /// would otherwise format for every call on an HTTP/1 connection (a plain-HTTP base is
-    /// only ever spoken to in HTTP/1). Elsewhere hyper's client writes it, or HTTP/2 carries
-    /// `:authority` instead.
-    host: Option<HeaderValue>,
 }
 
 impl Target {
@@ -159,14 +149,10 @@ impl Target {
         let uri: hyper::Uri = base.as_str().parse().ok()?;
         let scheme = uri.scheme()?.clone();
         let authority = uri.authority()?.clone();
-        let host = (scheme == Scheme::HTTP && authority.port_u16().is_some_and(|p| p != 80))
-            .then(|| HeaderValue::from_str(authority.as_str()).ok())
-            .flatten();
         Some(Self {
             scheme,
             authority,
             base_path: base.path().trim_end_matches('/').to_owned(),
-            host,
         })
     }
 
@@ -190,11 +176,6 @@ impl Target {
             .build()
             .ok()
     }
-
-    /// The `Host` header to send, when it is sent from here (see [`Target::host`]).
-    pub(crate) fn host(&self) -> Option<&HeaderValue> {
-        self.host.as_ref()
-    }
 }
 
 /// The bytes a path is taken with as it is (see [`Target::uri`]): letters, digits and
@@ -215,85 +196,20 @@ const PLAIN: [bool; 256] = {
     table
 };
 
-/// A connector whose connections carry no `HttpInfo` (their two addresses): hyper's pool
-/// copies a connection's extras into the extensions of every answer on it (an extension map
-/// and a box a request), and no caller here reads them. What the pool does act on, a proxied
-/// connection and HTTP/2 negotiated by ALPN, is kept.
+/// The pool's connector: TCP with `TCP_NODELAY` and the connect timeout, TLS for `https`.
 #[derive(Clone, Debug)]
-pub(crate) struct Bare<C>(C);
+pub(crate) struct Tls(HttpsConnector<HttpConnector>);
 
-impl<C> tower_service::Service<hyper::Uri> for Bare<C>
-where
-    C: tower_service::Service<hyper::Uri>,
-    C::Future: Send + 'static,
-{
-    type Response = BareStream<C::Response>;
-    type Error = C::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+impl Connect for Tls {
+    type Io = <HttpsConnector<HttpConnector> as tower_service::Service<hyper::Uri>>::Response;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move { connecting.await.map(BareStream) })
-    }
-}
-
-/// A connection of [`Bare`]: the stream as it is, its [`Connected`] without extras.
-#[derive(Debug)]
-pub(crate) struct BareStream<S>(S);
-
-impl<S: Connection> Connection for BareStream<S> {
-    fn connected(&self) -> Connected {
-        let inner = self.0.connected();
-        let bare = Connected::new().proxy(inner.is_proxied());
-        if inner.is_negotiated_h2() {
-            bare.negotiated_h2()
-        } else {
-            bare
-        }
-    }
-}
-
-impl<S: hyper::rt::Read + Unpin> hyper::rt::Read for BareStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: hyper::rt::Write + Unpin> hyper::rt::Write for BareStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+    async fn connect(&self, uri: hyper::Uri) -> std::result::Result<(Self::Io, bool), BoxError> {
+        use tower_service::Service;
+        let mut connector = self.0.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
+        let io = connector.call(uri).await?;
+        let h2 = io.connected().is_negotiated_h2();
+        Ok((io, h2))
     }
 }
 
@@ -307,8 +223,8 @@ fn timed_out(provider: &'static str) -> Error {
     Error::new(ErrorKind::Timeout, "the provider did not answer in time").with_provider(provider)
 }
 
-/// The error of a call that got no answer. hyper-util's errors carry no URL.
-fn request_error(provider: &'static str, e: hyper_util::client::legacy::Error) -> Error {
+/// The error of a call that got no answer. hyper's errors carry no URL.
+fn request_error(provider: &'static str, e: CallError) -> Error {
     // A connect timeout comes as an I/O error somewhere down the chain.
     let connect_timed_out =
         std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
@@ -320,7 +236,7 @@ fn request_error(provider: &'static str, e: hyper_util::client::legacy::Error) -
         });
     let error = if connect_timed_out {
         timed_out(provider)
-    } else if e.is_connect() {
+    } else if matches!(e, CallError::Connect(_)) {
         Error::new(ErrorKind::Connect, "cannot connect to the provider").with_provider(provider)
     } else {
         Error::new(ErrorKind::Connect, "the request to the provider failed").with_provider(provider)
@@ -333,12 +249,26 @@ fn request_error(provider: &'static str, e: hyper_util::client::legacy::Error) -
 ///
 /// The timer is armed only while the body waits, and moved only when it fires: each frame just
 /// notes the time, so a fast stream does not touch the timer wheel per frame.
+///
+/// It also holds the HTTP/1 connection the answer came on, and gives it back to the pool as
+/// the body's last byte is read; a body that fails or is dropped before its end takes its
+/// connection with it.
 struct ReadTimeout {
     body: Incoming,
     read: Duration,
     /// When the last frame (or the head) arrived.
     last: Instant,
     timer: Option<Pin<Box<Sleep>>>,
+    lent: Option<Lent>,
+}
+
+impl ReadTimeout {
+    /// The body is read to its end: its connection goes back.
+    fn ended(&mut self) {
+        if let Some(lent) = self.lent.take() {
+            lent.give_back();
+        }
+    }
 }
 
 impl Body for ReadTimeout {
@@ -352,6 +282,12 @@ impl Body for ReadTimeout {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             this.last = Instant::now();
+            match &frame {
+                None => this.ended(),
+                Some(Ok(_)) if this.body.is_end_stream() => this.ended(),
+                Some(Ok(_)) => {}
+                Some(Err(_)) => this.lent = None,
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let timer = this.timer.get_or_insert_with(|| {
@@ -361,6 +297,7 @@ impl Body for ReadTimeout {
             ready!(timer.as_mut().poll(cx));
             let deadline = this.last + this.read;
             if Instant::now() >= deadline {
+                this.lent = None;
                 return Poll::Ready(Some(Err(Box::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "no data from the provider within the read timeout",
@@ -382,16 +319,6 @@ impl Body for ReadTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A connection that says it is proxied, on HTTP/2, with its address as an extra.
-    struct Described;
-
-    impl Connection for Described {
-        fn connected(&self) -> Connected {
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 443));
-            Connected::new().proxy(true).negotiated_h2().extra(addr)
-        }
-    }
 
     #[test]
     fn a_targets_uris_are_the_urls_reqwest_would_build() {
@@ -442,31 +369,6 @@ mod tests {
             let listed = b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?".contains(&b);
             assert_eq!(PLAIN[usize::from(b)], listed, "{b:#04x}");
         }
-    }
-
-    #[test]
-    fn a_target_writes_host_only_where_hyper_would_format_it() {
-        let host = |base: &str| {
-            let target = Target::new(&reqwest::Url::parse(base).unwrap()).unwrap();
-            target.host().map(|h| h.to_str().unwrap().to_owned())
-        };
-        assert_eq!(
-            host("http://127.0.0.1:9200").as_deref(),
-            Some("127.0.0.1:9200")
-        );
-        assert_eq!(host("http://[::1]:8080/v1").as_deref(), Some("[::1]:8080"));
-        assert_eq!(host("http://example.test"), None);
-        assert_eq!(host("https://example.test:8443"), None, "may be HTTP/2");
-    }
-
-    #[test]
-    fn bare_connections_keep_what_the_pool_acts_on_and_no_extras() {
-        let connected = BareStream(Described).connected();
-        assert!(connected.is_proxied());
-        assert!(connected.is_negotiated_h2());
-        let mut extensions = hyper::http::Extensions::new();
-        connected.get_extras(&mut extensions);
-        assert!(extensions.is_empty(), "no extras reach an answer");
     }
 
     #[test]

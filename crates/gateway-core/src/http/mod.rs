@@ -22,6 +22,7 @@ pub use reqwest;
 mod addr;
 mod direct;
 mod download;
+mod pool;
 pub use addr::check_ip;
 pub use download::{DownloadPolicy, DownloadSettings, Downloader, UrlOrigin};
 
@@ -396,8 +397,8 @@ pub fn never_connected(e: &Error) -> bool {
         .downcast_ref::<reqwest::Error>()
         .is_some_and(reqwest::Error::is_connect)
         || source
-            .downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+            .downcast_ref::<pool::CallError>()
+            .is_some_and(|e| matches!(e, pool::CallError::Connect(_)))
 }
 
 /// The most bytes of message [`error_message`] keeps (a provider's whole body is kept apart, on
@@ -1179,9 +1180,6 @@ impl Upstream {
         };
         let mut all = HeaderMap::with_capacity(4 + headers.len());
         all.insert(self.auth_header.clone(), self.auth_value.clone());
-        if let Some(host) = self.target.as_ref().and_then(direct::Target::host) {
-            all.insert(reqwest::header::HOST, host.clone());
-        }
         all.insert(
             reqwest::header::CONTENT_TYPE,
             reqwest::header::HeaderValue::from_static("application/json"),
