@@ -1,9 +1,9 @@
 //! Provider calls (`cargo bench -p gateway-core --features http --bench upstream`):
 //! - building a request: the URL from a base parsed once against the base and path joined as
 //!   text and parsed whole, as every request did before (host and IDNA included);
-//! - a whole JSON POST to a local keep-alive server and its answer read, on hyper's client
-//!   connections in the gateway's own pool (the gateway's own clients) against through reqwest (a client handed over, as
-//!   every call went before).
+//! - a whole JSON POST to a local keep-alive server and its answer read: on hyper's client
+//!   connections in the gateway's own pool (`hyper_pool_direct`: the gateway's own clients)
+//!   against through reqwest (a client handed over, as every call went before).
 
 use std::hint::black_box;
 
