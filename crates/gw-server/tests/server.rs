@@ -142,6 +142,66 @@ async fn bad_requests_get_the_openai_envelope_and_reach_no_provider() {
     assert!(mock.received().is_empty());
 }
 
+/// The chat route is served without the router (`app::Dispatch`): what the router and its
+/// extractors answered for it, it still answers, as the routes the router serves do.
+#[tokio::test]
+async fn the_chat_route_rejects_as_the_routers_routes_do() {
+    let mock = MockUpstream::start(vec![]).await.unwrap();
+    let store = open_store("sqlite::memory:").await;
+    let (_, key) = user(&store, "enterprise").await;
+    let mut config = config_for(mock.url());
+    config.server.max_body_bytes = 512;
+    let server = start(&config, Some(store)).await;
+    let http = reqwest::Client::new();
+    let send = |path: &str, content_type: &str, body: String| {
+        http.post(format!("{}{path}", server.url))
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let large = json!({"model": "gemini/gemini-2.5-flash", "input": "x".repeat(600),
+        "messages": [{"role": "user", "content": "x".repeat(600)}]})
+    .to_string();
+    // Each is a 400 `invalid_request_error` carrying axum's rejection text.
+    for (body, content_type, says) in [
+        (large, "application/json", "length limit exceeded"),
+        (
+            chat_body("gemini/gemini-2.5-flash", false).to_string(),
+            "text/plain",
+            "Content-Type",
+        ),
+        (
+            "{ nope".to_owned(),
+            "application/json",
+            "key must be a string",
+        ),
+    ] {
+        let chat = send("/v1/chat/completions", content_type, body.clone())
+            .await
+            .unwrap();
+        let routed = send("/v1/embeddings", content_type, body).await.unwrap();
+        assert_eq!(chat.status(), 400, "{says}");
+        assert_eq!(routed.status(), 400, "{says}");
+        assert!(chat.headers().contains_key("x-gateway-request-id"));
+        let (chat, routed): (Value, Value) =
+            (chat.json().await.unwrap(), routed.json().await.unwrap());
+        assert_eq!(chat["error"], routed["error"], "{says}");
+        assert_eq!(chat["error"]["type"], "invalid_request_error");
+        let message = chat["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    // Another method on the path still reaches the router: 405, not the handler.
+    let get = http
+        .get(format!("{}/v1/chat/completions", server.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    assert!(mock.received().is_empty());
+}
+
 #[tokio::test]
 async fn a_provider_without_a_key_answers_503_saying_why() {
     let key = "sk-static-test-key";

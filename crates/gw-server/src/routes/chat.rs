@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -30,6 +30,33 @@ async fn chat(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Result<JsonBody<ChatCompletionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    complete(state, ctx, caller, headers, body).await
+}
+
+/// `POST /v1/chat/completions` handed over by the gateway's service without the router (see
+/// `app::Dispatch`): what the route's extractors would take, taken from the request by hand,
+/// its headers moved rather than copied; then the same handler.
+pub(crate) async fn direct(state: AppState, mut request: Request) -> Response {
+    let ctx = request.extensions_mut().remove::<RequestContext>();
+    let caller = request.extensions_mut().remove::<Caller>();
+    let (Some(ctx), Some(caller)) = (ctx, caller) else {
+        // Not reached: the request's context and caller are set before any `/v1/` route.
+        return ApiError::internal("the request reached the chat route unauthenticated")
+            .into_response();
+    };
+    let (body, headers) = JsonBody::with_headers(request, &state).await;
+    complete(state, ctx, caller, headers, body)
+        .await
+        .into_response()
+}
+
+async fn complete(
+    state: AppState,
+    ctx: RequestContext,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<JsonBody<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {

@@ -61,9 +61,39 @@ where
             return Ok(JsonBody(value));
         }
         let bytes = Bytes::from_request(request, state).await?;
-        match llm_gateway::from_json_bytes(&bytes) {
+        Self::parse(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// The body as [`FromRequest`] reads it, and the request's headers moved out of it rather
+    /// than copied (as axum's `HeaderMap` extractor copies them beside a body extractor).
+    pub(crate) async fn with_headers<S: Send + Sync>(
+        request: Request,
+        state: &S,
+    ) -> (Result<Self, JsonRejection>, HeaderMap) {
+        let (mut parts, body) = request.into_parts();
+        if !is_json(&parts.headers) {
+            // Rejected by `Json` (415); copied on this path only.
+            let headers = parts.headers.clone();
+            let body = Self::from_request(Request::from_parts(parts, body), state).await;
+            return (body, headers);
+        }
+        // Reading the body takes only its limit from the request, never its headers.
+        let headers = std::mem::take(&mut parts.headers);
+        let body = match Bytes::from_request(Request::from_parts(parts, body), state).await {
+            Ok(bytes) => Self::parse(&bytes),
+            Err(e) => Err(e.into()),
+        };
+        (body, headers)
+    }
+
+    /// A JSON body parsed directly, and parsed again by `Json` only when that fails, for its
+    /// rejection.
+    fn parse(bytes: &Bytes) -> Result<Self, JsonRejection> {
+        match llm_gateway::from_json_bytes(bytes) {
             Ok(value) => Ok(JsonBody(value)),
-            Err(_) => Json::<T>::from_bytes(&bytes).map(|Json(value)| JsonBody(value)),
+            Err(_) => Json::<T>::from_bytes(bytes).map(|Json(value)| JsonBody(value)),
         }
     }
 }
