@@ -74,7 +74,8 @@ impl<T: DeserializeOwned> JsonBody<T> {
     ) -> (Result<Self, JsonRejection>, HeaderMap) {
         let (mut parts, body) = request.into_parts();
         if !is_json(&parts.headers) {
-            // Rejected by `Json` (415); copied on this path only.
+            // `Json` refuses a body of another content type; the headers are copied on this
+            // path only.
             let headers = parts.headers.clone();
             let body = Self::from_request(Request::from_parts(parts, body), state).await;
             return (body, headers);
