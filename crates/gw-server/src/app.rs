@@ -696,15 +696,14 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        use futures_util::FutureExt;
         use futures_util::future::Either;
         if request.method() == axum::http::Method::POST && request.uri().path() == CHAT_PATH {
             if self.traces {
                 name_route(&request, CHAT_PATH);
             }
-            let state = self.state.clone();
-            return Either::Left(Box::pin(async move {
-                Ok(routes::chat::direct(state, request).await)
-            }));
+            let served = routes::chat::direct(self.state.clone(), request);
+            return Either::Left(Box::pin(served.map(Ok)));
         }
         Either::Right(self.router.call(request))
     }

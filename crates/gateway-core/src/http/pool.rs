@@ -193,7 +193,7 @@ impl<C: Connect> Pool<C> {
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Option<Lent>), CallError> {
         let uri = request.uri().clone();
-        let at = self.host(&uri).ok_or(CallError::NoHost)?;
+        let (at, host) = self.host(&uri).ok_or(CallError::NoHost)?;
         loop {
             let (conn, reused) = match self.checkout(at).await {
                 Some(conn) => (conn, true),
@@ -203,7 +203,7 @@ impl<C: Connect> Pool<C> {
             };
             let mut unsent = match conn {
                 Conn::One(mut sender) => {
-                    self.for_http1(at, &mut request);
+                    for_http1(&mut request, host.as_ref());
                     match sender.try_send_request(request).await {
                         Ok(response) => {
                             let lent = Lent {
@@ -238,8 +238,8 @@ impl<C: Connect> Pool<C> {
         }
     }
 
-    /// The place of `uri`'s host, added at first sight.
-    fn host(&self, uri: &Uri) -> Option<usize> {
+    /// The place of `uri`'s host, added at first sight, and its `Host` for HTTP/1.
+    fn host(&self, uri: &Uri) -> Option<(usize, Option<HeaderValue>)> {
         let scheme = uri.scheme()?;
         let authority = uri.authority()?;
         let mut hosts = self.hosts.lock();
@@ -247,16 +247,17 @@ impl<C: Connect> Pool<C> {
             .iter()
             .position(|h| h.scheme == *scheme && h.authority == *authority)
         {
-            return Some(at);
+            return Some((at, hosts[at].host.clone()));
         }
+        let host = host_header(scheme, authority);
         hosts.push(Host {
             scheme: scheme.clone(),
             authority: authority.clone(),
-            host: host_header(scheme, authority),
+            host: host.clone(),
             idle: VecDeque::new(),
             shared: None,
         });
-        Some(hosts.len() - 1)
+        Some((hosts.len() - 1, host))
     }
 
     /// A connection to the host at `at` that is open, ready for a request: its HTTP/2
@@ -326,23 +327,22 @@ impl<C: Connect> Pool<C> {
         sender.ready().await.map_err(CallError::Request)?;
         Ok(Conn::One(sender))
     }
+}
 
-    /// `request` made ready for an HTTP/1 connection to the host at `at`: `Host` written when
-    /// the caller did not, the URI in origin form (a path and query), as hyper-util sends it.
-    fn for_http1(&self, at: usize, request: &mut Request<Full<Bytes>>) {
-        if !request.headers().contains_key(HOST) {
-            let hosts = self.hosts.lock();
-            if let Some(host) = hosts.get(at).and_then(|h| h.host.clone()) {
-                request.headers_mut().insert(HOST, host);
-            }
-        }
-        let uri = request.uri_mut();
-        let origin = match uri.path_and_query() {
-            Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
-            _ => Uri::default(),
-        };
-        *uri = origin;
+/// `request` made ready for an HTTP/1 connection: `host` written as `Host` when the caller did
+/// not write one, the URI in origin form (a path and query), as hyper-util sends it.
+fn for_http1(request: &mut Request<Full<Bytes>>, host: Option<&HeaderValue>) {
+    if let Some(host) = host
+        && !request.headers().contains_key(HOST)
+    {
+        request.headers_mut().insert(HOST, host.clone());
     }
+    let uri = request.uri_mut();
+    let origin = match uri.path_and_query() {
+        Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
+        _ => Uri::default(),
+    };
+    *uri = origin;
 }
 
 /// `Host` for HTTP/1 calls to `authority`: its host, with its port when that is not `scheme`'s
