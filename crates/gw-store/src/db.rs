@@ -332,6 +332,46 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
     Error::new(ErrorKind::Unavailable, message).with_source(e)
 }
 
+/// Whether `e` (from [`db_error`]) says the database could not take the work just now, so the
+/// same work can succeed when tried again: it cannot be reached, or it answered with a lock, a
+/// conflict or a shutdown rather than a refusal of the statement. SQLite: `SQLITE_BUSY` and
+/// `SQLITE_LOCKED` with their extended codes (<https://www.sqlite.org/rescode.html>);
+/// PostgreSQL: classes 08 (connection), 40 (serialization failure, deadlock), 53 (out of
+/// resources), 57P (shutdown, cannot connect now) and 25006 (a standby that took the place of
+/// the primary) (<https://www.postgresql.org/docs/current/errcodes-appendix.html>). A closed
+/// pool is not: this process is shutting it down.
+pub(crate) fn transient(e: &Error) -> bool {
+    let Some(e) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<sqlx::Error>()) else {
+        return false;
+    };
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+        _ => false,
+    }
+}
+
+/// [`transient`] for a database's own error code: a PostgreSQL SQLSTATE (five characters), or
+/// SQLite's result code as a number (fewer digits; extended codes keep the primary code in the
+/// low byte).
+fn transient_code(code: &str) -> bool {
+    const SQLITE_BUSY: u32 = 5;
+    const SQLITE_LOCKED: u32 = 6;
+    if code.len() == 5 {
+        ["08", "40", "53", "57P"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "25006"
+    } else {
+        code.parse::<u32>()
+            .is_ok_and(|n| matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+    }
+}
+
 /// A value read from the database that this code cannot make sense of.
 pub(crate) fn corrupt(what: &str) -> Error {
     Error::new(
@@ -617,6 +657,29 @@ mod tests {
         assert_eq!(placeholders(pg, 0, 3, 1, ""), "");
         let lite = Backend::Sqlite;
         assert_eq!(placeholders(lite, 2, 2, 1, ", 0"), "(?, ?, 0), (?, ?, 0)");
+    }
+
+    #[test]
+    fn lock_conflict_and_outage_codes_are_transient() {
+        // SQLite: BUSY, LOCKED and their extended codes (BUSY_SNAPSHOT 517, LOCKED_SHAREDCACHE
+        // 262); a constraint (19, UNIQUE 2067) or a read-only file (8) is not.
+        for code in ["5", "6", "517", "262"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "8", "1"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        // PostgreSQL: serialization failure, deadlock, a connection lost, shutdown, a read-only
+        // standby; a unique violation or an unknown table is not.
+        for code in ["40001", "40P01", "08006", "57P01", "53300", "25006"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22003"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        assert!(transient(&db_error(sqlx::Error::PoolTimedOut)));
+        assert!(!transient(&db_error(sqlx::Error::PoolClosed)));
+        assert!(!transient(&corrupt("a row")));
     }
 
     #[test]

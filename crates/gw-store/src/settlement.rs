@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::accounting::{Reserved, insert_reservations};
 use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{
-    CHUNKS, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db, placeholders, to_db,
+    CHUNKS, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db, placeholders, to_db, transient,
 };
 use crate::ledger::{Release, change_leases, drop_empty_leases};
 use crate::reads::LoggedAttempt;
@@ -543,7 +543,13 @@ impl Store {
                     );
                     break Ok(dropped);
                 }
-                Err(e) if started.elapsed() < SETTLE_PATIENCE && !self.takes_writes().await => {
+                // A lock or an outage is waited out, whether the error says so or a probe
+                // finds the database taking no writes: the probe alone would read a lock
+                // released between the failure and the probe as a refusal of the batch.
+                Err(e)
+                    if started.elapsed() < SETTLE_PATIENCE
+                        && (transient(&e) || !self.takes_writes().await) =>
+                {
                     tracing::warn!(error = %e, records = batch.len(), retry_in_ms = wait.as_millis() as u64, "the database takes no writes; usage kept and tried again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(SETTLE_BACKOFF_MAX);

@@ -1567,7 +1567,9 @@ async fn in_memory_database() {
 
 /// A database that takes no writes for a while (here SQLite locked by another process) loses
 /// no usage: the writer keeps the settlement and tries again with backoff until it is written,
-/// instead of leaving the reservation to be charged at its estimate.
+/// instead of leaving the reservation to be charged at its estimate. (The writer's last failed
+/// try can come just before the lock is released: the lock's own error keeps it trying, not a
+/// probe made after the failure, which a loaded machine can delay past the release.)
 #[tokio::test]
 async fn a_settlement_waits_out_a_database_locked_elsewhere() {
     let db = TestDb::sqlite();
