@@ -1095,8 +1095,8 @@ impl SseDecode for StreamDecoder {
             None => (Vec::new(), None),
         };
         let mut text = String::new();
-        for part in &parts {
-            if let Some(call) = tool_call(part) {
+        for part in parts {
+            if let Some(call) = tool_call(&part) {
                 if !text.is_empty() {
                     out.push(TextChunk::Delta(std::mem::take(&mut text)));
                 }
@@ -1108,9 +1108,14 @@ impl SseDecode for StreamDecoder {
                 });
                 self.calls += 1;
             } else if part.thought != Some(true)
-                && let Some(piece) = &part.text
+                && let Some(piece) = part.text
             {
-                text.push_str(piece);
+                // An event's one text part (the usual case) is passed on, not copied.
+                if text.is_empty() {
+                    text = piece;
+                } else {
+                    text.push_str(&piece);
+                }
             }
         }
         if !text.is_empty() {

@@ -772,7 +772,7 @@ impl Store {
 
 /// The maps a batch's reservations are looked up in by id, a few per row written: hashed with
 /// foldhash, not SipHash (the ids are the gateway's own random ones).
-type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// The usage-log row of a settlement.

@@ -23,6 +23,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::Backend;
 use crate::counters::{COUNTERS, Counter};
 use crate::db::{Tx, chunked, db_error, placeholders};
+use crate::settlement::FastMap;
 
 /// The counters of (`$1` user, `$2` period), for reading them outside a transaction.
 pub(crate) const SELECT_COUNTERS: &str =
@@ -306,20 +307,29 @@ impl Tally {
 
 /// The non-zero sums of `moves` per (user, period, counter name), in the one order rows are
 /// locked in (by user, period and counter name), for writers that add to rows in one statement
-/// (PostgreSQL refuses a statement that updates one row twice).
+/// (PostgreSQL refuses a statement that updates one row twice). Summed per (user, period)
+/// first, one look-up a move, then the few pairs sorted: a batch holds many moves of few users.
 pub(crate) fn summed<'a>(
     moves: &[(&'a str, &'a str, [i64; COUNTERS])],
 ) -> Vec<((&'a str, &'a str, &'static str), i64)> {
-    let mut rows: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+    let mut per: FastMap<(&str, &str), [i64; COUNTERS]> = FastMap::default();
     for (user, period, deltas) in moves {
-        for c in Counter::ALL {
-            let d = deltas[c.index()];
-            if d != 0 {
-                *rows.entry((*user, *period, c.as_str())).or_default() += d;
-            }
+        let sums = per.entry((*user, *period)).or_insert([0; COUNTERS]);
+        for (sum, delta) in sums.iter_mut().zip(deltas) {
+            *sum += delta;
         }
     }
-    rows.into_iter().filter(|(_, d)| *d != 0).collect()
+    let mut pairs: Vec<_> = per.into_iter().collect();
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    pairs
+        .into_iter()
+        .flat_map(|((user, period), sums)| {
+            BY_NAME.iter().filter_map(move |c| {
+                let sum = sums[c.index()];
+                (sum != 0).then_some(((user, period, c.as_str()), sum))
+            })
+        })
+        .collect()
 }
 
 /// Adds each `(user, period, deltas)` of `moves` to the counters, never below zero, without
@@ -358,4 +368,58 @@ pub(crate) async fn add_to_counters(
         query.execute(&mut **tx).await.map_err(db_error)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `summed` must give: the sums per (user, period, counter name) of a `BTreeMap`,
+    /// zeros left out, in the map's order.
+    fn by_map<'a>(
+        moves: &[(&'a str, &'a str, [i64; COUNTERS])],
+    ) -> Vec<((&'a str, &'a str, &'static str), i64)> {
+        let mut rows: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+        for (user, period, deltas) in moves {
+            for c in Counter::ALL {
+                *rows.entry((*user, *period, c.as_str())).or_default() += deltas[c.index()];
+            }
+        }
+        rows.into_iter().filter(|(_, d)| *d != 0).collect()
+    }
+
+    #[test]
+    fn moves_are_summed_per_row_in_the_lock_order() {
+        let users = ["usr_b", "usr_a", "usr_ab", "usr_c"];
+        let periods = ["2026-12", "2026-11", "all"];
+        let mut moves = Vec::new();
+        let mut seed: u64 = 7;
+        for _ in 0..200 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut deltas = [0; COUNTERS];
+            for (i, d) in deltas.iter_mut().enumerate() {
+                // Some zero, some cancelling out across moves.
+                *d = ((seed >> (i * 5)) % 7) as i64 - 3;
+            }
+            let user = users[(seed >> 58) as usize % users.len()];
+            let period = periods[(seed >> 61) as usize % periods.len()];
+            moves.push((user, period, deltas));
+        }
+        // A pair whose every sum cancels out gives no row.
+        let mut one = [0; COUNTERS];
+        one[Counter::CostUsd.index()] = 5;
+        let minus: [i64; COUNTERS] = one.map(|d| -d);
+        moves.push(("usr_z", "2026-12", one));
+        moves.push(("usr_z", "2026-12", minus));
+        let rows = summed(&moves);
+        assert_eq!(rows, by_map(&moves));
+        assert!(rows.iter().all(|((user, _, _), _)| *user != "usr_z"));
+        assert!(
+            rows.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted, each row once"
+        );
+        assert!(summed(&[]).is_empty());
+    }
 }
