@@ -382,6 +382,13 @@ pub(crate) fn corrupt(what: &str) -> Error {
 
 pub(crate) type Tx = Transaction<'static, Any>;
 
+/// The writer's maps, keyed by what the gateway made itself (reservation ids, user ids,
+/// periods) and looked up a few times per row written: hashed with foldhash, not SipHash, as
+/// no key is chosen by a caller.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The set form of [`FastMap`].
+pub(crate) type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a
 /// deferred transaction that read first could not upgrade under WAL without failing at once.
 pub(crate) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Tx> {

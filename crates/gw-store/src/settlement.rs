@@ -15,7 +15,8 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::accounting::{Reserved, insert_reservations};
 use crate::counters::{COUNTERS, amount_deltas};
 use crate::db::{
-    CHUNKS, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db, placeholders, to_db, transient,
+    CHUNKS, FastMap, FastSet, MAX_PARAMETERS, Tx, chunked, corrupt, db_error, from_db,
+    placeholders, to_db, transient,
 };
 use crate::ledger::{Release, change_leases, drop_empty_leases};
 use crate::reads::LoggedAttempt;
@@ -550,7 +551,7 @@ impl Store {
                     if started.elapsed() < SETTLE_PATIENCE
                         && (transient(&e) || !self.takes_writes().await) =>
                 {
-                    tracing::warn!(error = %e, records = batch.len(), retry_in_ms = wait.as_millis() as u64, "the database takes no writes; usage kept and tried again");
+                    tracing::warn!(error = %e, records = batch.len(), retry_in_ms = wait.as_millis() as u64, "the database cannot take the write now (down, locked or in conflict); usage kept and tried again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(SETTLE_BACKOFF_MAX);
                 }
@@ -769,11 +770,6 @@ impl Store {
         Ok(dropped)
     }
 }
-
-/// The maps a batch's reservations are looked up in by id, a few per row written: hashed with
-/// foldhash, not SipHash (the ids are the gateway's own random ones).
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// The usage-log row of a settlement.
 fn log_entry<'a>(settlement: &'a Settlement, stored: &'a StoredReservation) -> LogEntry<'a> {

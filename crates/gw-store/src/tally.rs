@@ -22,8 +22,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::Backend;
 use crate::counters::{COUNTERS, Counter};
-use crate::db::{Tx, chunked, db_error, placeholders};
-use crate::settlement::FastMap;
+use crate::db::{FastMap, Tx, chunked, db_error, placeholders};
 
 /// The counters of (`$1` user, `$2` period), for reading them outside a transaction.
 pub(crate) const SELECT_COUNTERS: &str =
