@@ -328,7 +328,10 @@ impl Gateway {
     ) -> Result<Metered<TextResponse>> {
         let trace = self.trace("chat", &req.model, ctx, false);
         record_request(&trace, &req);
-        async {
+        // Boxed as it is made: the chat routes' futures are moved whole at every layer above
+        // (the route, the server's boxes), and this block, with the attempt and the settlement
+        // in it, is most of their size. Boxed, it is copied once, and so are they, small.
+        Box::pin(async {
             let mut step =
                 self.cache_step(Kind::Chat, ctx, &req.model, &req, || semantic_split(&req))?;
             let what = (Modality::Text, "chat");
@@ -365,7 +368,7 @@ impl Gateway {
                     .await;
             }
             Ok(metered)
-        }
+        })
         .instrument(trace.span())
         .await
     }
@@ -382,7 +385,8 @@ impl Gateway {
     ) -> Result<Metered<TextStream>> {
         let trace = self.trace("chat", &req.model, ctx, true);
         record_request(&trace, &req);
-        async {
+        // Boxed as it is made, as in `generate_with`.
+        Box::pin(async {
             // A stream carries one answer and no log probabilities: a cached answer with several
             // or with them could not be replayed whole.
             let mut step = if req.n.unwrap_or(1) > 1 || req.logprobs {
@@ -440,7 +444,7 @@ impl Gateway {
                 retries,
                 cache: status,
             })
-        }
+        })
         .instrument(trace.span())
         .await
     }

@@ -682,8 +682,9 @@ where
     type Response = Response;
     type Error = std::convert::Infallible;
     type Future = futures_util::future::Either<
-        std::pin::Pin<
-            Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static>,
+        futures_util::future::Map<
+            std::pin::Pin<Box<dyn Future<Output = Response> + Send + 'static>>,
+            fn(Response) -> Result<Response, std::convert::Infallible>,
         >,
         R::Future,
     >;
@@ -702,8 +703,11 @@ where
             if self.traces {
                 name_route(&request, CHAT_PATH);
             }
-            let served = routes::chat::direct(self.state.clone(), request);
-            return Either::Left(Box::pin(served.map(Ok)));
+            // Boxed as it is made, then mapped: boxing the mapped future moved the request's
+            // whole future twice (into the map, then into the box).
+            let served: std::pin::Pin<Box<dyn Future<Output = Response> + Send>> =
+                Box::pin(routes::chat::direct(self.state.clone(), request));
+            return Either::Left(served.map(Ok));
         }
         Either::Right(self.router.call(request))
     }
@@ -991,7 +995,9 @@ where
 
     let traced = is_sampled(&otel);
     let mut who: Option<Arc<str>> = None;
-    let handled = async {
+    // Boxed as it is made (as the chat route's work is): it holds the handler's future, and
+    // wrapped in its spans it would be copied whole twice, then again with this future.
+    let handled = Box::pin(async {
         if api {
             let caller = match authenticate(&state, bearer(&request)).await {
                 Ok(caller) => caller,
@@ -1030,7 +1036,7 @@ where
             response
         })
         .await
-    }
+    })
     .instrument(span.clone());
     // The server span wraps the request only when it records.
     let mut response = if otel.is_disabled() {

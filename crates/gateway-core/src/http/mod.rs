@@ -139,24 +139,28 @@ pub async fn send(
     let (client, request) = request.build_split();
     let request = request.map_err(|e| transport_error(provider, e))?;
     let span = client_span(request.method(), request.url());
-    let call = async {
-        client
-            .execute(request)
-            .await
-            .map_err(|e| transport_error(provider, e))
-    };
-    answered(provider, span, call, classify).await
+    let response = client
+        .execute(request)
+        .instrument(span.clone())
+        .await
+        .map_err(|e| transport_error(provider, e));
+    answered(provider, span, response, classify).await
 }
 
-/// Waits for the answer of `call` inside `span`; a non-2xx answer becomes the error `classify`
-/// makes of it.
+/// The answer of a call made inside `span` (the call awaited by the caller); a non-2xx answer
+/// becomes the error `classify` makes of it.
+///
+/// The call is awaited where it is made, not passed in: an async fn keeps a future it is handed
+/// in a slot of its own beside the one it awaits it in, so taking the call here doubled this
+/// future's size (and every future around it), and each move of the request's future copied
+/// both.
 async fn answered(
     provider: &'static str,
     span: tracing::Span,
-    call: impl Future<Output = Result<reqwest::Response>>,
+    response: Result<reqwest::Response>,
     classify: Classify,
 ) -> Result<reqwest::Response> {
-    let response = call.instrument(span.clone()).await.inspect_err(|_| {
+    let response = response.inspect_err(|_| {
         span.record("error.type", "transport");
         span.record("otel.status_code", "error");
     })?;
@@ -1194,8 +1198,11 @@ impl Upstream {
         } else {
             tracing::Span::none()
         };
-        let call = direct.post(self.provider, uri, &self.base, all, body);
-        answered(self.provider, span, call, classify).await
+        let response = direct
+            .post(self.provider, uri, &self.base, all, body)
+            .instrument(span.clone())
+            .await;
+        answered(self.provider, span, response, classify).await
     }
 
     /// The pool for direct calls: this thread's when it has pools of its own, else the shared
