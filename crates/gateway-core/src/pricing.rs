@@ -16,7 +16,7 @@
 //! cost as unknown.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -36,6 +36,10 @@ pub struct PriceCatalog {
     versions: HashMap<String, String>,
     text: HashMap<(String, String), TextPrice, Fast>,
     units: HashMap<(String, String, PriceUnit), Vec<UnitRate>, Fast>,
+    /// The (provider, model) pairs with a `[[unit]]` entry for a token unit: a token cost of
+    /// any other model comes from its text price alone, with one look-up here instead of one
+    /// in `units` for every unit of every modality, twice a request.
+    token_units: HashSet<(String, String), Fast>,
     credits: HashMap<String, Cost>,
 }
 
@@ -560,6 +564,7 @@ impl PriceCatalog {
                     "{origin}: unit[{i}]: same provider, model, unit and qualifiers as unit[{first}]"
                 )));
             }
+            catalog.note_token_unit(&key);
             catalog.units.entry(key).or_default().push(rate);
         }
         let mut credit_at = HashMap::new();
@@ -674,6 +679,7 @@ impl PriceCatalog {
         }
         self.versions.extend(other.versions);
         self.text.extend(other.text);
+        self.token_units.extend(other.token_units);
         for (key, rates) in other.units {
             let mine = self.units.entry(key).or_default();
             for rate in rates {
@@ -684,6 +690,13 @@ impl PriceCatalog {
             }
         }
         self.credits.extend(other.credits);
+    }
+
+    /// Notes the model of a `[[unit]]` entry keyed `key` when its unit is a token's.
+    fn note_token_unit(&mut self, (provider, model, unit): &(String, String, PriceUnit)) {
+        if unit.per_million() {
+            self.token_units.insert((provider.clone(), model.clone()));
+        }
     }
 
     /// The version of the file merged last (an operator's overrides, when given).
@@ -801,6 +814,10 @@ impl PriceCatalog {
         let tier = self
             .text_price(provider, model)
             .map(|p| p.tier(usage.input_tokens));
+        // Whether any `[[unit]]` entry prices this model's tokens (else only its text price).
+        let stated = self
+            .token_units
+            .contains(&(provider, model) as &dyn PriceKey);
         let mut rest_input = usage.input_tokens;
         let mut rest_cached = usage.cached_input_tokens.min(usage.input_tokens);
         let mut rest_output = usage.output_tokens;
@@ -812,7 +829,8 @@ impl PriceCatalog {
                 (PriceUnit::CachedInputToken, cached),
                 (PriceUnit::OutputToken, part.output_tokens),
             ];
-            total = total + self.tokens_cost(provider, model, tier, Some(part.modality), counts)?;
+            total = total
+                + self.tokens_cost(provider, model, tier, stated, Some(part.modality), counts)?;
             rest_input = rest_input.saturating_sub(part.input_tokens);
             rest_cached = rest_cached.saturating_sub(cached);
             rest_output = rest_output.saturating_sub(part.output_tokens);
@@ -823,7 +841,7 @@ impl PriceCatalog {
             (PriceUnit::CachedInputToken, rest_cached),
             (PriceUnit::OutputToken, rest_output),
         ];
-        Some(total + self.tokens_cost(provider, model, tier, None, counts)?)
+        Some(total + self.tokens_cost(provider, model, tier, stated, None, counts)?)
     }
 
     /// The cost of token counts of one modality (or none), `None` if a non-zero count is unpriced.
@@ -832,6 +850,7 @@ impl PriceCatalog {
         provider: &str,
         model: &str,
         tier: Option<TokenPrice>,
+        stated: bool,
         modality: Option<&str>,
         counts: [(PriceUnit, u64); 3],
     ) -> Option<Cost> {
@@ -840,7 +859,7 @@ impl PriceCatalog {
             if count == 0 {
                 continue;
             }
-            let rate = self.token_rate(provider, model, tier, unit, modality)?;
+            let rate = self.token_rate(provider, model, tier, stated, unit, modality)?;
             total = total + self.rate_cost(provider, rate, unit, count)?;
         }
         Some(total)
@@ -852,6 +871,7 @@ impl PriceCatalog {
         provider: &str,
         model: &str,
         tier: Option<TokenPrice>,
+        stated: bool,
         unit: PriceUnit,
         modality: Option<&str>,
     ) -> Option<Rate> {
@@ -859,7 +879,11 @@ impl PriceCatalog {
             Some(m) => PriceQualifiers::new().modality(m),
             None => PriceQualifiers::new(),
         };
-        let find = |u| self.unit_rate(provider, model, u, &qualifiers);
+        let find = |u| {
+            stated
+                .then(|| self.unit_rate(provider, model, u, &qualifiers))
+                .flatten()
+        };
         match unit {
             PriceUnit::CachedInputToken => {
                 match (

@@ -549,6 +549,36 @@ fn overrides_win() {
 }
 
 #[test]
+fn token_units_merged_in_reprice_a_text_model() {
+    // A model with text rates only, then an operator's file adds an audio input rate.
+    let mut catalog = parse(
+        "version = \"v1\"\n\
+         [[text]]\nprovider = \"hf\"\nmodel = \"m\"\ninput = \"0.10\"\noutput = \"0.40\"\n",
+    );
+    let usage = TokenUsage {
+        input_tokens: 2_000_000,
+        ..TokenUsage::default()
+    };
+    let audio = ModalityTokens {
+        modality: "audio",
+        input_tokens: 1_000_000,
+        ..ModalityTokens::default()
+    };
+    let cost = |catalog: &PriceCatalog| {
+        catalog
+            .token_cost("hf", "m", &usage, &[audio])
+            .map(|c| c.to_string())
+    };
+    assert_eq!(cost(&catalog).as_deref(), Some("0.2"));
+    catalog.merge(parse(
+        "version = \"v2\"\n\
+         [[unit]]\nprovider = \"hf\"\nmodel = \"m\"\n\
+         unit = \"input_token\"\nmodality = \"audio\"\nprice = \"0.30\"\n",
+    ));
+    assert_eq!(cost(&catalog).as_deref(), Some("0.4")); // 0.30 + 0.10
+}
+
+#[test]
 fn overrides_win_for_unit_and_credit_prices() {
     let mut catalog = reference();
     catalog.merge(parse(
