@@ -102,6 +102,28 @@ fn cost(c: &mut Criterion) {
             )
         })
     });
+    // What a request pays twice (estimate and settlement): `token_cost` of a model priced by
+    // its text rates only, and of one that also has a token `[[unit]]` entry (audio input).
+    group.bench_function("token_cost_text_rates_only", |b| {
+        b.iter(|| {
+            catalog.token_cost(
+                black_box("gemini"),
+                black_box("gemini-2.5-pro"),
+                black_box(&usage),
+                black_box(&[]),
+            )
+        })
+    });
+    group.bench_function("token_cost_with_token_units", |b| {
+        b.iter(|| {
+            catalog.token_cost(
+                black_box("gemini"),
+                black_box("gemini-2.0-flash"),
+                black_box(&usage),
+                black_box(&[]),
+            )
+        })
+    });
     let price = *catalog
         .text_price("gemini", "gemini-2.5-flash")
         .expect("the reference catalog prices gemini-2.5-flash");
