@@ -16,7 +16,7 @@
 //! cost as unknown.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -34,13 +34,21 @@ pub struct PriceCatalog {
     version: String,
     /// The version of the file that last set each provider's prices.
     versions: HashMap<String, String>,
-    text: HashMap<(String, String), TextPrice, Fast>,
+    /// Each model's `[[text]]` rates, and whether a `[[unit]]` entry prices its tokens.
+    models: HashMap<(String, String), ModelRates, Fast>,
     units: HashMap<(String, String, PriceUnit), Vec<UnitRate>, Fast>,
-    /// The (provider, model) pairs with a `[[unit]]` entry for a token unit: a token cost of
-    /// any other model comes from its text price alone, with one look-up here instead of one
-    /// in `units` for every unit of every modality, twice a request.
-    token_units: HashSet<(String, String), Fast>,
     credits: HashMap<String, Cost>,
+}
+
+/// What a model's token cost is made of, found with one look-up: a token cost of a model
+/// without token units comes from its text rates alone, with no look-up in `units` for each
+/// unit of each modality (twice a request: the estimate and the settlement).
+#[derive(Debug, Clone, Copy, Default)]
+struct ModelRates {
+    /// Its `[[text]]` rates, if it has them.
+    text: Option<TextPrice>,
+    /// Whether a `[[unit]]` entry prices one of its token units.
+    token_units: bool,
 }
 
 /// The hasher of the maps a request looks prices up in, several times a request: foldhash,
@@ -553,7 +561,7 @@ impl PriceCatalog {
                     "{origin}: text[{i}]: same provider and model as text[{first}]"
                 )));
             }
-            catalog.text.insert(key, TextPrice { base, long_context });
+            catalog.models.entry(key).or_default().text = Some(TextPrice { base, long_context });
         }
         let mut unit_at = HashMap::new();
         for (i, raw) in file.unit.into_iter().enumerate() {
@@ -564,7 +572,10 @@ impl PriceCatalog {
                     "{origin}: unit[{i}]: same provider, model, unit and qualifiers as unit[{first}]"
                 )));
             }
-            catalog.note_token_unit(&key);
+            if key.2.per_million() {
+                let model = (key.0.clone(), key.1.clone());
+                catalog.models.entry(model).or_default().token_units = true;
+            }
             catalog.units.entry(key).or_default().push(rate);
         }
         let mut credit_at = HashMap::new();
@@ -579,7 +590,7 @@ impl PriceCatalog {
             }
             catalog.credits.insert(entry.provider, price);
         }
-        let providers: Vec<String> = (catalog.text.keys().map(|(p, _)| p))
+        let providers: Vec<String> = (catalog.models.keys().map(|(p, _)| p))
             .chain(catalog.units.keys().map(|(p, _, _)| p))
             .chain(catalog.credits.keys())
             .cloned()
@@ -678,8 +689,13 @@ impl PriceCatalog {
             self.version = other.version;
         }
         self.versions.extend(other.versions);
-        self.text.extend(other.text);
-        self.token_units.extend(other.token_units);
+        for (key, theirs) in other.models {
+            let mine = self.models.entry(key).or_default();
+            if theirs.text.is_some() {
+                mine.text = theirs.text;
+            }
+            mine.token_units |= theirs.token_units;
+        }
         for (key, rates) in other.units {
             let mine = self.units.entry(key).or_default();
             for rate in rates {
@@ -690,13 +706,6 @@ impl PriceCatalog {
             }
         }
         self.credits.extend(other.credits);
-    }
-
-    /// Notes the model of a `[[unit]]` entry keyed `key` when its unit is a token's.
-    fn note_token_unit(&mut self, (provider, model, unit): &(String, String, PriceUnit)) {
-        if unit.per_million() {
-            self.token_units.insert((provider.clone(), model.clone()));
-        }
     }
 
     /// The version of the file merged last (an operator's overrides, when given).
@@ -715,7 +724,9 @@ impl PriceCatalog {
 
     /// The price of `provider`'s text model `model`, if the catalog has it.
     pub fn text_price(&self, provider: &str, model: &str) -> Option<&TextPrice> {
-        self.text.get(&(provider, model) as &dyn PriceKey)
+        self.models
+            .get(&(provider, model) as &dyn PriceKey)
+            .and_then(|m| m.text.as_ref())
     }
 
     /// What `usage` of `provider`'s `model` costs, or `None` when the price is unknown.
@@ -811,13 +822,12 @@ impl PriceCatalog {
         usage: &TokenUsage,
         by_modality: &[ModalityTokens<'_>],
     ) -> Option<Cost> {
-        let tier = self
-            .text_price(provider, model)
+        let rates = self.models.get(&(provider, model) as &dyn PriceKey);
+        let tier = rates
+            .and_then(|m| m.text)
             .map(|p| p.tier(usage.input_tokens));
-        // Whether any `[[unit]]` entry prices this model's tokens (else only its text price).
-        let stated = self
-            .token_units
-            .contains(&(provider, model) as &dyn PriceKey);
+        // Whether any `[[unit]]` entry prices this model's tokens (else only its text rates).
+        let stated = rates.is_some_and(|m| m.token_units);
         let mut rest_input = usage.input_tokens;
         let mut rest_cached = usage.cached_input_tokens.min(usage.input_tokens);
         let mut rest_output = usage.output_tokens;
