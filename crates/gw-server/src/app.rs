@@ -978,8 +978,7 @@ where
     let id = new_request_id();
     let (at, started) = (SystemTime::now(), Instant::now());
     let method = request.method().clone();
-    let uri = request.uri().clone();
-    let path = uri.path();
+    let path = RequestLine::path_of(request.uri());
     let (api, admin) = (path.starts_with("/v1/"), path.starts_with("/admin/"));
     let otel = server_span(&state, &request, &id);
     // The request's context for what is logged while it runs, at `debug`: the request's own
@@ -1069,7 +1068,7 @@ where
                     at,
                     id,
                     method,
-                    uri,
+                    path,
                     caller: who,
                     status,
                     elapsed,
@@ -1079,7 +1078,7 @@ where
         }
         None => {
             let _enter = span.enter();
-            let (path, caller) = (uri.path(), who.as_deref());
+            let (path, caller) = (&*path, who.as_deref());
             let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             match failed {
                 Some(e) => {

@@ -11,6 +11,7 @@
 //! The line each request leaves is not formatted by the request: it is handed over as data
 //! ([`RequestLine`]) and the writer thread formats it, in its place among the other lines.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
@@ -74,8 +75,9 @@ pub struct RequestLine {
     pub id: String,
     /// The request's method.
     pub method: Method,
-    /// The request's URI; only its path is written (a query may carry secrets).
-    pub uri: Uri,
+    /// The request's path, without its query (a query may carry secrets): see
+    /// [`RequestLine::path_of`].
+    pub path: Cow<'static, str>,
     /// The caller's name, or `admin`; none when the request was refused before it was known.
     pub caller: Option<Arc<str>>,
     /// The answer's status.
@@ -248,6 +250,32 @@ fn write_out(shared: &Shared, mut out: impl Write) {
 }
 
 impl RequestLine {
+    /// The path a request line keeps: a constant for the paths of the OpenAI-compatible
+    /// routes without parameters (the ones served most), a copy of any other.
+    ///
+    /// Not the request's `Uri`, which the line kept until its thread had written it: a
+    /// request's URI shares the buffer hyper read the request into, so that buffer lived until
+    /// then, and was freed on the log's thread (about 900 instructions a request there, and a
+    /// free across threads).
+    pub fn path_of(uri: &Uri) -> Cow<'static, str> {
+        const ROUTES: [&str; 9] = [
+            "/v1/chat/completions",
+            "/v1/embeddings",
+            "/v1/images/generations",
+            "/v1/images/edits",
+            "/v1/audio/speech",
+            "/v1/audio/transcriptions",
+            "/v1/search",
+            "/v1/models",
+            "/v1/videos",
+        ];
+        let path = uri.path();
+        match ROUTES.iter().find(|route| **route == path) {
+            Some(route) => Cow::Borrowed(route),
+            None => Cow::Owned(path.to_owned()),
+        }
+    }
+
     /// The line as `tracing_subscriber`'s default format writes an event under
     /// [`REQUEST_TARGET`], as it is logged without a writer of request lines: `<time> <level>
     /// gw_server::app: request done id=.. method=.. path=.. caller=".." status=.. elapsed_ms=..`.
@@ -296,7 +324,7 @@ impl RequestLine {
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');
         field(out, "path");
-        out.extend_from_slice(self.uri.path().as_bytes());
+        out.extend_from_slice(self.path.as_bytes());
         out.push(b' ');
         if let Some(caller) = &self.caller {
             field(out, "caller");
@@ -443,7 +471,7 @@ mod tests {
             at: std::time::UNIX_EPOCH + Duration::from_micros(1_795_680_142_123_456),
             id: id.into(),
             method: Method::POST,
-            uri: "/v1/chat/completions?key=secret".parse().unwrap(),
+            path: RequestLine::path_of(&"/v1/chat/completions?key=secret".parse().unwrap()),
             caller: Some("team \"a\"\nnext".into()),
             status: if error.is_some() { 429 } else { 200 },
             elapsed: Duration::from_micros(1_234_567),
