@@ -36,6 +36,10 @@ fn translate(c: &mut Criterion) {
         .build()
         .expect("a client");
     let request = TextRequest::new("bench/chat").user(PROMPT).max_tokens(64);
+    // 256 KiB of prompt: what the request's translation copies of the text shows.
+    let long = TextRequest::new("bench/chat")
+        .user(PROMPT.repeat(256 * 1024 / PROMPT.len()))
+        .max_tokens(64);
     let http = reqwest::Client::new();
     let raw = serde_json::json!({
         "model": "bench/chat",
@@ -64,6 +68,13 @@ fn translate(c: &mut Criterion) {
         b.iter(|| {
             runtime
                 .block_on(client.generate(black_box(request.clone())))
+                .expect("an answer")
+        })
+    });
+    group.bench_function("generate_256kib_prompt", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(client.generate(black_box(long.clone())))
                 .expect("an answer")
         })
     });

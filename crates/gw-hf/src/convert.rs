@@ -1,5 +1,7 @@
 //! Pure mapping between the core types and the router's OpenAI-compatible JSON: no IO here.
 
+use std::borrow::Cow;
+
 use gateway_core::sse::{SseDecode, SseEventRef, SseStep, interrupted};
 use gateway_core::{
     Choice, EmbeddingRequest, EmbeddingResponse, Error, FinishReason, Message, Part,
@@ -30,7 +32,10 @@ const MAX_TOP_LOGPROBS: u32 = 20;
 /// the router's business. Tools, `n`, `logprobs` and `reasoning_effort` go out in OpenAI's
 /// shape, which the router passes to the backend
 /// (<https://huggingface.co/docs/inference-providers/tasks/chat-completion>).
-pub(crate) fn chat_request(req: &TextRequest, stream: bool) -> Result<wire::ChatCompletionRequest> {
+pub(crate) fn chat_request(
+    req: &TextRequest,
+    stream: bool,
+) -> Result<wire::ChatCompletionRequest<'_>> {
     if req.model.trim().is_empty() {
         return Err(invalid("a model id is required").with_param("model"));
     }
@@ -59,12 +64,12 @@ pub(crate) fn chat_request(req: &TextRequest, stream: bool) -> Result<wire::Chat
     let tool_choice = tool_choice(req)?;
     let messages = chat_messages(&req.messages)?;
     Ok(wire::ChatCompletionRequest {
-        model: req.model.clone(),
+        model: &req.model,
         messages,
         max_tokens: req.max_tokens,
         temperature: req.temperature,
         top_p: req.top_p,
-        stop: req.stop.clone(),
+        stop: &req.stop,
         seed: req.seed,
         presence_penalty: req.presence_penalty,
         frequency_penalty: req.frequency_penalty,
@@ -142,14 +147,14 @@ fn logprobs(req: &TextRequest, stream: bool) -> Result<(Option<bool>, Option<u32
 /// meaning of leaving them out ("Omitting `parameters` defines a function with an empty
 /// parameter list", <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools>),
 /// because TGI backends require the field.
-fn tool_definition(tool: &Tool, i: usize) -> Result<wire::ToolDefinition> {
+fn tool_definition(tool: &Tool, i: usize) -> Result<wire::ToolDefinition<'_>> {
     if tool.name.trim().is_empty() {
         return Err(invalid(format!("tools[{i}]: a function needs a name"))
             .with_param(format!("tools[{i}].function.name")));
     }
     let parameters = match &tool.parameters {
-        None => serde_json::json!({"type": "object", "properties": {}}),
-        Some(schema @ Value::Object(_)) => schema.clone(),
+        None => Cow::Owned(serde_json::json!({"type": "object", "properties": {}})),
+        Some(schema @ Value::Object(_)) => Cow::Borrowed(schema),
         Some(_) => {
             return Err(invalid(format!(
                 "tools[{i}]: `parameters` must be a JSON Schema object"
@@ -160,8 +165,8 @@ fn tool_definition(tool: &Tool, i: usize) -> Result<wire::ToolDefinition> {
     Ok(wire::ToolDefinition {
         kind: "function",
         function: wire::FunctionDefinition {
-            name: tool.name.clone(),
-            description: tool.description.clone(),
+            name: &tool.name,
+            description: tool.description.as_deref(),
             parameters,
             strict: tool.strict,
         },
@@ -172,7 +177,7 @@ fn tool_definition(tool: &Tool, i: usize) -> Result<wire::ToolDefinition> {
 /// default then) and are left out, because OpenAI answers `tool_choice` without `tools` with a
 /// 400 ("'tool_choice' is only allowed when 'tools' are specified"); `required` or a named
 /// function cannot be met then, so they are refused, as is a function not among `tools`.
-fn tool_choice(req: &TextRequest) -> Result<Option<wire::ToolChoice>> {
+fn tool_choice(req: &TextRequest) -> Result<Option<wire::ToolChoice<'_>>> {
     let Some(choice) = &req.tool_choice else {
         return Ok(None);
     };
@@ -195,7 +200,7 @@ fn tool_choice(req: &TextRequest) -> Result<Option<wire::ToolChoice>> {
             }
             Ok(Some(wire::ToolChoice::Function {
                 kind: "function",
-                function: wire::NamedFunction { name: name.clone() },
+                function: wire::NamedFunction { name },
             }))
         }
         _ => Err(Error::unsupported("this tool_choice is not supported here")
@@ -208,7 +213,7 @@ fn tool_choice(req: &TextRequest) -> Result<Option<wire::ToolChoice>> {
 /// OpenAI answers one that does not with a 400 ("messages with role 'tool' must be a response
 /// to a preceeding message with 'tool_calls'", sic); checking it here names the message before
 /// any IO.
-fn chat_messages(messages: &[Message]) -> Result<Vec<wire::ChatMessage>> {
+fn chat_messages(messages: &[Message]) -> Result<Vec<wire::ChatMessage<'_>>> {
     let mut calls: Vec<&str> = Vec::new();
     let mut out = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
@@ -230,7 +235,7 @@ fn chat_messages(messages: &[Message]) -> Result<Vec<wire::ChatMessage>> {
 /// `messages[i]` on the wire: its text as a string when it has only text, else OpenAI's parts
 /// (images by `https://` or `data:` URL with their `detail`, which the router passes to vision
 /// models); an assistant turn's `tool_calls`; a tool result's `tool_call_id`.
-fn chat_message(m: &Message, i: usize) -> Result<wire::ChatMessage> {
+fn chat_message(m: &Message, i: usize) -> Result<wire::ChatMessage<'_>> {
     let role = match m.role {
         Role::System => wire::Role::System,
         Role::User => wire::Role::User,
@@ -259,7 +264,7 @@ fn chat_message(m: &Message, i: usize) -> Result<wire::ChatMessage> {
     let tool_call_id = match role {
         wire::Role::Tool => Some(
             m.tool_call_id
-                .clone()
+                .as_deref()
                 .filter(|id| !id.is_empty())
                 .ok_or_else(|| {
                     invalid(format!(
@@ -272,7 +277,10 @@ fn chat_message(m: &Message, i: usize) -> Result<wire::ChatMessage> {
         _ => None,
     };
     let content = if m.is_text_only() {
-        let text = m.text();
+        let text = match m.content.as_slice() {
+            [Part::Text(text)] => Cow::Borrowed(text.as_str()),
+            _ => Cow::Owned(m.text()),
+        };
         // An assistant turn that only called tools says `null`, not "" (see `wire::ChatMessage`).
         (!text.is_empty() || tool_calls.is_empty()).then_some(wire::MessageContent::Text(text))
     } else if role == wire::Role::Tool {
@@ -300,15 +308,15 @@ fn chat_message(m: &Message, i: usize) -> Result<wire::ChatMessage> {
 }
 
 /// The typed parts of a message that has more than text.
-fn content_parts(m: &Message, i: usize) -> Result<Vec<wire::ContentPart>> {
+fn content_parts(m: &Message, i: usize) -> Result<Vec<wire::ContentPart<'_>>> {
     let mut parts = Vec::with_capacity(m.content.len());
     for (j, part) in m.content.iter().enumerate() {
         parts.push(match part {
-            Part::Text(text) => wire::ContentPart::Text { text: text.clone() },
+            Part::Text(text) => wire::ContentPart::Text { text },
             Part::Image { url, detail } => wire::ContentPart::ImageUrl {
                 image_url: wire::ImageUrl {
-                    url: url.clone(),
-                    detail: detail.clone(),
+                    url,
+                    detail: detail.as_deref(),
                 },
             },
             other => {
@@ -326,7 +334,7 @@ fn content_parts(m: &Message, i: usize) -> Result<Vec<wire::ContentPart>> {
 
 /// `messages[i].tool_calls[k]` on the wire, the arguments as the model wrote them (a backend
 /// that rejects them says so; a model's malformed arguments must still go back as they were).
-fn request_tool_call(call: &ToolCall, i: usize, k: usize) -> Result<wire::RequestToolCall> {
+fn request_tool_call(call: &ToolCall, i: usize, k: usize) -> Result<wire::RequestToolCall<'_>> {
     let path = format!("messages[{i}].tool_calls[{k}]");
     if call.id.is_empty() {
         return Err(
@@ -340,11 +348,11 @@ fn request_tool_call(call: &ToolCall, i: usize, k: usize) -> Result<wire::Reques
         );
     }
     Ok(wire::RequestToolCall {
-        id: call.id.clone(),
+        id: &call.id,
         kind: "function",
         function: wire::RequestFunctionCall {
-            name: call.name.clone(),
-            arguments: call.arguments.clone(),
+            name: &call.name,
+            arguments: &call.arguments,
         },
     })
 }
@@ -484,7 +492,7 @@ fn nesting(outer: &[Value]) -> usize {
 
 /// `Text` is every provider's default, so it is left out rather than sent as `{"type":"text"}`,
 /// which some backends behind the router do not accept.
-fn response_format(format: &ResponseFormat) -> Result<Option<wire::ResponseFormat>> {
+fn response_format(format: &ResponseFormat) -> Result<Option<wire::ResponseFormat<'_>>> {
     Ok(match format {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(wire::ResponseFormat::JsonObject),
@@ -494,8 +502,8 @@ fn response_format(format: &ResponseFormat) -> Result<Option<wire::ResponseForma
             strict,
         } => Some(wire::ResponseFormat::JsonSchema {
             json_schema: wire::JsonSchema {
-                name: name.clone(),
-                schema: schema.clone(),
+                name,
+                schema,
                 strict: *strict,
             },
         }),

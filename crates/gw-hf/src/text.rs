@@ -34,8 +34,8 @@ impl TextModel for HfClient {
     }
 
     async fn generate(&self, req: TextRequest) -> Result<TextResponse> {
-        let body = convert::chat_request(&req, false)?;
-        let body = body
+        // The wire request borrows `req`, and is gone once written.
+        let body = convert::chat_request(&req, false)?
             .to_json()
             .map_err(|e| http::cannot_encode(PROVIDER, &e))?;
         tracing::debug!(model = %req.model, "Hugging Face chat completion");
@@ -46,8 +46,8 @@ impl TextModel for HfClient {
     }
 
     async fn stream(&self, req: TextRequest) -> Result<TextStream> {
-        let body = convert::chat_request(&req, true)?;
-        let body = body
+        // The wire request borrows `req`, and is gone once written.
+        let body = convert::chat_request(&req, true)?
             .to_json()
             .map_err(|e| http::cannot_encode(PROVIDER, &e))?;
         tracing::debug!(model = %req.model, "Hugging Face chat completion stream");

@@ -9,6 +9,8 @@
 //! <https://huggingface.co/docs/inference-providers/tasks/feature-extraction> and
 //! <https://platform.openai.com/docs/api-reference/chat>.
 
+use std::borrow::Cow;
+
 use gateway_core::json::ObjectWriter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,24 +19,26 @@ mod scan;
 
 pub(crate) use scan::TextShape;
 
-/// The body of `POST /v1/chat/completions`.
+/// The body of `POST /v1/chat/completions`. It borrows the request's text rather than copying
+/// it (a conversation, an image's `data:` URL, can be megabytes): it lives only until it is
+/// written out.
 ///
 /// <https://platform.openai.com/docs/api-reference/chat/create>,
 /// <https://huggingface.co/docs/inference-providers/tasks/chat-completion>
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct ChatCompletionRequest {
+pub(crate) struct ChatCompletionRequest<'a> {
     /// First, so the router can pick the provider from a prefix of the body (the SDK's
     /// `BaseConversationalTask` does the same). Kept verbatim, `:provider` suffix included.
-    pub(crate) model: String,
-    pub(crate) messages: Vec<ChatMessage>,
+    pub(crate) model: &'a str,
+    pub(crate) messages: Vec<ChatMessage<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) top_p: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) stop: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub(crate) stop: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) seed: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,13 +46,13 @@ pub(crate) struct ChatCompletionRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) response_format: Option<ResponseFormat>,
+    pub(crate) response_format: Option<ResponseFormat<'a>>,
     /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools>
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) tools: Vec<ToolDefinition>,
+    pub(crate) tools: Vec<ToolDefinition<'a>>,
     /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tool_choice>
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tool_choice: Option<ToolChoice>,
+    pub(crate) tool_choice: Option<ToolChoice<'a>>,
     /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-parallel_tool_calls>
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) parallel_tool_calls: Option<bool>,
@@ -74,7 +78,7 @@ pub(crate) struct ChatCompletionRequest {
     pub(crate) stream_options: Option<StreamOptions>,
 }
 
-impl ChatCompletionRequest {
+impl ChatCompletionRequest<'_> {
     /// The request's JSON: the bytes its `Serialize` writes (held to by a test), each key
     /// written as constant text and each string through [`gateway_core::json::write_str`] (see
     /// [`ObjectWriter`]), into one buffer sized for the messages' text. Through serde_json,
@@ -83,7 +87,7 @@ impl ChatCompletionRequest {
         let text: usize = self.messages.iter().map(ChatMessage::text_len).sum();
         let mut out = Vec::with_capacity(text + 256);
         let mut o = ObjectWriter::new(&mut out);
-        o.str("model", &self.model)
+        o.str("model", self.model)
             .objects("messages", &self.messages, |m, message| {
                 message.write_fields(m)
             })?
@@ -91,7 +95,7 @@ impl ChatCompletionRequest {
             .some("temperature", &self.temperature)?
             .some("top_p", &self.top_p)?;
         if !self.stop.is_empty() {
-            o.field("stop", &self.stop)?;
+            o.field("stop", self.stop)?;
         }
         o.some("seed", &self.seed)?
             .some("presence_penalty", &self.presence_penalty)?
@@ -113,7 +117,7 @@ impl ChatCompletionRequest {
     }
 }
 
-impl ChatMessage {
+impl ChatMessage<'_> {
     /// The bytes of its text content, to size a buffer by.
     fn text_len(&self) -> usize {
         match &self.content {
@@ -147,20 +151,20 @@ impl ChatMessage {
 ///
 /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct ChatMessage {
+pub(crate) struct ChatMessage<'a> {
     pub(crate) role: Role,
     /// `null` for an assistant turn that only called tools: TGI reads a message with a
     /// `content` string as a plain message and drops its `tool_calls` (`MessageBody` tries
     /// `Content` first, `router/src/lib.rs` of
     /// <https://github.com/huggingface/text-generation-inference>), and OpenAI documents
     /// `content` as optional when `tool_calls` is given.
-    pub(crate) content: Option<MessageContent>,
+    pub(crate) content: Option<MessageContent<'a>>,
     /// An assistant turn's calls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) tool_calls: Vec<RequestToolCall>,
+    pub(crate) tool_calls: Vec<RequestToolCall<'a>>,
     /// A `tool` message's call.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tool_call_id: Option<String>,
+    pub(crate) tool_call_id: Option<&'a str>,
 }
 
 /// One of an assistant message's `tool_calls`: `{"id","type":"function","function":{"name",
@@ -168,18 +172,18 @@ pub(crate) struct ChatMessage {
 ///
 /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-messages>
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct RequestToolCall {
-    pub(crate) id: String,
+pub(crate) struct RequestToolCall<'a> {
+    pub(crate) id: &'a str,
     #[serde(rename = "type")]
     pub(crate) kind: &'static str,
-    pub(crate) function: RequestFunctionCall,
+    pub(crate) function: RequestFunctionCall<'a>,
 }
 
 /// `tool_calls[].function` of an assistant message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct RequestFunctionCall {
-    pub(crate) name: String,
-    pub(crate) arguments: String,
+pub(crate) struct RequestFunctionCall<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) arguments: &'a str,
 }
 
 /// One of `tools`: `{"type":"function","function":{..}}`.
@@ -187,21 +191,21 @@ pub(crate) struct RequestFunctionCall {
 /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools>,
 /// <https://huggingface.co/docs/inference-providers/tasks/chat-completion#api-specification>
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct ToolDefinition {
+pub(crate) struct ToolDefinition<'a> {
     #[serde(rename = "type")]
     pub(crate) kind: &'static str,
-    pub(crate) function: FunctionDefinition,
+    pub(crate) function: FunctionDefinition<'a>,
 }
 
 /// `tools[].function`. `parameters` is always sent: Hugging Face's reference marks it required
 /// (TGI's `FunctionDefinition` has no default for it), and OpenAI defines an omitted one as an
 /// empty parameter list, which is what an empty object schema says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct FunctionDefinition {
-    pub(crate) name: String,
+pub(crate) struct FunctionDefinition<'a> {
+    pub(crate) name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) description: Option<String>,
-    pub(crate) parameters: Value,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) parameters: Cow<'a, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) strict: Option<bool>,
 }
@@ -212,19 +216,19 @@ pub(crate) struct FunctionDefinition {
 /// <https://huggingface.co/docs/inference-providers/tasks/chat-completion#api-specification>
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub(crate) enum ToolChoice {
+pub(crate) enum ToolChoice<'a> {
     Mode(&'static str),
     Function {
         #[serde(rename = "type")]
         kind: &'static str,
-        function: NamedFunction,
+        function: NamedFunction<'a>,
     },
 }
 
 /// The `function` of a named `tool_choice`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct NamedFunction {
-    pub(crate) name: String,
+pub(crate) struct NamedFunction<'a> {
+    pub(crate) name: &'a str,
 }
 
 /// A message's `content`: a string when it is only text (what every backend takes), else
@@ -234,25 +238,27 @@ pub(crate) struct NamedFunction {
 /// <https://huggingface.co/docs/inference-providers/tasks/image-text-to-text>
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub(crate) enum MessageContent {
-    Text(String),
-    Parts(Vec<ContentPart>),
+pub(crate) enum MessageContent<'a> {
+    /// Borrowed when the message is one piece of text (as it nearly always is), joined when
+    /// it is several.
+    Text(Cow<'a, str>),
+    Parts(Vec<ContentPart<'a>>),
 }
 
 /// One typed part of a message's content.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum ContentPart {
-    Text { text: String },
-    ImageUrl { image_url: ImageUrl },
+pub(crate) enum ContentPart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl<'a> },
 }
 
 /// `image_url`: an `https://` or `data:` URL, and OpenAI's optional `detail`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct ImageUrl {
-    pub(crate) url: String,
+pub(crate) struct ImageUrl<'a> {
+    pub(crate) url: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) detail: Option<String>,
+    pub(crate) detail: Option<&'a str>,
 }
 
 /// A message's `role`.
@@ -285,18 +291,18 @@ impl Role {
 /// <https://huggingface.co/docs/inference-providers/guides/structured-output>
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum ResponseFormat {
+pub(crate) enum ResponseFormat<'a> {
     JsonObject,
-    JsonSchema { json_schema: JsonSchema },
+    JsonSchema { json_schema: JsonSchema<'a> },
 }
 
 /// The `json_schema` of a `json_schema` response format.
 ///
 /// <https://platform.openai.com/docs/api-reference/chat/create#chat-create-response_format>
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct JsonSchema {
-    pub(crate) name: String,
-    pub(crate) schema: Value,
+pub(crate) struct JsonSchema<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) schema: &'a Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) strict: Option<bool>,
 }
