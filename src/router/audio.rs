@@ -122,14 +122,14 @@ impl Operation for Transcribe {
 /// `req` addressed to `route`'s model id.
 fn speech_for(req: &SpeechRequest, route: &RouteId) -> SpeechRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    req.model = String::from(&*route.model);
     req
 }
 
 /// `req` addressed to `route`'s model id.
 fn transcription_for(req: &TranscriptionRequest, route: &RouteId) -> TranscriptionRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    req.model = String::from(&*route.model);
     req
 }
 

@@ -78,7 +78,7 @@ impl Operation for Embed {
         req: &EmbeddingRequest,
     ) -> BoxFuture<'static, Result<EmbeddingResponse>> {
         let mut req = req.clone();
-        req.model = route.model.to_string();
+        req.model = String::from(&*route.model);
         Box::pin(async move { model.embed_dyn(req).await })
     }
 }

@@ -113,14 +113,14 @@ impl Operation for Edit {
 /// `req` addressed to `route`'s model id.
 fn generation_for(req: &ImageRequest, route: &RouteId) -> ImageRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    req.model = String::from(&*route.model);
     req
 }
 
 /// `req` addressed to `route`'s model id.
 fn edit_for(req: &ImageEditRequest, route: &RouteId) -> ImageEditRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    req.model = String::from(&*route.model);
     req
 }
 

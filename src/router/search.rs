@@ -78,7 +78,7 @@ impl Operation for Search {
 /// `req` addressed to `route`'s endpoint.
 fn for_route(req: &SearchRequest, route: &RouteId) -> SearchRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    req.model = String::from(&*route.model);
     req
 }
 

@@ -108,7 +108,10 @@ fn chat_estimate(req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> 
 /// `req` addressed to `route`'s model id.
 fn for_route(req: &TextRequest, route: &RouteId) -> TextRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    // Written over the copy of the caller's name (`<provider>/<model>`), which is longer: its
+    // allocation is reused.
+    req.model.clear();
+    req.model.push_str(&route.model);
     req
 }
 

@@ -80,7 +80,7 @@ impl Operation for Submit {
 /// `req` addressed to `route`'s model id.
 fn request_for(req: &TrainingRequest, route: &RouteId) -> TrainingRequest {
     let mut req = req.clone();
-    req.model = route.model.to_string();
+    req.model = String::from(&*route.model);
     req
 }
 

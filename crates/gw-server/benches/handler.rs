@@ -77,6 +77,24 @@ fn state() -> AppState {
     )
 }
 
+/// A long conversation: sixteen turns of 16 KiB each (256 KiB of text), as an agent's or a
+/// document's prompt is, where what the gateway copies of the text shows.
+fn long_request() -> Request<Body> {
+    let turn = "a gateway should add little latency. ".repeat(16 * 1024 / 37);
+    let messages: Vec<_> = (0..16)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            serde_json::json!({"role": role, "content": turn})
+        })
+        .collect();
+    let body = serde_json::json!({"model": "fake/m", "messages": messages, "max_tokens": 64});
+    Request::post("/v1/chat/completions")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("a valid request")
+}
+
 fn request(stream: bool) -> Request<Body> {
     let mut body = serde_json::json!({
         "model": "fake/m",
@@ -104,10 +122,10 @@ fn handler(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     let app = app(state());
-    let call = |stream: bool| {
+    let call_with = |request: Request<Body>| {
         let app = app.clone();
         runtime.block_on(async move {
-            let response = app.oneshot(request(stream)).await.expect("infallible");
+            let response = app.oneshot(request).await.expect("infallible");
             assert!(response.status().is_success(), "{}", response.status());
             axum::body::to_bytes(response.into_body(), usize::MAX)
                 .await
@@ -115,8 +133,12 @@ fn handler(c: &mut Criterion) {
                 .len()
         })
     };
+    let call = |stream: bool| call_with(request(stream));
     let mut group = c.benchmark_group("server");
     group.bench_function("chat_json", |b| b.iter(|| black_box(call(false))));
+    group.bench_function("chat_json_256kib_conversation", |b| {
+        b.iter(|| black_box(call_with(long_request())))
+    });
     group.throughput(Throughput::Elements(CHUNKS as u64));
     group.bench_function("chat_stream_20_chunks", |b| {
         b.iter(|| black_box(call(true)))

@@ -263,8 +263,11 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {
 }
 
 impl ChatCompletionRequest {
-    /// The core request, or a 400 naming the field the gateway cannot honour.
-    pub(crate) fn to_core(&self) -> Result<TextRequest, ApiError> {
+    /// The core request, or a 400 naming the field the gateway cannot honour. The messages
+    /// and `stop` are moved into it rather than copied (a conversation's text, an image's
+    /// `data:` URL, can be megabytes): the body is left with no messages, its other fields
+    /// (the model, the fallbacks, the tags) as they were.
+    pub(crate) fn take_core(&mut self) -> Result<TextRequest, ApiError> {
         if self.model.trim().is_empty() {
             return Err(invalid("model", "`model` must not be empty"));
         }
@@ -273,18 +276,19 @@ impl ChatCompletionRequest {
         }
         self.refuse_unsupported()?;
         let mut req = TextRequest::new(self.model.clone());
-        for (i, m) in self.messages.iter().enumerate() {
-            req.messages.push(m.to_core(i)?);
+        req.messages.reserve_exact(self.messages.len());
+        for (i, m) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+            req.messages.push(m.into_core(i)?);
         }
         check_tool_results(&req.messages)?;
         self.check_sampling()?;
         req.temperature = self.temperature;
         req.top_p = self.top_p;
         req.max_tokens = self.max_completion_tokens.or(self.max_tokens);
-        req.stop = match &self.stop {
+        req.stop = match self.stop.take() {
             None => Vec::new(),
-            Some(Stop::One(s)) => vec![s.clone()],
-            Some(Stop::Many(v)) => v.clone(),
+            Some(Stop::One(s)) => vec![s],
+            Some(Stop::Many(v)) => v,
         };
         req.seed = self.seed;
         req.presence_penalty = self.presence_penalty;
@@ -690,7 +694,7 @@ fn check_tool_results(messages: &[Message]) -> Result<(), ApiError> {
 }
 
 impl ChatMessage {
-    fn to_core(&self, i: usize) -> Result<Message, ApiError> {
+    fn into_core(self, i: usize) -> Result<Message, ApiError> {
         let at = |field: &str| format!("messages[{i}].{field}");
         let role = match self.role.as_str() {
             "system" | "developer" => Role::System,
@@ -719,19 +723,21 @@ impl ChatMessage {
                 "earlier audio answers are not supported",
             ));
         }
-        let mut parts = match &self.content {
-            Some(Content::Text(t)) => vec![Part::Text(t.clone())],
+        let has_content = self.content.is_some();
+        let has_refusal = self.refusal.is_some();
+        let mut parts = match self.content {
+            Some(Content::Text(t)) => vec![Part::Text(t)],
             Some(Content::Parts(parts)) => parts
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(j, part)| part.to_core(i, j))
+                .map(|(j, part)| part.into_core(i, j))
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
-        if let Some(refusal) = &self.refusal {
-            parts.push(Part::Text(refusal.clone()));
+        if let Some(refusal) = self.refusal {
+            parts.push(Part::Text(refusal));
         }
-        let calls = match &self.tool_calls {
+        let calls = match self.tool_calls {
             Some(calls) if role != Role::Assistant && !calls.is_empty() => {
                 return Err(invalid(
                     at("tool_calls"),
@@ -739,15 +745,15 @@ impl ChatMessage {
                 ));
             }
             Some(calls) => calls
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(k, c)| c.to_core(&at(&format!("tool_calls[{k}]"))))
+                .map(|(k, c)| c.into_core(&at(&format!("tool_calls[{k}]"))))
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
         match role {
             Role::Tool => {
-                let id = self.tool_call_id.clone().ok_or_else(|| {
+                let id = self.tool_call_id.ok_or_else(|| {
                     invalid(at("tool_call_id"), "a tool message needs `tool_call_id`")
                 })?;
                 if let Some(j) = parts.iter().position(|p| !matches!(p, Part::Text(_))) {
@@ -763,7 +769,7 @@ impl ChatMessage {
                 at("tool_call_id"),
                 "only tool messages have `tool_call_id`",
             )),
-            _ if self.content.is_none() && calls.is_empty() && self.refusal.is_none() => {
+            _ if !has_content && calls.is_empty() && !has_refusal => {
                 Err(invalid(at("content"), "`content` is required"))
             }
             Role::Assistant if !calls.is_empty() => {
@@ -778,7 +784,7 @@ impl ChatMessage {
 
 impl WireToolCall {
     /// The core call of `messages[i].tool_calls[k]` (`at`).
-    fn to_core(&self, at: &str) -> Result<ToolCall, ApiError> {
+    fn into_core(self, at: &str) -> Result<ToolCall, ApiError> {
         if let Some(kind) = self.kind.as_deref().filter(|k| *k != "function") {
             return Err(invalid(
                 format!("{at}.type"),
@@ -787,16 +793,14 @@ impl WireToolCall {
         }
         let id = self
             .id
-            .clone()
             .filter(|id| !id.is_empty())
             .ok_or_else(|| invalid(format!("{at}.id"), "a tool call needs its `id`"))?;
         let function = self
             .function
-            .as_ref()
             .ok_or_else(|| invalid(format!("{at}.function"), "a tool call needs `function`"))?;
-        let arguments = match &function.arguments {
+        let arguments = match function.arguments {
             None | Some(Value::Null) => "{}".to_owned(),
-            Some(Value::String(text)) => text.clone(),
+            Some(Value::String(text)) => text,
             Some(object @ Value::Object(_)) => object.to_string(),
             Some(_) => {
                 return Err(invalid(
@@ -805,14 +809,14 @@ impl WireToolCall {
                 ));
             }
         };
-        Ok(ToolCall::new(id, function.name.clone(), arguments))
+        Ok(ToolCall::new(id, function.name, arguments))
     }
 }
 
 impl ContentPart {
     /// The core part of `messages[i].content[j]`; a 400 naming it when a field it needs is
     /// missing or its type is unknown.
-    fn to_core(&self, i: usize, j: usize) -> Result<Part, ApiError> {
+    fn into_core(self, i: usize, j: usize) -> Result<Part, ApiError> {
         let at = format!("messages[{i}].content[{j}]");
         let missing = |field: &str| {
             invalid(
@@ -821,30 +825,20 @@ impl ContentPart {
             )
         };
         match self.kind.as_str() {
-            "text" => Ok(Part::Text(
-                self.text.clone().ok_or_else(|| missing("text"))?,
-            )),
-            "refusal" => Ok(Part::Text(
-                self.refusal.clone().ok_or_else(|| missing("refusal"))?,
-            )),
+            "text" => Ok(Part::Text(self.text.ok_or_else(|| missing("text"))?)),
+            "refusal" => Ok(Part::Text(self.refusal.ok_or_else(|| missing("refusal"))?)),
             "image_url" => {
-                let image = self
-                    .image_url
-                    .as_ref()
-                    .ok_or_else(|| missing("image_url"))?;
+                let image = self.image_url.ok_or_else(|| missing("image_url"))?;
                 Ok(Part::Image {
-                    url: image.url.clone(),
-                    detail: image.detail.clone(),
+                    url: image.url,
+                    detail: image.detail,
                 })
             }
             "input_audio" => {
-                let audio = self
-                    .input_audio
-                    .as_ref()
-                    .ok_or_else(|| missing("input_audio"))?;
+                let audio = self.input_audio.ok_or_else(|| missing("input_audio"))?;
                 Ok(Part::Audio {
-                    data: audio.data.clone(),
-                    format: audio.format.clone(),
+                    data: audio.data,
+                    format: audio.format,
                 })
             }
             other => Err(invalid(

@@ -8,7 +8,7 @@ fn parse(v: Value) -> ChatCompletionRequest {
 
 #[test]
 fn maps_every_supported_field() {
-    let req = parse(json!({
+    let mut req = parse(json!({
         "model": "gemini/gemini-2.5-flash",
         "messages": [
             {"role": "developer", "content": "terse"},
@@ -24,7 +24,7 @@ fn maps_every_supported_field() {
         "prompt_cache_retention": "24h",
         "stream_options": null
     }));
-    let core = req.to_core().unwrap();
+    let core = req.take_core().unwrap();
     assert_eq!(core.messages[0], Message::new(Role::System, "terse"));
     assert_eq!(core.messages[1].text(), "ab");
     assert_eq!(core.messages[2], Message::new(Role::Assistant, "c"));
@@ -71,7 +71,7 @@ fn a_tool_round_trip_maps_both_turns() {
         "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
         "parallel_tool_calls": true
     }))
-    .to_core()
+    .take_core()
     .unwrap();
     assert_eq!(req.tools.len(), 1);
     assert_eq!(req.tools[0].name, "get_weather");
@@ -107,7 +107,7 @@ fn image_and_audio_parts_become_core_parts() {
             {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
         ]}]
     }))
-    .to_core()
+    .take_core()
     .unwrap();
     assert_eq!(
         req.messages[0].content,
@@ -267,7 +267,7 @@ fn refuses_what_it_cannot_honour_by_name() {
         (user(json!({"service_tier": "flex"})), "service_tier"),
         (user(json!({"store": true})), "store"),
     ] {
-        let err = parse(body.clone()).to_core().unwrap_err();
+        let err = parse(body.clone()).take_core().unwrap_err();
         assert_eq!(err.param.as_deref(), Some(param), "{body}: {}", err.message);
         assert_eq!(err.status.as_u16(), 400);
     }
@@ -394,7 +394,7 @@ fn sampling_bounds_are_inclusive() {
         json!({"temperature": 0, "top_p": 0, "presence_penalty": -2, "frequency_penalty": -2}),
         json!({"temperature": 2, "top_p": 1, "presence_penalty": 2, "frequency_penalty": 2.0}),
     ] {
-        let core = parse(user(extra.clone())).to_core().unwrap();
+        let core = parse(user(extra.clone())).take_core().unwrap();
         assert_eq!(core.temperature, extra["temperature"].as_f64(), "{extra}");
         assert_eq!(core.top_p, extra["top_p"].as_f64(), "{extra}");
     }
