@@ -943,9 +943,22 @@ impl SseDecode for StreamDecoder {
         if data.is_empty() {
             return Ok(SseStep::Continue);
         }
-        // Read by comparing bytes when the chunk repeats the last text chunk's shape, else by
-        // hand, else (anything but the plain shapes) by serde_json.
-        let repeated = self.shape.as_ref().and_then(|shape| shape.chunk(data));
+        // Most of a stream: a chunk that repeats the last text chunk's shape with another text
+        // (nothing but a piece of text of the first answer). Its text is all there is to it,
+        // taken without building the chunk (its choices' vector, its empty fields).
+        if let Some(shape) = self.shape.as_ref().filter(|s| s.is_first_answer())
+            && let Some(text) = shape.text(data)
+        {
+            if !text.is_empty() {
+                out.push(TextChunk::Delta(text.into_owned()));
+            }
+            return Ok(SseStep::Continue);
+        }
+        // Read by comparing bytes when the chunk repeats the shape of another answer's text
+        // chunk, else by hand, else (anything but the plain shapes) by serde_json.
+        let repeated = (self.shape.as_ref())
+            .filter(|shape| !shape.is_first_answer())
+            .and_then(|shape| shape.chunk(data));
         let chunk = match repeated {
             Some(chunk) => chunk,
             None => match wire::ChatCompletionChunk::scan(data) {

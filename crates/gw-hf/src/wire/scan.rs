@@ -8,6 +8,7 @@
 //! given twice, anything [`Scan`] gives up on) gives `None`, and the caller reads the text with
 //! serde_json, which decides.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use gateway_core::json::{Scan, Seen};
@@ -193,16 +194,25 @@ pub(crate) struct TextShape {
 }
 
 impl TextShape {
+    /// The text of `data` when it is this shape's chunk with another text: what
+    /// [`TextShape::chunk`] reads, without the chunk built around it.
+    pub(crate) fn text<'d>(&self, data: &'d str) -> Option<Cow<'d, str>> {
+        let rest = data.strip_prefix(&*self.head)?;
+        let mut scan = Scan::new(rest);
+        let text = scan.str()?;
+        (scan.rest() == &*self.tail).then_some(text)
+    }
+
+    /// Whether the shape's chunk is of the first answer (`index` 0, or none).
+    pub(crate) fn is_first_answer(&self) -> bool {
+        self.index.unwrap_or(0) == 0
+    }
+
     /// `data` as a chunk, when it is this shape's chunk with another text. Every byte but the
     /// string's is the same as in the chunk the shape was read from, and the string is read as
     /// [`Scan`] reads it, so the chunk is the one a full read gives.
     pub(crate) fn chunk(&self, data: &str) -> Option<ChatCompletionChunk> {
-        let rest = data.strip_prefix(&*self.head)?;
-        let mut scan = Scan::new(rest);
-        let text = scan.str()?;
-        if scan.rest() != &*self.tail {
-            return None;
-        }
+        let text = self.text(data)?;
         Some(ChatCompletionChunk {
             choices: vec![ChunkChoice {
                 index: self.index,
