@@ -108,8 +108,8 @@ fn chat_estimate(req: &TextRequest, route: &RouteId, pricing: &PriceCatalog) -> 
 /// `req` addressed to `route`'s model id.
 fn for_route(req: &TextRequest, route: &RouteId) -> TextRequest {
     let mut req = req.clone();
-    // Written over the copy of the caller's name (`<provider>/<model>`), which is longer: its
-    // allocation is reused.
+    // Written over the copy of the caller's name: `<provider>/<model>` is longer than the
+    // model id, so its allocation is reused (an alias may be shorter, and then grows).
     req.model.clear();
     req.model.push_str(&route.model);
     req

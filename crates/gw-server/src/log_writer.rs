@@ -480,6 +480,17 @@ mod tests {
     }
 
     #[test]
+    fn a_request_line_keeps_the_path_without_its_query() {
+        let path = |uri: &str| RequestLine::path_of(&uri.parse().unwrap());
+        assert!(matches!(
+            path("/v1/chat/completions?key=secret"),
+            Cow::Borrowed("/v1/chat/completions")
+        ));
+        let other = path("/v1/files/file-1/content?token=secret");
+        assert!(matches!(&other, Cow::Owned(p) if p == "/v1/files/file-1/content"));
+    }
+
+    #[test]
     fn request_lines_are_formatted_in_their_place_among_the_others() {
         let sink = Sink::default();
         let (writer, flusher) = LogWriter::start(sink.clone()).unwrap();

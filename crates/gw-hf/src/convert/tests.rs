@@ -1643,6 +1643,38 @@ fn text_then_a_call_and_other_answers_ignored() {
     );
 }
 
+/// Text chunks that repeat one shape: those of another answer (its shape read from the first
+/// of them) are left out however often they repeat, and those of the first answer each give
+/// their text (an empty one nothing), as a full read of each chunk gives.
+#[test]
+fn repeated_text_chunks_of_another_answer_are_left_out() {
+    let text = |index: u32, text: &str| {
+        format!(
+            r#"{{"id":"c1","object":"chat.completion.chunk","choices":[{{"index":{index},"delta":{{"content":"{text}"}},"finish_reason":null}}]}}"#
+        )
+    };
+    let events = [
+        text(1, "other"),
+        text(1, "answer"),
+        text(0, ""),
+        text(0, "mine"),
+        text(0, ", all"),
+        text(1, "again"),
+        text(0, " mine"),
+    ];
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    let (chunks, steps) = feed(&events);
+    assert!(steps.iter().all(|s| matches!(s, Ok(SseStep::Continue))));
+    assert_eq!(
+        chunks,
+        vec![
+            TextChunk::Delta("mine".into()),
+            TextChunk::Delta(", all".into()),
+            TextChunk::Delta(" mine".into()),
+        ]
+    );
+}
+
 #[test]
 fn recorded_groq_error_event_mid_stream() {
     // `event: error` after a 200 (pydantic-ai `test_groq/test_tool_use_failed_error_streaming.yaml`).
