@@ -1055,6 +1055,8 @@ pub(crate) struct StreamDecoder {
     /// Tool calls so far: the next call's index. A `functionCall` part may arrive in an earlier
     /// event than the `finishReason`.
     calls: u32,
+    /// The shape of the last plain text event, to read the next one by.
+    shape: Option<wire::TextShape>,
 }
 
 impl StreamDecoder {
@@ -1067,9 +1069,24 @@ impl SseDecode for StreamDecoder {
     type Item = TextChunk;
 
     fn on_event(&mut self, event: SseEventRef<'_>, out: &mut Vec<TextChunk>) -> Result<SseStep> {
+        // Most of a stream: an event that repeats the last text event's shape with another
+        // text and usage. Its text and usage are all there is to it, taken without building
+        // the event (its candidates' and parts' vectors, its model version and id).
+        if let Some((text, counts)) = (self.shape.as_ref()).and_then(|s| s.read(event.data)) {
+            if !text.is_empty() {
+                out.push(TextChunk::Delta(text.into_owned()));
+            }
+            if let Some(u) = counts {
+                out.push(TextChunk::Usage(usage(u)));
+            }
+            return Ok(SseStep::Continue);
+        }
         // By hand when the event is made of text (most are), else by serde_json.
-        let resp = match wire::GenerateContentResponse::scan(event.data) {
-            Some(resp) => resp,
+        let resp = match wire::GenerateContentResponse::scan_event(event.data) {
+            Some((resp, shape)) => {
+                self.shape = shape;
+                resp
+            }
             None => serde_json::from_str(event.data).map_err(|e| {
                 Error::decode(format!("unexpected stream event: {e}"))
                     .with_provider(PROVIDER)

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 mod scan;
 
+pub(crate) use scan::TextShape;
+
 /// The body of `models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
 ///
 /// Source: <https://ai.google.dev/api/generate-content#request-body>; SDK `models.py`

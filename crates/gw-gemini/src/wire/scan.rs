@@ -8,6 +8,9 @@
 //! probabilities, a field given twice, anything [`Scan`] gives up on) gives `None`, and the
 //! caller reads the text with serde_json, which decides.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use gateway_core::json::{Scan, Seen};
 
 use super::{
@@ -15,9 +18,30 @@ use super::{
     UsageMetadata,
 };
 
+/// Where an answer's text string (the last part's with a text) and its usage value are in the
+/// answer's text, noted while reading it.
+#[derive(Debug, Default)]
+struct Marks {
+    text: Option<Range<usize>>,
+    usage: Option<Range<usize>>,
+}
+
 impl GenerateContentResponse {
     /// The answer read by hand when it is made of text parts, or `None` (see the module).
     pub(crate) fn scan(text: &str) -> Option<Self> {
+        Self::scan_marked(text, &mut Marks::default())
+    }
+
+    /// A stream event read as [`GenerateContentResponse::scan`] reads it, with its
+    /// [`TextShape`] when it is a plain text event.
+    pub(crate) fn scan_event(data: &str) -> Option<(Self, Option<TextShape>)> {
+        let mut marks = Marks::default();
+        let event = Self::scan_marked(data, &mut marks)?;
+        let shape = TextShape::of(&event, &marks, data);
+        Some((event, shape))
+    }
+
+    fn scan_marked(text: &str, marks: &mut Marks) -> Option<Self> {
         let mut scan = Scan::new(text);
         let mut object = scan.object()?;
         let mut answer = Self::default();
@@ -26,11 +50,13 @@ impl GenerateContentResponse {
             match key {
                 "candidates" => {
                     seen.first(0)?;
-                    answer.candidates = scan.or_null(|s| s.list(Candidate::scan))?;
+                    answer.candidates = scan.or_null(|s| s.list(|s| Candidate::scan(s, marks)))?;
                 }
                 "usageMetadata" => {
                     seen.first(1)?;
+                    let start = text.len() - scan.rest().len();
                     answer.usage_metadata = scan.or_null(UsageMetadata::scan)?;
+                    marks.usage = Some(start..text.len() - scan.rest().len());
                 }
                 "modelVersion" => {
                     seen.first(2)?;
@@ -53,7 +79,7 @@ impl GenerateContentResponse {
 }
 
 impl Candidate {
-    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+    fn scan(scan: &mut Scan<'_>, marks: &mut Marks) -> Option<Self> {
         let mut object = scan.object()?;
         let mut candidate = Self::default();
         let mut seen = Seen::default();
@@ -61,7 +87,7 @@ impl Candidate {
             match key {
                 "content" => {
                     seen.first(0)?;
-                    candidate.content = scan.or_null(Content::scan)?;
+                    candidate.content = scan.or_null(|s| Content::scan(s, marks))?;
                 }
                 "finishReason" => {
                     seen.first(1)?;
@@ -83,7 +109,7 @@ impl Candidate {
 }
 
 impl Content {
-    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+    fn scan(scan: &mut Scan<'_>, marks: &mut Marks) -> Option<Self> {
         let mut object = scan.object()?;
         let mut content = Self::default();
         let mut seen = Seen::default();
@@ -95,7 +121,7 @@ impl Content {
                 }
                 "parts" => {
                     seen.first(1)?;
-                    content.parts = scan.list(Part::scan)?;
+                    content.parts = scan.list(|s| Part::scan(s, marks))?;
                 }
                 _ => scan.skip()?,
             }
@@ -105,7 +131,7 @@ impl Content {
 }
 
 impl Part {
-    fn scan(scan: &mut Scan<'_>) -> Option<Self> {
+    fn scan(scan: &mut Scan<'_>, marks: &mut Marks) -> Option<Self> {
         let mut object = scan.object()?;
         let mut part = Self::default();
         let mut seen = Seen::default();
@@ -113,7 +139,11 @@ impl Part {
             match key {
                 "text" => {
                     seen.first(0)?;
-                    part.text = scan.or_null(Scan::string)?;
+                    part.text = scan.or_null(|s| {
+                        let (text, at) = s.str_at()?;
+                        marks.text = Some(at);
+                        Some(text.into_owned())
+                    })?;
                 }
                 "thought" => {
                     seen.first(1)?;
@@ -137,6 +167,72 @@ impl Part {
             }
         }
         Some(part)
+    }
+}
+
+/// A plain text event (one answer, of one text part, not finished) with its text and its usage
+/// cut out: the bytes before the text's JSON string, those between it and the usage's value,
+/// and those after that value. A stream repeats one such event with only the text and the
+/// usage so far changing (the roles, the index, the model version and the response id stay),
+/// so the next event is most often the same bytes around another string and another usage:
+/// its text and usage are then read without reading the rest. An event that does not fit is
+/// read in full (and gives the next shape).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TextShape {
+    head: Box<str>,
+    /// Up to the usage's value, or to the end when the event has no usage.
+    mid: Box<str>,
+    /// After the usage's value, when the event has one.
+    tail: Option<Box<str>>,
+}
+
+impl TextShape {
+    /// The shape of `event`, read from `data` with `marks`, when it is a plain text event with
+    /// its usage (if any) after its text.
+    fn of(event: &GenerateContentResponse, marks: &Marks, data: &str) -> Option<Self> {
+        let [candidate] = event.candidates.as_deref()? else {
+            return None;
+        };
+        let [part] = candidate.content.as_ref()?.parts.as_slice() else {
+            return None;
+        };
+        let plain = candidate.index.unwrap_or(0) == 0
+            && candidate.finish_reason.is_none()
+            && part.text.is_some()
+            && part.thought.is_none()
+            && part.thought_signature.is_none()
+            && event.prompt_feedback.is_none()
+            && event.error.is_none();
+        let text = marks.text.clone().filter(|_| plain)?;
+        let (mid, tail) = match marks.usage.clone() {
+            Some(usage) if usage.start >= text.end => {
+                (&data[text.end..usage.start], Some(data[usage.end..].into()))
+            }
+            Some(_) => return None,
+            None => (&data[text.end..], None),
+        };
+        Some(Self {
+            head: data[..text.start].into(),
+            mid: mid.into(),
+            tail,
+        })
+    }
+
+    /// The text and usage of `data` when it is this shape's event with another text and
+    /// usage. Every other byte is the same as in the event the shape was read from, and the
+    /// string and the usage are read as [`Scan`] reads them there: what a full read of `data`
+    /// gives (the tests hold it to serde_json's).
+    pub(crate) fn read<'d>(&self, data: &'d str) -> Option<(Cow<'d, str>, Option<UsageMetadata>)> {
+        let rest = data.strip_prefix(&*self.head)?;
+        let mut scan = Scan::new(rest);
+        let text = scan.str()?;
+        let rest = scan.rest().strip_prefix(&*self.mid)?;
+        let Some(tail) = &self.tail else {
+            return rest.is_empty().then_some((text, None));
+        };
+        let mut scan = Scan::new(rest);
+        let usage = scan.or_null(UsageMetadata::scan)?;
+        (scan.rest() == &**tail).then_some((text, usage))
     }
 }
 
@@ -209,6 +305,19 @@ mod tests {
         let is_answer = |map: &serde_json::Map<String, Value>| {
             map.contains_key("candidates") || map.contains_key("usageMetadata")
         };
+        let mut answers = Vec::new();
+        for file in recorded_files() {
+            answers.extend(gw_mock::fixture::sse_events(&file));
+            for answer in gw_mock::fixture::objects_where(&file, &is_answer) {
+                answers.push(answer.to_string());
+                answers.push(serde_json::to_string_pretty(answer).unwrap());
+            }
+        }
+        answers
+    }
+
+    /// The Gemini contract fixtures and this crate's recorded ones.
+    fn recorded_files() -> Vec<Value> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let contract = root.join("../../tests/contract");
         let mut dirs = vec![root.join("tests/fixtures")];
@@ -223,15 +332,7 @@ mod tests {
                 dirs.push(path);
             }
         }
-        let mut answers = Vec::new();
-        for file in gw_mock::fixture::recorded_files(dirs) {
-            answers.extend(gw_mock::fixture::sse_events(&file));
-            for answer in gw_mock::fixture::objects_where(&file, &is_answer) {
-                answers.push(answer.to_string());
-                answers.push(serde_json::to_string_pretty(answer).unwrap());
-            }
-        }
-        answers
+        gw_mock::fixture::recorded_files(dirs)
     }
 
     /// Answers of the shapes the hand reader is for, and the edges of those shapes.
@@ -322,6 +423,142 @@ mod tests {
             for variant in broken_variants(text) {
                 if let Some(ours) = by_hand(&variant) {
                     assert_eq!(Some(ours), by_serde(&variant), "{variant}");
+                }
+            }
+        }
+    }
+
+    /// What a full read (serde_json's) of a plain text event gives: its text and usage; `None`
+    /// for any other event.
+    fn plain_by_serde(text: &str) -> Option<(String, Option<UsageMetadata>)> {
+        let answer = by_serde(text)?;
+        let error = serde_json::from_str::<Value>(text).ok()?["error"] != Value::Null;
+        let [candidate] = answer.candidates.as_deref()? else {
+            return None;
+        };
+        let [part] = candidate.content.as_ref()?.parts.as_slice() else {
+            return None;
+        };
+        let plain = candidate.index.unwrap_or(0) == 0
+            && candidate.finish_reason.is_none()
+            && candidate.logprobs_result.is_none()
+            && part.thought.is_none()
+            && part.thought_signature.is_none()
+            && part.inline_data.is_none()
+            && part.file_data.is_none()
+            && part.function_call.is_none()
+            && part.function_response.is_none()
+            && answer.prompt_feedback.is_none()
+            && !error;
+        let text = part.text.clone().filter(|_| plain)?;
+        Some((text, answer.usage_metadata.clone()))
+    }
+
+    fn shape_of(text: &str) -> Option<TextShape> {
+        GenerateContentResponse::scan_event(text)?.1
+    }
+
+    fn by_shape(shape: &TextShape, text: &str) -> Option<(String, Option<UsageMetadata>)> {
+        shape.read(text).map(|(t, u)| (t.into_owned(), u))
+    }
+
+    /// Text events as a stream sends them, the usage so far changing with the text.
+    const STREAM: &[&str] = &[
+        r#"{"candidates": [{"content": {"parts": [{"text": "Of course"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 11,"candidatesTokenCount": 2,"totalTokenCount": 13},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": "! \"Oi\"\n\u00e9"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 11,"candidatesTokenCount": 9,"totalTokenCount": 20,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 11}],"thoughtsTokenCount": 3},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": ""}],"role": "model"},"index": 0}],"usageMetadata": null,"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": "end"}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 11,"candidatesTokenCount": 12,"totalTokenCount": 23},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
+        r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Zq1 "}]},"index":0}],"modelVersion":"bench-chat"}"#,
+        r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Zq2 "}]},"index":0}],"modelVersion":"bench-chat"}"#,
+    ];
+
+    /// Whatever event a shape reads, it reads as a full read does; and the recorded streams'
+    /// text events are most often read by the shape of the event before them.
+    #[test]
+    fn an_event_read_by_its_shape_is_what_a_full_read_gives() {
+        let mut streams: Vec<Vec<String>> = vec![STREAM.iter().map(|e| e.to_string()).collect()];
+        streams.extend(recorded_files().iter().map(gw_mock::fixture::sse_events));
+        let (mut read, mut next_read) = (0, 0);
+        for events in &streams {
+            for (i, a) in events.iter().enumerate() {
+                let Some(shape) = shape_of(a) else {
+                    continue;
+                };
+                // The event the shape was read from is its own first reading.
+                assert_eq!(by_shape(&shape, a), plain_by_serde(a), "{a}");
+                for (j, b) in events.iter().enumerate() {
+                    if let Some(ours) = by_shape(&shape, b) {
+                        assert_eq!(Some(ours), plain_by_serde(b), "{a}\n{b}");
+                        read += 1;
+                        next_read += usize::from(j == i + 1);
+                    }
+                }
+            }
+        }
+        assert!(read > 25 && next_read > 5, "{read} read, {next_read} next");
+        // The recorded stream whose events each carry the usage so far is read by shapes.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let recorded = std::fs::read_to_string(
+            root.join("../../tests/contract/gemini/stream-usage-cumulative-recorded.json"),
+        )
+        .unwrap();
+        let events = gw_mock::fixture::sse_events(&serde_json::from_str(&recorded).unwrap());
+        let shape = shape_of(&events[0]).unwrap();
+        let (_, usage) = by_shape(&shape, &events[1]).unwrap();
+        assert_ne!(usage, by_serde(&events[0]).unwrap().usage_metadata);
+    }
+
+    #[test]
+    fn what_a_shape_leaves_to_the_full_read() {
+        let shape = shape_of(STREAM[0]).unwrap();
+        assert!(by_shape(&shape, STREAM[1]).is_some());
+        assert!(by_shape(&shape, STREAM[2]).is_some());
+        let changed = |from: &str, to: &str| STREAM[1].replace(from, to);
+        for other in [
+            // The finish.
+            STREAM[3].to_owned(),
+            // Another model, another answer, another part, a thought, no usage.
+            changed("gemini-2.5-pro", "gemini-2.5-flash"),
+            changed(r#""index": 0"#, r#""index": 1"#),
+            changed(r#"}],"role""#, r#"},{"text": "x"}],"role""#),
+            changed(
+                r#""parts": [{"text""#,
+                r#""parts": [{"thought": true,"text""#,
+            ),
+            changed(r#""usageMetadata": {"#, r#""usageMetadata": 1,"x": {"#),
+            changed(r#""usageMetadata""#, r#""usageMetadataX""#),
+            // Not text, or more after the end.
+            changed(r#""text": "! \"Oi\"\n\u00e9""#, r#""text": null"#),
+            format!("{} ", STREAM[1]),
+            format!("{}{{}}", STREAM[1]),
+        ] {
+            assert_eq!(by_shape(&shape, &other), None, "{other}");
+        }
+        // Events that give no shape: the finish, a thought, a usage before the text.
+        for event in [
+            STREAM[3],
+            r#"{"candidates":[{"content":{"parts":[{"text":"hm","thought":true}]}}]}"#,
+            r#"{"usageMetadata":{"promptTokenCount":1},"candidates":[{"content":{"parts":[{"text":"a"}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":"a"},{"text":"b"}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":"a"}]}},{"index":1}]}"#,
+        ] {
+            assert_eq!(shape_of(event), None, "{event}");
+        }
+        // Events without usage have a shape of their own.
+        let bare = shape_of(STREAM[4]).unwrap();
+        assert_eq!(by_shape(&bare, STREAM[5]), Some(("Zq2 ".to_owned(), None)));
+        assert_eq!(by_shape(&bare, STREAM[1]), None);
+    }
+
+    /// Every cut, deletion and replacement of a byte of an event a shape reads: read by the
+    /// shape only what a full read reads, and the same way.
+    #[test]
+    fn a_broken_event_is_left_to_the_full_read_or_read_as_it_reads_it() {
+        for (a, b) in [(STREAM[0], STREAM[1]), (STREAM[4], STREAM[5])] {
+            let shape = shape_of(a).unwrap();
+            for variant in broken_variants(b) {
+                if let Some(ours) = by_shape(&shape, &variant) {
+                    assert_eq!(Some(ours), plain_by_serde(&variant), "{variant}");
                 }
             }
         }
