@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+mod plain;
+
 /// The most answers one request may ask for (OpenAI's bound on `n`).
 const MAX_N: u32 = 128;
 /// The most alternatives per token (OpenAI's bound on `top_logprobs`).

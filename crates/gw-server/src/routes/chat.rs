@@ -61,7 +61,8 @@ pub(crate) fn direct(
                 .into_response();
         };
         let prepared = {
-            let (body, headers) = JsonBody::with_headers(request, &state).await;
+            let (body, headers) =
+                JsonBody::with_headers(request, &state, ChatCompletionRequest::read_plain).await;
             prepare(&ctx, caller, &headers, body)
         };
         let Prepared {

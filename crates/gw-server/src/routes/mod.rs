@@ -67,10 +67,13 @@ where
 
 impl<T: DeserializeOwned> JsonBody<T> {
     /// The body as [`FromRequest`] reads it, and the request's headers moved out of it rather
-    /// than copied (as axum's `HeaderMap` extractor copies them beside a body extractor).
+    /// than copied (as axum's `HeaderMap` extractor copies them beside a body extractor). A
+    /// JSON body is first offered to `by_hand`, a reader of its common form that gives up
+    /// (`None`) on anything else, and read as [`JsonBody::parse`] reads it when it does.
     pub(crate) async fn with_headers<S: Send + Sync>(
         request: Request,
         state: &S,
+        by_hand: fn(&str) -> Option<T>,
     ) -> (Result<Self, JsonRejection>, HeaderMap) {
         let (mut parts, body) = request.into_parts();
         if !is_json(&parts.headers) {
@@ -84,7 +87,10 @@ impl<T: DeserializeOwned> JsonBody<T> {
         // Reading the body takes only its limit from the request, never its headers.
         let headers = std::mem::take(&mut parts.headers);
         let body = match Bytes::from_request(Request::from_parts(parts, body), state).await {
-            Ok(bytes) => Self::parse(&bytes),
+            Ok(bytes) => match std::str::from_utf8(&bytes).ok().and_then(by_hand) {
+                Some(value) => Ok(JsonBody(value)),
+                None => Self::parse(&bytes),
+            },
             Err(e) => Err(e.into()),
         };
         (body, headers)

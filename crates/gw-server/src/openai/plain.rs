@@ -1,0 +1,408 @@
+//! The common chat request read by hand.
+//!
+//! serde's derived reader spends about 4,000 instructions on the bench's 150-byte request
+//! (a model, one message, `max_tokens`), most of them in its visitors' dispatch on field names
+//! and in the `Option`/`Vec` wrappers around every field. A request made only of the fields
+//! and forms most clients send (strings, whole numbers, booleans, numbers, messages whose
+//! content is a string or text parts) is read here with a [`Scan`], which checks every byte
+//! it passes as serde_json would and gives up (`None`) on anything it is not sure of. Every
+//! other request, and every broken one, is read by serde (which decides and names what is
+//! wrong): a request read here is the one serde reads, field for field (held to it by tests
+//! on every such request and on every cut and edit of one).
+
+use llm_gateway::json::{Scan, Seen};
+use serde::de::DeserializeOwned;
+
+use super::{ChatCompletionRequest, ChatMessage, Content, ContentPart, Stop, StreamOptions};
+
+impl ChatCompletionRequest {
+    /// The request `text` holds when it is made only of fields read here, or `None` for
+    /// serde to read it.
+    pub(crate) fn read_plain(text: &str) -> Option<Self> {
+        let mut scan = Scan::new(text);
+        let mut object = scan.object()?;
+        let mut seen = Seen::default();
+        let mut model = None;
+        let mut messages = None;
+        let mut r = ChatCompletionRequest::blank();
+        while let Some(key) = scan.key(&mut object)? {
+            let s = &mut scan;
+            match key {
+                "model" => {
+                    seen.first(0)?;
+                    model = Some(s.string()?);
+                }
+                "messages" => {
+                    seen.first(1)?;
+                    messages = Some(s.list(ChatMessage::read_plain)?);
+                }
+                "temperature" => {
+                    seen.first(2)?;
+                    r.temperature = s.or_null(number)?;
+                }
+                "top_p" => {
+                    seen.first(3)?;
+                    r.top_p = s.or_null(number)?;
+                }
+                "max_tokens" => {
+                    seen.first(4)?;
+                    r.max_tokens = s.or_null(Scan::u32)?;
+                }
+                "max_completion_tokens" => {
+                    seen.first(5)?;
+                    r.max_completion_tokens = s.or_null(Scan::u32)?;
+                }
+                "stop" => {
+                    seen.first(6)?;
+                    r.stop = s.or_null(stop)?;
+                }
+                "seed" => {
+                    seen.first(7)?;
+                    r.seed = s.or_null(number)?;
+                }
+                "presence_penalty" => {
+                    seen.first(8)?;
+                    r.presence_penalty = s.or_null(number)?;
+                }
+                "frequency_penalty" => {
+                    seen.first(9)?;
+                    r.frequency_penalty = s.or_null(number)?;
+                }
+                "stream" => {
+                    seen.first(10)?;
+                    r.stream = s.or_null(Scan::bool)?;
+                }
+                "stream_options" => {
+                    seen.first(11)?;
+                    r.stream_options = s.or_null(stream_options)?;
+                }
+                "n" => {
+                    seen.first(12)?;
+                    r.n = s.or_null(Scan::u32)?;
+                }
+                "parallel_tool_calls" => {
+                    seen.first(13)?;
+                    r.parallel_tool_calls = s.or_null(Scan::bool)?;
+                }
+                "logprobs" => {
+                    seen.first(14)?;
+                    r.logprobs = s.or_null(Scan::bool)?;
+                }
+                "top_logprobs" => {
+                    seen.first(15)?;
+                    r.top_logprobs = s.or_null(Scan::u32)?;
+                }
+                "reasoning_effort" => {
+                    seen.first(16)?;
+                    r.reasoning_effort = s.or_null(Scan::string)?;
+                }
+                "user" => {
+                    seen.first(17)?;
+                    r.user = s.or_null(Scan::string)?;
+                }
+                "safety_identifier" => {
+                    seen.first(18)?;
+                    r.safety_identifier = s.or_null(Scan::string)?;
+                }
+                "prompt_cache_key" => {
+                    seen.first(19)?;
+                    r.prompt_cache_key = s.or_null(Scan::string)?;
+                }
+                "service_tier" => {
+                    seen.first(20)?;
+                    r.service_tier = s.or_null(Scan::string)?;
+                }
+                "store" => {
+                    seen.first(21)?;
+                    r.store = s.or_null(Scan::bool)?;
+                }
+                "fallbacks" => {
+                    seen.first(22)?;
+                    r.fallbacks = s.list(Scan::string)?;
+                }
+                // Tools, response formats, tags and the fields refused by name: serde's.
+                _ => return None,
+            }
+        }
+        scan.end()?;
+        r.model = model?;
+        r.messages = messages?;
+        Some(r)
+    }
+
+    /// A request with no field set, for [`ChatCompletionRequest::read_plain`] to fill in.
+    fn blank() -> Self {
+        ChatCompletionRequest {
+            model: String::new(),
+            messages: Vec::new(),
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            max_completion_tokens: None,
+            stop: None,
+            seed: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+            response_format: None,
+            stream: None,
+            stream_options: None,
+            n: None,
+            tools: None,
+            tool_choice: None,
+            parallel_tool_calls: None,
+            logprobs: None,
+            top_logprobs: None,
+            reasoning_effort: None,
+            user: None,
+            safety_identifier: None,
+            metadata: None,
+            prompt_cache_key: None,
+            prompt_cache_retention: None,
+            service_tier: None,
+            store: None,
+            functions: None,
+            function_call: None,
+            logit_bias: None,
+            modalities: None,
+            audio: None,
+            prediction: None,
+            verbosity: None,
+            web_search_options: None,
+            fallbacks: Vec::new(),
+        }
+    }
+}
+
+impl ChatMessage {
+    /// A message of a role, a text (or text parts) and the plain fields around them.
+    fn read_plain(scan: &mut Scan<'_>) -> Option<Self> {
+        let mut object = scan.object()?;
+        let mut seen = Seen::default();
+        let mut role = None;
+        let mut message = ChatMessage {
+            role: String::new(),
+            content: None,
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+            refusal: None,
+            annotations: None,
+            audio: None,
+            function_call: None,
+        };
+        while let Some(key) = scan.key(&mut object)? {
+            match key {
+                "role" => {
+                    seen.first(0)?;
+                    role = Some(scan.string()?);
+                }
+                "content" => {
+                    seen.first(1)?;
+                    message.content = scan.or_null(content)?;
+                }
+                "name" => {
+                    seen.first(2)?;
+                    message.name = scan.or_null(Scan::string)?;
+                }
+                "tool_call_id" => {
+                    seen.first(3)?;
+                    message.tool_call_id = scan.or_null(Scan::string)?;
+                }
+                "refusal" => {
+                    seen.first(4)?;
+                    message.refusal = scan.or_null(Scan::string)?;
+                }
+                _ => return None,
+            }
+        }
+        message.role = role?;
+        Some(message)
+    }
+}
+
+/// A message's content: a string, or text parts.
+fn content(scan: &mut Scan<'_>) -> Option<Content> {
+    if scan.rest().trim_start().starts_with('[') {
+        return scan.list(text_part).map(Content::Parts);
+    }
+    scan.string().map(Content::Text)
+}
+
+/// `{"type": "text", "text": "..."}`: the part most clients send. (`ContentPart` takes
+/// unknown keys; a part with one is left to serde all the same.)
+fn text_part(scan: &mut Scan<'_>) -> Option<ContentPart> {
+    let mut object = scan.object()?;
+    let mut seen = Seen::default();
+    let mut kind = None;
+    let mut text = None;
+    while let Some(key) = scan.key(&mut object)? {
+        match key {
+            "type" => {
+                seen.first(0)?;
+                kind = Some(scan.string()?);
+            }
+            "text" => {
+                seen.first(1)?;
+                text = scan.or_null(Scan::string)?;
+            }
+            _ => return None,
+        }
+    }
+    Some(ContentPart {
+        kind: kind?,
+        text,
+        refusal: None,
+        image_url: None,
+        input_audio: None,
+    })
+}
+
+/// `stop`: a string or an array of strings.
+fn stop(scan: &mut Scan<'_>) -> Option<Stop> {
+    if scan.rest().trim_start().starts_with('[') {
+        return scan.list(Scan::string).map(Stop::Many);
+    }
+    scan.string().map(Stop::One)
+}
+
+/// `stream_options`.
+fn stream_options(scan: &mut Scan<'_>) -> Option<StreamOptions> {
+    let mut object = scan.object()?;
+    let mut seen = Seen::default();
+    let mut options = StreamOptions::default();
+    while let Some(key) = scan.key(&mut object)? {
+        match key {
+            "include_usage" => {
+                seen.first(0)?;
+                options.include_usage = scan.or_null(Scan::bool)?;
+            }
+            "include_obfuscation" => {
+                seen.first(1)?;
+                options.include_obfuscation = scan.or_null(Scan::bool)?;
+            }
+            _ => return None,
+        }
+    }
+    Some(options)
+}
+
+/// A number, read by serde_json from the number's own text: the value its reader of the whole
+/// request gives, to the bit (its float parsing is its own, not the standard library's).
+fn number<T: DeserializeOwned>(scan: &mut Scan<'_>) -> Option<T> {
+    let before = scan.rest();
+    if !before
+        .trim_start()
+        .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+    {
+        return None;
+    }
+    scan.skip()?;
+    let text = before.get(..before.len() - scan.rest().len())?;
+    serde_json::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use llm_gateway::json::scan::{broken_variants, reads_as_serde_reads};
+
+    use super::*;
+
+    /// What each reader makes of `text`, compared by its `Debug` (every field, and every `f64`
+    /// to the bit: `Debug` writes the shortest text that reads back as the same value).
+    fn by_hand(text: &str) -> Option<String> {
+        ChatCompletionRequest::read_plain(text).map(|r| format!("{r:?}"))
+    }
+
+    fn by_serde(text: &str) -> Option<String> {
+        serde_json::from_str::<ChatCompletionRequest>(text)
+            .ok()
+            .map(|r| format!("{r:?}"))
+    }
+
+    /// Requests made only of what the hand reader reads: each is read by hand.
+    const PLAIN: &[&str] = &[
+        // The bench's, and its stream.
+        r#"{"model":"hf/bench/chat","messages":[{"role":"user","content":"Summarise in one sentence why a gateway should add little latency."}],"max_tokens":64}"#,
+        r#"{"model":"gemini/bench-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":64,"stream":true,"stream_options":{"include_usage":true}}"#,
+        // As the OpenAI SDKs and curl users write them: spaces, newlines, every plain field.
+        "{\n  \"model\": \"gemini/gemini-2.5-flash\",\n  \"messages\": [\n    {\"role\": \"system\", \"content\": \"Be terse.\"},\n    {\"role\": \"user\", \"content\": \"Hello\", \"name\": \"ann\"}\n  ],\n  \"temperature\": 0.7,\n  \"top_p\": 1,\n  \"n\": 1\n}",
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b\n\"c\" \u00e9 \ud83d\ude00"}]}],"stop":["END","\n\n"],"seed":-7,"presence_penalty":-0.5,"frequency_penalty":1.25e-1}"#,
+        r#"{"model":"m","messages":[{"role":"assistant","content":null,"refusal":"no"},{"role":"tool","content":"42","tool_call_id":"call_1"}],"stop":"END","max_completion_tokens":10,"max_tokens":null}"#,
+        r#"{"messages":[{"content":"x","role":"user"}],"model":"m","user":"u-1","safety_identifier":null,"prompt_cache_key":"k","service_tier":"auto","store":false,"reasoning_effort":"low","logprobs":true,"top_logprobs":2,"parallel_tool_calls":false,"fallbacks":["hf/x","gemini/y"]}"#,
+        r#"{"model":"m","messages":[],"temperature":0,"top_p":0.1000000000000000055511151231257827,"stream":false,"stream_options":{"include_obfuscation":false,"include_usage":null}}"#,
+        r#"  {"model":"é","messages":[{"role":"user","content":""}],"temperature":1e0,"seed":9223372036854775807}  "#,
+    ];
+
+    /// Requests with something the hand reader leaves to serde (or broken): none may be read
+    /// otherwise than serde reads it.
+    const OTHERS: &[&str] = &[
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"metadata":{"a":"b"}}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","cache_control":{}}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"unknown":1}"#,
+        r#"{"model":"m","model":"n","messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","role":"user","content":"x"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":null,"max_tokens":1}"#,
+        r#"{"model":"m","messages":[{"content":"x"}]}"#,
+        r#"{"messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":null,"messages":[]}"#,
+        r#"{"model":"m","messages":null}"#,
+        r#"{"model":"m","messages":[],"fallbacks":null}"#,
+        r#"{"model":"m","messages":[],"max_tokens":64.0}"#,
+        r#"{"model":"m","messages":[],"max_tokens":-1}"#,
+        r#"{"model":"m","messages":[],"max_tokens":4294967296}"#,
+        r#"{"model":"m","messages":[],"seed":1.5}"#,
+        r#"{"model":"m","messages":[],"seed":9223372036854775808}"#,
+        r#"{"model":"m","messages":[],"temperature":"1"}"#,
+        r#"{"model":"m","messages":[],"temperature":1e400}"#,
+        r#"{"model":"m","messages":[],"temperature":01}"#,
+        r#"{"model":"m","messages":[],"stop":[1]}"#,
+        r#"{"model":"m","messages":[],"stream_options":{"include_usage":true,"x":1}}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+        r#"{"mod\u0065l":"m","messages":[]}"#,
+        r#"{"model":"m","messages":[]} {}"#,
+        r#"{"model":"m","messages":[],}"#,
+        "{\"model\":\"m\u{a0}\",\"messages\":[],\"temperature\":\u{a0}1}",
+        "[]",
+        "",
+    ];
+
+    #[test]
+    fn a_request_read_by_hand_is_what_serde_reads() {
+        let plain = reads_as_serde_reads(
+            PLAIN.iter().copied().chain(OTHERS.iter().copied()),
+            by_hand,
+            by_serde,
+            |text| PLAIN.contains(&text),
+        );
+        assert_eq!(plain, PLAIN.len());
+        // What the hand reader leaves to serde, it leaves: none of these is read by hand.
+        for text in OTHERS {
+            assert_eq!(by_hand(text), None, "read by hand: {text}");
+        }
+    }
+
+    #[test]
+    fn a_broken_request_is_left_to_serde_or_read_as_serde_reads_it() {
+        for text in &PLAIN[..5] {
+            let variants = broken_variants(text);
+            let read = reads_as_serde_reads(
+                variants.iter().map(String::as_str),
+                by_hand,
+                by_serde,
+                |_| false,
+            );
+            assert_eq!(read, 0);
+            // Some edits leave a request serde reads (a digit for a digit, a space): those
+            // the hand reader reads too, so the check above has met both kinds.
+            let both = variants
+                .iter()
+                .filter(|v| by_hand(v).is_some() && by_serde(v).is_some())
+                .count();
+            assert!(both > 0, "no edit of {text} was read by both");
+        }
+    }
+}
