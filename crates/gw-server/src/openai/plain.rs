@@ -385,6 +385,111 @@ mod tests {
         }
     }
 
+    /// Requests as a real client writes them: the `async-openai` SDK's own serialisation.
+    #[test]
+    fn the_sdks_requests_are_read_as_serde_reads_them() {
+        use async_openai::types::chat::{
+            ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
+            ChatCompletionRequestMessageContentPartImage,
+            ChatCompletionRequestMessageContentPartText, ChatCompletionRequestSystemMessageArgs,
+            ChatCompletionRequestUserMessageArgs, ChatCompletionRequestUserMessageContent,
+            ChatCompletionRequestUserMessageContentPart, ChatCompletionStreamOptions,
+            CreateChatCompletionRequestArgs, ImageUrl, StopConfiguration,
+        };
+        let system: ChatCompletionRequestMessage =
+            ChatCompletionRequestSystemMessageArgs::default()
+                .content("Be terse.")
+                .build()
+                .unwrap()
+                .into();
+        let user = |content: ChatCompletionRequestUserMessageContent| {
+            ChatCompletionRequestMessage::from(
+                ChatCompletionRequestUserMessageArgs::default()
+                    .content(content)
+                    .name("ann")
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let text = |t: &str| {
+            ChatCompletionRequestUserMessageContentPart::Text(
+                ChatCompletionRequestMessageContentPartText { text: t.into() },
+            )
+        };
+        let assistant: ChatCompletionRequestMessage =
+            ChatCompletionRequestAssistantMessageArgs::default()
+                .content("Hello \"there\"\n")
+                .build()
+                .unwrap()
+                .into();
+        let plain = [
+            CreateChatCompletionRequestArgs::default()
+                .model("hf/meta-llama/Llama-3.1-8B-Instruct")
+                .messages(vec![user("Hi".into())])
+                .max_completion_tokens(64u32)
+                .temperature(0.7)
+                .build()
+                .unwrap(),
+            CreateChatCompletionRequestArgs::default()
+                .model("gemini/gemini-2.5-flash")
+                .messages(vec![system.clone(), user("Hi".into()), assistant.clone()])
+                .stream(true)
+                .stream_options(ChatCompletionStreamOptions {
+                    include_usage: Some(true),
+                    include_obfuscation: None,
+                })
+                .top_p(0.9)
+                .seed(42)
+                .stop(StopConfiguration::StringArray(vec!["END".into()]))
+                .user("u-1")
+                .build()
+                .unwrap(),
+            CreateChatCompletionRequestArgs::default()
+                .model("gemini/gemini-2.5-flash")
+                .messages(vec![user(vec![text("a"), text("é 😀")].into())])
+                .n(1u8)
+                .presence_penalty(0.5)
+                .frequency_penalty(-0.25)
+                .build()
+                .unwrap(),
+        ];
+        let image = ChatCompletionRequestUserMessageContentPart::ImageUrl(
+            ChatCompletionRequestMessageContentPartImage {
+                image_url: ImageUrl {
+                    url: "https://example.com/cat.png".into(),
+                    detail: None,
+                },
+            },
+        );
+        let others = [CreateChatCompletionRequestArgs::default()
+            .model("gemini/gemini-2.5-flash")
+            .messages(vec![
+                system,
+                user(vec![text("what is this?"), image].into()),
+            ])
+            .build()
+            .unwrap()];
+        let plain: Vec<String> = plain
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        let others: Vec<String> = others
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        let read = reads_as_serde_reads(
+            plain.iter().chain(&others).map(String::as_str),
+            by_hand,
+            by_serde,
+            |text| plain.iter().any(|p| p == text),
+        );
+        assert_eq!(read, plain.len());
+        for text in &others {
+            assert!(by_serde(text).is_some(), "serde refuses {text}");
+            assert_eq!(by_hand(text), None, "read by hand: {text}");
+        }
+    }
+
     #[test]
     fn a_broken_request_is_left_to_serde_or_read_as_serde_reads_it() {
         for text in &PLAIN[..5] {
