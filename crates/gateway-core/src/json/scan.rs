@@ -238,6 +238,19 @@ impl<'a> Scan<'a> {
         T::deserialize(StrDeserializer::<serde::de::value::Error>::new(&name)).ok()
     }
 
+    /// Reads the next value with serde_json as `T`, from where the scan is: for a value whose
+    /// type has a schema of its own (a tool's JSON schema, say), read once, and as serde_json
+    /// reads it inside the whole text. One difference: serde_json refuses a text nested more
+    /// than 128 levels deep, and counts them here from this value, not from the text's top.
+    pub fn value<T: DeserializeOwned>(&mut self) -> Option<T> {
+        let mut values = serde_json::Deserializer::from_str(self.rest()).into_iter::<T>();
+        let value = values.next()?.ok()?;
+        // serde_json stops at the value's end (a `,`, `}` or `]` may follow, which it checks
+        // is not part of the value): that is a character boundary.
+        self.at += values.byte_offset();
+        Some(value)
+    }
+
     /// `null` as `None`, anything else read by `read`: how an `Option` field reads its value.
     /// (These small readers are inlined into the provider's reader: called, each costs a call
     /// a field, about 5,000 instructions on a Gemini stream.)
@@ -498,6 +511,28 @@ pub fn reads_as_serde_reads<'a, T: PartialEq + std::fmt::Debug>(
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn a_value_read_by_serde_leaves_the_scan_just_after_it() {
+        let cases = [
+            (
+                "[1, {\"a\": null}] ,x",
+                serde_json::json!([1, {"a": null}]),
+                " ,x",
+            ),
+            (" null}", Value::Null, "}"),
+            ("1.5]", serde_json::json!(1.5), "]"),
+            (r#""\u00e9" ,"#, serde_json::json!("é"), " ,"),
+        ];
+        for (text, want, rest) in cases {
+            let mut scan = Scan::new(text);
+            assert_eq!(scan.value::<Value>(), Some(want), "{text}");
+            assert_eq!(scan.rest(), rest, "{text}");
+        }
+        for broken in ["1x", "[1,", "", "nul"] {
+            assert_eq!(Scan::new(broken).value::<Value>(), None, "{broken}");
+        }
+    }
 
     /// A value read by a scan, as a `serde_json::Value`, for comparing with serde_json.
     fn read(scan: &mut Scan<'_>) -> Option<Value> {
