@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
-mod plain;
+mod by_hand;
 
 /// The most answers one request may ask for (OpenAI's bound on `n`).
 const MAX_N: u32 = 128;

@@ -62,7 +62,7 @@ pub(crate) fn direct(
         };
         let prepared = {
             let (body, headers) =
-                JsonBody::with_headers(request, &state, ChatCompletionRequest::read_plain).await;
+                JsonBody::with_headers(request, &state, ChatCompletionRequest::read_by_hand).await;
             prepare(&ctx, caller, &headers, body)
         };
         let Prepared {

@@ -2,19 +2,20 @@
 //!
 //! serde's derived reader spends about 4,000 instructions on the bench's 150-byte request
 //! (a model, one message, `max_tokens`), most of them in its visitors' dispatch on field names
-//! and in the `Option`/`Vec` wrappers around every field. Here the request's fields are read
-//! with a [`Scan`], which checks every byte it passes as serde_json would and gives up
-//! (`None`) on anything it is not sure of; a field holding a nested schema of its own (tools,
-//! tool calls, response formats, tags, and the fields refused by name) is read by serde from
-//! that field's own bytes, so a request with tools or images is still read once, not read by
-//! hand then again by serde. A request the reader gives up on (an unknown or repeated field,
-//! a value of the wrong type, anything broken) is read by serde whole, which decides and names
-//! what is wrong: a request read here is the one serde reads, field for field (held to it by
-//! tests on such requests, on those the `async-openai` SDK writes, and on every cut and edit
-//! of some).
+//! and in the `Option`/`Vec` wrappers around every field. Here the request is read with a
+//! [`Scan`], which checks every byte it passes as serde_json would and gives up (`None`) on
+//! anything it is not sure of. A field whose type is a schema of its own (tools, tool calls,
+//! response formats, tags, and the fields refused by name) is read by serde_json from where
+//! the scan is ([`Scan::value`]), so a request with tools is read once. A request the reader
+//! gives up on (an unknown or repeated field, a value of the wrong type, anything broken) is
+//! read by serde whole, which decides and names what is wrong. A request read here is the one
+//! serde reads, field for field (held to it by tests on such requests, on those the
+//! `async-openai` SDK writes, and on every cut and edit of some), but for one thing: serde
+//! refuses a text nested more than 128 levels deep, and for a field read through
+//! [`Scan::value`] it counts from that field, so a schema within three levels of that limit
+//! is taken here.
 
 use llm_gateway::json::{Scan, Seen};
-use serde::de::DeserializeOwned;
 
 use super::{
     ChatCompletionRequest, ChatMessage, Content, ContentPart, ImageUrl, InputAudio, Stop,
@@ -22,9 +23,9 @@ use super::{
 };
 
 impl ChatCompletionRequest {
-    /// The request `text` holds when it is made only of fields read here, or `None` for
-    /// serde to read it.
-    pub(crate) fn read_plain(text: &str) -> Option<Self> {
+    /// The request `text` holds, or `None` when the reader gives up, for serde to read it
+    /// whole.
+    pub(crate) fn read_by_hand(text: &str) -> Option<Self> {
         let mut scan = Scan::new(text);
         let mut object = scan.object()?;
         // A field given twice is refused by serde; more fields than one `Seen` holds.
@@ -41,15 +42,17 @@ impl ChatCompletionRequest {
                 }
                 "messages" => {
                     seen.first(1)?;
-                    messages = Some(s.list(ChatMessage::read_plain)?);
+                    messages = Some(s.list(ChatMessage::read_by_hand)?);
                 }
+                // Numbers that need not be whole are read by serde_json, whose float parsing
+                // is its own (not the standard library's): the same `f64` to the bit.
                 "temperature" => {
                     seen.first(2)?;
-                    r.temperature = s.or_null(number)?;
+                    r.temperature = s.or_null(Scan::value)?;
                 }
                 "top_p" => {
                     seen.first(3)?;
-                    r.top_p = s.or_null(number)?;
+                    r.top_p = s.or_null(Scan::value)?;
                 }
                 "max_tokens" => {
                     seen.first(4)?;
@@ -65,15 +68,15 @@ impl ChatCompletionRequest {
                 }
                 "seed" => {
                     seen.first(7)?;
-                    r.seed = s.or_null(number)?;
+                    r.seed = s.or_null(Scan::value)?;
                 }
                 "presence_penalty" => {
                     seen.first(8)?;
-                    r.presence_penalty = s.or_null(number)?;
+                    r.presence_penalty = s.or_null(Scan::value)?;
                 }
                 "frequency_penalty" => {
                     seen.first(9)?;
-                    r.frequency_penalty = s.or_null(number)?;
+                    r.frequency_penalty = s.or_null(Scan::value)?;
                 }
                 "stream" => {
                     seen.first(10)?;
@@ -127,23 +130,23 @@ impl ChatCompletionRequest {
                     seen.first(22)?;
                     r.fallbacks = s.list(Scan::string)?;
                 }
-                // Nested schemas of their own, and the fields refused by name (whose values
-                // are read only to be named): serde's, from the field's bytes.
+                // Schemas of their own, and the fields refused by name (whose values are read
+                // only to be named): serde_json's, from where the scan is.
                 "response_format" => {
                     seen.first(23)?;
-                    r.response_format = by_serde(s)?;
+                    r.response_format = s.value()?;
                 }
                 "tools" => {
                     seen.first(24)?;
-                    r.tools = by_serde(s)?;
+                    r.tools = s.value()?;
                 }
                 "tool_choice" => {
                     seen.first(25)?;
-                    r.tool_choice = by_serde(s)?;
+                    r.tool_choice = s.value()?;
                 }
                 "metadata" => {
                     seen.first(26)?;
-                    r.metadata = by_serde(s)?;
+                    r.metadata = s.value()?;
                 }
                 "prompt_cache_retention" => {
                     seen.first(27)?;
@@ -155,31 +158,31 @@ impl ChatCompletionRequest {
                 }
                 "functions" => {
                     more.first(0)?;
-                    r.functions = by_serde(s)?;
+                    r.functions = s.value()?;
                 }
                 "function_call" => {
                     more.first(1)?;
-                    r.function_call = by_serde(s)?;
+                    r.function_call = s.value()?;
                 }
                 "logit_bias" => {
                     more.first(2)?;
-                    r.logit_bias = by_serde(s)?;
+                    r.logit_bias = s.value()?;
                 }
                 "modalities" => {
                     more.first(3)?;
-                    r.modalities = by_serde(s)?;
+                    r.modalities = s.value()?;
                 }
                 "audio" => {
                     more.first(4)?;
-                    r.audio = by_serde(s)?;
+                    r.audio = s.value()?;
                 }
                 "prediction" => {
                     more.first(5)?;
-                    r.prediction = by_serde(s)?;
+                    r.prediction = s.value()?;
                 }
                 "web_search_options" => {
                     more.first(6)?;
-                    r.web_search_options = by_serde(s)?;
+                    r.web_search_options = s.value()?;
                 }
                 _ => return None,
             }
@@ -190,7 +193,7 @@ impl ChatCompletionRequest {
         Some(r)
     }
 
-    /// A request with no field set, for [`ChatCompletionRequest::read_plain`] to fill in.
+    /// A request with no field set, for [`ChatCompletionRequest::read_by_hand`] to fill in.
     fn blank() -> Self {
         ChatCompletionRequest {
             model: String::new(),
@@ -235,7 +238,7 @@ impl ChatCompletionRequest {
 
 impl ChatMessage {
     /// A message: its role, its text or parts, and the fields around them.
-    fn read_plain(scan: &mut Scan<'_>) -> Option<Self> {
+    fn read_by_hand(scan: &mut Scan<'_>) -> Option<Self> {
         let mut object = scan.object()?;
         let mut seen = Seen::default();
         let mut role = None;
@@ -274,19 +277,19 @@ impl ChatMessage {
                 }
                 "tool_calls" => {
                     seen.first(5)?;
-                    message.tool_calls = by_serde(scan)?;
+                    message.tool_calls = scan.value()?;
                 }
                 "annotations" => {
                     seen.first(6)?;
-                    message.annotations = by_serde(scan)?;
+                    message.annotations = scan.value()?;
                 }
                 "audio" => {
                     seen.first(7)?;
-                    message.audio = by_serde(scan)?;
+                    message.audio = scan.value()?;
                 }
                 "function_call" => {
                     seen.first(8)?;
-                    message.function_call = by_serde(scan)?;
+                    message.function_call = scan.value()?;
                 }
                 _ => return None,
             }
@@ -421,21 +424,6 @@ fn stream_options(scan: &mut Scan<'_>) -> Option<StreamOptions> {
     Some(options)
 }
 
-/// The next value, read by serde_json as `T` ([`Scan::value`]): what serde's reader of the
-/// whole request makes of it, for a field whose type is a schema of its own, or a number that
-/// is not whole (serde_json's float parsing is its own, not the standard library's).
-fn by_serde<T: DeserializeOwned>(scan: &mut Scan<'_>) -> Option<T> {
-    scan.value()
-}
-
-/// A number that may not be whole, as serde_json reads it.
-fn number<T: DeserializeOwned>(scan: &mut Scan<'_>) -> Option<T> {
-    let next = scan.rest().trim_start().bytes().next()?;
-    (next == b'-' || next.is_ascii_digit())
-        .then(|| by_serde(scan))
-        .flatten()
-}
-
 #[cfg(test)]
 mod tests {
     use llm_gateway::json::scan::{broken_variants, reads_as_serde_reads};
@@ -445,7 +433,7 @@ mod tests {
     /// What each reader makes of `text`, compared by its `Debug` (every field, and every `f64`
     /// to the bit: `Debug` writes the shortest text that reads back as the same value).
     fn by_hand(text: &str) -> Option<String> {
-        ChatCompletionRequest::read_plain(text).map(|r| format!("{r:?}"))
+        ChatCompletionRequest::read_by_hand(text).map(|r| format!("{r:?}"))
     }
 
     fn by_serde(text: &str) -> Option<String> {
